@@ -1,0 +1,15 @@
+// Module init only: every export is registered by its facility's file in native/napi/.
+#include <napi.h>
+
+#include "napi/registry.h"
+
+namespace {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  ncri::InitProbe(env, exports);
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(nodecri, Init)

@@ -1,0 +1,9 @@
+// One init function per facility; addon.cc calls each. A facility's napi file defines its
+// own and registers only its own exports.
+#pragma once
+
+#include <napi.h>
+
+namespace ncri {
+void InitProbe(Napi::Env env, Napi::Object exports);
+}  // namespace ncri

@@ -1,0 +1,14 @@
+/** Host identity from the addon; read once at start-up. */
+import { nativeFunction } from './binding';
+
+export interface Uname {
+  sysname: string;
+  release: string;
+  machine: string;
+  nodename: string;
+}
+
+/** The addon's own version string (matches package.json when the build is current). */
+export const addonVersion = nativeFunction<() => string>('version');
+/** uname(2). */
+export const uname = nativeFunction<() => Uname>('uname');
