@@ -1,0 +1,118 @@
+/**
+ * Leak checks for tests that touch the kernel: a snapshot of what exists under the test's
+ * own roots (mounts, cgroup dirs, files) and of this process's children, taken before and
+ * compared after. Scoped to the test's own paths so that tests (and other work on the
+ * machine) running at the same time do not disturb each other.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+
+export interface LeakScope {
+  /** Mount points under these prefixes are tracked (e.g. the test's temp root). */
+  mountPrefixes: string[];
+  /** Directories whose whole tree is listed (files and dirs); mount points are skipped. */
+  dirs?: string[];
+  /** cgroup directories (any hierarchy) whose sub-directories are tracked. */
+  cgroupDirs?: string[];
+}
+
+export interface Snapshot {
+  mounts: string[];
+  files: string[];
+  cgroups: string[];
+  children: string[];
+}
+
+function mountPoints(prefixes: string[]): string[] {
+  const out: string[] = [];
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const mp = line.split(' ')[4];
+    if (!mp) continue;
+    const decoded = mp.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    if (prefixes.some((p) => decoded === p || decoded.startsWith(p.endsWith('/') ? p : `${p}/`))) out.push(decoded);
+  }
+  return out.sort();
+}
+
+function walk(dir: string, out: string[], onlyDirs: boolean): void {
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) {
+      out.push(`${p}/`);
+      walk(p, out, onlyDirs);
+    } else if (!onlyDirs) {
+      out.push(p);
+    }
+  }
+}
+
+/** Pids (with their command) whose parent is this process. */
+export function childProcesses(): string[] {
+  const out: string[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      const fields = stat.slice(close + 2).split(' ');
+      const ppid = Number(fields[1]);
+      if (ppid === process.pid) out.push(`${name} ${stat.slice(stat.indexOf('(') + 1, close)} ${fields[0]}`);
+    } catch {
+      // the process went away while we looked
+    }
+  }
+  return out.sort();
+}
+
+export function snapshot(scope: LeakScope): Snapshot {
+  const files: string[] = [];
+  for (const d of scope.dirs ?? []) walk(d, files, false);
+  const cgroups: string[] = [];
+  for (const d of scope.cgroupDirs ?? []) walk(d, cgroups, true);
+  return {
+    mounts: mountPoints(scope.mountPrefixes),
+    files: files.sort(),
+    cgroups: cgroups.sort(),
+    children: childProcesses(),
+  };
+}
+
+/** What `after` has that `before` did not, per kind; empty arrays mean no leak. */
+export function diff(before: Snapshot, after: Snapshot): Snapshot {
+  const added = (a: string[], b: string[]): string[] => b.filter((x) => !a.includes(x));
+  return {
+    mounts: added(before.mounts, after.mounts),
+    files: added(before.files, after.files),
+    cgroups: added(before.cgroups, after.cgroups),
+    children: added(before.children, after.children),
+  };
+}
+
+/**
+ * Runs `body` and then asserts that it left nothing behind in `scope`, whether it passed or
+ * threw. Children are given a short grace period to be reaped.
+ */
+export async function withoutLeaks<T>(scope: LeakScope, body: () => Promise<T>): Promise<T> {
+  const before = snapshot(scope);
+  let result: T;
+  try {
+    result = await body();
+  } finally {
+    let d = diff(before, snapshot(scope));
+    for (let i = 0; i < 50 && d.children.length > 0; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      d = diff(before, snapshot(scope));
+    }
+    const leaked = Object.entries(d).filter(([, v]) => (v as string[]).length > 0);
+    if (leaked.length > 0) {
+      throw new Error(`leaked: ${JSON.stringify(Object.fromEntries(leaked))}`);
+    }
+  }
+  return result;
+}
