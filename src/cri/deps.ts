@@ -1,0 +1,27 @@
+/**
+ * The domain services the CRI handlers call. Built once by the daemon and handed to every
+ * call through its context; the CRI layer holds no state of its own.
+ */
+import type { NetworkStatus } from '../network/cni-config';
+
+export interface RuntimeInfo {
+  name: string;
+  version: string;
+  /** The CRI version served, "v1". */
+  apiVersion: string;
+  cgroupDriver: 'cgroupfs' | 'systemd';
+  /** The effective configuration, for Status(verbose). */
+  effectiveConfig(): unknown;
+}
+
+export interface NetworkService {
+  status(): NetworkStatus;
+  /** The pod CIDR kubelet sent with UpdateRuntimeConfig ("" when none). */
+  podCidr(): string;
+  setPodCidr(cidr: string): void;
+}
+
+export interface CriDeps {
+  runtime: RuntimeInfo;
+  network: NetworkService;
+}

@@ -1,0 +1,5 @@
+import type { Unary } from '../handlers';
+
+export const runtimeConfig: Unary<'RuntimeConfig'> = async (_req, { deps }) => ({
+  linux: { cgroup_driver: deps.runtime.cgroupDriver === 'systemd' ? 'SYSTEMD' : 'CGROUPFS' },
+});

@@ -1,0 +1,8 @@
+import type { Unary } from '../handlers';
+
+export const version: Unary<'Version'> = async (_req, { deps }) => ({
+  version: '0.1.0',
+  runtime_name: deps.runtime.name,
+  runtime_version: deps.runtime.version,
+  runtime_api_version: deps.runtime.apiVersion,
+});

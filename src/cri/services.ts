@@ -1,0 +1,16 @@
+/**
+ * Which handler serves which RPC. Every RPC of both services is registered with the gRPC
+ * server; an RPC without an entry here answers UNIMPLEMENTED with its name.
+ */
+import type { AnyHandler, RpcName } from './handlers';
+import { runtimeConfig } from './runtime/runtime-config';
+import { status } from './runtime/status';
+import { updateRuntimeConfig } from './runtime/update-runtime-config';
+import { version } from './runtime/version';
+
+export const handlers: Partial<Record<RpcName, AnyHandler>> = {
+  Version: version,
+  Status: status,
+  RuntimeConfig: runtimeConfig,
+  UpdateRuntimeConfig: updateRuntimeConfig,
+};

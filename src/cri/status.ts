@@ -1,0 +1,48 @@
+/**
+ * The single mapping from errors thrown by handlers to gRPC statuses. Deliberate runtime
+ * errors keep their message and get their kind's code; a native SyscallError keeps its
+ * message (it names the step, syscall and path, which an operator needs) as UNKNOWN; any
+ * other exception is a bug: the caller sees UNKNOWN with the request id only, and the
+ * stack goes to the log.
+ */
+import { status as Status, type ServiceError, Metadata } from '@grpc/grpc-js';
+import { RuntimeError, type ErrorKind } from '../domain/errors';
+import { SyscallError } from '../native/errors';
+
+const codes: Record<ErrorKind, Status> = {
+  'invalid-argument': Status.INVALID_ARGUMENT,
+  'not-found': Status.NOT_FOUND,
+  'already-exists': Status.ALREADY_EXISTS,
+  'failed-precondition': Status.FAILED_PRECONDITION,
+  unavailable: Status.UNAVAILABLE,
+  unimplemented: Status.UNIMPLEMENTED,
+  'deadline-exceeded': Status.DEADLINE_EXCEEDED,
+  'resource-exhausted': Status.RESOURCE_EXHAUSTED,
+  unauthenticated: Status.UNAUTHENTICATED,
+  'permission-denied': Status.PERMISSION_DENIED,
+  aborted: Status.ABORTED,
+  internal: Status.INTERNAL,
+};
+
+export interface MappedError {
+  code: Status;
+  details: string;
+  /** true when the error is a bug rather than a deliberate answer: log its stack */
+  unexpected: boolean;
+}
+
+export function mapError(err: unknown, requestId: string, aborted: boolean): MappedError {
+  if (err instanceof RuntimeError) return { code: codes[err.kind], details: err.message, unexpected: false };
+  if (err instanceof SyscallError) return { code: Status.UNKNOWN, details: err.message, unexpected: false };
+  if (aborted) return { code: Status.CANCELLED, details: 'the call was cancelled', unexpected: false };
+  return { code: Status.UNKNOWN, details: `internal error (request ${requestId})`, unexpected: true };
+}
+
+export function toServiceError(mapped: MappedError): Partial<ServiceError> {
+  return { code: mapped.code, details: mapped.details, metadata: new Metadata() };
+}
+
+/** The name of a status code, e.g. NOT_FOUND, for logs and metric labels. */
+export function codeName(code: Status): string {
+  return Status[code] ?? String(code);
+}

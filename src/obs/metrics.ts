@@ -1,0 +1,48 @@
+/**
+ * The single prom-client registry and every metric the daemon exports. Names share the
+ * `nodecri_` prefix; facilities add theirs here so that the set is visible in one place.
+ */
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface Metrics {
+  registry: Registry;
+  operations: Counter<'operation'>;
+  operationErrors: Counter<'operation' | 'code'>;
+  operationDuration: Histogram<'operation'>;
+}
+
+/**
+ * Buckets from 25 µs to 2 min: Version and list calls take well under a millisecond,
+ * RunPodSandbox tens of milliseconds, a pull or a stop with a grace period much longer.
+ */
+const operationBuckets = [
+  0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+  10, 30, 60, 120,
+];
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    operations: new Counter({
+      name: 'nodecri_operations_total',
+      help: 'CRI operations received, by RPC name',
+      labelNames: ['operation'],
+      registers: [registry],
+    }),
+    operationErrors: new Counter({
+      name: 'nodecri_operations_errors_total',
+      help: 'CRI operations that ended in an error, by RPC name and gRPC status code',
+      labelNames: ['operation', 'code'],
+      registers: [registry],
+    }),
+    operationDuration: new Histogram({
+      name: 'nodecri_operations_duration_seconds',
+      help: 'Time to answer a CRI operation, by RPC name',
+      labelNames: ['operation'],
+      buckets: operationBuckets,
+      registers: [registry],
+    }),
+  };
+}
