@@ -13,6 +13,7 @@ import type { Logger } from '../obs/logger';
 import type { Metrics } from '../obs/metrics';
 import type { CallContext } from './context';
 import type { CriDeps } from './deps';
+import type { Faults } from '../util/faults';
 import { redact } from './proto';
 import { codeName, mapError, toServiceError } from './status';
 
@@ -23,8 +24,11 @@ export interface InstrumentOptions {
   deps: CriDeps;
   log: Logger;
   metrics: Metrics;
-  /** Aborted when the daemon shuts down: long calls (streams) end at once. */
-  shutdown: AbortSignal;
+  /** Aborted when a graceful shutdown begins: streams end at once. */
+  draining: AbortSignal;
+  /** Aborted when the shutdown bound has passed: unary calls still running are cancelled. */
+  forced: AbortSignal;
+  faults: Faults;
 }
 
 interface CallShape {
@@ -38,7 +42,7 @@ function newRequestId(): string {
   return randomBytes(8).toString('hex');
 }
 
-function begin(opts: InstrumentOptions, shape: CallShape, call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>) {
+function begin(opts: InstrumentOptions, shape: CallShape, call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>, stopOn: AbortSignal) {
   const requestId = newRequestId();
   const { operation } = shape;
   opts.metrics.operations.inc({ operation });
@@ -52,18 +56,18 @@ function begin(opts: InstrumentOptions, shape: CallShape, call: grpc.ServerUnary
   const controller = new AbortController();
   const abort = () => controller.abort();
   call.once('cancelled', abort);
-  opts.shutdown.addEventListener('abort', abort, { once: true });
+  stopOn.addEventListener('abort', abort, { once: true });
   const ctx: CallContext = { requestId, operation, log, signal: controller.signal, deps: opts.deps };
   const finish = (err: unknown | null, response?: unknown): Partial<grpc.ServiceError> | null => {
-    opts.shutdown.removeEventListener('abort', abort);
+    stopOn.removeEventListener('abort', abort);
     stopTimer();
     let result: Partial<grpc.ServiceError> | null = null;
     if (err === null) {
       if (log.isLevelEnabled('debug')) log.debug({ response: redact(shape.responseType, response) }, 'response');
       span.setStatus({ code: SpanStatusCode.OK });
     } else {
-      const mapped = mapError(err, requestId, controller.signal.aborted && opts.shutdown.aborted === false);
-      const code = opts.shutdown.aborted && mapped.unexpected ? Status.UNAVAILABLE : mapped.code;
+      const mapped = mapError(err, requestId, controller.signal.aborted && !stopOn.aborted);
+      const code = stopOn.aborted && mapped.unexpected ? Status.UNAVAILABLE : mapped.code;
       const name = codeName(code);
       opts.metrics.operationErrors.inc({ operation, code: name });
       log.error({ code: name, ...(mapped.unexpected ? { err } : {}) }, mapped.details);
@@ -84,14 +88,21 @@ function runInSpan<T>(span: Span, fn: () => Promise<T>): Promise<T> {
   return context.with(trace.setSpan(context.active(), span), fn);
 }
 
+/** Runs the handler, after the injected delay for this RPC if any. */
+async function invoke<T>(opts: InstrumentOptions, operation: string, fn: () => Promise<T>): Promise<T> {
+  const delay = opts.faults.delayMs(operation);
+  if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+  return fn();
+}
+
 export function instrumentUnary(
   opts: InstrumentOptions,
   shape: CallShape,
   impl: (req: unknown, ctx: CallContext) => Promise<unknown>,
 ): grpc.handleUnaryCall<unknown, unknown> {
   return (call, callback) => {
-    const { ctx, span, finish } = begin(opts, shape, call);
-    runInSpan(span, () => impl(call.request, ctx)).then(
+    const { ctx, span, finish } = begin(opts, shape, call, opts.forced);
+    runInSpan(span, () => invoke(opts, shape.operation, () => impl(call.request, ctx))).then(
       (response) => {
         finish(null, response);
         callback(null, response);
@@ -107,11 +118,11 @@ export function instrumentServerStream(
   impl: (req: unknown, ctx: CallContext, send: (m: unknown) => void) => Promise<void>,
 ): grpc.handleServerStreamingCall<unknown, unknown> {
   return (call) => {
-    const { ctx, span, finish } = begin(opts, shape, call);
+    const { ctx, span, finish } = begin(opts, shape, call, opts.draining);
     const send = (m: unknown) => {
       if (!call.cancelled && call.writable) call.write(m);
     };
-    runInSpan(span, () => impl(call.request, ctx, send)).then(
+    runInSpan(span, () => invoke(opts, shape.operation, () => impl(call.request, ctx, send))).then(
       () => {
         finish(null, '[stream]');
         call.end();

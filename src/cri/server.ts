@@ -15,6 +15,7 @@ import { instrumentServerStream, instrumentUnary, type InstrumentOptions } from 
 import { serviceDefinition, type ServiceName } from './proto';
 import { handlers as defaultHandlers } from './services';
 import { unimplemented } from '../domain/errors';
+import { noFaults, type Faults } from '../util/faults';
 
 export interface CriServerOptions {
   socketPath: string;
@@ -23,6 +24,7 @@ export interface CriServerOptions {
   metrics: Metrics;
   /** Replaces the handler table (tests). */
   handlers?: Partial<Record<RpcName, AnyHandler>>;
+  faults?: Faults;
 }
 
 export interface CriServer {
@@ -65,7 +67,8 @@ async function prepareSocketPath(socketPath: string, log: Logger): Promise<void>
 
 export async function startCriServer(opts: CriServerOptions): Promise<CriServer> {
   const table = opts.handlers ?? defaultHandlers;
-  const shutdownController = new AbortController();
+  const draining = new AbortController();
+  const forced = new AbortController();
   await prepareSocketPath(opts.socketPath, opts.log);
   const server = new grpc.Server({
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
@@ -74,7 +77,7 @@ export async function startCriServer(opts: CriServerOptions): Promise<CriServer>
   for (const service of ['RuntimeService', 'ImageService'] as ServiceName[]) {
     const def = serviceDefinition(service);
     const impl: grpc.UntypedServiceImplementation = {};
-    const iopts: InstrumentOptions = { service, deps: opts.deps, log: opts.log, metrics: opts.metrics, shutdown: shutdownController.signal };
+    const iopts: InstrumentOptions = { service, deps: opts.deps, log: opts.log, metrics: opts.metrics, draining: draining.signal, forced: forced.signal, faults: opts.faults ?? noFaults };
     for (const [name, method] of Object.entries(def)) {
       // proto-loader keeps each message's descriptor beside the method; its name is the
       // message type, which the redaction in the logs needs.
@@ -101,12 +104,16 @@ export async function startCriServer(opts: CriServerOptions): Promise<CriServer>
     socketPath: opts.socketPath,
     shutdown(timeoutMs: number) {
       closing ??= (async () => {
-        shutdownController.abort();
+        draining.abort();
         await new Promise<void>((resolve) => {
           const timer = setTimeout(() => {
-            opts.log.warn({ timeoutMs }, 'in-flight calls did not finish in time; closing connections');
-            server.forceShutdown();
-            resolve();
+            opts.log.warn({ timeoutMs }, 'in-flight calls did not finish in time; cancelling them');
+            forced.abort();
+            // Give the cancelled handlers a moment to answer before cutting connections.
+            setTimeout(() => {
+              server.forceShutdown();
+              resolve();
+            }, 200);
           }, timeoutMs);
           server.tryShutdown(() => {
             clearTimeout(timer);

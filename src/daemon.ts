@@ -1,0 +1,110 @@
+/**
+ * The composition root of the daemon: load the config, probe the host once, build the
+ * domain, start the CRI server (and the metrics endpoint and tracing when configured),
+ * then serve until SIGTERM/SIGINT (graceful stop) and re-read the config on SIGHUP.
+ */
+import fsp from 'node:fs/promises';
+import { loadConfig, type Config, type PartialConfig } from './config';
+import { startCriServer, type CriServer } from './cri/server';
+import type { CriDeps } from './cri/deps';
+import { uname } from './native/probe';
+import { CniConfigWatcher } from './network/cni-config';
+import { createLogger, type Logger } from './obs/logger';
+import { createMetrics } from './obs/metrics';
+import { startMetricsServer, type MetricsServer } from './obs/metrics-server';
+import { startTracing, type Tracing } from './obs/tracing';
+import { parseFaults } from './util/faults';
+import { criApiVersion, packageVersion, runtimeName } from './version';
+
+export interface DaemonOptions {
+  configFile: string | null;
+  configDir: string | null;
+  overrides: PartialConfig;
+}
+
+export interface Daemon {
+  config: Config;
+  log: Logger;
+  /** Graceful stop: no new calls, in-flight ones finish within the configured bound. */
+  stop(): Promise<void>;
+  /** Re-reads the config files and applies what can change live (the log level). */
+  reload(): Promise<void>;
+}
+
+export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
+  const loaded = await loadConfig({ file: opts.configFile, dir: opts.configDir, overrides: opts.overrides });
+  let config = loaded.config;
+  const log = createLogger(config.logLevel);
+  const host = uname();
+  log.info({ version: packageVersion, kernel: host.release, machine: host.machine, configFiles: loaded.sources }, 'starting nodecri');
+
+  // Persistent state and images under root; runtime state (pins, sockets) under runroot.
+  await fsp.mkdir(config.root, { recursive: true, mode: 0o711 });
+  await fsp.mkdir(config.runroot, { recursive: true, mode: 0o711 });
+
+  const metrics = createMetrics();
+  const tracing: Tracing = startTracing({ ...config.tracing, serviceVersion: packageVersion });
+  const cni = new CniConfigWatcher(config.network.cniConfigDir, log.child({ component: 'cni' }));
+  await cni.start();
+
+  let podCidr = '';
+  const deps: CriDeps = {
+    runtime: {
+      name: runtimeName,
+      version: packageVersion,
+      apiVersion: criApiVersion,
+      cgroupDriver: config.cgroup.driver,
+      effectiveConfig: () => config,
+    },
+    network: {
+      status: () => cni.status(),
+      podCidr: () => podCidr,
+      setPodCidr: (cidr) => {
+        podCidr = cidr;
+      },
+    },
+  };
+
+  let metricsServer: MetricsServer | null = null;
+  let cri: CriServer | null = null;
+  try {
+    if (config.metrics.enabled) metricsServer = await startMetricsServer(config.metrics.address, metrics.registry);
+    cri = await startCriServer({ socketPath: config.listen, deps, log, metrics, faults: parseFaults(process.env.NODECRI_FAULTS) });
+  } catch (e) {
+    await metricsServer?.close();
+    cni.stop();
+    await tracing.shutdown();
+    throw e;
+  }
+  log.info({ socket: config.listen, metrics: metricsServer?.address ?? null }, `nodecri ready, listening on ${config.listen}`);
+
+  let stopping: Promise<void> | null = null;
+  const server = cri;
+  return {
+    get config() {
+      return config;
+    },
+    log,
+    stop() {
+      stopping ??= (async () => {
+        log.info({ timeoutSeconds: config.shutdownTimeout }, 'shutting down');
+        await server.shutdown(config.shutdownTimeout * 1000);
+        await metricsServer?.close();
+        cni.stop();
+        await tracing.shutdown();
+        log.info('nodecri stopped');
+      })();
+      return stopping;
+    },
+    async reload() {
+      try {
+        const next = await loadConfig({ file: opts.configFile, dir: opts.configDir, overrides: opts.overrides });
+        if (next.config.logLevel !== config.logLevel) log.level = next.config.logLevel;
+        config = next.config;
+        log.info({ logLevel: config.logLevel, configFiles: next.sources }, 'configuration reloaded');
+      } catch (e) {
+        log.error({ err: e }, 'configuration reload failed; keeping the current one');
+      }
+    },
+  };
+}

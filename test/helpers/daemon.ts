@@ -1,0 +1,136 @@
+/**
+ * Starts a real daemon process for a test: its own temp root, run dir, socket and config
+ * dir (so that nothing on the host's /etc/nodecri is read), waits for its ready line, and
+ * always cleans up. Log lines (JSON) are collected for assertions.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export const mainJs = path.resolve(__dirname, '..', '..', 'src', 'main.js');
+
+export interface TestDaemon {
+  dir: string;
+  root: string;
+  runroot: string;
+  socket: string;
+  configFile: string;
+  configDir: string;
+  proc: ChildProcess;
+  logs: Record<string, unknown>[];
+  stderr: () => string;
+  /** The address /metrics is served on, when metrics were enabled. */
+  metricsAddress: string | null;
+  /** Resolves with the exit code (or signal) once the process is gone. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Stops the daemon (SIGTERM, then SIGKILL after 10 s) and removes its temp dir. */
+  cleanup(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** extra CLI flags */
+  args?: string[];
+  /** content of the main config file ("" by default) */
+  config?: string;
+  /** drop-in files by name */
+  dropIns?: Record<string, string>;
+  /** reuse this temp dir (e.g. a second daemon on the same socket) */
+  dir?: string;
+  /** resolve as soon as the process exits instead of waiting for ready (expecting failure) */
+  expectFailure?: boolean;
+  env?: NodeJS.ProcessEnv;
+}
+
+export function makeTempDir(prefix = 'nodecri-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export async function startTestDaemon(opts: StartOptions = {}): Promise<TestDaemon> {
+  const dir = opts.dir ?? makeTempDir();
+  const root = path.join(dir, 'root');
+  const runroot = path.join(dir, 'run');
+  const socket = path.join(runroot, 'nodecri.sock');
+  const configFile = path.join(dir, 'nodecri.toml');
+  const configDir = path.join(dir, 'nodecri.d');
+  fs.mkdirSync(configDir, { recursive: true });
+  fs.writeFileSync(configFile, opts.config ?? '');
+  for (const [name, text] of Object.entries(opts.dropIns ?? {})) fs.writeFileSync(path.join(configDir, name), text);
+  const args = [
+    mainJs,
+    'daemon',
+    '--config', configFile,
+    '--config-dir', configDir,
+    '--root', root,
+    '--runroot', runroot,
+    '--listen', socket,
+    '--cni-config-dir', path.join(dir, 'cni'),
+    ...(opts.args ?? []),
+  ];
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  const logs: Record<string, unknown>[] = [];
+  let stderrText = '';
+  let pending = '';
+  let onLine: ((l: Record<string, unknown>) => void) | null = null;
+  proc.stderr!.on('data', (chunk: Buffer) => {
+    stderrText += chunk.toString();
+    pending += chunk.toString();
+    const parts = pending.split('\n');
+    pending = parts.pop() ?? '';
+    for (const p of parts) {
+      try {
+        const l = JSON.parse(p) as Record<string, unknown>;
+        logs.push(l);
+        onLine?.(l);
+      } catch {
+        // not a log line (e.g. a start-up error message)
+      }
+    }
+  });
+  proc.stdout!.resume();
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  let metricsAddress: string | null = null;
+  const daemon: TestDaemon = {
+    dir, root, runroot, socket, configFile, configDir, proc, logs,
+    stderr: () => stderrText,
+    get metricsAddress() {
+      return metricsAddress;
+    },
+    exited,
+    async cleanup() {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill('SIGTERM');
+        const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(t);
+      }
+      if (!opts.dir) fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  if (opts.expectFailure) {
+    await exited;
+    return daemon;
+  }
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`daemon not ready after 20 s:\n${stderrText}`)), 20_000);
+    const check = (l: Record<string, unknown>) => {
+      if (typeof l.msg === 'string' && l.msg.startsWith('nodecri ready')) {
+        metricsAddress = (l.metrics as string | null) ?? null;
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    logs.forEach(check);
+    onLine = check;
+    void exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`daemon exited (${code ?? signal}) before ready:\n${stderrText}`));
+    });
+  }).catch(async (e: unknown) => {
+    await daemon.cleanup();
+    throw e;
+  });
+  return daemon;
+}

@@ -1,0 +1,240 @@
+/**
+ * The daemon as a whole process, as an operator and kubelet meet it: the CRI socket, the
+ * built RPCs through a client made from our proto, /metrics, request ids in the logs,
+ * socket guarding, graceful stop with a call in flight, SIGHUP, and two daemons side by side.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { status as Status, type ServiceError } from '@grpc/grpc-js';
+import { CriClient } from '../helpers/cri-client';
+import { mainJs, makeTempDir, startTestDaemon } from '../helpers/daemon';
+
+async function until(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+test('Version, Status, RuntimeConfig and an unimplemented RPC over the socket', async () => {
+  const d = await startTestDaemon();
+  const client = new CriClient(d.socket);
+  try {
+    assert.equal(fs.statSync(d.socket).mode & 0o777, 0o660);
+    const v = await client.call('Version', { version: 'v1' });
+    assert.equal(v.runtime_name, 'nodecri');
+    assert.equal(v.runtime_version, JSON.parse(fs.readFileSync(path.resolve(mainJs, '..', '..', '..', 'package.json'), 'utf8')).version);
+    assert.equal(v.runtime_api_version, 'v1');
+
+    const s = await client.call('Status', { verbose: true });
+    const cond = (t: string) => s.status?.conditions.find((c) => c.type === t);
+    assert.equal(cond('RuntimeReady')?.status, true);
+    assert.equal(cond('NetworkReady')?.status, false);
+    assert.equal(cond('NetworkReady')?.reason, 'NetworkPluginNotReady');
+    assert.match(cond('NetworkReady')?.message ?? '', /no CNI configuration/);
+    const effective = JSON.parse(s.info.config) as { root: string; runroot: string };
+    assert.equal(effective.root, d.root);
+    assert.equal(effective.runroot, d.runroot);
+
+    // A CNI config appearing later makes the network ready without a restart.
+    fs.mkdirSync(path.join(d.dir, 'cni'), { recursive: true });
+    fs.writeFileSync(
+      path.join(d.dir, 'cni', '10-test.conflist'),
+      JSON.stringify({ cniVersion: '1.0.0', name: 'test', plugins: [{ type: 'bridge' }] }),
+    );
+    await until('NetworkReady', async () => {
+      const st = await client.call('Status', {});
+      return st.status?.conditions.find((c) => c.type === 'NetworkReady')?.status === true;
+    });
+
+    const rc = await client.call('RuntimeConfig', {});
+    assert.equal(rc.linux?.cgroup_driver, 'CGROUPFS');
+    await client.call('UpdateRuntimeConfig', { runtime_config: { network_config: { pod_cidr: '10.244.0.0/24' } } });
+
+    await assert.rejects(client.call('Attach', { container_id: 'abc' }), (e: ServiceError) => {
+      assert.equal(e.code, Status.UNIMPLEMENTED);
+      assert.match(e.details, /Attach/);
+      return true;
+    });
+  } finally {
+    client.close();
+    await d.cleanup();
+  }
+});
+
+test('metrics and logs: counters, errors by code, latency histogram, request ids', async () => {
+  const d = await startTestDaemon({ args: ['--metrics-address', '127.0.0.1:0', '--log-level', 'debug'] });
+  const client = new CriClient(d.socket);
+  try {
+    for (let i = 0; i < 3; i++) await client.call('Version', {});
+    await assert.rejects(client.call('Exec', { container_id: 'x' }));
+    assert.ok(d.metricsAddress);
+    const res = await fetch(`http://${d.metricsAddress}/metrics`);
+    assert.equal(res.status, 200);
+    const text = await res.text();
+    assert.match(text, /nodecri_operations_total\{operation="Version"\} 3/);
+    assert.match(text, /nodecri_operations_errors_total\{operation="Exec",code="UNIMPLEMENTED"\} 1/);
+    assert.match(text, /nodecri_operations_duration_seconds_bucket\{le="0.00025",operation="Version"\} \d+/);
+    assert.match(text, /nodecri_operations_duration_seconds_count\{operation="Version"\} 3/);
+    assert.match(text, /process_resident_memory_bytes/);
+    await until('log lines', () => d.logs.some((l) => l.operation === 'Exec' && l.level === 'error'));
+    const errLine = d.logs.find((l) => l.operation === 'Exec' && l.level === 'error')!;
+    assert.equal(errLine.code, 'UNIMPLEMENTED');
+    assert.match(String(errLine.requestId), /^[0-9a-f]{16}$/);
+    const reqLine = d.logs.find((l) => l.operation === 'Version' && l.msg === 'request');
+    assert.match(String(reqLine?.requestId), /^[0-9a-f]{16}$/);
+  } finally {
+    client.close();
+    await d.cleanup();
+  }
+});
+
+test('a second daemon on the same socket refuses to start; a stale socket is replaced', async () => {
+  const first = await startTestDaemon();
+  try {
+    const second = await startTestDaemon({ dir: first.dir, expectFailure: true });
+    const { code } = await second.exited;
+    assert.notEqual(code, 0);
+    assert.match(second.stderr(), /another daemon is already listening on .*nodecri\.sock/);
+    const client = new CriClient(first.socket);
+    await client.call('Version', {});
+    client.close();
+
+    // kill -9 leaves the socket file behind: the next daemon replaces it.
+    first.proc.kill('SIGKILL');
+    await first.exited;
+    assert.ok(fs.existsSync(first.socket));
+    const third = await startTestDaemon({ dir: first.dir });
+    try {
+      assert.ok(third.logs.some((l) => l.msg === 'removing stale socket of a daemon that is gone'));
+      const c = new CriClient(third.socket);
+      await c.call('Version', {});
+      c.close();
+    } finally {
+      await third.cleanup();
+    }
+  } finally {
+    await first.cleanup();
+  }
+});
+
+test('a path that is not a socket is never replaced', async () => {
+  const dir = makeTempDir();
+  try {
+    fs.mkdirSync(path.join(dir, 'run'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'run', 'nodecri.sock'), 'precious');
+    const d = await startTestDaemon({ dir, expectFailure: true });
+    assert.notEqual((await d.exited).code, 0);
+    assert.match(d.stderr(), /exists and is not a socket/);
+    assert.equal(fs.readFileSync(path.join(dir, 'run', 'nodecri.sock'), 'utf8'), 'precious');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('SIGTERM with a call in flight: the call completes, the socket is removed, exit 0', async () => {
+  const d = await startTestDaemon({ env: { NODECRI_FAULTS: 'delay:Version=700' } });
+  const client = new CriClient(d.socket);
+  try {
+    const inFlight = client.call('Version', {});
+    await new Promise((r) => setTimeout(r, 200));
+    d.proc.kill('SIGTERM');
+    const v = await inFlight;
+    assert.equal(v.runtime_name, 'nodecri');
+    const { code } = await d.exited;
+    assert.equal(code, 0);
+    assert.equal(fs.existsSync(d.socket), false);
+    assert.ok(d.logs.some((l) => l.msg === 'nodecri stopped'));
+  } finally {
+    client.close();
+    await d.cleanup();
+  }
+});
+
+test('SIGHUP re-reads the config and applies the log level', async () => {
+  const d = await startTestDaemon({ config: 'log_level = "info"\n' });
+  const client = new CriClient(d.socket);
+  try {
+    await client.call('Version', {});
+    assert.equal(d.logs.some((l) => l.msg === 'request'), false);
+    fs.writeFileSync(d.configFile, 'log_level = "debug"\n');
+    d.proc.kill('SIGHUP');
+    await until('reload', () => d.logs.some((l) => l.msg === 'configuration reloaded'));
+    await client.call('Version', {});
+    await until('debug request line', () => d.logs.some((l) => l.msg === 'request' && l.operation === 'Version'));
+  } finally {
+    client.close();
+    await d.cleanup();
+  }
+});
+
+test('two daemons with their own root, runroot and socket run side by side', async () => {
+  const a = await startTestDaemon();
+  const b = await startTestDaemon();
+  const ca = new CriClient(a.socket);
+  const cb = new CriClient(b.socket);
+  try {
+    const [va, vb] = await Promise.all([ca.call('Version', {}), cb.call('Version', {})]);
+    assert.equal(va.runtime_name, 'nodecri');
+    assert.equal(vb.runtime_name, 'nodecri');
+    assert.notEqual(a.socket, b.socket);
+    // Neither wrote into the other's dirs.
+    assert.deepEqual(fs.readdirSync(a.runroot).sort(), ['nodecri.sock']);
+    assert.deepEqual(fs.readdirSync(b.runroot).sort(), ['nodecri.sock']);
+  } finally {
+    ca.close();
+    cb.close();
+    await a.cleanup();
+    await b.cleanup();
+  }
+});
+
+test('start-up fails on a bad config with the file and the key named', async () => {
+  const unknown = await startTestDaemon({ dropIns: { '10-typo.toml': '[metrics]\nadress = "127.0.0.1:1"\n' }, expectFailure: true });
+  assert.notEqual((await unknown.exited).code, 0);
+  assert.match(unknown.stderr(), /10-typo\.toml/);
+  assert.match(unknown.stderr(), /metrics\.adress/);
+  await unknown.cleanup();
+
+  const wrongType = await startTestDaemon({ config: 'shutdown_timeout = "soon"\n', expectFailure: true });
+  assert.notEqual((await wrongType.exited).code, 0);
+  assert.match(wrongType.stderr(), /nodecri\.toml/);
+  assert.match(wrongType.stderr(), /shutdown_timeout/);
+  await wrongType.cleanup();
+});
+
+test('`nodecri config` prints a config file that loads back to the same effective config', () => {
+  const dir = makeTempDir();
+  try {
+    const conf = path.join(dir, 'a.toml');
+    const dropDir = path.join(dir, 'd');
+    fs.mkdirSync(dropDir);
+    fs.writeFileSync(conf, 'log_level = "warn"\n[metrics]\nenabled = true\n');
+    fs.writeFileSync(path.join(dropDir, '50-net.toml'), '[network]\ncni_plugin_dirs = ["/x/bin"]\n');
+    const run = (args: string[]) => spawnSync(process.execPath, [mainJs, ...args], { encoding: 'utf8' });
+    const first = run(['config', '--config', conf, '--config-dir', dropDir, '--root', '/srv/nodecri']);
+    assert.equal(first.status, 0, first.stderr);
+    assert.match(first.stdout, /log_level = "warn"/);
+    assert.match(first.stdout, /"\/x\/bin"/);
+    const out = path.join(dir, 'out.toml');
+    fs.writeFileSync(out, first.stdout);
+    const empty = path.join(dir, 'empty.d');
+    fs.mkdirSync(empty);
+    const second = run(['config', '--config', out, '--config-dir', empty]);
+    assert.equal(second.status, 0, second.stderr);
+    assert.equal(second.stdout, first.stdout);
+
+    const defaults = run(['config', '--default']);
+    assert.equal(defaults.status, 0, defaults.stderr);
+    assert.match(defaults.stdout, /root = "\/var\/lib\/nodecri"/);
+    const version = run(['version']);
+    assert.match(version.stdout, /^nodecri \d+\.\d+\.\d+/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
