@@ -107,8 +107,8 @@ export type Check<V> = (value: V) => string | null;
 
 /**
  * The spec for a value of TS type V. The conditional type ties the table to the interfaces
- * above: a missing property, or an enum spec whose values disagree with the TS union, fails
- * to compile.
+ * above: a missing property, a spec of the wrong kind, or an enum value outside the TS union
+ * fails to compile.
  */
 export type Spec<V> = null extends V
   ? { readonly kind: 'nullable'; readonly of: Spec<Exclude<V, null>> }
