@@ -1,0 +1,70 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { type Config, defaultConfig } from './schema';
+import { validateConfig } from './validate';
+
+/** The error message validateConfig gives for the defaults changed by `edit`, or null. */
+function problem(edit: (c: Config) => void): string | null {
+  const c = defaultConfig();
+  edit(c);
+  try {
+    validateConfig(c);
+    return null;
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
+}
+
+describe('validateConfig', () => {
+  it('accepts the defaults, and each call gives a fresh copy', () => {
+    validateConfig(defaultConfig());
+    const a = defaultConfig();
+    a.network.cniPluginDirs.push('/x');
+    a.runtimes.native.path = '/x';
+    assert.deepEqual(defaultConfig().network.cniPluginDirs, ['/opt/cni/bin', '/usr/lib/cni']);
+    assert.equal(defaultConfig().runtimes.native.path, null);
+  });
+
+  it('checks host:port addresses', () => {
+    for (const ok of ['127.0.0.1:9090', '0.0.0.0:0', ':9090', 'localhost:65535', '[::1]:9090', '[::]:1']) {
+      assert.equal(problem((c) => (c.metrics.address = ok)), null, ok);
+    }
+    for (const bad of ['127.0.0.1', '1.2.3.4:65536', '::1:9090', '[::1]', '[1.2.3.4]:1', 'a b:1', 'http://x:1', '']) {
+      assert.equal(
+        problem((c) => (c.streaming.address = bad)),
+        `config: key "streaming.address": expected host:port, got ${JSON.stringify(bad)}`,
+      );
+    }
+  });
+
+  it('checks ranges and paths', () => {
+    assert.match(problem((c) => (c.tracing.samplingRate = -0.1)) ?? '', /"tracing\.sampling_rate": expected a number/);
+    assert.match(problem((c) => (c.tracing.samplingRate = NaN)) ?? '', /"tracing\.sampling_rate"/);
+    assert.match(problem((c) => (c.image.maxConcurrentDownloads = 0)) ?? '', /"image\.max_concurrent_downloads"/);
+    assert.match(problem((c) => (c.network.cniConfigWait = 1.5)) ?? '', /"network\.cni_config_wait": expected an integer/);
+    assert.match(problem((c) => (c.cgroup.defaultParent = 'pods')) ?? '', /"cgroup\.default_parent": expected an absolute/);
+    assert.match(problem((c) => (c.listen = '')) ?? '', /"listen": expected an absolute path, got ""/);
+    assert.match(problem((c) => (c.tracing.endpoint = 'otel:4318')) ?? '', /"tracing\.endpoint": expected an http\(s\) url/);
+    assert.match(problem((c) => (c.image.defaultRegistry = 'https://r')) ?? '', /"image\.default_registry"/);
+  });
+
+  it('checks rules across keys', () => {
+    assert.equal(
+      problem((c) => (c.defaultRuntime = 'runc')),
+      'config: key "default_runtime": no runtime named "runc" (have: native)',
+    );
+    assert.equal(
+      problem((c) => (c.runtimes.crun = { type: 'oci', path: null, root: null })),
+      'config: key "runtimes.crun.path": required for an oci runtime',
+    );
+    assert.match(
+      problem((c) => (c.runtimes['Crun'] = { type: 'oci', path: '/c', root: null })) ?? '',
+      /key "runtimes\.Crun": expected a dns label/,
+    );
+    const reg = { prefix: null, location: 'r.io', insecure: false, blocked: false, mirrors: [] };
+    assert.equal(
+      problem((c) => (c.image.registries = [reg, { ...reg, prefix: 'r.io', location: 'other.io' }])),
+      'config: key "image.registries[1].prefix": prefix "r.io" already used by registries[0]',
+    );
+  });
+});
