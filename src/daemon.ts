@@ -4,7 +4,7 @@
  * then serve until SIGTERM/SIGINT (graceful stop) and re-read the config on SIGHUP.
  */
 import fsp from 'node:fs/promises';
-import { loadConfig, type Config, type PartialConfig } from './config';
+import { loadConfig, type Config, type LoadOptions } from './config';
 import { startCriServer, type CriServer } from './cri/server';
 import type { CriDeps } from './cri/deps';
 import { uname } from './native/probe';
@@ -16,12 +16,6 @@ import { startTracing, type Tracing } from './obs/tracing';
 import { parseFaults } from './util/faults';
 import { criApiVersion, packageVersion, runtimeName } from './version';
 
-export interface DaemonOptions {
-  configFile: string | null;
-  configDir: string | null;
-  overrides: PartialConfig;
-}
-
 export interface Daemon {
   config: Config;
   log: Logger;
@@ -31,8 +25,8 @@ export interface Daemon {
   reload(): Promise<void>;
 }
 
-export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
-  const loaded = await loadConfig({ file: opts.configFile, dir: opts.configDir, overrides: opts.overrides });
+export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
+  const loaded = await loadConfig(opts);
   let config = loaded.config;
   const log = createLogger(config.logLevel);
   const host = uname();
@@ -98,7 +92,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     },
     async reload() {
       try {
-        const next = await loadConfig({ file: opts.configFile, dir: opts.configDir, overrides: opts.overrides });
+        const next = await loadConfig(opts);
         if (next.config.logLevel !== config.logLevel) log.level = next.config.logLevel;
         config = next.config;
         log.info({ logLevel: config.logLevel, configFiles: next.sources }, 'configuration reloaded');

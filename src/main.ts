@@ -4,23 +4,10 @@
  * and `config` print. Daemon flags follow CRI-O's names where the meaning is the same.
  */
 import { Command, Option } from 'commander';
-import { ConfigError, defaultConfig, loadConfig, overridesFromFlags, renderToml } from './config';
+import { ConfigError, defaultConfig, loadConfig, loadOptionsFromFlags, renderToml, type ConfigFlags } from './config';
 import { startDaemon } from './daemon';
 import { addonVersion } from './native/probe';
 import { criApiVersion, packageVersion } from './version';
-
-interface ConfigFlags {
-  config?: string;
-  configDir?: string;
-  root?: string;
-  runroot?: string;
-  listen?: string;
-  logLevel?: string;
-  cniConfigDir?: string;
-  cniPluginDir?: string[];
-  metricsAddress?: string;
-  streamingAddress?: string;
-}
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
@@ -39,10 +26,6 @@ function withConfigOptions(cmd: Command): Command {
     .option('--streaming-address <host:port>', 'streaming server address');
 }
 
-function configArgs(flags: ConfigFlags) {
-  return { file: flags.config ?? null, dir: flags.configDir ?? null, overrides: overridesFromFlags(flags) };
-}
-
 /** Prints a start-up failure in one line (config errors already name file and key). */
 function fail(e: unknown): never {
   const msg = e instanceof ConfigError ? e.message : e instanceof Error ? e.message : String(e);
@@ -51,8 +34,7 @@ function fail(e: unknown): never {
 }
 
 async function runDaemon(flags: ConfigFlags): Promise<void> {
-  const args = configArgs(flags);
-  const daemon = await startDaemon({ configFile: args.file, configDir: args.dir, overrides: args.overrides }).catch(fail);
+  const daemon = await startDaemon(loadOptionsFromFlags(flags)).catch(fail);
   let signals = 0;
   const stop = (signal: NodeJS.Signals) => {
     signals++;
@@ -94,7 +76,7 @@ withConfigOptions(program.command('config').description('print the effective con
       process.stdout.write(renderToml(defaultConfig()));
       return;
     }
-    const loaded = await loadConfig(configArgs(flags)).catch(fail);
+    const loaded = await loadConfig(loadOptionsFromFlags(flags)).catch(fail);
     process.stdout.write(renderToml(loaded.config));
   });
 
