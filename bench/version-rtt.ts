@@ -29,7 +29,7 @@ async function measure(client: CriClient, concurrency: number, seconds: number):
 
 async function main(): Promise<void> {
   const seconds = Number(process.argv[2] ?? 5);
-  const d = await startTestDaemon({ args: ['--log-level', 'warn'] });
+  const d = await startTestDaemon();
   const client = new CriClient(d.socket);
   try {
     await measure(client, 1, 0.5); // warm-up: connection, JIT

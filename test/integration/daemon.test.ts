@@ -238,3 +238,33 @@ test('`nodecri config` prints a config file that loads back to the same effectiv
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('with tracing on, a span per RPC is exported over OTLP/HTTP', async () => {
+  const http = await import('node:http');
+  const posts: { url: string; bytes: number }[] = [];
+  const collector = http.createServer((req, res) => {
+    let bytes = 0;
+    req.on('data', (c: Buffer) => (bytes += c.length));
+    req.on('end', () => {
+      posts.push({ url: req.url ?? '', bytes });
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((r) => collector.listen(0, '127.0.0.1', r));
+  const port = (collector.address() as { port: number }).port;
+  const d = await startTestDaemon({ config: `[tracing]\nenabled = true\nendpoint = "http://127.0.0.1:${port}/v1/traces"\n` });
+  const client = new CriClient(d.socket);
+  try {
+    await client.call('Version', {});
+    await client.call('Status', {});
+    client.close();
+    // A graceful stop flushes the batch.
+    d.proc.kill('SIGTERM');
+    assert.equal((await d.exited).code, 0);
+    assert.ok(posts.some((p) => p.url === '/v1/traces' && p.bytes > 0), `collector got ${JSON.stringify(posts)}`);
+  } finally {
+    client.close();
+    await d.cleanup();
+    collector.close();
+  }
+});
