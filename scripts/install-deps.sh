@@ -11,7 +11,7 @@ packages=(
   busybox-static                       # test images and test rootfs
   containernetworking-plugins          # real CNI plugins in /usr/lib/cni
   docker-registry                      # a real OCI registry on 127.0.0.1 for pull tests
-  iproute2 iptables util-linux procps  # ip, nsenter, unshare, ps
+  iproute2 iptables util-linux procps iputils-ping  # ip, nsenter, unshare, ps, ping
   runc                                 # the peer in bench/
   curl ca-certificates
 )

@@ -1,0 +1,240 @@
+/**
+ * Runs CNI plugins as the CNI spec (1.0) describes: one process per plugin of the network's
+ * conflist, the network config on stdin with `prevResult` passed along the chain, the
+ * request in CNI_* environment variables, the result (or an error object) on stdout. ADD
+ * runs the chain in order, DEL in reverse with the cached result. The final ADD result is
+ * cached on disk, as libcni does, so that DEL after a daemon restart gets what ADD made.
+ */
+import { execFile } from 'node:child_process';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { CniNetworkConfig, CniPluginConf } from './cni-config';
+import { readJson, writeJsonAtomic } from '../state/atomic-file';
+
+export interface CniRequest {
+  containerId: string;
+  netnsPath: string;
+  ifName: string;
+  /** CNI_ARGS pairs, e.g. K8S_POD_NAMESPACE */
+  args: Record<string, string>;
+  /** runtimeConfig values offered to plugins that declare the capability */
+  capabilities: Record<string, unknown>;
+}
+
+export interface CniIp {
+  address: string;
+  gateway: string | null;
+  interface: number | null;
+}
+
+export interface CniResult {
+  cniVersion: string;
+  interfaces: { name: string; mac?: string; sandbox?: string }[];
+  ips: CniIp[];
+  raw: Record<string, unknown>;
+}
+
+export class CniPluginError extends Error {
+  constructor(
+    message: string,
+    readonly plugin: string,
+    readonly code: number | null,
+  ) {
+    super(message);
+  }
+}
+
+interface CachedResult {
+  network: string;
+  containerId: string;
+  ifName: string;
+  netnsPath: string;
+  args: Record<string, string>;
+  capabilities: Record<string, unknown>;
+  config: Record<string, unknown>;
+  result: Record<string, unknown>;
+}
+
+export interface CniPluginRunnerOptions {
+  pluginDirs: string[];
+  /** where ADD results are cached for DEL */
+  cacheDir: string;
+  /** per plugin invocation */
+  timeoutMs: number;
+}
+
+function cniArgs(args: Record<string, string>): string {
+  return ['IgnoreUnknown=1', ...Object.entries(args).map(([k, v]) => `${k}=${v}`)].join(';');
+}
+
+export class CniPluginRunner {
+  private readonly binaries = new Map<string, string>();
+
+  constructor(private readonly opts: CniPluginRunnerOptions) {}
+
+  private cacheFile(network: string, containerId: string, ifName: string): string {
+    return path.join(this.opts.cacheDir, `${network}-${containerId}-${ifName}.json`);
+  }
+
+  /** The plugin binary for `type`, searched in the plugin dirs in order. */
+  private async findPlugin(type: string): Promise<string> {
+    if (type.includes('/') || type === '' || type === '.' || type === '..') {
+      throw new CniPluginError(`invalid CNI plugin type ${JSON.stringify(type)}`, type, null);
+    }
+    const known = this.binaries.get(type);
+    if (known) return known;
+    for (const dir of this.opts.pluginDirs) {
+      const p = path.join(dir, type);
+      try {
+        await fsp.access(p, fsp.constants.X_OK);
+        this.binaries.set(type, p);
+        return p;
+      } catch {
+        // not in this dir
+      }
+    }
+    throw new CniPluginError(`CNI plugin ${type} not found in ${this.opts.pluginDirs.join(':')}`, type, null);
+  }
+
+  /** The stdin config of one plugin of the chain. */
+  private pluginConfig(net: CniNetworkConfig, plugin: CniPluginConf, req: CniRequest, prevResult: Record<string, unknown> | null): Record<string, unknown> {
+    const conf: Record<string, unknown> = { ...plugin, name: net.name, cniVersion: net.cniVersion };
+    delete conf.capabilities;
+    const caps = (plugin.capabilities ?? {}) as Record<string, boolean>;
+    const runtimeConfig: Record<string, unknown> = {};
+    for (const [cap, value] of Object.entries(req.capabilities)) if (caps[cap] === true) runtimeConfig[cap] = value;
+    if (Object.keys(runtimeConfig).length > 0) conf.runtimeConfig = runtimeConfig;
+    if (prevResult) conf.prevResult = prevResult;
+    return conf;
+  }
+
+  private exec(command: 'ADD' | 'DEL' | 'CHECK', binary: string, type: string, conf: Record<string, unknown>, req: CniRequest): Promise<Record<string, unknown> | null> {
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: req.containerId,
+      CNI_NETNS: req.netnsPath,
+      CNI_IFNAME: req.ifName,
+      CNI_ARGS: cniArgs(req.args),
+      CNI_PATH: this.opts.pluginDirs.join(':'),
+    };
+    return new Promise((resolve, reject) => {
+      const child = execFile(binary, [], { env, timeout: this.opts.timeoutMs, maxBuffer: 4 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
+        if (err) {
+          // A plugin reports failures as a JSON error object on stdout.
+          let detail = stderr.trim() || err.message;
+          try {
+            const e = JSON.parse(stdout) as { code?: number; msg?: string; details?: string };
+            if (e.msg) detail = `${e.msg}${e.details ? `: ${e.details}` : ''}`;
+          } catch {
+            // not JSON: keep stderr
+          }
+          const code = typeof err.code === 'number' ? err.code : null;
+          reject(new CniPluginError(`CNI plugin ${type} ${command} failed: ${detail}`, type, code));
+          return;
+        }
+        if (command !== 'ADD' || stdout.trim() === '') {
+          resolve(null);
+          return;
+        }
+        try {
+          resolve(JSON.parse(stdout) as Record<string, unknown>);
+        } catch {
+          reject(new CniPluginError(`CNI plugin ${type} ADD printed no JSON result`, type, null));
+        }
+      });
+      child.stdin!.end(JSON.stringify(conf));
+    });
+  }
+
+  /**
+   * ADD of every plugin in order. On failure the chain is deleted again (releasing what the
+   * plugins that succeeded allocated) and the error is thrown.
+   */
+  async add(net: CniNetworkConfig, req: CniRequest): Promise<CniResult> {
+    let prev: Record<string, unknown> | null = null;
+    try {
+      for (const plugin of net.plugins) {
+        const binary = await this.findPlugin(plugin.type);
+        const result = await this.exec('ADD', binary, plugin.type, this.pluginConfig(net, plugin, req, prev), req);
+        if (result) prev = result;
+      }
+    } catch (e) {
+      await this.delChain(net, req, prev).catch(() => {});
+      throw e;
+    }
+    const raw = prev ?? { cniVersion: net.cniVersion };
+    const cached: CachedResult = {
+      network: net.name,
+      containerId: req.containerId,
+      ifName: req.ifName,
+      netnsPath: req.netnsPath,
+      args: req.args,
+      capabilities: req.capabilities,
+      config: net.raw,
+      result: raw,
+    };
+    await fsp.mkdir(this.opts.cacheDir, { recursive: true, mode: 0o700 });
+    try {
+      await writeJsonAtomic(this.cacheFile(net.name, req.containerId, req.ifName), cached);
+    } catch (e) {
+      await this.delChain(net, req, raw).catch(() => {});
+      throw e;
+    }
+    return parseResult(raw);
+  }
+
+  private async delChain(net: CniNetworkConfig, req: CniRequest, prev: Record<string, unknown> | null): Promise<void> {
+    const errors: string[] = [];
+    for (const plugin of [...net.plugins].reverse()) {
+      try {
+        const binary = await this.findPlugin(plugin.type);
+        await this.exec('DEL', binary, plugin.type, this.pluginConfig(net, plugin, req, prev), req);
+      } catch (e) {
+        errors.push((e as Error).message);
+      }
+    }
+    if (errors.length > 0) throw new CniPluginError(errors.join('; '), 'chain', null);
+  }
+
+  /**
+   * DEL of the chain of network `network`, in reverse, with the config and result cached
+   * by ADD when there is one (so that a DEL after a restart, or after the conf dir changed,
+   * undoes what ADD did), else with `current` if it is that network. Idempotent: plugins
+   * tolerate DEL of what is gone; the cache entry is removed once DEL succeeded.
+   */
+  async del(network: string, current: CniNetworkConfig | null, req: CniRequest): Promise<void> {
+    const file = this.cacheFile(network, req.containerId, req.ifName);
+    const cached = await readJson<CachedResult>(file);
+    const net = cached ? { ...netFromRaw(cached.config), file: '(cache)' } : current?.name === network ? current : null;
+    if (!net) return;
+    await this.delChain(net, { ...req, netnsPath: req.netnsPath || cached?.netnsPath || '' }, cached?.result ?? null);
+    await fsp.rm(file, { force: true });
+  }
+
+  /** The cached ADD result for a container, or null. */
+  async cachedResult(network: string, containerId: string, ifName: string): Promise<CniResult | null> {
+    const cached = await readJson<CachedResult>(this.cacheFile(network, containerId, ifName));
+    return cached ? parseResult(cached.result) : null;
+  }
+}
+
+function netFromRaw(raw: Record<string, unknown>): Omit<CniNetworkConfig, 'file'> {
+  const plugins = (Array.isArray(raw.plugins) ? raw.plugins : [raw]) as CniPluginConf[];
+  return { name: String(raw.name), cniVersion: String(raw.cniVersion ?? ''), plugins, raw };
+}
+
+/** Reads the ips and interfaces of a result of any CNI version from 0.3 on. */
+export function parseResult(raw: Record<string, unknown>): CniResult {
+  const ips = Array.isArray(raw.ips) ? (raw.ips as Record<string, unknown>[]) : [];
+  return {
+    cniVersion: String(raw.cniVersion ?? ''),
+    interfaces: Array.isArray(raw.interfaces) ? (raw.interfaces as CniResult['interfaces']) : [],
+    ips: ips.map((ip) => ({
+      address: String(ip.address ?? ''),
+      gateway: typeof ip.gateway === 'string' ? ip.gateway : null,
+      interface: typeof ip.interface === 'number' ? ip.interface : null,
+    })),
+    raw,
+  };
+}
