@@ -3,6 +3,7 @@
  * call through its context; the CRI layer holds no state of its own.
  */
 import type { NetworkStatus } from '../network/cni-config';
+import type { SandboxService } from '../sandbox/service';
 
 export interface RuntimeInfo {
   name: string;
@@ -24,4 +25,5 @@ export interface NetworkService {
 export interface CriDeps {
   runtime: RuntimeInfo;
   network: NetworkService;
+  sandboxes: SandboxService;
 }

@@ -3,7 +3,12 @@
  * server; an RPC without an entry here answers UNIMPLEMENTED with its name.
  */
 import type { AnyHandler, RpcName } from './handlers';
+import { listPodSandbox, streamPodSandboxes } from './runtime/list-pod-sandbox';
+import { podSandboxStatus } from './runtime/pod-sandbox-status';
+import { removePodSandbox } from './runtime/remove-pod-sandbox';
+import { runPodSandbox } from './runtime/run-pod-sandbox';
 import { runtimeConfig } from './runtime/runtime-config';
+import { stopPodSandbox } from './runtime/stop-pod-sandbox';
 import { status } from './runtime/status';
 import { updateRuntimeConfig } from './runtime/update-runtime-config';
 import { version } from './runtime/version';
@@ -13,4 +18,10 @@ export const handlers: Partial<Record<RpcName, AnyHandler>> = {
   Status: status,
   RuntimeConfig: runtimeConfig,
   UpdateRuntimeConfig: updateRuntimeConfig,
+  RunPodSandbox: runPodSandbox,
+  StopPodSandbox: stopPodSandbox,
+  RemovePodSandbox: removePodSandbox,
+  PodSandboxStatus: podSandboxStatus,
+  ListPodSandbox: listPodSandbox,
+  StreamPodSandboxes: streamPodSandboxes,
 };

@@ -1,0 +1,79 @@
+/**
+ * A pod's network: CNI ADD for its pinned netns with the loaded conflist and the pod's
+ * Kubernetes arguments, and DEL with what ADD cached. The loopback interface is brought up
+ * by the addon (one ioctl in the netns) rather than by exec'ing the loopback plugin.
+ */
+import type { Logger } from '../obs/logger';
+import type { CniConfigWatcher, CniNetworkConfig, NetworkStatus } from './cni-config';
+import type { CniPluginRunner, CniRequest } from './cni-plugin';
+
+export interface PodNetworkRequest {
+  sandboxId: string;
+  netnsPath: string;
+  podName: string;
+  podNamespace: string;
+  podUid: string;
+  portMappings: { protocol: string; containerPort: number; hostPort: number; hostIp: string }[];
+  cgroupPath: string;
+}
+
+export interface PodNetworkAttachment {
+  name: string;
+  ifName: string;
+  ips: string[];
+}
+
+export class PodNetwork {
+  constructor(
+    private readonly watcher: CniConfigWatcher,
+    private readonly runner: CniPluginRunner,
+    private readonly bringUpLoopback: (netnsPath: string) => Promise<void>,
+    private readonly log: Logger,
+  ) {}
+
+  status(): NetworkStatus {
+    return this.watcher.status();
+  }
+
+  /** The loaded config, waiting up to `timeoutMs` for one to appear. */
+  waitForConfig(timeoutMs: number, signal: AbortSignal | null): Promise<CniNetworkConfig | null> {
+    return this.watcher.waitForConfig(timeoutMs, signal);
+  }
+
+  private request(r: PodNetworkRequest): CniRequest {
+    return {
+      containerId: r.sandboxId,
+      netnsPath: r.netnsPath,
+      ifName: 'eth0',
+      args: {
+        K8S_POD_NAMESPACE: r.podNamespace,
+        K8S_POD_NAME: r.podName,
+        K8S_POD_INFRA_CONTAINER_ID: r.sandboxId,
+        K8S_POD_UID: r.podUid,
+      },
+      capabilities: {
+        portMappings: r.portMappings
+          .filter((p) => p.hostPort > 0)
+          .map((p) => ({ hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol.toLowerCase(), hostIP: p.hostIp })),
+        cgroupPath: r.cgroupPath,
+      },
+    };
+  }
+
+  /**
+   * Brings lo up and runs CNI ADD. On failure the plugins have been rolled back (DEL) and
+   * nothing is cached.
+   */
+  async attach(net: CniNetworkConfig, r: PodNetworkRequest): Promise<PodNetworkAttachment> {
+    await this.bringUpLoopback(r.netnsPath);
+    const result = await this.runner.add(net, this.request(r));
+    const ips = result.ips.map((ip) => ip.address.split('/')[0]);
+    this.log.debug({ sandboxId: r.sandboxId, network: net.name, ips }, 'pod network attached');
+    return { name: net.name, ifName: 'eth0', ips };
+  }
+
+  /** CNI DEL; idempotent. */
+  async detach(attachment: PodNetworkAttachment, r: PodNetworkRequest): Promise<void> {
+    await this.runner.del(attachment.name, this.watcher.config(), this.request(r));
+  }
+}

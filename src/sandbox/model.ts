@@ -1,0 +1,75 @@
+/**
+ * A pod sandbox as the domain sees it: the resolved spec it was asked for (validated and
+ * converted from the CRI config by the CRI layer) and the record of what was made for it,
+ * persisted as JSON so that a restarted daemon knows every sandbox and how to undo it.
+ */
+import type { Resources } from '../linux/cgroups';
+
+export type NamespaceMode = 'POD' | 'CONTAINER' | 'NODE' | 'TARGET';
+
+export interface PortMapping {
+  protocol: 'TCP' | 'UDP' | 'SCTP';
+  containerPort: number;
+  hostPort: number;
+  hostIp: string;
+}
+
+export interface SandboxSpec {
+  name: string;
+  namespace: string;
+  uid: string;
+  attempt: number;
+  hostname: string;
+  logDirectory: string;
+  dns: { servers: string[]; searches: string[]; options: string[] } | null;
+  portMappings: PortMapping[];
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  /** "" when kubelet sent none: the configured default parent is used */
+  cgroupParent: string;
+  sysctls: Record<string, string>;
+  namespaces: { network: NamespaceMode; pid: NamespaceMode; ipc: NamespaceMode; targetId: string; userns: NamespaceMode };
+  /** pod overhead plus pod resources, applied to the pod cgroup */
+  resources: Resources | null;
+  /** "" means the default runtime */
+  runtimeHandler: string;
+  /** bytes of the pod's /dev/shm */
+  shmSizeBytes: bigint;
+  privileged: boolean;
+}
+
+export type SandboxState = 'SANDBOX_READY' | 'SANDBOX_NOTREADY';
+
+export interface SandboxRecord {
+  version: 1;
+  id: string;
+  name: string;
+  spec: SandboxSpec;
+  /** the runtime handler actually used (the default resolved) */
+  runtimeHandler: string;
+  state: SandboxState;
+  /** nanoseconds since the epoch */
+  createdAt: string;
+  /** <runroot>/sandboxes/<id>: pins, shm, hostname/hosts/resolv.conf */
+  runDir: string;
+  pins: { net: string | null; ipc: string | null; uts: string | null; user: string | null };
+  /** the pod's /dev/shm: a tmpfs we mounted, or the host's for host IPC */
+  shm: { path: string; mounted: boolean };
+  files: { hostname: string; resolvConf: string; hosts: string };
+  hostname: string;
+  cgroup: { path: string; created: boolean };
+  network: { name: string; ifName: string; ips: string[] } | null;
+  /** why it is not ready, when it is not */
+  notReadyReason: string;
+}
+
+/** What JSON.stringify makes of a record (bigint as a decimal string), and back. */
+export function encodeRecord(r: SandboxRecord): unknown {
+  return JSON.parse(JSON.stringify(r, (_k, v: unknown) => (typeof v === 'bigint' ? { $bigint: v.toString() } : v)));
+}
+
+export function decodeRecord(raw: unknown): SandboxRecord {
+  return JSON.parse(JSON.stringify(raw), (_k, v: unknown) =>
+    v !== null && typeof v === 'object' && '$bigint' in (v as Record<string, unknown>) ? BigInt((v as { $bigint: string }).$bigint) : v,
+  ) as SandboxRecord;
+}

@@ -1,0 +1,410 @@
+/**
+ * Pod sandboxes: RunPodSandbox as CRI-O does it (validate, name and id, reserve the name,
+ * pin the namespaces, mount shm, write the pod files, make the pod cgroup, attach the
+ * network, persist, emit events), each step pushing its undo on the request's cleanup
+ * stack the moment its resource exists; and stop, remove, status, list and restore.
+ * No infra process is made unless the pod shares one PID namespace: the pins hold the
+ * namespaces.
+ */
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { Config } from '../config';
+import { CleanupStack } from '../domain/cleanup';
+import { RuntimeError, failedPrecondition, invalidArgument, unavailable } from '../domain/errors';
+import type { EventBus } from '../domain/events';
+import { nowNanos } from '../domain/events';
+import { IdIndex, newId, sandboxName } from '../domain/ids';
+import { NameTakenError, Registrar } from '../domain/registrar';
+import type { CgroupManager, CgroupStats } from '../linux/cgroups';
+import type { PodNetwork } from '../network/pod-network';
+import type { Logger } from '../obs/logger';
+import { readJson, writeJsonAtomic } from '../state/atomic-file';
+import { hostsFile, podHostname, resolvConf, writeSandboxFiles } from './files';
+import { decodeRecord, encodeRecord, type SandboxRecord, type SandboxSpec, type SandboxState } from './model';
+
+/** The kernel facilities a sandbox needs (the addon in production, fakes in unit tests). */
+export interface SandboxHost {
+  pinNamespaces(opts: { types: Array<'net' | 'ipc' | 'uts' | 'user'>; dir: string; sysctls: Record<string, string> }): Promise<Partial<Record<string, string | null>>>;
+  unpinNamespace(pinPath: string): Promise<void>;
+  mountShm(target: string, sizeBytes: bigint): Promise<void>;
+  unmount(target: string): Promise<void>;
+  /** mount points currently present, for restore */
+  mountPoints(): Promise<Set<string>>;
+  cgroups: CgroupManager;
+}
+
+/** What the sandbox service needs from the container service (bound after both exist). */
+export interface SandboxContainers {
+  stopAll(sandboxId: string, signal: AbortSignal | null): Promise<void>;
+  removeAll(sandboxId: string): Promise<void>;
+}
+
+export interface SandboxServiceOptions {
+  config: () => Config;
+  log: Logger;
+  events: EventBus;
+  host: SandboxHost;
+  network: PodNetwork;
+}
+
+/** How long a second identical RunPodSandbox waits for the first (CRI-O's resource store). */
+const inFlightWaitMs = 4 * 60 * 1000;
+
+export class SandboxService {
+  private readonly records = new Map<string, SandboxRecord>();
+  private readonly index = new IdIndex();
+  private readonly names = new Registrar();
+  private readonly creating = new Map<string, Promise<string>>();
+  private readonly locks = new Map<string, Promise<void>>();
+  private containers: SandboxContainers = { stopAll: async () => {}, removeAll: async () => {} };
+
+  constructor(private readonly opts: SandboxServiceOptions) {}
+
+  bindContainers(c: SandboxContainers): void {
+    this.containers = c;
+  }
+
+  private get config(): Config {
+    return this.opts.config();
+  }
+
+  private recordFile(id: string): string {
+    return path.join(this.config.root, 'sandboxes', `${id}.json`);
+  }
+
+  private async persist(r: SandboxRecord): Promise<void> {
+    await fsp.mkdir(path.dirname(this.recordFile(r.id)), { recursive: true, mode: 0o700 });
+    await writeJsonAtomic(this.recordFile(r.id), encodeRecord(r));
+  }
+
+  /** Serialises stop/remove of one sandbox (kubelet may retry while one is running). */
+  private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(id) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const chained = prev.then(() => mine);
+    this.locks.set(id, chained);
+    await prev;
+    try {
+      return await fn();
+    } finally {
+      release();
+      if (this.locks.get(id) === chained) this.locks.delete(id);
+    }
+  }
+
+  get(idOrPrefix: string): SandboxRecord | null {
+    const id = this.index.resolve(idOrPrefix, 'sandbox');
+    return id ? (this.records.get(id) ?? null) : null;
+  }
+
+  mustGet(idOrPrefix: string): SandboxRecord {
+    const id = this.index.mustResolve(idOrPrefix, 'sandbox');
+    return this.records.get(id)!;
+  }
+
+  list(): SandboxRecord[] {
+    return [...this.records.values()];
+  }
+
+  /** RunPodSandbox: returns the sandbox id (an existing one for an identical retry). */
+  async run(spec: SandboxSpec, signal: AbortSignal | null): Promise<string> {
+    const handler = spec.runtimeHandler === '' ? this.config.defaultRuntime : spec.runtimeHandler;
+    const runtime = this.config.runtimes[handler];
+    if (!runtime) throw invalidArgument(`runtime handler ${JSON.stringify(spec.runtimeHandler)} is not configured`);
+    if (runtime.type !== 'native') throw failedPrecondition(`runtime handler ${handler} (type ${runtime.type}) is not supported yet`);
+
+    const name = sandboxName(spec);
+    const pending = this.creating.get(name);
+    if (pending) return this.waitForPending(name, pending);
+    const existing = this.names.get(name);
+    if (existing) {
+      const r = this.records.get(existing);
+      if (r && r.state === 'SANDBOX_READY') return r.id;
+      throw new RuntimeError('already-exists', `pod sandbox name ${name} is reserved for ${existing}`);
+    }
+    const id = newId();
+    const creation = this.create(id, name, handler, spec, signal);
+    this.creating.set(name, creation);
+    try {
+      return await creation;
+    } finally {
+      this.creating.delete(name);
+    }
+  }
+
+  private async waitForPending(name: string, pending: Promise<string>): Promise<string> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(unavailable(`pod sandbox ${name} is still being created; try again`)), inFlightWaitMs);
+    });
+    try {
+      return await Promise.race([pending, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async create(id: string, name: string, handler: string, spec: SandboxSpec, signal: AbortSignal | null): Promise<string> {
+    const log = this.opts.log.child({ sandboxId: id, pod: `${spec.namespace}/${spec.name}` });
+    const cleanup = new CleanupStack(log);
+    try {
+      this.names.reserve(name, id);
+    } catch (e) {
+      if (e instanceof NameTakenError) throw new RuntimeError('already-exists', e.message);
+      throw e;
+    }
+    cleanup.push(`name ${name}`, () => this.names.release(name));
+    try {
+      const record = await this.build(id, name, handler, spec, cleanup, signal, log);
+      await this.persist(record);
+      cleanup.push(`record ${id}`, () => fsp.rm(this.recordFile(id), { force: true }));
+      this.records.set(id, record);
+      this.index.add(id);
+      cleanup.commit();
+      const now = nowNanos();
+      this.opts.events.publish({ containerId: id, type: 'CONTAINER_CREATED_EVENT', createdAt: now, sandboxId: id });
+      this.opts.events.publish({ containerId: id, type: 'CONTAINER_STARTED_EVENT', createdAt: now, sandboxId: id });
+      log.info({ ips: record.network?.ips ?? [] }, `Ran pod sandbox ${id} without infra container`);
+      return id;
+    } catch (e) {
+      const left = await cleanup.unwind();
+      if (left.length > 0) log.error({ left }, 'RunPodSandbox failed and could not undo everything');
+      throw e;
+    }
+  }
+
+  private async build(
+    id: string,
+    name: string,
+    handler: string,
+    spec: SandboxSpec,
+    cleanup: CleanupStack,
+    signal: AbortSignal | null,
+    log: Logger,
+  ): Promise<SandboxRecord> {
+    const cfg = this.config;
+    const hostNetwork = spec.namespaces.network === 'NODE';
+    const hostIpc = spec.namespaces.ipc === 'NODE';
+    if (hostNetwork) {
+      const netSysctl = Object.keys(spec.sysctls).find((k) => k.startsWith('net.'));
+      if (netSysctl) throw invalidArgument(`sysctl ${netSysctl} cannot be set for a pod on the host network`);
+    }
+    if (hostIpc) {
+      const ipcSysctl = Object.keys(spec.sysctls).find((k) => /^(kernel\.(shm|msg|sem)|fs\.mqueue\.)/.test(k));
+      if (ipcSysctl) throw invalidArgument(`sysctl ${ipcSysctl} cannot be set for a pod on the host IPC namespace`);
+    }
+
+    // Network readiness first: no point making anything for a pod that cannot get a network.
+    let net = null;
+    if (!hostNetwork) {
+      net = await this.opts.network.waitForConfig(cfg.network.cniConfigWait * 1000, signal);
+      if (!net) throw failedPrecondition(`NetworkPluginNotReady: no CNI configuration in ${cfg.network.cniConfigDir}`);
+    }
+
+    const runDir = path.join(cfg.runroot, 'sandboxes', id);
+    await fsp.mkdir(runDir, { recursive: true, mode: 0o711 });
+    cleanup.push(`run dir ${runDir}`, () => fsp.rm(runDir, { recursive: true, force: true }));
+
+    // Namespaces, pinned by bind mounts, with the pod's namespaced sysctls applied inside.
+    const types: Array<'net' | 'ipc' | 'uts' | 'user'> = [];
+    if (!hostNetwork) types.push('net', 'uts');
+    if (!hostIpc) types.push('ipc');
+    if (spec.namespaces.userns === 'POD') types.push('user');
+    const pins = { net: null as string | null, ipc: null as string | null, uts: null as string | null, user: null as string | null };
+    if (types.length > 0) {
+      const made = await this.opts.host.pinNamespaces({ types, dir: path.join(runDir, 'ns'), sysctls: spec.sysctls });
+      for (const t of types) {
+        const p = made[t] ?? null;
+        pins[t] = p;
+        if (p) cleanup.push(`${t} namespace pin ${p}`, () => this.opts.host.unpinNamespace(p));
+      }
+    }
+
+    // The pod's /dev/shm.
+    let shm: SandboxRecord['shm'];
+    if (hostIpc) {
+      shm = { path: '/dev/shm', mounted: false };
+    } else {
+      const shmPath = path.join(runDir, 'shm');
+      await fsp.mkdir(shmPath, { mode: 0o1777 });
+      await this.opts.host.mountShm(shmPath, spec.shmSizeBytes);
+      cleanup.push(`shm ${shmPath}`, () => this.opts.host.unmount(shmPath));
+      shm = { path: shmPath, mounted: true };
+    }
+
+    // hostname, resolv.conf, hosts (rewritten with the pod IPs once the network is up).
+    const hostname = podHostname(spec.hostname, hostNetwork, id);
+    const files = { hostname: path.join(runDir, 'hostname'), resolvConf: path.join(runDir, 'resolv.conf'), hosts: path.join(runDir, 'hosts') };
+    await writeSandboxFiles(files, { hostname, resolvConf: await resolvConf(spec.dns), hosts: hostsFile(hostname, []) });
+
+    // The pod cgroup: kubelet's parent when it sent one (created if missing), else our own.
+    let cgroup: SandboxRecord['cgroup'];
+    if (spec.cgroupParent !== '') {
+      const existed = await cgroupExists(this.opts.host.cgroups, spec.cgroupParent);
+      await this.opts.host.cgroups.create(spec.cgroupParent, spec.resources ?? noLimits());
+      if (!existed) cleanup.push(`cgroup ${spec.cgroupParent}`, () => this.opts.host.cgroups.remove(spec.cgroupParent));
+      cgroup = { path: spec.cgroupParent, created: !existed };
+    } else {
+      const p = path.posix.join(cfg.cgroup.defaultParent, `pod-${id}`);
+      await this.opts.host.cgroups.create(p, spec.resources ?? noLimits());
+      cleanup.push(`cgroup ${p}`, () => this.opts.host.cgroups.remove(p));
+      cgroup = { path: p, created: true };
+    }
+
+    // The network: CNI ADD in the pinned netns (its own DEL on failure), lo up.
+    let network: SandboxRecord['network'] = null;
+    if (net && pins.net) {
+      const req = this.networkRequest(id, spec, pins.net, cgroup.path);
+      const attached = await this.opts.network.attach(net, req);
+      cleanup.push(`network ${attached.name}`, () => this.opts.network.detach(attached, req));
+      network = attached;
+      await writeSandboxFiles(files, { hostname, resolvConf: await fsp.readFile(files.resolvConf, 'utf8'), hosts: hostsFile(hostname, attached.ips) });
+    }
+    if (spec.namespaces.pid === 'POD') {
+      // A shared PID namespace needs a pid 1 for the pod (the pause binary); until the
+      // container process facility lands, containers of such a pod get their own.
+      log.debug('pod asks for a shared PID namespace: containers will share it when the infra process is available');
+    }
+    signal?.throwIfAborted();
+    return {
+      version: 1,
+      id,
+      name,
+      spec,
+      runtimeHandler: handler,
+      state: 'SANDBOX_READY',
+      createdAt: nowNanos(),
+      runDir,
+      pins,
+      shm,
+      files,
+      hostname,
+      cgroup,
+      network,
+      notReadyReason: '',
+    };
+  }
+
+  private networkRequest(id: string, spec: SandboxSpec, netnsPath: string, cgroupPath: string) {
+    return {
+      sandboxId: id,
+      netnsPath,
+      podName: spec.name,
+      podNamespace: spec.namespace,
+      podUid: spec.uid,
+      portMappings: spec.portMappings,
+      cgroupPath,
+    };
+  }
+
+  /**
+   * StopPodSandbox: stops its containers, releases the network and unmounts shm; the pins
+   * stay until removal. Idempotent; an unknown id is not an error.
+   */
+  async stop(idOrPrefix: string, signal: AbortSignal | null): Promise<void> {
+    const r = this.get(idOrPrefix);
+    if (!r) return;
+    await this.locked(r.id, async () => {
+      await this.containers.stopAll(r.id, signal);
+      if (r.network && r.pins.net) {
+        await this.opts.network.detach(r.network, this.networkRequest(r.id, r.spec, r.pins.net, r.cgroup.path));
+        r.network = { ...r.network, ips: [] };
+      }
+      if (r.shm.mounted) {
+        await this.opts.host.unmount(r.shm.path);
+        r.shm = { ...r.shm, mounted: false };
+      }
+      if (r.state !== 'SANDBOX_NOTREADY') {
+        r.state = 'SANDBOX_NOTREADY';
+        r.notReadyReason = 'stopped';
+        this.opts.events.publish({ containerId: r.id, type: 'CONTAINER_STOPPED_EVENT', createdAt: nowNanos(), sandboxId: r.id });
+      }
+      await this.persist(r);
+    });
+  }
+
+  /** RemovePodSandbox: stops if needed, then removes everything. Unknown id is fine. */
+  async remove(idOrPrefix: string, signal: AbortSignal | null): Promise<void> {
+    const r = this.get(idOrPrefix);
+    if (!r) return;
+    await this.stop(r.id, signal);
+    await this.locked(r.id, async () => {
+      if (!this.records.has(r.id)) return;
+      await this.containers.removeAll(r.id);
+      for (const p of [r.pins.net, r.pins.ipc, r.pins.uts, r.pins.user]) if (p) await this.opts.host.unpinNamespace(p);
+      if (r.cgroup.created) await this.opts.host.cgroups.remove(r.cgroup.path);
+      await fsp.rm(r.runDir, { recursive: true, force: true });
+      await fsp.rm(this.recordFile(r.id), { force: true });
+      this.records.delete(r.id);
+      this.index.delete(r.id);
+      this.names.release(r.name);
+      this.opts.events.publish({ containerId: r.id, type: 'CONTAINER_DELETED_EVENT', createdAt: nowNanos(), sandboxId: r.id });
+    });
+  }
+
+  async stats(r: SandboxRecord): Promise<CgroupStats | null> {
+    try {
+      return await this.opts.host.cgroups.stats(r.cgroup.path);
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Reloads every sandbox record after a restart. A record whose pins or shm are gone
+   * (a reboot, or someone unmounted them) is marked NOTREADY, to be stopped and removed.
+   */
+  async restore(): Promise<void> {
+    const dir = path.join(this.config.root, 'sandboxes');
+    let names: string[];
+    try {
+      names = (await fsp.readdir(dir)).filter((n) => n.endsWith('.json'));
+    } catch {
+      return;
+    }
+    const mounts = await this.opts.host.mountPoints();
+    for (const n of names) {
+      const raw = await readJson<unknown>(path.join(dir, n)).catch(() => null);
+      if (!raw) continue;
+      const r = decodeRecord(raw);
+      const missing = [r.pins.net, r.pins.ipc, r.pins.uts, r.pins.user].filter((p): p is string => p !== null && !mounts.has(p));
+      if (r.state === 'SANDBOX_READY' && (missing.length > 0 || (r.shm.mounted && !mounts.has(r.shm.path)))) {
+        r.state = 'SANDBOX_NOTREADY' as SandboxState;
+        r.notReadyReason = missing.length > 0 ? `namespace pins gone: ${missing.join(', ')}` : 'shm mount gone';
+        if (r.shm.mounted && !mounts.has(r.shm.path)) r.shm = { ...r.shm, mounted: false };
+        await this.persist(r);
+      }
+      this.records.set(r.id, r);
+      this.index.add(r.id);
+      this.names.reserve(r.name, r.id);
+    }
+    this.opts.log.info({ sandboxes: this.records.size }, 'pod sandboxes restored');
+  }
+}
+
+async function cgroupExists(cgroups: CgroupManager, p: string): Promise<boolean> {
+  const dirs = Object.values(cgroups.paths(p));
+  if (dirs.length === 0) return false;
+  try {
+    await fsp.access(dirs[0]!);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function noLimits() {
+  return {
+    cpuShares: null,
+    cpuQuota: null,
+    cpuPeriod: null,
+    cpusetCpus: null,
+    cpusetMems: null,
+    memoryLimitBytes: null,
+    memorySwapLimitBytes: null,
+    pidsLimit: null,
+    hugepageLimits: [],
+    unified: {},
+  };
+}
