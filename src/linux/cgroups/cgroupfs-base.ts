@@ -59,8 +59,11 @@ export abstract class CgroupfsBase implements CgroupManager {
   protected abstract placement(controller: ControllerName, rel: string): Placement | null;
   /** The directories to make, per hierarchy mount. */
   protected abstract createSpecs(rel: string): CgroupCreateSpec[];
-  /** The cgroup2 mount and controllers to enable down to the cgroup, or null. */
-  protected abstract enableTarget(r: Resources): { mount: string; controllers: string[] } | null;
+  /**
+   * The cgroup2 mount and the controllers to enable down to the cgroup, or null. `creating`
+   * tells create (where v2 enables everything it manages) from update (only what `r` needs).
+   */
+  protected abstract enableTarget(r: Resources, creating: boolean): { mount: string; controllers: string[] } | null;
   /** The cgroup2 directory for `unified` resources; throws if a key cannot be honoured. */
   protected abstract unifiedDirFor(rel: string, key: string): string;
   protected abstract killSpec(rel: string): CgroupKillSpec;
@@ -81,13 +84,14 @@ export abstract class CgroupfsBase implements CgroupManager {
     // Validate everything before the first mkdir, so bad input leaves nothing behind.
     this.planWrites(rel, resources, { memswSupported: this.layout.memswSupported, currentMemoryLimit: 0n });
     await this.native.cgroupCreate(this.createSpecs(rel));
-    const target = this.enableTarget(resources);
-    if (target !== null && target.controllers.length > 0) await this.enableControllers(target.mount, rel, target.controllers);
+    await this.enableControllers(rel, this.enableTarget(resources, true));
     await this.apply(rel, resources);
   }
 
   async update(path: string, resources: Resources): Promise<void> {
-    await this.apply(relativeCgroupPath(path), resources);
+    const rel = relativeCgroupPath(path);
+    await this.enableControllers(rel, this.enableTarget(resources, false));
+    await this.apply(rel, resources);
   }
 
   async attach(path: string, pid: number): Promise<void> {
@@ -113,7 +117,9 @@ export abstract class CgroupfsBase implements CgroupManager {
    * controller at a time and ignore refusals, as runc does: a controller that could not
    * be enabled shows up as a missing file when a limit for it is written.
    */
-  protected async enableControllers(mount: string, rel: string, controllers: string[]): Promise<void> {
+  protected async enableControllers(rel: string, target: { mount: string; controllers: string[] } | null): Promise<void> {
+    if (target === null || target.controllers.length === 0) return;
+    const { mount, controllers } = target;
     const dirs = [mount, ...ancestors(rel).map((a) => joinDir(mount, a))];
     const line = controllers.map((c) => `+${c}`).join(' ');
     const results = await this.native.cgroupWriteFiles(

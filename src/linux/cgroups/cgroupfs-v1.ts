@@ -7,7 +7,7 @@
  */
 import type { CgroupCreateSpec, CgroupKillSpec } from '../../native/cgroups';
 import { SyscallError } from '../../native/errors';
-import { CgroupfsBase, type Placement, controllerOfKey } from './cgroupfs-base';
+import { CgroupfsBase, type Placement, WRITERS, controllerOfKey } from './cgroupfs-base';
 import { CgroupConfigError, joinDir, relativeCgroupPath, unique } from './common';
 import { cpuUsageV1, cpuUsageV2 } from './cpu';
 import { V1_CPUSET_INHERIT } from './cpuset';
@@ -64,9 +64,12 @@ export class CgroupfsV1Manager extends CgroupfsBase {
 
   protected enableTarget(r: Resources): { mount: string; controllers: string[] } | null {
     if (this.layout.unifiedMount === null) return null;
-    // Our controllers that live on the unified side, and those of any unified keys.
+    // Only what these resources need on the unified side (hugetlb limits on a host that
+    // binds hugetlb there, unified keys). Enabling a controller in a cgroup's
+    // subtree_control forbids tasks in that cgroup itself (cgroup2's no-internal-process
+    // rule), which a v1-style layout with tasks at several levels would trip over.
     const wanted = [
-      ...MANAGED.filter((c) => this.v1Mount(c) === null),
+      ...WRITERS.filter((w) => w.wants(r) && this.v1Mount(w.name) === null).map((w) => w.name),
       ...Object.keys(r.unified).map(controllerOfKey),
     ];
     return { mount: this.layout.unifiedMount, controllers: unique(wanted.filter((c) => this.onUnified(c))) };

@@ -38,8 +38,11 @@ export class CgroupfsV2Manager extends CgroupfsBase {
     return [{ root: this.mount, path: rel, inheritFiles: [] }];
   }
 
-  protected enableTarget(r: Resources): { mount: string; controllers: string[] } {
-    const wanted = [...MANAGED, ...Object.keys(r.unified).map(controllerOfKey)];
+  protected enableTarget(r: Resources, creating: boolean): { mount: string; controllers: string[] } {
+    // On create, every managed controller the host offers (as runc does), so later
+    // updates find their files; on update, only the controllers of new unified keys.
+    const keyed = Object.keys(r.unified).map(controllerOfKey);
+    const wanted = creating ? [...MANAGED, ...keyed] : keyed;
     return { mount: this.mount, controllers: unique(wanted.filter((c) => this.layout.unifiedControllers.has(c))) };
   }
 

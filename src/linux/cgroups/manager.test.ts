@@ -97,6 +97,12 @@ describe('v1 manager on a hybrid host', () => {
     });
   });
 
+  it('enables nothing on cgroup2 when no resource needs it there (tasks may then live at any level)', async () => {
+    const n = new FakeNative();
+    await cgroupManagerFor(hybrid, n, opts).create('/a/b', { ...noResources(), pidsLimit: 5 });
+    assert.deepEqual(n.writes.map(w), ['/cg/pids/a/b/pids.max=5']);
+  });
+
   it('attaches, kills and removes in every distinct directory', async () => {
     const n = new FakeNative();
     const m = cgroupManagerFor(hybrid, n, opts);
@@ -115,7 +121,7 @@ describe('v1 manager on a hybrid host', () => {
     const n = new FakeNative();
     const m = cgroupManagerFor(hybrid, n, opts);
     await m.update('/x', { ...noResources(), unified: { 'hugetlb.2MB.rsvd.max': '0' } });
-    assert.deepEqual(n.writes.map(w), ['/cg/unified/x/hugetlb.2MB.rsvd.max=0']);
+    assert.deepEqual(n.writes.map(w), ['/cg/unified/cgroup.subtree_control=+hugetlb?', '/cg/unified/x/hugetlb.2MB.rsvd.max=0']);
     await assert.rejects(m.update('/x', { ...noResources(), unified: { 'memory.high': '1G' } }), CgroupConfigError);
     await assert.rejects(m.update('/x', { ...noResources(), unified: { 'cgroup.procs': '1' } }), /not allowed/);
     await assert.rejects(m.update('/x', { ...noResources(), unified: { '../../etc/passwd': 'x' } }), /not allowed/);
