@@ -55,6 +55,10 @@ function hasV1Freezer(): boolean {
   return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => / - cgroup \S+ \S*\bfreezer\b/.test(l));
 }
 
+function hasCgroup2(): boolean {
+  return fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(' - cgroup2 ');
+}
+
 function sleeper(): ChildProcess {
   return spawn('sleep', ['30'], { stdio: 'ignore' });
 }
@@ -245,6 +249,43 @@ describe('cgroups (integration)', { skip: isRoot ? false : 'needs root' }, () =>
       } finally {
         manager = prev;
       }
+    }
+  });
+
+  it('the v2 manager works on the cgroup2 hierarchy with whatever controllers it offers', { skip: isRoot && !hasCgroup2() ? 'no cgroup2 mount' : false }, async () => {
+    // On a pure v2 host this is the real manager; on a hybrid host it is the v2 manager
+    // pointed at the unified mount, where only some controllers (here: hugetlb) live.
+    const v2Layout: CgroupLayout = layout.mode === 'v2' ? layout : {
+      ...layout, mode: 'v2', v1Mounts: new Map(), memswSupported: false,
+    };
+    const prev = manager;
+    manager = cgroupManagerFor(v2Layout, cgroupNative, { killTimeoutMs: 5000 });
+    try {
+      await underParent(async (parent) => {
+        const ctr = `${parent}/pod1/ctr1`;
+        const offers = (c: string): boolean => v2Layout.unifiedControllers.has(c);
+        await manager.create(ctr, {
+          ...noResources(),
+          hugepageLimits: offers('hugetlb') ? [{ pageSize: '2MB', limit: 6n * MiB }] : [],
+          pidsLimit: offers('pids') ? 10 : null,
+          cpuShares: offers('cpu') ? 1024 : null,
+        });
+        const dir = manager.paths(ctr).unified as string;
+        if (offers('hugetlb')) assert.equal(read(dir, 'hugetlb.2MB.max'), String(6n * MiB));
+        if (offers('pids')) assert.equal(read(dir, 'pids.max'), '10');
+        if (offers('cpu')) assert.equal(read(dir, 'cpu.weight'), '39');
+        if (!offers('cpu')) await assert.rejects(manager.update(ctr, { ...noResources(), cpuQuota: 1000 }), /cpu controller is not available/);
+        const child = sleeper();
+        await manager.attach(ctr, child.pid as number);
+        assert.deepEqual(procs(dir), [child.pid]);
+        const s = await manager.stats(ctr);
+        assert.equal(typeof s.cpuUsageNanos, 'bigint'); // cpu.stat is a core file in every v2 cgroup
+        await manager.killAll(`${parent}/pod1`); // cgroup.kill
+        assert.deepEqual(procs(dir), []);
+        assert.equal(await exited(child), 'SIGKILL');
+      });
+    } finally {
+      manager = prev;
     }
   });
 
