@@ -45,6 +45,10 @@ class PromiseWorker : public Napi::AsyncWorker {
     } catch (const std::bad_alloc &) {
       failed_ = true;
       ncri_fail(&err_, ENOMEM, "malloc", "cgroup operation", nullptr);
+    } catch (const std::exception &) {
+      // Nothing in the core throws on purpose; never let an exception cross into libuv.
+      failed_ = true;
+      ncri_fail(&err_, EIO, "internal", "cgroup operation", nullptr);
     }
   }
   void OnOK() override {

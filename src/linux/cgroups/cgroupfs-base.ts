@@ -4,6 +4,7 @@
  * controller lives (placement) and how stats are read; the per-controller writers say
  * which files get which values.
  */
+import os from 'node:os';
 import type { CgroupCreateSpec, CgroupFileWrite, CgroupKillSpec, CgroupNative } from '../../native/cgroups';
 import { SyscallError } from '../../native/errors';
 import {
@@ -81,8 +82,7 @@ export abstract class CgroupfsBase implements CgroupManager {
 
   async create(path: string, resources: Resources): Promise<void> {
     const rel = relativeCgroupPath(path);
-    // Validate everything before the first mkdir, so bad input leaves nothing behind.
-    this.planWrites(rel, resources, { memswSupported: this.layout.memswSupported, currentMemoryLimit: 0n });
+    this.validate(rel, resources);
     await this.native.cgroupCreate(this.createSpecs(rel));
     await this.enableControllers(rel, this.enableTarget(resources, true));
     await this.apply(rel, resources);
@@ -90,6 +90,7 @@ export abstract class CgroupfsBase implements CgroupManager {
 
   async update(path: string, resources: Resources): Promise<void> {
     const rel = relativeCgroupPath(path);
+    this.validate(rel, resources);
     await this.enableControllers(rel, this.enableTarget(resources, false));
     await this.apply(rel, resources);
   }
@@ -108,6 +109,11 @@ export abstract class CgroupfsBase implements CgroupManager {
 
   async remove(path: string): Promise<void> {
     await this.native.cgroupRemove(this.dirs(relativeCgroupPath(path)));
+  }
+
+  /** Plans the writes once without I/O, so that bad input fails before anything is touched. */
+  private validate(rel: string, r: Resources): void {
+    this.planWrites(rel, r, { memswSupported: this.layout.memswSupported, currentMemoryLimit: 0n });
   }
 
   /**
@@ -137,10 +143,7 @@ export abstract class CgroupfsBase implements CgroupManager {
     const mem = this.placement('memory', rel);
     if (mem !== null && mem.version === 1 && v1NeedsCurrentLimit(r, ctx.memswSupported)) {
       const [cur] = await this.native.cgroupReadFiles([{ dir: mem.dir, file: 'memory.limit_in_bytes' }]);
-      if (cur === null) {
-        throw new SyscallError(`read cgroup file: ${mem.dir}/memory.limit_in_bytes: no such file`, 'ENOENT',
-          2, 'openat', `${mem.dir}/memory.limit_in_bytes`, 'read cgroup file');
-      }
+      if (cur === null) throw missing(`${mem.dir}/memory.limit_in_bytes`, 'read cgroup file');
       ctx.currentMemoryLimit = BigInt(cur.trim());
     }
     const writes = this.planWrites(rel, r, ctx);
@@ -178,6 +181,11 @@ export abstract class CgroupfsBase implements CgroupManager {
     }
     return out;
   }
+}
+
+/** The ENOENT a missing cgroup or control file gives, shaped like the addon's errors. */
+export function missing(path: string, step: string): SyscallError {
+  return new SyscallError(`${step}: openat ${path}: no such file or directory`, 'ENOENT', os.constants.errno.ENOENT, 'openat', path, step);
 }
 
 /** The controller a cgroup2 file belongs to: "memory.high" -> "memory". */

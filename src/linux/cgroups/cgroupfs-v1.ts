@@ -6,8 +6,7 @@
  * cgroup.kill there gives a race-free kill-all.
  */
 import type { CgroupCreateSpec, CgroupKillSpec } from '../../native/cgroups';
-import { SyscallError } from '../../native/errors';
-import { CgroupfsBase, type Placement, WRITERS, controllerOfKey } from './cgroupfs-base';
+import { CgroupfsBase, type Placement, WRITERS, controllerOfKey, missing } from './cgroupfs-base';
 import { CgroupConfigError, joinDir, relativeCgroupPath, unique } from './common';
 import { cpuUsageV1, cpuUsageV2 } from './cpu';
 import { V1_CPUSET_INHERIT } from './cpuset';
@@ -110,17 +109,18 @@ export class CgroupfsV1Manager extends CgroupfsBase {
     const memFiles = mem === null ? [] : mem.version === 1
       ? ['memory.usage_in_bytes', 'memory.stat', 'memory.limit_in_bytes', 'memory.oom_control']
       : ['memory.current', 'memory.stat', 'memory.max', 'memory.events'];
+    // A file every cgroup has tells "no such cgroup" from "no data": notify_on_release in
+    // v1, cgroup.type in cgroup2.
+    const v1Dir = MANAGED.map((c) => this.placement(c, rel)).find((p) => p?.version === 1)?.dir ?? null;
+    const probe = v1Dir !== null ? { dir: v1Dir, file: 'notify_on_release' } : { dir: dirs[0], file: 'cgroup.type' };
     const reads = [
-      // notify_on_release is in every v1 cgroup: it tells "no such cgroup" from "no data".
-      { dir: dirs[0], file: 'notify_on_release' },
+      probe,
       ...(cpuRead ? [cpuRead] : []),
       ...memFiles.map((file) => ({ dir: (mem as Placement).dir, file })),
       ...(pids ? [{ dir: pids.dir, file: 'pids.current' }] : []),
     ];
     const values = await this.native.cgroupReadFiles(reads);
-    if (values[0] === null) {
-      throw new SyscallError(`read cgroup stats: no such cgroup: ${dirs[0]}`, 'ENOENT', 2, 'openat', dirs[0], 'read cgroup stats');
-    }
+    if (values[0] === null) throw missing(probe.dir, 'read cgroup stats');
     let i = 1;
     const cpuText = cpuRead ? values[i++] : null;
     const m = memFiles.map(() => values[i++]);

@@ -4,8 +4,7 @@
  * up in the cgroup, which create() does top-down.
  */
 import type { CgroupCreateSpec, CgroupKillSpec } from '../../native/cgroups';
-import { SyscallError } from '../../native/errors';
-import { CgroupfsBase, type Placement, controllerOfKey } from './cgroupfs-base';
+import { CgroupfsBase, type Placement, controllerOfKey, missing } from './cgroupfs-base';
 import { joinDir, relativeCgroupPath, unique } from './common';
 import { cpuUsageV2 } from './cpu';
 import { memoryStatsV2 } from './memory';
@@ -61,7 +60,7 @@ export class CgroupfsV2Manager extends CgroupfsBase {
     const files = ['cgroup.type', 'cpu.stat', 'memory.current', 'memory.stat', 'memory.max', 'memory.events', 'pids.current'];
     const v = await this.native.cgroupReadFiles(files.map((file) => ({ dir, file })));
     // cgroup.type is in every non-root v2 cgroup: it tells "no such cgroup" from "no data".
-    if (v[0] === null) throw new SyscallError(`read cgroup stats: no such cgroup: ${dir}`, 'ENOENT', 2, 'openat', dir, 'read cgroup stats');
+    if (v[0] === null) throw missing(dir, 'read cgroup stats');
     const hasMemory = this.layout.unifiedControllers.has('memory');
     const mem = memoryStatsV2(v[2], v[3], v[4], v[5]);
     return {

@@ -127,6 +127,14 @@ describe('v1 manager on a hybrid host', () => {
     await assert.rejects(m.update('/x', { ...noResources(), unified: { '../../etc/passwd': 'x' } }), /not allowed/);
   });
 
+  it('update validates before enabling anything', async () => {
+    const n = new FakeNative();
+    const m = cgroupManagerFor(hybrid, n, opts);
+    await assert.rejects(m.update('/x', { ...noResources(), hugepageLimits: [{ pageSize: '3XB', limit: 1n }] }), /invalid hugepage size/);
+    await assert.rejects(m.update('/x', { ...noResources(), hugepageLimits: [{ pageSize: '2MB', limit: 1n }], unified: { bad: '1' } }), /not allowed/);
+    assert.deepEqual(n.calls, []);
+  });
+
   it('rejects bad input before making any directory', async () => {
     const n = new FakeNative();
     const m = cgroupManagerFor({ ...hybrid, memswSupported: false }, n, opts);
