@@ -1,0 +1,307 @@
+// N-API glue for the cgroup facility: decodes arguments on the JS thread, runs the core
+// function on a pool thread (cgroupfs writes, rmdir and kill-all can all sleep in the
+// kernel) and settles a Promise. Exports, all returning Promises:
+//   cgroupMounts()                                  -> [{mountPoint, root, fstype, superOptions}]
+//   cgroupCreate([{root, path, inheritFiles}])      -> undefined
+//   cgroupWriteFiles([{dir, file, value, mayFail}]) -> [errno per entry, 0 = written]
+//   cgroupReadFiles([{dir, file}])                  -> [string | null per entry]
+//   cgroupKillAll({killDirs, procsDirs, freezerDir, freezerVersion, timeoutMs}) -> undefined
+//   cgroupRemove([dir])                             -> undefined
+#include <napi.h>
+
+#include <utility>
+
+#include "cgroup.h"
+#include "js_error.h"
+#include "registry.h"
+
+namespace ncri {
+namespace {
+
+// An AsyncWorker that settles a Promise with either Result() or a syscall error built from
+// the core's ncri_error. (AsyncWorker's own SetError carries only a message string, which
+// would lose errno, syscall and path.)
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  explicit PromiseWorker(Napi::Env env, const char *name)
+      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)) {}
+
+  Napi::Promise Queue() {
+    Napi::Promise p = deferred_.Promise();
+    Napi::AsyncWorker::Queue();  // the worker deletes itself after OnOK
+    return p;
+  }
+
+ protected:
+  // Runs on the pool thread: no N-API calls in here.
+  virtual int Run(ncri_error *err) = 0;
+  // Runs on the JS thread after a successful Run.
+  virtual Napi::Value Result(Napi::Env env) { return env.Undefined(); }
+
+ private:
+  void Execute() override {
+    try {
+      failed_ = Run(&err_) < 0;
+    } catch (const std::bad_alloc &) {
+      failed_ = true;
+      ncri_fail(&err_, ENOMEM, "malloc", "cgroup operation", nullptr);
+    } catch (const std::exception &) {
+      // Nothing in the core throws on purpose; never let an exception cross into libuv.
+      failed_ = true;
+      ncri_fail(&err_, EIO, "internal", "cgroup operation", nullptr);
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (failed_) {
+      if (err_.err == 0) err_.err = EIO;  // a core bug: never reject with "Success"
+      deferred_.Reject(MakeSyscallError(env, err_).Value());
+    } else {
+      deferred_.Resolve(Result(env));
+    }
+  }
+
+  Napi::Promise::Deferred deferred_;
+  ncri_error err_{};
+  bool failed_ = false;
+};
+
+// ---- argument decoding (JS thread). Type errors are thrown synchronously: they are bugs
+// in the TS facade, not runtime conditions.
+
+Napi::Array ArrayArg(const Napi::CallbackInfo &info, size_t i, const char *what) {
+  if (info.Length() <= i || !info[i].IsArray()) {
+    throw Napi::TypeError::New(info.Env(), std::string(what) + " must be an array");
+  }
+  return info[i].As<Napi::Array>();
+}
+
+Napi::Object ObjectAt(Napi::Env env, Napi::Value v, const char *what) {
+  if (!v.IsObject()) throw Napi::TypeError::New(env, std::string(what) + " must be an object");
+  return v.As<Napi::Object>();
+}
+
+std::string StringProp(Napi::Object o, const char *key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsString()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+bool BoolProp(Napi::Object o, const char *key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsBoolean()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+int IntProp(Napi::Object o, const char *key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a number");
+  return v.As<Napi::Number>().Int32Value();
+}
+
+std::vector<std::string> StringArray(Napi::Env env, Napi::Value v, const char *what) {
+  if (!v.IsArray()) throw Napi::TypeError::New(env, std::string(what) + " must be an array");
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<std::string> out;
+  out.reserve(a.Length());
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value s = a.Get(i);
+    if (!s.IsString()) throw Napi::TypeError::New(env, std::string(what) + " must hold strings");
+    out.push_back(s.As<Napi::String>().Utf8Value());
+  }
+  return out;
+}
+
+// ---- workers
+
+class MountsWorker : public PromiseWorker {
+ public:
+  explicit MountsWorker(Napi::Env env) : PromiseWorker(env, "cgroupMounts") {}
+
+ protected:
+  int Run(ncri_error *err) override { return ncri_cgroup_mounts(&mounts_, err); }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Array out = Napi::Array::New(env, mounts_.size());
+    for (size_t i = 0; i < mounts_.size(); i++) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("mountPoint", mounts_[i].mount_point);
+      o.Set("root", mounts_[i].root);
+      o.Set("fstype", mounts_[i].fstype);
+      o.Set("superOptions", mounts_[i].super_options);
+      out.Set(static_cast<uint32_t>(i), o);
+    }
+    return out;
+  }
+
+ private:
+  std::vector<ncri_cgroup_mount> mounts_;
+};
+
+struct CreateSpec {
+  std::string root, path;
+  std::vector<std::string> inherit;
+};
+
+class CreateWorker : public PromiseWorker {
+ public:
+  CreateWorker(Napi::Env env, std::vector<CreateSpec> specs)
+      : PromiseWorker(env, "cgroupCreate"), specs_(std::move(specs)) {}
+
+ protected:
+  int Run(ncri_error *err) override {
+    for (const CreateSpec &s : specs_) {
+      int r = ncri_cgroup_mkdir(s.root, s.path, s.inherit, err);
+      if (r < 0) return r;
+    }
+    return 0;
+  }
+
+ private:
+  std::vector<CreateSpec> specs_;
+};
+
+class WriteWorker : public PromiseWorker {
+ public:
+  WriteWorker(Napi::Env env, std::vector<ncri_cgroup_write> writes)
+      : PromiseWorker(env, "cgroupWriteFiles"), writes_(std::move(writes)) {}
+
+ protected:
+  int Run(ncri_error *err) override { return ncri_cgroup_write_files(&writes_, err); }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Array out = Napi::Array::New(env, writes_.size());
+    for (size_t i = 0; i < writes_.size(); i++) out.Set(static_cast<uint32_t>(i), writes_[i].result);
+    return out;
+  }
+
+ private:
+  std::vector<ncri_cgroup_write> writes_;
+};
+
+class ReadWorker : public PromiseWorker {
+ public:
+  ReadWorker(Napi::Env env, std::vector<ncri_cgroup_read> reads)
+      : PromiseWorker(env, "cgroupReadFiles"), reads_(std::move(reads)) {}
+
+ protected:
+  int Run(ncri_error *err) override { return ncri_cgroup_read_files(&reads_, err); }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Array out = Napi::Array::New(env, reads_.size());
+    for (size_t i = 0; i < reads_.size(); i++) {
+      const ncri_cgroup_read &r = reads_[i];
+      out.Set(static_cast<uint32_t>(i), r.found ? Napi::Value(Napi::String::New(env, r.value)) : env.Null());
+    }
+    return out;
+  }
+
+ private:
+  std::vector<ncri_cgroup_read> reads_;
+};
+
+class KillWorker : public PromiseWorker {
+ public:
+  KillWorker(Napi::Env env, ncri_cgroup_kill_spec spec)
+      : PromiseWorker(env, "cgroupKillAll"), spec_(std::move(spec)) {}
+
+ protected:
+  int Run(ncri_error *err) override { return ncri_cgroup_kill_all(spec_, err); }
+
+ private:
+  ncri_cgroup_kill_spec spec_;
+};
+
+class RemoveWorker : public PromiseWorker {
+ public:
+  RemoveWorker(Napi::Env env, std::vector<std::string> dirs)
+      : PromiseWorker(env, "cgroupRemove"), dirs_(std::move(dirs)) {}
+
+ protected:
+  int Run(ncri_error *err) override {
+    for (const std::string &d : dirs_) {
+      int r = ncri_cgroup_rmdir(d, err);
+      if (r < 0) return r;
+    }
+    return 0;
+  }
+
+ private:
+  std::vector<std::string> dirs_;
+};
+
+// ---- exports
+
+Napi::Value Mounts(const Napi::CallbackInfo &info) {
+  return (new MountsWorker(info.Env()))->Queue();
+}
+
+Napi::Value Create(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Array a = ArrayArg(info, 0, "cgroupCreate specs");
+  std::vector<CreateSpec> specs;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Object o = ObjectAt(env, a.Get(i), "cgroupCreate spec");
+    specs.push_back({StringProp(o, "root"), StringProp(o, "path"), StringArray(env, o.Get("inheritFiles"), "inheritFiles")});
+  }
+  return (new CreateWorker(env, std::move(specs)))->Queue();
+}
+
+Napi::Value WriteFiles(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Array a = ArrayArg(info, 0, "cgroupWriteFiles writes");
+  std::vector<ncri_cgroup_write> writes;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Object o = ObjectAt(env, a.Get(i), "cgroupWriteFiles entry");
+    writes.push_back({StringProp(o, "dir"), StringProp(o, "file"), StringProp(o, "value"), BoolProp(o, "mayFail"), 0});
+  }
+  return (new WriteWorker(env, std::move(writes)))->Queue();
+}
+
+Napi::Value ReadFiles(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Array a = ArrayArg(info, 0, "cgroupReadFiles reads");
+  std::vector<ncri_cgroup_read> reads;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Object o = ObjectAt(env, a.Get(i), "cgroupReadFiles entry");
+    reads.push_back({StringProp(o, "dir"), StringProp(o, "file"), false, std::string()});
+  }
+  return (new ReadWorker(env, std::move(reads)))->Queue();
+}
+
+Napi::Value KillAll(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1) throw Napi::TypeError::New(env, "cgroupKillAll needs a spec");
+  Napi::Object o = ObjectAt(env, info[0], "cgroupKillAll spec");
+  ncri_cgroup_kill_spec spec;
+  spec.kill_dirs = StringArray(env, o.Get("killDirs"), "killDirs");
+  spec.procs_dirs = StringArray(env, o.Get("procsDirs"), "procsDirs");
+  Napi::Value fz = o.Get("freezerDir");
+  if (fz.IsNull()) {
+    spec.freezer_version = 0;
+  } else {
+    spec.freezer_dir = StringProp(o, "freezerDir");
+    spec.freezer_version = IntProp(o, "freezerVersion");
+    if (spec.freezer_version != 1 && spec.freezer_version != 2) {
+      throw Napi::TypeError::New(env, "freezerVersion must be 1 or 2");
+    }
+  }
+  spec.timeout_ms = IntProp(o, "timeoutMs");
+  return (new KillWorker(env, std::move(spec)))->Queue();
+}
+
+Napi::Value Remove(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1) throw Napi::TypeError::New(env, "cgroupRemove needs dirs");
+  return (new RemoveWorker(env, StringArray(env, info[0], "cgroupRemove dirs")))->Queue();
+}
+
+}  // namespace
+
+void InitCgroup(Napi::Env env, Napi::Object exports) {
+  exports.Set("cgroupMounts", Napi::Function::New(env, Mounts, "cgroupMounts"));
+  exports.Set("cgroupCreate", Napi::Function::New(env, Create, "cgroupCreate"));
+  exports.Set("cgroupWriteFiles", Napi::Function::New(env, WriteFiles, "cgroupWriteFiles"));
+  exports.Set("cgroupReadFiles", Napi::Function::New(env, ReadFiles, "cgroupReadFiles"));
+  exports.Set("cgroupKillAll", Napi::Function::New(env, KillAll, "cgroupKillAll"));
+  exports.Set("cgroupRemove", Napi::Function::New(env, Remove, "cgroupRemove"));
+}
+
+}  // namespace ncri

@@ -1,0 +1,114 @@
+/**
+ * Helpers shared by the v1 and v2 managers and the controller writers: the shape of a
+ * controller writer, path validation and parsing of cgroup files.
+ */
+import os from 'node:os';
+import type { ControllerName, Resources } from './types';
+
+/** Invalid resources or paths handed to the manager (an invalid-argument condition). */
+export class CgroupConfigError extends Error {
+  override readonly name = 'CgroupConfigError';
+}
+
+/** A value for one control file of a controller; the manager decides the directory. */
+export interface FileValue {
+  file: string;
+  value: string;
+  /**
+   * errno names ("EINVAL") with which this write may fail without failing the update
+   * (see cpu's period retry, memory's swap on hosts without swap accounting).
+   */
+  tolerate: readonly string[];
+}
+
+/** Facts about the host and the cgroup that some writers need. */
+export interface WriteContext {
+  /** v1 memory.memsw.* exist (swap accounting on). */
+  memswSupported: boolean;
+  /** v1 memory.limit_in_bytes as read before writing, when the writer asked for it. */
+  currentMemoryLimit: bigint | null;
+}
+
+/**
+ * One controller's mapping of Resources to files, for each cgroup version (youki's
+ * one-method controller trait, split by version). Pure: no I/O.
+ */
+export interface ControllerWriter {
+  readonly name: ControllerName;
+  /** Whether `r` sets anything this controller handles. */
+  wants(r: Resources): boolean;
+  v1(r: Resources, ctx: WriteContext): FileValue[];
+  v2(r: Resources, ctx: WriteContext): FileValue[];
+}
+
+export function fv(file: string, value: string, tolerate: readonly string[] = []): FileValue {
+  return { file, value, tolerate };
+}
+
+/**
+ * "/a/b" -> "a/b". Refuses the root, relative paths, empty, "." and ".." components and
+ * anything a directory name cannot hold, so a cgroup path can never reach outside its
+ * hierarchy.
+ */
+export function relativeCgroupPath(path: string): string {
+  if (typeof path !== 'string' || !path.startsWith('/')) {
+    throw new CgroupConfigError(`cgroup path must be absolute: ${JSON.stringify(path)}`);
+  }
+  const parts = path.split('/').slice(1);
+  if (parts.length === 0 || (parts.length === 1 && parts[0] === '')) {
+    throw new CgroupConfigError('cgroup path must not be the root: "/"');
+  }
+  for (const p of parts) {
+    if (p === '' || p === '.' || p === '..' || p.includes('\0') || Buffer.byteLength(p) > 255) {
+      throw new CgroupConfigError(`invalid cgroup path: ${JSON.stringify(path)}`);
+    }
+  }
+  return parts.join('/');
+}
+
+/** The cgroup's ancestors as relative paths, outermost first: "a/b/c" -> ["a", "a/b"]. */
+export function ancestors(rel: string): string[] {
+  const parts = rel.split('/');
+  const out: string[] = [];
+  for (let i = 1; i < parts.length; i++) out.push(parts.slice(0, i).join('/'));
+  return out;
+}
+
+export function joinDir(mount: string, rel: string): string {
+  return rel === '' ? mount : `${mount.replace(/\/+$/, '')}/${rel}`;
+}
+
+/** "key value" lines (memory.stat, cpu.stat, memory.events) into a map. */
+export function parseKeyValues(text: string): Map<string, bigint> {
+  const out = new Map<string, bigint>();
+  for (const line of text.split('\n')) {
+    const m = /^(\S+)\s+(\d+)\s*$/.exec(line);
+    if (m) out.set(m[1], BigInt(m[2]));
+  }
+  return out;
+}
+
+/** A single unsigned number (memory.current, pids.current); null if absent or "max". */
+export function parseSingle(text: string | null): bigint | null {
+  if (text === null) return null;
+  const t = text.trim();
+  return /^\d+$/.test(t) ? BigInt(t) : null;
+}
+
+export function requireInteger(name: string, v: number): void {
+  if (!Number.isSafeInteger(v)) throw new CgroupConfigError(`${name} must be an integer: ${v}`);
+}
+
+/** Unique values in first-seen order. */
+export function unique<T>(xs: Iterable<T>): T[] {
+  return [...new Set(xs)];
+}
+
+const errnoNames = new Map<number, string>(
+  Object.entries(os.constants.errno).map(([name, n]) => [n, name] as [number, string]),
+);
+
+/** "ENOENT" for 2, like the addon's error codes. */
+export function errnoName(errno: number): string {
+  return errnoNames.get(errno) ?? `E${errno}`;
+}

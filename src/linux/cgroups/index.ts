@@ -1,0 +1,36 @@
+/**
+ * The cgroup facility: detection picks the cgroupfs backend once at start-up.
+ *
+ *   const cgroups = await createCgroupManager();
+ *   await cgroups.create('/kubepods/pod1', { ...noResources(), memoryLimitBytes: 256n << 20n });
+ */
+import type { CgroupNative } from '../../native/cgroups';
+import { type CgroupfsOptions, defaultCgroupfsOptions } from './cgroupfs-base';
+import { CgroupfsV1Manager } from './cgroupfs-v1';
+import { CgroupfsV2Manager } from './cgroupfs-v2';
+import { type CgroupLayout, detectCgroupLayout } from './detect';
+import type { CgroupManager } from './types';
+
+export * from './types';
+export { CgroupConfigError } from './common';
+export type { CgroupLayout } from './detect';
+export type { CgroupfsOptions } from './cgroupfs-base';
+
+/** The manager for a known layout (tests pass a fake native facade). */
+export function cgroupManagerFor(layout: CgroupLayout, native: CgroupNative, options: CgroupfsOptions = defaultCgroupfsOptions): CgroupManager {
+  return layout.mode === 'v2' ? new CgroupfsV2Manager(layout, native, options) : new CgroupfsV1Manager(layout, native, options);
+}
+
+export interface CreateCgroupManagerOptions extends Partial<CgroupfsOptions> {
+  /** Defaults to the addon; a recording fake in unit tests. */
+  native?: CgroupNative;
+}
+
+/** Detects the host's cgroup layout and returns the matching manager. */
+export async function createCgroupManager(opts: CreateCgroupManagerOptions = {}): Promise<{ manager: CgroupManager; layout: CgroupLayout }> {
+  // Loaded lazily so that importing this module (for types, or with a fake) never loads
+  // the addon.
+  const native = opts.native ?? (await import('../../native/cgroups')).cgroupNative;
+  const layout = await detectCgroupLayout(native);
+  return { manager: cgroupManagerFor(layout, native, { ...defaultCgroupfsOptions, ...opts }), layout };
+}

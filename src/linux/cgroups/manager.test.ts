@@ -1,0 +1,231 @@
+/**
+ * The managers driven by a recording fake of the native facade: what they ask the kernel
+ * to do, without root (style rule 10).
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { CgroupCreateSpec, CgroupFileRead, CgroupFileWrite, CgroupKillSpec, CgroupMount, CgroupNative } from '../../native/cgroups';
+import { SyscallError } from '../../native/errors';
+import type { CgroupLayout } from './detect';
+import { CgroupConfigError, cgroupManagerFor, noResources } from './index';
+
+class FakeNative implements CgroupNative {
+  calls: string[] = [];
+  created: CgroupCreateSpec[] = [];
+  writes: CgroupFileWrite[] = [];
+  removed: string[] = [];
+  killed: CgroupKillSpec[] = [];
+  /** errno to return for a write of "<dir>/<file>" (only honoured for mayFail entries). */
+  failWrites = new Map<string, number>();
+  files = new Map<string, string>();
+
+  async cgroupMounts(): Promise<CgroupMount[]> {
+    return [];
+  }
+  async cgroupCreate(specs: CgroupCreateSpec[]): Promise<void> {
+    this.calls.push('create');
+    this.created.push(...specs);
+  }
+  async cgroupWriteFiles(writes: CgroupFileWrite[]): Promise<number[]> {
+    this.calls.push('write');
+    this.writes.push(...writes);
+    return writes.map((w) => (w.mayFail ? this.failWrites.get(`${w.dir}/${w.file}`) ?? 0 : 0));
+  }
+  async cgroupReadFiles(reads: CgroupFileRead[]): Promise<(string | null)[]> {
+    this.calls.push('read');
+    return reads.map((r) => this.files.get(`${r.dir}/${r.file}`) ?? null);
+  }
+  async cgroupKillAll(spec: CgroupKillSpec): Promise<void> {
+    this.calls.push('kill');
+    this.killed.push(spec);
+  }
+  async cgroupRemove(dirs: string[]): Promise<void> {
+    this.calls.push('remove');
+    this.removed.push(...dirs);
+  }
+}
+
+const hybrid: CgroupLayout = {
+  mode: 'hybrid',
+  v1Mounts: new Map(['cpu', 'cpuacct', 'cpuset', 'memory', 'pids', 'freezer', 'devices'].map((c) => [c, `/cg/${c}`])),
+  unifiedMount: '/cg/unified',
+  unifiedControllers: new Set(['hugetlb']),
+  memswSupported: true,
+};
+const pureV2: CgroupLayout = {
+  mode: 'v2',
+  v1Mounts: new Map(),
+  unifiedMount: '/cg',
+  unifiedControllers: new Set(['cpuset', 'cpu', 'io', 'memory', 'hugetlb', 'pids', 'rdma']),
+  memswSupported: false,
+};
+const opts = { killTimeoutMs: 1234 };
+const w = (x: CgroupFileWrite): string => `${x.dir}/${x.file}=${x.value}${x.mayFail ? '?' : ''}`;
+
+describe('v1 manager on a hybrid host', () => {
+  it('creates in every v1 hierarchy and the unified one, filling cpuset from the parent', async () => {
+    const n = new FakeNative();
+    n.files.set('/cg/memory/a/b/memory.limit_in_bytes', '9223372036854771712\n');
+    const m = cgroupManagerFor(hybrid, n, opts);
+    assert.equal(m.mode, 'hybrid');
+    await m.create('/a/b', {
+      ...noResources(), cpuShares: 512, cpusetCpus: '0', memoryLimitBytes: 1n << 30n, memorySwapLimitBytes: 2n << 30n,
+      pidsLimit: 10, hugepageLimits: [{ pageSize: '2MB', limit: 2097152n }],
+    });
+    assert.deepEqual(n.created.map((s) => `${s.root}:${s.path}:${s.inheritFiles.join(',')}`), [
+      '/cg/cpu:a/b:', '/cg/cpuacct:a/b:', '/cg/cpuset:a/b:cpuset.cpus,cpuset.mems', '/cg/memory:a/b:', '/cg/pids:a/b:', '/cg/freezer:a/b:', '/cg/unified:a/b:',
+    ]);
+    assert.deepEqual(n.writes.map(w), [
+      // hugetlb lives on cgroup2 here: enable it from the root down to the parent
+      '/cg/unified/cgroup.subtree_control=+hugetlb?',
+      '/cg/unified/a/cgroup.subtree_control=+hugetlb?',
+      '/cg/cpuset/a/b/cpuset.cpus=0',
+      '/cg/cpu/a/b/cpu.shares=512',
+      '/cg/memory/a/b/memory.limit_in_bytes=1073741824',
+      '/cg/memory/a/b/memory.memsw.limit_in_bytes=2147483648',
+      '/cg/pids/a/b/pids.max=10',
+      '/cg/unified/a/b/hugetlb.2MB.max=2097152',
+    ]);
+    assert.deepEqual(n.calls, ['create', 'write', 'read', 'write']);
+  });
+
+  it('lists paths per controller, hugetlb on the unified side', () => {
+    const p = cgroupManagerFor(hybrid, new FakeNative(), opts).paths('/x');
+    assert.deepEqual(p, {
+      cpu: '/cg/cpu/x', cpuacct: '/cg/cpuacct/x', cpuset: '/cg/cpuset/x', memory: '/cg/memory/x', pids: '/cg/pids/x',
+      hugetlb: '/cg/unified/x', freezer: '/cg/freezer/x', unified: '/cg/unified/x',
+    });
+  });
+
+  it('enables nothing on cgroup2 when no resource needs it there (tasks may then live at any level)', async () => {
+    const n = new FakeNative();
+    await cgroupManagerFor(hybrid, n, opts).create('/a/b', { ...noResources(), pidsLimit: 5 });
+    assert.deepEqual(n.writes.map(w), ['/cg/pids/a/b/pids.max=5']);
+  });
+
+  it('attaches, kills and removes in every distinct directory', async () => {
+    const n = new FakeNative();
+    const m = cgroupManagerFor(hybrid, n, opts);
+    await m.attach('/x', 42);
+    assert.equal(n.writes.length, 7);
+    assert.ok(n.writes.every((x) => x.file === 'cgroup.procs' && x.value === '42'));
+    await m.killAll('/x');
+    assert.deepEqual(n.killed[0].killDirs, ['/cg/unified/x']);
+    assert.equal(n.killed[0].freezerDir, '/cg/freezer/x');
+    assert.equal(n.killed[0].timeoutMs, 1234);
+    await m.remove('/x');
+    assert.equal(n.removed.length, 7);
+  });
+
+  it('writes unified keys only for controllers cgroup2 offers here', async () => {
+    const n = new FakeNative();
+    const m = cgroupManagerFor(hybrid, n, opts);
+    await m.update('/x', { ...noResources(), unified: { 'hugetlb.2MB.rsvd.max': '0' } });
+    assert.deepEqual(n.writes.map(w), ['/cg/unified/cgroup.subtree_control=+hugetlb?', '/cg/unified/x/hugetlb.2MB.rsvd.max=0']);
+    await assert.rejects(m.update('/x', { ...noResources(), unified: { 'memory.high': '1G' } }), CgroupConfigError);
+    await assert.rejects(m.update('/x', { ...noResources(), unified: { 'cgroup.procs': '1' } }), /not allowed/);
+    await assert.rejects(m.update('/x', { ...noResources(), unified: { '../../etc/passwd': 'x' } }), /not allowed/);
+  });
+
+  it('update validates before enabling anything', async () => {
+    const n = new FakeNative();
+    const m = cgroupManagerFor(hybrid, n, opts);
+    await assert.rejects(m.update('/x', { ...noResources(), hugepageLimits: [{ pageSize: '3XB', limit: 1n }] }), /invalid hugepage size/);
+    await assert.rejects(m.update('/x', { ...noResources(), hugepageLimits: [{ pageSize: '2MB', limit: 1n }], unified: { bad: '1' } }), /not allowed/);
+    assert.deepEqual(n.calls, []);
+  });
+
+  it('rejects bad input before making any directory', async () => {
+    const n = new FakeNative();
+    const m = cgroupManagerFor({ ...hybrid, memswSupported: false }, n, opts);
+    await assert.rejects(m.create('/x', { ...noResources(), memoryLimitBytes: 1n << 30n, memorySwapLimitBytes: 2n << 30n }), /no swap accounting/);
+    await assert.rejects(m.create('/x', { ...noResources(), cpusetCpus: '0; rm' }), /cpu\/node list/);
+    await assert.rejects(m.create('relative', noResources()), /absolute/);
+    await assert.rejects(m.create('/', noResources()), /root/);
+    await assert.rejects(m.create('/a/../b', noResources()), /invalid cgroup path/);
+    assert.deepEqual(n.calls, []);
+  });
+
+  it('tolerates the first cpu period write failing with EINVAL, but not other errnos', async () => {
+    const n = new FakeNative();
+    const m = cgroupManagerFor(hybrid, n, opts);
+    n.failWrites.set('/cg/cpu/x/cpu.cfs_period_us', 22);
+    await m.update('/x', { ...noResources(), cpuQuota: 1000, cpuPeriod: 10000 });
+    n.failWrites.set('/cg/cpu/x/cpu.cfs_period_us', 13);
+    await assert.rejects(m.update('/x', { ...noResources(), cpuQuota: 1000, cpuPeriod: 10000 }),
+      (e: unknown) => e instanceof SyscallError && e.code === 'EACCES' && e.path === '/cg/cpu/x/cpu.cfs_period_us');
+  });
+
+  it('a v1 host without cgroup2 refuses unified keys and has no kill file', async () => {
+    const n = new FakeNative();
+    const m = cgroupManagerFor({ ...hybrid, mode: 'v1', unifiedMount: null, unifiedControllers: new Set() }, n, opts);
+    assert.equal(m.mode, 'v1');
+    await assert.rejects(m.update('/x', { ...noResources(), unified: { 'memory.high': '1' } }), /needs cgroup v2/);
+    await assert.rejects(m.update('/x', { ...noResources(), hugepageLimits: [{ pageSize: '2MB', limit: 1n }] }), /hugetlb controller is not available/);
+    await m.killAll('/x');
+    assert.deepEqual(n.killed[0].killDirs, []);
+  });
+});
+
+describe('v2 manager', () => {
+  it('creates one directory, enables controllers top-down, writes v2 files', async () => {
+    const n = new FakeNative();
+    const m = cgroupManagerFor(pureV2, n, opts);
+    assert.equal(m.mode, 'v2');
+    await m.create('/a/b', {
+      ...noResources(), cpuShares: 1024, cpuQuota: -1, cpuPeriod: 100000, memoryLimitBytes: 1n << 30n, memorySwapLimitBytes: 1n << 30n,
+      pidsLimit: -1, unified: { 'io.weight': 'default 50' },
+    });
+    assert.deepEqual(n.created, [{ root: '/cg', path: 'a/b', inheritFiles: [] }]);
+    assert.deepEqual(n.writes.map(w), [
+      '/cg/cgroup.subtree_control=+cpu +cpuset +memory +pids +hugetlb +io?',
+      '/cg/a/cgroup.subtree_control=+cpu +cpuset +memory +pids +hugetlb +io?',
+      '/cg/a/b/cpu.weight=39',
+      '/cg/a/b/cpu.max=max 100000',
+      '/cg/a/b/memory.max=1073741824',
+      '/cg/a/b/memory.swap.max=0?',
+      '/cg/a/b/pids.max=max',
+      '/cg/a/b/io.weight=default 50',
+    ]);
+  });
+
+  it('falls back to one controller at a time where the whole line is refused', async () => {
+    const n = new FakeNative();
+    n.failWrites.set('/cg/a/cgroup.subtree_control', 16);
+    await cgroupManagerFor(pureV2, n, opts).create('/a/b', noResources());
+    const lines = n.writes.filter((x) => x.dir === '/cg/a').map((x) => x.value);
+    assert.deepEqual(lines, ['+cpu +cpuset +memory +pids +hugetlb', '+cpu', '+cpuset', '+memory', '+pids', '+hugetlb']);
+  });
+
+  it('ignores a missing memory.swap.max for "no swap" but not for a real swap allowance', async () => {
+    const n = new FakeNative();
+    n.failWrites.set('/cg/x/memory.swap.max', 2);
+    const m = cgroupManagerFor(pureV2, n, opts);
+    await m.update('/x', { ...noResources(), memoryLimitBytes: 100n, memorySwapLimitBytes: 100n });
+    const before = n.writes.length;
+    await m.update('/x', { ...noResources(), memoryLimitBytes: 100n, memorySwapLimitBytes: 300n });
+    assert.equal(n.writes.length, before + 2);
+    assert.equal(n.writes.at(-1)?.mayFail, false); // so the kernel's ENOENT would reject
+  });
+
+  it('reads stats from cpu.stat, memory.* and pids.current', async () => {
+    const n = new FakeNative();
+    const f = (file: string, v: string) => n.files.set(`/cg/x/${file}`, v);
+    f('cgroup.type', 'domain\n');
+    f('cpu.stat', 'usage_usec 5\n');
+    f('memory.current', '1000\n');
+    f('memory.stat', 'inactive_file 100\n');
+    f('memory.max', 'max\n');
+    f('memory.events', 'oom_kill 3\n');
+    f('pids.current', '7\n');
+    const s = await cgroupManagerFor(pureV2, n, opts).stats('/x');
+    assert.deepEqual(s, { cpuUsageNanos: 5000n, memoryUsageBytes: 1000n, memoryWorkingSetBytes: 900n, memoryLimitBytes: null, pids: 7, oomKillCount: 3 });
+    await assert.rejects(cgroupManagerFor(pureV2, n, opts).stats('/missing'), (e: unknown) => e instanceof SyscallError && e.code === 'ENOENT');
+  });
+
+  it('kills with cgroup.kill and the v2 freezer as fallback', async () => {
+    const n = new FakeNative();
+    await cgroupManagerFor(pureV2, n, opts).killAll('/x');
+    assert.deepEqual(n.killed[0], { killDirs: ['/cg/x'], procsDirs: ['/cg/x'], freezerDir: '/cg/x', freezerVersion: 2, timeoutMs: 1234 });
+  });
+});

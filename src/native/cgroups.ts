@@ -1,0 +1,101 @@
+/**
+ * The cgroup exports of the addon, typed. The native side is deliberately generic (make
+ * dirs, read/write files, kill, remove); which file gets which value is decided in
+ * src/linux/cgroups/. Every function returns a Promise: cgroupfs operations can sleep in
+ * the kernel and so run on the libuv pool, never on the event loop.
+ *
+ * Directories are absolute paths; file names are single components. Failures reject with
+ * a SyscallError whose `path` names the file or directory involved.
+ */
+import { nativeFunction } from './binding';
+
+/** One cgroup or cgroup2 mount, from /proc/self/mountinfo. */
+export interface CgroupMount {
+  mountPoint: string;
+  /** The cgroup mounted there: "/" unless inside a cgroup namespace. */
+  root: string;
+  fstype: 'cgroup' | 'cgroup2';
+  /** v1: includes the controllers ("rw,cpu,cpuacct"); v2: "rw,nsdelegate" and the like. */
+  superOptions: string;
+}
+
+export interface CgroupCreateSpec {
+  /** Mount point of the hierarchy; must be a cgroup filesystem. */
+  root: string;
+  /** Path below the root ("a/b"); intermediate directories are made too. */
+  path: string;
+  /**
+   * Files that, when empty in a directory on the way (new or existing), are filled from
+   * its parent: v1 cpuset needs ["cpuset.cpus", "cpuset.mems"] before a task can join.
+   */
+  inheritFiles: string[];
+}
+
+export interface CgroupFileWrite {
+  dir: string;
+  file: string;
+  value: string;
+  /** When true a failure is reported in the result array instead of rejecting. */
+  mayFail: boolean;
+}
+
+export interface CgroupFileRead {
+  dir: string;
+  file: string;
+}
+
+export interface CgroupKillSpec {
+  /** v2 cgroups whose cgroup.kill is written (skipped where missing). */
+  killDirs: string[];
+  /** Cgroups (with their sub-cgroups) whose cgroup.procs must end up empty. */
+  procsDirs: string[];
+  /** Freezer used to hold tasks still while they are signalled, or null. */
+  freezerDir: string | null;
+  /** 1: v1 freezer.state; 2: v2 cgroup.freeze. Ignored when freezerDir is null. */
+  freezerVersion: 1 | 2;
+  /** Reject with EBUSY if tasks remain after this long. */
+  timeoutMs: number;
+}
+
+/** The cgroup mounts of this mount namespace. */
+export const cgroupMounts = nativeFunction<() => Promise<CgroupMount[]>>('cgroupMounts');
+
+/** mkdir -p for each spec, in order; existing directories are fine. */
+export const cgroupCreate = nativeFunction<(specs: CgroupCreateSpec[]) => Promise<void>>('cgroupCreate');
+
+/**
+ * Writes in order, each value with one write(2). Stops at the first failing entry that
+ * may not fail. Resolves to one errno per entry (0 when written).
+ */
+export const cgroupWriteFiles = nativeFunction<(writes: CgroupFileWrite[]) => Promise<number[]>>('cgroupWriteFiles');
+
+/** Reads each file whole; null where the file or its directory does not exist. */
+export const cgroupReadFiles = nativeFunction<(reads: CgroupFileRead[]) => Promise<(string | null)[]>>('cgroupReadFiles');
+
+/** Kills every task in the cgroups and waits until none is left. */
+export const cgroupKillAll = nativeFunction<(spec: CgroupKillSpec) => Promise<void>>('cgroupKillAll');
+
+/**
+ * Removes each cgroup directory with the cgroups below it, deepest first, retrying while
+ * the kernel says EBUSY. Missing directories are fine.
+ */
+export const cgroupRemove = nativeFunction<(dirs: string[]) => Promise<void>>('cgroupRemove');
+
+/** The facade as one injectable object, so the manager can be driven by a fake in tests. */
+export interface CgroupNative {
+  cgroupMounts(): Promise<CgroupMount[]>;
+  cgroupCreate(specs: CgroupCreateSpec[]): Promise<void>;
+  cgroupWriteFiles(writes: CgroupFileWrite[]): Promise<number[]>;
+  cgroupReadFiles(reads: CgroupFileRead[]): Promise<(string | null)[]>;
+  cgroupKillAll(spec: CgroupKillSpec): Promise<void>;
+  cgroupRemove(dirs: string[]): Promise<void>;
+}
+
+export const cgroupNative: CgroupNative = {
+  cgroupMounts,
+  cgroupCreate,
+  cgroupWriteFiles,
+  cgroupReadFiles,
+  cgroupKillAll,
+  cgroupRemove,
+};
