@@ -4,11 +4,19 @@
  * then serve until SIGTERM/SIGINT (graceful stop) and re-read the config on SIGHUP.
  */
 import fsp from 'node:fs/promises';
+import path from 'node:path';
 import { loadConfig, type Config, type LoadOptions } from './config';
 import { startCriServer, type CriServer } from './cri/server';
 import type { CriDeps } from './cri/deps';
 import { uname } from './native/probe';
 import { CniConfigWatcher } from './network/cni-config';
+import { CniPluginRunner } from './network/cni-plugin';
+import { PodNetwork } from './network/pod-network';
+import { EventBus } from './domain/events';
+import { createCgroupManager } from './linux/cgroups';
+import { podHost } from './linux/pod-host';
+import { bringUpLoopback } from './native/namespaces';
+import { SandboxService } from './sandbox/service';
 import { createLogger, type Logger } from './obs/logger';
 import { createMetrics } from './obs/metrics';
 import { startMetricsServer, type MetricsServer } from './obs/metrics-server';
@@ -41,6 +49,24 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
   const cni = new CniConfigWatcher(config.network.cniConfigDir, log.child({ component: 'cni' }));
   await cni.start();
 
+  const { manager: cgroups, layout } = await createCgroupManager();
+  log.info({ cgroupMode: layout.mode }, 'cgroup layout detected');
+  const events = new EventBus();
+  const cniRunner = new CniPluginRunner({
+    pluginDirs: config.network.cniPluginDirs,
+    cacheDir: path.join(config.root, 'cni-cache'),
+    timeoutMs: 60_000,
+  });
+  const podNetwork = new PodNetwork(cni, cniRunner, bringUpLoopback, log.child({ component: 'network' }));
+  const sandboxes = new SandboxService({
+    config: () => config,
+    log: log.child({ component: 'sandbox' }),
+    events,
+    host: podHost(cgroups),
+    network: podNetwork,
+  });
+  await sandboxes.restore();
+
   let podCidr = '';
   const deps: CriDeps = {
     runtime: {
@@ -57,6 +83,7 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
         podCidr = cidr;
       },
     },
+    sandboxes,
   };
 
   let metricsServer: MetricsServer | null = null;

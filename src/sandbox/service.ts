@@ -15,7 +15,7 @@ import type { EventBus } from '../domain/events';
 import { nowNanos } from '../domain/events';
 import { IdIndex, newId, sandboxName } from '../domain/ids';
 import { NameTakenError, Registrar } from '../domain/registrar';
-import type { CgroupManager, CgroupStats } from '../linux/cgroups';
+import { noResources, type CgroupManager, type CgroupStats } from '../linux/cgroups';
 import type { PodNetwork } from '../network/pod-network';
 import type { Logger } from '../obs/logger';
 import { readJson, writeJsonAtomic } from '../state/atomic-file';
@@ -210,7 +210,9 @@ export class SandboxService {
     const types: Array<'net' | 'ipc' | 'uts' | 'user'> = [];
     if (!hostNetwork) types.push('net', 'uts');
     if (!hostIpc) types.push('ipc');
-    if (spec.namespaces.userns === 'POD') types.push('user');
+    // Pod user namespaces need id mappings carried through to every container; until the
+    // container issue does that, refuse rather than run the pod with half of it.
+    if (spec.namespaces.userns === 'POD') throw failedPrecondition('pod user namespaces (userns_options mode POD) are not supported yet');
     const pins = { net: null as string | null, ipc: null as string | null, uts: null as string | null, user: null as string | null };
     if (types.length > 0) {
       const made = await this.opts.host.pinNamespaces({ types, dir: path.join(runDir, 'ns'), sysctls: spec.sysctls });
@@ -242,12 +244,12 @@ export class SandboxService {
     let cgroup: SandboxRecord['cgroup'];
     if (spec.cgroupParent !== '') {
       const existed = await cgroupExists(this.opts.host.cgroups, spec.cgroupParent);
-      await this.opts.host.cgroups.create(spec.cgroupParent, spec.resources ?? noLimits());
+      await this.opts.host.cgroups.create(spec.cgroupParent, spec.resources ?? noResources());
       if (!existed) cleanup.push(`cgroup ${spec.cgroupParent}`, () => this.opts.host.cgroups.remove(spec.cgroupParent));
       cgroup = { path: spec.cgroupParent, created: !existed };
     } else {
       const p = path.posix.join(cfg.cgroup.defaultParent, `pod-${id}`);
-      await this.opts.host.cgroups.create(p, spec.resources ?? noLimits());
+      await this.opts.host.cgroups.create(p, spec.resources ?? noResources());
       cleanup.push(`cgroup ${p}`, () => this.opts.host.cgroups.remove(p));
       cgroup = { path: p, created: true };
     }
@@ -392,19 +394,4 @@ async function cgroupExists(cgroups: CgroupManager, p: string): Promise<boolean>
   } catch {
     return false;
   }
-}
-
-function noLimits() {
-  return {
-    cpuShares: null,
-    cpuQuota: null,
-    cpuPeriod: null,
-    cpusetCpus: null,
-    cpusetMems: null,
-    memoryLimitBytes: null,
-    memorySwapLimitBytes: null,
-    pidsLimit: null,
-    hugepageLimits: [],
-    unified: {},
-  };
 }

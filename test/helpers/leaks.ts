@@ -103,16 +103,24 @@ export async function withoutLeaks<T>(scope: LeakScope, body: () => Promise<T>):
   let result: T;
   try {
     result = await body();
-  } finally {
-    let d = diff(before, snapshot(scope));
-    for (let i = 0; i < 50 && d.children.length > 0; i++) {
-      await new Promise((r) => setTimeout(r, 20));
-      d = diff(before, snapshot(scope));
-    }
-    const leaked = Object.entries(d).filter(([, v]) => (v as string[]).length > 0);
-    if (leaked.length > 0) {
-      throw new Error(`leaked: ${JSON.stringify(Object.fromEntries(leaked))}`);
-    }
+  } catch (e) {
+    // The body's own failure comes first; leaks it caused are added to its message.
+    const leaked = await settleAndDiff(before, scope);
+    if (leaked && e instanceof Error) e.message += `\n(also leaked: ${leaked})`;
+    throw e;
   }
+  const leaked = await settleAndDiff(before, scope);
+  if (leaked) throw new Error(`leaked: ${leaked}`);
   return result;
+}
+
+/** Waits briefly for children to be reaped, then describes what was left, or null. */
+async function settleAndDiff(before: Snapshot, scope: LeakScope): Promise<string | null> {
+  let d = diff(before, snapshot(scope));
+  for (let i = 0; i < 50 && d.children.length > 0; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    d = diff(before, snapshot(scope));
+  }
+  const leaked = Object.entries(d).filter(([, v]) => (v as string[]).length > 0);
+  return leaked.length > 0 ? JSON.stringify(Object.fromEntries(leaked)) : null;
 }

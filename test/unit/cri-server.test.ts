@@ -14,6 +14,7 @@ import { createLogger } from '../../src/obs/logger';
 import { createMetrics } from '../../src/obs/metrics';
 import { startCriServer, type CriServer } from '../../src/cri/server';
 import type { CriDeps } from '../../src/cri/deps';
+import type { SandboxService } from '../../src/sandbox/service';
 import { invalidArgument } from '../../src/domain/errors';
 import { version } from '../../src/cri/runtime/version';
 import { CriClient } from '../helpers/cri-client';
@@ -39,6 +40,8 @@ const deps: CriDeps = {
       podCidr = c;
     },
   },
+  // The handlers under test here never reach the domain services.
+  sandboxes: null as unknown as SandboxService,
 };
 let server: CriServer;
 let client: CriClient;
