@@ -47,5 +47,5 @@ export function nativeFunction<F extends (...args: never[]) => unknown>(name: st
     if (result instanceof Promise) return result.catch((e: unknown) => Promise.reject(toSyscallError(e)));
     return result;
   };
-  return wrapped as F;
+  return wrapped as unknown as F;
 }
