@@ -7,4 +7,5 @@
 namespace ncri {
 void InitProbe(Napi::Env env, Napi::Object exports);
 void InitNs(Napi::Env env, Napi::Object exports);
+void InitMount(Napi::Env env, Napi::Object exports);
 }  // namespace ncri
