@@ -104,8 +104,8 @@ struct Frame {
   int32_t index;  // which sysctl, for the sysctl steps
 };
 
-// Everything the child needs, resolved by the parent before the clone. The child reads it
-// from its copy-on-write snapshot and never writes to it.
+// Everything the child needs, resolved by the parent before the clone. The child only
+// reads it (it may share this memory with the parent, see Child::start).
 struct ChildPlan {
   int sock = -1;  // the child's end of the sync socketpair
   pid_t parent_pid = 0;
@@ -122,127 +122,178 @@ struct ChildPlan {
   bool wait_for_exit = false;  // stay alive after READY until EXIT (or EOF)
 };
 
-// ---- runs after clone: async-signal-safe only ---------------------------------------------
+// ---- runs after clone: raw syscalls only ----------------------------------------------------
 //
-// No malloc, stdio, locks or C++ exceptions here. The process this runs in has a copy of a
-// multi-threaded Node's memory with just one thread in it, so any lock another thread held
-// at the clone (malloc's, stdio's) stays held forever. glibc's syscall wrappers used here
-// are thin (errno lands in this thread's copy of its TLS); the ones with process-wide
-// emulation (setuid family) are not used.
+// The child usually shares the parent's memory (CLONE_VM, see Child::start), including the
+// TLS of the pool thread that cloned it, while that thread keeps running. So the child makes
+// raw syscalls that return -errno and never write errno, calls no libc function that could
+// touch TLS or take a lock (malloc, stdio, glibc's setxid broadcast), throws nothing, writes
+// only to its own stack, and leaves with exit_group. That is stricter than async-signal-safe.
+
+#if defined(__x86_64__)
+#define NCRI_RAW_SYSCALLS 1
+long raw6(long n, long a, long b, long c, long d, long e, long f) {
+  long ret;
+  register long r10 __asm__("r10") = d;
+  register long r8 __asm__("r8") = e;
+  register long r9 __asm__("r9") = f;
+  __asm__ volatile("syscall"
+                   : "=a"(ret)
+                   : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                   : "rcx", "r11", "memory");
+  return ret;
+}
+#elif defined(__aarch64__)
+#define NCRI_RAW_SYSCALLS 1
+long raw6(long n, long a, long b, long c, long d, long e, long f) {
+  register long x8 __asm__("x8") = n;
+  register long x0 __asm__("x0") = a;
+  register long x1 __asm__("x1") = b;
+  register long x2 __asm__("x2") = c;
+  register long x3 __asm__("x3") = d;
+  register long x4 __asm__("x4") = e;
+  register long x5 __asm__("x5") = f;
+  __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5)
+                   : "memory", "cc");
+  return x0;
+}
+#else
+// Elsewhere the child goes through syscall(3), which sets errno, so Child::start does not
+// share memory with it (see kShareMemory).
+#define NCRI_RAW_SYSCALLS 0
+long raw6(long n, long a, long b, long c, long d, long e, long f) {
+  long r = syscall(n, a, b, c, d, e, f);
+  return r == -1 ? -errno : r;
+}
+#endif
+
+template <typename... A>
+long sys(long n, A... args) {
+  long v[6] = {(long)args...};
+  return raw6(n, v[0], v[1], v[2], v[3], v[4], v[5]);
+}
+
+// Retries a raw syscall interrupted by a signal (no handlers are installed, so this is only
+// for stop/continue, but it costs nothing).
+template <typename... A>
+long sys_retry(long n, A... args) {
+  long r;
+  do {
+    r = sys(n, args...);
+  } while (r == -EINTR);
+  return r;
+}
+
+[[noreturn]] void child_exit(int code) {
+  for (;;) sys(SYS_exit_group, code);
+}
 
 void child_send(int sock, int32_t kind, int32_t step, int32_t err, int32_t index) {
   Frame f{kind, step, err, index};
-  ssize_t n;
-  do {
-    n = send(sock, &f, sizeof f, MSG_NOSIGNAL);
-  } while (n < 0 && errno == EINTR);
+  sys_retry(SYS_sendto, sock, &f, sizeof f, MSG_NOSIGNAL, 0L, 0L);
 }
 
-[[noreturn]] void child_fail(const ChildPlan *p, ChildStep step, int index) {
-  child_send(p->sock, kFrameError, step, errno, index);
-  _exit(1);
+// Reports {step, errno, index} and exits; `r` is the failed syscall's -errno.
+[[noreturn]] void child_fail(const ChildPlan *p, ChildStep step, long r, int index = 0) {
+  child_send(p->sock, kFrameError, step, static_cast<int32_t>(-r), index);
+  child_exit(1);
 }
 
 // Waits for one frame from the parent; false on EOF or error (the parent is gone or gave
 // up, so the child just exits).
 bool child_recv(int sock, int32_t expect) {
   Frame f{};
-  ssize_t n;
-  do {
-    n = recv(sock, &f, sizeof f, 0);
-  } while (n < 0 && errno == EINTR);
-  return n == static_cast<ssize_t>(sizeof f) && f.kind == expect;
+  long n = sys_retry(SYS_recvfrom, sock, &f, sizeof f, 0L, 0L, 0L);
+  return n == static_cast<long>(sizeof f) && f.kind == expect;
 }
 
-// Closes every inherited fd except stdio and the ones in keep[] (sorted, up to two). Other
-// pool threads may be cloning at the same moment; without this, a sibling child would hold
-// our socket ends open and hide an EOF.
+// Closes every inherited fd except stdio and the two kept ones (-1: none). Other pool
+// threads may be cloning at the same moment; without this, a sibling child would hold our
+// socket ends open and hide an EOF. Best effort: an fd left open costs only a delayed EOF.
 void child_close_fds(int a, int b) {
   if (a > b) {
     int t = a;
     a = b;
     b = t;
   }
-  unsigned lo = 3;
+  unsigned long lo = 3;
   for (int keep : {a, b}) {
     if (keep < 3) continue;
-    if (static_cast<unsigned>(keep) > lo) close_range(lo, static_cast<unsigned>(keep) - 1, 0);
-    lo = static_cast<unsigned>(keep) + 1;
+    if (static_cast<unsigned long>(keep) > lo) sys(SYS_close_range, lo, keep - 1L, 0L);
+    lo = static_cast<unsigned long>(keep) + 1;
   }
-  close_range(lo, ~0U, 0);  // best effort: an fd left open only costs a delayed EOF
+  sys(SYS_close_range, lo, static_cast<long>(~0U), 0L);
 }
 
 int child_main(void *arg) {
   const ChildPlan *p = static_cast<const ChildPlan *>(arg);
 
-  // Node's handlers (libuv's SIGCHLD, the inspector's SIGUSR1, ...) would write into fds
-  // shared with the parent; reset them all before unblocking what the parent blocked.
-  struct sigaction dfl {};
-  dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &dfl, nullptr);  // KILL/STOP: EINVAL
-  sigset_t none;
-  sigemptyset(&none);
-  if (sigprocmask(SIG_SETMASK, &none, nullptr) != 0) child_fail(p, kStepSignals, 0);
+  // Node's handlers (libuv's SIGCHLD, the inspector's SIGUSR1, ...) would run Node code in
+  // here; reset every disposition (the table is the child's own copy: no CLONE_SIGHAND)
+  // before unblocking what the parent blocked around the clone. An all-zero kernel
+  // sigaction is SIG_DFL with no flags and an empty mask; KILL and STOP just fail.
+  const unsigned long zero[8] = {};
+  for (long sig = 1; sig <= 64; sig++) sys(SYS_rt_sigaction, sig, zero, 0L, 8L);
+  long r = sys(SYS_rt_sigprocmask, SIG_SETMASK, zero, 0L, 8L);
+  if (r < 0) child_fail(p, kStepSignals, r);
 
-  // If the parent dies before it tells us to exit, so do we (and the check closes the race
-  // with a parent that died before the prctl).
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid() != p->parent_pid) _exit(1);
+  // If the parent dies before it tells us to exit, so do we; the check after closes the
+  // race with a parent that died before the prctl.
+  sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0L, 0L, 0L);
+  if (sys(SYS_getppid) != p->parent_pid) child_exit(1);
 
   child_close_fds(p->sock, p->setns_fd);
 
   if (p->unshare_user) {
-    if (unshare(CLONE_NEWUSER) != 0) child_fail(p, kStepUnshareUser, 0);
+    r = sys(SYS_unshare, CLONE_NEWUSER);
+    if (r < 0) child_fail(p, kStepUnshareUser, r);
     child_send(p->sock, kFrameUsernsReady, 0, 0, 0);
-    if (!child_recv(p->sock, kFrameGo)) _exit(1);
+    if (!child_recv(p->sock, kFrameGo)) child_exit(1);
     // Still host root (unmapped, so "nobody" inside) until here. The ipc and mqueue sysctls
     // of a namespace owned by this user namespace are writable only by its root uid, so
-    // become it. Raw syscalls: glibc's setresuid() signals every thread glibc believes this
-    // process has, and those threads were not cloned.
+    // become it. (glibc's setresuid() would also signal every thread glibc believes this
+    // process has; raw syscalls change just this task.)
     if (p->become_root) {
-      if (syscall(SYS_setresgid, 0, 0, 0) != 0) child_fail(p, kStepSetresgid, 0);
-      if (syscall(SYS_setresuid, 0, 0, 0) != 0) child_fail(p, kStepSetresuid, 0);
+      if ((r = sys(SYS_setresgid, 0L, 0L, 0L)) < 0) child_fail(p, kStepSetresgid, r);
+      if ((r = sys(SYS_setresuid, 0L, 0L, 0L)) < 0) child_fail(p, kStepSetresuid, r);
     }
   }
-  if (p->unshare_flags != 0 && unshare(p->unshare_flags) != 0) child_fail(p, kStepUnshare, 0);
-  if (p->setns_fd >= 0 && setns(p->setns_fd, p->setns_type) != 0) child_fail(p, kStepSetns, 0);
+  if (p->unshare_flags != 0 && (r = sys(SYS_unshare, p->unshare_flags)) < 0)
+    child_fail(p, kStepUnshare, r);
+  if (p->setns_fd >= 0 && (r = sys(SYS_setns, p->setns_fd, p->setns_type)) < 0)
+    child_fail(p, kStepSetns, r);
 
   // /proc/sys/net and the ipc sysctls resolve to the namespaces of the task that opens the
   // file, so these writes land in the namespaces just made.
   for (size_t i = 0; i < p->nsysctls; i++) {
-    int fd;
-    do {
-      fd = open(p->sysctl_paths[i], O_WRONLY | O_CLOEXEC);
-    } while (fd < 0 && errno == EINTR);
-    if (fd < 0) child_fail(p, kStepSysctlOpen, static_cast<int>(i));
-    ssize_t n;
-    do {
-      n = write(fd, p->sysctl_values[i], p->sysctl_lens[i]);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0) child_fail(p, kStepSysctlWrite, static_cast<int>(i));
-    if (static_cast<size_t>(n) != p->sysctl_lens[i]) {
-      errno = EIO;  // a sysctl value is taken in one write; a short one means it was cut
-      child_fail(p, kStepSysctlWrite, static_cast<int>(i));
-    }
-    close(fd);
+    const int idx = static_cast<int>(i);
+    long fd = sys_retry(SYS_openat, AT_FDCWD, p->sysctl_paths[i], O_WRONLY | O_CLOEXEC, 0L);
+    if (fd < 0) child_fail(p, kStepSysctlOpen, fd, idx);
+    long n = sys_retry(SYS_write, fd, p->sysctl_values[i], p->sysctl_lens[i]);
+    if (n < 0) child_fail(p, kStepSysctlWrite, n, idx);
+    // A sysctl value is taken in one write; a short one means it was cut.
+    if (static_cast<size_t>(n) != p->sysctl_lens[i]) child_fail(p, kStepSysctlWrite, -EIO, idx);
+    sys(SYS_close, fd);
   }
 
   if (p->loopback_up) {
-    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (s < 0) child_fail(p, kStepSocket, 0);
-    struct ifreq ifr {};
-    memcpy(ifr.ifr_name, "lo", 3);
-    if (ioctl(s, SIOCGIFFLAGS, &ifr) != 0) child_fail(p, kStepGetFlags, 0);
+    long s = sys(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0L);
+    if (s < 0) child_fail(p, kStepSocket, s);
+    struct ifreq ifr;
+    for (size_t i = 0; i < sizeof ifr; i++) reinterpret_cast<volatile char *>(&ifr)[i] = 0;
+    ifr.ifr_name[0] = 'l';
+    ifr.ifr_name[1] = 'o';
+    if ((r = sys(SYS_ioctl, s, SIOCGIFFLAGS, &ifr)) < 0) child_fail(p, kStepGetFlags, r);
     if ((ifr.ifr_flags & IFF_UP) == 0) {
       ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
-      if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0) child_fail(p, kStepSetFlags, 0);
+      if ((r = sys(SYS_ioctl, s, SIOCSIFFLAGS, &ifr)) < 0) child_fail(p, kStepSetFlags, r);
     }
-    close(s);
+    sys(SYS_close, s);
   }
 
   child_send(p->sock, kFrameReady, 0, 0, 0);
   if (p->wait_for_exit) child_recv(p->sock, kFrameExit);  // EXIT or EOF: either way, done
-  _exit(0);
+  child_exit(0);
 }
 
 // ---- parent side ------------------------------------------------------------------------
@@ -255,11 +306,15 @@ int64_t now_ms() {
 
 // The cloned child: killed and reaped by its own pid when the guard goes out of scope, so
 // no path leaves a zombie or a process holding namespaces (never waitpid(-1): that would
-// steal Node's child_process children).
+// steal Node's child_process children). It also owns the child's stack, which may be shared
+// memory and so is unmapped only once the child is gone.
 class Child {
  public:
   Child() = default;
-  ~Child() { kill_and_reap(); }
+  ~Child() {
+    kill_and_reap();
+    if (stack_ != nullptr) munmap(stack_, stack_len_);
+  }
   Child(const Child &) = delete;
   Child &operator=(const Child &) = delete;
 
@@ -277,7 +332,8 @@ class Child {
   pid_t pid_ = -1;
   Fd pidfd_;
   Fd sock_;
-  const ChildPlan *plan_ = nullptr;
+  void *stack_ = nullptr;
+  size_t stack_len_ = 0;
 };
 
 int Child::start(ChildPlan *plan, ncri_error *err, const char *step) {
@@ -288,16 +344,26 @@ int Child::start(ChildPlan *plan, ncri_error *err, const char *step) {
   Fd child_end(sv[1]);
   plan->sock = sv[1];
   plan->parent_pid = getpid();
-  plan_ = plan;
 
-  // The child's stack, with a guard page below it. Without CLONE_VM the child gets its own
-  // copy of this mapping, so the parent unmaps it right after the clone.
+  // The child's stack, with a guard page below it.
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  const size_t stack_size = 64 * 1024;
-  void *stack = mmap(nullptr, stack_size + page, PROT_READ | PROT_WRITE,
+  stack_len_ = 64 * 1024 + page;
+  void *stack = mmap(nullptr, stack_len_, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED) return ncri_fail_errno(err, "mmap", step, nullptr);
+  stack_ = stack;
   mprotect(stack, page, PROT_NONE);
+
+  // Share the address space with the child (CLONE_VM, as posix_spawn does) unless it will
+  // change its credentials. A fork-style copy of Node's address space costs more than the
+  // namespaces themselves: the clone copies page tables under the mm lock and write-protects
+  // every page, and every thread of Node, the event loop included, then takes a fault on
+  // its next write to each one; 50 pins in parallel stalled the loop for 10-25 ms that way.
+  // But a change of euid marks the mm non-dumpable, which on a shared mm would be Node's, so
+  // a child that does setresuid (user namespace with id 0 mapped) gets its own copy.
+  // Without CLONE_SIGHAND the child still has its own signal handler table, and without
+  // CLONE_FILES its own fd table.
+  const bool share_memory = NCRI_RAW_SYSCALLS && !plan->become_root;
 
   // Block every signal across the clone so that none is handled in the child before it has
   // reset the dispositions it inherited; the parent thread's mask is restored at once.
@@ -305,14 +371,12 @@ int Child::start(ChildPlan *plan, ncri_error *err, const char *step) {
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   int pidfd = -1;
-  // glibc's clone() runs child_main on the new stack and never returns in the child. No
-  // atfork handlers run (unlike fork()), which is what we want: the child touches nothing
-  // that they would protect.
-  pid_t pid = clone(child_main, static_cast<char *>(stack) + stack_size + page,
-                    CLONE_PIDFD | SIGCHLD, plan, &pidfd);
+  // glibc's clone() runs child_main on the new stack and calls no atfork handlers (unlike
+  // fork()), which is what we want: the child touches nothing they would protect.
+  pid_t pid = clone(child_main, static_cast<char *>(stack) + stack_len_,
+                    (share_memory ? CLONE_VM : 0) | CLONE_PIDFD | SIGCHLD, plan, &pidfd);
   int saved = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  munmap(stack, stack_size + page);
   if (pid < 0) return ncri_fail(err, saved, "clone", step, nullptr);
   pid_ = pid;
   pidfd_.reset(pidfd);
