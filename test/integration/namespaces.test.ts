@@ -37,8 +37,18 @@ async function sh(cmd: string, ...args: string[]): Promise<string> {
  */
 async function inTempDir(body: (dir: string) => Promise<void>): Promise<void> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'ncri-ns-'));
+  // A failing body skips its own cleanup, so the leak check then fails too; report the
+  // body's error, which is the cause.
+  let bodyError: unknown = null;
   try {
-    await withoutLeaks({ mountPrefixes: [dir], dirs: [dir] }, () => body(dir));
+    await withoutLeaks({ mountPrefixes: [dir], dirs: [dir] }, () =>
+      body(dir).catch((e: unknown) => {
+        bodyError = e;
+        throw e;
+      }),
+    );
+  } catch (e) {
+    throw bodyError ?? e;
   } finally {
     const mounts = snapshot({ mountPrefixes: [dir] }).mounts.sort((a, b) => b.length - a.length);
     for (const m of mounts) await unmount(m, { detach: true });
