@@ -2,13 +2,14 @@
 //
 // The sequence for ncri_pin_namespaces (parent = the libuv pool thread running the work):
 //
-//   parent                                   child (cloned, no CLONE_VM)
+//   parent                                   child (cloned with its own stack)
 //   mkdir -p DIR; create empty DIR/<ns>
 //   block all signals; clone; restore mask   reset dispositions, unblock, PDEATHSIG,
 //                                            close inherited fds but the sync socket
 //                                            [user]  unshare(CLONE_NEWUSER) -> USERNS_READY
 //   [user] write setgroups, gid_map, uid_map
-//          -> GO                             unshare(net|ipc|uts|cgroup)
+//          -> GO                             [user]  setresgid/setresuid(0) if 0 is mapped
+//                                            unshare(net|ipc|uts|cgroup)
 //                                            write /proc/sys/... (now inside the new ns)
 //                                            -> READY, then wait
 //   bind /proc/CHILD/ns/<ns> on DIR/<ns>
@@ -399,6 +400,14 @@ int Child::wait_status() {
   do {
     r = waitpid(pid_, &status, 0);
   } while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    // ECHILD: someone else reaped it (a stray waitpid(-1) elsewhere in the process). The
+    // pidfd still says whether it has exited, and it must have before its stack, which may
+    // be shared memory, is unmapped.
+    struct pollfd pfd = {pidfd_.get(), POLLIN, 0};
+    while (poll(&pfd, 1, -1) < 0 && errno == EINTR) {
+    }
+  }
   pid_ = -1;
   return r < 0 ? -1 : status;
 }

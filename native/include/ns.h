@@ -3,8 +3,8 @@
 //
 // Why a child: namespace membership is per thread, and every thread of a Node process
 // (main, V8, libuv pool) is shared, so unshare(2)/setns(2) never run on one of ours (style
-// rule 5). The child is cloned without CLONE_VM: it works on a copy-on-write snapshot of
-// memory prepared before the clone and makes only async-signal-safe syscalls (rule 3).
+// rule 5). The child reads only memory prepared before the clone, makes only raw syscalls
+// (no libc state, no errno) and reports failures as fixed-size frames (rule 3).
 #pragma once
 
 #include <stddef.h>

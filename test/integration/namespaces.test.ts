@@ -284,6 +284,13 @@ test('user namespace: maps written before the others are made, which it then own
       pinNamespaces({ types: ['user', 'net'], dir, sysctls: {}, uidMap: null, gidMap: null }),
       InvalidNamespaceRequestError,
     );
+    // A failure after the id maps (in the child that became root of the user namespace)
+    // is reported the same way and undone the same way.
+    await assert.rejects(
+      pinNamespaces({ types: ['user', 'ipc'], dir: path.join(dir, 'x'), sysctls: { 'kernel.msg_no_such': '1' }, uidMap: map, gidMap: map }),
+      { code: 'ENOENT', step: 'apply sysctl', path: '/proc/sys/kernel/msg_no_such' },
+    );
+    await assert.rejects(fs.stat(path.join(dir, 'x')), { code: 'ENOENT' });
   });
 });
 
