@@ -8,6 +8,8 @@ namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ncri::InitProbe(env, exports);
   ncri::InitCgroup(env, exports);
+  ncri::InitNs(env, exports);
+  ncri::InitMount(env, exports);
   return exports;
 }
 

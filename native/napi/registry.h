@@ -7,4 +7,6 @@
 namespace ncri {
 void InitProbe(Napi::Env env, Napi::Object exports);
 void InitCgroup(Napi::Env env, Napi::Object exports);
+void InitNs(Napi::Env env, Napi::Object exports);
+void InitMount(Napi::Env env, Napi::Object exports);
 }  // namespace ncri

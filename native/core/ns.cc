@@ -1,0 +1,783 @@
+// Pod namespaces: create in a cloned child, pin by bind mount, enter to bring `lo` up.
+//
+// The sequence for ncri_pin_namespaces (parent = the libuv pool thread running the work):
+//
+//   parent                                   child (cloned with its own stack)
+//   mkdir -p DIR; create empty DIR/<ns>
+//   block all signals; clone; restore mask   reset dispositions, unblock, PDEATHSIG,
+//                                            close inherited fds but the sync socket
+//                                            [user]  unshare(CLONE_NEWUSER) -> USERNS_READY
+//   [user] write setgroups, gid_map, uid_map
+//          -> GO                             [user]  setresgid/setresuid(0) if 0 is mapped
+//                                            unshare(net|ipc|uts|cgroup)
+//                                            write /proc/sys/... (now inside the new ns)
+//                                            -> READY, then wait
+//   bind /proc/CHILD/ns/<ns> on DIR/<ns>
+//   -> EXIT; waitpid(CHILD)                  _exit(0)
+//
+// Any failure in the child comes back as one fixed-size frame {step, errno, index}; the
+// parent turns it into an ncri_error and undoes what it made (mounts, files, directories).
+#include "ns.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <net/if.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <vector>
+
+namespace {
+
+constexpr const char *kNsNames[NCRI_NS_KIND_COUNT] = {"net", "ipc", "uts", "user", "cgroup"};
+constexpr int kNsCloneFlags[NCRI_NS_KIND_COUNT] = {CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS,
+                                                   CLONE_NEWUSER, CLONE_NEWCGROUP};
+
+// How long the parent waits for any one message from the child. Creating a network
+// namespace takes a global lock that netns teardown also takes, so it can be slow on a busy
+// host; it should never take this long.
+constexpr int kChildTimeoutMs = 30000;
+
+// The kernel takes at most 340 lines in uid_map/gid_map (since 4.15).
+constexpr size_t kMaxIdMapLines = 340;
+
+// A sysctl value is one write(2) to a /proc/sys file; the kernel reads at most a page.
+constexpr size_t kMaxSysctlValue = 4096;
+
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() { reset(); }
+  Fd(const Fd &) = delete;
+  Fd &operator=(const Fd &) = delete;
+  int get() const { return fd_; }
+  void reset(int fd = -1) {
+    // close(2) is not retried on EINTR: on Linux the fd is released either way.
+    if (fd_ >= 0) close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_;
+};
+
+// ---- the sync protocol --------------------------------------------------------------------
+
+enum FrameKind : int32_t {
+  kFrameError = 1,        // child -> parent: {step, err, index}
+  kFrameUsernsReady = 2,  // child -> parent: user namespace made, waiting for the id maps
+  kFrameReady = 3,        // child -> parent: all done; waiting for EXIT if asked to
+  kFrameGo = 4,           // parent -> child: id maps written, continue
+  kFrameExit = 5,         // parent -> child: pins made, exit now
+};
+
+// What the child was doing when it failed; the parent maps it to a step and syscall name.
+enum ChildStep : int32_t {
+  kStepUnshareUser = 1,
+  kStepUnshare,
+  kStepSetns,
+  kStepSysctlOpen,
+  kStepSysctlWrite,
+  kStepSocket,
+  kStepGetFlags,
+  kStepSetFlags,
+  kStepSignals,
+  kStepSetresgid,
+  kStepSetresuid,
+};
+
+struct Frame {
+  int32_t kind;
+  int32_t step;
+  int32_t err;
+  int32_t index;  // which sysctl, for the sysctl steps
+};
+
+// Everything the child needs, resolved by the parent before the clone. The child only
+// reads it (it may share this memory with the parent, see Child::start).
+struct ChildPlan {
+  int sock = -1;  // the child's end of the sync socketpair
+  pid_t parent_pid = 0;
+  bool unshare_user = false;
+  bool become_root = false;  // after the id maps: become uid/gid 0 of the user namespace
+  int unshare_flags = 0;     // without CLONE_NEWUSER
+  int setns_fd = -1;
+  int setns_type = 0;
+  size_t nsysctls = 0;
+  const char *const *sysctl_paths = nullptr;
+  const char *const *sysctl_values = nullptr;
+  const size_t *sysctl_lens = nullptr;
+  bool loopback_up = false;
+  bool wait_for_exit = false;  // stay alive after READY until EXIT (or EOF)
+};
+
+// ---- runs after clone: raw syscalls only ----------------------------------------------------
+//
+// The child usually shares the parent's memory (CLONE_VM, see Child::start), including the
+// TLS of the pool thread that cloned it, while that thread keeps running. So the child makes
+// raw syscalls that return -errno and never write errno, calls no libc function that could
+// touch TLS or take a lock (malloc, stdio, glibc's setxid broadcast), throws nothing, writes
+// only to its own stack, and leaves with exit_group. That is stricter than async-signal-safe.
+
+#if defined(__x86_64__)
+#define NCRI_RAW_SYSCALLS 1
+long raw6(long n, long a, long b, long c, long d, long e, long f) {
+  long ret;
+  register long r10 __asm__("r10") = d;
+  register long r8 __asm__("r8") = e;
+  register long r9 __asm__("r9") = f;
+  __asm__ volatile("syscall"
+                   : "=a"(ret)
+                   : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                   : "rcx", "r11", "memory");
+  return ret;
+}
+#elif defined(__aarch64__)
+#define NCRI_RAW_SYSCALLS 1
+long raw6(long n, long a, long b, long c, long d, long e, long f) {
+  register long x8 __asm__("x8") = n;
+  register long x0 __asm__("x0") = a;
+  register long x1 __asm__("x1") = b;
+  register long x2 __asm__("x2") = c;
+  register long x3 __asm__("x3") = d;
+  register long x4 __asm__("x4") = e;
+  register long x5 __asm__("x5") = f;
+  __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5)
+                   : "memory", "cc");
+  return x0;
+}
+#else
+// Elsewhere the child goes through syscall(3), which sets errno, so Child::start does not
+// share memory with it (see kShareMemory).
+#define NCRI_RAW_SYSCALLS 0
+long raw6(long n, long a, long b, long c, long d, long e, long f) {
+  long r = syscall(n, a, b, c, d, e, f);
+  return r == -1 ? -errno : r;
+}
+#endif
+
+template <typename... A>
+long sys(long n, A... args) {
+  long v[6] = {(long)args...};
+  return raw6(n, v[0], v[1], v[2], v[3], v[4], v[5]);
+}
+
+// Retries a raw syscall interrupted by a signal (no handlers are installed, so this is only
+// for stop/continue, but it costs nothing).
+template <typename... A>
+long sys_retry(long n, A... args) {
+  long r;
+  do {
+    r = sys(n, args...);
+  } while (r == -EINTR);
+  return r;
+}
+
+[[noreturn]] void child_exit(int code) {
+  for (;;) sys(SYS_exit_group, code);
+}
+
+void child_send(int sock, int32_t kind, int32_t step, int32_t err, int32_t index) {
+  Frame f{kind, step, err, index};
+  sys_retry(SYS_sendto, sock, &f, sizeof f, MSG_NOSIGNAL, 0L, 0L);
+}
+
+// Reports {step, errno, index} and exits; `r` is the failed syscall's -errno.
+[[noreturn]] void child_fail(const ChildPlan *p, ChildStep step, long r, int index = 0) {
+  child_send(p->sock, kFrameError, step, static_cast<int32_t>(-r), index);
+  child_exit(1);
+}
+
+// Waits for one frame from the parent; false on EOF or error (the parent is gone or gave
+// up, so the child just exits).
+bool child_recv(int sock, int32_t expect) {
+  Frame f{};
+  long n = sys_retry(SYS_recvfrom, sock, &f, sizeof f, 0L, 0L, 0L);
+  return n == static_cast<long>(sizeof f) && f.kind == expect;
+}
+
+// Closes every inherited fd except stdio and the two kept ones (-1: none). Other pool
+// threads may be cloning at the same moment; without this, a sibling child would hold our
+// socket ends open and hide an EOF. Best effort: an fd left open costs only a delayed EOF.
+void child_close_fds(int a, int b) {
+  if (a > b) {
+    int t = a;
+    a = b;
+    b = t;
+  }
+  unsigned long lo = 3;
+  for (int keep : {a, b}) {
+    if (keep < 3) continue;
+    if (static_cast<unsigned long>(keep) > lo) sys(SYS_close_range, lo, keep - 1L, 0L);
+    lo = static_cast<unsigned long>(keep) + 1;
+  }
+  sys(SYS_close_range, lo, static_cast<long>(~0U), 0L);
+}
+
+int child_main(void *arg) {
+  const ChildPlan *p = static_cast<const ChildPlan *>(arg);
+
+  // Node's handlers (libuv's SIGCHLD, the inspector's SIGUSR1, ...) would run Node code in
+  // here; reset every disposition (the table is the child's own copy: no CLONE_SIGHAND)
+  // before unblocking what the parent blocked around the clone. An all-zero kernel
+  // sigaction is SIG_DFL with no flags and an empty mask; KILL and STOP just fail.
+  const unsigned long zero[8] = {};
+  for (long sig = 1; sig <= 64; sig++) sys(SYS_rt_sigaction, sig, zero, 0L, 8L);
+  long r = sys(SYS_rt_sigprocmask, SIG_SETMASK, zero, 0L, 8L);
+  if (r < 0) child_fail(p, kStepSignals, r);
+
+  // If the parent dies before it tells us to exit, so do we; the check after closes the
+  // race with a parent that died before the prctl.
+  sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0L, 0L, 0L);
+  if (sys(SYS_getppid) != p->parent_pid) child_exit(1);
+
+  child_close_fds(p->sock, p->setns_fd);
+
+  if (p->unshare_user) {
+    r = sys(SYS_unshare, CLONE_NEWUSER);
+    if (r < 0) child_fail(p, kStepUnshareUser, r);
+    child_send(p->sock, kFrameUsernsReady, 0, 0, 0);
+    if (!child_recv(p->sock, kFrameGo)) child_exit(1);
+    // Still host root (unmapped, so "nobody" inside) until here. The ipc and mqueue sysctls
+    // of a namespace owned by this user namespace are writable only by its root uid, so
+    // become it. (glibc's setresuid() would also signal every thread glibc believes this
+    // process has; raw syscalls change just this task.)
+    if (p->become_root) {
+      if ((r = sys(SYS_setresgid, 0L, 0L, 0L)) < 0) child_fail(p, kStepSetresgid, r);
+      if ((r = sys(SYS_setresuid, 0L, 0L, 0L)) < 0) child_fail(p, kStepSetresuid, r);
+    }
+  }
+  if (p->unshare_flags != 0 && (r = sys(SYS_unshare, p->unshare_flags)) < 0)
+    child_fail(p, kStepUnshare, r);
+  if (p->setns_fd >= 0 && (r = sys(SYS_setns, p->setns_fd, p->setns_type)) < 0)
+    child_fail(p, kStepSetns, r);
+
+  // /proc/sys/net and the ipc sysctls resolve to the namespaces of the task that opens the
+  // file, so these writes land in the namespaces just made.
+  for (size_t i = 0; i < p->nsysctls; i++) {
+    const int idx = static_cast<int>(i);
+    long fd = sys_retry(SYS_openat, AT_FDCWD, p->sysctl_paths[i], O_WRONLY | O_CLOEXEC, 0L);
+    if (fd < 0) child_fail(p, kStepSysctlOpen, fd, idx);
+    long n = sys_retry(SYS_write, fd, p->sysctl_values[i], p->sysctl_lens[i]);
+    if (n < 0) child_fail(p, kStepSysctlWrite, n, idx);
+    // A sysctl value is taken in one write; a short one means it was cut.
+    if (static_cast<size_t>(n) != p->sysctl_lens[i]) child_fail(p, kStepSysctlWrite, -EIO, idx);
+    sys(SYS_close, fd);
+  }
+
+  if (p->loopback_up) {
+    long s = sys(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0L);
+    if (s < 0) child_fail(p, kStepSocket, s);
+    struct ifreq ifr;
+    for (size_t i = 0; i < sizeof ifr; i++) reinterpret_cast<volatile char *>(&ifr)[i] = 0;
+    ifr.ifr_name[0] = 'l';
+    ifr.ifr_name[1] = 'o';
+    if ((r = sys(SYS_ioctl, s, SIOCGIFFLAGS, &ifr)) < 0) child_fail(p, kStepGetFlags, r);
+    if ((ifr.ifr_flags & IFF_UP) == 0) {
+      ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+      if ((r = sys(SYS_ioctl, s, SIOCSIFFLAGS, &ifr)) < 0) child_fail(p, kStepSetFlags, r);
+    }
+    sys(SYS_close, s);
+  }
+
+  child_send(p->sock, kFrameReady, 0, 0, 0);
+  if (p->wait_for_exit) child_recv(p->sock, kFrameExit);  // EXIT or EOF: either way, done
+  child_exit(0);
+}
+
+// ---- parent side ------------------------------------------------------------------------
+
+int64_t now_ms() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+// The cloned child: killed and reaped by its own pid when the guard goes out of scope, so
+// no path leaves a zombie or a process holding namespaces (never waitpid(-1): that would
+// steal Node's child_process children). It also owns the child's stack, which may be shared
+// memory and so is unmapped only once the child is gone.
+class Child {
+ public:
+  Child() = default;
+  ~Child() {
+    kill_and_reap();
+    if (stack_ != nullptr) munmap(stack_, stack_len_);
+  }
+  Child(const Child &) = delete;
+  Child &operator=(const Child &) = delete;
+
+  int start(ChildPlan *plan, ncri_error *err, const char *step);
+  int send(int32_t kind, ncri_error *err, const char *step);
+  // Waits for the next frame; turns ERROR frames and an early exit into ncri_error.
+  int recv(Frame *f, const ChildPlan *plan, ncri_error *err, const char *step);
+  // Waits for the child to exit by itself (after EXIT); kills it if it takes too long.
+  void reap();
+  void kill_and_reap();
+  pid_t pid() const { return pid_; }
+
+ private:
+  int wait_status();
+  pid_t pid_ = -1;
+  Fd pidfd_;
+  Fd sock_;
+  void *stack_ = nullptr;
+  size_t stack_len_ = 0;
+};
+
+int Child::start(ChildPlan *plan, ncri_error *err, const char *step) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+    return ncri_fail_errno(err, "socketpair", step, nullptr);
+  sock_.reset(sv[0]);
+  Fd child_end(sv[1]);
+  plan->sock = sv[1];
+  plan->parent_pid = getpid();
+
+  // The child's stack, with a guard page below it.
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  stack_len_ = 64 * 1024 + page;
+  void *stack = mmap(nullptr, stack_len_, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) return ncri_fail_errno(err, "mmap", step, nullptr);
+  stack_ = stack;
+  mprotect(stack, page, PROT_NONE);
+
+  // Share the address space with the child (CLONE_VM, as posix_spawn does) unless it will
+  // change its credentials. A fork-style copy of Node's address space costs more than the
+  // namespaces themselves: the clone copies page tables under the mm lock and write-protects
+  // every page, and every thread of Node, the event loop included, then takes a fault on
+  // its next write to each one; 50 pins in parallel stalled the loop for 10-25 ms that way.
+  // But a change of euid marks the mm non-dumpable, which on a shared mm would be Node's, so
+  // a child that does setresuid (user namespace with id 0 mapped) gets its own copy.
+  // Without CLONE_SIGHAND the child still has its own signal handler table, and without
+  // CLONE_FILES its own fd table.
+  const bool share_memory = NCRI_RAW_SYSCALLS && !plan->become_root;
+
+  // Block every signal across the clone so that none is handled in the child before it has
+  // reset the dispositions it inherited; the parent thread's mask is restored at once.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int pidfd = -1;
+  // glibc's clone() runs child_main on the new stack and calls no atfork handlers (unlike
+  // fork()), which is what we want: the child touches nothing they would protect.
+  pid_t pid = clone(child_main, static_cast<char *>(stack) + stack_len_,
+                    (share_memory ? CLONE_VM : 0) | CLONE_PIDFD | SIGCHLD, plan, &pidfd);
+  int saved = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (pid < 0) return ncri_fail(err, saved, "clone", step, nullptr);
+  pid_ = pid;
+  pidfd_.reset(pidfd);
+  return 0;  // child_end closes here: the parent keeps only its own end
+}
+
+int Child::send(int32_t kind, ncri_error *err, const char *step) {
+  Frame f{kind, 0, 0, 0};
+  ssize_t n;
+  do {
+    n = ::send(sock_.get(), &f, sizeof f, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return ncri_fail_errno(err, "send", step, nullptr);
+  return 0;
+}
+
+int Child::wait_status() {
+  int status = 0;
+  pid_t r;
+  do {
+    r = waitpid(pid_, &status, 0);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    // ECHILD: someone else reaped it (a stray waitpid(-1) elsewhere in the process). The
+    // pidfd still says whether it has exited, and it must have before its stack, which may
+    // be shared memory, is unmapped.
+    struct pollfd pfd = {pidfd_.get(), POLLIN, 0};
+    while (poll(&pfd, 1, -1) < 0 && errno == EINTR) {
+    }
+  }
+  pid_ = -1;
+  return r < 0 ? -1 : status;
+}
+
+void Child::kill_and_reap() {
+  if (pid_ <= 0) return;
+  // pid_ is ours and not yet reaped, so it cannot have been reused; pidfd would do the same.
+  kill(pid_, SIGKILL);
+  wait_status();
+}
+
+void Child::reap() {
+  if (pid_ <= 0) return;
+  struct pollfd pfd = {pidfd_.get(), POLLIN, 0};
+  int r;
+  do {
+    r = poll(&pfd, 1, kChildTimeoutMs);
+  } while (r < 0 && errno == EINTR);
+  if (r <= 0) kill(pid_, SIGKILL);
+  wait_status();
+}
+
+const char *child_step_syscall(int32_t step) {
+  switch (step) {
+    case kStepUnshareUser:
+    case kStepUnshare:
+      return "unshare";
+    case kStepSetns:
+      return "setns";
+    case kStepSysctlOpen:
+      return "open";
+    case kStepSysctlWrite:
+      return "write";
+    case kStepSocket:
+      return "socket";
+    case kStepGetFlags:
+    case kStepSetFlags:
+      return "ioctl";
+    case kStepSignals:
+      return "sigprocmask";
+    case kStepSetresgid:
+      return "setresgid";
+    case kStepSetresuid:
+      return "setresuid";
+    default:
+      return "child";
+  }
+}
+
+const char *child_step_name(int32_t step) {
+  switch (step) {
+    case kStepUnshareUser:
+      return "create user namespace";
+    case kStepUnshare:
+      return "create namespaces";
+    case kStepSetns:
+      return "enter network namespace";
+    case kStepSysctlOpen:
+    case kStepSysctlWrite:
+      return "apply sysctl";
+    case kStepSocket:
+      return "open socket in network namespace";
+    case kStepGetFlags:
+      return "read lo flags";
+    case kStepSetFlags:
+      return "set lo up";
+    case kStepSignals:
+      return "reset signals in namespace child";
+    case kStepSetresgid:
+    case kStepSetresuid:
+      return "become root in user namespace";
+    default:
+      return "namespace child";
+  }
+}
+
+int Child::recv(Frame *f, const ChildPlan *plan, ncri_error *err, const char *step) {
+  const int64_t deadline = now_ms() + kChildTimeoutMs;
+  for (;;) {
+    // Poll the socket and the pidfd: a child that died without a frame (killed, or a
+    // sibling clone still holds its socket end) is seen through the pidfd.
+    struct pollfd pfds[2] = {{sock_.get(), POLLIN, 0}, {pidfd_.get(), POLLIN, 0}};
+    int64_t left = deadline - now_ms();
+    if (left <= 0) {
+      kill_and_reap();
+      return ncri_fail(err, ETIMEDOUT, "poll", step, nullptr);
+    }
+    int r = poll(pfds, 2, static_cast<int>(left));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return ncri_fail_errno(err, "poll", step, nullptr);
+    if (r == 0) continue;  // deadline check above
+    ssize_t n;
+    do {
+      n = ::recv(sock_.get(), f, sizeof *f, MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n == static_cast<ssize_t>(sizeof *f)) {
+      if (f->kind != kFrameError) return 0;
+      const char *path = nullptr;
+      if ((f->step == kStepSysctlOpen || f->step == kStepSysctlWrite) && f->index >= 0 &&
+          static_cast<size_t>(f->index) < plan->nsysctls)
+        path = plan->sysctl_paths[f->index];
+      kill_and_reap();
+      return ncri_fail(err, f->err > 0 ? f->err : EIO, child_step_syscall(f->step),
+                       child_step_name(f->step), path);
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !(pfds[1].revents & POLLIN))
+      continue;
+    if (n > 0) {
+      kill_and_reap();
+      return ncri_fail(err, EPROTO, "recv", step, nullptr);
+    }
+    // EOF, or the child exited without a frame.
+    int status = 0;
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);  // EOF while still alive can only mean it is about to die
+      status = wait_status();
+    }
+    const char *what = (status >= 0 && WIFSIGNALED(status)) ? "namespace child was killed"
+                                                            : "namespace child exited early";
+    return ncri_fail(err, ECHILD, "waitpid", what, nullptr);
+  }
+}
+
+int write_file(const char *path, const char *data, size_t len, ncri_error *err,
+               const char *step) {
+  int raw;
+  do {
+    raw = open(path, O_WRONLY | O_CLOEXEC);
+  } while (raw < 0 && errno == EINTR);
+  if (raw < 0) return ncri_fail_errno(err, "open", step, path);
+  Fd fd(raw);
+  ssize_t n;
+  do {
+    n = write(fd.get(), data, len);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return ncri_fail_errno(err, "write", step, path);
+  if (static_cast<size_t>(n) != len) return ncri_fail(err, EIO, "write", step, path);
+  return 0;
+}
+
+int write_id_map(pid_t pid, const char *file, const ncri_id_map *map, size_t n,
+                 ncri_error *err) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/%s", static_cast<int>(pid), file);
+  // The kernel takes the whole map in one write.
+  std::string data;
+  for (size_t i = 0; i < n; i++) {
+    char line[48];
+    int len = snprintf(line, sizeof line, "%u %u %u\n", map[i].container_id, map[i].host_id,
+                       map[i].size);
+    data.append(line, static_cast<size_t>(len));
+  }
+  return write_file(path, data.data(), data.size(), err, "write user namespace id map");
+}
+
+bool maps_id_zero(const ncri_id_map *map, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (map[i].container_id == 0 && map[i].size > 0) return true;
+  return false;
+}
+
+// The undo record of one pin attempt, run in reverse on failure.
+struct PinRollback {
+  std::vector<std::string> dirs;     // created by us, parents first
+  std::vector<std::string> files;    // pin files we created
+  std::vector<std::string> mounted;  // pin files with a namespace mounted on them
+  bool committed = false;
+
+  ~PinRollback() {
+    if (committed) return;
+    for (auto it = mounted.rbegin(); it != mounted.rend(); ++it) umount2(it->c_str(), MNT_DETACH);
+    for (auto it = files.rbegin(); it != files.rend(); ++it) unlink(it->c_str());
+    for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) rmdir(it->c_str());
+  }
+};
+
+// mkdir -p, recording what it created so that a failed pin can remove it again.
+int make_dirs(const std::string &dir, std::vector<std::string> *created, ncri_error *err) {
+  if (mkdir(dir.c_str(), 0755) == 0) {
+    created->push_back(dir);
+    return 0;
+  }
+  if (errno == ENOENT) {
+    size_t slash = dir.find_last_of('/');
+    if (slash == std::string::npos || slash == 0)
+      return ncri_fail(err, ENOENT, "mkdir", "create pin directory", dir.c_str());
+    int r = make_dirs(dir.substr(0, slash), created, err);
+    if (r < 0) return r;
+    if (mkdir(dir.c_str(), 0755) == 0) {
+      created->push_back(dir);
+      return 0;
+    }
+  }
+  if (errno != EEXIST) return ncri_fail_errno(err, "mkdir", "create pin directory", dir.c_str());
+  struct stat st;
+  if (stat(dir.c_str(), &st) != 0)
+    return ncri_fail_errno(err, "stat", "create pin directory", dir.c_str());
+  if (!S_ISDIR(st.st_mode)) return ncri_fail(err, ENOTDIR, "mkdir", "create pin directory", dir.c_str());
+  return 0;
+}
+
+}  // namespace
+
+const char *ncri_ns_name(int index) {
+  return index >= 0 && index < NCRI_NS_KIND_COUNT ? kNsNames[index] : nullptr;
+}
+
+int ncri_sysctl_path(const std::string &key, std::string *out, ncri_error *err) {
+  const char *step = "resolve sysctl";
+  std::string path = "/proc/sys";
+  size_t start = 0;
+  if (key.empty() || key.size() > 256) return ncri_fail(err, EINVAL, "sysctl", step, key.c_str());
+  for (;;) {
+    size_t dot = key.find('.', start);
+    std::string comp = key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    for (char &c : comp) {
+      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                c == '_' || c == '-' || c == ':' || c == '/';
+      if (!ok) return ncri_fail(err, EINVAL, "sysctl", step, key.c_str());
+      if (c == '/') c = '.';  // sysctl(8): '/' stands for a '.' inside an interface name
+    }
+    if (comp.empty() || comp == "." || comp == "..")
+      return ncri_fail(err, EINVAL, "sysctl", step, key.c_str());
+    path += '/';
+    path += comp;
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  *out = std::move(path);
+  return 0;
+}
+
+int ncri_pin_namespaces(const ncri_pin_request *req, ncri_pin_result *out, ncri_error *err) {
+  const char *step = "pin namespaces";
+  const unsigned all = (1u << NCRI_NS_KIND_COUNT) - 1;
+  const bool user = (req->kinds & NCRI_NS_USER) != 0;
+  if (req->kinds == 0 || (req->kinds & ~all) != 0 || req->dir.empty() || req->dir[0] != '/')
+    return ncri_fail(err, EINVAL, "unshare", step, req->dir.c_str());
+  if (user != (req->nuid_map > 0) || user != (req->ngid_map > 0) ||
+      req->nuid_map > kMaxIdMapLines || req->ngid_map > kMaxIdMapLines)
+    return ncri_fail(err, EINVAL, "unshare", "check user namespace id maps", req->dir.c_str());
+
+  // Everything the child reads, resolved now: it must not allocate after the clone.
+  std::vector<std::string> paths(req->nsysctls);
+  std::vector<const char *> path_ptrs(req->nsysctls), value_ptrs(req->nsysctls);
+  std::vector<size_t> value_lens(req->nsysctls);
+  for (size_t i = 0; i < req->nsysctls; i++) {
+    const ncri_sysctl &s = req->sysctls[i];
+    int r = ncri_sysctl_path(s.key, &paths[i], err);
+    if (r < 0) return r;
+    if (s.value.size() > kMaxSysctlValue || s.value.find('\0') != std::string::npos)
+      return ncri_fail(err, EINVAL, "write", "apply sysctl", paths[i].c_str());
+    path_ptrs[i] = paths[i].c_str();
+    value_ptrs[i] = s.value.c_str();
+    value_lens[i] = s.value.size();
+  }
+
+  std::string dir = req->dir;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  PinRollback undo;
+  int r = make_dirs(dir, &undo.dirs, err);
+  if (r < 0) return r;
+
+  // The pin files exist before the child does, so a name clash (O_EXCL: we never mount over
+  // a pin somebody else made) fails before any namespace is created.
+  ncri_pin_result result;
+  for (int i = 0; i < NCRI_NS_KIND_COUNT; i++) {
+    if ((req->kinds & (1u << i)) == 0) continue;
+    std::string pin = dir + "/" + kNsNames[i];
+    int fd;
+    do {
+      fd = open(pin.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) return ncri_fail_errno(err, "open", "create pin file", pin.c_str());
+    close(fd);
+    undo.files.push_back(pin);
+    result.paths[i] = std::move(pin);
+  }
+
+  ChildPlan plan;
+  plan.unshare_user = user;
+  plan.become_root = user && maps_id_zero(req->uid_map, req->nuid_map) &&
+                     maps_id_zero(req->gid_map, req->ngid_map);
+  for (int i = 0; i < NCRI_NS_KIND_COUNT; i++)
+    if ((req->kinds & (1u << i)) != 0 && kNsCloneFlags[i] != CLONE_NEWUSER)
+      plan.unshare_flags |= kNsCloneFlags[i];
+  plan.nsysctls = req->nsysctls;
+  plan.sysctl_paths = path_ptrs.data();
+  plan.sysctl_values = value_ptrs.data();
+  plan.sysctl_lens = value_lens.data();
+  plan.wait_for_exit = true;
+
+  Child child;
+  r = child.start(&plan, err, "start namespace child");
+  if (r < 0) return r;
+  Frame f{};
+  if (user) {
+    r = child.recv(&f, &plan, err, "wait for user namespace");
+    if (r < 0) return r;
+    if (f.kind != kFrameUsernsReady) return ncri_fail(err, EPROTO, "recv", "wait for user namespace", nullptr);
+    // Maps are written from outside: only a process with CAP_SETUID/CAP_SETGID in the
+    // parent user namespace may map arbitrary ids. setgroups must be settled before gid_map.
+    if (req->deny_setgroups) {
+      char path[64];
+      snprintf(path, sizeof path, "/proc/%d/setgroups", static_cast<int>(child.pid()));
+      r = write_file(path, "deny", 4, err, "deny setgroups in user namespace");
+      if (r < 0) return r;
+    }
+    r = write_id_map(child.pid(), "gid_map", req->gid_map, req->ngid_map, err);
+    if (r < 0) return r;
+    r = write_id_map(child.pid(), "uid_map", req->uid_map, req->nuid_map, err);
+    if (r < 0) return r;
+    r = child.send(kFrameGo, err, "resume namespace child");
+    if (r < 0) return r;
+  }
+  r = child.recv(&f, &plan, err, "wait for namespaces");
+  if (r < 0) return r;
+  if (f.kind != kFrameReady) return ncri_fail(err, EPROTO, "recv", "wait for namespaces", nullptr);
+
+  for (int i = 0; i < NCRI_NS_KIND_COUNT; i++) {
+    if (result.paths[i].empty()) continue;
+    char src[64];
+    snprintf(src, sizeof src, "/proc/%d/ns/%s", static_cast<int>(child.pid()), kNsNames[i]);
+    if (mount(src, result.paths[i].c_str(), nullptr, MS_BIND, nullptr) != 0)
+      return ncri_fail_errno(err, "mount", "bind namespace onto pin file", result.paths[i].c_str());
+    undo.mounted.push_back(result.paths[i]);
+  }
+
+  // The pins hold the namespaces now; the child's exit no longer matters to them.
+  if (child.send(kFrameExit, nullptr, nullptr) == 0) child.reap();
+  undo.committed = true;
+  *out = std::move(result);
+  return 0;
+}
+
+int ncri_unpin_namespace(const char *path, ncri_error *err) {
+  const char *step = "unpin namespace";
+  // Loop in case the same pin was mounted more than once; EINVAL means no mount is left.
+  for (int i = 0; i < 16; i++) {
+    if (umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW) == 0) continue;
+    if (errno == EINVAL || errno == ENOENT) break;
+    if (errno == EINTR) continue;
+    return ncri_fail_errno(err, "umount2", step, path);
+  }
+  if (unlink(path) != 0 && errno != ENOENT) return ncri_fail_errno(err, "unlink", step, path);
+  return 0;
+}
+
+int ncri_loopback_up(const char *netns_path, ncri_error *err) {
+  const char *step = "bring up loopback";
+  int raw;
+  do {
+    raw = open(netns_path, O_RDONLY | O_CLOEXEC);
+  } while (raw < 0 && errno == EINTR);
+  if (raw < 0) return ncri_fail_errno(err, "open", "open network namespace", netns_path);
+  Fd ns(raw);
+
+  ChildPlan plan;
+  plan.setns_fd = ns.get();
+  plan.setns_type = CLONE_NEWNET;  // setns fails with EINVAL if the file is another kind
+  plan.loopback_up = true;
+  Child child;
+  int r = child.start(&plan, err, step);
+  if (r < 0) return r;
+  Frame f{};
+  r = child.recv(&f, &plan, err, step);
+  if (r < 0) {
+    if (err && err->path[0] == '\0') ncri_fail(err, err->err, err->syscall, err->step, netns_path);
+    return r;
+  }
+  child.reap();
+  return 0;
+}
