@@ -22,6 +22,7 @@ const codes: Record<ErrorKind, Status> = {
   'permission-denied': Status.PERMISSION_DENIED,
   aborted: Status.ABORTED,
   internal: Status.INTERNAL,
+  unknown: Status.UNKNOWN,
 };
 
 export interface MappedError {

@@ -15,7 +15,9 @@ export type ErrorKind =
   | 'unauthenticated'
   | 'permission-denied'
   | 'aborted'
-  | 'internal';
+  | 'internal'
+  /** a failure the caller can do nothing about directly, with a message worth showing */
+  | 'unknown';
 
 export class RuntimeError extends Error {
   override readonly name = 'RuntimeError';

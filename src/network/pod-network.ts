@@ -5,7 +5,8 @@
  */
 import type { Logger } from '../obs/logger';
 import type { CniConfigWatcher, CniNetworkConfig, NetworkStatus } from './cni-config';
-import type { CniPluginRunner, CniRequest } from './cni-plugin';
+import { CniPluginError, type CniPluginRunner, type CniRequest } from './cni-plugin';
+import { RuntimeError } from '../domain/errors';
 
 export interface PodNetworkRequest {
   sandboxId: string;
@@ -66,7 +67,9 @@ export class PodNetwork {
    */
   async attach(net: CniNetworkConfig, r: PodNetworkRequest): Promise<PodNetworkAttachment> {
     await this.bringUpLoopback(r.netnsPath);
-    const result = await this.runner.add(net, this.request(r));
+    const result = await this.runner.add(net, this.request(r)).catch((e: unknown) => {
+      throw e instanceof CniPluginError ? new RuntimeError('unknown', `pod network ${net.name}: ${e.message}`, { cause: e }) : e;
+    });
     const ips = result.ips.map((ip) => ip.address.split('/')[0]);
     this.log.debug({ sandboxId: r.sandboxId, network: net.name, ips }, 'pod network attached');
     return { name: net.name, ifName: 'eth0', ips };
@@ -74,6 +77,8 @@ export class PodNetwork {
 
   /** CNI DEL; idempotent. */
   async detach(attachment: PodNetworkAttachment, r: PodNetworkRequest): Promise<void> {
-    await this.runner.del(attachment.name, this.watcher.config(), this.request(r));
+    await this.runner.del(attachment.name, this.watcher.config(), this.request(r)).catch((e: unknown) => {
+      throw e instanceof CniPluginError ? new RuntimeError('unknown', `pod network ${attachment.name}: ${e.message}`, { cause: e }) : e;
+    });
   }
 }

@@ -1,0 +1,253 @@
+/**
+ * RunPodSandbox and friends through the gRPC API, for real: pinned namespaces, shm tmpfs,
+ * the pod cgroup, and the network from Debian's bridge + host-local plugins with a conflist
+ * the test writes. Every test checks that stop + remove (or a failed run) leaves nothing:
+ * mounts, pins, cgroups, veths, IP allocations, files and names.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { status as Status, type ServiceError } from '@grpc/grpc-js';
+import { CriClient } from '../helpers/cri-client';
+import { startTestDaemon, makeTempDir, type TestDaemon } from '../helpers/daemon';
+import { debianCniDir, hostLinks, ipamAllocations, setUpTestCni, writeFailingPlugin, type TestCni } from '../helpers/cni';
+import { snapshot, diff, type LeakScope } from '../helpers/leaks';
+import { podConfig } from '../helpers/pods';
+
+interface Env {
+  dir: string;
+  cni: TestCni;
+  cgroupParent: string;
+  daemon: TestDaemon;
+  client: CriClient;
+  scope: LeakScope;
+  restart(): Promise<void>;
+}
+
+function cgroupDirsFor(parent: string): string[] {
+  return fs.readdirSync('/sys/fs/cgroup').map((h) => path.join('/sys/fs/cgroup', h, parent));
+}
+
+async function withEnv(opts: { failingPlugin?: boolean; noCni?: boolean; cniWait?: number }, body: (env: Env) => Promise<void>): Promise<void> {
+  const dir = makeTempDir();
+  const cni = setUpTestCni(dir, { extraPlugins: opts.failingPlugin ? [{ type: 'nodecri-test-fail' }] : [] });
+  if (opts.failingPlugin) writeFailingPlugin(cni);
+  if (opts.noCni) fs.rmSync(cni.conflistFile);
+  const cgroupParent = `/nodecri-test-${randomBytes(4).toString('hex')}`;
+  const config = [
+    `[cgroup]`,
+    `default_parent = "${cgroupParent}"`,
+    `[network]`,
+    `cni_config_dir = "${cni.confDir}"`,
+    `cni_plugin_dirs = ["${debianCniDir}", "${cni.extraPluginDir}"]`,
+    `cni_config_wait = ${opts.cniWait ?? 10}`,
+  ].join('\n');
+  const start = () => startTestDaemon({ dir, config, args: ['--cni-config-dir', cni.confDir] });
+  const env: Env = {
+    dir,
+    cni,
+    cgroupParent,
+    daemon: await start(),
+    client: null as unknown as CriClient,
+    scope: {
+      mountPrefixes: [dir],
+      dirs: [path.join(dir, 'run', 'sandboxes'), path.join(dir, 'root', 'sandboxes'), path.join(dir, 'root', 'cni-cache')],
+      cgroupDirs: cgroupDirsFor(cgroupParent),
+    },
+    async restart() {
+      env.client.close();
+      env.daemon.proc.kill('SIGKILL');
+      await env.daemon.exited;
+      env.daemon = await start();
+      env.client = new CriClient(env.daemon.socket);
+    },
+  };
+  env.client = new CriClient(env.daemon.socket);
+  const before = snapshot(env.scope);
+  const linksBefore = hostLinks();
+  let failed: unknown = null;
+  try {
+    await body(env);
+  } catch (e) {
+    failed = e;
+  }
+  try {
+    // Whatever the body did, nothing may be left once its pods are gone.
+    const leaked = diff(before, snapshot(env.scope));
+    // The daemon itself (restarted, so a new pid) is expected to be running.
+    leaked.children = leaked.children.filter((c) => !c.startsWith(`${env.daemon.proc.pid} `));
+    const links = hostLinks().filter((l) => !linksBefore.includes(l) && l !== cni.bridge);
+    const ips = ipamAllocations(cni);
+    if (!failed) {
+      assert.deepEqual({ ...leaked, links, ips }, { mounts: [], files: [], cgroups: [], children: [], links: [], ips: [] });
+    }
+  } finally {
+    // Best-effort teardown of anything a failed body left, so the machine stays clean.
+    try {
+      const list = await env.client.call('ListPodSandbox', {});
+      for (const p of list.items) await env.client.call('RemovePodSandbox', { pod_sandbox_id: p.id }).catch(() => {});
+    } catch {
+      // daemon gone
+    }
+    env.client.close();
+    await env.daemon.cleanup();
+    for (const d of cgroupDirsFor(cgroupParent)) {
+      try {
+        fs.rmdirSync(d);
+      } catch {
+        // not there
+      }
+    }
+    cni.cleanup();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  if (failed) throw failed;
+}
+
+function netnsExec(pin: string, args: string[]): string {
+  return execFileSync('nsenter', [`--net=${pin}`, ...args], { encoding: 'utf8' });
+}
+
+test('a pod gets an IP on the bridge, lo and eth0 up, shm of the asked size; stop and remove leave nothing', async () => {
+  await withEnv({}, async ({ client, cni }) => {
+    const config = podConfig({ annotations: { 'io.kubernetes.cri-o.ShmSize': '128Mi' }, labels: { app: 'web' } });
+    const { pod_sandbox_id: id } = await client.call('RunPodSandbox', { config });
+    assert.match(id, /^[0-9a-f]{64}$/);
+    const st = await client.call('PodSandboxStatus', { pod_sandbox_id: id.slice(0, 12), verbose: true });
+    assert.equal(st.status?.state, 'SANDBOX_READY');
+    const ip = st.status!.network!.ip;
+    assert.ok(ip.startsWith(cni.subnet.split('.').slice(0, 3).join('.')), `${ip} in ${cni.subnet}`);
+    assert.equal(st.status?.linux?.namespaces?.options?.network, 'POD');
+    const info = JSON.parse(st.info.info) as { pins: { net: string }; shm: { path: string } };
+    const links = netnsExec(info.pins.net, ['ip', '-o', 'link']);
+    assert.match(links, /lo: <LOOPBACK,UP,LOWER_UP>/);
+    assert.match(links, /eth0@/);
+    execFileSync('ping', ['-c', '1', '-W', '2', ip]);
+    const df = execFileSync('df', ['-B1', '--output=size', info.shm.path], { encoding: 'utf8' }).split('\n')[1].trim();
+    assert.equal(Number(df), 128 * 1024 * 1024);
+    const mountLine = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === info.shm.path)!;
+    assert.match(mountLine, /nosuid,nodev,noexec/);
+
+    const list = await client.call('ListPodSandbox', { filter: { label_selector: { app: 'web' } } });
+    assert.deepEqual(list.items.map((i) => i.id), [id]);
+    assert.equal((await client.call('ListPodSandbox', { filter: { label_selector: { app: 'db' } } })).items.length, 0);
+    assert.equal((await client.call('ListPodSandbox', { filter: { state: { state: 'SANDBOX_NOTREADY' } } })).items.length, 0);
+
+    await client.call('StopPodSandbox', { pod_sandbox_id: id });
+    await client.call('StopPodSandbox', { pod_sandbox_id: id });
+    assert.equal((await client.call('PodSandboxStatus', { pod_sandbox_id: id })).status?.state, 'SANDBOX_NOTREADY');
+    assert.deepEqual(ipamAllocations(cni), []);
+    await client.call('RemovePodSandbox', { pod_sandbox_id: id });
+    await client.call('RemovePodSandbox', { pod_sandbox_id: id });
+    await client.call('StopPodSandbox', { pod_sandbox_id: id });
+    await assert.rejects(client.call('PodSandboxStatus', { pod_sandbox_id: id }), (e: ServiceError) => e.code === Status.NOT_FOUND);
+    // The name is free again: the same pod can run anew.
+    const again = await client.call('RunPodSandbox', { config });
+    assert.notEqual(again.pod_sandbox_id, id);
+    await client.call('RemovePodSandbox', { pod_sandbox_id: again.pod_sandbox_id });
+  });
+});
+
+test('a host-network pod has no netns pin and no CNI call', async () => {
+  await withEnv({}, async ({ client, cni }) => {
+    const { pod_sandbox_id: id } = await client.call('RunPodSandbox', { config: podConfig({ hostNetwork: true }) });
+    const st = await client.call('PodSandboxStatus', { pod_sandbox_id: id, verbose: true });
+    assert.equal(st.status?.linux?.namespaces?.options?.network, 'NODE');
+    assert.equal(st.status?.network?.ip, '');
+    const info = JSON.parse(st.info.info) as { pins: { net: string | null; uts: string | null; ipc: string | null } };
+    assert.equal(info.pins.net, null);
+    assert.equal(info.pins.uts, null);
+    assert.ok(info.pins.ipc);
+    assert.deepEqual(ipamAllocations(cni), []);
+    await client.call('RemovePodSandbox', { pod_sandbox_id: id });
+  });
+});
+
+test('identical RunPodSandbox calls create one sandbox; 50 different pods run and tear down in parallel', async () => {
+  await withEnv({}, async ({ client, cni }) => {
+    const config = podConfig();
+    const ids = await Promise.all(Array.from({ length: 20 }, () => client.call('RunPodSandbox', { config })));
+    assert.equal(new Set(ids.map((r) => r.pod_sandbox_id)).size, 1);
+    const retry = await client.call('RunPodSandbox', { config });
+    assert.equal(retry.pod_sandbox_id, ids[0].pod_sandbox_id);
+    assert.equal((await client.call('ListPodSandbox', {})).items.length, 1);
+    await client.call('RemovePodSandbox', { pod_sandbox_id: retry.pod_sandbox_id });
+
+    const many = await Promise.all(Array.from({ length: 50 }, () => client.call('RunPodSandbox', { config: podConfig() })));
+    const list = await client.call('ListPodSandbox', {});
+    assert.equal(list.items.filter((i) => i.state === 'SANDBOX_READY').length, 50);
+    assert.equal(ipamAllocations(cni).length, 50);
+    await Promise.all(many.map((r) => client.call('StopPodSandbox', { pod_sandbox_id: r.pod_sandbox_id })));
+    await Promise.all(many.map((r) => client.call('RemovePodSandbox', { pod_sandbox_id: r.pod_sandbox_id })));
+    assert.equal((await client.call('ListPodSandbox', {})).items.length, 0);
+  });
+});
+
+test('bad input is INVALID_ARGUMENT naming the field, and leaves nothing', async () => {
+  await withEnv({}, async ({ client }) => {
+    const good = podConfig();
+    const cases: Array<[string, object, RegExp]> = [
+      ['no metadata', { config: { ...good, metadata: undefined } }, /config\.metadata is missing/],
+      ['no name', { config: { ...good, metadata: { ...good.metadata, name: '' } } }, /config\.metadata\.name is empty/],
+      ['no namespace', { config: { ...good, metadata: { ...good.metadata, namespace: '' } } }, /config\.metadata\.namespace is empty/],
+      ['no uid', { config: { ...good, metadata: { ...good.metadata, uid: '' } } }, /config\.metadata\.uid is empty/],
+      ['unknown handler', { config: good, runtime_handler: 'kata' }, /runtime handler "kata" is not configured/],
+      ['bad shm', { config: podConfig({ annotations: { 'io.kubernetes.cri-o.ShmSize': '12 bananas' } }) }, /io\.kubernetes\.cri-o\.ShmSize: invalid quantity/],
+      ['relative log dir', { config: podConfig({ logDirectory: 'var/log/pods' }) }, /config\.log_directory "var\/log\/pods" is not an absolute path/],
+      ['bad sysctl', { config: podConfig({ sysctls: { 'kernel.hostname': 'x' } }) }, /kernel\.hostname/],
+    ];
+    for (const [what, req, message] of cases) {
+      await assert.rejects(client.call('RunPodSandbox', req as never), (e: ServiceError) => {
+        assert.equal(e.code, Status.INVALID_ARGUMENT, `${what}: ${e.details}`);
+        assert.match(e.details, message, what);
+        return true;
+      });
+    }
+    assert.equal((await client.call('ListPodSandbox', {})).items.length, 0);
+  });
+});
+
+test('a failing CNI plugin fails the call and leaves nothing, the IP released', async () => {
+  await withEnv({ failingPlugin: true }, async ({ client, cni }) => {
+    await assert.rejects(client.call('RunPodSandbox', { config: podConfig() }), (e: ServiceError) => {
+      assert.match(e.details, /nodecri-test-fail ADD failed: injected failure/);
+      return true;
+    });
+    assert.deepEqual(ipamAllocations(cni), []);
+    assert.equal((await client.call('ListPodSandbox', {})).items.length, 0);
+  });
+});
+
+test('no CNI config: the call waits briefly then fails with NetworkPluginNotReady', async () => {
+  await withEnv({ noCni: true, cniWait: 1 }, async ({ client }) => {
+    const t0 = Date.now();
+    await assert.rejects(client.call('RunPodSandbox', { config: podConfig() }), (e: ServiceError) => {
+      assert.match(e.details, /NetworkPluginNotReady/);
+      return true;
+    });
+    assert.ok(Date.now() - t0 >= 900);
+  });
+});
+
+test('kill -9 with 3 pods: after restart they are READY with the same IPs and tear down cleanly', async () => {
+  await withEnv({}, async (env) => {
+    const ids = [];
+    for (let i = 0; i < 3; i++) ids.push((await env.client.call('RunPodSandbox', { config: podConfig() })).pod_sandbox_id);
+    const ipsBefore = await Promise.all(ids.map(async (id) => (await env.client.call('PodSandboxStatus', { pod_sandbox_id: id })).status!.network!.ip));
+    await env.restart();
+    const list = await env.client.call('ListPodSandbox', {});
+    assert.deepEqual(list.items.map((i) => i.id).sort(), [...ids].sort());
+    for (const [i, id] of ids.entries()) {
+      const st = await env.client.call('PodSandboxStatus', { pod_sandbox_id: id });
+      assert.equal(st.status?.state, 'SANDBOX_READY');
+      assert.equal(st.status?.network?.ip, ipsBefore[i]);
+    }
+    for (const id of ids) {
+      await env.client.call('StopPodSandbox', { pod_sandbox_id: id });
+      await env.client.call('RemovePodSandbox', { pod_sandbox_id: id });
+    }
+  });
+});
