@@ -4,12 +4,14 @@
  */
 import type { AnyHandler, RpcName } from './handlers';
 import { listPodSandbox, streamPodSandboxes } from './runtime/list-pod-sandbox';
+import { listPodSandboxStats, podSandboxStats, streamPodSandboxStats } from './runtime/pod-sandbox-stats';
 import { podSandboxStatus } from './runtime/pod-sandbox-status';
 import { removePodSandbox } from './runtime/remove-pod-sandbox';
 import { runPodSandbox } from './runtime/run-pod-sandbox';
 import { runtimeConfig } from './runtime/runtime-config';
 import { stopPodSandbox } from './runtime/stop-pod-sandbox';
 import { status } from './runtime/status';
+import { updatePodSandboxResources } from './runtime/update-pod-sandbox-resources';
 import { updateRuntimeConfig } from './runtime/update-runtime-config';
 import { version } from './runtime/version';
 
@@ -24,4 +26,8 @@ export const handlers: Partial<Record<RpcName, AnyHandler>> = {
   PodSandboxStatus: podSandboxStatus,
   ListPodSandbox: listPodSandbox,
   StreamPodSandboxes: streamPodSandboxes,
+  PodSandboxStats: podSandboxStats,
+  ListPodSandboxStats: listPodSandboxStats,
+  StreamPodSandboxStats: streamPodSandboxStats,
+  UpdatePodSandboxResources: updatePodSandboxResources,
 };

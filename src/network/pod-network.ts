@@ -3,6 +3,7 @@
  * Kubernetes arguments, and DEL with what ADD cached. The loopback interface is brought up
  * by the addon (one ioctl in the netns) rather than by exec'ing the loopback plugin.
  */
+import fsp from 'node:fs/promises';
 import type { Logger } from '../obs/logger';
 import type { CniConfigWatcher, CniNetworkConfig, NetworkStatus } from './cni-config';
 import { CniPluginError, type CniPluginRunner, type CniRequest } from './cni-plugin';
@@ -22,6 +23,18 @@ export interface PodNetworkAttachment {
   name: string;
   ifName: string;
   ips: string[];
+  /** the host end of the pod's veth when the plugin made one (bridge, ptp), else null */
+  hostVeth: string | null;
+}
+
+/**
+ * The host peer of the pod interface in a CNI result: bridge and ptp list it, without a
+ * sandbox, right before the interface inside the pod.
+ */
+function hostPeer(interfaces: { name: string; sandbox?: string }[], ifName: string): string | null {
+  const i = interfaces.findIndex((x) => x.name === ifName && x.sandbox);
+  const prev = i > 0 ? interfaces[i - 1] : undefined;
+  return prev && !prev.sandbox ? prev.name : null;
 }
 
 export class PodNetwork {
@@ -31,6 +44,23 @@ export class PodNetwork {
     private readonly bringUpLoopback: (netnsPath: string) => Promise<void>,
     private readonly log: Logger,
   ) {}
+
+  /**
+   * Traffic of the pod's interface, read from its host veth (a pod's rx is its peer's tx),
+   * so no process or setns is needed to look inside the netns. Null without a host veth.
+   */
+  async usage(attachment: PodNetworkAttachment): Promise<{ rxBytes: bigint; rxErrors: bigint; txBytes: bigint; txErrors: bigint } | null> {
+    if (!attachment.hostVeth) return null;
+    const dir = `/sys/class/net/${attachment.hostVeth}/statistics`;
+    try {
+      const [rxBytes, rxErrors, txBytes, txErrors] = await Promise.all(
+        ['tx_bytes', 'tx_errors', 'rx_bytes', 'rx_errors'].map(async (f) => BigInt((await fsp.readFile(`${dir}/${f}`, 'utf8')).trim())),
+      );
+      return { rxBytes, rxErrors, txBytes, txErrors };
+    } catch {
+      return null;
+    }
+  }
 
   status(): NetworkStatus {
     return this.watcher.status();
@@ -72,7 +102,7 @@ export class PodNetwork {
     });
     const ips = result.ips.map((ip) => ip.address.split('/')[0]);
     this.log.debug({ sandboxId: r.sandboxId, network: net.name, ips }, 'pod network attached');
-    return { name: net.name, ifName: 'eth0', ips };
+    return { name: net.name, ifName: 'eth0', ips, hostVeth: hostPeer(result.interfaces, 'eth0') };
   }
 
   /** CNI DEL; idempotent. */

@@ -58,7 +58,8 @@ export interface SandboxRecord {
   files: { hostname: string; resolvConf: string; hosts: string };
   hostname: string;
   cgroup: { path: string; created: boolean };
-  network: { name: string; ifName: string; ips: string[] } | null;
+  /** hostVeth: the host end of the pod's veth, whose counters give the pod's traffic */
+  network: { name: string; ifName: string; ips: string[]; hostVeth: string | null } | null;
   /** why it is not ready, when it is not */
   notReadyReason: string;
 }

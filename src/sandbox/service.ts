@@ -15,7 +15,8 @@ import type { EventBus } from '../domain/events';
 import { nowNanos } from '../domain/events';
 import { IdIndex, newId, sandboxName } from '../domain/ids';
 import { NameTakenError, Registrar } from '../domain/registrar';
-import { noResources, type CgroupManager, type CgroupStats } from '../linux/cgroups';
+import { noResources, type CgroupManager, type CgroupStats, type Resources } from '../linux/cgroups';
+import { CpuRate } from '../domain/cpu-rate';
 import type { PodNetwork } from '../network/pod-network';
 import type { Logger } from '../obs/logger';
 import { readJson, writeJsonAtomic } from '../state/atomic-file';
@@ -47,6 +48,13 @@ export interface SandboxServiceOptions {
   network: PodNetwork;
 }
 
+export interface SandboxStats {
+  timestamp: string;
+  cgroup: CgroupStats | null;
+  nanoCores: bigint | null;
+  network: { name: string; rxBytes: bigint; rxErrors: bigint; txBytes: bigint; txErrors: bigint } | null;
+}
+
 /** How long a second identical RunPodSandbox waits for the first (CRI-O's resource store). */
 const inFlightWaitMs = 4 * 60 * 1000;
 
@@ -56,6 +64,7 @@ export class SandboxService {
   private readonly names = new Registrar();
   private readonly creating = new Map<string, Promise<string>>();
   private readonly locks = new Map<string, Promise<void>>();
+  private readonly cpuRate = new CpuRate();
   private containers: SandboxContainers = { stopAll: async () => {}, removeAll: async () => {} };
 
   constructor(private readonly opts: SandboxServiceOptions) {}
@@ -340,17 +349,30 @@ export class SandboxService {
       await fsp.rm(this.recordFile(r.id), { force: true });
       this.records.delete(r.id);
       this.index.delete(r.id);
+      this.cpuRate.forget(r.id);
       this.names.release(r.name);
       this.opts.events.publish({ containerId: r.id, type: 'CONTAINER_DELETED_EVENT', createdAt: nowNanos(), sandboxId: r.id });
     });
   }
 
-  async stats(r: SandboxRecord): Promise<CgroupStats | null> {
-    try {
-      return await this.opts.host.cgroups.stats(r.cgroup.path);
-    } catch {
-      return null;
-    }
+  /** Usage of the pod: its cgroup's cpu, memory and pids, and its interface's traffic. */
+  async stats(r: SandboxRecord): Promise<SandboxStats> {
+    const timestamp = nowNanos();
+    const cgroup = await this.opts.host.cgroups.stats(r.cgroup.path).catch(() => null);
+    const nanoCores =
+      cgroup?.cpuUsageNanos != null ? this.cpuRate.sample(r.id, cgroup.cpuUsageNanos, BigInt(timestamp)) : null;
+    const network = r.network && r.state === 'SANDBOX_READY' ? await this.opts.network.usage(r.network) : null;
+    return { timestamp, cgroup, nanoCores, network: network && r.network ? { name: r.network.ifName, ...network } : null };
+  }
+
+  /** Applies new pod overhead and resources to the pod cgroup, and records them. */
+  async updateResources(idOrPrefix: string, resources: Resources | null): Promise<void> {
+    const r = this.mustGet(idOrPrefix);
+    await this.locked(r.id, async () => {
+      if (resources) await this.opts.host.cgroups.update(r.cgroup.path, resources);
+      r.spec = { ...r.spec, resources };
+      await this.persist(r);
+    });
   }
 
   /**

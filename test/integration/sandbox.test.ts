@@ -136,6 +136,25 @@ test('a pod gets an IP on the bridge, lo and eth0 up, shm of the asked size; sto
     assert.equal((await client.call('ListPodSandbox', { filter: { label_selector: { app: 'db' } } })).items.length, 0);
     assert.equal((await client.call('ListPodSandbox', { filter: { state: { state: 'SANDBOX_NOTREADY' } } })).items.length, 0);
 
+    const streamed = await client.stream('StreamPodSandboxes', {});
+    assert.deepEqual(streamed.flatMap((m) => m.pod_sandboxes.map((p) => p.id)), [id]);
+
+    // Stats: cgroup numbers and the pod's traffic (the ping above) from its host veth.
+    const stats = (await client.call('PodSandboxStats', { pod_sandbox_id: id })).stats!;
+    assert.equal(stats.attributes?.id, id);
+    assert.ok(Number(stats.linux?.memory?.usage_bytes?.value) >= 0);
+    assert.ok(stats.linux?.cpu?.usage_core_nano_seconds !== null);
+    assert.equal(stats.linux?.network?.default_interface?.name, 'eth0');
+    assert.ok(Number(stats.linux?.network?.default_interface?.rx_bytes?.value) > 0);
+    assert.ok(Number(stats.linux?.network?.default_interface?.tx_bytes?.value) > 0);
+    const listed = await client.call('ListPodSandboxStats', { filter: { label_selector: { app: 'web' } } });
+    assert.deepEqual(listed.stats.map((x) => x.attributes?.id), [id]);
+
+    // New pod resources reach the pod cgroup.
+    const cgroupPath = (JSON.parse(st.info.info) as { cgroup: { path: string } }).cgroup.path;
+    await client.call('UpdatePodSandboxResources', { pod_sandbox_id: id, resources: { memory_limit_in_bytes: String(256 * 1024 * 1024) } });
+    assert.equal(fs.readFileSync(path.join('/sys/fs/cgroup/memory', cgroupPath, 'memory.limit_in_bytes'), 'utf8').trim(), String(256 * 1024 * 1024));
+
     await client.call('StopPodSandbox', { pod_sandbox_id: id });
     await client.call('StopPodSandbox', { pod_sandbox_id: id });
     assert.equal((await client.call('PodSandboxStatus', { pod_sandbox_id: id })).status?.state, 'SANDBOX_NOTREADY');
