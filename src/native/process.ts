@@ -522,7 +522,7 @@ export function processFds(h: ProcessHandle): number[] {
  * `exited` promise of this handle then never settles), keeps its fds open across execve,
  * and returns what the new image passes to adoptProcess().
  */
-export function handoffProcess(h: ProcessHandle): AdoptRecord {
+export function handoffProcess(h: ProcessHandle): AdoptRecord & { pidfd: number } {
   const st = state(h);
   if (st.seed !== null) throw new Error(`process ${h.pid} is not started; start or release it before a handoff`);
   if (st.watchId !== null) {
