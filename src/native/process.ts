@@ -423,13 +423,36 @@ function makeHandle(
 }
 
 /**
+ * At most this many creates run at once. Each holds a libuv pool thread while the kernel
+ * builds namespaces and the child sets up its rootfs (milliseconds of mostly kernel CPU).
+ * Leaving pool threads for fs/DNS (Rule 7) and one CPU for the event loop matters on
+ * small machines: with a non-preemptible kernel (PREEMPT_NONE), creates on every CPU
+ * stall the JS thread for tens of milliseconds.
+ */
+export const maxConcurrentCreates = Math.max(1, Math.min(2, os.availableParallelism() - 1));
+let createsInFlight = 0;
+const createQueue: (() => void)[] = [];
+
+async function limited<T>(fn: () => Promise<T>): Promise<T> {
+  if (createsInFlight >= maxConcurrentCreates) await new Promise<void>((r) => createQueue.push(r));
+  createsInFlight++;
+  try {
+    return await fn();
+  } finally {
+    createsInFlight--;
+    createQueue.shift()?.();
+  }
+}
+
+/**
  * Creates a container process: it is fully set up (namespaces, rootfs, identity, seccomp)
  * and blocked before exec until startProcess(). A setup failure rejects with a
  * SyscallError naming the step and path (e.g. ENOENT "find executable" for a missing
  * args[0]), and leaves nothing behind.
  */
 export async function createProcess(spec: ProcessSpec): Promise<ProcessHandle> {
-  const c = await nCreate(toNativeSpec(spec));
+  const native = toNativeSpec(spec);
+  const c = await limited(() => nCreate(native));
   return makeHandle(c, c.seed);
 }
 
@@ -463,7 +486,7 @@ export async function execProcess(target: ProcessHandle | { pid: number; pidfd: 
     ...identityToNative(spec),
     target: { pid: target.pid, pidfd: target.pidfd },
   };
-  const c = await nCreate(native);
+  const c = await limited(() => nCreate(native));
   const h = makeHandle(c, c.seed);
   await startProcess(h);
   return h;
