@@ -378,6 +378,11 @@ void resolve_exec(const ChildPlan *p, char *out, size_t cap) {
       long r = raw(SYS_recvfrom, p->sync_fd, L(&c), 1, 0, 0, 0);
       if (r == 0) die(1);  // the parent gave up
       if (r < 0 || c != kMsgIdMapsWritten) fail(p, kStepWaitIdMaps, r < 0 ? r : -EPROTO, nullptr);
+      // We are still host root, which the new namespace does not map: files we create on
+      // filesystems it owns (the /dev tmpfs) would be EOVERFLOW. Become its root, as runc
+      // does; this keeps our capabilities (a switch *to* the namespace's root).
+      raw(SYS_setresgid, 0, 0, 0);
+      raw(SYS_setresuid, 0, 0, 0);
     }
   }
 

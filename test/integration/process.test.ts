@@ -20,7 +20,9 @@ import {
   dupFd,
   execProcess,
   handoffProcess,
+  reapOrphans,
   releaseProcess,
+  setChildSubreaper,
   signalProcess,
   startProcess,
 } from '../../src/native/process';
@@ -146,11 +148,20 @@ const defaultCapHex = capabilityMask(DEFAULT_CAPABILITIES).toString(16).padStart
 describe('container process', () => {
   it('runs as pid 1 with its hostname, the default caps and no_new_privs', () =>
     inContainerTest(async (ctx) => {
-      const r = await run(ctx, baseSpec(ctx.rootfs, ['sh', '-c', 'echo $$; hostname; cat /proc/self/status']));
+      const r = await run(ctx, baseSpec(ctx.rootfs, ['sh', '-c', 'echo $$; hostname; ulimit -n; cat /proc/sys/net/ipv4/ip_forward; cat /proc/self/status'], {
+        sysctls: { 'net.ipv4.ip_forward': '1' },
+      }));
       assert.equal(r.exitCode, 0, r.stderr);
       const lines = r.stdout.split('\n');
       assert.equal(lines[0], '1');
       assert.equal(lines[1], 'nodecri-test');
+      assert.equal(lines[2], '1024');
+      assert.equal(lines[3], '1');
+      // Node ignores SIGPIPE and we block every signal around the clone: none of it is
+      // inherited by the workload (read by cat itself: busybox sh ignores SIGQUIT).
+      const direct = await run(ctx, baseSpec(ctx.rootfs, ['cat', '/proc/self/status']));
+      assert.equal(statusField(direct.stdout, 'SigIgn'), '0000000000000000');
+      assert.equal(statusField(direct.stdout, 'SigBlk'), '0000000000000000');
       assert.equal(statusField(r.stdout, 'CapEff'), defaultCapHex);
       assert.equal(statusField(r.stdout, 'CapBnd'), defaultCapHex);
       assert.equal(statusField(r.stdout, 'NoNewPrivs'), '1');
@@ -233,6 +244,10 @@ describe('container process', () => {
       assert.deepEqual([three.exitCode, three.signal], [3, null]);
       const h = ctx.track(await createProcess(baseSpec(ctx.rootfs, ['sleep', '30'], { stdout: 'null', stderr: 'null' })));
       await startProcess(h);
+      // Its own session and process group, not the daemon's.
+      const stat = fs.readFileSync(`/proc/${h.pid}/stat`, 'utf8');
+      const [pgrp, session] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').slice(2, 4).map(Number);
+      assert.deepEqual([pgrp, session], [h.pid, h.pid]);
       signalProcess(h, 'SIGKILL');
       assert.deepEqual(await h.exited, { exitCode: null, signal: 'SIGKILL' });
     }));
@@ -363,5 +378,82 @@ describe('container process', () => {
       await new Promise((r) => setTimeout(r, 50));
       term.destroy();
       assert.match(out, /is-a-tty/);
+    }));
+
+  it('maps ids in a new user namespace', () =>
+    inContainerTest(async (ctx) => {
+      const spec = baseSpec(ctx.rootfs, ['sh', '-c', 'id -u; cat /proc/self/uid_map /proc/self/gid_map; ls -ln /dev/null; echo ok > /tmp/f'], {
+        namespaces: (['user', 'pid', 'mount', 'ipc', 'uts', 'network'] as const).map((type) => ({ type, path: null })),
+        uidMappings: [{ containerId: 0, hostId: 100000, size: 65536 }],
+        gidMappings: [{ containerId: 0, hostId: 100000, size: 65536 }],
+      });
+      // The namespace's root is host uid 100000: it must be able to reach the rootfs.
+      fs.chmodSync(ctx.dir, 0o711);
+      fs.chownSync(path.join(ctx.rootfs, 'tmp'), 100000, 100000);
+      const r = await run(ctx, spec);
+      assert.equal(r.exitCode, 0, r.stderr);
+      const lines = r.stdout.split('\n');
+      assert.equal(lines[0], '0');
+      assert.match(lines[1], /^\s*0\s+100000\s+65536$/);
+      assert.match(lines[2], /^\s*0\s+100000\s+65536$/);
+      assert.equal(fs.statSync(path.join(ctx.rootfs, 'tmp', 'f')).uid, 100000);
+    }));
+
+  it('joins the given cgroups (v1), and a new cgroup namespace is rooted there', () =>
+    inContainerTest(async (ctx) => {
+      const cg = fs.mkdtempSync('/sys/fs/cgroup/pids/nodecri-test-');
+      try {
+        const procs = [path.join(cg, 'cgroup.procs')];
+        const r = await run(ctx, baseSpec(ctx.rootfs, ['grep', 'pids', '/proc/self/cgroup'], { cgroupProcs: procs }));
+        assert.equal(r.exitCode, 0, r.stderr);
+        assert.match(r.stdout, new RegExp(`pids:/${path.basename(cg)}$`, 'm'));
+        const withNs = await run(ctx, baseSpec(ctx.rootfs, ['grep', 'pids', '/proc/self/cgroup'], {
+          cgroupProcs: procs,
+          namespaces: (['pid', 'mount', 'ipc', 'uts', 'network', 'cgroup'] as const).map((type) => ({ type, path: null })),
+        }));
+        assert.match(withNs.stdout, /pids:\/$/m);
+      } finally {
+        fs.rmdirSync(cg);
+      }
+    }));
+
+  it('creates a container in the pid namespace of another container', () =>
+    inContainerTest(async (ctx) => {
+      const a = ctx.track(await createProcess(baseSpec(ctx.rootfs, ['sleep', '30'], { stdout: 'null', stderr: 'null' })));
+      await startProcess(a);
+      const b = await run(ctx, baseSpec(ctx.rootfs, ['sh', '-c', 'ps -o pid,args; echo $$'], {
+        namespaces: [
+          { type: 'pid', path: `/proc/${a.pid}/ns/pid` },
+          ...(['mount', 'ipc', 'uts', 'network'] as const).map((type) => ({ type, path: null })),
+        ],
+      }));
+      assert.equal(b.exitCode, 0, b.stderr);
+      assert.match(b.stdout, /^\s*1\s+sleep 30$/m);
+      assert.ok(Number(b.stdout.trim().split('\n').pop()) > 1);
+      assert.ok(b.handle.pid > 0);
+      signalProcess(a, 'SIGKILL');
+      await a.exited;
+    }));
+
+  it('reaps orphans re-parented to the subreaper daemon, and only those', () =>
+    inContainerTest(async (ctx) => {
+      setChildSubreaper(true);
+      try {
+        // No pid namespace: the orphaned subshell is re-parented to us, not to a container init.
+        const r = await run(ctx, baseSpec(ctx.rootfs, ['sh', '-c', '(sleep 0.2; exit 5) & echo $!'], {
+          namespaces: (['mount', 'ipc', 'uts', 'network'] as const).map((type) => ({ type, path: null })),
+          stdout: 'pipe',
+        }));
+        assert.equal(r.exitCode, 0, r.stderr);
+        const orphan = Number(r.stdout.trim());
+        let reaped: Awaited<ReturnType<typeof reapOrphans>> = [];
+        for (let i = 0; i < 100 && reaped.length === 0; i++) {
+          await new Promise((res) => setTimeout(res, 20));
+          reaped = await reapOrphans();
+        }
+        assert.deepEqual(reaped, [{ pid: orphan, exitCode: 5, signal: null }]);
+      } finally {
+        setChildSubreaper(false);
+      }
     }));
 });
