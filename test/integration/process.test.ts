@@ -143,6 +143,28 @@ function statusField(status: string, name: string): string {
   return m[1];
 }
 
+function execSpec(args: string[]): ExecSpec {
+  return {
+    args,
+    env: ['PATH=/bin'],
+    cwd: '/',
+    uid: 0,
+    gid: 0,
+    additionalGids: [],
+    umask: null,
+    capabilities: null,
+    noNewPrivileges: true,
+    rlimits: [],
+    oomScoreAdj: null,
+    seccomp: null,
+    cgroupProcs: [],
+    terminal: false,
+    stdin: 'null',
+    stdout: 'pipe',
+    stderr: 'pipe',
+  };
+}
+
 const defaultCapHex = capabilityMask(DEFAULT_CAPABILITIES).toString(16).padStart(16, '0');
 
 describe('container process', () => {
@@ -275,25 +297,7 @@ describe('container process', () => {
     inContainerTest(async (ctx) => {
       const init = ctx.track(await createProcess(baseSpec(ctx.rootfs, ['sleep', '30'], { stdout: 'null', stderr: 'null', hostname: 'exec-target' })));
       await startProcess(init);
-      const exec: ExecSpec = {
-        args: ['sh', '-c', 'ps -o pid,args; hostname; echo $$; exit 7'],
-        env: ['PATH=/bin'],
-        cwd: '/',
-        uid: 0,
-        gid: 0,
-        additionalGids: [],
-        umask: null,
-        capabilities: null,
-        noNewPrivileges: true,
-        rlimits: [],
-        oomScoreAdj: null,
-        seccomp: null,
-        cgroupProcs: [],
-        terminal: false,
-        stdin: 'null',
-        stdout: 'pipe',
-        stderr: 'pipe',
-      };
+      const exec = execSpec(['sh', '-c', 'ps -o pid,args; hostname; echo $$; exit 7']);
       const e = ctx.track(await execProcess(init, exec));
       const [out, err, st] = await Promise.all([collect(e.stdout), collect(e.stderr), e.exited]);
       assert.equal(st.exitCode, 7, err);
@@ -397,6 +401,47 @@ describe('container process', () => {
       assert.match(lines[1], /^\s*0\s+100000\s+65536$/);
       assert.match(lines[2], /^\s*0\s+100000\s+65536$/);
       assert.equal(fs.statSync(path.join(ctx.rootfs, 'tmp', 'f')).uid, 100000);
+
+      // Exec into it: joining a user namespace needs an unshared mm (no CLONE_VM path).
+      const init = ctx.track(await createProcess({ ...spec, args: ['sleep', '30'], stdout: 'null', stderr: 'null' }));
+      await startProcess(init);
+      const e = ctx.track(await execProcess(init, { ...execSpec(['sh', '-c', 'id -u; cat /proc/self/uid_map; echo $$']), uid: 0 }));
+      const [out, err, st] = await Promise.all([collect(e.stdout), collect(e.stderr), e.exited]);
+      assert.equal(st.exitCode, 0, err);
+      const el = out.split('\n');
+      assert.equal(el[0], '0');
+      assert.match(el[1], /^\s*0\s+100000\s+65536$/);
+      assert.ok(Number(el[2]) > 1);
+      signalProcess(init, 'SIGKILL');
+      await init.exited;
+    }));
+
+  it('reports an exec failure after start, naming the executable', () =>
+    inContainerTest(async (ctx) => {
+      fs.writeFileSync(path.join(ctx.rootfs, 'bin', 'garbage'), 'not a program\0\0\0', { mode: 0o755 });
+      const h = ctx.track(await createProcess(baseSpec(ctx.rootfs, ['garbage'], { stdout: 'null', stderr: 'null' })));
+      await assert.rejects(startProcess(h), (e: unknown) => {
+        assert.ok(e instanceof SyscallError, String(e));
+        assert.equal(e.code, 'ENOEXEC');
+        assert.equal(e.path, 'garbage');
+        assert.equal(e.syscall, 'execve');
+        return true;
+      });
+      assert.equal((await h.exited).exitCode, 127);
+    }));
+
+  it('rejects an invalid seccomp profile before cloning, naming the bad word', () =>
+    inContainerTest(async (ctx) => {
+      const seccomp = {
+        defaultAction: 'SCMP_ACT_ALLOW', defaultErrnoRet: null, architectures: [], flags: [],
+        syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_BOGUS', errnoRet: null, args: [] }],
+      };
+      await assert.rejects(createProcess(baseSpec(ctx.rootfs, ['true'], { seccomp })), (e: unknown) => {
+        assert.ok(e instanceof SyscallError);
+        assert.equal(e.code, 'EINVAL');
+        assert.equal(e.path, 'SCMP_ACT_BOGUS');
+        return true;
+      });
     }));
 
   it('joins the given cgroups (v1), and a new cgroup namespace is rooted there', () =>
