@@ -120,34 +120,6 @@ void close_others(const ChildPlan *p) {
   raw(SYS_close_range, next, ~0U, 0);
 }
 
-bool exists(const char *path) {
-  struct stat st;
-  return raw(SYS_newfstatat, AT_FDCWD, L(path), L(&st), AT_SYMLINK_NOFOLLOW) == 0;
-}
-
-// mkdir -p for `path`; the last component is a directory or, if !dir, an empty file.
-void make_path(const ChildPlan *p, const char *path, bool dir, uint32_t step) {
-  if (exists(path)) return;
-  char buf[4096];
-  size_t n = slen(path);
-  if (n >= sizeof buf) fail(p, step, -ENAMETOOLONG, path);
-  for (size_t i = 0; i <= n; i++) buf[i] = path[i];
-  for (size_t i = 1; i <= n; i++) {
-    if (buf[i] != '/' && buf[i] != '\0') continue;
-    if (i == n && !dir) break;
-    char saved = buf[i];
-    buf[i] = '\0';
-    long r = raw(SYS_mkdirat, AT_FDCWD, L(buf), 0755);
-    if (r < 0 && r != -EEXIST) fail(p, step, r, path);
-    buf[i] = saved;
-  }
-  if (!dir) {
-    long fd = raw(SYS_openat, AT_FDCWD, L(path), O_CREAT | O_WRONLY | O_CLOEXEC | O_NOCTTY, 0644);
-    if (fd < 0 && fd != -EISDIR && fd != -EEXIST) fail(p, step, fd, path);
-    if (fd >= 0) raw(SYS_close, fd);
-  }
-}
-
 // The mount flags that a bind remount must carry over (they may be locked in a user ns).
 uint64_t kept_flags(const char *path) {
   struct statfs s;
@@ -205,43 +177,199 @@ void set_oom_score_adj(const ChildPlan *p) {
   if (r < 0) fail(p, kStepOomScoreAdj, r, p->oom_score_adj);
 }
 
+// Kernel struct open_how for openat2.
+struct OpenHow {
+  uint64_t flags, mode, resolve;
+};
+constexpr uint64_t kResolveNoMagiclinks = 0x02;
+constexpr uint64_t kResolveInRoot = 0x10;
+
+// openat2(rootfd, rel, O_PATH) with symlinks resolved as if rootfd were "/": an image's
+// symlinks can never lead us out of its rootfs.
+long open_in_root(int rootfd, const char *rel) {
+  OpenHow how;
+  how.flags = O_PATH | O_CLOEXEC;
+  how.mode = 0;
+  how.resolve = kResolveInRoot | kResolveNoMagiclinks;
+  return raw(SYS_openat2, rootfd, L(rel), L(&how), sizeof how);
+}
+
+// "/proc/self/fd/<fd>": mount(2) follows it to exactly the inode we resolved.
+void fd_path(char out[32], long fd) {
+  const char prefix[] = "/proc/self/fd/";
+  size_t k = 0;
+  for (size_t i = 0; prefix[i]; i++) out[k++] = prefix[i];
+  char digits[12];
+  int n = 0;
+  do {
+    digits[n++] = (char)('0' + fd % 10);
+    fd /= 10;
+  } while (fd > 0);
+  while (n > 0) out[k++] = digits[--n];
+  out[k] = '\0';
+}
+
+enum Create { kNoCreate, kCreateDir, kCreateFile };
+
+// Opens `rel` inside the rootfs (O_PATH), creating missing components (directories, and
+// the last one as `last`) relative to already-resolved parents, never through a path walk
+// that could follow a symlink outside.
+long resolve_in_root(const ChildPlan *p, int rootfd, const char *rel, Create last, uint32_t step, const char *report,
+                     int depth = 0) {
+  long fd = open_in_root(rootfd, rel);
+  if (fd != -ENOENT || last == kNoCreate) {
+    if (fd < 0) fail(p, step, fd, report);
+    return fd;
+  }
+  if (depth > 8) fail(p, step, -ELOOP, report);  // bounded: each level holds 8 KiB of stack
+  char buf[4096];
+  size_t n = slen(rel);
+  if (n >= sizeof buf) fail(p, step, -ENAMETOOLONG, report);
+  for (size_t i = 0; i <= n; i++) buf[i] = rel[i];
+  size_t name_start = 0;
+  for (size_t i = 0; i <= n; i++) {
+    if (buf[i] != '/' && buf[i] != '\0') continue;
+    bool is_last = i == n;
+    buf[i] = '\0';
+    if (i > name_start) {
+      long cur = open_in_root(rootfd, buf);
+      if (cur == -ENOENT) {
+        long parent;
+        if (name_start == 0) {
+          parent = raw(SYS_fcntl, rootfd, F_DUPFD_CLOEXEC, 3);
+        } else {
+          buf[name_start - 1] = '\0';
+          parent = open_in_root(rootfd, buf);
+          buf[name_start - 1] = '/';
+        }
+        if (parent < 0) fail(p, step, parent, report);
+        const char *name = buf + name_start;
+        long r;
+        if (is_last && last == kCreateFile) {
+          r = raw(SYS_openat, parent, L(name), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644);
+          if (r >= 0) raw(SYS_close, r);
+        } else {
+          r = raw(SYS_mkdirat, parent, L(name), 0755);
+        }
+        if (r == -EEXIST && open_in_root(rootfd, buf) == -ENOENT) {
+          // A dangling symlink (an image's /dev -> /somewhere): follow it inside the root,
+          // i.e. continue with <prefix>/<link target>/<rest of rel>.
+          char next[4096];
+          long len = raw(SYS_readlinkat, parent, L(name), L(next), sizeof next - 1);
+          raw(SYS_close, parent);
+          if (len < 0) fail(p, step, len, report);
+          next[len] = '\0';
+          char joined[4096];
+          size_t k = 0;
+          if (next[0] != '/')
+            for (size_t j = 0; j < name_start; j++) joined[k++] = buf[j];
+          for (long j = 0; j < len && k < sizeof joined - 1; j++) joined[k++] = next[j];
+          if (!is_last)
+            for (size_t j = i; j < n && k < sizeof joined - 1; j++) joined[k++] = rel[j];
+          if (k >= sizeof joined - 1) fail(p, step, -ENAMETOOLONG, report);
+          joined[k] = '\0';
+          const char *rest = joined;
+          while (*rest == '/') rest++;
+          return resolve_in_root(p, rootfd, *rest ? rest : ".", last, step, report, depth + 1);
+        }
+        raw(SYS_close, parent);
+        if (r < 0 && r != -EEXIST) fail(p, step, r, report);
+        cur = open_in_root(rootfd, buf);
+      }
+      if (cur < 0) fail(p, step, cur, report);
+      if (is_last) return cur;
+      raw(SYS_close, cur);
+    }
+    if (!is_last) buf[i] = '/';
+    name_start = i + 1;
+  }
+  fail(p, step, -ENOENT, report);
+}
+
+// Splits rel into its parent (resolved and created in root) and its last component.
+long parent_in_root(const ChildPlan *p, int rootfd, const char *rel, const char **name, uint32_t step, const char *report) {
+  char buf[4096];
+  size_t n = slen(rel);
+  if (n >= sizeof buf) fail(p, step, -ENAMETOOLONG, report);
+  size_t slash = n;
+  for (size_t i = 0; i < n; i++)
+    if (rel[i] == '/') slash = i;
+  if (slash == n) {
+    *name = rel;
+    long fd = raw(SYS_fcntl, rootfd, F_DUPFD_CLOEXEC, 3);
+    if (fd < 0) fail(p, step, fd, report);
+    return fd;
+  }
+  for (size_t i = 0; i < slash; i++) buf[i] = rel[i];
+  buf[slash] = '\0';
+  *name = rel + slash + 1;
+  return resolve_in_root(p, rootfd, buf, kCreateDir, step, report);
+}
+
 void build_rootfs(const ChildPlan *p) {
   const char *root = p->rootfs;
   CHECK(raw(SYS_mount, 0, L("/"), 0, p->root_propagation, 0), kStepRootPropagation, root);
   // pivot_root needs the new root to be a mount point.
   CHECK(raw(SYS_mount, L(root), L(root), 0, MS_BIND | MS_REC, 0), kStepRootBind, root);
+  long rootfd = raw(SYS_openat, AT_FDCWD, L(root), O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+  if (rootfd < 0) fail(p, kStepRootBind, rootfd, root);
+  char where[32];
 
   for (int i = 0; i < p->n_mounts; i++) {
     const PlanMount &m = p->mounts[i];
-    make_path(p, m.target, m.target_is_dir != 0, kStepMountPoint);
-    CHECK(raw(SYS_mount, L(m.source), L(m.target), L(m.fstype), m.flags, L(m.data)), kStepMount, m.target);
-    if (m.remount) {
-      uint64_t f = MS_REMOUNT | MS_BIND | m.remount | kept_flags(m.target);
-      CHECK(raw(SYS_mount, 0, L(m.target), 0, f, 0), kStepMountRemount, m.target);
+    long fd = resolve_in_root(p, rootfd, m.rel, m.target_is_dir ? kCreateDir : kCreateFile, kStepMountPoint, m.target);
+    fd_path(where, fd);
+    long r = raw(SYS_mount, L(m.source), L(where), L(m.fstype), m.flags, L(m.data));
+    raw(SYS_close, fd);
+    if (r < 0) fail(p, kStepMount, r, m.target);
+    if (m.remount || m.propagation) {
+      // Re-resolve: the old fd names the directory under the new mount, not the mount.
+      fd = resolve_in_root(p, rootfd, m.rel, kNoCreate, kStepMountRemount, m.target);
+      fd_path(where, fd);
+      if (m.remount) {
+        uint64_t f = MS_REMOUNT | MS_BIND | m.remount | kept_flags(where);
+        r = raw(SYS_mount, 0, L(where), 0, f, 0);
+        if (r < 0) fail(p, kStepMountRemount, r, m.target);
+      }
+      if (m.propagation) {
+        r = raw(SYS_mount, 0, L(where), 0, m.propagation, 0);
+        if (r < 0) fail(p, kStepMountPropagation, r, m.target);
+      }
+      raw(SYS_close, fd);
     }
-    if (m.propagation) CHECK(raw(SYS_mount, 0, L(m.target), 0, m.propagation, 0), kStepMountPropagation, m.target);
   }
 
   for (int i = 0; i < p->n_devices; i++) {
     const PlanDevice &d = p->devices[i];
-    make_path(p, d.target, false, kStepDevice);  // parents, plus a placeholder file
-    // mknod refuses an existing name; the placeholder is ours, so replace it.
-    raw(SYS_unlinkat, AT_FDCWD, L(d.target), 0);
-    long r = raw(SYS_mknodat, AT_FDCWD, L(d.target), d.mode, d.dev);
+    const char *name;
+    long dir = parent_in_root(p, rootfd, d.rel, &name, kStepDevice, d.target);
+    // Replace whatever is there (an image's file or symlink: unlinkat does not follow).
+    raw(SYS_unlinkat, dir, L(name), 0);
+    long r = raw(SYS_mknodat, dir, L(name), d.mode, d.dev);
     if (r == -EPERM && d.host_path) {
-      // In a user namespace mknod is refused: bind the host's node instead.
-      make_path(p, d.target, false, kStepDevice);
-      CHECK(raw(SYS_mount, L(d.host_path), L(d.target), 0, MS_BIND, 0), kStepDevice, d.target);
-      continue;
+      // In a user namespace mknod is refused: bind the host's node onto an empty file.
+      long f = raw(SYS_openat, dir, L(name), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644);
+      if (f < 0) fail(p, kStepDevice, f, d.target);
+      raw(SYS_close, f);
+      long fd = resolve_in_root(p, rootfd, d.rel, kNoCreate, kStepDevice, d.target);
+      fd_path(where, fd);
+      r = raw(SYS_mount, L(d.host_path), L(where), 0, MS_BIND, 0);
+      raw(SYS_close, fd);
+    } else if (r == 0) {
+      r = raw(SYS_fchownat, dir, L(name), d.uid, d.gid, AT_SYMLINK_NOFOLLOW);
     }
+    raw(SYS_close, dir);
     if (r < 0) fail(p, kStepDevice, r, d.target);
-    CHECK(raw(SYS_fchownat, AT_FDCWD, L(d.target), d.uid, d.gid, AT_SYMLINK_NOFOLLOW), kStepDevice, d.target);
   }
 
   for (int i = 0; i < p->n_symlinks; i++) {
-    long r = raw(SYS_symlinkat, L(p->symlinks[i].target), AT_FDCWD, L(p->symlinks[i].linkpath));
+    const char *name;
+    long dir = parent_in_root(p, rootfd, p->symlinks[i].rel, &name, kStepSymlink, p->symlinks[i].linkpath);
+    long r = raw(SYS_symlinkat, L(p->symlinks[i].target), dir, L(name));
+    raw(SYS_close, dir);
     if (r < 0 && r != -EEXIST) fail(p, kStepSymlink, r, p->symlinks[i].linkpath);
   }
+  raw(SYS_close, rootfd);
 }
 
 void pivot(const ChildPlan *p) {

@@ -89,7 +89,8 @@ constexpr char kMsgStart = 'S';
 
 struct PlanMount {
   const char *source;   // host path for binds (resolved before pivot_root), or fs source
-  const char *target;   // absolute host path: <rootfs>/<destination>
+  const char *target;   // <rootfs>/<destination>: for error reports only
+  const char *rel;      // destination relative to the rootfs, resolved with RESOLVE_IN_ROOT
   const char *fstype;   // nullptr for binds
   const char *data;     // fs-specific options, or nullptr
   uint64_t flags;       // MS_* for the first mount(2) (includes MS_BIND|MS_REC for binds)
@@ -100,7 +101,8 @@ struct PlanMount {
 };
 
 struct PlanDevice {
-  const char *target;     // absolute host path under the rootfs
+  const char *target;     // <rootfs>/<path>: for error reports only
+  const char *rel;        // path relative to the rootfs (resolved in root)
   const char *host_path;  // host device to bind when mknod is refused (user ns), or nullptr
   uint32_t mode;          // S_IFCHR|S_IFBLK|S_IFIFO | permissions
   uint32_t uid, gid;
@@ -110,7 +112,8 @@ struct PlanDevice {
 
 struct PlanSymlink {
   const char *target;    // what the link points to ("/proc/self/fd")
-  const char *linkpath;  // absolute host path under the rootfs
+  const char *linkpath;  // <rootfs>/<path>: for error reports only
+  const char *rel;       // path relative to the rootfs (resolved in root)
 };
 
 struct PlanSysctl {

@@ -169,6 +169,15 @@ void KillAndReap(int pidfd) {
   }
 }
 
+// "/dev/pts/" → "dev/pts"; "/" → "." (relative to the rootfs, for openat2).
+std::string RelPath(const std::string &dest) {
+  size_t i = 0;
+  while (i < dest.size() && dest[i] == '/') i++;
+  std::string rel = dest.substr(i);
+  while (!rel.empty() && rel.back() == '/') rel.pop_back();
+  return rel.empty() ? "." : rel;
+}
+
 std::string JoinPath(const std::string &root, const std::string &dest) {
   size_t i = 0;
   while (i < dest.size() && dest[i] == '/') i++;
@@ -368,6 +377,7 @@ int ncri_spawn(SpawnRequest &&request, SpawnResult *out, ncri_error *err) {
     for (const auto &m : r.mounts) {
       PlanMount pm{};
       pm.target = own(JoinPath(r.rootfs, m.destination));
+      pm.rel = own(RelPath(m.destination));
       pm.source = m.source.empty() ? nullptr : reg(m.source);
       pm.fstype = m.has_type && !m.bind ? reg(m.type) : nullptr;
       pm.data = m.has_data && !m.data.empty() ? reg(m.data) : nullptr;
@@ -385,6 +395,7 @@ int ncri_spawn(SpawnRequest &&request, SpawnResult *out, ncri_error *err) {
     for (const auto &d : r.devices) {
       PlanDevice pd{};
       pd.target = own(JoinPath(r.rootfs, d.path));
+      pd.rel = own(RelPath(d.path));
       pd.host_path = d.host_path.empty() ? nullptr : reg(d.host_path);
       pd.mode = d.mode;
       pd.uid = d.uid;
@@ -392,7 +403,8 @@ int ncri_spawn(SpawnRequest &&request, SpawnResult *out, ncri_error *err) {
       pd.dev = d.dev;
       mem->devices.push_back(pd);
     }
-    for (const auto &s : r.symlinks) mem->symlinks.push_back(PlanSymlink{reg(s.target), own(JoinPath(r.rootfs, s.path))});
+    for (const auto &s : r.symlinks)
+      mem->symlinks.push_back(PlanSymlink{reg(s.target), own(JoinPath(r.rootfs, s.path)), own(RelPath(s.path))});
     for (const auto &m : r.masked_paths) mem->masked.push_back(reg(m));
     for (const auto &m : r.readonly_paths) mem->readonly.push_back(reg(m));
   }

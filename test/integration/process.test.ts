@@ -501,4 +501,20 @@ describe('container process', () => {
         setChildSubreaper(false);
       }
     }));
+
+  it('resolves mount points inside the rootfs: image symlinks cannot reach the host', () =>
+    inContainerTest(async (ctx) => {
+      const victim = path.join(ctx.dir, 'victim');
+      fs.mkdirSync(victim);
+      // An image whose /sys points at a host path and whose /dev climbs out relatively.
+      fs.rmdirSync(path.join(ctx.rootfs, 'sys'));
+      fs.symlinkSync(path.join(victim, 'sys'), path.join(ctx.rootfs, 'sys'));
+      fs.rmdirSync(path.join(ctx.rootfs, 'dev'));
+      fs.symlinkSync('../../../../../../victim/dev', path.join(ctx.rootfs, 'dev'));
+      const r = await run(ctx, baseSpec(ctx.rootfs, ['sh', '-c', 'ls /dev/null /sys/kernel >/dev/null && echo ok']));
+      assert.equal(r.exitCode, 0, r.stderr);
+      assert.equal(r.stdout, 'ok\n');
+      assert.deepEqual(fs.readdirSync(victim), []);
+      assert.ok(fs.existsSync(path.join(ctx.rootfs, victim, 'sys')), 'the mount point was made inside the rootfs');
+    }));
 });
