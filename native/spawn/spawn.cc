@@ -37,6 +37,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #ifndef CLONE_PIDFD
@@ -514,7 +515,9 @@ int ncri_spawn(SpawnRequest &&request, SpawnResult *out, ncri_error *err) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  long pid = ncri_clone3_run(&args, sizeof args, entry, &p);
+  // NODECRI_TEST_CLONE_FALLBACK=1 (read once) exercises the clone(2) path in tests.
+  static const bool force_fallback = getenv("NODECRI_TEST_CLONE_FALLBACK") != nullptr;
+  long pid = force_fallback ? -ENOSYS : ncri_clone3_run(&args, sizeof args, entry, &p);
   if (pid == -ENOSYS)
     pid = ncri_clone_run(args.flags | SIGCHLD, static_cast<char *>(mem->stack) + mem->stack_size, &pidfd, entry, &p);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);

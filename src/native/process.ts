@@ -488,7 +488,14 @@ export async function execProcess(target: ProcessHandle | { pid: number; pidfd: 
   };
   const c = await limited(() => nCreate(native));
   const h = makeHandle(c, c.seed);
-  await startProcess(h);
+  try {
+    await startProcess(h);
+  } catch (e) {
+    // exec failed: the child has exited; reap it and close what the caller never saw.
+    await releaseProcess(h);
+    for (const fd of [h.stdin, h.stdout, h.stderr, h.terminal]) if (fd !== null) fs.closeSync(fd);
+    throw e;
+  }
   return h;
 }
 
