@@ -43,8 +43,19 @@ interface Ctx {
   track(h: ProcessHandle): ProcessHandle;
 }
 
+function openFds(): string[] {
+  return fs.readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return !fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith('/proc/');
+    } catch {
+      return false; // the fd used by readdir itself
+    }
+  });
+}
+
 async function inContainerTest(body: (ctx: Ctx) => Promise<void>): Promise<void> {
   const dir = makeTempDir();
+  const fdsBefore = openFds();
   try {
     await withoutLeaks({ mountPrefixes: [dir] }, async () => {
       const handles: ProcessHandle[] = [];
@@ -64,6 +75,10 @@ async function inContainerTest(body: (ctx: Ctx) => Promise<void>): Promise<void>
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+  // Every pidfd, sync socket and stdio end the test was given or the addon opened is closed.
+  await new Promise((r) => setImmediate(r));
+  const leaked = openFds().filter((fd) => !fdsBefore.includes(fd));
+  assert.deepEqual(leaked.map((fd) => `${fd} -> ${fs.readlinkSync(`/proc/self/fd/${fd}`)}`), []);
 }
 
 function baseSpec(rootfs: string, args: string[], over: Partial<ProcessSpec> = {}): ProcessSpec {
