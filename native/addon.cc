@@ -10,6 +10,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ncri::InitCgroup(env, exports);
   ncri::InitNs(env, exports);
   ncri::InitMount(env, exports);
+  ncri::InitProcess(env, exports);
   return exports;
 }
 

@@ -1,0 +1,598 @@
+// Code that runs after the clone, on the plan the parent prepared (ncri_plan.h).
+//
+// Rules (style-anchors Rule 3): the child may share the parent's memory (CLONE_VM) and
+// was cloned out of a multi-threaded process, so it calls no libc function at all — only
+// raw syscalls (sys.h) — allocates nothing, formats nothing, takes no lock and writes only
+// to its own stack. Failure is a fixed-size frame (step, -errno, address of the plan string
+// it concerns) on the sync socket followed by exit_group. Everything is file-local except
+// the two hidden entry points, so calls are direct (no PLT, no lazy binding).
+//
+// Order, and why:
+//   signals reset/unblocked first (a parent handler must never run here), then every fd we
+//   do not need is closed (concurrent creates leave their own CLOEXEC fds in our table:
+//   holding another container's sync socket or pipe would delay its EOF), session and
+//   stdio, cgroup (before any namespace, while we still are host root; before the cgroup
+//   ns so that its root is the container's cgroup), id maps, setns (user first), unshare,
+//   rootfs (mounts, devices, symlinks; sysctls and oom_score_adj through the host /proc
+//   before it disappears), pivot_root, masked/readonly paths, readonly root, hostname,
+//   rlimits, identity and capabilities, no_new_privs, seccomp, cwd, exec resolution,
+//   READY, wait for start, close_range(CLOEXEC), execve.
+#pragma GCC optimize("no-tree-loop-distribute-patterns")  // no memcpy/memset calls synthesised
+
+#include <errno.h>  // constants only: the child never reads or writes errno
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/prctl.h>
+#include <linux/sched.h>
+#include <linux/seccomp.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <termios.h>
+
+#include "ncri_plan.h"
+#include "sys.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+namespace {
+
+using ncri::ChildFrame;
+using ncri::ChildPlan;
+using ncri::sys::L;
+using ncri::sys::raw;
+using namespace ncri;
+
+size_t slen(const char *s) {
+  size_t n = 0;
+  while (s[n]) n++;
+  return n;
+}
+
+bool has_slash(const char *s) {
+  for (; *s; s++)
+    if (*s == '/') return true;
+  return false;
+}
+
+void send_frame(const ChildPlan *p, uint32_t kind, uint32_t step, long err, const void *path,
+                int64_t value) {
+  ChildFrame f;
+  f.kind = kind;
+  f.step = step;
+  f.err = (int32_t)-err;
+  f.pad = 0;
+  f.path = (uint64_t)(uintptr_t)path;
+  f.value = value;
+  raw(SYS_sendto, p->sync_fd, L(&f), sizeof f, MSG_NOSIGNAL, 0, 0);
+}
+
+[[noreturn]] void die(long code) {
+  for (;;) raw(SYS_exit_group, code);
+}
+
+[[noreturn]] void fail(const ChildPlan *p, uint32_t step, long err, const void *path) {
+  send_frame(p, kFrameError, step, err, path, 0);
+  die(127);
+}
+
+#define CHECK(expr, step, path)                  \
+  do {                                           \
+    long r_ = (expr);                            \
+    if (r_ < 0) fail(p, (step), r_, (path));     \
+  } while (0)
+
+// Kernel layout of struct sigaction for rt_sigaction on x86_64.
+struct KernelSigaction {
+  void *handler;
+  unsigned long flags;
+  void *restorer;
+  uint64_t mask;
+};
+
+void reset_signals() {
+  KernelSigaction sa;
+  sa.handler = nullptr;  // SIG_DFL
+  sa.flags = 0;
+  sa.restorer = nullptr;
+  sa.mask = 0;
+  for (int s = 1; s <= 64; s++) {
+    if (s == SIGKILL || s == SIGSTOP) continue;
+    raw(SYS_rt_sigaction, s, L(&sa), 0, 8);
+  }
+  uint64_t empty = 0;
+  raw(SYS_rt_sigprocmask, SIG_SETMASK, L(&empty), 0, 8);
+}
+
+// Close every fd >= 3 that is not in the (sorted) keep list.
+void close_others(const ChildPlan *p) {
+  unsigned int next = 3;
+  for (int i = 0; i < p->n_keep_fds; i++) {
+    unsigned int fd = (unsigned int)p->keep_fds[i];
+    if (fd < next) continue;
+    if (fd > next) raw(SYS_close_range, next, fd - 1, 0);
+    next = fd + 1;
+  }
+  raw(SYS_close_range, next, ~0U, 0);
+}
+
+// The mount flags that a bind remount must carry over (they may be locked in a user ns).
+uint64_t kept_flags(const char *path) {
+  struct statfs s;
+  if (raw(SYS_statfs, L(path), L(&s)) < 0) return 0;
+  return (uint64_t)s.f_flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME);
+}
+
+void write_file(const ChildPlan *p, const char *path, const char *value, size_t len, uint32_t step) {
+  long fd = raw(SYS_openat, AT_FDCWD, L(path), O_WRONLY | O_CLOEXEC | O_NOCTTY, 0);
+  if (fd < 0) fail(p, step, fd, path);
+  long r = raw(SYS_write, fd, L(value), len);
+  raw(SYS_close, fd);
+  if (r < 0) fail(p, step, r, path);
+}
+
+void setup_stdio(const ChildPlan *p) {
+  CHECK(raw(SYS_setsid), kStepSetsid, nullptr);
+  for (int i = 0; i < 3; i++) {
+    if (p->stdio[i] == i) {
+      // Already in place (adopted fd): make sure it survives exec.
+      raw(SYS_fcntl, i, F_SETFD, 0);
+      continue;
+    }
+    CHECK(raw(SYS_dup3, p->stdio[i], i, 0), kStepStdio, nullptr);
+  }
+  if (p->flags & kPlanTerminal) CHECK(raw(SYS_ioctl, 0, TIOCSCTTY, 0), kStepControllingTty, nullptr);
+}
+
+void join(const ChildPlan *p) {
+  for (int i = 0; i < p->n_cgroup_fds; i++) {
+    long r = raw(SYS_write, p->cgroup_fds[i], L("0"), 1);
+    if (r < 0) fail(p, kStepCgroup, r, p->cgroup_paths[i]);
+    raw(SYS_close, p->cgroup_fds[i]);
+  }
+  for (int i = 0; i < p->n_join_ns; i++) {
+    CHECK(raw(SYS_setns, p->join_ns[i].fd, p->join_ns[i].nstype), kStepSetns, p->join_ns[i].path);
+    raw(SYS_close, p->join_ns[i].fd);
+  }
+  if (p->unshare_flags) CHECK(raw(SYS_unshare, p->unshare_flags), kStepUnshare, nullptr);
+}
+
+void set_oom_score_adj(const ChildPlan *p) {
+  static const char kPath[] = "/proc/self/oom_score_adj";
+  long fd = raw(SYS_openat, AT_FDCWD, L(kPath), O_WRONLY | O_CLOEXEC, 0);
+  if (fd < 0) fail(p, kStepOomScoreAdj, fd, p->oom_score_adj);
+  long r = raw(SYS_write, fd, L(p->oom_score_adj), slen(p->oom_score_adj));
+  if (r < 0 && (r == -EACCES || r == -EPERM) && p->oom_score_adj[0] == '-') {
+    // Lowering oom_score_adj needs CAP_SYS_RESOURCE. Like containerd's
+    // restrict_oom_score_adj: clamp to 0 and tell the parent, rather than fail.
+    send_frame(p, kFrameWarning, kStepOomScoreAdj, r, p->oom_score_adj, 0);
+    raw(SYS_write, fd, L("0"), 1);
+    r = 0;
+  }
+  raw(SYS_close, fd);
+  if (r < 0) fail(p, kStepOomScoreAdj, r, p->oom_score_adj);
+}
+
+// Kernel struct open_how for openat2.
+struct OpenHow {
+  uint64_t flags, mode, resolve;
+};
+constexpr uint64_t kResolveNoMagiclinks = 0x02;
+constexpr uint64_t kResolveInRoot = 0x10;
+
+// openat2(rootfd, rel, O_PATH) with symlinks resolved as if rootfd were "/": an image's
+// symlinks can never lead us out of its rootfs.
+long open_in_root(int rootfd, const char *rel) {
+  OpenHow how;
+  how.flags = O_PATH | O_CLOEXEC;
+  how.mode = 0;
+  how.resolve = kResolveInRoot | kResolveNoMagiclinks;
+  return raw(SYS_openat2, rootfd, L(rel), L(&how), sizeof how);
+}
+
+// "/proc/self/fd/<fd>": mount(2) follows it to exactly the inode we resolved.
+void fd_path(char out[32], long fd) {
+  const char prefix[] = "/proc/self/fd/";
+  size_t k = 0;
+  for (size_t i = 0; prefix[i]; i++) out[k++] = prefix[i];
+  char digits[12];
+  int n = 0;
+  do {
+    digits[n++] = (char)('0' + fd % 10);
+    fd /= 10;
+  } while (fd > 0);
+  while (n > 0) out[k++] = digits[--n];
+  out[k] = '\0';
+}
+
+enum Create { kNoCreate, kCreateDir, kCreateFile };
+
+// Opens `rel` inside the rootfs (O_PATH), creating missing components (directories, and
+// the last one as `last`) relative to already-resolved parents, never through a path walk
+// that could follow a symlink outside.
+long resolve_in_root(const ChildPlan *p, int rootfd, const char *rel, Create last, uint32_t step, const char *report,
+                     int depth = 0) {
+  long fd = open_in_root(rootfd, rel);
+  if (fd != -ENOENT || last == kNoCreate) {
+    if (fd < 0) fail(p, step, fd, report);
+    return fd;
+  }
+  if (depth > 8) fail(p, step, -ELOOP, report);  // bounded: each level holds 8 KiB of stack
+  char buf[4096];
+  size_t n = slen(rel);
+  if (n >= sizeof buf) fail(p, step, -ENAMETOOLONG, report);
+  for (size_t i = 0; i <= n; i++) buf[i] = rel[i];
+  size_t name_start = 0;
+  for (size_t i = 0; i <= n; i++) {
+    if (buf[i] != '/' && buf[i] != '\0') continue;
+    bool is_last = i == n;
+    buf[i] = '\0';
+    if (i > name_start) {
+      long cur = open_in_root(rootfd, buf);
+      if (cur == -ENOENT) {
+        long parent;
+        if (name_start == 0) {
+          parent = raw(SYS_fcntl, rootfd, F_DUPFD_CLOEXEC, 3);
+        } else {
+          buf[name_start - 1] = '\0';
+          parent = open_in_root(rootfd, buf);
+          buf[name_start - 1] = '/';
+        }
+        if (parent < 0) fail(p, step, parent, report);
+        const char *name = buf + name_start;
+        long r;
+        if (is_last && last == kCreateFile) {
+          r = raw(SYS_openat, parent, L(name), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644);
+          if (r >= 0) raw(SYS_close, r);
+        } else {
+          r = raw(SYS_mkdirat, parent, L(name), 0755);
+        }
+        if (r == -EEXIST && open_in_root(rootfd, buf) == -ENOENT) {
+          // A dangling symlink (an image's /dev -> /somewhere): follow it inside the root,
+          // i.e. continue with <prefix>/<link target>/<rest of rel>.
+          char next[4096];
+          long len = raw(SYS_readlinkat, parent, L(name), L(next), sizeof next - 1);
+          raw(SYS_close, parent);
+          if (len < 0) fail(p, step, len, report);
+          next[len] = '\0';
+          char joined[4096];
+          size_t k = 0;
+          if (next[0] != '/')
+            for (size_t j = 0; j < name_start; j++) joined[k++] = buf[j];
+          for (long j = 0; j < len && k < sizeof joined - 1; j++) joined[k++] = next[j];
+          if (!is_last)
+            for (size_t j = i; j < n && k < sizeof joined - 1; j++) joined[k++] = rel[j];
+          if (k >= sizeof joined - 1) fail(p, step, -ENAMETOOLONG, report);
+          joined[k] = '\0';
+          const char *rest = joined;
+          while (*rest == '/') rest++;
+          return resolve_in_root(p, rootfd, *rest ? rest : ".", last, step, report, depth + 1);
+        }
+        raw(SYS_close, parent);
+        if (r < 0 && r != -EEXIST) fail(p, step, r, report);
+        cur = open_in_root(rootfd, buf);
+      }
+      if (cur < 0) fail(p, step, cur, report);
+      if (is_last) return cur;
+      raw(SYS_close, cur);
+    }
+    if (!is_last) buf[i] = '/';
+    name_start = i + 1;
+  }
+  fail(p, step, -ENOENT, report);
+}
+
+// Splits rel into its parent (resolved and created in root) and its last component.
+long parent_in_root(const ChildPlan *p, int rootfd, const char *rel, const char **name, uint32_t step, const char *report) {
+  char buf[4096];
+  size_t n = slen(rel);
+  if (n >= sizeof buf) fail(p, step, -ENAMETOOLONG, report);
+  size_t slash = n;
+  for (size_t i = 0; i < n; i++)
+    if (rel[i] == '/') slash = i;
+  if (slash == n) {
+    *name = rel;
+    long fd = raw(SYS_fcntl, rootfd, F_DUPFD_CLOEXEC, 3);
+    if (fd < 0) fail(p, step, fd, report);
+    return fd;
+  }
+  for (size_t i = 0; i < slash; i++) buf[i] = rel[i];
+  buf[slash] = '\0';
+  *name = rel + slash + 1;
+  return resolve_in_root(p, rootfd, buf, kCreateDir, step, report);
+}
+
+void build_rootfs(const ChildPlan *p) {
+  const char *root = p->rootfs;
+  CHECK(raw(SYS_mount, 0, L("/"), 0, p->root_propagation, 0), kStepRootPropagation, root);
+  // pivot_root needs the new root to be a mount point.
+  CHECK(raw(SYS_mount, L(root), L(root), 0, MS_BIND | MS_REC, 0), kStepRootBind, root);
+  long rootfd = raw(SYS_openat, AT_FDCWD, L(root), O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+  if (rootfd < 0) fail(p, kStepRootBind, rootfd, root);
+  char where[32];
+
+  for (int i = 0; i < p->n_mounts; i++) {
+    const PlanMount &m = p->mounts[i];
+    long fd = resolve_in_root(p, rootfd, m.rel, m.target_is_dir ? kCreateDir : kCreateFile, kStepMountPoint, m.target);
+    fd_path(where, fd);
+    long r = raw(SYS_mount, L(m.source), L(where), L(m.fstype), m.flags, L(m.data));
+    raw(SYS_close, fd);
+    if (r < 0) fail(p, kStepMount, r, m.target);
+    if (m.remount || m.propagation) {
+      // Re-resolve: the old fd names the directory under the new mount, not the mount.
+      fd = resolve_in_root(p, rootfd, m.rel, kNoCreate, kStepMountRemount, m.target);
+      fd_path(where, fd);
+      if (m.remount) {
+        uint64_t f = MS_REMOUNT | MS_BIND | m.remount | kept_flags(where);
+        r = raw(SYS_mount, 0, L(where), 0, f, 0);
+        if (r < 0) fail(p, kStepMountRemount, r, m.target);
+      }
+      if (m.propagation) {
+        r = raw(SYS_mount, 0, L(where), 0, m.propagation, 0);
+        if (r < 0) fail(p, kStepMountPropagation, r, m.target);
+      }
+      raw(SYS_close, fd);
+    }
+  }
+
+  for (int i = 0; i < p->n_devices; i++) {
+    const PlanDevice &d = p->devices[i];
+    const char *name;
+    long dir = parent_in_root(p, rootfd, d.rel, &name, kStepDevice, d.target);
+    // Replace whatever is there (an image's file or symlink: unlinkat does not follow).
+    raw(SYS_unlinkat, dir, L(name), 0);
+    long r = raw(SYS_mknodat, dir, L(name), d.mode, d.dev);
+    if (r == -EPERM && d.host_path) {
+      // In a user namespace mknod is refused: bind the host's node onto an empty file.
+      long f = raw(SYS_openat, dir, L(name), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644);
+      if (f < 0) fail(p, kStepDevice, f, d.target);
+      raw(SYS_close, f);
+      long fd = resolve_in_root(p, rootfd, d.rel, kNoCreate, kStepDevice, d.target);
+      fd_path(where, fd);
+      r = raw(SYS_mount, L(d.host_path), L(where), 0, MS_BIND, 0);
+      raw(SYS_close, fd);
+    } else if (r == 0) {
+      r = raw(SYS_fchownat, dir, L(name), d.uid, d.gid, AT_SYMLINK_NOFOLLOW);
+    }
+    raw(SYS_close, dir);
+    if (r < 0) fail(p, kStepDevice, r, d.target);
+  }
+
+  for (int i = 0; i < p->n_symlinks; i++) {
+    const char *name;
+    long dir = parent_in_root(p, rootfd, p->symlinks[i].rel, &name, kStepSymlink, p->symlinks[i].linkpath);
+    long r = raw(SYS_symlinkat, L(p->symlinks[i].target), dir, L(name));
+    raw(SYS_close, dir);
+    if (r < 0 && r != -EEXIST) fail(p, kStepSymlink, r, p->symlinks[i].linkpath);
+  }
+  raw(SYS_close, rootfd);
+}
+
+void pivot(const ChildPlan *p) {
+  CHECK(raw(SYS_chdir, L(p->rootfs)), kStepPivotRoot, p->rootfs);
+  // pivot_root(".", ".") stacks the old root on top of the new one; detaching "." then
+  // removes it without needing a put_old directory inside the rootfs.
+  CHECK(raw(SYS_pivot_root, L("."), L(".")), kStepPivotRoot, p->rootfs);
+  CHECK(raw(SYS_umount2, L("."), MNT_DETACH), kStepDetachOldRoot, p->rootfs);
+  CHECK(raw(SYS_chdir, L("/")), kStepPivotRoot, p->rootfs);
+}
+
+void mask_and_protect(const ChildPlan *p) {
+  for (int i = 0; i < p->n_masked; i++) {
+    const char *path = p->masked_paths[i];
+    struct stat st;
+    long r = raw(SYS_newfstatat, AT_FDCWD, L(path), L(&st), 0);
+    if (r == -ENOENT) continue;
+    if (r < 0) fail(p, kStepMaskPath, r, path);
+    if (S_ISDIR(st.st_mode))
+      r = raw(SYS_mount, L("tmpfs"), L(path), L("tmpfs"), MS_RDONLY, 0);
+    else
+      r = raw(SYS_mount, L("/dev/null"), L(path), 0, MS_BIND, 0);
+    if (r < 0) fail(p, kStepMaskPath, r, path);
+  }
+  for (int i = 0; i < p->n_readonly; i++) {
+    const char *path = p->readonly_paths[i];
+    long r = raw(SYS_mount, L(path), L(path), 0, MS_BIND | MS_REC, 0);
+    if (r == -ENOENT) continue;
+    if (r < 0) fail(p, kStepReadonlyPath, r, path);
+    uint64_t f = MS_BIND | MS_REMOUNT | MS_RDONLY | kept_flags(path);
+    CHECK(raw(SYS_mount, 0, L(path), 0, f, 0), kStepReadonlyPath, path);
+  }
+  if (p->flags & kPlanRootReadonly) {
+    uint64_t f = MS_BIND | MS_REMOUNT | MS_RDONLY | kept_flags("/");
+    CHECK(raw(SYS_mount, 0, L("/"), 0, f, 0), kStepReadonlyRoot, p->rootfs);
+  }
+}
+
+struct CapHeader {
+  uint32_t version;
+  int pid;
+};
+struct CapData {
+  uint32_t effective, permitted, inheritable;
+};
+
+void apply_seccomp(const ChildPlan *p) {
+  sock_fprog prog;
+  prog.len = p->seccomp_len;
+  prog.filter = const_cast<sock_filter *>(p->seccomp_filter);
+  CHECK(raw(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, L(&prog)), kStepSeccomp, nullptr);
+}
+
+// Identity and capabilities (runc's order): drop the bounding set while we still hold
+// CAP_SETPCAP, keep permitted caps across the uid change, then set the exact sets and the
+// ambient set. Without a capability spec the kernel rules apply unchanged.
+void set_identity(const ChildPlan *p) {
+  bool caps = (p->flags & kPlanHasCaps) != 0;
+  if (caps) {
+    for (int c = 0; c <= p->cap_last_cap; c++) {
+      if (p->cap_bounding & (1ULL << c)) continue;
+      long r = raw(SYS_prctl, PR_CAPBSET_DROP, c, 0, 0, 0);
+      if (r < 0 && r != -EINVAL) fail(p, kStepBoundingSet, r, nullptr);
+    }
+    CHECK(raw(SYS_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0), kStepKeepCaps, nullptr);
+  }
+  CHECK(raw(SYS_setgroups, p->n_groups, L(p->groups)), kStepSetgroups, nullptr);
+  CHECK(raw(SYS_setresgid, p->gid, p->gid, p->gid), kStepSetgid, nullptr);
+  CHECK(raw(SYS_setresuid, p->uid, p->uid, p->uid), kStepSetuid, nullptr);
+  if (caps) {
+    CHECK(raw(SYS_prctl, PR_SET_KEEPCAPS, 0, 0, 0, 0), kStepKeepCaps, nullptr);
+    CapHeader h;
+    h.version = _LINUX_CAPABILITY_VERSION_3;
+    h.pid = 0;
+    CapData d[2];
+    d[0].effective = (uint32_t)p->cap_effective;
+    d[1].effective = (uint32_t)(p->cap_effective >> 32);
+    d[0].permitted = (uint32_t)p->cap_permitted;
+    d[1].permitted = (uint32_t)(p->cap_permitted >> 32);
+    d[0].inheritable = (uint32_t)p->cap_inheritable;
+    d[1].inheritable = (uint32_t)(p->cap_inheritable >> 32);
+    CHECK(raw(SYS_capset, L(&h), L(d)), kStepCapset, nullptr);
+    raw(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    for (int c = 0; c <= p->cap_last_cap; c++) {
+      if (!(p->cap_ambient & (1ULL << c))) continue;
+      CHECK(raw(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0), kStepAmbientCaps, nullptr);
+    }
+  }
+}
+
+bool is_executable(const char *path, long *err) {
+  struct stat st;
+  long r = raw(SYS_newfstatat, AT_FDCWD, L(path), L(&st), 0);
+  if (r == 0 && !S_ISREG(st.st_mode)) r = -EACCES;
+  if (r == 0) r = raw(SYS_faccessat, AT_FDCWD, L(path), X_OK, 0);
+  *err = r;
+  return r == 0;
+}
+
+// execvp's search, without allocation: fills `out` with the path to exec.
+void resolve_exec(const ChildPlan *p, char *out, size_t cap) {
+  const char *name = p->exec_name;
+  size_t nlen = slen(name);
+  long err = -ENOENT;
+  if (nlen == 0) fail(p, kStepResolveExec, -ENOENT, name);
+  if (has_slash(name)) {
+    if (nlen >= cap) fail(p, kStepResolveExec, -ENAMETOOLONG, name);
+    for (size_t i = 0; i <= nlen; i++) out[i] = name[i];
+    if (!is_executable(out, &err)) fail(p, kStepResolveExec, err, name);
+    return;
+  }
+  long last = -ENOENT;
+  for (int d = 0; d < p->n_exec_dirs; d++) {
+    const char *dir = p->exec_dirs[d];
+    size_t dlen = slen(dir);
+    if (dlen + 1 + nlen >= cap) continue;
+    size_t k = 0;
+    for (size_t i = 0; i < dlen; i++) out[k++] = dir[i];
+    if (k == 0 || out[k - 1] != '/') out[k++] = '/';
+    for (size_t i = 0; i <= nlen; i++) out[k++] = name[i];
+    if (is_executable(out, &err)) return;
+    if (err == -EACCES) last = err;  // like execvp: remember a permission problem
+  }
+  fail(p, kStepResolveExec, last, name);
+}
+
+[[noreturn]] void run(const ChildPlan *p, bool joined) {
+  raw(SYS_umask, 0);  // device nodes and mount points get exactly the modes we ask for
+  setup_stdio(p);
+  if (!joined) {
+    join(p);
+    if (p->flags & kPlanWaitIdMaps) {
+      char c = 0;
+      long r = raw(SYS_recvfrom, p->sync_fd, L(&c), 1, 0, 0, 0);
+      if (r == 0) die(1);  // the parent gave up
+      if (r < 0 || c != kMsgIdMapsWritten) fail(p, kStepWaitIdMaps, r < 0 ? r : -EPROTO, nullptr);
+      // We are still host root, which the new namespace does not map: files we create on
+      // filesystems it owns (the /dev tmpfs) would be EOVERFLOW. Become its root, as runc
+      // does; this keeps our capabilities (a switch *to* the namespace's root).
+      raw(SYS_setresgid, 0, 0, 0);
+      raw(SYS_setresuid, 0, 0, 0);
+    }
+  }
+
+  // Host /proc is still visible: per-namespace sysctls and our oom_score_adj go through it.
+  for (int i = 0; i < p->n_sysctls; i++)
+    write_file(p, p->sysctls[i].path, p->sysctls[i].value, p->sysctls[i].value_len, kStepSysctl);
+  if (p->flags & kPlanHasOom) set_oom_score_adj(p);
+
+  if (p->rootfs) {
+    build_rootfs(p);
+    pivot(p);
+    mask_and_protect(p);
+  }
+  if (p->hostname) CHECK(raw(SYS_sethostname, L(p->hostname), slen(p->hostname)), kStepHostname, p->hostname);
+  if (p->domainname)
+    CHECK(raw(SYS_setdomainname, L(p->domainname), slen(p->domainname)), kStepDomainname, p->domainname);
+
+  for (int i = 0; i < p->n_rlimits; i++) {
+    uint64_t lim[2] = {p->rlimits[i].soft, p->rlimits[i].hard};
+    CHECK(raw(SYS_prlimit64, 0, p->rlimits[i].resource, L(lim), 0), kStepRlimit, nullptr);
+  }
+
+  bool nnp = (p->flags & kPlanNoNewPrivs) != 0;
+  // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it while we have it
+  // (the filter must then allow what follows, as with runc).
+  if (p->seccomp_filter && !nnp) apply_seccomp(p);
+  set_identity(p);
+  if (nnp) CHECK(raw(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), kStepNoNewPrivs, nullptr);
+  if (p->seccomp_filter && nnp) apply_seccomp(p);
+
+  if (p->cwd) CHECK(raw(SYS_chdir, L(p->cwd)), kStepChdirCwd, p->cwd);
+  char exe[4096];
+  resolve_exec(p, exe, sizeof exe);
+
+  send_frame(p, kFrameReady, kStepReady, 0, nullptr, 0);
+  char c = 0;
+  long r = raw(SYS_recvfrom, p->sync_fd, L(&c), 1, 0, 0, 0);
+  if (r == 0) die(0);  // released without start (the parent aborted or died)
+  if (r < 0 || c != kMsgStart) fail(p, kStepWaitStart, r < 0 ? r : -EPROTO, nullptr);
+
+  raw(SYS_umask, p->umask);
+  // Everything but stdio was opened O_CLOEXEC; make sure of it for anything inherited.
+  raw(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+  r = raw(SYS_execve, L(exe), L(p->argv), L(p->envp));
+  fail(p, kStepExec, r, p->exec_name);
+}
+
+int inner_main(void *arg) {
+  // The real child of a double clone: the intermediate already joined and unshared.
+  run(static_cast<const ChildPlan *>(arg), true);
+}
+
+}  // namespace
+
+extern "C" int ncri_child_main(void *arg) {
+  const ChildPlan *p = static_cast<const ChildPlan *>(arg);
+  reset_signals();
+  close_others(p);
+  run(p, false);
+}
+
+extern "C" int ncri_intermediate_main(void *arg) {
+  const ChildPlan *p = static_cast<const ChildPlan *>(arg);
+  reset_signals();
+  close_others(p);
+  join(p);
+  clone_args a;
+  a.flags = CLONE_PARENT | p->inner_clone_flags | ((p->flags & kPlanInnerShareVm) ? CLONE_VM : 0);
+  a.pidfd = 0;
+  a.child_tid = 0;
+  a.parent_tid = 0;
+  a.exit_signal = 0;  // CLONE_PARENT: the kernel uses our own exit signal (SIGCHLD)
+  a.stack = (uint64_t)(uintptr_t)p->inner_stack;
+  a.stack_size = p->inner_stack_size;
+  a.tls = 0;
+  a.set_tid = 0;
+  a.set_tid_size = 0;
+  a.cgroup = 0;
+  long pid = ncri_clone3_run(&a, sizeof a, inner_main, arg);
+  if (pid == -ENOSYS)
+    pid = ncri_clone_run(a.flags, (char *)p->inner_stack + p->inner_stack_size, nullptr, inner_main, arg);
+  if (pid < 0) fail(p, kStepInnerClone, pid, nullptr);
+  send_frame(p, kFramePid, kStepInnerClone, 0, nullptr, pid);
+  die(0);
+}

@@ -1,0 +1,234 @@
+// The flat plan a container child consumes, and the frames it sends back.
+//
+// Everything the child needs is resolved by the parent (native/spawn) before the clone:
+// strings are NUL-terminated and owned by the parent's plan storage, arrays are plain
+// pointer + count, fds are already open (O_CLOEXEC). The child (native/child) only reads
+// this memory: it may share the parent's address space (CLONE_VM), so it must never write
+// to anything but its own stack. The parent keeps the storage alive and unchanged until it
+// has seen EOF on the sync socket, which happens only once the child has exec'd (the
+// socket is close-on-exec) or died: from then on the child no longer uses our memory.
+#pragma once
+
+#include <linux/filter.h>
+#include <stddef.h>
+#include <stdint.h>
+
+namespace ncri {
+
+// What the child was doing when it failed. The parent owns the names (spawn.cc), so that
+// the child reports a number and never formats a string.
+enum ChildStep : uint32_t {
+  kStepNone = 0,
+  kStepSignals,
+  kStepCloseFds,
+  kStepSetsid,
+  kStepStdio,
+  kStepControllingTty,
+  kStepCgroup,
+  kStepWaitIdMaps,
+  kStepSetns,
+  kStepUnshare,
+  kStepInnerClone,
+  kStepRootPropagation,
+  kStepRootBind,
+  kStepMountPoint,
+  kStepMount,
+  kStepMountRemount,
+  kStepMountPropagation,
+  kStepDevice,
+  kStepSymlink,
+  kStepSysctl,
+  kStepHostname,
+  kStepDomainname,
+  kStepOomScoreAdj,
+  kStepPivotRoot,
+  kStepDetachOldRoot,
+  kStepMaskPath,
+  kStepReadonlyPath,
+  kStepReadonlyRoot,
+  kStepRlimit,
+  kStepBoundingSet,
+  kStepKeepCaps,
+  kStepSetgroups,
+  kStepSetgid,
+  kStepSetuid,
+  kStepCapset,
+  kStepAmbientCaps,
+  kStepNoNewPrivs,
+  kStepSeccomp,
+  kStepChdirCwd,
+  kStepResolveExec,
+  kStepReady,
+  kStepWaitStart,
+  kStepExec,
+  kStepCount
+};
+
+enum FrameKind : uint32_t {
+  kFrameReady = 1,    // setup done, blocked waiting for the start byte
+  kFrameError = 2,    // step failed with err; the child _exits right after
+  kFrameWarning = 3,  // step degraded (e.g. oom_score_adj clamped); the child goes on
+  kFramePid = 4,      // the intermediate cloned the real child: value = its pid (our pid ns)
+};
+
+// Fixed-size record over the SOCK_SEQPACKET sync socket. `path` is the address of one of
+// the plan's strings (the parent maps it back to text, and ignores unknown values); it is
+// valid in the parent because the child either shares or copied the parent's memory.
+struct ChildFrame {
+  uint32_t kind;
+  uint32_t step;
+  int32_t err;
+  uint32_t pad;
+  uint64_t path;
+  int64_t value;
+};
+
+// Bytes the parent sends to the child.
+constexpr char kMsgIdMapsWritten = 'M';
+constexpr char kMsgStart = 'S';
+
+struct PlanMount {
+  const char *source;   // host path for binds (resolved before pivot_root), or fs source
+  const char *target;   // <rootfs>/<destination>: for error reports only
+  const char *rel;      // destination relative to the rootfs, resolved with RESOLVE_IN_ROOT
+  const char *fstype;   // nullptr for binds
+  const char *data;     // fs-specific options, or nullptr
+  uint64_t flags;       // MS_* for the first mount(2) (includes MS_BIND|MS_REC for binds)
+  uint64_t remount;     // MS_* applied by a MS_REMOUNT|MS_BIND pass (binds with ro/nosuid/...), 0 = none
+  uint64_t propagation; // MS_PRIVATE/MS_SLAVE/MS_SHARED/MS_UNBINDABLE (|MS_REC), 0 = none
+  int32_t target_is_dir;  // create a directory (1) or an empty file (0) as mount point
+  int32_t pad;
+};
+
+struct PlanDevice {
+  const char *target;     // <rootfs>/<path>: for error reports only
+  const char *rel;        // path relative to the rootfs (resolved in root)
+  const char *host_path;  // host device to bind when mknod is refused (user ns), or nullptr
+  uint32_t mode;          // S_IFCHR|S_IFBLK|S_IFIFO | permissions
+  uint32_t uid, gid;
+  uint32_t pad;
+  uint64_t dev;           // makedev(major, minor)
+};
+
+struct PlanSymlink {
+  const char *target;    // what the link points to ("/proc/self/fd")
+  const char *linkpath;  // <rootfs>/<path>: for error reports only
+  const char *rel;       // path relative to the rootfs (resolved in root)
+};
+
+struct PlanSysctl {
+  const char *path;   // "/proc/sys/net/ipv4/ip_forward" (host /proc, written before pivot_root)
+  const char *value;
+  size_t value_len;
+};
+
+struct PlanRlimit {
+  int32_t resource;
+  int32_t pad;
+  uint64_t soft, hard;
+};
+
+// Namespaces the child joins, in the order given (the parent sorts: user first, mnt last).
+struct PlanNamespace {
+  int32_t fd;
+  int32_t nstype;  // CLONE_NEW*
+  const char *path;
+};
+
+enum PlanFlags : uint32_t {
+  kPlanWaitIdMaps = 1u << 0,      // created a user ns: wait for the parent to write the maps
+  kPlanIntermediate = 1u << 1,    // join/unshare, clone the real child with CLONE_PARENT, exit
+  kPlanTerminal = 1u << 2,        // stdio is a pty slave: make it the controlling tty
+  kPlanNoNewPrivs = 1u << 3,
+  kPlanHasCaps = 1u << 4,
+  kPlanHasOom = 1u << 5,
+  kPlanSkipStartWait = 1u << 6,   // exec sessions: no create/start split
+  kPlanSetUmask = 1u << 7,
+  kPlanRootReadonly = 1u << 8,
+  kPlanInnerShareVm = 1u << 9,    // the intermediate may clone the real child with CLONE_VM
+};
+
+struct ChildPlan {
+  uint32_t flags;
+  int32_t sync_fd;  // child end of the SOCK_SEQPACKET pair (O_CLOEXEC)
+
+  // Every fd the child may use; all others are closed first thing (they may be another
+  // container's pipe ends, inherited because a concurrent create was in flight). Sorted.
+  const int32_t *keep_fds;
+  int32_t n_keep_fds;
+
+  int32_t stdio[3];  // fds to dup onto 0, 1, 2
+
+  const int32_t *cgroup_fds;  // opened cgroup.procs files: the child writes "0" to each
+  const char *const *cgroup_paths;
+  int32_t n_cgroup_fds;
+
+  const PlanNamespace *join_ns;
+  int32_t n_join_ns;
+  uint64_t unshare_flags;      // CLONE_NEW* to unshare in the child (cgroup ns: after the cgroup join)
+  uint64_t inner_clone_flags;  // intermediate only: CLONE_NEW* for the second clone (CLONE_NEWPID)
+  void *inner_stack;
+  size_t inner_stack_size;
+
+  // Rootfs; rootfs == nullptr means "stay where we are" (exec sessions).
+  const char *rootfs;
+  uint64_t root_propagation;  // MS_PRIVATE|MS_REC by default
+  const PlanMount *mounts;
+  int32_t n_mounts;
+  const PlanDevice *devices;
+  int32_t n_devices;
+  const PlanSymlink *symlinks;
+  int32_t n_symlinks;
+  const PlanSysctl *sysctls;
+  int32_t n_sysctls;
+  const char *const *masked_paths;  // container paths, applied after pivot_root
+  int32_t n_masked;
+  const char *const *readonly_paths;
+  int32_t n_readonly;
+
+  const char *hostname;  // nullptr = leave
+  const char *domainname;
+
+  const char *oom_score_adj;  // decimal text
+  const PlanRlimit *rlimits;
+  int32_t n_rlimits;
+
+  uint32_t uid, gid;
+  const uint32_t *groups;
+  int32_t n_groups;
+  uint32_t umask;
+
+  uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
+  int32_t cap_last_cap;
+
+  const sock_filter *seccomp_filter;  // compiled by libseccomp in the parent
+  uint16_t seccomp_len;
+  uint32_t seccomp_flags;  // SECCOMP_FILTER_FLAG_*
+
+  const char *cwd;
+  const char *exec_name;          // argv[0] or the explicit path
+  const char *const *exec_dirs;   // PATH entries to search when exec_name has no '/'
+  int32_t n_exec_dirs;
+  const char *const *argv;        // NULL-terminated
+  const char *const *envp;        // NULL-terminated
+};
+
+}  // namespace ncri
+
+// Entry points in native/child (hidden visibility: called directly, never through the PLT,
+// since lazy binding in a child that shares our memory would take the loader's locks).
+extern "C" {
+// Runs in the cloned child. Never returns: execs or _exits.
+int ncri_child_main(void *plan) __attribute__((visibility("hidden")));
+// The intermediate of a double clone: joins, unshares, clones the real child (which runs
+// ncri_child_main) with CLONE_PARENT, reports its pid and exits.
+int ncri_intermediate_main(void *plan) __attribute__((visibility("hidden")));
+// clone3 that runs fn(arg) on `args->stack` in the child and exit_group()s with its result.
+// Returns the child pid in the parent or -errno. Touches no libc state (no errno).
+long ncri_clone3_run(void *clone_args, size_t size, int (*fn)(void *), void *arg)
+    __attribute__((visibility("hidden")));
+// Same with the legacy clone(2) (fallback when clone3 is ENOSYS): flags include the exit
+// signal; with CLONE_PIDFD the pidfd is stored at *pidfd.
+long ncri_clone_run(unsigned long flags, void *stack_top, int *pidfd, int (*fn)(void *), void *arg)
+    __attribute__((visibility("hidden")));
+}

@@ -1,0 +1,686 @@
+// N-API glue for container processes: decode the JS spec into a SpawnRequest, run the
+// clone on the pool (AsyncWorker), keep each created child's sync socket and plan memory
+// until the child has exec'd, and watch exits with a uv_poll_t on the pidfd.
+//
+// Threading: every export runs on the JS thread of the env that loaded the addon; the
+// registries below are only touched there (the spawn itself runs on a pool thread but
+// touches only its own request). Using the addon from worker_threads is not supported.
+#include <napi.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <unordered_map>
+
+#include "js_error.h"
+#include "ncri_proc.h"
+#include "registry.h"
+#include "../spawn/spawn.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+namespace ncri {
+namespace {
+
+// ---------------------------------------------------------------- decoding helpers
+
+[[noreturn]] void BadSpec(Napi::Env env, const std::string &what) {
+  throw Napi::TypeError::New(env, "invalid process spec: " + what);
+}
+
+Napi::Value Get(const Napi::Object &o, const char *key) { return o.Get(key); }
+
+bool IsNull(const Napi::Object &o, const char *key) {
+  Napi::Value v = o.Get(key);
+  return v.IsNull() || v.IsUndefined();
+}
+
+std::string Str(const Napi::Object &o, const char *key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsString()) BadSpec(o.Env(), std::string(key) + " must be a string");
+  std::string s = v.As<Napi::String>().Utf8Value();
+  if (s.find('\0') != std::string::npos) BadSpec(o.Env(), std::string(key) + " contains a NUL byte");
+  return s;
+}
+
+bool Bool(const Napi::Object &o, const char *key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsBoolean()) BadSpec(o.Env(), std::string(key) + " must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+int64_t Int(const Napi::Object &o, const char *key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) BadSpec(o.Env(), std::string(key) + " must be a number");
+  return v.As<Napi::Number>().Int64Value();
+}
+
+uint64_t U64(const Napi::Object &o, const char *key) {
+  Napi::Value v = o.Get(key);
+  if (v.IsBigInt()) {
+    bool lossless;
+    return v.As<Napi::BigInt>().Uint64Value(&lossless);
+  }
+  if (v.IsNumber()) return (uint64_t)v.As<Napi::Number>().Int64Value();
+  BadSpec(o.Env(), std::string(key) + " must be a bigint");
+}
+
+Napi::Array Arr(const Napi::Object &o, const char *key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsArray()) BadSpec(o.Env(), std::string(key) + " must be an array");
+  return v.As<Napi::Array>();
+}
+
+Napi::Object ObjAt(const Napi::Array &a, uint32_t i, const char *what) {
+  Napi::Value v = a.Get(i);
+  if (!v.IsObject()) BadSpec(a.Env(), std::string(what) + " entries must be objects");
+  return v.As<Napi::Object>();
+}
+
+std::vector<std::string> StrArr(const Napi::Object &o, const char *key) {
+  Napi::Array a = Arr(o, key);
+  std::vector<std::string> out;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value v = a.Get(i);
+    if (!v.IsString()) BadSpec(o.Env(), std::string(key) + " must hold strings");
+    std::string s = v.As<Napi::String>().Utf8Value();
+    if (s.find('\0') != std::string::npos) BadSpec(o.Env(), std::string(key) + " contains a NUL byte");
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::vector<SpawnRequest::IdMap> IdMaps(const Napi::Object &o, const char *key) {
+  std::vector<SpawnRequest::IdMap> out;
+  Napi::Array a = Arr(o, key);
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Object m = ObjAt(a, i, key);
+    out.push_back({(uint32_t)Int(m, "containerId"), (uint32_t)Int(m, "hostId"), (uint32_t)Int(m, "size")});
+  }
+  return out;
+}
+
+SeccompSpec DecodeSeccomp(const Napi::Object &s) {
+  SeccompSpec out;
+  out.default_action = Str(s, "defaultAction");
+  if (!IsNull(s, "defaultErrnoRet")) {
+    out.has_default_errno_ret = true;
+    out.default_errno_ret = (uint32_t)Int(s, "defaultErrnoRet");
+  }
+  out.architectures = StrArr(s, "architectures");
+  out.flags = StrArr(s, "flags");
+  Napi::Array rules = Arr(s, "syscalls");
+  for (uint32_t i = 0; i < rules.Length(); i++) {
+    Napi::Object r = ObjAt(rules, i, "seccomp.syscalls");
+    SeccompRule rule;
+    rule.names = StrArr(r, "names");
+    rule.action = Str(r, "action");
+    if (!IsNull(r, "errnoRet")) {
+      rule.has_errno_ret = true;
+      rule.errno_ret = (uint32_t)Int(r, "errnoRet");
+    }
+    Napi::Array args = Arr(r, "args");
+    for (uint32_t j = 0; j < args.Length(); j++) {
+      Napi::Object a = ObjAt(args, j, "seccomp args");
+      rule.args.push_back({(uint32_t)Int(a, "index"), U64(a, "value"), U64(a, "valueTwo"), Str(a, "op")});
+    }
+    out.syscalls.push_back(std::move(rule));
+  }
+  return out;
+}
+
+SpawnRequest DecodeSpec(const Napi::Object &s) {
+  SpawnRequest r;
+  if (!IsNull(s, "rootfs")) r.rootfs = Str(s, "rootfs");
+  r.root_readonly = Bool(s, "rootReadonly");
+  r.root_propagation = (uint64_t)Int(s, "rootPropagation");
+  r.new_namespaces = (uint64_t)Int(s, "newNamespaces");
+  Napi::Array joins = Arr(s, "joinNamespaces");
+  for (uint32_t i = 0; i < joins.Length(); i++) {
+    Napi::Object j = ObjAt(joins, i, "joinNamespaces");
+    r.join_namespaces.push_back({Str(j, "path"), (int)Int(j, "type")});
+  }
+  r.uid_mappings = IdMaps(s, "uidMappings");
+  r.gid_mappings = IdMaps(s, "gidMappings");
+
+  Napi::Array mounts = Arr(s, "mounts");
+  for (uint32_t i = 0; i < mounts.Length(); i++) {
+    Napi::Object m = ObjAt(mounts, i, "mounts");
+    SpawnRequest::Mount pm;
+    pm.destination = Str(m, "destination");
+    if (!IsNull(m, "source")) pm.source = Str(m, "source");
+    if (!IsNull(m, "type")) {
+      pm.type = Str(m, "type");
+      pm.has_type = true;
+    }
+    if (!IsNull(m, "data")) {
+      pm.data = Str(m, "data");
+      pm.has_data = true;
+    }
+    pm.bind = Bool(m, "bind");
+    pm.flags = (uint64_t)Int(m, "flags");
+    pm.remount = (uint64_t)Int(m, "remount");
+    pm.propagation = (uint64_t)Int(m, "propagation");
+    r.mounts.push_back(std::move(pm));
+  }
+  Napi::Array devices = Arr(s, "devices");
+  for (uint32_t i = 0; i < devices.Length(); i++) {
+    Napi::Object d = ObjAt(devices, i, "devices");
+    SpawnRequest::Device pd;
+    pd.path = Str(d, "path");
+    if (!IsNull(d, "hostPath")) pd.host_path = Str(d, "hostPath");
+    pd.mode = (uint32_t)Int(d, "mode");
+    pd.uid = (uint32_t)Int(d, "uid");
+    pd.gid = (uint32_t)Int(d, "gid");
+    pd.dev = makedev((unsigned)Int(d, "major"), (unsigned)Int(d, "minor"));
+    r.devices.push_back(std::move(pd));
+  }
+  Napi::Array links = Arr(s, "symlinks");
+  for (uint32_t i = 0; i < links.Length(); i++) {
+    Napi::Object l = ObjAt(links, i, "symlinks");
+    r.symlinks.push_back({Str(l, "target"), Str(l, "path")});
+  }
+  Napi::Array sysctls = Arr(s, "sysctls");
+  for (uint32_t i = 0; i < sysctls.Length(); i++) {
+    Napi::Object kv = ObjAt(sysctls, i, "sysctls");
+    r.sysctls.emplace_back(Str(kv, "key"), Str(kv, "value"));
+  }
+  r.masked_paths = StrArr(s, "maskedPaths");
+  r.readonly_paths = StrArr(s, "readonlyPaths");
+  if (!IsNull(s, "hostname")) {
+    r.hostname = Str(s, "hostname");
+    r.has_hostname = true;
+  }
+  if (!IsNull(s, "domainname")) {
+    r.domainname = Str(s, "domainname");
+    r.has_domainname = true;
+  }
+
+  r.args = StrArr(s, "args");
+  r.env = StrArr(s, "env");
+  r.cwd = Str(s, "cwd");
+  r.uid = (uint32_t)Int(s, "uid");
+  r.gid = (uint32_t)Int(s, "gid");
+  Napi::Array gids = Arr(s, "additionalGids");
+  for (uint32_t i = 0; i < gids.Length(); i++) r.additional_gids.push_back(gids.Get(i).As<Napi::Number>().Uint32Value());
+  if (!IsNull(s, "umask")) {
+    r.has_umask = true;
+    r.umask = (uint32_t)Int(s, "umask");
+  }
+  if (!IsNull(s, "capabilities")) {
+    Napi::Object c = Get(s, "capabilities").As<Napi::Object>();
+    r.has_caps = true;
+    r.cap_bounding = U64(c, "bounding");
+    r.cap_effective = U64(c, "effective");
+    r.cap_permitted = U64(c, "permitted");
+    r.cap_inheritable = U64(c, "inheritable");
+    r.cap_ambient = U64(c, "ambient");
+  }
+  r.no_new_privileges = Bool(s, "noNewPrivileges");
+  Napi::Array rl = Arr(s, "rlimits");
+  for (uint32_t i = 0; i < rl.Length(); i++) {
+    Napi::Object l = ObjAt(rl, i, "rlimits");
+    PlanRlimit pl{};
+    pl.resource = (int32_t)Int(l, "resource");
+    pl.soft = U64(l, "soft");
+    pl.hard = U64(l, "hard");
+    r.rlimits.push_back(pl);
+  }
+  if (!IsNull(s, "oomScoreAdj")) {
+    r.has_oom = true;
+    r.oom_score_adj = (int)Int(s, "oomScoreAdj");
+  }
+  if (!IsNull(s, "seccomp")) {
+    r.has_seccomp = true;
+    r.seccomp = DecodeSeccomp(Get(s, "seccomp").As<Napi::Object>());
+  }
+  r.cgroup_procs = StrArr(s, "cgroupProcs");
+  r.terminal = Bool(s, "terminal");
+  Napi::Array stdio = Arr(s, "stdio");
+  if (stdio.Length() != 3) BadSpec(s.Env(), "stdio must have 3 entries");
+  for (uint32_t i = 0; i < 3; i++) r.stdio[i] = stdio.Get(i).As<Napi::Number>().Int32Value();
+  if (!IsNull(s, "target")) {
+    Napi::Object t = Get(s, "target").As<Napi::Object>();
+    r.target_pid = (pid_t)Int(t, "pid");
+    r.target_pidfd = (int)Int(t, "pidfd");
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------- fd watching
+
+// A uv_poll_t on one fd whose callback runs on the loop; closing frees it.
+class FdWatch {
+ public:
+  using Callback = std::function<void(FdWatch *, int status, int events)>;
+  static FdWatch *Start(Napi::Env env, int fd, Callback cb, bool ref) {
+    uv_loop_t *loop = nullptr;
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok) throw Napi::Error::New(env, "no event loop");
+    auto *w = new FdWatch();
+    w->cb_ = std::move(cb);
+    w->handle_.data = w;
+    int rc = uv_poll_init(loop, &w->handle_, fd);
+    if (rc < 0) {
+      delete w;
+      ncri_error e{};
+      ncri_fail(&e, -rc, "epoll_ctl", "watch fd", nullptr);
+      throw MakeSyscallError(env, e);
+    }
+    uv_poll_start(&w->handle_, UV_READABLE, [](uv_poll_t *h, int status, int events) {
+      auto *self = static_cast<FdWatch *>(h->data);
+      self->cb_(self, status, events);
+    });
+    if (!ref) uv_unref(reinterpret_cast<uv_handle_t *>(&w->handle_));
+    return w;
+  }
+  void Ref(bool on) {
+    if (on) uv_ref(reinterpret_cast<uv_handle_t *>(&handle_));
+    else uv_unref(reinterpret_cast<uv_handle_t *>(&handle_));
+  }
+  // Stops watching; the object is freed by the close callback. Do not close the fd before.
+  void Close() {
+    if (closing_) return;
+    closing_ = true;
+    uv_poll_stop(&handle_);
+    uv_close(reinterpret_cast<uv_handle_t *>(&handle_),
+             [](uv_handle_t *h) { delete static_cast<FdWatch *>(h->data); });
+  }
+
+ private:
+  FdWatch() = default;
+  uv_poll_t handle_{};
+  Callback cb_;
+  bool closing_ = false;
+};
+
+// ---------------------------------------------------------------- created children
+
+// A created child that has not exec'd yet: its sync socket and the memory it reads.
+struct Seed {
+  int sync_fd = -1;
+  std::unique_ptr<SpawnMemory> memory;
+  FdWatch *watch = nullptr;
+  bool has_error = false;
+  ChildFrame error{};
+  std::unique_ptr<Napi::Promise::Deferred> deferred;
+};
+
+std::unordered_map<uint32_t, std::unique_ptr<Seed>> g_seeds;
+uint32_t g_next_seed = 1;
+
+struct ExitWatch {
+  FdWatch *watch;
+  int pidfd;
+  Napi::FunctionReference callback;
+  std::unique_ptr<Napi::AsyncContext> context;
+};
+std::unordered_map<uint32_t, std::unique_ptr<ExitWatch>> g_exit_watches;
+uint32_t g_next_watch = 1;
+
+Seed *FindSeed(Napi::Env env, const Napi::Value &id) {
+  if (!id.IsNumber()) throw Napi::TypeError::New(env, "seed must be a number");
+  auto it = g_seeds.find(id.As<Napi::Number>().Uint32Value());
+  if (it == g_seeds.end()) {
+    ncri_error e{};
+    ncri_fail(&e, ESRCH, "", "find created process (already started or released)", nullptr);
+    throw MakeSyscallError(env, e);
+  }
+  return it->second.get();
+}
+
+// Reads frames until EOF: the child exec'd (close-on-exec) or died, and uses none of our
+// memory any more. Then the seed is freed and its promise settled.
+void WatchUntilEof(Napi::Env env, uint32_t id) {
+  Seed *seed = g_seeds.at(id).get();
+  seed->watch = FdWatch::Start(
+      env, seed->sync_fd,
+      [env, id](FdWatch *, int status, int) {
+        auto it = g_seeds.find(id);
+        if (it == g_seeds.end()) return;
+        Seed *s = it->second.get();
+        bool eof = status < 0;
+        while (!eof) {
+          ChildFrame f;
+          ssize_t n = recv(s->sync_fd, &f, sizeof f, MSG_DONTWAIT);
+          if (n < 0 && errno == EINTR) continue;
+          if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+          if (n <= 0) {
+            eof = true;
+            break;
+          }
+          if (n == (ssize_t)sizeof f && f.kind == kFrameError && !s->has_error) {
+            s->has_error = true;
+            s->error = f;
+          }
+        }
+        std::unique_ptr<Seed> owned = std::move(it->second);
+        g_seeds.erase(it);
+        owned->watch->Close();
+        close(owned->sync_fd);
+        ncri_error e{};
+        if (owned->has_error) ncri_frame_error(owned->error, owned->memory.get(), &e);
+        owned->memory.reset();
+        if (!owned->deferred) return;
+        Napi::HandleScope scope(env);
+        Napi::AsyncContext ctx(env, "ncri.process.start");
+        Napi::CallbackScope cscope(env, ctx);
+        if (owned->has_error)
+          owned->deferred->Reject(MakeSyscallError(env, e).Value());
+        else
+          owned->deferred->Resolve(env.Undefined());
+      },
+      true);
+}
+
+// ---------------------------------------------------------------- create / exec
+
+class SpawnWorker : public Napi::AsyncWorker {
+ public:
+  SpawnWorker(Napi::Env env, SpawnRequest &&req)
+      : Napi::AsyncWorker(env, "ncri.process.create"), deferred_(Napi::Promise::Deferred::New(env)), req_(std::move(req)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override { rc_ = ncri_spawn(std::move(req_), &res_, &err_); }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    if (rc_ < 0) {
+      deferred_.Reject(MakeSyscallError(env, err_).Value());
+      return;
+    }
+    uint32_t id = g_next_seed++;
+    auto seed = std::make_unique<Seed>();
+    seed->sync_fd = res_.sync_fd;
+    seed->memory = std::move(res_.memory);
+    g_seeds.emplace(id, std::move(seed));
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("pid", res_.pid);
+    o.Set("pidfd", res_.pidfd);
+    o.Set("seed", id);
+    auto fdOrNull = [&](int fd) -> Napi::Value { return fd >= 0 ? Napi::Number::New(env, fd) : env.Null(); };
+    o.Set("stdin", fdOrNull(res_.stdio[0]));
+    o.Set("stdout", fdOrNull(res_.stdio[1]));
+    o.Set("stderr", fdOrNull(res_.stdio[2]));
+    o.Set("terminal", fdOrNull(res_.terminal));
+    Napi::Array w = Napi::Array::New(env, res_.warnings.size());
+    for (size_t i = 0; i < res_.warnings.size(); i++) w.Set((uint32_t)i, res_.warnings[i]);
+    o.Set("warnings", w);
+    deferred_.Resolve(o);
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  SpawnRequest req_;
+  SpawnResult res_;
+  ncri_error err_{};
+  int rc_ = 0;
+};
+
+Napi::Value ProcessCreate(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) throw Napi::TypeError::New(env, "processCreate(spec)");
+  auto *w = new SpawnWorker(env, DecodeSpec(info[0].As<Napi::Object>()));
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+// Releases a created child: it execs. Resolves once exec happened (EOF on the sync
+// socket), rejects with the child's error if exec failed.
+Napi::Value ProcessStart(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Seed *seed = FindSeed(env, info[0]);
+  if (seed->deferred) throw Napi::Error::New(env, "process already started");
+  char c = kMsgStart;
+  // EPIPE means the child is already gone; the EOF below settles the promise either way.
+  if (send(seed->sync_fd, &c, 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EPIPE && errno != ECONNRESET) {
+    ncri_error e{};
+    ncri_fail_errno(&e, "send", "start process", nullptr);
+    throw MakeSyscallError(env, e);
+  }
+  seed->deferred = std::make_unique<Napi::Promise::Deferred>(env);
+  Napi::Promise p = seed->deferred->Promise();
+  WatchUntilEof(env, info[0].As<Napi::Number>().Uint32Value());
+  return p;
+}
+
+// Releases a created child without starting it: its wait for start sees EOF and it exits
+// 0 without exec. Resolves when it is gone from our memory.
+Napi::Value ProcessAbort(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Seed *seed = FindSeed(env, info[0]);
+  if (seed->deferred) throw Napi::Error::New(env, "process already started");
+  shutdown(seed->sync_fd, SHUT_WR);
+  seed->deferred = std::make_unique<Napi::Promise::Deferred>(env);
+  Napi::Promise p = seed->deferred->Promise();
+  WatchUntilEof(env, info[0].As<Napi::Number>().Uint32Value());
+  return p;
+}
+
+// ---------------------------------------------------------------- exits
+
+Napi::Value ExitObject(Napi::Env env, const siginfo_t &si, bool known) {
+  Napi::Object o = Napi::Object::New(env);
+  if (!known) {
+    o.Set("exitCode", env.Null());
+    o.Set("signal", env.Null());
+    return o;
+  }
+  bool exited = si.si_code == CLD_EXITED;
+  o.Set("exitCode", exited ? Napi::Number::New(env, si.si_status) : env.Null());
+  o.Set("signal", exited ? env.Null() : Napi::Number::New(env, si.si_status));
+  return o;
+}
+
+// watchExit(pidfd, callback, ref): the callback gets {exitCode, signal} once, from the
+// event loop. waitid(P_PIDFD) reaps exactly this child; ECHILD (not our child, or already
+// reaped by someone else) is reported as {exitCode: null, signal: null}.
+Napi::Value ProcessWatchExit(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber() || !info[1].IsFunction()) throw Napi::TypeError::New(env, "watchExit(pidfd, callback, ref)");
+  int pidfd = info[0].As<Napi::Number>().Int32Value();
+  bool ref = info.Length() < 3 || info[2].ToBoolean().Value();
+  uint32_t id = g_next_watch++;
+  auto w = std::make_unique<ExitWatch>();
+  w->pidfd = pidfd;
+  w->callback = Napi::Persistent(info[1].As<Napi::Function>());
+  w->context = std::make_unique<Napi::AsyncContext>(env, "ncri.process.exit");
+  w->watch = FdWatch::Start(
+      env, pidfd,
+      [env, id](FdWatch *, int status, int) {
+        auto it = g_exit_watches.find(id);
+        if (it == g_exit_watches.end()) return;
+        ExitWatch *ew = it->second.get();
+        siginfo_t si{};
+        bool known = true;
+        for (;;) {
+          int rc = waitid((idtype_t)P_PIDFD, (id_t)ew->pidfd, &si, WEXITED | WNOHANG);
+          if (rc < 0 && errno == EINTR) continue;
+          if (rc < 0) {
+            known = false;  // ECHILD: not ours to reap
+            break;
+          }
+          if (si.si_pid == 0) {
+            if (status < 0) known = false;
+            else return;  // spurious readiness: still running
+          }
+          break;
+        }
+        std::unique_ptr<ExitWatch> owned = std::move(it->second);
+        g_exit_watches.erase(it);
+        owned->watch->Close();
+        Napi::HandleScope scope(env);
+        Napi::Value result = ExitObject(env, si, known);
+        try {
+          owned->callback.Value().MakeCallback(env.Global(), {result}, *owned->context);
+        } catch (const Napi::Error &e) {
+          napi_fatal_exception(env, e.Value());
+        }
+      },
+      ref);
+  g_exit_watches.emplace(id, std::move(w));
+  return Napi::Number::New(env, id);
+}
+
+Napi::Value ProcessUnwatchExit(const Napi::CallbackInfo &info) {
+  auto it = g_exit_watches.find(info[0].As<Napi::Number>().Uint32Value());
+  if (it != g_exit_watches.end()) {
+    it->second->watch->Close();
+    g_exit_watches.erase(it);
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value ProcessRefExit(const Napi::CallbackInfo &info) {
+  auto it = g_exit_watches.find(info[0].As<Napi::Number>().Uint32Value());
+  if (it != g_exit_watches.end()) it->second->watch->Ref(info[1].ToBoolean().Value());
+  return info.Env().Undefined();
+}
+
+// ---------------------------------------------------------------- small syscalls
+
+int Check(Napi::Env env, int rc, const ncri_error &e) {
+  if (rc < 0) throw MakeSyscallError(env, e);
+  return rc;
+}
+
+Napi::Value ProcessSignal(const Napi::CallbackInfo &info) {
+  ncri_error e{};
+  Check(info.Env(), ncri_pidfd_signal(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(), &e), e);
+  return info.Env().Undefined();
+}
+
+Napi::Value PidfdOpen(const Napi::CallbackInfo &info) {
+  ncri_error e{};
+  return Napi::Number::New(info.Env(), Check(info.Env(), ncri_pidfd_open(info[0].As<Napi::Number>().Int32Value(), &e), e));
+}
+
+Napi::Value PidfdPid(const Napi::CallbackInfo &info) {
+  ncri_error e{};
+  return Napi::Number::New(info.Env(), Check(info.Env(), ncri_pidfd_pid(info[0].As<Napi::Number>().Int32Value(), &e), e));
+}
+
+Napi::Value FdKeepAcrossExec(const Napi::CallbackInfo &info) {
+  Napi::Array a = info[0].As<Napi::Array>();
+  std::vector<int> fds;
+  for (uint32_t i = 0; i < a.Length(); i++) fds.push_back(a.Get(i).As<Napi::Number>().Int32Value());
+  ncri_error e{};
+  Check(info.Env(), ncri_fd_keep_across_exec(fds, info[1].ToBoolean().Value(), &e), e);
+  return info.Env().Undefined();
+}
+
+Napi::Value FdDup(const Napi::CallbackInfo &info) {
+  ncri_error e{};
+  return Napi::Number::New(info.Env(), Check(info.Env(), ncri_fd_dup(info[0].As<Napi::Number>().Int32Value(), &e), e));
+}
+
+Napi::Value SetChildSubreaper(const Napi::CallbackInfo &info) {
+  ncri_error e{};
+  Check(info.Env(), ncri_set_child_subreaper(info[0].ToBoolean().Value(), &e), e);
+  return info.Env().Undefined();
+}
+
+Napi::Value PtyResize(const Napi::CallbackInfo &info) {
+  ncri_error e{};
+  Check(info.Env(),
+        ncri_pty_resize(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Uint32Value(),
+                        info[2].As<Napi::Number>().Uint32Value(), &e),
+        e);
+  return info.Env().Undefined();
+}
+
+class ReapWorker : public Napi::AsyncWorker {
+ public:
+  ReapWorker(Napi::Env env, std::vector<pid_t> known)
+      : Napi::AsyncWorker(env, "ncri.process.reap"), deferred_(Napi::Promise::Deferred::New(env)), known_(std::move(known)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override { rc_ = ncri_reap_orphans(known_, &reaped_, &err_); }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    if (rc_ < 0) {
+      deferred_.Reject(MakeSyscallError(env, err_).Value());
+      return;
+    }
+    Napi::Array a = Napi::Array::New(env, reaped_.size());
+    for (size_t i = 0; i < reaped_.size(); i++) {
+      siginfo_t si{};
+      si.si_code = reaped_[i].code;
+      si.si_status = reaped_[i].status;
+      Napi::Object o = ExitObject(env, si, true).As<Napi::Object>();
+      o.Set("pid", reaped_[i].pid);
+      a.Set((uint32_t)i, o);
+    }
+    deferred_.Resolve(a);
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::vector<pid_t> known_;
+  std::vector<ReapedOrphan> reaped_;
+  ncri_error err_{};
+  int rc_ = 0;
+};
+
+Napi::Value ReapOrphans(const Napi::CallbackInfo &info) {
+  Napi::Array a = info[0].As<Napi::Array>();
+  std::vector<pid_t> known;
+  for (uint32_t i = 0; i < a.Length(); i++) known.push_back(a.Get(i).As<Napi::Number>().Int32Value());
+  for (const auto &w : g_exit_watches) {
+    ncri_error e{};
+    int pid = ncri_pidfd_pid(w.second->pidfd, &e);
+    if (pid > 0) known.push_back(pid);
+  }
+  auto *w = new ReapWorker(info.Env(), std::move(known));
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+// At env teardown: release every created-but-not-started child (it sees EOF and exits)
+// and stop the watchers. Seed memory is deliberately not freed: a child may still be
+// reading it, and the process is going away.
+void Cleanup(void *) {
+  for (auto &s : g_seeds) {
+    shutdown(s.second->sync_fd, SHUT_WR);
+    if (s.second->watch) s.second->watch->Close();
+    s.second.release();
+  }
+  g_seeds.clear();
+  for (auto &w : g_exit_watches) {
+    w.second->watch->Close();
+    w.second->callback.Reset();
+    w.second.release();
+  }
+  g_exit_watches.clear();
+}
+
+}  // namespace
+
+void InitProcess(Napi::Env env, Napi::Object exports) {
+  exports.Set("processCreate", Napi::Function::New(env, ProcessCreate, "processCreate"));
+  exports.Set("processStart", Napi::Function::New(env, ProcessStart, "processStart"));
+  exports.Set("processAbort", Napi::Function::New(env, ProcessAbort, "processAbort"));
+  exports.Set("processSignal", Napi::Function::New(env, ProcessSignal, "processSignal"));
+  exports.Set("processWatchExit", Napi::Function::New(env, ProcessWatchExit, "processWatchExit"));
+  exports.Set("processUnwatchExit", Napi::Function::New(env, ProcessUnwatchExit, "processUnwatchExit"));
+  exports.Set("processRefExit", Napi::Function::New(env, ProcessRefExit, "processRefExit"));
+  exports.Set("processPidfdOpen", Napi::Function::New(env, PidfdOpen, "processPidfdOpen"));
+  exports.Set("processPidfdPid", Napi::Function::New(env, PidfdPid, "processPidfdPid"));
+  exports.Set("processKeepAcrossExec", Napi::Function::New(env, FdKeepAcrossExec, "processKeepAcrossExec"));
+  exports.Set("processDupFd", Napi::Function::New(env, FdDup, "processDupFd"));
+  exports.Set("processSetChildSubreaper", Napi::Function::New(env, SetChildSubreaper, "processSetChildSubreaper"));
+  exports.Set("processReapOrphans", Napi::Function::New(env, ReapOrphans, "processReapOrphans"));
+  exports.Set("processPtyResize", Napi::Function::New(env, PtyResize, "processPtyResize"));
+  napi_add_env_cleanup_hook(env, Cleanup, nullptr);
+}
+
+}  // namespace ncri

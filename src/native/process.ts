@@ -1,0 +1,610 @@
+/**
+ * Container processes: create (clone into new namespaces, build the rootfs, stop before
+ * exec), start (exec), exec into a running container, signal, exit watching, and the
+ * handoff of live processes across a daemon re-exec.
+ *
+ * Specs are flat and fully resolved: every property is set, optional ones are `T | null`.
+ * Names (capabilities, rlimits, mount options) are turned into numbers here, before the
+ * addon sees them; the addon turns the result into one flat plan before the clone.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import { nativeFunction } from './binding';
+import {
+  CLONE,
+  DEFAULT_DEVICES,
+  DEFAULT_DEV_SYMLINKS,
+  NAMESPACE_FLAGS,
+  NamespaceType,
+  S_IF,
+  capabilityMask,
+  parseMountOptions,
+  propagationFlags,
+  rlimitNumber,
+} from './process-spec';
+
+export type { NamespaceType } from './process-spec';
+
+// ------------------------------------------------------------------ public types
+
+export interface MountSpec {
+  destination: string;
+  /** "bind" for bind mounts (or a bind/rbind option), else the filesystem type */
+  type: string | null;
+  /** host path for binds; filesystem source otherwise */
+  source: string | null;
+  /** OCI options: ro, nosuid, nodev, noexec, bind, rbind, rprivate, ... and fs data (mode=755) */
+  options: string[];
+}
+
+export interface NamespaceSpec {
+  type: NamespaceType;
+  /** join the namespace at this path; null = create a new one */
+  path: string | null;
+}
+
+export interface IdMapping {
+  containerId: number;
+  hostId: number;
+  size: number;
+}
+
+export interface DeviceSpec {
+  path: string;
+  type: 'c' | 'b' | 'p' | 'u';
+  major: number;
+  minor: number;
+  fileMode: number | null;
+  uid: number | null;
+  gid: number | null;
+}
+
+export interface CapabilitySets {
+  bounding: string[];
+  effective: string[];
+  permitted: string[];
+  inheritable: string[];
+  ambient: string[];
+}
+
+export interface RlimitSpec {
+  /** "RLIMIT_NOFILE" */
+  type: string;
+  soft: number | bigint;
+  hard: number | bigint;
+}
+
+export interface SeccompArgSpec {
+  index: number;
+  value: number | bigint;
+  valueTwo: number | bigint;
+  op: string;
+}
+
+export interface SeccompRuleSpec {
+  names: string[];
+  action: string;
+  errnoRet: number | null;
+  args: SeccompArgSpec[];
+}
+
+/** The OCI `linux.seccomp` shape (listener fields unsupported). */
+export interface SeccompSpec {
+  defaultAction: string;
+  defaultErrnoRet: number | null;
+  architectures: string[];
+  flags: string[];
+  syscalls: SeccompRuleSpec[];
+}
+
+/** 'pipe': a pipe whose parent end is returned; 'null': /dev/null; {fd}: a caller-owned fd. */
+export type StdioSpec = 'pipe' | 'null' | { fd: number };
+
+/** What runs, as whom, with which privileges: shared by create and exec. */
+export interface ProcessIdentity {
+  args: string[];
+  env: string[];
+  cwd: string;
+  uid: number;
+  gid: number;
+  additionalGids: number[];
+  umask: number | null;
+  capabilities: CapabilitySets | null;
+  noNewPrivileges: boolean;
+  rlimits: RlimitSpec[];
+  oomScoreAdj: number | null;
+  seccomp: SeccompSpec | null;
+  /** cgroup.procs files to join (any hierarchy, v1 or v2) */
+  cgroupProcs: string[];
+  /** a pty: its master comes back as `terminal`, stdin/stdout/stderr are then ignored */
+  terminal: boolean;
+  stdin: StdioSpec;
+  stdout: StdioSpec;
+  stderr: StdioSpec;
+}
+
+export interface ProcessSpec extends ProcessIdentity {
+  /** host path of the container's root filesystem */
+  rootfs: string;
+  rootReadonly: boolean;
+  /** rootfs propagation (OCI linux.rootfsPropagation); null = rprivate */
+  rootPropagation: string | null;
+  namespaces: NamespaceSpec[];
+  uidMappings: IdMapping[];
+  gidMappings: IdMapping[];
+  /** in order; when one is mounted at /dev, the default devices and /dev symlinks are added */
+  mounts: MountSpec[];
+  /** devices beyond the defaults */
+  devices: DeviceSpec[];
+  hostname: string | null;
+  domainname: string | null;
+  maskedPaths: string[];
+  readonlyPaths: string[];
+  sysctls: Record<string, string>;
+}
+
+export type ExecSpec = ProcessIdentity;
+
+export interface ExitStatus {
+  /** exit code when the process exited, else null */
+  exitCode: number | null;
+  /** the killing signal's name, else null; both null when the status is unknowable */
+  signal: NodeJS.Signals | null;
+}
+
+declare const processBrand: unique symbol;
+
+/** A live container or exec process. Fds are numbers: wrap them in net.Socket / streams. */
+export interface ProcessHandle {
+  readonly [processBrand]: true;
+  readonly pid: number;
+  /** owned by the handle: closed by releaseProcess() */
+  readonly pidfd: number;
+  /** parent ends of stdio pipes (owned by the caller once returned), or null */
+  readonly stdin: number | null;
+  readonly stdout: number | null;
+  readonly stderr: number | null;
+  /** pty master when terminal, or null (owned by the caller) */
+  readonly terminal: number | null;
+  /** degraded settings, e.g. an oom_score_adj clamped to 0 */
+  readonly warnings: string[];
+  /** settles once, when the process is reaped; never rejects */
+  readonly exited: Promise<ExitStatus>;
+}
+
+/** What a new daemon image needs to adopt a process (see handoffProcess). */
+export interface AdoptRecord {
+  pid: number;
+  pidfd: number | null;
+  stdin: number | null;
+  stdout: number | null;
+  stderr: number | null;
+  terminal: number | null;
+}
+
+// ------------------------------------------------------------------ native surface
+
+interface NativeCreated {
+  pid: number;
+  pidfd: number;
+  seed: number;
+  stdin: number | null;
+  stdout: number | null;
+  stderr: number | null;
+  terminal: number | null;
+  warnings: string[];
+}
+
+interface NativeExit {
+  exitCode: number | null;
+  signal: number | null;
+}
+
+interface NativeSpec {
+  rootfs: string | null;
+  rootReadonly: boolean;
+  rootPropagation: number;
+  newNamespaces: number;
+  joinNamespaces: { path: string; type: number }[];
+  uidMappings: IdMapping[];
+  gidMappings: IdMapping[];
+  mounts: {
+    destination: string; source: string | null; type: string | null; data: string | null;
+    bind: boolean; flags: number; remount: number; propagation: number;
+  }[];
+  devices: { path: string; hostPath: string | null; mode: number; uid: number; gid: number; major: number; minor: number }[];
+  symlinks: { target: string; path: string }[];
+  sysctls: { key: string; value: string }[];
+  maskedPaths: string[];
+  readonlyPaths: string[];
+  hostname: string | null;
+  domainname: string | null;
+  args: string[];
+  env: string[];
+  cwd: string;
+  uid: number;
+  gid: number;
+  additionalGids: number[];
+  umask: number | null;
+  capabilities: { bounding: bigint; effective: bigint; permitted: bigint; inheritable: bigint; ambient: bigint } | null;
+  noNewPrivileges: boolean;
+  rlimits: { resource: number; soft: bigint; hard: bigint }[];
+  oomScoreAdj: number | null;
+  seccomp: {
+    defaultAction: string; defaultErrnoRet: number | null; architectures: string[]; flags: string[];
+    syscalls: { names: string[]; action: string; errnoRet: number | null; args: { index: number; value: bigint; valueTwo: bigint; op: string }[] }[];
+  } | null;
+  cgroupProcs: string[];
+  terminal: boolean;
+  stdio: [number, number, number];
+  target: { pid: number; pidfd: number } | null;
+}
+
+const nCreate = nativeFunction<(spec: NativeSpec) => Promise<NativeCreated>>('processCreate');
+const nStart = nativeFunction<(seed: number) => Promise<void>>('processStart');
+const nAbort = nativeFunction<(seed: number) => Promise<void>>('processAbort');
+const nSignal = nativeFunction<(pidfd: number, sig: number) => void>('processSignal');
+const nWatchExit = nativeFunction<(pidfd: number, cb: (e: NativeExit) => void, ref: boolean) => number>('processWatchExit');
+const nUnwatchExit = nativeFunction<(id: number) => void>('processUnwatchExit');
+const nRefExit = nativeFunction<(id: number, ref: boolean) => void>('processRefExit');
+const nPidfdOpen = nativeFunction<(pid: number) => number>('processPidfdOpen');
+const nPidfdPid = nativeFunction<(pidfd: number) => number>('processPidfdPid');
+const nKeepAcrossExec = nativeFunction<(fds: number[], keep: boolean) => void>('processKeepAcrossExec');
+const nDupFd = nativeFunction<(fd: number) => number>('processDupFd');
+const nSetSubreaper = nativeFunction<(on: boolean) => void>('processSetChildSubreaper');
+const nReapOrphans = nativeFunction<(known: number[]) => Promise<(NativeExit & { pid: number })[]>>('processReapOrphans');
+const nPtyResize = nativeFunction<(fd: number, cols: number, rows: number) => void>('processPtyResize');
+
+// ------------------------------------------------------------------ translation
+
+const STDIO_PIPE = -1;
+const STDIO_NULL = -2;
+
+function stdioNumber(s: StdioSpec): number {
+  if (s === 'pipe') return STDIO_PIPE;
+  if (s === 'null') return STDIO_NULL;
+  return s.fd;
+}
+
+function big(v: number | bigint): bigint {
+  if (typeof v === 'bigint') return v;
+  // RLIM_INFINITY and friends do not fit a double exactly: accept -1 / Infinity as "all ones".
+  if (v === Infinity || v < 0) return 0xffffffffffffffffn;
+  return BigInt(v);
+}
+
+function identityToNative(p: ProcessIdentity): Omit<NativeSpec,
+  'rootfs' | 'rootReadonly' | 'rootPropagation' | 'newNamespaces' | 'joinNamespaces' | 'uidMappings' | 'gidMappings' |
+  'mounts' | 'devices' | 'symlinks' | 'sysctls' | 'maskedPaths' | 'readonlyPaths' | 'hostname' | 'domainname' | 'target'> {
+  if (p.args.length === 0) throw new Error('process args must not be empty');
+  return {
+    args: p.args,
+    env: p.env,
+    cwd: p.cwd,
+    uid: p.uid,
+    gid: p.gid,
+    additionalGids: p.additionalGids,
+    umask: p.umask,
+    capabilities: p.capabilities && {
+      bounding: capabilityMask(p.capabilities.bounding),
+      effective: capabilityMask(p.capabilities.effective),
+      permitted: capabilityMask(p.capabilities.permitted),
+      inheritable: capabilityMask(p.capabilities.inheritable),
+      ambient: capabilityMask(p.capabilities.ambient),
+    },
+    noNewPrivileges: p.noNewPrivileges,
+    rlimits: p.rlimits.map((r) => ({ resource: rlimitNumber(r.type), soft: big(r.soft), hard: big(r.hard) })),
+    oomScoreAdj: p.oomScoreAdj,
+    seccomp: p.seccomp && {
+      defaultAction: p.seccomp.defaultAction,
+      defaultErrnoRet: p.seccomp.defaultErrnoRet,
+      architectures: p.seccomp.architectures,
+      flags: p.seccomp.flags,
+      syscalls: p.seccomp.syscalls.map((s) => ({
+        names: s.names,
+        action: s.action,
+        errnoRet: s.errnoRet,
+        args: s.args.map((a) => ({ index: a.index, value: big(a.value), valueTwo: big(a.valueTwo), op: a.op })),
+      })),
+    },
+    cgroupProcs: p.cgroupProcs,
+    terminal: p.terminal,
+    stdio: [stdioNumber(p.stdin), stdioNumber(p.stdout), stdioNumber(p.stderr)],
+  };
+}
+
+/** Exported for unit tests: the numeric spec the addon receives. */
+export function toNativeSpec(spec: ProcessSpec): NativeSpec {
+  let newNamespaces = 0;
+  const joinNamespaces: { path: string; type: number }[] = [];
+  for (const ns of spec.namespaces) {
+    const flag = NAMESPACE_FLAGS[ns.type];
+    if (flag === undefined) throw new Error(`unknown namespace type ${ns.type}`);
+    if (ns.path === null) newNamespaces |= flag;
+    else joinNamespaces.push({ path: ns.path, type: flag });
+  }
+  if (!(newNamespaces & CLONE.NEWNS)) throw new Error('a container needs a new mount namespace');
+
+  const mounts = spec.mounts.map((m) => {
+    const o = parseMountOptions(m.options, m.type);
+    return {
+      destination: m.destination,
+      source: m.source,
+      type: o.bind ? null : m.type,
+      data: o.data,
+      bind: o.bind,
+      flags: o.flags,
+      remount: o.remount,
+      propagation: o.propagation,
+    };
+  });
+
+  const devices: NativeSpec['devices'] = [];
+  const symlinks: NativeSpec['symlinks'] = [];
+  const hasDev = spec.mounts.some((m) => m.destination.replace(/\/+$/, '') === '/dev');
+  if (hasDev) {
+    for (const d of DEFAULT_DEVICES) {
+      if (spec.devices.some((x) => x.path === d.path)) continue;
+      devices.push({ path: d.path, hostPath: d.path, mode: S_IF.c | 0o666, uid: 0, gid: 0, major: d.major, minor: d.minor });
+    }
+    for (const l of DEFAULT_DEV_SYMLINKS) symlinks.push({ target: l.target, path: l.path });
+  }
+  for (const d of spec.devices) {
+    devices.push({
+      path: d.path,
+      hostPath: null,
+      mode: S_IF[d.type] | (d.fileMode ?? 0o666),
+      uid: d.uid ?? 0,
+      gid: d.gid ?? 0,
+      major: d.major,
+      minor: d.minor,
+    });
+  }
+
+  return {
+    rootfs: spec.rootfs,
+    rootReadonly: spec.rootReadonly,
+    rootPropagation: spec.rootPropagation === null ? 0 : propagationFlags(spec.rootPropagation),
+    newNamespaces,
+    joinNamespaces,
+    uidMappings: spec.uidMappings,
+    gidMappings: spec.gidMappings,
+    mounts,
+    devices,
+    symlinks,
+    sysctls: Object.entries(spec.sysctls).map(([key, value]) => ({ key, value })),
+    maskedPaths: spec.maskedPaths,
+    readonlyPaths: spec.readonlyPaths,
+    hostname: spec.hostname,
+    domainname: spec.domainname,
+    ...identityToNative(spec),
+    target: null,
+  };
+}
+
+const signalNames = new Map<number, NodeJS.Signals>(
+  Object.entries(os.constants.signals).map(([name, n]) => [n, name as NodeJS.Signals]),
+);
+
+function toExitStatus(e: NativeExit): ExitStatus {
+  return { exitCode: e.exitCode, signal: e.signal === null ? null : signalNames.get(e.signal) ?? null };
+}
+
+// ------------------------------------------------------------------ handles
+
+interface HandleState {
+  watchId: number | null;
+  seed: number | null;
+  released: boolean;
+}
+
+const states = new WeakMap<ProcessHandle, HandleState>();
+
+function state(h: ProcessHandle): HandleState {
+  const s = states.get(h);
+  if (!s) throw new Error('not a process handle');
+  return s;
+}
+
+function makeHandle(
+  fields: { pid: number; pidfd: number; stdin: number | null; stdout: number | null; stderr: number | null; terminal: number | null; warnings: string[] },
+  seed: number | null,
+): ProcessHandle {
+  const st: HandleState = { watchId: null, seed, released: false };
+  let resolveExit!: (e: ExitStatus) => void;
+  const exited = new Promise<ExitStatus>((r) => (resolveExit = r));
+  const h = { ...fields, exited } as unknown as ProcessHandle;
+  st.watchId = nWatchExit(fields.pidfd, (e) => {
+    st.watchId = null;
+    resolveExit(toExitStatus(e));
+  }, true);
+  states.set(h, st);
+  return h;
+}
+
+/**
+ * At most this many creates run at once. Each holds a libuv pool thread while the kernel
+ * builds namespaces and the child sets up its rootfs (milliseconds of mostly kernel CPU).
+ * Leaving pool threads for fs/DNS (Rule 7) and one CPU for the event loop matters on
+ * small machines: with a non-preemptible kernel (PREEMPT_NONE), creates on every CPU
+ * stall the JS thread for tens of milliseconds.
+ */
+export const maxConcurrentCreates = Math.max(1, Math.min(2, os.availableParallelism() - 1));
+let createsInFlight = 0;
+const createQueue: (() => void)[] = [];
+
+async function limited<T>(fn: () => Promise<T>): Promise<T> {
+  if (createsInFlight >= maxConcurrentCreates) await new Promise<void>((r) => createQueue.push(r));
+  createsInFlight++;
+  try {
+    return await fn();
+  } finally {
+    createsInFlight--;
+    createQueue.shift()?.();
+  }
+}
+
+/**
+ * Creates a container process: it is fully set up (namespaces, rootfs, identity, seccomp)
+ * and blocked before exec until startProcess(). A setup failure rejects with a
+ * SyscallError naming the step and path (e.g. ENOENT "find executable" for a missing
+ * args[0]), and leaves nothing behind.
+ */
+export async function createProcess(spec: ProcessSpec): Promise<ProcessHandle> {
+  const native = toNativeSpec(spec);
+  const c = await limited(() => nCreate(native));
+  return makeHandle(c, c.seed);
+}
+
+/** Lets a created process exec. Resolves once it has exec'd; rejects if exec failed. */
+export async function startProcess(h: ProcessHandle): Promise<void> {
+  const st = state(h);
+  if (st.seed === null) throw new Error(`process ${h.pid} was already started`);
+  const seed = st.seed;
+  st.seed = null;
+  await nStart(seed);
+}
+
+/** Runs a new process inside a running container's namespaces (and the given cgroups). */
+export async function execProcess(target: ProcessHandle | { pid: number; pidfd: number }, spec: ExecSpec): Promise<ProcessHandle> {
+  const native: NativeSpec = {
+    rootfs: null,
+    rootReadonly: false,
+    rootPropagation: 0,
+    newNamespaces: 0,
+    joinNamespaces: [],
+    uidMappings: [],
+    gidMappings: [],
+    mounts: [],
+    devices: [],
+    symlinks: [],
+    sysctls: [],
+    maskedPaths: [],
+    readonlyPaths: [],
+    hostname: null,
+    domainname: null,
+    ...identityToNative(spec),
+    target: { pid: target.pid, pidfd: target.pidfd },
+  };
+  const c = await limited(() => nCreate(native));
+  const h = makeHandle(c, c.seed);
+  try {
+    await startProcess(h);
+  } catch (e) {
+    // exec failed: the child has exited; reap it and close what the caller never saw.
+    await releaseProcess(h);
+    for (const fd of [h.stdin, h.stdout, h.stderr, h.terminal]) if (fd !== null) fs.closeSync(fd);
+    throw e;
+  }
+  return h;
+}
+
+/** pidfd_send_signal. Throws ESRCH once the process has been reaped. */
+export function signalProcess(h: ProcessHandle | number, signal: NodeJS.Signals | number): void {
+  const pidfd = typeof h === 'number' ? h : h.pidfd;
+  const n = typeof signal === 'number' ? signal : os.constants.signals[signal];
+  if (n === undefined) throw new Error(`unknown signal ${String(signal)}`);
+  nSignal(pidfd, n);
+}
+
+/**
+ * Frees the handle: a created-but-not-started process is released (it exits without
+ * exec), exit watching stops, and the pidfd is closed. Stdio fds are the caller's.
+ */
+export async function releaseProcess(h: ProcessHandle): Promise<void> {
+  const st = state(h);
+  if (st.released) return;
+  st.released = true;
+  if (st.seed !== null) {
+    const seed = st.seed;
+    st.seed = null;
+    await nAbort(seed);
+    // The child exits on its own (status 0): reap it through the watcher before closing.
+    await h.exited;
+  }
+  if (st.watchId !== null) {
+    nUnwatchExit(st.watchId);
+    st.watchId = null;
+  }
+  fs.closeSync(h.pidfd);
+}
+
+/** Whether a live exit watcher keeps the event loop alive (default: yes). */
+export function refProcess(h: ProcessHandle, ref: boolean): void {
+  const st = state(h);
+  if (st.watchId !== null) nRefExit(st.watchId, ref);
+}
+
+// ------------------------------------------------------------------ handoff
+
+/** Clears (keep = true) or sets FD_CLOEXEC, so that fds survive the daemon's own execve. */
+export function keepAcrossExec(fds: number[], keep = true): void {
+  nKeepAcrossExec(fds, keep);
+}
+
+/** Every fd the handle holds (pidfd first). */
+export function processFds(h: ProcessHandle): number[] {
+  return [h.pidfd, h.stdin, h.stdout, h.stderr, h.terminal].filter((fd): fd is number => fd !== null);
+}
+
+/**
+ * Prepares a started process for a daemon re-exec: stops watching its exit here (the
+ * `exited` promise of this handle then never settles), keeps its fds open across execve,
+ * and returns what the new image passes to adoptProcess().
+ */
+export function handoffProcess(h: ProcessHandle): AdoptRecord & { pidfd: number } {
+  const st = state(h);
+  if (st.seed !== null) throw new Error(`process ${h.pid} is not started; start or release it before a handoff`);
+  if (st.watchId !== null) {
+    nUnwatchExit(st.watchId);
+    st.watchId = null;
+  }
+  st.released = true;
+  keepAcrossExec(processFds(h));
+  return { pid: h.pid, pidfd: h.pidfd, stdin: h.stdin, stdout: h.stdout, stderr: h.stderr, terminal: h.terminal };
+}
+
+/**
+ * Re-adopts a running process (after a daemon re-exec, or from a dup'ed pidfd): opens a
+ * pidfd if none is given (safe for our own unreaped children: their pid cannot be reused),
+ * checks that it names `pid`, marks the fds close-on-exec again and watches the exit.
+ */
+export function adoptProcess(r: AdoptRecord): ProcessHandle {
+  const pidfd = r.pidfd ?? nPidfdOpen(r.pid);
+  const actual = nPidfdPid(pidfd);
+  if (actual !== r.pid) throw new Error(`pidfd ${pidfd} refers to pid ${actual}, not ${r.pid}`);
+  const fds = [pidfd, r.stdin, r.stdout, r.stderr, r.terminal].filter((fd): fd is number => fd !== null);
+  keepAcrossExec(fds, false);
+  return makeHandle({ pid: r.pid, pidfd, stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, terminal: r.terminal, warnings: [] }, null);
+}
+
+/** F_DUPFD_CLOEXEC. */
+export function dupFd(fd: number): number {
+  return nDupFd(fd);
+}
+
+// ------------------------------------------------------------------ reaping, terminals
+
+/** prctl(PR_SET_CHILD_SUBREAPER): orphans of our containers' sessions are re-parented to us. */
+export function setChildSubreaper(on = true): void {
+  nSetSubreaper(on);
+}
+
+export interface ReapedOrphan extends ExitStatus {
+  pid: number;
+}
+
+/**
+ * Reaps zombie orphans re-parented to the daemon, never touching pids we watch by pidfd,
+ * pids in `knownPids` (give the pids of detached child_process children here), or
+ * children in the daemon's own session (non-detached child_process children, which libuv
+ * reaps). Call it on SIGCHLD or periodically.
+ */
+export async function reapOrphans(knownPids: number[] = []): Promise<ReapedOrphan[]> {
+  const r = await nReapOrphans(knownPids);
+  return r.map((e) => ({ pid: e.pid, ...toExitStatus(e) }));
+}
+
+export function resizeTerminal(fd: number, cols: number, rows: number): void {
+  nPtyResize(fd, cols, rows);
+}

@@ -1,0 +1,535 @@
+/**
+ * Container processes for real (root, real kernel): a busybox rootfs per test, new
+ * namespaces, and the leak check around every test (mounts under the temp dir, files,
+ * child processes). Every process a test makes is tracked and killed/released in
+ * `finally`, so a failing assertion leaves nothing behind either.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import tty from 'node:tty';
+import { describe, it } from 'node:test';
+import { SyscallError } from '../../src/native/errors';
+import {
+  ExecSpec,
+  ProcessHandle,
+  ProcessSpec,
+  adoptProcess,
+  createProcess,
+  dupFd,
+  execProcess,
+  handoffProcess,
+  reapOrphans,
+  releaseProcess,
+  setChildSubreaper,
+  signalProcess,
+  startProcess,
+} from '../../src/native/process';
+import {
+  DEFAULT_CAPABILITIES,
+  DEFAULT_MASKED_PATHS,
+  DEFAULT_READONLY_PATHS,
+  capabilityMask,
+  defaultMounts,
+} from '../../src/native/process-spec';
+import { withoutLeaks } from '../helpers/leaks';
+import { buildRootfs, makeTempDir } from '../helpers/rootfs';
+
+interface Ctx {
+  dir: string;
+  rootfs: string;
+  /** registers a handle for cleanup */
+  track(h: ProcessHandle): ProcessHandle;
+}
+
+function openFds(): string[] {
+  return fs.readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return !fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith('/proc/');
+    } catch {
+      return false; // the fd used by readdir itself
+    }
+  });
+}
+
+async function inContainerTest(body: (ctx: Ctx) => Promise<void>): Promise<void> {
+  const dir = makeTempDir();
+  const fdsBefore = openFds();
+  try {
+    await withoutLeaks({ mountPrefixes: [dir] }, async () => {
+      const handles: ProcessHandle[] = [];
+      try {
+        await body({ dir, rootfs: buildRootfs(dir), track: (h) => (handles.push(h), h) });
+      } finally {
+        for (const h of handles) {
+          try {
+            signalProcess(h, 'SIGKILL');
+          } catch {
+            // already gone
+          }
+          await releaseProcess(h).catch(() => undefined);
+        }
+      }
+    });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  // Every pidfd, sync socket and stdio end the test was given or the addon opened is closed.
+  await new Promise((r) => setImmediate(r));
+  const leaked = openFds().filter((fd) => !fdsBefore.includes(fd));
+  assert.deepEqual(leaked.map((fd) => `${fd} -> ${fs.readlinkSync(`/proc/self/fd/${fd}`)}`), []);
+}
+
+function baseSpec(rootfs: string, args: string[], over: Partial<ProcessSpec> = {}): ProcessSpec {
+  return {
+    rootfs,
+    rootReadonly: false,
+    rootPropagation: null,
+    namespaces: (['pid', 'mount', 'ipc', 'uts', 'network'] as const).map((type) => ({ type, path: null })),
+    uidMappings: [],
+    gidMappings: [],
+    mounts: defaultMounts(),
+    devices: [],
+    hostname: 'nodecri-test',
+    domainname: null,
+    maskedPaths: DEFAULT_MASKED_PATHS,
+    readonlyPaths: DEFAULT_READONLY_PATHS,
+    sysctls: {},
+    args,
+    env: ['PATH=/bin', 'HOME=/root'],
+    cwd: '/',
+    uid: 0,
+    gid: 0,
+    additionalGids: [],
+    umask: null,
+    capabilities: {
+      bounding: DEFAULT_CAPABILITIES,
+      effective: DEFAULT_CAPABILITIES,
+      permitted: DEFAULT_CAPABILITIES,
+      inheritable: [],
+      ambient: [],
+    },
+    noNewPrivileges: true,
+    rlimits: [{ type: 'RLIMIT_NOFILE', soft: 1024, hard: 1024 }],
+    oomScoreAdj: null,
+    seccomp: null,
+    cgroupProcs: [],
+    terminal: false,
+    stdin: 'null',
+    stdout: 'pipe',
+    stderr: 'pipe',
+    ...over,
+  };
+}
+
+function collect(fd: number | null): Promise<string> {
+  if (fd === null) return Promise.resolve('');
+  const s = new net.Socket({ fd, readable: true, writable: false });
+  let out = '';
+  s.setEncoding('utf8');
+  s.on('data', (d: string) => (out += d));
+  return new Promise((resolve, reject) => {
+    s.on('error', reject);
+    s.on('close', () => resolve(out));
+  });
+}
+
+interface Ran {
+  stdout: string;
+  stderr: string;
+  exitCode: number | null;
+  signal: string | null;
+  handle: ProcessHandle;
+}
+
+async function run(ctx: Ctx, spec: ProcessSpec): Promise<Ran> {
+  const h = ctx.track(await createProcess(spec));
+  const out = collect(h.stdout);
+  const err = collect(h.stderr);
+  await startProcess(h);
+  const st = await h.exited;
+  return { stdout: await out, stderr: await err, exitCode: st.exitCode, signal: st.signal, handle: h };
+}
+
+function statusField(status: string, name: string): string {
+  const m = new RegExp(`^${name}:\\s*(\\S+)`, 'm').exec(status);
+  assert.ok(m, `no ${name} in\n${status}`);
+  return m[1];
+}
+
+function execSpec(args: string[]): ExecSpec {
+  return {
+    args,
+    env: ['PATH=/bin'],
+    cwd: '/',
+    uid: 0,
+    gid: 0,
+    additionalGids: [],
+    umask: null,
+    capabilities: null,
+    noNewPrivileges: true,
+    rlimits: [],
+    oomScoreAdj: null,
+    seccomp: null,
+    cgroupProcs: [],
+    terminal: false,
+    stdin: 'null',
+    stdout: 'pipe',
+    stderr: 'pipe',
+  };
+}
+
+const defaultCapHex = capabilityMask(DEFAULT_CAPABILITIES).toString(16).padStart(16, '0');
+
+describe('container process', () => {
+  it('runs as pid 1 with its hostname, the default caps and no_new_privs', () =>
+    inContainerTest(async (ctx) => {
+      const r = await run(ctx, baseSpec(ctx.rootfs, ['sh', '-c', 'echo $$; hostname; ulimit -n; cat /proc/sys/net/ipv4/ip_forward; cat /proc/self/status'], {
+        sysctls: { 'net.ipv4.ip_forward': '1' },
+      }));
+      assert.equal(r.exitCode, 0, r.stderr);
+      const lines = r.stdout.split('\n');
+      assert.equal(lines[0], '1');
+      assert.equal(lines[1], 'nodecri-test');
+      assert.equal(lines[2], '1024');
+      assert.equal(lines[3], '1');
+      // Node ignores SIGPIPE and we block every signal around the clone: none of it is
+      // inherited by the workload (read by cat itself: busybox sh ignores SIGQUIT).
+      const direct = await run(ctx, baseSpec(ctx.rootfs, ['cat', '/proc/self/status']));
+      assert.equal(statusField(direct.stdout, 'SigIgn'), '0000000000000000');
+      assert.equal(statusField(direct.stdout, 'SigBlk'), '0000000000000000');
+      assert.equal(statusField(r.stdout, 'CapEff'), defaultCapHex);
+      assert.equal(statusField(r.stdout, 'CapBnd'), defaultCapHex);
+      assert.equal(statusField(r.stdout, 'NoNewPrivs'), '1');
+    }));
+
+  it('runs a non-root user as that user with no effective caps', () =>
+    inContainerTest(async (ctx) => {
+      const r = await run(ctx, baseSpec(ctx.rootfs, ['sh', '-c', 'id -u; id -g; cat /proc/self/status'], { uid: 1000, gid: 1000, cwd: '/home/user' }));
+      assert.equal(r.exitCode, 0, r.stderr);
+      const lines = r.stdout.split('\n');
+      assert.equal(lines[0], '1000');
+      assert.equal(lines[1], '1000');
+      assert.equal(statusField(r.stdout, 'CapEff'), '0000000000000000');
+    }));
+
+  it('refuses writes to read-only paths and a read-only root', () =>
+    inContainerTest(async (ctx) => {
+      fs.mkdirSync(path.join(ctx.rootfs, 'ro'));
+      const r = await run(ctx, baseSpec(ctx.rootfs, ['sh', '-c', 'touch /ro/x || exit 10; exit 0'], { readonlyPaths: ['/ro'] }));
+      assert.equal(r.exitCode, 10);
+      assert.match(r.stderr, /Read-only file system/);
+      const r2 = await run(ctx, baseSpec(ctx.rootfs, ['sh', '-c', 'touch /x || exit 11; touch /tmp/y || exit 12; exit 0'], { rootReadonly: true }));
+      assert.equal(r2.exitCode, 11);
+      assert.ok(!fs.existsSync(path.join(ctx.rootfs, 'x')));
+    }));
+
+  it('masks files and directories', () =>
+    inContainerTest(async (ctx) => {
+      fs.writeFileSync(path.join(ctx.rootfs, 'secret'), 'top secret\n');
+      fs.mkdirSync(path.join(ctx.rootfs, 'secrets'));
+      fs.writeFileSync(path.join(ctx.rootfs, 'secrets', 'key'), 'k');
+      const r = await run(ctx, baseSpec(ctx.rootfs, ['sh', '-c', 'cat /secret; ls /secrets; cat /proc/kcore | wc -c'], {
+        maskedPaths: [...DEFAULT_MASKED_PATHS, '/secret', '/secrets'],
+      }));
+      assert.equal(r.exitCode, 0, r.stderr);
+      assert.equal(r.stdout.trim(), '0');
+    }));
+
+  it('applies a seccomp filter compiled in the parent', () =>
+    inContainerTest(async (ctx) => {
+      const seccomp = {
+        defaultAction: 'SCMP_ACT_ALLOW',
+        defaultErrnoRet: null,
+        architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'],
+        flags: [],
+        syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 1, args: [] }],
+      };
+      const r = await run(ctx, baseSpec(ctx.rootfs, ['sh', '-c', 'mkdir /tmp/d || exit 9'], { seccomp }));
+      assert.equal(r.exitCode, 9);
+      assert.match(r.stderr, /Operation not permitted/);
+      assert.ok(!fs.existsSync(path.join(ctx.rootfs, 'tmp', 'd')));
+    }));
+
+  it('does not run before startProcess', () =>
+    inContainerTest(async (ctx) => {
+      const marker = path.join(ctx.rootfs, 'tmp', 'started');
+      const h = ctx.track(await createProcess(baseSpec(ctx.rootfs, ['sh', '-c', 'echo yes > /tmp/started; echo out'])));
+      const out = collect(h.stdout);
+      const err = collect(h.stderr);
+      await new Promise((r) => setTimeout(r, 200));
+      assert.ok(!fs.existsSync(marker), 'ran before start');
+      await startProcess(h);
+      assert.deepEqual(await h.exited, { exitCode: 0, signal: null });
+      assert.equal(await out, 'out\n');
+      await err;
+      assert.equal(fs.readFileSync(marker, 'utf8'), 'yes\n');
+    }));
+
+  it('releases a created process without running it', () =>
+    inContainerTest(async (ctx) => {
+      const h = await createProcess(baseSpec(ctx.rootfs, ['sh', '-c', 'echo yes > /tmp/started'], { stdout: 'null', stderr: 'null' }));
+      await releaseProcess(h);
+      assert.ok(!fs.existsSync(path.join(ctx.rootfs, 'tmp', 'started')));
+    }));
+
+  it('reports exit codes and signals exactly', () =>
+    inContainerTest(async (ctx) => {
+      assert.equal((await run(ctx, baseSpec(ctx.rootfs, ['true']))).exitCode, 0);
+      const three = await run(ctx, baseSpec(ctx.rootfs, ['sh', '-c', 'exit 3']));
+      assert.deepEqual([three.exitCode, three.signal], [3, null]);
+      const h = ctx.track(await createProcess(baseSpec(ctx.rootfs, ['sleep', '30'], { stdout: 'null', stderr: 'null' })));
+      await startProcess(h);
+      // Its own session and process group, not the daemon's.
+      const stat = fs.readFileSync(`/proc/${h.pid}/stat`, 'utf8');
+      const [pgrp, session] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').slice(2, 4).map(Number);
+      assert.deepEqual([pgrp, session], [h.pid, h.pid]);
+      signalProcess(h, 'SIGKILL');
+      assert.deepEqual(await h.exited, { exitCode: null, signal: 'SIGKILL' });
+    }));
+
+  it('fails on a missing executable, naming it, and leaves nothing behind', () =>
+    inContainerTest(async (ctx) => {
+      for (const exe of ['nosuchcmd', '/bin/nosuchcmd']) {
+        await assert.rejects(createProcess(baseSpec(ctx.rootfs, [exe])), (e: unknown) => {
+          assert.ok(e instanceof SyscallError, String(e));
+          assert.equal(e.code, 'ENOENT');
+          assert.equal(e.path, exe);
+          assert.match(e.message, new RegExp(exe));
+          return true;
+        });
+      }
+      await assert.rejects(createProcess(baseSpec(ctx.rootfs, ['true'], { cwd: '/nonexistent' })), (e: unknown) => {
+        assert.ok(e instanceof SyscallError);
+        assert.equal(e.code, 'ENOENT');
+        assert.equal(e.path, '/nonexistent');
+        return true;
+      });
+    }));
+
+  it('execs into a running container: its pid namespace, hostname and exit code', () =>
+    inContainerTest(async (ctx) => {
+      const init = ctx.track(await createProcess(baseSpec(ctx.rootfs, ['sleep', '30'], { stdout: 'null', stderr: 'null', hostname: 'exec-target' })));
+      await startProcess(init);
+      const exec = execSpec(['sh', '-c', 'ps -o pid,args; hostname; echo $$; exit 7']);
+      const e = ctx.track(await execProcess(init, exec));
+      const [out, err, st] = await Promise.all([collect(e.stdout), collect(e.stderr), e.exited]);
+      assert.equal(st.exitCode, 7, err);
+      assert.match(out, /^\s*1\s+sleep 30$/m);
+      assert.match(out, /^exec-target$/m);
+      const pidLine = out.trim().split('\n').pop()!;
+      assert.ok(Number(pidLine) > 1, `exec'd pid in the container's namespace: ${pidLine}`);
+      signalProcess(init, 'SIGKILL');
+      assert.equal((await init.exited).signal, 'SIGKILL');
+    }));
+
+  it('clamps a negative oom_score_adj to 0 with a warning', () =>
+    inContainerTest(async (ctx) => {
+      const h = ctx.track(await createProcess(baseSpec(ctx.rootfs, ['cat', '/proc/self/oom_score_adj'], { oomScoreAdj: -998 })));
+      assert.equal(h.warnings.length, 1);
+      assert.match(h.warnings[0], /oom_score_adj -998: (EACCES|EPERM), clamped to 0/);
+      const out = collect(h.stdout);
+      const err = collect(h.stderr);
+      await startProcess(h);
+      assert.equal((await h.exited).exitCode, 0);
+      assert.equal((await out).trim(), '0');
+      await err;
+      const pos = await run(ctx, baseSpec(ctx.rootfs, ['cat', '/proc/self/oom_score_adj'], { oomScoreAdj: 500 }));
+      assert.equal(pos.stdout.trim(), '500');
+      assert.deepEqual(pos.handle.warnings, []);
+    }));
+
+  it('leaks no fds into the container', () =>
+    inContainerTest(async (ctx) => {
+      const r = await run(ctx, baseSpec(ctx.rootfs, ['ls', '/proc/self/fd']));
+      assert.equal(r.exitCode, 0, r.stderr);
+      assert.deepEqual(r.stdout.trim().split(/\s+/), ['0', '1', '2', '3']);
+    }));
+
+  it('keeps the event loop responsive while 50 containers start at once', () =>
+    inContainerTest(async (ctx) => {
+      let last = performance.now();
+      let maxGap = 0;
+      const timer = setInterval(() => {
+        const now = performance.now();
+        maxGap = Math.max(maxGap, now - last);
+        last = now;
+      }, 1);
+      try {
+        const results = await Promise.all(
+          Array.from({ length: 50 }, () => run(ctx, baseSpec(ctx.rootfs, ['sh', '-c', 'echo $$']))),
+        );
+        for (const r of results) {
+          assert.equal(r.exitCode, 0, r.stderr);
+          assert.equal(r.stdout, '1\n');
+        }
+      } finally {
+        clearInterval(timer);
+      }
+      assert.ok(maxGap < 20, `event loop stalled for ${maxGap.toFixed(1)} ms`);
+    }));
+
+  it('adopts a running process from its pid and a dup of its pidfd', () =>
+    inContainerTest(async (ctx) => {
+      const h = await createProcess(baseSpec(ctx.rootfs, ['sleep', '30'], { stdout: 'null', stderr: 'null' }));
+      await startProcess(h);
+      const record = handoffProcess(h);
+      const adopted = ctx.track(adoptProcess({ ...record, pidfd: dupFd(record.pidfd) }));
+      fs.closeSync(record.pidfd);
+      assert.equal(adopted.pid, h.pid);
+      signalProcess(adopted, 'SIGKILL');
+      assert.deepEqual(await adopted.exited, { exitCode: null, signal: 'SIGKILL' });
+    }));
+
+  it('gives the process a controlling pty when terminal is set', () =>
+    inContainerTest(async (ctx) => {
+      const h = ctx.track(await createProcess(baseSpec(ctx.rootfs, ['sh', '-c', '[ -t 0 ] && [ -t 1 ] && echo is-a-tty'], { terminal: true })));
+      assert.equal(h.stdout, null);
+      assert.notEqual(h.terminal, null);
+      assert.ok(h.terminal !== null);
+      const term = new tty.ReadStream(h.terminal);
+      let out = '';
+      term.on('data', (d) => (out += d.toString()));
+      term.on('error', () => undefined); // EIO once the slave side is gone
+      await startProcess(h);
+      assert.equal((await h.exited).exitCode, 0);
+      await new Promise((r) => setTimeout(r, 50));
+      term.destroy();
+      assert.match(out, /is-a-tty/);
+    }));
+
+  it('maps ids in a new user namespace', () =>
+    inContainerTest(async (ctx) => {
+      const spec = baseSpec(ctx.rootfs, ['sh', '-c', 'id -u; cat /proc/self/uid_map /proc/self/gid_map; ls -ln /dev/null; echo ok > /tmp/f'], {
+        namespaces: (['user', 'pid', 'mount', 'ipc', 'uts', 'network'] as const).map((type) => ({ type, path: null })),
+        uidMappings: [{ containerId: 0, hostId: 100000, size: 65536 }],
+        gidMappings: [{ containerId: 0, hostId: 100000, size: 65536 }],
+      });
+      // The namespace's root is host uid 100000: it must be able to reach the rootfs.
+      fs.chmodSync(ctx.dir, 0o711);
+      fs.chownSync(path.join(ctx.rootfs, 'tmp'), 100000, 100000);
+      const r = await run(ctx, spec);
+      assert.equal(r.exitCode, 0, r.stderr);
+      const lines = r.stdout.split('\n');
+      assert.equal(lines[0], '0');
+      assert.match(lines[1], /^\s*0\s+100000\s+65536$/);
+      assert.match(lines[2], /^\s*0\s+100000\s+65536$/);
+      assert.equal(fs.statSync(path.join(ctx.rootfs, 'tmp', 'f')).uid, 100000);
+
+      // Exec into it: joining a user namespace needs an unshared mm (no CLONE_VM path).
+      const init = ctx.track(await createProcess({ ...spec, args: ['sleep', '30'], stdout: 'null', stderr: 'null' }));
+      await startProcess(init);
+      const e = ctx.track(await execProcess(init, { ...execSpec(['sh', '-c', 'id -u; cat /proc/self/uid_map; echo $$']), uid: 0 }));
+      const [out, err, st] = await Promise.all([collect(e.stdout), collect(e.stderr), e.exited]);
+      assert.equal(st.exitCode, 0, err);
+      const el = out.split('\n');
+      assert.equal(el[0], '0');
+      assert.match(el[1], /^\s*0\s+100000\s+65536$/);
+      assert.ok(Number(el[2]) > 1);
+      signalProcess(init, 'SIGKILL');
+      await init.exited;
+    }));
+
+  it('reports an exec failure after start, naming the executable', () =>
+    inContainerTest(async (ctx) => {
+      fs.writeFileSync(path.join(ctx.rootfs, 'bin', 'garbage'), 'not a program\0\0\0', { mode: 0o755 });
+      const h = ctx.track(await createProcess(baseSpec(ctx.rootfs, ['garbage'], { stdout: 'null', stderr: 'null' })));
+      await assert.rejects(startProcess(h), (e: unknown) => {
+        assert.ok(e instanceof SyscallError, String(e));
+        assert.equal(e.code, 'ENOEXEC');
+        assert.equal(e.path, 'garbage');
+        assert.equal(e.syscall, 'execve');
+        return true;
+      });
+      assert.equal((await h.exited).exitCode, 127);
+    }));
+
+  it('rejects an invalid seccomp profile before cloning, naming the bad word', () =>
+    inContainerTest(async (ctx) => {
+      const seccomp = {
+        defaultAction: 'SCMP_ACT_ALLOW', defaultErrnoRet: null, architectures: [], flags: [],
+        syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_BOGUS', errnoRet: null, args: [] }],
+      };
+      await assert.rejects(createProcess(baseSpec(ctx.rootfs, ['true'], { seccomp })), (e: unknown) => {
+        assert.ok(e instanceof SyscallError);
+        assert.equal(e.code, 'EINVAL');
+        assert.equal(e.path, 'SCMP_ACT_BOGUS');
+        return true;
+      });
+    }));
+
+  it('joins the given cgroups (v1), and a new cgroup namespace is rooted there', () =>
+    inContainerTest(async (ctx) => {
+      const cg = fs.mkdtempSync('/sys/fs/cgroup/pids/nodecri-test-');
+      try {
+        const procs = [path.join(cg, 'cgroup.procs')];
+        const r = await run(ctx, baseSpec(ctx.rootfs, ['grep', 'pids', '/proc/self/cgroup'], { cgroupProcs: procs }));
+        assert.equal(r.exitCode, 0, r.stderr);
+        assert.match(r.stdout, new RegExp(`pids:/${path.basename(cg)}$`, 'm'));
+        const withNs = await run(ctx, baseSpec(ctx.rootfs, ['grep', 'pids', '/proc/self/cgroup'], {
+          cgroupProcs: procs,
+          namespaces: (['pid', 'mount', 'ipc', 'uts', 'network', 'cgroup'] as const).map((type) => ({ type, path: null })),
+        }));
+        assert.match(withNs.stdout, /pids:\/$/m);
+      } finally {
+        fs.rmdirSync(cg);
+      }
+    }));
+
+  it('creates a container in the pid namespace of another container', () =>
+    inContainerTest(async (ctx) => {
+      const a = ctx.track(await createProcess(baseSpec(ctx.rootfs, ['sleep', '30'], { stdout: 'null', stderr: 'null' })));
+      await startProcess(a);
+      const b = await run(ctx, baseSpec(ctx.rootfs, ['sh', '-c', 'ps -o pid,args; echo $$'], {
+        namespaces: [
+          { type: 'pid', path: `/proc/${a.pid}/ns/pid` },
+          ...(['mount', 'ipc', 'uts', 'network'] as const).map((type) => ({ type, path: null })),
+        ],
+      }));
+      assert.equal(b.exitCode, 0, b.stderr);
+      assert.match(b.stdout, /^\s*1\s+sleep 30$/m);
+      assert.ok(Number(b.stdout.trim().split('\n').pop()) > 1);
+      assert.ok(b.handle.pid > 0);
+      signalProcess(a, 'SIGKILL');
+      await a.exited;
+    }));
+
+  it('reaps orphans re-parented to the subreaper daemon, and only those', () =>
+    inContainerTest(async (ctx) => {
+      setChildSubreaper(true);
+      try {
+        // No pid namespace: the orphaned subshell is re-parented to us, not to a container init.
+        const r = await run(ctx, baseSpec(ctx.rootfs, ['sh', '-c', '(sleep 0.2; exit 5) & echo $!'], {
+          namespaces: (['mount', 'ipc', 'uts', 'network'] as const).map((type) => ({ type, path: null })),
+          stdout: 'pipe',
+        }));
+        assert.equal(r.exitCode, 0, r.stderr);
+        const orphan = Number(r.stdout.trim());
+        let reaped: Awaited<ReturnType<typeof reapOrphans>> = [];
+        for (let i = 0; i < 100 && reaped.length === 0; i++) {
+          await new Promise((res) => setTimeout(res, 20));
+          reaped = await reapOrphans();
+        }
+        assert.deepEqual(reaped, [{ pid: orphan, exitCode: 5, signal: null }]);
+      } finally {
+        setChildSubreaper(false);
+      }
+    }));
+
+  it('resolves mount points inside the rootfs: image symlinks cannot reach the host', () =>
+    inContainerTest(async (ctx) => {
+      const victim = path.join(ctx.dir, 'victim');
+      fs.mkdirSync(victim);
+      // An image whose /sys points at a host path and whose /dev climbs out relatively.
+      fs.rmdirSync(path.join(ctx.rootfs, 'sys'));
+      fs.symlinkSync(path.join(victim, 'sys'), path.join(ctx.rootfs, 'sys'));
+      fs.rmdirSync(path.join(ctx.rootfs, 'dev'));
+      fs.symlinkSync('../../../../../../victim/dev', path.join(ctx.rootfs, 'dev'));
+      const r = await run(ctx, baseSpec(ctx.rootfs, ['sh', '-c', 'ls /dev/null /sys/kernel >/dev/null && echo ok']));
+      assert.equal(r.exitCode, 0, r.stderr);
+      assert.equal(r.stdout, 'ok\n');
+      assert.deepEqual(fs.readdirSync(victim), []);
+      assert.ok(fs.existsSync(path.join(ctx.rootfs, victim, 'sys')), 'the mount point was made inside the rootfs');
+    }));
+});
