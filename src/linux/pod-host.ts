@@ -9,6 +9,7 @@ import { InvalidNamespaceRequestError, pinNamespaces, unpinNamespace } from '../
 import { mountTmpfs, shmTmpfsOptions, unmount } from '../native/mounts';
 import type { SandboxHost } from '../sandbox/service';
 import type { CgroupManager } from './cgroups';
+import { InfraProcesses } from './infra';
 
 /** Mount points from /proc/self/mountinfo (octal escapes decoded). */
 export async function mountPoints(): Promise<Set<string>> {
@@ -37,5 +38,6 @@ export function podHost(cgroups: CgroupManager): SandboxHost {
     unmount: (target) => unmount(target, { detach: true }),
     mountPoints,
     cgroups,
+    infra: new InfraProcesses(cgroups),
   };
 }

@@ -32,6 +32,12 @@ export interface SandboxHost {
   /** mount points currently present, for restore */
   mountPoints(): Promise<Set<string>>;
   cgroups: CgroupManager;
+  infra: {
+    start(req: { runDir: string; pins: { net: string | null; ipc: string | null; uts: string | null }; cgroupPath: string }): Promise<{ pid: number; warnings: string[] }>;
+    stop(pid: number): Promise<void>;
+    /** re-watches a running infra process after a restart; false when it is gone */
+    adopt(pid: number): boolean;
+  };
 }
 
 /** What the sandbox service needs from the container service (bound after both exist). */
@@ -174,7 +180,10 @@ export class SandboxService {
       const now = nowNanos();
       this.opts.events.publish({ containerId: id, type: 'CONTAINER_CREATED_EVENT', createdAt: now, sandboxId: id });
       this.opts.events.publish({ containerId: id, type: 'CONTAINER_STARTED_EVENT', createdAt: now, sandboxId: id });
-      log.info({ ips: record.network?.ips ?? [] }, `Ran pod sandbox ${id} without infra container`);
+      log.info(
+        { ips: record.network?.ips ?? [] },
+        record.infra ? `Ran pod sandbox ${id} with infra container: pid ${record.infra.pid}` : `Ran pod sandbox ${id} without infra container`,
+      );
       return id;
     } catch (e) {
       const left = await cleanup.unwind();
@@ -272,10 +281,17 @@ export class SandboxService {
       network = attached;
       await writeSandboxFiles(files, { hostname, resolvConf: await fsp.readFile(files.resolvConf, 'utf8'), hosts: hostsFile(hostname, attached.ips) });
     }
+    // A pod sharing one PID namespace needs a PID 1 to reap its orphans: the pause binary.
+    let infra: SandboxRecord['infra'] = null;
     if (spec.namespaces.pid === 'POD') {
-      // A shared PID namespace needs a pid 1 for the pod (the pause binary); until the
-      // container process facility lands, containers of such a pod get their own.
-      log.debug('pod asks for a shared PID namespace: containers will share it when the infra process is available');
+      const infraCgroup = path.posix.join(cgroup.path, `nodecri-infra-${id}`);
+      const started = await this.opts.host.infra.start({ runDir, pins, cgroupPath: infraCgroup });
+      cleanup.push(`infra process ${started.pid}`, async () => {
+        await this.opts.host.infra.stop(started.pid);
+        await this.opts.host.cgroups.remove(infraCgroup);
+      });
+      for (const w of started.warnings) log.warn({ pid: started.pid }, `infra process: ${w}`);
+      infra = { pid: started.pid, cgroupPath: infraCgroup };
     }
     signal?.throwIfAborted();
     return {
@@ -293,6 +309,7 @@ export class SandboxService {
       hostname,
       cgroup,
       network,
+      infra,
       notReadyReason: '',
     };
   }
@@ -318,6 +335,7 @@ export class SandboxService {
     if (!r) return;
     await this.locked(r.id, async () => {
       await this.containers.stopAll(r.id, signal);
+      if (r.infra) await this.opts.host.infra.stop(r.infra.pid);
       if (r.network && r.pins.net) {
         await this.opts.network.detach(r.network, this.networkRequest(r.id, r.spec, r.pins.net, r.cgroup.path));
         r.network = { ...r.network, ips: [] };
@@ -344,6 +362,7 @@ export class SandboxService {
       if (!this.records.has(r.id)) return;
       await this.containers.removeAll(r.id);
       for (const p of [r.pins.net, r.pins.ipc, r.pins.uts, r.pins.user]) if (p) await this.opts.host.unpinNamespace(p);
+      if (r.infra) await this.opts.host.cgroups.remove(r.infra.cgroupPath);
       if (r.cgroup.created) await this.opts.host.cgroups.remove(r.cgroup.path);
       await fsp.rm(r.runDir, { recursive: true, force: true });
       await fsp.rm(this.recordFile(r.id), { force: true });
@@ -392,10 +411,13 @@ export class SandboxService {
       const raw = await readJson<unknown>(path.join(dir, n)).catch(() => null);
       if (!raw) continue;
       const r = decodeRecord(raw);
+      r.infra ??= null;
+      const infraGone = r.infra !== null && r.state === 'SANDBOX_READY' && !this.opts.host.infra.adopt(r.infra.pid);
       const missing = [r.pins.net, r.pins.ipc, r.pins.uts, r.pins.user].filter((p): p is string => p !== null && !mounts.has(p));
-      if (r.state === 'SANDBOX_READY' && (missing.length > 0 || (r.shm.mounted && !mounts.has(r.shm.path)))) {
+      if (r.state === 'SANDBOX_READY' && (infraGone || missing.length > 0 || (r.shm.mounted && !mounts.has(r.shm.path)))) {
         r.state = 'SANDBOX_NOTREADY' as SandboxState;
-        r.notReadyReason = missing.length > 0 ? `namespace pins gone: ${missing.join(', ')}` : 'shm mount gone';
+        r.notReadyReason =
+          missing.length > 0 ? `namespace pins gone: ${missing.join(', ')}` : infraGone ? `infra process ${r.infra!.pid} gone` : 'shm mount gone';
         if (r.shm.mounted && !mounts.has(r.shm.path)) r.shm = { ...r.shm, mounted: false };
         await this.persist(r);
       }

@@ -185,6 +185,25 @@ test('a host-network pod has no netns pin and no CNI call', async () => {
   });
 });
 
+test('a pod sharing one PID namespace runs pause as its PID 1 in the pod namespaces', async () => {
+  await withEnv({}, async ({ client }) => {
+    const { pod_sandbox_id: id } = await client.call('RunPodSandbox', { config: podConfig({ pid: 'POD' }) });
+    const st = await client.call('PodSandboxStatus', { pod_sandbox_id: id, verbose: true });
+    const info = JSON.parse(st.info.info) as { pins: { net: string; ipc: string }; infra: { pid: number } };
+    const pid = info.infra.pid;
+    assert.equal(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'), '/pause\0');
+    const inode = (p: string) => fs.statSync(p).ino;
+    assert.equal(inode(`/proc/${pid}/ns/net`), inode(info.pins.net));
+    assert.equal(inode(`/proc/${pid}/ns/ipc`), inode(info.pins.ipc));
+    assert.notEqual(inode(`/proc/${pid}/ns/pid`), inode('/proc/self/ns/pid'));
+    // pid 1 inside its own PID namespace
+    assert.match(fs.readFileSync(`/proc/${pid}/status`, 'utf8'), /NSpid:\s+\d+\s+1\n/);
+    await client.call('StopPodSandbox', { pod_sandbox_id: id });
+    assert.equal(fs.existsSync(`/proc/${pid}`), false);
+    await client.call('RemovePodSandbox', { pod_sandbox_id: id });
+  });
+});
+
 test('identical RunPodSandbox calls create one sandbox; 50 different pods run and tear down in parallel', async () => {
   await withEnv({}, async ({ client, cni }) => {
     const config = podConfig();

@@ -126,6 +126,7 @@ export function sandboxInfo(r: SandboxRecord): Record<string, string> {
       runDir: r.runDir,
       files: r.files,
       network: r.network,
+      infra: r.infra,
       notReadyReason: r.notReadyReason,
       spec: { ...r.spec, shmSizeBytes: r.spec.shmSizeBytes.toString(), resources: r.spec.resources ? 'set' : null },
     }),

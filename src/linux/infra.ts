@@ -1,0 +1,134 @@
+/**
+ * The pod infra process: only for pods that share one PID namespace, the pause binary
+ * runs as the pod's PID 1 (it reaps the pod's orphans), in the pod's pinned namespaces and
+ * its own cgroup under the pod's, with OOM score -998 and cpu shares 2 as the peers give
+ * their pause containers. Its root is a tiny directory holding only a read-only bind of
+ * the pause binary: no image, no overlay, no pull.
+ */
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { buildDir } from '../native/binding';
+import {
+  adoptProcess,
+  createProcess,
+  refProcess,
+  releaseProcess,
+  signalProcess,
+  startProcess,
+  type NamespaceSpec,
+  type ProcessHandle,
+} from '../native/process';
+import { noResources, type CgroupManager } from './cgroups';
+
+export const pauseBinary = path.join(buildDir, 'nodecri-pause');
+
+export interface InfraRequest {
+  runDir: string;
+  pins: { net: string | null; ipc: string | null; uts: string | null };
+  /** the cgroup the infra process gets (made here, under the pod's) */
+  cgroupPath: string;
+}
+
+/** cgroup.procs files of every hierarchy the cgroup lives in. */
+export function cgroupProcsFiles(cgroups: CgroupManager, cgroupPath: string): string[] {
+  return [...new Set(Object.values(cgroups.paths(cgroupPath)))].map((dir) => path.join(dir, 'cgroup.procs'));
+}
+
+export class InfraProcesses {
+  private readonly handles = new Map<number, ProcessHandle>();
+
+  constructor(private readonly cgroups: CgroupManager) {}
+
+  /** Starts pause; the caller pushes stop() on its cleanup stack. Returns the pid. */
+  async start(req: InfraRequest): Promise<{ pid: number; warnings: string[] }> {
+    const root = path.join(req.runDir, 'infra-root');
+    await fsp.mkdir(root, { recursive: true, mode: 0o755 });
+    await fsp.writeFile(path.join(root, 'pause'), '', { mode: 0o755 });
+    await this.cgroups.create(req.cgroupPath, { ...noResources(), cpuShares: 2 });
+    const namespaces: NamespaceSpec[] = [
+      { type: 'pid', path: null },
+      { type: 'mount', path: null },
+    ];
+    if (req.pins.net) namespaces.push({ type: 'network', path: req.pins.net });
+    if (req.pins.ipc) namespaces.push({ type: 'ipc', path: req.pins.ipc });
+    if (req.pins.uts) namespaces.push({ type: 'uts', path: req.pins.uts });
+    let handle: ProcessHandle;
+    try {
+      handle = await createProcess({
+        rootfs: root,
+        rootReadonly: true,
+        rootPropagation: null,
+        namespaces,
+        uidMappings: [],
+        gidMappings: [],
+        mounts: [{ destination: '/pause', type: 'bind', source: pauseBinary, options: ['bind', 'ro'] }],
+        devices: [],
+        hostname: null,
+        domainname: null,
+        maskedPaths: [],
+        readonlyPaths: [],
+        sysctls: {},
+        args: ['/pause'],
+        env: [],
+        cwd: '/',
+        uid: 0,
+        gid: 0,
+        additionalGids: [],
+        umask: null,
+        capabilities: { bounding: [], effective: [], permitted: [], inheritable: [], ambient: [] },
+        noNewPrivileges: true,
+        rlimits: [],
+        oomScoreAdj: -998,
+        seccomp: null,
+        cgroupProcs: cgroupProcsFiles(this.cgroups, req.cgroupPath),
+        terminal: false,
+        stdin: 'null',
+        stdout: 'null',
+        stderr: 'null',
+      });
+    } catch (e) {
+      await this.cgroups.remove(req.cgroupPath).catch(() => {});
+      throw e;
+    }
+    try {
+      await startProcess(handle);
+    } catch (e) {
+      await releaseProcess(handle);
+      await this.cgroups.remove(req.cgroupPath).catch(() => {});
+      throw e;
+    }
+    refProcess(handle, false);
+    this.handles.set(handle.pid, handle);
+    return { pid: handle.pid, warnings: handle.warnings };
+  }
+
+  /** Re-watches an infra process after a daemon restart; false when it is gone. */
+  adopt(pid: number): boolean {
+    try {
+      const h = adoptProcess({ pid, pidfd: null, stdin: null, stdout: null, stderr: null, terminal: null });
+      refProcess(h, false);
+      this.handles.set(pid, h);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Kills pause (it holds no state) and waits for it to be reaped; idempotent. */
+  async stop(pid: number): Promise<void> {
+    const h = this.handles.get(pid);
+    if (!h) return;
+    try {
+      signalProcess(h, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    await h.exited;
+    await releaseProcess(h);
+    this.handles.delete(pid);
+  }
+
+  running(pid: number): boolean {
+    return this.handles.has(pid);
+  }
+}
