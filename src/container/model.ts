@@ -1,0 +1,45 @@
+/**
+ * A container as the domain keeps it: what kubelet asked for (the CRI config, kept whole
+ * for status), what was made for it, and its lifecycle. Persisted as JSON after every
+ * change of state, so that a restarted daemon knows every container, its process and its
+ * exit.
+ */
+import type { ContainerConfig__Output } from '../cri/generated/runtime/v1/ContainerConfig';
+import type { Resources } from '../linux/cgroups';
+
+export type ContainerState = 'CONTAINER_CREATED' | 'CONTAINER_RUNNING' | 'CONTAINER_EXITED' | 'CONTAINER_UNKNOWN';
+
+export interface ContainerRecord {
+  version: 1;
+  id: string;
+  name: string;
+  sandboxId: string;
+  config: ContainerConfig__Output;
+  /** the image as resolved at create: its id and the reference kubelet gave */
+  image: { id: string; ref: string; name: string };
+  state: ContainerState;
+  /** nanoseconds since the epoch, decimal strings; "0" when not yet */
+  createdAt: string;
+  startedAt: string;
+  finishedAt: string;
+  exitCode: number;
+  reason: string;
+  message: string;
+  /** <root>/containers/<id>: config.json and this record */
+  stateDir: string;
+  /** <runroot>/containers/<id>: the rootfs mount point and the stdio FIFOs */
+  runDir: string;
+  rootfs: string;
+  logPath: string;
+  cgroupPath: string;
+  resources: Resources | null;
+  /** the signal StopContainer sends first */
+  stopSignal: string;
+  /** the container's process while it has one: pid and its start time (clock ticks) */
+  pid: number | null;
+  pidStartTime: string | null;
+}
+
+export function zeroNanos(): string {
+  return '0';
+}
