@@ -7,6 +7,7 @@ namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ncri::InitProbe(env, exports);
+  ncri::InitFsops(env, exports);
   return exports;
 }
 

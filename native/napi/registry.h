@@ -6,4 +6,5 @@
 
 namespace ncri {
 void InitProbe(Napi::Env env, Napi::Object exports);
+void InitFsops(Napi::Env env, Napi::Object exports);
 }  // namespace ncri
