@@ -8,6 +8,7 @@ import { loadConfig, type Config, type LoadOptions } from './config';
 import { startCriServer, type CriServer } from './cri/server';
 import type { CriDeps } from './cri/deps';
 import { uname } from './native/probe';
+import { ImageService } from './image/service';
 import { CniConfigWatcher } from './network/cni-config';
 import { createLogger, type Logger } from './obs/logger';
 import { createMetrics } from './obs/metrics';
@@ -40,6 +41,21 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
   const tracing: Tracing = startTracing({ ...config.tracing, serviceVersion: packageVersion });
   const cni = new CniConfigWatcher(config.network.cniConfigDir, log.child({ component: 'cni' }));
   await cni.start();
+  let images: ImageService;
+  try {
+    images = await ImageService.open({
+      root: config.root,
+      config: () => config.image,
+      log: log.child({ component: 'image' }),
+      metrics,
+      userAgent: `${runtimeName}/${packageVersion}`,
+      daemon: true,
+    });
+  } catch (e) {
+    cni.stop();
+    await tracing.shutdown();
+    throw e;
+  }
 
   let podCidr = '';
   const deps: CriDeps = {
@@ -57,6 +73,7 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
         podCidr = cidr;
       },
     },
+    images,
   };
 
   let metricsServer: MetricsServer | null = null;
@@ -66,6 +83,7 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
     cri = await startCriServer({ socketPath: config.listen, deps, log, metrics, faults: parseFaults(process.env.NODECRI_FAULTS) });
   } catch (e) {
     await metricsServer?.close();
+    images.close();
     cni.stop();
     await tracing.shutdown();
     throw e;
@@ -84,6 +102,7 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
         log.info({ timeoutSeconds: config.shutdownTimeout }, 'shutting down');
         await server.shutdown(config.shutdownTimeout * 1000);
         await metricsServer?.close();
+        images.close();
         cni.stop();
         await tracing.shutdown();
         log.info('nodecri stopped');

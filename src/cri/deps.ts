@@ -2,6 +2,7 @@
  * The domain services the CRI handlers call. Built once by the daemon and handed to every
  * call through its context; the CRI layer holds no state of its own.
  */
+import type { ImageService } from '../image/service';
 import type { NetworkStatus } from '../network/cni-config';
 
 export interface RuntimeInfo {
@@ -24,4 +25,6 @@ export interface NetworkService {
 export interface CriDeps {
   runtime: RuntimeInfo;
   network: NetworkService;
+  /** images: pull, list, status, remove, filesystem usage; container rootfs */
+  images: ImageService;
 }

@@ -3,6 +3,12 @@
  * server; an RPC without an entry here answers UNIMPLEMENTED with its name.
  */
 import type { AnyHandler, RpcName } from './handlers';
+import { imageFsInfo } from './image/image-fs-info';
+import { imageStatus } from './image/image-status';
+import { listImages } from './image/list-images';
+import { pullImage } from './image/pull-image';
+import { removeImage } from './image/remove-image';
+import { streamImages } from './image/stream-images';
 import { runtimeConfig } from './runtime/runtime-config';
 import { status } from './runtime/status';
 import { updateRuntimeConfig } from './runtime/update-runtime-config';
@@ -13,4 +19,10 @@ export const handlers: Partial<Record<RpcName, AnyHandler>> = {
   Status: status,
   RuntimeConfig: runtimeConfig,
   UpdateRuntimeConfig: updateRuntimeConfig,
+  ListImages: listImages,
+  StreamImages: streamImages,
+  ImageStatus: imageStatus,
+  PullImage: pullImage,
+  RemoveImage: removeImage,
+  ImageFsInfo: imageFsInfo,
 };

@@ -39,6 +39,8 @@ const deps: CriDeps = {
       podCidr = c;
     },
   },
+  // The image RPCs are replaced below or not called.
+  images: {} as CriDeps['images'],
 };
 let server: CriServer;
 let client: CriClient;
