@@ -45,6 +45,10 @@ export interface PullDeps {
   commit: (input: CommitInput) => Promise<ImageRecord>;
   /** keeps digests safe from garbage collection while a pull runs */
   hold: (digests: string[]) => () => void;
+  /** a blob already in the store (a config pulled before), or null */
+  localBlob: (digest: string) => Promise<Buffer | null>;
+  /** after a failed pull: remove what it committed that no image needs */
+  collect: () => Promise<void>;
 }
 
 interface Progress {
@@ -98,6 +102,7 @@ export class PullManager {
       return rec;
     } catch (e) {
       this.deps.metrics?.imagePulls.inc({ result: 'failure' });
+      await this.deps.collect().catch((err: unknown) => this.deps.log.warn({ err }, 'garbage collection after a failed pull failed'));
       if (deadline.aborted) {
         throw new RuntimeError('deadline-exceeded', `pull of ${name}${state.host ? ` from registry ${state.host}` : ''} did not finish within pull_timeout (${cfg.pullTimeout} s)`);
       }
@@ -147,9 +152,13 @@ export class PullManager {
       manifestDigest = got;
     }
     const manifest = parsed.manifest;
-    const cfgRes = await client.getBlob(ep, creds, manifest.config.digest, signal);
     const cfgWhat = `config ${manifest.config.digest} of ${where}`;
-    const configBody = await readBody(cfgRes, MAX_CONFIG).catch((e: unknown) => Promise.reject(client.transport(ep, e, cfgWhat)));
+    const local = await this.deps.localBlob(manifest.config.digest);
+    const configBody =
+      local ??
+      (await readBody(await client.getBlob(ep, creds, manifest.config.digest, signal), MAX_CONFIG).catch((e: unknown) =>
+        Promise.reject(client.transport(ep, e, cfgWhat)),
+      ));
     const cfgDigest = sha256(configBody);
     if (cfgDigest !== manifest.config.digest) throw new DigestMismatchError(cfgWhat, manifest.config.digest, cfgDigest);
     const config = parseConfig(configBody, cfgWhat);
@@ -163,9 +172,13 @@ export class PullManager {
       const missing: number[] = [];
       for (let i = 0; i < chain.length; i++) if (!(await this.deps.layers.has(chain[i]))) missing.push(i);
       progress.total = missing.reduce((n, i) => n + manifest.layers[i].size, 0);
-      await Promise.all(
+      // Wait for every layer even when one fails, so that nothing is still being written
+      // when the failure is reported and collected.
+      const results = await Promise.allSettled(
         missing.map((i) => this.ensureLayer(ep, creds, manifest.layers[i], diffIds[i], chain[i], i > 0 ? chain[i - 1] : null, signal, progress)),
       );
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
       const tag = tagged(ref);
       return await this.deps.commit({
         configDigest: cfgDigest,

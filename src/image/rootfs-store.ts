@@ -41,8 +41,9 @@ export class RootfsStore {
     }
   }
 
-  /** Container ids whose rootfs uses `imageId`. */
-  usedBy(imageId: string): string[] {
+  /** Container ids whose rootfs uses `imageId`, read from disk (the records are the truth). */
+  async usedBy(imageId: string): Promise<string[]> {
+    await this.load();
     return [...this.records.values()].filter((r) => r.imageId === imageId).map((r) => r.containerId);
   }
 

@@ -77,6 +77,8 @@ export class ImageService {
       metrics: opts.metrics,
       commit: (input) => this.commit(input),
       hold: (digests) => this.hold(digests),
+      localBlob: (digest) => this.blobs.get(digest),
+      collect: () => this.gc(),
     });
   }
 
@@ -224,7 +226,7 @@ export class ImageService {
         await this.images.put({ ...m.rec, repoTags: m.rec.repoTags.filter((t) => t !== m.tag) });
         return false;
       }
-      const users = this.rootfs.usedBy(m.rec.id);
+      const users = await this.rootfs.usedBy(m.rec.id);
       if (users.length > 0) {
         const names = m.rec.repoTags.length > 0 ? ` (${m.rec.repoTags.join(', ')})` : '';
         throw failedPrecondition(`image ${m.rec.id}${names} is in use by container${users.length > 1 ? 's' : ''} ${users.join(', ')}`);
@@ -321,7 +323,7 @@ export class ImageService {
   }
 
   /** Ids of containers whose rootfs comes from `imageId`. */
-  usedBy(imageId: string): string[] {
+  usedBy(imageId: string): Promise<string[]> {
     return this.rootfs.usedBy(imageId);
   }
 

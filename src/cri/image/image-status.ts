@@ -17,7 +17,7 @@ export const imageStatus: Unary<'ImageStatus'> = async (req, { deps }) => {
       chainIDs: rec.layers,
       size: rec.size,
       createdAt: rec.createdAt,
-      usedBy: deps.images.usedBy(rec.id),
+      usedBy: await deps.images.usedBy(rec.id),
       imageSpec: rec.config,
     });
   }
