@@ -153,12 +153,15 @@ export class PullManager {
     }
     const manifest = parsed.manifest;
     const cfgWhat = `config ${manifest.config.digest} of ${where}`;
-    const local = await this.deps.localBlob(manifest.config.digest);
-    const configBody =
-      local ??
-      (await readBody(await client.getBlob(ep, creds, manifest.config.digest, signal), MAX_CONFIG).catch((e: unknown) =>
-        Promise.reject(client.transport(ep, e, cfgWhat)),
-      ));
+    const fetchConfig = async (): Promise<Buffer> => {
+      const res = await client.getBlob(ep, creds, manifest.config.digest, signal);
+      try {
+        return await readBody(res, MAX_CONFIG);
+      } catch (e) {
+        throw client.transport(ep, e, cfgWhat);
+      }
+    };
+    const configBody = (await this.deps.localBlob(manifest.config.digest)) ?? (await fetchConfig());
     const cfgDigest = sha256(configBody);
     if (cfgDigest !== manifest.config.digest) throw new DigestMismatchError(cfgWhat, manifest.config.digest, cfgDigest);
     const config = parseConfig(configBody, cfgWhat);
