@@ -54,6 +54,13 @@ class Tap extends Transform {
 
 type Compression = 'gzip' | 'zstd' | 'none';
 
+/**
+ * Large output chunks and a 1 MiB read-ahead, so that decompression (on the libuv pool)
+ * runs ahead while the previous chunk is written. zlib streams take the Transform's
+ * highWaterMark, which @types/node's ZlibOptions does not list.
+ */
+const GUNZIP_OPTIONS: zlib.ZlibOptions & { highWaterMark: number } = { chunkSize: 256 * 1024, highWaterMark: 1 << 20 };
+
 function sniff(head: Buffer): Compression {
   if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
   if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
@@ -107,7 +114,7 @@ export async function unpackLayerStream(
       })();
       stats = await unpackLayer(readTar(hashed), dest);
     };
-    if (compression === 'gzip') await pipeline(stream, tap, zlib.createGunzip({ chunkSize: 256 * 1024 }), consume, { signal: opts.signal });
+    if (compression === 'gzip') await pipeline(stream, tap, zlib.createGunzip(GUNZIP_OPTIONS), consume, { signal: opts.signal });
     else await pipeline(stream, tap, consume, { signal: opts.signal });
   } catch (e) {
     if (opts.signal.aborted) throw opts.signal.reason;

@@ -41,15 +41,40 @@ const EMPTY = Buffer.alloc(0);
 /** Buffered reader over an async source of chunks. */
 class ChunkReader {
   private buf: Buffer = EMPTY;
+  /** a chunk read ahead while completing a header: only what the header needed was copied */
+  private next: Buffer | null = null;
   private eof = false;
   constructor(private readonly it: AsyncIterator<Buffer>) {}
 
+  private async read(): Promise<Buffer | null> {
+    if (this.next !== null) {
+      const n = this.next;
+      this.next = null;
+      return n;
+    }
+    for (;;) {
+      const r = await this.it.next();
+      if (r.done) {
+        this.eof = true;
+        return null;
+      }
+      if (r.value.length > 0) return r.value;
+    }
+  }
+
   /** Makes at least n bytes available; false at end of input. */
   async fill(n: number): Promise<boolean> {
-    while (this.buf.length < n && !this.eof) {
-      const r = await this.it.next();
-      if (r.done) this.eof = true;
-      else if (r.value.length > 0) this.buf = this.buf.length === 0 ? r.value : Buffer.concat([this.buf, r.value]);
+    while (this.buf.length < n && !(this.eof && this.next === null)) {
+      const chunk = await this.read();
+      if (chunk === null) break;
+      if (this.buf.length === 0) {
+        this.buf = chunk;
+      } else {
+        // Copy only the bytes needed to complete n, not the whole (large) next chunk.
+        const want = n - this.buf.length;
+        this.buf = Buffer.concat([this.buf, chunk.subarray(0, want)]);
+        if (chunk.length > want) this.next = chunk.subarray(want);
+      }
     }
     return this.buf.length >= n;
   }
@@ -78,10 +103,7 @@ class ChunkReader {
   /** Reads and discards everything left (tar padding after the end blocks). */
   async drain(): Promise<void> {
     this.buf = EMPTY;
-    while (!this.eof) {
-      const r = await this.it.next();
-      if (r.done) this.eof = true;
-    }
+    while ((await this.read()) !== null);
   }
 }
 
