@@ -184,7 +184,7 @@ export async function* readTar(source: AsyncIterable<Buffer>): AsyncGenerator<Ta
       else longLink = cstring(data, 0, data.length);
       continue;
     }
-    const type = TYPES[flag];
+    let type = TYPES[flag];
     if (type === undefined) throw new TarFormatError(`unsupported tar entry type ${JSON.stringify(flag)}${flag === 'S' ? ' (sparse file)' : ''}`);
     const records = new Map([...global, ...(pax ?? [])]);
     const magic = h.toString('latin1', 257, 262);
@@ -214,6 +214,11 @@ export async function* readTar(source: AsyncIterable<Buffer>): AsyncGenerator<Ta
       else if (k === 'mtime') header.mtime = Number(s());
       else if (k.startsWith('SCHILY.xattr.')) header.xattrs.set(k.slice('SCHILY.xattr.'.length), v);
       else if (k.startsWith('LIBARCHIVE.xattr.')) header.xattrs.set(decodeURIComponent(k.slice('LIBARCHIVE.xattr.'.length)), Buffer.from(s(), 'base64'));
+    }
+    // Pre-POSIX archives mark directories only by a trailing slash on a regular entry.
+    if (type === 'file' && flag !== '7' && header.name.endsWith('/')) {
+      type = header.type = 'directory';
+      header.size = 0;
     }
     pax = null;
     longName = null;
