@@ -11,8 +11,10 @@ packages=(
   busybox-static                       # test images and test rootfs
   containernetworking-plugins          # real CNI plugins in /usr/lib/cni
   docker-registry                      # a real OCI registry on 127.0.0.1 for pull tests
+  apache2-utils                        # htpasswd -B for the registry with basic auth
   iproute2 iptables util-linux procps iputils-ping  # ip, nsenter, unshare, ps, ping
   runc                                 # the peer in bench/
+  containerd                           # the peer of bench/image-pull (ctr images pull)
   curl ca-certificates
 )
 

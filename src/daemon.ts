@@ -9,6 +9,7 @@ import { loadConfig, type Config, type LoadOptions } from './config';
 import { startCriServer, type CriServer } from './cri/server';
 import type { CriDeps } from './cri/deps';
 import { uname } from './native/probe';
+import { ImageService } from './image/service';
 import { CniConfigWatcher } from './network/cni-config';
 import { CniPluginRunner } from './network/cni-plugin';
 import { PodNetwork } from './network/pod-network';
@@ -48,6 +49,21 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
   const tracing: Tracing = startTracing({ ...config.tracing, serviceVersion: packageVersion });
   const cni = new CniConfigWatcher(config.network.cniConfigDir, log.child({ component: 'cni' }));
   await cni.start();
+  let images: ImageService;
+  try {
+    images = await ImageService.open({
+      root: config.root,
+      config: () => config.image,
+      log: log.child({ component: 'image' }),
+      metrics,
+      userAgent: `${runtimeName}/${packageVersion}`,
+      daemon: true,
+    });
+  } catch (e) {
+    cni.stop();
+    await tracing.shutdown();
+    throw e;
+  }
 
   const { manager: cgroups, layout } = await createCgroupManager();
   log.info({ cgroupMode: layout.mode }, 'cgroup layout detected');
@@ -84,6 +100,7 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
       },
     },
     sandboxes,
+    images,
   };
 
   let metricsServer: MetricsServer | null = null;
@@ -93,6 +110,7 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
     cri = await startCriServer({ socketPath: config.listen, deps, log, metrics, faults: parseFaults(process.env.NODECRI_FAULTS) });
   } catch (e) {
     await metricsServer?.close();
+    images.close();
     cni.stop();
     await tracing.shutdown();
     throw e;
@@ -111,6 +129,7 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
         log.info({ timeoutSeconds: config.shutdownTimeout }, 'shutting down');
         await server.shutdown(config.shutdownTimeout * 1000);
         await metricsServer?.close();
+        images.close();
         cni.stop();
         await tracing.shutdown();
         log.info('nodecri stopped');

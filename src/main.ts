@@ -6,8 +6,10 @@
 import { Command, Option } from 'commander';
 import { ConfigError, defaultConfig, loadConfig, loadOptionsFromFlags, renderToml, type ConfigFlags } from './config';
 import { startDaemon } from './daemon';
+import { ImageService, type ImageRecord } from './image/service';
+import { createLogger } from './obs/logger';
 import { addonVersion } from './native/probe';
-import { criApiVersion, packageVersion } from './version';
+import { criApiVersion, packageVersion, runtimeName } from './version';
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
@@ -78,6 +80,85 @@ withConfigOptions(program.command('config').description('print the effective con
     }
     const loaded = await loadConfig(loadOptionsFromFlags(flags)).catch(fail);
     process.stdout.write(renderToml(loaded.config));
+  });
+
+/**
+ * The image store under the configured root, opened by a one-shot command. It works beside
+ * a running daemon: writes are atomic, and the daemon sees new records and spares what the
+ * command holds.
+ */
+async function openImages(flags: ConfigFlags): Promise<ImageService> {
+  const { config } = await loadConfig(loadOptionsFromFlags(flags));
+  return ImageService.open({
+    root: config.root,
+    config: () => config.image,
+    log: createLogger('warn'),
+    metrics: null,
+    userAgent: `${runtimeName}/${packageVersion}`,
+    daemon: false,
+  });
+}
+
+function formatSize(bytes: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let v = bytes;
+  let u = 0;
+  while (v >= 1000 && u < units.length - 1) {
+    v /= 1000;
+    u++;
+  }
+  return `${u === 0 ? v : v.toFixed(1)}${units[u]}`;
+}
+
+/** One line per tag (or one "<none>" line), like crictl images. */
+function imageRows(records: ImageRecord[]): string[][] {
+  const rows: string[][] = [];
+  for (const r of records) {
+    const id = r.id.slice(7, 19);
+    const size = formatSize(r.size);
+    if (r.repoTags.length === 0) rows.push(['<none>', '<none>', id, size]);
+    for (const t of r.repoTags) {
+      const colon = t.lastIndexOf(':');
+      rows.push([t.slice(0, colon), t.slice(colon + 1), id, size]);
+    }
+  }
+  return rows.sort((a, b) => a[0].localeCompare(b[0]) || a[1].localeCompare(b[1]));
+}
+
+function printTable(header: string[], rows: string[][]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  for (const r of [header, ...rows]) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()}\n`);
+}
+
+const image = program.command('image').description('the image store, without a daemon (works beside a running one)');
+
+withConfigOptions(image.command('import').argument('<path>', 'an OCI image layout (directory or tar) or a docker save archive'))
+  .description('load images from an archive into the store, with no network')
+  .option('--tag <ref>', 'also tag every imported image with this reference')
+  .action(async (input: string, flags: ConfigFlags & { tag?: string }) => {
+    const images = await openImages(flags).catch(fail);
+    try {
+      const records = await images.importPath(input, flags.tag ?? null, new AbortController().signal);
+      for (const r of records) process.stdout.write(`imported ${r.id}${r.repoTags.length > 0 ? ` (${r.repoTags.join(', ')})` : ''}\n`);
+    } catch (e) {
+      fail(e);
+    } finally {
+      images.close();
+    }
+  });
+
+withConfigOptions(image.command('ls'))
+  .description('list the images in the store')
+  .option('-q, --quiet', 'print image ids only')
+  .action(async (flags: ConfigFlags & { quiet?: boolean }) => {
+    const images = await openImages(flags).catch(fail);
+    try {
+      const records = await images.list(null);
+      if (flags.quiet) for (const r of records) process.stdout.write(`${r.id}\n`);
+      else printTable(['IMAGE', 'TAG', 'IMAGE ID', 'SIZE'], imageRows(records));
+    } finally {
+      images.close();
+    }
   });
 
 program.parseAsync(process.argv).catch(fail);

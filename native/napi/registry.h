@@ -10,4 +10,5 @@ void InitCgroup(Napi::Env env, Napi::Object exports);
 void InitNs(Napi::Env env, Napi::Object exports);
 void InitMount(Napi::Env env, Napi::Object exports);
 void InitProcess(Napi::Env env, Napi::Object exports);
+void InitFsops(Napi::Env env, Napi::Object exports);
 }  // namespace ncri

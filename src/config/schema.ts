@@ -253,7 +253,7 @@ const registry: Spec<RegistryConfig> = {
     },
     location: { key: 'location', type: { kind: 'string', check: registryRef }, doc: 'the registry to pull from' },
     insecure: { key: 'insecure', type: BOOLEAN, default: false, doc: 'allow plain http and unverified tls' },
-    blocked: { key: 'blocked', type: BOOLEAN, default: false, doc: 'refuse pulls of matching images' },
+    blocked: { key: 'blocked', type: BOOLEAN, default: false, doc: 'never pull from location itself: only the mirrors are tried (none: pulls are refused)' },
     mirrors: { key: 'mirrors', type: { kind: 'array', of: mirror }, default: [], doc: 'tried in order before location' },
   },
 };

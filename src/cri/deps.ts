@@ -2,6 +2,7 @@
  * The domain services the CRI handlers call. Built once by the daemon and handed to every
  * call through its context; the CRI layer holds no state of its own.
  */
+import type { ImageService } from '../image/service';
 import type { NetworkStatus } from '../network/cni-config';
 import type { SandboxService } from '../sandbox/service';
 
@@ -26,4 +27,6 @@ export interface CriDeps {
   runtime: RuntimeInfo;
   network: NetworkService;
   sandboxes: SandboxService;
+  /** images: pull, list, status, remove, filesystem usage; container rootfs */
+  images: ImageService;
 }

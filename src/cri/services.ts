@@ -8,6 +8,12 @@ import { listPodSandboxStats, podSandboxStats, streamPodSandboxStats } from './r
 import { podSandboxStatus } from './runtime/pod-sandbox-status';
 import { removePodSandbox } from './runtime/remove-pod-sandbox';
 import { runPodSandbox } from './runtime/run-pod-sandbox';
+import { imageFsInfo } from './image/image-fs-info';
+import { imageStatus } from './image/image-status';
+import { listImages } from './image/list-images';
+import { pullImage } from './image/pull-image';
+import { removeImage } from './image/remove-image';
+import { streamImages } from './image/stream-images';
 import { runtimeConfig } from './runtime/runtime-config';
 import { stopPodSandbox } from './runtime/stop-pod-sandbox';
 import { status } from './runtime/status';
@@ -30,4 +36,10 @@ export const handlers: Partial<Record<RpcName, AnyHandler>> = {
   ListPodSandboxStats: listPodSandboxStats,
   StreamPodSandboxStats: streamPodSandboxStats,
   UpdatePodSandboxResources: updatePodSandboxResources,
+  ListImages: listImages,
+  StreamImages: streamImages,
+  ImageStatus: imageStatus,
+  PullImage: pullImage,
+  RemoveImage: removeImage,
+  ImageFsInfo: imageFsInfo,
 };

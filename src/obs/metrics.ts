@@ -9,6 +9,11 @@ export interface Metrics {
   operations: Counter<'operation'>;
   operationErrors: Counter<'operation' | 'code'>;
   operationDuration: Histogram<'operation'>;
+  /** image pulls finished, by result: success or failure */
+  imagePulls: Counter<'result'>;
+  /** compressed layer bytes received from registries */
+  imagePullBytes: Counter;
+  imagePullDuration: Histogram;
 }
 
 /**
@@ -42,6 +47,23 @@ export function createMetrics(): Metrics {
       help: 'Time to answer a CRI operation, by RPC name',
       labelNames: ['operation'],
       buckets: operationBuckets,
+      registers: [registry],
+    }),
+    imagePulls: new Counter({
+      name: 'nodecri_image_pulls_total',
+      help: 'Image pulls finished, by result (success, failure); concurrent requests for one image count once',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    imagePullBytes: new Counter({
+      name: 'nodecri_image_pull_bytes_total',
+      help: 'Layer bytes received from registries (as sent, compressed)',
+      registers: [registry],
+    }),
+    imagePullDuration: new Histogram({
+      name: 'nodecri_image_pull_duration_seconds',
+      help: 'Time from the start of an image pull to its image record, successful pulls only',
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
       registers: [registry],
     }),
   };

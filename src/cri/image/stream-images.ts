@@ -1,0 +1,13 @@
+import type { ServerStream } from '../handlers';
+import { toCriImage } from './convert';
+import { isPinned } from './pinned';
+
+/** Images per message: well under the 16 MiB message limit even with many tags. */
+const BATCH = 500;
+
+export const streamImages: ServerStream<'StreamImages'> = async (req, { deps }, send) => {
+  const records = await deps.images.list(req.filter?.image?.image || null);
+  for (let i = 0; i < records.length; i += BATCH) {
+    send({ images: records.slice(i, i + BATCH).map((r) => toCriImage(r, isPinned(deps, r))) });
+  }
+};
