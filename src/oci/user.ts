@@ -75,8 +75,9 @@ export function parseGroup(text: string): GroupEntry[] {
 /**
  * The host path of `p` interpreted inside `root`: every symlink met on the way is resolved
  * as the container would see it (absolute targets from root, `..` stopping at root). The
- * last component may not exist. Like filepath-securejoin, without the race protection an
- * openat2(RESOLVE_IN_ROOT) would give: fine for reading an image's files before start.
+ * last component may not exist; a missing directory before it is an ENOENT error. Like
+ * filepath-securejoin, without the race protection openat2(RESOLVE_IN_ROOT) would give:
+ * fine for reading an image's files before the container runs.
  */
 export async function resolveInRoot(root: string, p: string): Promise<string> {
   const pending = p.split('/').filter((c) => c !== '' && c !== '.');
@@ -93,14 +94,16 @@ export async function resolveInRoot(root: string, p: string): Promise<string> {
     try {
       st = await fsp.lstat(host);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') {
-        // The rest does not exist: no more links to follow, resolve it lexically.
+      const code = (e as NodeJS.ErrnoException).code;
+      if ((code === 'ENOENT' || code === 'ENOTDIR') && pending.length === 0) {
+        // Only the last component may be missing (a file about to be made).
         done.push(c);
-        for (const x of pending) {
-          if (x === '..') done.pop();
-          else done.push(x);
-        }
         break;
+      }
+      if (code === 'ENOENT' || code === 'ENOTDIR') {
+        // Like the kernel: a missing directory on the way makes the whole path missing
+        // (resolving "missing/.." lexically could step onto a host symlink).
+        throw Object.assign(new Error(`${p}: no such file or directory in the container rootfs`), { code: 'ENOENT' });
       }
       throw e;
     }
