@@ -1,0 +1,84 @@
+/**
+ * The OCI runtime spec we saved as config.json, turned into the addon's flat ProcessSpec
+ * (for the container) or ExecSpec (for an exec into it). config.json stays the record of
+ * what was asked; this is the one place that knows both shapes.
+ */
+import type { ExecSpec, ProcessIdentity, ProcessSpec, SeccompSpec, StdioSpec } from '../native/process';
+import type { OciSeccomp, OciSpec } from '../oci/types';
+
+export interface StdioPlan {
+  stdin: StdioSpec;
+  stdout: StdioSpec;
+  stderr: StdioSpec;
+}
+
+function seccompOf(s: OciSeccomp | undefined): SeccompSpec | null {
+  if (!s) return null;
+  return {
+    defaultAction: s.defaultAction,
+    defaultErrnoRet: s.defaultErrnoRet ?? null,
+    architectures: s.architectures,
+    flags: s.flags ?? [],
+    syscalls: s.syscalls.map((r) => ({
+      names: r.names,
+      action: r.action,
+      errnoRet: r.errnoRet ?? null,
+      args: (r.args ?? []).map((a) => ({ index: a.index, value: a.value, valueTwo: a.valueTwo ?? 0, op: a.op })),
+    })),
+  };
+}
+
+function identity(spec: OciSpec, args: string[], cgroupProcs: string[], stdio: StdioPlan, terminal: boolean): ProcessIdentity {
+  const p = spec.process;
+  return {
+    args,
+    env: p.env,
+    cwd: p.cwd,
+    uid: p.user.uid,
+    gid: p.user.gid,
+    additionalGids: p.user.additionalGids,
+    umask: p.user.umask ?? null,
+    capabilities: p.capabilities,
+    noNewPrivileges: p.noNewPrivileges,
+    rlimits: p.rlimits,
+    oomScoreAdj: p.oomScoreAdj ?? null,
+    seccomp: seccompOf(spec.linux.seccomp),
+    cgroupProcs,
+    terminal,
+    ...stdio,
+  };
+}
+
+export function containerProcessSpec(spec: OciSpec, cgroupProcs: string[], stdio: StdioPlan): ProcessSpec {
+  return {
+    ...identity(spec, spec.process.args, cgroupProcs, stdio, spec.process.terminal),
+    rootfs: spec.root.path,
+    rootReadonly: spec.root.readonly,
+    rootPropagation: spec.linux.rootfsPropagation ?? null,
+    namespaces: spec.linux.namespaces
+      .filter((n) => n.type !== 'time')
+      .map((n) => ({ type: n.type as Exclude<typeof n.type, 'time'>, path: n.path ?? null })),
+    uidMappings: (spec.linux.uidMappings ?? []).map((m) => ({ containerId: m.containerID, hostId: m.hostID, size: m.size })),
+    gidMappings: (spec.linux.gidMappings ?? []).map((m) => ({ containerId: m.containerID, hostId: m.hostID, size: m.size })),
+    mounts: spec.mounts.map((m) => ({ destination: m.destination, type: m.type, source: m.source, options: m.options })),
+    devices: spec.linux.devices.map((d) => ({
+      path: d.path,
+      type: d.type,
+      major: d.major,
+      minor: d.minor,
+      fileMode: d.fileMode ?? null,
+      uid: d.uid ?? null,
+      gid: d.gid ?? null,
+    })),
+    hostname: spec.hostname ?? null,
+    domainname: null,
+    maskedPaths: spec.linux.maskedPaths,
+    readonlyPaths: spec.linux.readonlyPaths,
+    sysctls: spec.linux.sysctl,
+  };
+}
+
+/** An exec runs as the container's process does, with its own command and stdio. */
+export function execProcessSpec(spec: OciSpec, args: string[], cgroupProcs: string[], stdio: StdioPlan, terminal: boolean): ExecSpec {
+  return identity(spec, args, cgroupProcs, stdio, terminal);
+}
