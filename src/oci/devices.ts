@@ -44,8 +44,8 @@ export function defaultDeviceRules(): OciDeviceCgroup[] {
 
 /** Linux's dev_t encoding: 12 bits of major and 20 of minor, split across the word. */
 export function devMajorMinor(rdev: bigint): { major: number; minor: number } {
-  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn);
-  const minor = (rdev & 0xffn) | ((rdev >> 12n) & ~0xffn);
+  const major = ((rdev & 0xfff00n) >> 8n) | ((rdev & 0xfffff00000000000n) >> 32n);
+  const minor = (rdev & 0xffn) | ((rdev & 0xffffff00000n) >> 12n);
   return { major: Number(major), minor: Number(minor) };
 }
 

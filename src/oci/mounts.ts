@@ -56,7 +56,11 @@ export interface MountPlan {
   uncoveredVolumes: string[];
 }
 
-/** /proc, /dev, /dev/pts, /dev/shm, /dev/mqueue, /sys, /sys/fs/cgroup. */
+/**
+ * /proc, /dev, /dev/pts, /dev/shm, /dev/mqueue, /sys, /sys/fs/cgroup. The cgroup entry has
+ * type "cgroup" as in runc's specs; on a cgroup v2 host the addon mounts cgroup2 there
+ * (runc does the same translation), on v1 the container's own per-controller directories.
+ */
 export function kernelMounts(privileged: boolean, shmSource: string): OciMount[] {
   const sysMode = privileged ? 'rw' : 'ro';
   return [

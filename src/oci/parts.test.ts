@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { devMajorMinor } from './devices';
+import { mountOf, parseMountInfo } from './mounts';
+import { parseSignal, stopSignal } from './signals';
+
+describe('parseSignal', () => {
+  it('names, bare names, numbers, aliases and real-time signals', () => {
+    assert.deepEqual(parseSignal('SIGTERM'), { name: 'SIGTERM', number: 15 });
+    assert.deepEqual(parseSignal('kill'), { name: 'SIGKILL', number: 9 });
+    assert.deepEqual(parseSignal(' 3 '), { name: 'SIGQUIT', number: 3 });
+    assert.deepEqual(parseSignal('SIGIOT'), { name: 'SIGABRT', number: 6 });
+    assert.deepEqual(parseSignal('SIGRTMIN'), { name: 'SIGRTMIN', number: 34 });
+    assert.deepEqual(parseSignal('SIGRTMAX-2'), { name: 'SIGRTMIN+28', number: 62 });
+    assert.deepEqual(parseSignal('64'), { name: 'SIGRTMAX', number: 64 });
+    for (const bad of ['', '0', '65', '32', 'SIGRTMIN-1', 'SIGRTMAX+1', 'SIGFOO']) assert.equal(parseSignal(bad), null, bad);
+  });
+
+  it('reads the CRI enum spelling', () => {
+    assert.deepEqual(stopSignal('SIGRTMINPLUS2', 'SIGQUIT'), { name: 'SIGRTMIN+2', number: 36 });
+    assert.deepEqual(stopSignal('SIGRTMAXMINUS1', null), { name: 'SIGRTMIN+29', number: 63 });
+    assert.deepEqual(stopSignal('RUNTIME_DEFAULT', ''), { name: 'SIGTERM', number: 15 });
+  });
+});
+
+describe('mountinfo', () => {
+  const text = [
+    '22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw',
+    '30 22 0:25 / /mnt/with\\040space rw master:7 - tmpfs tmpfs rw',
+    '31 22 0:26 / /mnt rw - tmpfs tmpfs rw',
+    '32 31 0:27 / /mnt rw shared:9 - tmpfs tmpfs rw',
+    '',
+  ].join('\n');
+  it('parses mount points (unescaped) and optional fields', () => {
+    const e = parseMountInfo(text);
+    assert.deepEqual(e.map((x) => x.mountPoint), ['/', '/mnt/with space', '/mnt', '/mnt']);
+    assert.deepEqual(e[1]?.optional, ['master:7']);
+  });
+  it('finds the topmost, longest mount containing a path', () => {
+    const e = parseMountInfo(text);
+    assert.deepEqual(mountOf(e, '/mnt/a/b')?.optional, ['shared:9']);
+    assert.deepEqual(mountOf(e, '/mnt/with space/x')?.optional, ['master:7']);
+    assert.equal(mountOf(e, '/mntx')?.mountPoint, '/');
+  });
+});
+
+describe('devMajorMinor', () => {
+  it('decodes Linux dev_t', () => {
+    assert.deepEqual(devMajorMinor(0x103n), { major: 1, minor: 3 });
+    assert.deepEqual(devMajorMinor(0x8800n), { major: 136, minor: 0 });
+    const makedev = (major: bigint, minor: bigint) =>
+      ((major & 0xfffn) << 8n) | ((major & ~0xfffn) << 32n) | (minor & 0xffn) | ((minor & ~0xffn) << 12n);
+    assert.equal(makedev(259n, 0xfffffn), 0xfff103ffn);
+    assert.deepEqual(devMajorMinor(makedev(259n, 0xfffffn)), { major: 259, minor: 0xfffff });
+    assert.deepEqual(devMajorMinor(makedev(0x1001n, 5n)), { major: 0x1001, minor: 5 });
+  });
+});
