@@ -72,6 +72,7 @@ before(async () => {
     hostname: 'web-0',
     cgroup: { path: '/kubepods/poduid1', created: true },
     network: null,
+    infra: null,
     notReadyReason: '',
   };
 });
