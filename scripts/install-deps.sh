@@ -8,7 +8,6 @@ set -euo pipefail
 packages=(
   build-essential python3 pkg-config   # node-gyp
   libseccomp-dev                       # seccomp filters compiled in the addon
-  busybox-static                       # test images and test rootfs
   containernetworking-plugins          # real CNI plugins in /usr/lib/cni
   docker-registry                      # a real OCI registry on 127.0.0.1 for pull tests
   apache2-utils                        # htpasswd -B for the registry with basic auth
@@ -31,6 +30,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Test images and rootfs need a *static* busybox. Debian's busybox-static and busybox
+# (dynamic) packages exclude each other, and a machine may need the dynamic one (the CRI
+# conformance kit does): so the static binary is unpacked from its package to a place of
+# our own, whichever of the two is installed.
+static_busybox=/usr/local/lib/nodecri/busybox-static
+if [ ! -x "$static_busybox" ]; then
+  work=$(mktemp -d)
+  (cd "$work" && apt-get download busybox-static >/dev/null 2>&1 || { apt-get update -qq && apt-get download busybox-static >/dev/null; })
+  dpkg-deb -x "$work"/busybox-static_*.deb "$work/x"
+  install -D -m 0755 "$work/x/bin/busybox" "$static_busybox"
+  rm -rf "$work"
 fi
 
 # Debian's docker-registry package starts its own service on :5000 where an init system

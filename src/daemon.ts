@@ -18,6 +18,8 @@ import { createCgroupManager } from './linux/cgroups';
 import { podHost } from './linux/pod-host';
 import { bringUpLoopback } from './native/namespaces';
 import { SandboxService } from './sandbox/service';
+import { ContainerService } from './container/service';
+import { containerHost } from './linux/container-host';
 import { createLogger, type Logger } from './obs/logger';
 import { createMetrics } from './obs/metrics';
 import { startMetricsServer, type MetricsServer } from './obs/metrics-server';
@@ -82,6 +84,15 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
     network: podNetwork,
   });
   await sandboxes.restore();
+  const containers = new ContainerService({
+    config: () => config,
+    log: log.child({ component: 'container' }),
+    events,
+    images,
+    sandboxes,
+    host: containerHost(cgroups),
+  });
+  await containers.restore();
 
   let podCidr = '';
   const deps: CriDeps = {
@@ -101,6 +112,8 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
     },
     sandboxes,
     images,
+    containers,
+    events,
   };
 
   let metricsServer: MetricsServer | null = null;

@@ -4,7 +4,39 @@
  * what was asked; this is the one place that knows both shapes.
  */
 import type { ExecSpec, ProcessIdentity, ProcessSpec, SeccompSpec, StdioSpec } from '../native/process';
-import type { OciSeccomp, OciSpec } from '../oci/types';
+import type { OciMount, OciSeccomp, OciSpec } from '../oci/types';
+import type { CgroupMode, CgroupPaths } from '../linux/cgroups';
+
+/** How the container sees cgroups: the host's layout and its own cgroup's dirs. */
+export interface CgroupView {
+  mode: CgroupMode;
+  paths: CgroupPaths;
+}
+
+/**
+ * The spec's `cgroup` mount made concrete for this host, as runc does: cgroup2 on a v2
+ * host; on v1 (and hybrid) a tmpfs at /sys/fs/cgroup with the container's own cgroup dir
+ * of each hierarchy bound at /sys/fs/cgroup/<controller>, read-only unless the mount was rw.
+ */
+export function cgroupMounts(m: OciMount, view: CgroupView): OciMount[] {
+  const ro = m.options.includes('ro');
+  if (view.mode === 'v2') return [{ ...m, type: 'cgroup2', source: 'cgroup2' }];
+  const out: OciMount[] = [
+    { destination: m.destination, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'noexec', 'nodev', 'mode=755'] },
+  ];
+  const seen = new Set<string>();
+  for (const [controller, dir] of Object.entries(view.paths)) {
+    if (!dir || seen.has(dir)) continue;
+    seen.add(dir);
+    out.push({
+      destination: `${m.destination}/${controller}`,
+      type: 'bind',
+      source: dir,
+      options: ['rbind', 'nosuid', 'noexec', 'nodev', ro ? 'ro' : 'rw'],
+    });
+  }
+  return out;
+}
 
 export interface StdioPlan {
   stdin: StdioSpec;
@@ -49,7 +81,7 @@ function identity(spec: OciSpec, args: string[], cgroupProcs: string[], stdio: S
   };
 }
 
-export function containerProcessSpec(spec: OciSpec, cgroupProcs: string[], stdio: StdioPlan): ProcessSpec {
+export function containerProcessSpec(spec: OciSpec, cgroupProcs: string[], stdio: StdioPlan, cgroups: CgroupView): ProcessSpec {
   return {
     ...identity(spec, spec.process.args, cgroupProcs, stdio, spec.process.terminal),
     rootfs: spec.root.path,
@@ -60,7 +92,9 @@ export function containerProcessSpec(spec: OciSpec, cgroupProcs: string[], stdio
       .map((n) => ({ type: n.type as Exclude<typeof n.type, 'time'>, path: n.path ?? null })),
     uidMappings: (spec.linux.uidMappings ?? []).map((m) => ({ containerId: m.containerID, hostId: m.hostID, size: m.size })),
     gidMappings: (spec.linux.gidMappings ?? []).map((m) => ({ containerId: m.containerID, hostId: m.hostID, size: m.size })),
-    mounts: spec.mounts.map((m) => ({ destination: m.destination, type: m.type, source: m.source, options: m.options })),
+    mounts: spec.mounts
+      .flatMap((m) => (m.type === 'cgroup' ? cgroupMounts(m, cgroups) : [m]))
+      .map((m) => ({ destination: m.destination, type: m.type, source: m.source, options: m.options })),
     devices: spec.linux.devices.map((d) => ({
       path: d.path,
       type: d.type,

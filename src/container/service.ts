@@ -366,7 +366,9 @@ export class ContainerService {
     };
     let handle: ProcessHandle;
     try {
-      handle = await this.opts.host.createProcess(containerProcessSpec(spec, cgroupProcsFiles(this.opts.host.cgroups, record.cgroupPath), stdio));
+      const cgroups = this.opts.host.cgroups;
+      const view = { mode: cgroups.mode, paths: cgroups.paths(record.cgroupPath) };
+      handle = await this.opts.host.createProcess(containerProcessSpec(spec, cgroupProcsFiles(cgroups, record.cgroupPath), stdio, view));
     } catch (e) {
       closeContainerEnds();
       for (const fd of toClose) fs.closeSync(fd);

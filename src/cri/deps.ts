@@ -5,6 +5,8 @@
 import type { ImageService } from '../image/service';
 import type { NetworkStatus } from '../network/cni-config';
 import type { SandboxService } from '../sandbox/service';
+import type { ContainerService } from '../container/service';
+import type { EventBus } from '../domain/events';
 
 export interface RuntimeInfo {
   name: string;
@@ -27,6 +29,8 @@ export interface CriDeps {
   runtime: RuntimeInfo;
   network: NetworkService;
   sandboxes: SandboxService;
+  containers: ContainerService;
+  events: EventBus;
   /** images: pull, list, status, remove, filesystem usage; container rootfs */
   images: ImageService;
 }

@@ -3,7 +3,18 @@
  * server; an RPC without an entry here answers UNIMPLEMENTED with its name.
  */
 import type { AnyHandler, RpcName } from './handlers';
+import { containerStats, listContainerStats, streamContainerStats } from './runtime/container-stats';
+import { containerStatus } from './runtime/container-status';
+import { createContainer } from './runtime/create-container';
+import { execSync } from './runtime/exec-sync';
+import { getContainerEvents } from './runtime/get-container-events';
+import { listContainers, streamContainers } from './runtime/list-containers';
 import { listPodSandbox, streamPodSandboxes } from './runtime/list-pod-sandbox';
+import { removeContainer } from './runtime/remove-container';
+import { reopenContainerLog } from './runtime/reopen-container-log';
+import { startContainer } from './runtime/start-container';
+import { stopContainer } from './runtime/stop-container';
+import { updateContainerResources } from './runtime/update-container-resources';
 import { listPodSandboxStats, podSandboxStats, streamPodSandboxStats } from './runtime/pod-sandbox-stats';
 import { podSandboxStatus } from './runtime/pod-sandbox-status';
 import { removePodSandbox } from './runtime/remove-pod-sandbox';
@@ -36,6 +47,20 @@ export const handlers: Partial<Record<RpcName, AnyHandler>> = {
   ListPodSandboxStats: listPodSandboxStats,
   StreamPodSandboxStats: streamPodSandboxStats,
   UpdatePodSandboxResources: updatePodSandboxResources,
+  CreateContainer: createContainer,
+  StartContainer: startContainer,
+  StopContainer: stopContainer,
+  RemoveContainer: removeContainer,
+  ContainerStatus: containerStatus,
+  ListContainers: listContainers,
+  StreamContainers: streamContainers,
+  UpdateContainerResources: updateContainerResources,
+  ReopenContainerLog: reopenContainerLog,
+  ExecSync: execSync,
+  ContainerStats: containerStats,
+  ListContainerStats: listContainerStats,
+  StreamContainerStats: streamContainerStats,
+  GetContainerEvents: getContainerEvents,
   ListImages: listImages,
   StreamImages: streamImages,
   ImageStatus: imageStatus,

@@ -226,10 +226,10 @@ export function namespaces(opts: {
   const { modes, sandbox } = opts;
   switch (modes.pid) {
     case 'POD':
-      if (opts.podPidNamespace === null) {
-        throw failedPrecondition(`namespace_options.pid POD: sandbox ${sandbox.id} has no shared pid namespace`);
-      }
-      out.push({ type: 'pid', path: opts.podPidNamespace });
+      // POD is the CRI's zero value, so a config that says nothing asks for it. A pod made
+      // without a shared PID namespace has none to give: the container gets its own, as the
+      // pod itself asked (kubelet always sends the pod's mode to both).
+      out.push(opts.podPidNamespace === null ? { type: 'pid' } : { type: 'pid', path: opts.podPidNamespace });
       break;
     case 'CONTAINER':
       out.push({ type: 'pid' });

@@ -5,6 +5,7 @@
  * chunked uploads) with optional basic auth. Everything is deterministic: the same call
  * gives the same digests.
  */
+import { staticBusybox } from './busybox';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -35,7 +36,7 @@ const MTIME = 1_677_628_800; // 2023-03-01
 
 /** The base layer: busybox with a few applets as hard links and symlinks, users and groups. */
 export function busyboxLayer(): LayerEntries {
-  const busybox = fs.readFileSync('/bin/busybox');
+  const busybox = fs.readFileSync(staticBusybox);
   const passwd = 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n';
   const group = 'root:x:0:\napp:x:1000:\nnogroup:x:65534:\n';
   const e: LayerEntries = [

@@ -3,12 +3,13 @@
  * at /bin/busybox, a symlink per applet, /etc/passwd and /etc/group with root and a user
  * 1000, and empty mount-point dirs. Small (one 2 MB binary) and fast to build per test.
  */
+import { staticBusybox } from './busybox';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-const BUSYBOX = '/bin/busybox';
+const BUSYBOX = staticBusybox;
 let applets: string[] | null = null;
 
 function busyboxApplets(): string[] {

@@ -42,6 +42,8 @@ const deps: CriDeps = {
   },
   // The handlers under test here never reach the domain services.
   sandboxes: null as unknown as SandboxService,
+  containers: null as unknown as CriDeps['containers'],
+  events: null as unknown as CriDeps['events'],
   // The image RPCs are replaced below or not called.
   images: {} as CriDeps['images'],
 };

@@ -1,0 +1,45 @@
+import type { ServerStream, Unary } from '../handlers';
+import type { CallContext } from '../context';
+import type { ContainerStats } from '../generated/runtime/v1/ContainerStats';
+import type { ContainerStatsFilter__Output } from '../generated/runtime/v1/ContainerStatsFilter';
+import type { ContainerRecord } from '../../container/model';
+import { matchesLabels } from '../convert/filter';
+import { cpuUsage, memoryUsage, u64 } from '../convert/stats';
+
+export async function containerStatsOf(ctx: CallContext, r: ContainerRecord): Promise<ContainerStats> {
+  const s = await ctx.deps.containers.stats(r);
+  return {
+    attributes: { id: r.id, metadata: r.config.metadata, labels: r.config.labels, annotations: r.config.annotations },
+    cpu: cpuUsage(s.timestamp, s.cgroup, s.nanoCores),
+    memory: memoryUsage(s.timestamp, s.cgroup),
+    writable_layer: s.writable
+      ? { timestamp: s.timestamp, fs_id: { mountpoint: r.rootfs }, used_bytes: u64(s.writable.bytes), inodes_used: u64(s.writable.inodes) }
+      : null,
+  };
+}
+
+function selected(ctx: CallContext, filter: ContainerStatsFilter__Output | null): ContainerRecord[] {
+  let records = ctx.deps.containers.list();
+  if (filter?.id) {
+    const one = ctx.deps.containers.get(filter.id);
+    records = one ? [one] : [];
+  }
+  if (filter?.pod_sandbox_id) {
+    const sandbox = ctx.deps.sandboxes.get(filter.pod_sandbox_id);
+    records = sandbox ? records.filter((r) => r.sandboxId === sandbox.id) : [];
+  }
+  return records.filter((r) => matchesLabels(r.config.labels, filter?.label_selector));
+}
+
+export const containerStats: Unary<'ContainerStats'> = async (req, ctx) => ({
+  stats: await containerStatsOf(ctx, ctx.deps.containers.mustGet(req.container_id)),
+});
+
+export const listContainerStats: Unary<'ListContainerStats'> = async (req, ctx) => ({
+  stats: await Promise.all(selected(ctx, req.filter).map((r) => containerStatsOf(ctx, r))),
+});
+
+export const streamContainerStats: ServerStream<'StreamContainerStats'> = async (req, ctx, send) => {
+  const all = await Promise.all(selected(ctx, req.filter).map((r) => containerStatsOf(ctx, r)));
+  for (let i = 0; i < all.length; i += 100) send({ container_stats: all.slice(i, i + 100) });
+};

@@ -1,0 +1,46 @@
+/**
+ * The kernel facilities of a container, over the addon: the overlay rootfs mount, FIFOs,
+ * the container process and exec, and the OCI spec generator with this host's defaults.
+ */
+import fs from 'node:fs';
+import type { ContainerHost } from '../container/service';
+import { mknod, S_IFIFO } from '../native/fs';
+import { mountOverlay, unmount } from '../native/mounts';
+import {
+  adoptProcess,
+  createProcess,
+  execProcess,
+  refProcess,
+  releaseProcess,
+  signalProcess,
+  startProcess,
+} from '../native/process';
+import { defaultRuntimeDefaults, generateSpec } from '../oci';
+import type { CgroupManager } from './cgroups';
+
+function capLastCap(): number | null {
+  try {
+    return Number(fs.readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8').trim());
+  } catch {
+    return null;
+  }
+}
+
+export function containerHost(cgroups: CgroupManager): ContainerHost {
+  return {
+    cgroups,
+    mountOverlay: (lower, upper, work, target) => mountOverlay(lower, upper, work, target, { volatile: false, readonly: false }),
+    unmount: (target) => unmount(target, { detach: true }),
+    mkfifo: (p) => mknod(p, S_IFIFO | 0o600, 0, 0),
+    createProcess,
+    startProcess,
+    execProcess,
+    signalProcess,
+    releaseProcess,
+    refProcess,
+    adoptProcess,
+    generateSpec,
+    // Probed once at start-up, never in a request.
+    defaults: { ...defaultRuntimeDefaults(), capLastCap: capLastCap() },
+  };
+}

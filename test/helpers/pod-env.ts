@@ -1,0 +1,131 @@
+/**
+ * A whole node for container tests: a daemon with its own dirs, a CNI network of its own
+ * (real bridge + host-local), a cgroup parent of its own, and a busybox image (every
+ * applet, built from Debian's busybox-static) imported offline before start. cleanup()
+ * removes every pod, stops the daemon and undoes the rest, even after a failure.
+ */
+import { staticBusybox } from './busybox';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { CriClient } from './cri-client';
+import { debianCniDir, setUpTestCni, type TestCni } from './cni';
+import { mainJs, makeTempDir, startTestDaemon, type TestDaemon } from './daemon';
+import { buildImage, writeOciLayout, type LayerEntries } from './images';
+
+export const busyboxRef = 'docker.io/library/busybox:test';
+
+/** busybox with a hard link per applet, /etc/passwd and /etc/group with root and 1000. */
+export function fullBusyboxLayer(): LayerEntries {
+  const mtime = 1_677_628_800;
+  const applets = execFileSync(staticBusybox, ['--list'], { encoding: 'utf8' })
+    .split('\n')
+    .map((s) => s.trim())
+    .filter((s) => s !== '' && s !== 'busybox' && !s.includes('/'));
+  const e: LayerEntries = [
+    { name: 'bin/', type: 'directory', mode: 0o755, mtime },
+    { name: 'bin/busybox', type: 'file', mode: 0o755, mtime, data: fs.readFileSync(staticBusybox) },
+    { name: 'etc/', type: 'directory', mode: 0o755, mtime },
+    { name: 'etc/passwd', type: 'file', mode: 0o644, mtime, data: Buffer.from('root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n') },
+    { name: 'etc/group', type: 'file', mode: 0o644, mtime, data: Buffer.from('root:x:0:\napp:x:1000:\n') },
+    { name: 'home/', type: 'directory', mode: 0o755, mtime },
+    { name: 'home/app/', type: 'directory', mode: 0o755, uid: 1000, gid: 1000, mtime },
+    { name: 'root/', type: 'directory', mode: 0o700, mtime },
+    { name: 'tmp/', type: 'directory', mode: 0o1777, mtime },
+    { name: 'proc/', type: 'directory', mode: 0o755, mtime },
+    { name: 'sys/', type: 'directory', mode: 0o755, mtime },
+    { name: 'dev/', type: 'directory', mode: 0o755, mtime },
+  ];
+  for (const a of applets) e.push({ name: `bin/${a}`, type: 'link', linkname: 'bin/busybox', mtime });
+  return e;
+}
+
+let layoutCache: string | null = null;
+
+/** An OCI layout of the busybox image, built once per process. */
+export function busyboxLayout(dir: string): string {
+  if (layoutCache && fs.existsSync(layoutCache)) return layoutCache;
+  const img = buildImage([fullBusyboxLayer()], { runConfig: { Cmd: ['sh'], Env: ['PATH=/bin'] } });
+  const out = path.join(dir, 'busybox-layout');
+  writeOciLayout(out, img, busyboxRef);
+  layoutCache = out;
+  return out;
+}
+
+export interface PodEnv {
+  dir: string;
+  cni: TestCni;
+  cgroupParent: string;
+  daemon: TestDaemon;
+  client: CriClient;
+  logDir: string;
+  restart(kind: 'kill' | 'graceful'): Promise<void>;
+  cleanup(): Promise<void>;
+}
+
+export function cgroupDirsFor(parent: string): string[] {
+  return fs.readdirSync('/sys/fs/cgroup').map((h) => path.join('/sys/fs/cgroup', h, parent));
+}
+
+export async function startPodEnv(opts: { extraConfig?: string } = {}): Promise<PodEnv> {
+  const dir = makeTempDir();
+  const cni = setUpTestCni(dir);
+  const cgroupParent = `/nodecri-test-${randomBytes(4).toString('hex')}`;
+  const logDir = path.join(dir, 'logs');
+  fs.mkdirSync(logDir);
+  const config = [
+    `[cgroup]`,
+    `default_parent = "${cgroupParent}"`,
+    `[network]`,
+    `cni_config_dir = "${cni.confDir}"`,
+    `cni_plugin_dirs = ["${debianCniDir}"]`,
+    opts.extraConfig ?? '',
+  ].join('\n');
+  fs.writeFileSync(path.join(dir, 'nodecri.toml'), config);
+  fs.mkdirSync(path.join(dir, 'nodecri.d'), { recursive: true });
+  execFileSync(process.execPath, [mainJs, 'image', 'import', busyboxLayout(dir), '--config', path.join(dir, 'nodecri.toml'), '--config-dir', path.join(dir, 'nodecri.d'), '--root', path.join(dir, 'root')], {
+    stdio: 'pipe',
+  });
+  const start = () => startTestDaemon({ dir, config, args: ['--cni-config-dir', cni.confDir] });
+  const env: PodEnv = {
+    dir,
+    cni,
+    cgroupParent,
+    logDir,
+    daemon: await start(),
+    client: null as unknown as CriClient,
+    async restart(kind) {
+      env.client.close();
+      if (kind === 'kill') {
+        env.daemon.proc.kill('SIGKILL');
+        await env.daemon.exited;
+        env.daemon = await start();
+      } else {
+        throw new Error('graceful restart: use the CLI');
+      }
+      env.client = new CriClient(env.daemon.socket);
+    },
+    async cleanup() {
+      try {
+        const pods = await env.client.call('ListPodSandbox', {});
+        for (const p of pods.items) await env.client.call('RemovePodSandbox', { pod_sandbox_id: p.id }).catch(() => {});
+      } catch {
+        // the daemon is gone
+      }
+      env.client.close();
+      await env.daemon.cleanup();
+      for (const d of cgroupDirsFor(cgroupParent)) {
+        try {
+          fs.rmdirSync(d);
+        } catch {
+          // not there
+        }
+      }
+      cni.cleanup();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  env.client = new CriClient(env.daemon.socket);
+  return env;
+}
