@@ -65,14 +65,3 @@ export interface SandboxRecord {
   /** why it is not ready, when it is not */
   notReadyReason: string;
 }
-
-/** What JSON.stringify makes of a record (bigint as a decimal string), and back. */
-export function encodeRecord(r: SandboxRecord): unknown {
-  return JSON.parse(JSON.stringify(r, (_k, v: unknown) => (typeof v === 'bigint' ? { $bigint: v.toString() } : v)));
-}
-
-export function decodeRecord(raw: unknown): SandboxRecord {
-  return JSON.parse(JSON.stringify(raw), (_k, v: unknown) =>
-    v !== null && typeof v === 'object' && '$bigint' in (v as Record<string, unknown>) ? BigInt((v as { $bigint: string }).$bigint) : v,
-  ) as SandboxRecord;
-}

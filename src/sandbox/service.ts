@@ -21,7 +21,7 @@ import type { PodNetwork } from '../network/pod-network';
 import type { Logger } from '../obs/logger';
 import { readJson, writeJsonAtomic } from '../state/atomic-file';
 import { hostsFile, podHostname, resolvConf, writeSandboxFiles } from './files';
-import { decodeRecord, encodeRecord, type SandboxRecord, type SandboxSpec, type SandboxState } from './model';
+import type { SandboxRecord, SandboxSpec, SandboxState } from './model';
 
 /** The kernel facilities a sandbox needs (the addon in production, fakes in unit tests). */
 export interface SandboxHost {
@@ -89,7 +89,7 @@ export class SandboxService {
 
   private async persist(r: SandboxRecord): Promise<void> {
     await fsp.mkdir(path.dirname(this.recordFile(r.id)), { recursive: true, mode: 0o700 });
-    await writeJsonAtomic(this.recordFile(r.id), encodeRecord(r));
+    await writeJsonAtomic(this.recordFile(r.id), r);
   }
 
   /** Serialises stop/remove of one sandbox (kubelet may retry while one is running). */
@@ -408,9 +408,8 @@ export class SandboxService {
     }
     const mounts = await this.opts.host.mountPoints();
     for (const n of names) {
-      const raw = await readJson<unknown>(path.join(dir, n)).catch(() => null);
-      if (!raw) continue;
-      const r = decodeRecord(raw);
+      const r = await readJson<SandboxRecord>(path.join(dir, n)).catch(() => null);
+      if (!r) continue;
       r.infra ??= null;
       const infraGone = r.infra !== null && r.state === 'SANDBOX_READY' && !this.opts.host.infra.adopt(r.infra.pid);
       const missing = [r.pins.net, r.pins.ipc, r.pins.uts, r.pins.user].filter((p): p is string => p !== null && !mounts.has(p));

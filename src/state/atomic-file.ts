@@ -38,7 +38,23 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, m
   await fsyncDir(dir);
 }
 
-/** Reads and parses a JSON file; null when it does not exist. */
+/**
+ * State records hold bigints (byte sizes, limits): JSON has no such type, so they are
+ * written as {"$bigint": "123"} and revived on reading.
+ */
+export function toJson(value: unknown, space?: number): string {
+  return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? { $bigint: v.toString() } : v), space);
+}
+
+export function fromJson<T>(text: string): T {
+  return JSON.parse(text, (_k, v: unknown) =>
+    v !== null && typeof v === 'object' && typeof (v as { $bigint?: unknown }).$bigint === 'string' && Object.keys(v).length === 1
+      ? BigInt((v as { $bigint: string }).$bigint)
+      : v,
+  ) as T;
+}
+
+/** Reads and parses a JSON state file; null when it does not exist. */
 export async function readJson<T>(file: string): Promise<T | null> {
   let text: string;
   try {
@@ -47,9 +63,9 @@ export async function readJson<T>(file: string): Promise<T | null> {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw e;
   }
-  return JSON.parse(text) as T;
+  return fromJson<T>(text);
 }
 
 export function writeJsonAtomic(file: string, value: unknown): Promise<void> {
-  return writeFileAtomic(file, `${JSON.stringify(value, null, 1)}\n`);
+  return writeFileAtomic(file, `${toJson(value, 1)}\n`);
 }

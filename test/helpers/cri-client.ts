@@ -57,6 +57,12 @@ export class CriClient {
     });
   }
 
+  /** Opens a server stream and hands it back, for tests that read as events arrive. */
+  openStream<N extends ClientRpc>(name: N, request: In<N>, options: grpc.CallOptions = {}): grpc.ClientReadableStream<Out<N>> {
+    const client = this.clientFor(name);
+    return client[name].call(client, request, new grpc.Metadata(), options) as grpc.ClientReadableStream<Out<N>>;
+  }
+
   close(): void {
     this.runtime.close();
     this.image.close();
