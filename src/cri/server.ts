@@ -14,6 +14,7 @@ import type { AnyHandler, RpcName } from './handlers';
 import { instrumentServerStream, instrumentUnary, type InstrumentOptions } from './instrument';
 import { serviceDefinition, type ServiceName } from './proto';
 import { handlers as defaultHandlers } from './services';
+import { frontDoor } from './transport';
 import { unimplemented } from '../domain/errors';
 import { noFaults, type Faults } from '../util/faults';
 
@@ -93,8 +94,16 @@ export async function startCriServer(opts: CriServerOptions): Promise<CriServer>
     }
     server.addService(def, impl);
   }
+  // Connections come through our front door (src/cri/transport.ts), which copes with
+  // clients that send the socket path as their HTTP/2 authority.
+  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const front = frontDoor((conn) => injector.injectConnection(conn));
   await new Promise<void>((resolve, reject) => {
-    server.bindAsync(`unix://${opts.socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
+    front.once('error', reject);
+    front.listen(opts.socketPath, () => {
+      front.off('error', reject);
+      resolve();
+    });
   });
   // kubelet and crictl run as root; the group may be granted access by the operator.
   await fsp.chmod(opts.socketPath, 0o660);
@@ -105,6 +114,7 @@ export async function startCriServer(opts: CriServerOptions): Promise<CriServer>
     shutdown(timeoutMs: number) {
       closing ??= (async () => {
         draining.abort();
+        front.close();
         await new Promise<void>((resolve) => {
           const timer = setTimeout(() => {
             opts.log.warn({ timeoutMs }, 'in-flight calls did not finish in time; cancelling them');
