@@ -188,11 +188,11 @@ test('security: run_as_user, readonly rootfs, dropped capabilities, seccomp prof
     assert.notEqual(capEff & (1n << 1n), 0n, 'CAP_DAC_OVERRIDE kept');
 
     const seccomp = await output(env, pod, 'seccomp', {
-      command: ['sh', '-c', 'unshare -n true && echo allowed || echo refused'],
+      command: ['sh', '-c', 'unshare -U true 2>/dev/null && echo allowed || echo refused'],
       linux: { security_context: { seccomp: { profile_type: 'RuntimeDefault' } } },
     });
     assert.equal(seccomp.out, 'refused');
-    const unconfined = await output(env, pod, 'unconfined', { command: ['sh', '-c', 'unshare -n true && echo allowed || echo refused'] });
+    const unconfined = await output(env, pod, 'unconfined', { command: ['sh', '-c', 'unshare -U true 2>/dev/null && echo allowed || echo refused'] });
     assert.equal(unconfined.out, 'allowed');
 
     const profile = path.join(env.dir, 'no-mkdir.json');
