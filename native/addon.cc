@@ -7,6 +7,7 @@ namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ncri::InitProbe(env, exports);
+  ncri::InitReexec(env, exports);
   ncri::InitCgroup(env, exports);
   ncri::InitNs(env, exports);
   ncri::InitMount(env, exports);

@@ -25,6 +25,8 @@ import { createMetrics } from './obs/metrics';
 import { startMetricsServer, type MetricsServer } from './obs/metrics-server';
 import { startTracing, type Tracing } from './obs/tracing';
 import { parseFaults } from './util/faults';
+import { daemonReexec } from './native/reexec';
+import { writeJsonAtomic } from './state/atomic-file';
 import { criApiVersion, packageVersion, runtimeName } from './version';
 
 export interface Daemon {
@@ -34,6 +36,17 @@ export interface Daemon {
   stop(): Promise<void>;
   /** Re-reads the config files and applies what can change live (the log level). */
   reload(): Promise<void>;
+  /**
+   * Graceful restart or upgrade: stops serving, writes down every exit and log line in
+   * hand, and re-execs the daemon's program in place (same pid: containers stay children).
+   * Returns only if the re-exec failed.
+   */
+  handOver(): Promise<void>;
+}
+
+/** Where the running daemon's pid is kept, for `nodecri restart`. */
+export function pidFile(runroot: string): string {
+  return path.join(runroot, 'nodecri.pid');
 }
 
 export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
@@ -128,7 +141,12 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
     await tracing.shutdown();
     throw e;
   }
-  log.info({ socket: config.listen, metrics: metricsServer?.address ?? null }, `nodecri ready, listening on ${config.listen}`);
+  const startedAt = Date.now();
+  await writeJsonAtomic(pidFile(config.runroot), { pid: process.pid, startedAt });
+  log.info(
+    { socket: config.listen, metrics: metricsServer?.address ?? null, reexec: process.env.NODECRI_REEXEC === '1' },
+    `nodecri ready, listening on ${config.listen}`,
+  );
 
   let stopping: Promise<void> | null = null;
   const server = cri;
@@ -148,6 +166,28 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
         log.info('nodecri stopped');
       })();
       return stopping;
+    },
+    async handOver() {
+      if (stopping) return;
+      stopping = (async () => {
+        log.info('graceful restart: handing the containers over to a new daemon image');
+        await server.shutdown(config.shutdownTimeout * 1000);
+        await metricsServer?.close();
+        cni.stop();
+        await containers.prepareHandoff();
+        images.close();
+        await tracing.shutdown();
+        await new Promise<void>((resolve) => log.flush(() => resolve()));
+        const env = Object.entries({ ...process.env, NODECRI_REEXEC: '1' }).map(([k, v]) => `${k}=${v ?? ''}`);
+        // Synchronous from here: no exit can be reaped between the handoff and the exec.
+        daemonReexec(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], env);
+      })();
+      try {
+        await stopping;
+      } catch (e) {
+        log.fatal({ err: e }, 're-exec failed; exiting (containers keep running and will be adopted)');
+        process.exit(1);
+      }
     },
     async reload() {
       try {

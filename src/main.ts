@@ -6,6 +6,7 @@
 import { Command, Option } from 'commander';
 import { ConfigError, defaultConfig, loadConfig, loadOptionsFromFlags, renderToml, type ConfigFlags } from './config';
 import { startDaemon } from './daemon';
+import { restartDaemon } from './restart';
 import { ImageService, type ImageRecord } from './image/service';
 import { createLogger } from './obs/logger';
 import { addonVersion } from './native/probe';
@@ -56,6 +57,7 @@ async function runDaemon(flags: ConfigFlags): Promise<void> {
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   process.on('SIGHUP', () => void daemon.reload());
+  process.on('SIGUSR2', () => void daemon.handOver());
 }
 
 const program = new Command('nodecri')
@@ -63,6 +65,13 @@ const program = new Command('nodecri')
   .version(packageVersion, '-v, --version');
 
 withConfigOptions(program.command('daemon', { isDefault: true }).description('run the CRI server (the default)')).action(runDaemon);
+
+withConfigOptions(program.command('restart').description('restart the running daemon in place; containers and their logs carry on'))
+  .option('--timeout <seconds>', 'how long to wait for the new daemon', '60')
+  .action(async (flags: ConfigFlags & { timeout: string }) => {
+    const loaded = await loadConfig(loadOptionsFromFlags(flags)).catch(fail);
+    await restartDaemon(loaded.config.runroot, loaded.config.listen, Number(flags.timeout) * 1000).catch(fail);
+  });
 
 program
   .command('version')

@@ -309,6 +309,14 @@ long parent_in_root(const ChildPlan *p, int rootfd, const char *rel, const char 
 void build_rootfs(const ChildPlan *p) {
   const char *root = p->rootfs;
   CHECK(raw(SYS_mount, 0, L("/"), 0, p->root_propagation, 0), kStepRootPropagation, root);
+  // pivot_root refuses a new root, or a parent of it, that is shared. With a shared root
+  // propagation (bidirectional mounts), keep the rootfs mount itself private (a rootfs that
+  // is not a mount point has nothing to change: EINVAL); the mounts made inside it keep
+  // their own propagation, which is what carries mounts between host and container.
+  if (p->root_propagation & MS_SHARED) {
+    long r = raw(SYS_mount, 0, L(root), 0, MS_PRIVATE, 0);
+    if (r < 0 && r != -EINVAL) fail(p, kStepRootPropagation, r, root);
+  }
   // pivot_root needs the new root to be a mount point.
   CHECK(raw(SYS_mount, L(root), L(root), 0, MS_BIND | MS_REC, 0), kStepRootBind, root);
   long rootfd = raw(SYS_openat, AT_FDCWD, L(root), O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
@@ -373,12 +381,17 @@ void build_rootfs(const ChildPlan *p) {
 }
 
 void pivot(const ChildPlan *p) {
+  bool shared = (p->root_propagation & MS_SHARED) != 0;
   CHECK(raw(SYS_chdir, L(p->rootfs)), kStepPivotRoot, p->rootfs);
+  // The current root's mount must not be shared either (it is the old root's parent).
+  if (shared) CHECK(raw(SYS_mount, 0, L("/"), 0, MS_PRIVATE, 0), kStepRootPropagation, "/");
   // pivot_root(".", ".") stacks the old root on top of the new one; detaching "." then
   // removes it without needing a put_old directory inside the rootfs.
   CHECK(raw(SYS_pivot_root, L("."), L(".")), kStepPivotRoot, p->rootfs);
   CHECK(raw(SYS_umount2, L("."), MNT_DETACH), kStepDetachOldRoot, p->rootfs);
   CHECK(raw(SYS_chdir, L("/")), kStepPivotRoot, p->rootfs);
+  // Now the container's root can be shared as asked.
+  if (shared) CHECK(raw(SYS_mount, 0, L("/"), 0, MS_SHARED, 0), kStepRootPropagation, "/");
 }
 
 void mask_and_protect(const ChildPlan *p) {

@@ -6,6 +6,7 @@
 
 namespace ncri {
 void InitProbe(Napi::Env env, Napi::Object exports);
+void InitReexec(Napi::Env env, Napi::Object exports);
 void InitCgroup(Napi::Env env, Napi::Object exports);
 void InitNs(Napi::Env env, Napi::Object exports);
 void InitMount(Napi::Env env, Napi::Object exports);

@@ -33,7 +33,7 @@ import { readJson, writeJsonAtomic } from '../state/atomic-file';
 import type { GenerateInput, GeneratedContainer, ImageConfig } from '../oci/generate';
 import type { OciSpec } from '../oci/types';
 import { CriLogWriter } from './cri-log';
-import type { ContainerRecord, ContainerState } from './model';
+import type { ContainerRecord } from './model';
 import { containerProcessSpec, execProcessSpec, type StdioPlan } from './process-plan';
 
 /** The process and mount facilities a container needs (the addon, or fakes). */
@@ -124,6 +124,8 @@ export class ContainerService {
   private readonly specs = new Map<string, OciSpec>();
   private readonly cpuRate = new CpuRate();
   private readonly locks = new Map<string, Promise<void>>();
+  /** exits being recorded right now: a handoff waits for them */
+  private readonly recording = new Set<Promise<void>>();
 
   constructor(private readonly opts: ContainerServiceOptions) {
     opts.sandboxes.bindContainers({
@@ -456,6 +458,20 @@ export class ContainerService {
   /** Records the exit once the process is reaped and its log drained. */
   private async watchExit(r: ContainerRecord, live: Live): Promise<void> {
     const st = await live.handle!.exited;
+    // From here the exit is ours alone (the kernel has handed it over): a handoff must wait
+    // for it to be on disk, or it would be lost.
+    let done!: () => void;
+    const recording = new Promise<void>((res) => (done = res));
+    this.recording.add(recording);
+    try {
+      await this.recordExit(r, live, st);
+    } finally {
+      this.recording.delete(recording);
+      done();
+    }
+  }
+
+  private async recordExit(r: ContainerRecord, live: Live, st: ExitStatus): Promise<void> {
     if (live.log) {
       await Promise.race([live.log.ended, new Promise((res) => setTimeout(res, logDrainMs).unref())]);
       live.closeStdio();
@@ -663,8 +679,28 @@ export class ContainerService {
       this.index.add(r.id);
       this.names.reserve(r.name, r.id);
       if (r.state === 'CONTAINER_RUNNING') await this.adopt(r);
+      else if (r.state === 'CONTAINER_CREATED') await this.reapHeld(r);
     }
     this.opts.log.info({ containers: this.records.size }, 'containers restored');
+  }
+
+  /**
+   * A created container's held process died with the daemon that held it (it waits on a
+   * socket that closed). If it was our child (a re-exec), reap it; StartContainer makes
+   * the process again.
+   */
+  private async reapHeld(r: ContainerRecord): Promise<void> {
+    if (r.pid !== null && procStartTime(r.pid) === r.pidStartTime) {
+      try {
+        const h = this.opts.host.adoptProcess({ pid: r.pid, pidfd: null, stdin: null, stdout: null, stderr: null, terminal: null });
+        this.opts.host.refProcess(h, false);
+        void h.exited.then(() => this.opts.host.releaseProcess(h)).catch(() => {});
+      } catch {
+        // already gone
+      }
+    }
+    r.pid = null;
+    r.pidStartTime = null;
   }
 
   private async adopt(r: ContainerRecord): Promise<void> {
@@ -701,9 +737,15 @@ export class ContainerService {
     live.done = this.watchExit(r, live);
   }
 
-  /** The state of a container for the CRI (unknown ids are the caller's concern). */
-  stateOf(r: ContainerRecord): ContainerState {
-    return r.state;
+  /**
+   * Before the daemon re-execs itself: every exit already reaped is written down, and each
+   * log's unterminated line goes out as a P record (the next daemon reads on from the FIFO
+   * and closes the line). Containers stay children of the same pid.
+   */
+  async prepareHandoff(): Promise<void> {
+    while (this.recording.size > 0) await Promise.all([...this.recording]);
+    for (const live of this.live.values()) live.log?.flushPartialsAsP();
+    await Promise.all([...this.live.values()].map((l) => l.log?.drain()));
   }
 }
 

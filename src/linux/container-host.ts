@@ -16,11 +16,22 @@ import {
   startProcess,
 } from '../native/process';
 import { defaultRuntimeDefaults, generateSpec } from '../oci';
+import { capabilitiesFromMask } from '../oci/capabilities';
 import type { CgroupManager } from './cgroups';
 
 function capLastCap(): number | null {
   try {
     return Number(fs.readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8').trim());
+  } catch {
+    return null;
+  }
+}
+
+/** The daemon's permitted capabilities: all it can ever hand to a container. */
+function hostCapabilities(): string[] | null {
+  try {
+    const m = /^CapPrm:\s*([0-9a-f]+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    return m ? capabilitiesFromMask(m[1]) : null;
   } catch {
     return null;
   }
@@ -41,6 +52,6 @@ export function containerHost(cgroups: CgroupManager): ContainerHost {
     adoptProcess,
     generateSpec,
     // Probed once at start-up, never in a request.
-    defaults: { ...defaultRuntimeDefaults(), capLastCap: capLastCap() },
+    defaults: { ...defaultRuntimeDefaults(), capLastCap: capLastCap(), hostCapabilities: hostCapabilities() },
   };
 }

@@ -10,6 +10,7 @@ const req = (over: Partial<CapabilityRequest>): CapabilityRequest => ({
   ambient: [],
   privileged: false,
   uid: 0,
+  hostCapabilities: null,
   capLastCap: null,
   ...over,
 });
@@ -65,5 +66,16 @@ describe('computeCapabilities', () => {
       (e: unknown) => e instanceof RuntimeError && e.kind === 'invalid-argument' && e.message === 'capabilities.add_capabilities: unknown capability "NET_MAGIC"',
     );
     assert.throws(() => computeCapabilities(req({ drop: ['CAP_'] })), /drop_capabilities: unknown capability "CAP_"/);
+  });
+});
+
+describe('host capabilities', () => {
+  it('never grants what the daemon lacks, even to privileged containers or ALL', () => {
+    const host = ALL_CAPABILITIES.filter((c) => c !== 'CAP_SYS_RESOURCE');
+    for (const r of [req({ privileged: true, hostCapabilities: host }), req({ add: ['ALL'], hostCapabilities: host })]) {
+      const caps = computeCapabilities(r);
+      assert.ok(!caps.bounding.includes('CAP_SYS_RESOURCE'));
+      assert.ok(caps.bounding.includes('CAP_SYS_ADMIN'));
+    }
   });
 });

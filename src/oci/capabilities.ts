@@ -82,6 +82,12 @@ export const DEFAULT_CAPABILITIES: readonly string[] = [
  * The capabilities this kernel knows: ALL_CAPABILITIES up to /proc/sys/kernel/cap_last_cap
  * (null: all of them). A runtime must not ask for a capability the kernel lacks.
  */
+/** Capability names from a /proc/PID/status mask such as CapPrm ("000001fffeffffff"). */
+export function capabilitiesFromMask(hex: string): string[] {
+  const mask = BigInt(`0x${hex.trim()}`);
+  return ALL_CAPABILITIES.filter((_c, i) => (mask >> BigInt(i)) & 1n);
+}
+
 export function knownCapabilities(capLastCap: number | null): string[] {
   return capLastCap === null ? [...ALL_CAPABILITIES] : ALL_CAPABILITIES.slice(0, capLastCap + 1);
 }
@@ -106,6 +112,12 @@ export interface CapabilityRequest {
   uid: number;
   /** /proc/sys/kernel/cap_last_cap, or null for every capability we know */
   capLastCap: number | null;
+  /**
+   * The capabilities the daemon itself holds (its permitted set), or null for no limit. A
+   * container can never be given more: here root lacks CAP_SYS_RESOURCE, and asking capset
+   * for it would fail the whole container, so "all" means all that the host can give.
+   */
+  hostCapabilities: readonly string[] | null;
 }
 
 /** The bounding set alone (what the seccomp default profile keys its exceptions on). */
@@ -114,7 +126,7 @@ export function boundingSet(req: CapabilityRequest): string[] {
 }
 
 export function computeCapabilities(req: CapabilityRequest): OciCapabilities {
-  const known = knownCapabilities(req.capLastCap);
+  const known = knownCapabilities(req.capLastCap).filter((c) => req.hostCapabilities === null || req.hostCapabilities.includes(c));
   const order = (set: Set<string>) => known.filter((c) => set.has(c));
   let set: Set<string>;
   if (req.privileged) {

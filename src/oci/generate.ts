@@ -55,6 +55,8 @@ export interface RuntimeDefaults {
   arch: string;
   /** /proc/sys/kernel/cap_last_cap; null: every capability nodecri knows */
   capLastCap: number | null;
+  /** what the daemon may grant (its permitted set); null: no limit */
+  hostCapabilities: readonly string[] | null;
   /**
    * Give unprivileged containers a cgroup namespace. Off by default: the container keeps
    * the host's (runc's v1 behaviour); containerd turns it on for cgroup v2 hosts.
@@ -69,6 +71,7 @@ export function defaultRuntimeDefaults(): RuntimeDefaults {
     pidsLimit: null,
     arch: process.arch,
     capLastCap: null,
+    hostCapabilities: null,
     cgroupNamespace: false,
   };
 }
@@ -315,6 +318,7 @@ export async function generateSpec(input: GenerateInput): Promise<GeneratedConta
     privileged,
     uid: user.uid,
     capLastCap: defaults.capLastCap,
+    hostCapabilities: defaults.hostCapabilities,
   });
 
   // Resources: the CRI's, with the configured pids limit.

@@ -100,9 +100,8 @@ describe('resolveUser', () => {
     assert.equal(b.uid, 1000);
     const c = await resolveUser(req({ runAsUser: 1000, runAsGroup: 3000, supplementalGroups: [44, 3000, 7] }));
     assert.deepEqual([c.uid, c.gid, c.additionalGids], [1000, 3000, [3000, 10, 50, 44, 7]]);
-    // run_as_group also applies over the image's user
-    const d = await resolveUser(req({ imageUser: 'app', runAsGroup: 44 }));
-    assert.deepEqual([d.uid, d.gid], [1000, 44]);
+    // run_as_group without a CRI user is refused (containerd's rule, which critest checks)
+    await assert.rejects(resolveUser(req({ imageUser: 'app', runAsGroup: 44 })), /run_as_group is set without run_as_user/);
   });
 
   it('Strict supplemental groups policy ignores /etc/group membership', async () => {

@@ -8,9 +8,9 @@
  * - A user name must exist in the image's passwd (error naming it); a numeric uid need not
  *   (its gid is then 0, its name unknown).
  * - A group name must exist in the image's group file; a numeric gid need not.
- * - run_as_group replaces the primary gid whatever gave the user. containerd refuses
- *   run_as_group without run_as_user/run_as_username; CRI-O, like us, applies it over the
- *   image's user, which is what a pod's runAsGroup asks for.
+ * - run_as_group replaces the primary gid of the user named by run_as_user or
+ *   run_as_username; without either it is refused, as containerd does and as the CRI
+ *   conformance suite expects (CRI-O applies it over the image's user instead).
  * - Additional gids: the primary gid first (containerd after CVE-2023-25173, so that
  *   dropping to the user keeps its primary group in the supplementary list), then every
  *   group in the image's /etc/group that lists the user's name as a member (skipped when
@@ -156,6 +156,9 @@ export interface ResolvedUser {
 }
 
 export async function resolveUser(req: UserRequest): Promise<ResolvedUser> {
+  if (req.runAsGroup !== null && req.runAsUser === null && req.runAsUsername === '') {
+    throw invalidArgument('security_context.run_as_group is set without run_as_user or run_as_username');
+  }
   let passwd: PasswdEntry[] | null = null;
   let groups: GroupEntry[] | null = null;
   const getPasswd = async () => (passwd ??= parsePasswd((await readRootfsFile(req.rootfs, '/etc/passwd')) ?? ''));
