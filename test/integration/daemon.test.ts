@@ -184,8 +184,8 @@ test('two daemons with their own root, runroot and socket run side by side', asy
     assert.equal(vb.runtime_name, 'nodecri');
     assert.notEqual(a.socket, b.socket);
     // Neither wrote into the other's dirs.
-    assert.deepEqual(fs.readdirSync(a.runroot).sort(), ['nodecri.sock']);
-    assert.deepEqual(fs.readdirSync(b.runroot).sort(), ['nodecri.sock']);
+    assert.deepEqual(fs.readdirSync(a.runroot).sort(), ['nodecri.pid', 'nodecri.sock']);
+    assert.deepEqual(fs.readdirSync(b.runroot).sort(), ['nodecri.pid', 'nodecri.sock']);
   } finally {
     ca.close();
     cb.close();
