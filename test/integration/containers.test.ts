@@ -287,3 +287,174 @@ test('GetContainerEvents sees created, started, stopped, deleted in order', asyn
     await env.cleanup();
   }
 });
+
+const counter = ['sh', '-c', 'i=0; while true; do echo $i; i=$((i+1)); sleep 0.01; done'];
+
+/** The counter values a container's log holds, joining P records to their line. */
+function counterValues(file: string): number[] {
+  const values: number[] = [];
+  let partial = '';
+  for (const l of logLines(file)) {
+    partial += l.text;
+    if (l.tag === 'F') {
+      values.push(Number(partial));
+      partial = '';
+    }
+  }
+  return values;
+}
+
+function assertConsecutive(values: number[], what: string): void {
+  assert.ok(values.length > 10, `${what}: ${values.length} values`);
+  for (let i = 0; i < values.length; i++) assert.equal(values[i], i, `${what}: value ${i} is ${values[i]} (gap or duplicate)`);
+}
+
+test('nodecri restart keeps every container and every log line; an exit during the switch keeps its code', async () => {
+  const env = await startPodEnv();
+  try {
+    const pod = await runPod(env);
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const id = await createContainer(env, pod, `counter${i}`, { command: counter });
+      await env.client.call('StartContainer', { container_id: id });
+      ids.push(id);
+    }
+    const five = await createContainer(env, pod, 'five', { command: ['sh', '-c', 'sleep 0.5; exit 5'] });
+    await new Promise((r) => setTimeout(r, 800));
+    await env.client.call('StartContainer', { container_id: five });
+    const pid = env.daemon.proc.pid;
+    const paths = ['--config', path.join(env.dir, 'nodecri.toml'), '--config-dir', path.join(env.dir, 'nodecri.d'), '--root', env.daemon.root, '--runroot', env.daemon.runroot, '--listen', env.daemon.socket];
+    const { execFileSync } = await import('node:child_process');
+    const out = execFileSync(process.execPath, [path.resolve(__dirname, '..', '..', 'src', 'main.js'), 'restart', ...paths], { encoding: 'utf8' });
+    assert.match(out, /restarted in place/);
+    assert.equal(env.daemon.proc.exitCode, null, 'the daemon process lives on');
+    env.client.close();
+    env.client = new (await import('../helpers/cri-client')).CriClient(env.daemon.socket);
+    await new Promise((r) => setTimeout(r, 800));
+    for (const id of ids) assert.equal((await env.client.call('ContainerStatus', { container_id: id })).status?.state, 'CONTAINER_RUNNING');
+    const st5 = await waitExited(env, five);
+    assert.equal(st5.exit_code, 5);
+    assert.equal(st5.reason, 'Error');
+    for (const id of ids) await env.client.call('StopContainer', { container_id: id, timeout: '0' });
+    for (const [i, id] of ids.entries()) {
+      const st = (await env.client.call('ContainerStatus', { container_id: id })).status!;
+      assertConsecutive(counterValues(st.log_path), `counter${i}`);
+    }
+    assert.equal(env.daemon.proc.pid, pid);
+  } finally {
+    await env.cleanup();
+  }
+});
+
+test('after kill -9 and a new start the containers still run and their logs go on', async () => {
+  const env = await startPodEnv();
+  try {
+    const pod = await runPod(env);
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const id = await createContainer(env, pod, `counter${i}`, { command: counter });
+      await env.client.call('StartContainer', { container_id: id });
+      ids.push(id);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    const before = await Promise.all(ids.map(async (id) => counterValues((await env.client.call('ContainerStatus', { container_id: id })).status!.log_path).length));
+    await env.restart('kill');
+    for (const id of ids) assert.equal((await env.client.call('ContainerStatus', { container_id: id })).status?.state, 'CONTAINER_RUNNING');
+    await new Promise((r) => setTimeout(r, 500));
+    for (const [i, id] of ids.entries()) {
+      const values = counterValues((await env.client.call('ContainerStatus', { container_id: id })).status!.log_path);
+      assert.ok(values.length > before[i] + 20, `counter${i} goes on: ${before[i]} then ${values.length}`);
+    }
+    // The exit of a container that is no longer our child cannot be known: it says so.
+    await env.client.call('StopContainer', { container_id: ids[0], timeout: '0' });
+    const st = (await env.client.call('ContainerStatus', { container_id: ids[0] })).status!;
+    assert.equal(st.state, 'CONTAINER_EXITED');
+  } finally {
+    await env.cleanup();
+  }
+});
+
+test('bad input is a clear error and leaves nothing behind', async () => {
+  const env = await startPodEnv();
+  try {
+    const pod = await runPod(env);
+    const { snapshot, diff } = await import('../helpers/leaks');
+    const { cgroupDirsFor } = await import('../helpers/pod-env');
+    const scope = {
+      mountPrefixes: [env.dir],
+      dirs: [path.join(env.daemon.root, 'containers'), path.join(env.daemon.runroot, 'containers')],
+      cgroupDirs: cgroupDirsFor(env.cgroupParent),
+    };
+    const before = snapshot(scope);
+    const base = { metadata: { name: 'bad', attempt: 0 }, image: { image: busyboxRef }, command: ['true'], log_path: 'bad.log' };
+    const cases: Array<[string, object, Status, RegExp]> = [
+      ['unknown sandbox', { pod_sandbox_id: 'f'.repeat(64), config: base }, Status.NOT_FOUND, /pod sandbox f+ not found/],
+      ['unknown image', { pod_sandbox_id: pod.sandboxId, config: { ...base, image: { image: 'nosuch/image:1' } } }, Status.NOT_FOUND, /image nosuch\/image:1 is not present/],
+      ['empty name', { pod_sandbox_id: pod.sandboxId, config: { ...base, metadata: { name: '' } } }, Status.INVALID_ARGUMENT, /config\.metadata\.name is empty/],
+      [
+        'missing host path',
+        { pod_sandbox_id: pod.sandboxId, config: { ...base, mounts: [{ container_path: '/x', host_path: path.join(env.dir, 'nope') }] } },
+        Status.INVALID_ARGUMENT,
+        /nope/,
+      ],
+      ['absolute log path', { pod_sandbox_id: pod.sandboxId, config: { ...base, log_path: '/var/log/x.log' } }, Status.INVALID_ARGUMENT, /config\.log_path "\/var\/log\/x\.log" must be relative/],
+      ['log path escaping', { pod_sandbox_id: pod.sandboxId, config: { ...base, log_path: '../x.log' } }, Status.INVALID_ARGUMENT, /leaves the pod's log directory/],
+    ];
+    for (const [what, req, code, message] of cases) {
+      await assert.rejects(env.client.call('CreateContainer', req as never), (e: ServiceError) => {
+        assert.equal(e.code, code, `${what}: ${e.details}`);
+        assert.match(e.details, message, what);
+        return true;
+      });
+    }
+    assert.deepEqual(diff(before, snapshot(scope)), { mounts: [], files: [], cgroups: [], children: [] });
+    assert.equal((await env.client.call('ListContainers', {})).containers.length, 0);
+    // The name was never kept: the good config creates fine.
+    const ok = await createContainer(env, pod, 'bad', { command: ['true'], logPath: 'bad.log' });
+    assert.match(ok, /^[0-9a-f]{64}$/);
+    await env.client.call('RemoveContainer', { container_id: ok });
+    await assert.rejects(env.client.call('StartContainer', { container_id: ok }), (e: ServiceError) => e.code === Status.NOT_FOUND);
+  } finally {
+    await env.cleanup();
+  }
+});
+
+test('50 pods with a container each, created and started in parallel, all run and go away cleanly', async () => {
+  const env = await startPodEnv();
+  try {
+    const { snapshot, diff } = await import('../helpers/leaks');
+    const { cgroupDirsFor } = await import('../helpers/pod-env');
+    const scope = {
+      mountPrefixes: [env.dir],
+      dirs: [path.join(env.daemon.root, 'containers'), path.join(env.daemon.runroot, 'containers'), path.join(env.daemon.runroot, 'sandboxes')],
+      cgroupDirs: cgroupDirsFor(env.cgroupParent),
+    };
+    const before = snapshot(scope);
+    const pods = await Promise.all(
+      Array.from({ length: 50 }, async (_, i) => {
+        const pod = await runPod(env);
+        const id = await createContainer(env, pod, `c${i}`, { command: ['sleep', '600'] });
+        await env.client.call('StartContainer', { container_id: id });
+        return { pod, id };
+      }),
+    );
+    const list = await env.client.call('ListContainers', { filter: { state: { state: 'CONTAINER_RUNNING' } } });
+    assert.equal(list.containers.length, 50);
+    await Promise.all(pods.map(({ pod }) => env.client.call('StopPodSandbox', { pod_sandbox_id: pod.sandboxId })));
+    await Promise.all(pods.map(({ pod }) => env.client.call('RemovePodSandbox', { pod_sandbox_id: pod.sandboxId })));
+    assert.equal((await env.client.call('ListContainers', {})).containers.length, 0);
+    assert.deepEqual(diff(before, snapshot(scope)), { mounts: [], files: [], cgroups: [], children: [] });
+    const daemonChildren = fs.readdirSync('/proc').filter((p) => {
+      if (!/^\d+$/.test(p)) return false;
+      try {
+        const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === env.daemon.proc.pid;
+      } catch {
+        return false;
+      }
+    });
+    assert.deepEqual(daemonChildren, [], 'the daemon has no child left');
+  } finally {
+    await env.cleanup();
+  }
+});
