@@ -37,7 +37,8 @@ export function fullBusyboxLayer(): LayerEntries {
     { name: 'sys/', type: 'directory', mode: 0o755, mtime },
     { name: 'dev/', type: 'directory', mode: 0o755, mtime },
   ];
-  for (const a of applets) e.push({ name: `bin/${a}`, type: 'link', linkname: 'bin/busybox', mtime });
+  // Hard links carry the file's mode: other unpackers (containerd's) apply it to the inode.
+  for (const a of applets) e.push({ name: `bin/${a}`, type: 'link', linkname: 'bin/busybox', mode: 0o755, mtime });
   return e;
 }
 
