@@ -43,6 +43,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < 50; i++) await env.client.call('ExecSync', { container_id, cmd: ['true'], timeout: '10' }); // warm-up
     const before = procStats(pid);
     const heap: number[] = [await heapUsed(metrics)];
+    const rss: number[] = [before.rssKiB];
     const latencies: number[] = [];
     const end = performance.now() + seconds * 1000;
     let nextSample = performance.now() + (seconds * 1000) / 6;
@@ -53,6 +54,7 @@ async function main(): Promise<void> {
       if (r.exit_code !== 0) throw new Error(`exec exit ${r.exit_code}`);
       if (performance.now() > nextSample) {
         heap.push(await heapUsed(metrics));
+        rss.push(procStats(pid).rssKiB);
         nextSample += (seconds * 1000) / 6;
       }
     }
@@ -64,6 +66,7 @@ async function main(): Promise<void> {
     process.stdout.write(`ExecSync true: ${latencies.length} calls in ${seconds}s, median ${q(0.5)} ms, p90 ${q(0.9)} ms, p99 ${q(0.99)} ms\n`);
     process.stdout.write(`daemon RSS ${(before.rssKiB / 1024).toFixed(1)} MiB -> ${(after.rssKiB / 1024).toFixed(1)} MiB; CPU ${((after.cpuMs - before.cpuMs) / (seconds * 10)).toFixed(1)}% of a core over the run\n`);
     process.stdout.write(`V8 heap used (MiB) along the run: ${heap.map(mib).join(' -> ')}\n`);
+    process.stdout.write(`RSS (MiB) along the run: ${[...rss, after.rssKiB].map((k) => (k / 1024).toFixed(1)).join(' -> ')}\n`);
     process.stdout.write(`${JSON.stringify({ bench: 'exec-sync', seconds, calls: latencies.length, medianMs: Number(q(0.5)), p90Ms: Number(q(0.9)), rssKiB: [before.rssKiB, after.rssKiB], heapBytes: heap })}\n`);
   } finally {
     await env.cleanup();
