@@ -15,6 +15,7 @@ import { CniPluginRunner } from './network/cni-plugin';
 import { PodNetwork } from './network/pod-network';
 import { EventBus } from './domain/events';
 import { createCgroupManager } from './linux/cgroups';
+import { favorDynmods } from './linux/cgroups/tuning';
 import { podHost } from './linux/pod-host';
 import { bringUpLoopback } from './native/namespaces';
 import { SandboxService } from './sandbox/service';
@@ -82,6 +83,7 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
 
   const { manager: cgroups, layout } = await createCgroupManager();
   log.info({ cgroupMode: layout.mode }, 'cgroup layout detected');
+  if (config.cgroup.favorDynmods) await favorDynmods(log);
   const events = new EventBus();
   const cniRunner = new CniPluginRunner({
     pluginDirs: config.network.cniPluginDirs,

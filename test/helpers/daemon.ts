@@ -40,6 +40,8 @@ export interface StartOptions {
   /** resolve as soon as the process exits instead of waiting for ready (expecting failure) */
   expectFailure?: boolean;
   env?: NodeJS.ProcessEnv;
+  /** node flags before the script, e.g. --cpu-prof (NODECRI_NODE_ARGS adds to them) */
+  nodeArgs?: string[];
 }
 
 export function makeTempDir(prefix = 'nodecri-test-'): string {
@@ -57,6 +59,8 @@ export async function startTestDaemon(opts: StartOptions = {}): Promise<TestDaem
   fs.writeFileSync(configFile, opts.config ?? '');
   for (const [name, text] of Object.entries(opts.dropIns ?? {})) fs.writeFileSync(path.join(configDir, name), text);
   const args = [
+    ...(opts.nodeArgs ?? []),
+    ...(process.env.NODECRI_NODE_ARGS ? process.env.NODECRI_NODE_ARGS.split(' ') : []),
     mainJs,
     'daemon',
     '--config', configFile,
