@@ -16,6 +16,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { Config } from '../config';
 import { CleanupStack } from '../domain/cleanup';
+import { KeyedLock } from '../domain/keyed-lock';
 import { RuntimeError, failedPrecondition, invalidArgument, notFound } from '../domain/errors';
 import { nowNanos, type EventBus } from '../domain/events';
 import { CpuRate } from '../domain/cpu-rate';
@@ -123,7 +124,7 @@ export class ContainerService {
   private readonly live = new Map<string, Live>();
   private readonly specs = new Map<string, OciSpec>();
   private readonly cpuRate = new CpuRate();
-  private readonly locks = new Map<string, Promise<void>>();
+  private readonly lock = new KeyedLock();
   /** exits being recorded right now: a handoff waits for them */
   private readonly recording = new Set<Promise<void>>();
 
@@ -150,20 +151,10 @@ export class ContainerService {
     await writeJsonAtomic(this.recordFile(r.stateDir), r);
   }
 
-  private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(id) ?? Promise.resolve();
-    let release!: () => void;
-    const mine = new Promise<void>((r) => (release = r));
-    const chained = prev.then(() => mine);
-    this.locks.set(id, chained);
-    await prev;
-    try {
-      return await fn();
-    } finally {
-      release();
-      if (this.locks.get(id) === chained) this.locks.delete(id);
-    }
+  private locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    return this.lock.run(id, fn);
   }
+
 
   ofSandbox(sandboxId: string): ContainerRecord[] {
     return [...this.records.values()].filter((c) => c.sandboxId === sandboxId);

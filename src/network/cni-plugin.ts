@@ -176,7 +176,9 @@ export class CniPluginRunner {
     };
     await fsp.mkdir(this.opts.cacheDir, { recursive: true, mode: 0o700 });
     try {
-      await writeJsonAtomic(this.cacheFile(net.name, req.containerId, req.ifName), cached);
+      // Like libcni's cache: written whole (rename), not fsync'ed; after a power cut the
+      // netns it describes is gone too.
+      await writeJsonAtomic(this.cacheFile(net.name, req.containerId, req.ifName), cached, false);
     } catch (e) {
       await this.delChain(net, req, raw).catch(() => {});
       throw e;

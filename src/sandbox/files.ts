@@ -57,8 +57,9 @@ export async function writeSandboxFiles(
   content: { hostname: string; resolvConf: string; hosts: string },
 ): Promise<void> {
   await Promise.all([
-    writeFileAtomic(paths.hostname, `${content.hostname}\n`, 0o644),
-    writeFileAtomic(paths.resolvConf, content.resolvConf, 0o644),
-    writeFileAtomic(paths.hosts, content.hosts, 0o644),
+    // Runtime files under the run dir: no fsync (a reboot ends the pod anyway).
+    writeFileAtomic(paths.hostname, `${content.hostname}\n`, 0o644, false),
+    writeFileAtomic(paths.resolvConf, content.resolvConf, 0o644, false),
+    writeFileAtomic(paths.hosts, content.hosts, 0o644, false),
   ]);
 }

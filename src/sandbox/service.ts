@@ -10,6 +10,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config';
 import { CleanupStack } from '../domain/cleanup';
+import { KeyedLock } from '../domain/keyed-lock';
 import { RuntimeError, failedPrecondition, invalidArgument, unavailable } from '../domain/errors';
 import type { EventBus } from '../domain/events';
 import { nowNanos } from '../domain/events';
@@ -69,7 +70,7 @@ export class SandboxService {
   private readonly index = new IdIndex();
   private readonly names = new Registrar();
   private readonly creating = new Map<string, Promise<string>>();
-  private readonly locks = new Map<string, Promise<void>>();
+  private readonly lock = new KeyedLock();
   private readonly cpuRate = new CpuRate();
   private containers: SandboxContainers = { stopAll: async () => {}, removeAll: async () => {} };
 
@@ -92,20 +93,8 @@ export class SandboxService {
     await writeJsonAtomic(this.recordFile(r.id), r);
   }
 
-  /** Serialises stop/remove of one sandbox (kubelet may retry while one is running). */
-  private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(id) ?? Promise.resolve();
-    let release!: () => void;
-    const mine = new Promise<void>((r) => (release = r));
-    const chained = prev.then(() => mine);
-    this.locks.set(id, chained);
-    await prev;
-    try {
-      return await fn();
-    } finally {
-      release();
-      if (this.locks.get(id) === chained) this.locks.delete(id);
-    }
+  private locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    return this.lock.run(id, fn);
   }
 
   get(idOrPrefix: string): SandboxRecord | null {

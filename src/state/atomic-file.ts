@@ -16,13 +16,18 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+/**
+ * `durable: false` skips the fsyncs: for runtime files that a reboot makes moot anyway
+ * (a pod's hostname and hosts, the CNI result cache), where the rename alone keeps readers
+ * from seeing half a file.
+ */
+export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o600, durable = true): Promise<void> {
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
   const fh = await fsp.open(tmp, 'wx', mode);
   try {
     await fh.writeFile(data);
-    await fh.sync();
+    if (durable) await fh.sync();
   } catch (e) {
     await fh.close();
     await fsp.rm(tmp, { force: true });
@@ -35,7 +40,7 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, m
     await fsp.rm(tmp, { force: true });
     throw e;
   }
-  await fsyncDir(dir);
+  if (durable) await fsyncDir(dir);
 }
 
 /**
@@ -66,6 +71,6 @@ export async function readJson<T>(file: string): Promise<T | null> {
   return fromJson<T>(text);
 }
 
-export function writeJsonAtomic(file: string, value: unknown): Promise<void> {
-  return writeFileAtomic(file, `${toJson(value, 1)}\n`);
+export function writeJsonAtomic(file: string, value: unknown, durable = true): Promise<void> {
+  return writeFileAtomic(file, `${toJson(value, 1)}\n`, 0o600, durable);
 }
