@@ -6,12 +6,13 @@
  * collected) between runs. Prints each run, the medians and the ratio nodecri/containerd.
  * Usage: node dist/bench/image-pull.js [runs=5]
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CriClient } from '../test/helpers/cri-client';
+import { startContainerdCri, type Containerd } from './peers/containerd-cri';
 import { startTestDaemon } from '../test/helpers/daemon';
 import { buildImage, pushImage, type LayerEntries } from '../test/helpers/images';
 import { startRegistry } from '../test/helpers/registry';
@@ -48,48 +49,6 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-async function startContainerd(dir: string): Promise<{ sock: string; proc: ChildProcess; stop: () => Promise<void> }> {
-  const sock = path.join(dir, 'containerd.sock');
-  const config = path.join(dir, 'config.toml');
-  fs.writeFileSync(
-    config,
-    [
-      'version = 2',
-      `root = "${path.join(dir, 'root')}"`,
-      `state = "${path.join(dir, 'state')}"`,
-      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
-      '[grpc]',
-      `  address = "${sock}"`,
-      '[ttrpc]',
-      `  address = "${sock}.ttrpc"`,
-      '[debug]',
-      `  address = "${sock}.debug"`,
-      '',
-    ].join('\n'),
-  );
-  const proc = spawn('containerd', ['--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  proc.stderr!.on('data', (c: Buffer) => (log += c.toString()));
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-  for (let i = 0; i < 200; i++) {
-    if (spawnSync('ctr', ['-a', sock, 'version'], { stdio: 'ignore' }).status === 0) break;
-    if (proc.exitCode !== null) throw new Error(`containerd exited:\n${log}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return {
-    sock,
-    proc,
-    stop: async () => {
-      proc.kill('SIGTERM');
-      const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(t);
-      // containerd leaves its overlay snapshot mounts unmounted, but be sure.
-      spawnSync('sh', ['-c', `grep -o '${dir}[^ ]*' /proc/self/mounts | xargs -r -n1 umount -l`]);
-    },
-  };
-}
-
 async function main(): Promise<void> {
   const runs = Number(process.argv[2] ?? 5);
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'nodecri-bench-pull-'));
@@ -111,11 +70,11 @@ async function main(): Promise<void> {
     cleanups.push(async () => client.close());
 
     const haveCtr = spawnSync('ctr', ['--version'], { stdio: 'ignore' }).status === 0;
-    let ctr: Awaited<ReturnType<typeof startContainerd>> | null = null;
+    let ctr: Containerd | null = null;
     if (haveCtr) {
       const cdir = path.join(base, 'containerd');
       fs.mkdirSync(cdir);
-      ctr = await startContainerd(cdir);
+      ctr = await startContainerdCri(cdir, null);
       cleanups.push(ctr.stop);
     } else {
       process.stdout.write('containerd/ctr not installed (apt-get install containerd): nodecri only\n');

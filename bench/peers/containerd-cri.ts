@@ -17,10 +17,15 @@ export function containerdInstalled(): boolean {
   return spawnSync('containerd', ['--version'], { stdio: 'ignore' }).status === 0;
 }
 
+/**
+ * Starts containerd in `dir`. With `cri` null, its CRI plugin is off (the image-pull bench
+ * talks to it with ctr).
+ */
 export async function startContainerdCri(
   dir: string,
-  opts: { cniConfDir: string; cniBinDir: string; pauseImage: string; registryHost: string },
+  cri: { cniConfDir: string; cniBinDir: string; pauseImage: string; registryHost: string } | null,
 ): Promise<Containerd> {
+  const opts = cri;
   fs.mkdirSync(dir, { recursive: true });
   const sock = path.join(dir, 'containerd.sock');
   const config = path.join(dir, 'config.toml');
@@ -30,23 +35,28 @@ export async function startContainerdCri(
       'version = 2',
       `root = "${path.join(dir, 'root')}"`,
       `state = "${path.join(dir, 'state')}"`,
+      ...(opts ? [] : ['disabled_plugins = ["io.containerd.grpc.v1.cri"]']),
       '[grpc]',
       `  address = "${sock}"`,
       '[ttrpc]',
       `  address = "${sock}.ttrpc"`,
       '[debug]',
       `  address = "${sock}.debug"`,
-      '[plugins."io.containerd.grpc.v1.cri"]',
-      `  sandbox_image = "${opts.pauseImage}"`,
-      // Root here lacks CAP_SYS_RESOURCE: the pause container's -998 would fail runc.
-      '  restrict_oom_score_adj = true',
-      '  [plugins."io.containerd.grpc.v1.cri".cni]',
-      `    bin_dir = "${opts.cniBinDir}"`,
-      `    conf_dir = "${opts.cniConfDir}"`,
-      '  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]',
-      '    runtime_type = "io.containerd.runc.v2"',
-      `  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."${opts.registryHost}"]`,
-      `    endpoint = ["http://${opts.registryHost}"]`,
+      ...(opts
+        ? [
+            '[plugins."io.containerd.grpc.v1.cri"]',
+            `  sandbox_image = "${opts.pauseImage}"`,
+            // Root here lacks CAP_SYS_RESOURCE: the pause container's -998 would fail runc.
+            '  restrict_oom_score_adj = true',
+            '  [plugins."io.containerd.grpc.v1.cri".cni]',
+            `    bin_dir = "${opts.cniBinDir}"`,
+            `    conf_dir = "${opts.cniConfDir}"`,
+            '  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]',
+            '    runtime_type = "io.containerd.runc.v2"',
+            `  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."${opts.registryHost}"]`,
+            `    endpoint = ["http://${opts.registryHost}"]`,
+          ]
+        : []),
       '',
     ].join('\n'),
   );

@@ -21,7 +21,7 @@ import { RuntimeError, failedPrecondition, invalidArgument, notFound } from '../
 import { nowNanos, type EventBus } from '../domain/events';
 import { CpuRate } from '../domain/cpu-rate';
 import { IdIndex, containerName, newId } from '../domain/ids';
-import { NameTakenError, Registrar } from '../domain/registrar';
+import { Registrar } from '../domain/registrar';
 import type { ContainerConfig__Output } from '../cri/generated/runtime/v1/ContainerConfig';
 import type { ImageService } from '../image/service';
 import type { CgroupManager, CgroupStats, Resources } from '../linux/cgroups';
@@ -229,12 +229,7 @@ export class ContainerService {
   private async build(id: string, name: string, sandbox: SandboxRecord, config: ContainerConfig__Output, logPath: string | null): Promise<string> {
     const log = this.opts.log.child({ containerId: id, container: `${sandbox.spec.namespace}/${sandbox.spec.name}/${config.metadata!.name}` });
     const cleanup = new CleanupStack(log);
-    try {
-      this.names.reserve(name, id);
-    } catch (e) {
-      if (e instanceof NameTakenError) throw new RuntimeError('already-exists', e.message);
-      throw e;
-    }
+    this.names.reserve(name, id);
     cleanup.push(`name ${name}`, () => this.names.release(name));
     try {
       const imageRef = config.image!.image;

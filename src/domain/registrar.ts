@@ -3,12 +3,15 @@
  * at most one name. Reserving a name already held by the same id is a no-op; by another
  * id it fails and says who holds it. Used for the k8s_ names of sandboxes and containers.
  */
-export class NameTakenError extends Error {
+import { RuntimeError } from './errors';
+
+/** An already-exists error, so that it reaches the CRI caller as ALREADY_EXISTS as it is. */
+export class NameTakenError extends RuntimeError {
   constructor(
     readonly reservedName: string,
     readonly holder: string,
   ) {
-    super(`name ${reservedName} is reserved for ${holder}`);
+    super('already-exists', `name ${reservedName} is reserved for ${holder}`);
   }
 }
 

@@ -15,7 +15,7 @@ import { RuntimeError, failedPrecondition, invalidArgument, unavailable } from '
 import type { EventBus } from '../domain/events';
 import { nowNanos } from '../domain/events';
 import { IdIndex, newId, sandboxName } from '../domain/ids';
-import { NameTakenError, Registrar } from '../domain/registrar';
+import { Registrar } from '../domain/registrar';
 import { noResources, type CgroupManager, type CgroupStats, type Resources } from '../linux/cgroups';
 import { CpuRate } from '../domain/cpu-rate';
 import type { PodNetwork } from '../network/pod-network';
@@ -152,12 +152,7 @@ export class SandboxService {
   private async create(id: string, name: string, handler: string, spec: SandboxSpec, signal: AbortSignal | null): Promise<string> {
     const log = this.opts.log.child({ sandboxId: id, pod: `${spec.namespace}/${spec.name}` });
     const cleanup = new CleanupStack(log);
-    try {
-      this.names.reserve(name, id);
-    } catch (e) {
-      if (e instanceof NameTakenError) throw new RuntimeError('already-exists', e.message);
-      throw e;
-    }
+    this.names.reserve(name, id);
     cleanup.push(`name ${name}`, () => this.names.release(name));
     try {
       const record = await this.build(id, name, handler, spec, cleanup, signal, log);
