@@ -16,6 +16,7 @@ import { startContainer } from './runtime/start-container';
 import { stopContainer } from './runtime/stop-container';
 import { updateContainerResources } from './runtime/update-container-resources';
 import { listPodSandboxStats, podSandboxStats, streamPodSandboxStats } from './runtime/pod-sandbox-stats';
+import { listMetricDescriptors, listPodSandboxMetrics, streamPodSandboxMetrics } from './runtime/pod-sandbox-metrics';
 import { podSandboxStatus } from './runtime/pod-sandbox-status';
 import { removePodSandbox } from './runtime/remove-pod-sandbox';
 import { runPodSandbox } from './runtime/run-pod-sandbox';
@@ -61,6 +62,9 @@ export const handlers: Partial<Record<RpcName, AnyHandler>> = {
   ListContainerStats: listContainerStats,
   StreamContainerStats: streamContainerStats,
   GetContainerEvents: getContainerEvents,
+  ListMetricDescriptors: listMetricDescriptors,
+  ListPodSandboxMetrics: listPodSandboxMetrics,
+  StreamPodSandboxMetrics: streamPodSandboxMetrics,
   ListImages: listImages,
   StreamImages: streamImages,
   ImageStatus: imageStatus,

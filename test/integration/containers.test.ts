@@ -259,6 +259,14 @@ test('mounts: a read-only host dir; /etc/hosts and resolv.conf from the sandbox;
     const stats = (await env.client.call('ContainerStats', { container_id: id })).stats!;
     assert.ok(Number(stats.memory?.working_set_bytes?.value) > 0);
     assert.ok(stats.writable_layer?.used_bytes !== null);
+    const listed = await env.client.call('ListContainerStats', { filter: { pod_sandbox_id: pod.sandboxId } });
+    assert.deepEqual(listed.stats.map((x) => x.attributes?.id), [id]);
+
+    const descriptors = await env.client.call('ListMetricDescriptors', {});
+    assert.ok(descriptors.descriptors.some((d) => d.name === 'container_memory_working_set_bytes'));
+    const podMetrics = (await env.client.call('ListPodSandboxMetrics', {})).pod_metrics.find((p) => p.pod_sandbox_id === pod.sandboxId)!;
+    const ws = podMetrics.container_metrics.find((c) => c.container_id === id)?.metrics.find((m) => m.name === 'container_memory_working_set_bytes');
+    assert.ok(Number(ws?.value?.value) > 0);
   } finally {
     await env.cleanup();
   }
