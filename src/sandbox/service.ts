@@ -18,7 +18,7 @@ import { IdIndex, newId, sandboxName } from '../domain/ids';
 import { Registrar } from '../domain/registrar';
 import { noResources, type CgroupManager, type CgroupStats, type Resources } from '../linux/cgroups';
 import { CpuRate } from '../domain/cpu-rate';
-import type { PodNetwork } from '../network/pod-network';
+import type { PodNetwork, PodNetworkAttachment } from '../network/pod-network';
 import type { Logger } from '../obs/logger';
 import { readJson, writeJsonAtomic } from '../state/atomic-file';
 import { hostsFile, podHostname, resolvConf, writeSandboxFiles } from './files';
@@ -225,24 +225,8 @@ export class SandboxService {
       }
     }
 
-    // The pod's /dev/shm.
-    let shm: SandboxRecord['shm'];
-    if (hostIpc) {
-      shm = { path: '/dev/shm', mounted: false };
-    } else {
-      const shmPath = path.join(runDir, 'shm');
-      await fsp.mkdir(shmPath, { mode: 0o1777 });
-      await this.opts.host.mountShm(shmPath, spec.shmSizeBytes);
-      cleanup.push(`shm ${shmPath}`, () => this.opts.host.unmount(shmPath));
-      shm = { path: shmPath, mounted: true };
-    }
-
-    // hostname, resolv.conf, hosts (rewritten with the pod IPs once the network is up).
-    const hostname = podHostname(spec.hostname, hostNetwork, id);
-    const files = { hostname: path.join(runDir, 'hostname'), resolvConf: path.join(runDir, 'resolv.conf'), hosts: path.join(runDir, 'hosts') };
-    await writeSandboxFiles(files, { hostname, resolvConf: await resolvConf(spec.dns), hosts: hostsFile(hostname, []) });
-
     // The pod cgroup: kubelet's parent when it sent one (created if missing), else our own.
+    // Made before the network, whose plugins are told its path.
     let cgroup: SandboxRecord['cgroup'];
     if (spec.cgroupParent !== '') {
       const existed = await cgroupExists(this.opts.host.cgroups, spec.cgroupParent);
@@ -256,15 +240,36 @@ export class SandboxService {
       cgroup = { path: p, created: true };
     }
 
-    // The network: CNI ADD in the pinned netns (its own DEL on failure), lo up.
-    let network: SandboxRecord['network'] = null;
+    // The network: CNI ADD in the pinned netns (its own DEL on failure), lo up. It is the
+    // longest step by far (plugin processes), so it runs while shm and the files are made;
+    // its undo is on the stack from the start and waits for it to settle.
+    let attaching: Promise<PodNetworkAttachment> | null = null;
     if (net && pins.net) {
       const req = this.networkRequest(id, spec, pins.net, cgroup.path);
-      const attached = await this.opts.network.attach(net, req);
-      cleanup.push(`network ${attached.name}`, () => this.opts.network.detach(attached, req));
-      network = attached;
-      await writeSandboxFiles(files, { hostname, resolvConf: await fsp.readFile(files.resolvConf, 'utf8'), hosts: hostsFile(hostname, attached.ips) });
+      attaching = this.opts.network.attach(net, req);
+      const pending = attaching;
+      // Handled here too, so that a failure while shm is being made is not "unhandled".
+      pending.catch(() => undefined);
+      cleanup.push(`network ${net.name}`, async () => {
+        const attached = await pending.catch(() => null);
+        if (attached) await this.opts.network.detach(attached, req);
+      });
     }
+    let shm: SandboxRecord['shm'];
+    try {
+      shm = await this.makeShm(runDir, spec, hostIpc, cleanup);
+    } catch (e) {
+      // Let the network settle first, so that its undo finds it either way.
+      await attaching?.catch(() => null);
+      throw e;
+    }
+    const network: SandboxRecord['network'] = attaching ? await attaching : null;
+
+    // hostname, resolv.conf and hosts, with the pod's IPs.
+    const hostname = podHostname(spec.hostname, hostNetwork, id);
+    const files = { hostname: path.join(runDir, 'hostname'), resolvConf: path.join(runDir, 'resolv.conf'), hosts: path.join(runDir, 'hosts') };
+    await writeSandboxFiles(files, { hostname, resolvConf: await resolvConf(spec.dns), hosts: hostsFile(hostname, network?.ips ?? []) });
+
     // A pod sharing one PID namespace needs a PID 1 to reap its orphans: the pause binary.
     let infra: SandboxRecord['infra'] = null;
     if (spec.namespaces.pid === 'POD') {
@@ -296,6 +301,16 @@ export class SandboxService {
       infra,
       notReadyReason: '',
     };
+  }
+
+  /** The pod's /dev/shm: its own tmpfs, or the host's for host IPC. */
+  private async makeShm(runDir: string, spec: SandboxSpec, hostIpc: boolean, cleanup: CleanupStack): Promise<SandboxRecord['shm']> {
+    if (hostIpc) return { path: '/dev/shm', mounted: false };
+    const shmPath = path.join(runDir, 'shm');
+    await fsp.mkdir(shmPath, { mode: 0o1777 });
+    await this.opts.host.mountShm(shmPath, spec.shmSizeBytes);
+    cleanup.push(`shm ${shmPath}`, () => this.opts.host.unmount(shmPath));
+    return { path: shmPath, mounted: true };
   }
 
   private networkRequest(id: string, spec: SandboxSpec, netnsPath: string, cgroupPath: string) {
