@@ -27,6 +27,7 @@ import { startMetricsServer, type MetricsServer } from './obs/metrics-server';
 import { startTracing, type Tracing } from './obs/tracing';
 import { parseFaults } from './util/faults';
 import { daemonReexec } from './native/reexec';
+import { reapOrphans, setChildSubreaper } from './native/process';
 import { writeJsonAtomic } from './state/atomic-file';
 import { criApiVersion, packageVersion, runtimeName } from './version';
 
@@ -81,6 +82,11 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
     throw e;
   }
 
+  // Processes left by exec sessions are re-parented to the daemon, which reaps them (only
+  // those: its own child_process children and watched containers are left alone).
+  setChildSubreaper(true);
+  const reaper = setInterval(() => void reapOrphans().catch(() => []), 2000);
+  reaper.unref();
   const { manager: cgroups, layout } = await createCgroupManager();
   log.info({ cgroupMode: layout.mode }, 'cgroup layout detected');
   if (config.cgroup.favorDynmods) await favorDynmods(log);

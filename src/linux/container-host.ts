@@ -9,6 +9,7 @@ import { mountOverlay, unmount } from '../native/mounts';
 import {
   adoptProcess,
   createProcess,
+  reapOrphans,
   execProcess,
   refProcess,
   releaseProcess,
@@ -50,6 +51,7 @@ export function containerHost(cgroups: CgroupManager): ContainerHost {
     releaseProcess,
     refProcess,
     adoptProcess,
+    reapOrphans: () => reapOrphans(),
     generateSpec,
     // Probed once at start-up, never in a request.
     defaults: { ...defaultRuntimeDefaults(), capLastCap: capLastCap(), hostCapabilities: hostCapabilities() },

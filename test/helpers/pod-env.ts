@@ -110,9 +110,14 @@ export async function startPodEnv(opts: { extraConfig?: string } = {}): Promise<
     async cleanup() {
       try {
         const pods = await env.client.call('ListPodSandbox', {});
-        for (const p of pods.items) await env.client.call('RemovePodSandbox', { pod_sandbox_id: p.id }).catch(() => {});
-      } catch {
-        // the daemon is gone
+        for (const p of pods.items) {
+          await env.client.call('RemovePodSandbox', { pod_sandbox_id: p.id }).catch((e: { details?: string }) => {
+            process.stderr.write(`pod-env cleanup: RemovePodSandbox ${p.id}: ${e.details ?? String(e)}\n`);
+          });
+        }
+      } catch (e) {
+        // the daemon is gone (or says why not)
+        process.stderr.write(`pod-env cleanup: ListPodSandbox: ${(e as { details?: string }).details ?? String(e)}\n`);
       }
       env.client.close();
       await env.daemon.cleanup();
