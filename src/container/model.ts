@@ -30,6 +30,8 @@ export interface ContainerRecord {
   /** <runroot>/containers/<id>: the rootfs mount point and the stdio FIFOs */
   runDir: string;
   rootfs: string;
+  /** the overlay's upper dir: the container's writable layer, for its disk usage */
+  upperDir: string;
   logPath: string;
   cgroupPath: string;
   resources: Resources | null;
@@ -38,8 +40,4 @@ export interface ContainerRecord {
   /** the container's process while it has one: pid and its start time (clock ticks) */
   pid: number | null;
   pidStartTime: string | null;
-}
-
-export function zeroNanos(): string {
-  return '0';
 }

@@ -13,6 +13,7 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import type { Config } from '../config';
 import { CleanupStack } from '../domain/cleanup';
@@ -113,7 +114,7 @@ function imageConfigOf(raw: { config?: Record<string, unknown> } | undefined): I
 /** Exit code as the CRI reports it: the code, or 128 + the signal number. */
 function exitCodeOf(st: ExitStatus): number | null {
   if (st.exitCode !== null) return st.exitCode;
-  if (st.signal !== null) return 128 + (require('node:os').constants.signals[st.signal] as number);
+  if (st.signal !== null) return 128 + os.constants.signals[st.signal];
   return null;
 }
 
@@ -293,6 +294,7 @@ export class ContainerService {
         stateDir,
         runDir,
         rootfs,
+        upperDir: dirs.upperDir,
         logPath: logPath ?? '',
         cgroupPath,
         resources: generated.resources,
@@ -300,7 +302,6 @@ export class ContainerService {
         pid: null,
         pidStartTime: null,
       };
-      (record as ContainerRecord & { upperDir: string }).upperDir = dirs.upperDir;
 
       // The process, created and held before exec until StartContainer.
       await this.makeProcess(record, spec, cleanup);
@@ -650,8 +651,7 @@ export class ContainerService {
     const timestamp = nowNanos();
     const cgroup = r.state === 'CONTAINER_RUNNING' ? await this.opts.host.cgroups.stats(r.cgroupPath).catch(() => null) : null;
     const nanoCores = cgroup?.cpuUsageNanos != null ? this.cpuRate.sample(r.id, cgroup.cpuUsageNanos, BigInt(timestamp)) : null;
-    const upper = (r as ContainerRecord & { upperDir?: string }).upperDir;
-    const writable = upper ? await diskUsage(upper).catch(() => null) : null;
+    const writable = r.upperDir ? await diskUsage(r.upperDir).catch(() => null) : null;
     return { timestamp, cgroup, nanoCores, writable };
   }
 
