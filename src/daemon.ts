@@ -171,6 +171,7 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
         images.close();
         cni.stop();
         await tracing.shutdown();
+        await fsp.rm(pidFile(config.runroot), { force: true });
         log.info('nodecri stopped');
       })();
       return stopping;

@@ -149,6 +149,7 @@ test('SIGTERM with a call in flight: the call completes, the socket is removed, 
     const { code } = await d.exited;
     assert.equal(code, 0);
     assert.equal(fs.existsSync(d.socket), false);
+    assert.equal(fs.existsSync(path.join(d.runroot, 'nodecri.pid')), false);
     assert.ok(d.logs.some((l) => l.msg === 'nodecri stopped'));
   } finally {
     client.close();
