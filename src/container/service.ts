@@ -15,6 +15,7 @@ import fsp from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import type { Config } from '../config';
 import { CleanupStack } from '../domain/cleanup';
 import { KeyedLock } from '../domain/keyed-lock';
@@ -86,14 +87,19 @@ export const execOutputLimit = 16 * 1024 * 1024;
 /** How long an exited container's log may still be drained by its grandchildren. */
 const logDrainMs = 2000;
 
-function procStartTime(pid: number): string | null {
+/** A process's start time (clock ticks since boot): with the pid, it names one process. */
+async function procStartTime(pid: number): Promise<string | null> {
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = await fsp.readFile(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
   } catch {
     return null;
   }
 }
+
+/** open(2) for a raw fd, off the event loop (a FIFO opened like this never blocks). */
+const openFd = promisify(fs.open);
+const closeFd = (fd: number) => fs.close(fd, () => {});
 
 function imageConfigOf(raw: { config?: Record<string, unknown> } | undefined): ImageConfig {
   const c = (raw?.config ?? {}) as Record<string, unknown>;
@@ -337,23 +343,28 @@ export class ContainerService {
     const containerEnds: number[] = [];
     let stdio: StdioPlan = { stdin: 'null', stdout: 'null', stderr: 'null' };
     const readers: Array<{ stream: 'stdout' | 'stderr'; fd: number }> = [];
+    const closeContainerEnds = () => {
+      for (const fd of containerEnds.splice(0)) closeFd(fd);
+    };
     if (!tty) {
-      for (const s of ['stdout', 'stderr'] as const) {
-        await this.opts.host.mkfifo(fifo(s)).catch((e: NodeJS.ErrnoException) => {
-          if (e.code !== 'EEXIST') throw e;
-        });
-        // Ours: read side, non-blocking for libuv. Theirs: read-write (see the file comment).
-        const ours = fs.openSync(fifo(s), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-        const theirs = fs.openSync(fifo(s), fs.constants.O_RDWR);
-        toClose.push(ours);
-        containerEnds.push(theirs);
-        readers.push({ stream: s, fd: ours });
+      try {
+        for (const s of ['stdout', 'stderr'] as const) {
+          await this.opts.host.mkfifo(fifo(s)).catch((e: NodeJS.ErrnoException) => {
+            if (e.code !== 'EEXIST') throw e;
+          });
+          // Ours: read side, non-blocking for libuv. Theirs: read-write (see the file comment).
+          const ours = await openFd(fifo(s), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+          toClose.push(ours);
+          readers.push({ stream: s, fd: ours });
+          containerEnds.push(await openFd(fifo(s), fs.constants.O_RDWR));
+        }
+      } catch (e) {
+        closeContainerEnds();
+        for (const fd of toClose) closeFd(fd);
+        throw e;
       }
       stdio = { stdin: stdinWanted ? 'pipe' : 'null', stdout: { fd: containerEnds[0] }, stderr: { fd: containerEnds[1] } };
     }
-    const closeContainerEnds = () => {
-      for (const fd of containerEnds.splice(0)) fs.closeSync(fd);
-    };
     let handle: ProcessHandle;
     try {
       const cgroups = this.opts.host.cgroups;
@@ -361,7 +372,7 @@ export class ContainerService {
       handle = await this.opts.host.createProcess(containerProcessSpec(spec, cgroupProcsFiles(cgroups, record.cgroupPath), stdio, view));
     } catch (e) {
       closeContainerEnds();
-      for (const fd of toClose) fs.closeSync(fd);
+      for (const fd of toClose) closeFd(fd);
       throw e;
     } finally {
       closeContainerEnds();
@@ -397,7 +408,7 @@ export class ContainerService {
       await logWriter?.close();
     });
     record.pid = handle.pid;
-    record.pidStartTime = procStartTime(handle.pid);
+    record.pidStartTime = await procStartTime(handle.pid);
     this.live.set(record.id, { handle, log: logWriter, closeStdio, done: null });
     cleanup.push(`live state of ${record.id}`, () => void this.live.delete(record.id));
   }
@@ -688,7 +699,7 @@ export class ContainerService {
    * the process again.
    */
   private async reapHeld(r: ContainerRecord): Promise<void> {
-    if (r.pid !== null && procStartTime(r.pid) === r.pidStartTime) {
+    if (r.pid !== null && (await procStartTime(r.pid)) === r.pidStartTime) {
       try {
         const h = this.opts.host.adoptProcess({ pid: r.pid, pidfd: null, stdin: null, stdout: null, stderr: null, terminal: null });
         this.opts.host.refProcess(h, false);
@@ -702,7 +713,7 @@ export class ContainerService {
   }
 
   private async adopt(r: ContainerRecord): Promise<void> {
-    const alive = r.pid !== null && procStartTime(r.pid) === r.pidStartTime;
+    const alive = r.pid !== null && (await procStartTime(r.pid)) === r.pidStartTime;
     if (!alive) {
       r.state = 'CONTAINER_EXITED';
       r.finishedAt = nowNanos();
@@ -723,8 +734,8 @@ export class ContainerService {
     }
     for (const s of ['stdout', 'stderr'] as const) {
       const p = path.join(r.runDir, s);
-      if (!fs.existsSync(p)) continue;
-      const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+      const fd = await openFd(p, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK).catch(() => null);
+      if (fd === null) continue;
       const sock = new net.Socket({ fd, readable: true, writable: false });
       sockets.push(sock);
       if (log) log.attach(s, sock);
