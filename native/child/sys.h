@@ -12,22 +12,16 @@
 #include <stdint.h>
 #include <sys/syscall.h>
 
+#include "raw_syscall.h"
+
 #if !defined(__x86_64__)
-#error "native/child: raw syscalls are written for x86_64 only (add the arch's asm here)"
+#error "native/child and native/spawn: the clone trampolines are written for x86_64 only"
 #endif
 
 namespace ncri::sys {
 
 static inline long raw(long n, long a = 0, long b = 0, long c = 0, long d = 0, long e = 0, long f = 0) {
-  long ret;
-  register long r10 __asm__("r10") = d;
-  register long r8 __asm__("r8") = e;
-  register long r9 __asm__("r9") = f;
-  __asm__ volatile("syscall"
-                   : "=a"(ret)
-                   : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
-                   : "rcx", "r11", "memory");
-  return ret;
+  return ncri_raw_syscall(n, a, b, c, d, e, f);
 }
 
 template <typename T>

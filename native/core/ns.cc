@@ -18,6 +18,7 @@
 // Any failure in the child comes back as one fixed-size frame {step, errno, index}; the
 // parent turns it into an ncri_error and undoes what it made (mounts, files, directories).
 #include "ns.h"
+#include "raw_syscall.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -131,42 +132,10 @@ struct ChildPlan {
 // touch TLS or take a lock (malloc, stdio, glibc's setxid broadcast), throws nothing, writes
 // only to its own stack, and leaves with exit_group. That is stricter than async-signal-safe.
 
-#if defined(__x86_64__)
-#define NCRI_RAW_SYSCALLS 1
-long raw6(long n, long a, long b, long c, long d, long e, long f) {
-  long ret;
-  register long r10 __asm__("r10") = d;
-  register long r8 __asm__("r8") = e;
-  register long r9 __asm__("r9") = f;
-  __asm__ volatile("syscall"
-                   : "=a"(ret)
-                   : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
-                   : "rcx", "r11", "memory");
-  return ret;
+// The instruction itself is in raw_syscall.h, shared with the container child.
+static inline long raw6(long n, long a, long b, long c, long d, long e, long f) {
+  return ncri_raw_syscall(n, a, b, c, d, e, f);
 }
-#elif defined(__aarch64__)
-#define NCRI_RAW_SYSCALLS 1
-long raw6(long n, long a, long b, long c, long d, long e, long f) {
-  register long x8 __asm__("x8") = n;
-  register long x0 __asm__("x0") = a;
-  register long x1 __asm__("x1") = b;
-  register long x2 __asm__("x2") = c;
-  register long x3 __asm__("x3") = d;
-  register long x4 __asm__("x4") = e;
-  register long x5 __asm__("x5") = f;
-  __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5)
-                   : "memory", "cc");
-  return x0;
-}
-#else
-// Elsewhere the child goes through syscall(3), which sets errno, so Child::start does not
-// share memory with it (see kShareMemory).
-#define NCRI_RAW_SYSCALLS 0
-long raw6(long n, long a, long b, long c, long d, long e, long f) {
-  long r = syscall(n, a, b, c, d, e, f);
-  return r == -1 ? -errno : r;
-}
-#endif
 
 template <typename... A>
 long sys(long n, A... args) {
