@@ -13,58 +13,11 @@
 
 #include "cgroup.h"
 #include "js_error.h"
+#include "promise_worker.h"
 #include "registry.h"
 
 namespace ncri {
 namespace {
-
-// An AsyncWorker that settles a Promise with either Result() or a syscall error built from
-// the core's ncri_error. (AsyncWorker's own SetError carries only a message string, which
-// would lose errno, syscall and path.)
-class PromiseWorker : public Napi::AsyncWorker {
- public:
-  explicit PromiseWorker(Napi::Env env, const char *name)
-      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)) {}
-
-  Napi::Promise Queue() {
-    Napi::Promise p = deferred_.Promise();
-    Napi::AsyncWorker::Queue();  // the worker deletes itself after OnOK
-    return p;
-  }
-
- protected:
-  // Runs on the pool thread: no N-API calls in here.
-  virtual int Run(ncri_error *err) = 0;
-  // Runs on the JS thread after a successful Run.
-  virtual Napi::Value Result(Napi::Env env) { return env.Undefined(); }
-
- private:
-  void Execute() override {
-    try {
-      failed_ = Run(&err_) < 0;
-    } catch (const std::bad_alloc &) {
-      failed_ = true;
-      ncri_fail(&err_, ENOMEM, "malloc", "cgroup operation", nullptr);
-    } catch (const std::exception &) {
-      // Nothing in the core throws on purpose; never let an exception cross into libuv.
-      failed_ = true;
-      ncri_fail(&err_, EIO, "internal", "cgroup operation", nullptr);
-    }
-  }
-  void OnOK() override {
-    Napi::Env env = Env();
-    if (failed_) {
-      if (err_.err == 0) err_.err = EIO;  // a core bug: never reject with "Success"
-      deferred_.Reject(MakeSyscallError(env, err_).Value());
-    } else {
-      deferred_.Resolve(Result(env));
-    }
-  }
-
-  Napi::Promise::Deferred deferred_;
-  ncri_error err_{};
-  bool failed_ = false;
-};
 
 // ---- argument decoding (JS thread). Type errors are thrown synchronously: they are bugs
 // in the TS facade, not runtime conditions.

@@ -6,43 +6,16 @@
 
 #include "fsops.h"
 #include "js_error.h"
+#include "promise_worker.h"
 #include "registry.h"
 
 namespace ncri {
 namespace {
 
-// Runs `op` off the event loop; resolves with `Result(env)` or rejects with the ncri_error.
-class FsWorker : public Napi::AsyncWorker {
- public:
-  explicit FsWorker(Napi::Env env) : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)) {}
-  Napi::Promise Promise() { return deferred_.Promise(); }
-
- protected:
-  void Execute() override {
-    if (Run(&err_) < 0) failed_ = true;
-  }
-  void OnOK() override {
-    Napi::Env env = Env();
-    if (failed_) {
-      deferred_.Reject(MakeSyscallError(env, err_).Value());
-      return;
-    }
-    deferred_.Resolve(Result(env));
-  }
-  void OnError(const Napi::Error &e) override { deferred_.Reject(e.Value()); }
-  virtual int Run(ncri_error *err) = 0;
-  virtual Napi::Value Result(Napi::Env env) { return env.Undefined(); }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  ncri_error err_{};
-  bool failed_ = false;
-};
-
-class MknodWorker : public FsWorker {
+class MknodWorker : public PromiseWorker {
  public:
   MknodWorker(Napi::Env env, std::string path, unsigned mode, unsigned major, unsigned minor)
-      : FsWorker(env), path_(std::move(path)), mode_(mode), major_(major), minor_(minor) {}
+      : PromiseWorker(env), path_(std::move(path)), mode_(mode), major_(major), minor_(minor) {}
   int Run(ncri_error *err) override { return ncri_mknod(path_.c_str(), mode_, major_, minor_, err); }
 
  private:
@@ -50,10 +23,10 @@ class MknodWorker : public FsWorker {
   unsigned mode_, major_, minor_;
 };
 
-class SetXattrWorker : public FsWorker {
+class SetXattrWorker : public PromiseWorker {
  public:
   SetXattrWorker(Napi::Env env, std::string path, std::string name, std::string value)
-      : FsWorker(env), path_(std::move(path)), name_(std::move(name)), value_(std::move(value)) {}
+      : PromiseWorker(env), path_(std::move(path)), name_(std::move(name)), value_(std::move(value)) {}
   int Run(ncri_error *err) override {
     return ncri_lsetxattr(path_.c_str(), name_.c_str(), value_.data(), value_.size(), err);
   }
@@ -62,10 +35,10 @@ class SetXattrWorker : public FsWorker {
   std::string path_, name_, value_;
 };
 
-class GetXattrWorker : public FsWorker {
+class GetXattrWorker : public PromiseWorker {
  public:
   GetXattrWorker(Napi::Env env, std::string path, std::string name)
-      : FsWorker(env), path_(std::move(path)), name_(std::move(name)) {}
+      : PromiseWorker(env), path_(std::move(path)), name_(std::move(name)) {}
   int Run(ncri_error *err) override {
     int rc = ncri_lgetxattr(path_.c_str(), name_.c_str(), &value_, err);
     found_ = rc == 1;
@@ -81,9 +54,9 @@ class GetXattrWorker : public FsWorker {
   bool found_ = false;
 };
 
-class SyncfsWorker : public FsWorker {
+class SyncfsWorker : public PromiseWorker {
  public:
-  SyncfsWorker(Napi::Env env, std::string path) : FsWorker(env), path_(std::move(path)) {}
+  SyncfsWorker(Napi::Env env, std::string path) : PromiseWorker(env), path_(std::move(path)) {}
   int Run(ncri_error *err) override { return ncri_syncfs(path_.c_str(), err); }
 
  private:

@@ -8,36 +8,12 @@
 #include <vector>
 
 #include "js_error.h"
+#include "promise_worker.h"
 #include "mount.h"
 #include "registry.h"
 
 namespace ncri {
 namespace {
-
-// An AsyncWorker that settles a Promise: resolves (undefined) when Run() returned 0,
-// rejects with the SyscallError-shaped error built from the ncri_error otherwise.
-class MountWorker : public Napi::AsyncWorker {
- public:
-  explicit MountWorker(Napi::Env env, const char *name)
-      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)) {}
-  Napi::Promise Promise() const { return deferred_.Promise(); }
-
- protected:
-  virtual int Run(ncri_error *err) = 0;
-  void Execute() override { failed_ = Run(&err_) < 0; }
-  void OnOK() override {
-    if (failed_)
-      deferred_.Reject(MakeSyscallError(Env(), err_).Value());
-    else
-      deferred_.Resolve(Env().Undefined());
-  }
-  void OnError(const Napi::Error &e) override { deferred_.Reject(e.Value()); }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  ncri_error err_{};
-  bool failed_ = false;
-};
 
 // Paths go to the kernel as C strings: an embedded NUL would silently cut them.
 std::string CString(Napi::Env env, Napi::Value v, const std::string &what) {
@@ -62,10 +38,10 @@ bool BoolProp(Napi::Object o, const char *key) {
   return v.As<Napi::Boolean>().Value();
 }
 
-class TmpfsWorker : public MountWorker {
+class TmpfsWorker : public PromiseWorker {
  public:
   TmpfsWorker(Napi::Env env, std::string target, ncri_tmpfs_options o)
-      : MountWorker(env, "nodecri:mountTmpfs"), target_(std::move(target)), o_(o) {}
+      : PromiseWorker(env, "nodecri:mountTmpfs"), target_(std::move(target)), o_(o) {}
 
  protected:
   int Run(ncri_error *err) override { return ncri_mount_tmpfs(target_.c_str(), &o_, err); }
@@ -105,10 +81,10 @@ Napi::Value MountTmpfs(const Napi::CallbackInfo &info) {
   return w->Promise();
 }
 
-class BindWorker : public MountWorker {
+class BindWorker : public PromiseWorker {
  public:
   BindWorker(Napi::Env env, std::string src, std::string target, ncri_bind_options o)
-      : MountWorker(env, "nodecri:mountBind"), src_(std::move(src)), target_(std::move(target)), o_(o) {}
+      : PromiseWorker(env, "nodecri:mountBind"), src_(std::move(src)), target_(std::move(target)), o_(o) {}
 
  protected:
   int Run(ncri_error *err) override { return ncri_bind_mount(src_.c_str(), target_.c_str(), &o_, err); }
@@ -150,10 +126,10 @@ Napi::Value MountBind(const Napi::CallbackInfo &info) {
   return w->Promise();
 }
 
-class OverlayWorker : public MountWorker {
+class OverlayWorker : public PromiseWorker {
  public:
   OverlayWorker(Napi::Env env, std::string target, ncri_overlay_options o)
-      : MountWorker(env, "nodecri:mountOverlay"), target_(std::move(target)), o_(std::move(o)) {}
+      : PromiseWorker(env, "nodecri:mountOverlay"), target_(std::move(target)), o_(std::move(o)) {}
 
  protected:
   int Run(ncri_error *err) override { return ncri_mount_overlay(target_.c_str(), &o_, err); }
@@ -194,10 +170,10 @@ Napi::Value MountOverlay(const Napi::CallbackInfo &info) {
   return w->Promise();
 }
 
-class UnmountWorker : public MountWorker {
+class UnmountWorker : public PromiseWorker {
  public:
   UnmountWorker(Napi::Env env, std::string target, bool detach)
-      : MountWorker(env, "nodecri:mountUnmount"), target_(std::move(target)), detach_(detach) {}
+      : PromiseWorker(env, "nodecri:mountUnmount"), target_(std::move(target)), detach_(detach) {}
 
  protected:
   int Run(ncri_error *err) override { return ncri_unmount(target_.c_str(), detach_, err); }

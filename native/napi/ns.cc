@@ -7,38 +7,12 @@
 #include <vector>
 
 #include "js_error.h"
+#include "promise_worker.h"
 #include "ns.h"
 #include "registry.h"
 
 namespace ncri {
 namespace {
-
-// An AsyncWorker that settles a Promise: resolves with Result() when Run() returned 0,
-// rejects with the SyscallError-shaped error built from the ncri_error otherwise.
-class PromiseWorker : public Napi::AsyncWorker {
- public:
-  explicit PromiseWorker(Napi::Env env, const char *name)
-      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)) {}
-  Napi::Promise Promise() const { return deferred_.Promise(); }
-
- protected:
-  virtual int Run(ncri_error *err) = 0;
-  virtual Napi::Value Result(Napi::Env env) { return env.Undefined(); }
-
-  void Execute() override { failed_ = Run(&err_) < 0; }
-  void OnOK() override {
-    if (failed_)
-      deferred_.Reject(MakeSyscallError(Env(), err_).Value());
-    else
-      deferred_.Resolve(Result(Env()));
-  }
-  void OnError(const Napi::Error &e) override { deferred_.Reject(e.Value()); }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  ncri_error err_{};
-  bool failed_ = false;
-};
 
 Napi::Object ObjectArg(const Napi::CallbackInfo &info, size_t i, const char *what) {
   if (info.Length() <= i || !info[i].IsObject())
