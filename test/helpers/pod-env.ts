@@ -10,7 +10,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { CriClient } from './cri-client';
-import { debianCniDir, setUpTestCni, type TestCni } from './cni';
+import assert from 'node:assert/strict';
+import { debianCniDir, hostLinks, ipamAllocations, setUpTestCni, writeFailingPlugin, type TestCni } from './cni';
+import { diff, snapshot, type LeakScope } from './leaks';
 import { mainJs, makeTempDir, startTestDaemon, type TestDaemon } from './daemon';
 import { buildImage, writeOciLayout, type LayerEntries } from './images';
 
@@ -62,16 +64,33 @@ export interface PodEnv {
   client: CriClient;
   logDir: string;
   restart(kind: 'kill' | 'graceful'): Promise<void>;
+  /** Removes every pod left through the API, stops the daemon, undoes the rest. */
   cleanup(): Promise<void>;
+  /** removes every pod left through the API (what cleanup starts with) */
+  removePods(): Promise<void>;
+}
+
+export interface PodEnvOptions {
+  extraConfig?: string;
+  /** import the busybox image before start (default true) */
+  image?: boolean;
+  /** a plugin that fails every ADD, after the bridge */
+  failingPlugin?: boolean;
+  /** no CNI config at all */
+  noCni?: boolean;
+  /** seconds RunPodSandbox waits for a CNI config */
+  cniWait?: number;
 }
 
 export function cgroupDirsFor(parent: string): string[] {
   return fs.readdirSync('/sys/fs/cgroup').map((h) => path.join('/sys/fs/cgroup', h, parent));
 }
 
-export async function startPodEnv(opts: { extraConfig?: string } = {}): Promise<PodEnv> {
+export async function startPodEnv(opts: PodEnvOptions = {}): Promise<PodEnv> {
   const dir = makeTempDir();
-  const cni = setUpTestCni(dir);
+  const cni = setUpTestCni(dir, { extraPlugins: opts.failingPlugin ? [{ type: 'nodecri-test-fail' }] : [] });
+  if (opts.failingPlugin) writeFailingPlugin(cni);
+  if (opts.noCni) fs.rmSync(cni.conflistFile);
   const cgroupParent = `/nodecri-test-${randomBytes(4).toString('hex')}`;
   const logDir = path.join(dir, 'logs');
   fs.mkdirSync(logDir);
@@ -80,12 +99,13 @@ export async function startPodEnv(opts: { extraConfig?: string } = {}): Promise<
     `default_parent = "${cgroupParent}"`,
     `[network]`,
     `cni_config_dir = "${cni.confDir}"`,
-    `cni_plugin_dirs = ["${debianCniDir}"]`,
+    `cni_plugin_dirs = ["${debianCniDir}", "${cni.extraPluginDir}"]`,
+    `cni_config_wait = ${opts.cniWait ?? 10}`,
     opts.extraConfig ?? '',
   ].join('\n');
   fs.writeFileSync(path.join(dir, 'nodecri.toml'), config);
   fs.mkdirSync(path.join(dir, 'nodecri.d'), { recursive: true });
-  execFileSync(process.execPath, [mainJs, 'image', 'import', busyboxLayout(dir), '--config', path.join(dir, 'nodecri.toml'), '--config-dir', path.join(dir, 'nodecri.d'), '--root', path.join(dir, 'root')], {
+  if (opts.image ?? true) execFileSync(process.execPath, [mainJs, 'image', 'import', busyboxLayout(dir), '--config', path.join(dir, 'nodecri.toml'), '--config-dir', path.join(dir, 'nodecri.d'), '--root', path.join(dir, 'root')], {
     stdio: 'pipe',
   });
   const start = () => startTestDaemon({ dir, config, args: ['--cni-config-dir', cni.confDir] });
@@ -107,7 +127,7 @@ export async function startPodEnv(opts: { extraConfig?: string } = {}): Promise<
       }
       env.client = new CriClient(env.daemon.socket);
     },
-    async cleanup() {
+    async removePods() {
       try {
         const pods = await env.client.call('ListPodSandbox', {});
         for (const p of pods.items) {
@@ -119,6 +139,9 @@ export async function startPodEnv(opts: { extraConfig?: string } = {}): Promise<
         // the daemon is gone (or says why not)
         process.stderr.write(`pod-env cleanup: ListPodSandbox: ${(e as { details?: string }).details ?? String(e)}\n`);
       }
+    },
+    async cleanup() {
+      await env.removePods();
       env.client.close();
       await env.daemon.cleanup();
       for (const d of cgroupDirsFor(cgroupParent)) {
@@ -134,4 +157,33 @@ export async function startPodEnv(opts: { extraConfig?: string } = {}): Promise<
   };
   env.client = new CriClient(env.daemon.socket);
   return env;
+}
+
+/**
+ * Runs `body` in a fresh pod env and always cleans up. Unless the body failed, it then
+ * asserts that nothing the runtime made is left: mounts, files under its pod and container
+ * dirs and the CNI cache, cgroups, host links and IP allocations. With `removePods` the
+ * pods the body left are removed through the API first (removal must leave nothing);
+ * without it, the body must have removed them itself.
+ */
+export async function withPodEnv(opts: PodEnvOptions & { removePods?: boolean }, body: (env: PodEnv) => Promise<void>): Promise<void> {
+  const env = await startPodEnv(opts);
+  const scope: LeakScope = {
+    mountPrefixes: [env.dir],
+    dirs: ['run/sandboxes', 'root/sandboxes', 'root/cni-cache', 'run/containers', 'root/containers'].map((d) => path.join(env.dir, d)),
+    cgroupDirs: cgroupDirsFor(env.cgroupParent),
+  };
+  const before = snapshot(scope);
+  const linksBefore = hostLinks();
+  try {
+    await body(env);
+    if (opts.removePods) await env.removePods();
+    const leaked = diff(before, snapshot(scope));
+    // The daemon itself (after a restart, a new pid) is expected to be running.
+    leaked.children = leaked.children.filter((c) => !c.startsWith(`${env.daemon.proc.pid} `));
+    const links = hostLinks().filter((l) => !linksBefore.includes(l) && l !== env.cni.bridge);
+    assert.deepEqual({ ...leaked, links, ips: ipamAllocations(env.cni) }, { mounts: [], files: [], cgroups: [], children: [], links: [], ips: [] });
+  } finally {
+    await env.cleanup();
+  }
 }

@@ -9,110 +9,17 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { status as Status, type ServiceError } from '@grpc/grpc-js';
-import { CriClient } from '../helpers/cri-client';
-import { startTestDaemon, makeTempDir, type TestDaemon } from '../helpers/daemon';
-import { debianCniDir, hostLinks, ipamAllocations, setUpTestCni, writeFailingPlugin, type TestCni } from '../helpers/cni';
-import { snapshot, diff, type LeakScope } from '../helpers/leaks';
+import { ipamAllocations } from '../helpers/cni';
 import { podConfig } from '../helpers/pods';
-
-interface Env {
-  dir: string;
-  cni: TestCni;
-  cgroupParent: string;
-  daemon: TestDaemon;
-  client: CriClient;
-  scope: LeakScope;
-  restart(): Promise<void>;
-}
-
-function cgroupDirsFor(parent: string): string[] {
-  return fs.readdirSync('/sys/fs/cgroup').map((h) => path.join('/sys/fs/cgroup', h, parent));
-}
-
-async function withEnv(opts: { failingPlugin?: boolean; noCni?: boolean; cniWait?: number }, body: (env: Env) => Promise<void>): Promise<void> {
-  const dir = makeTempDir();
-  const cni = setUpTestCni(dir, { extraPlugins: opts.failingPlugin ? [{ type: 'nodecri-test-fail' }] : [] });
-  if (opts.failingPlugin) writeFailingPlugin(cni);
-  if (opts.noCni) fs.rmSync(cni.conflistFile);
-  const cgroupParent = `/nodecri-test-${randomBytes(4).toString('hex')}`;
-  const config = [
-    `[cgroup]`,
-    `default_parent = "${cgroupParent}"`,
-    `[network]`,
-    `cni_config_dir = "${cni.confDir}"`,
-    `cni_plugin_dirs = ["${debianCniDir}", "${cni.extraPluginDir}"]`,
-    `cni_config_wait = ${opts.cniWait ?? 10}`,
-  ].join('\n');
-  const start = () => startTestDaemon({ dir, config, args: ['--cni-config-dir', cni.confDir] });
-  const env: Env = {
-    dir,
-    cni,
-    cgroupParent,
-    daemon: await start(),
-    client: null as unknown as CriClient,
-    scope: {
-      mountPrefixes: [dir],
-      dirs: [path.join(dir, 'run', 'sandboxes'), path.join(dir, 'root', 'sandboxes'), path.join(dir, 'root', 'cni-cache')],
-      cgroupDirs: cgroupDirsFor(cgroupParent),
-    },
-    async restart() {
-      env.client.close();
-      env.daemon.proc.kill('SIGKILL');
-      await env.daemon.exited;
-      env.daemon = await start();
-      env.client = new CriClient(env.daemon.socket);
-    },
-  };
-  env.client = new CriClient(env.daemon.socket);
-  const before = snapshot(env.scope);
-  const linksBefore = hostLinks();
-  let failed: unknown = null;
-  try {
-    await body(env);
-  } catch (e) {
-    failed = e;
-  }
-  try {
-    // Whatever the body did, nothing may be left once its pods are gone.
-    const leaked = diff(before, snapshot(env.scope));
-    // The daemon itself (restarted, so a new pid) is expected to be running.
-    leaked.children = leaked.children.filter((c) => !c.startsWith(`${env.daemon.proc.pid} `));
-    const links = hostLinks().filter((l) => !linksBefore.includes(l) && l !== cni.bridge);
-    const ips = ipamAllocations(cni);
-    if (!failed) {
-      assert.deepEqual({ ...leaked, links, ips }, { mounts: [], files: [], cgroups: [], children: [], links: [], ips: [] });
-    }
-  } finally {
-    // Best-effort teardown of anything a failed body left, so the machine stays clean.
-    try {
-      const list = await env.client.call('ListPodSandbox', {});
-      for (const p of list.items) await env.client.call('RemovePodSandbox', { pod_sandbox_id: p.id }).catch(() => {});
-    } catch {
-      // daemon gone
-    }
-    env.client.close();
-    await env.daemon.cleanup();
-    for (const d of cgroupDirsFor(cgroupParent)) {
-      try {
-        fs.rmdirSync(d);
-      } catch {
-        // not there
-      }
-    }
-    cni.cleanup();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-  if (failed) throw failed;
-}
+import { withPodEnv } from '../helpers/pod-env';
 
 function netnsExec(pin: string, args: string[]): string {
   return execFileSync('nsenter', [`--net=${pin}`, ...args], { encoding: 'utf8' });
 }
 
 test('a pod gets an IP on the bridge, lo and eth0 up, shm of the asked size; stop and remove leave nothing', async () => {
-  await withEnv({}, async ({ client, cni }) => {
+  await withPodEnv({ image: false }, async ({ client, cni }) => {
     const config = podConfig({ annotations: { 'io.kubernetes.cri-o.ShmSize': '128Mi' }, labels: { app: 'web' } });
     const { pod_sandbox_id: id } = await client.call('RunPodSandbox', { config });
     assert.match(id, /^[0-9a-f]{64}$/);
@@ -171,7 +78,7 @@ test('a pod gets an IP on the bridge, lo and eth0 up, shm of the asked size; sto
 });
 
 test('a host-network pod has no netns pin and no CNI call', async () => {
-  await withEnv({}, async ({ client, cni }) => {
+  await withPodEnv({ image: false }, async ({ client, cni }) => {
     const { pod_sandbox_id: id } = await client.call('RunPodSandbox', { config: podConfig({ hostNetwork: true }) });
     const st = await client.call('PodSandboxStatus', { pod_sandbox_id: id, verbose: true });
     assert.equal(st.status?.linux?.namespaces?.options?.network, 'NODE');
@@ -186,7 +93,7 @@ test('a host-network pod has no netns pin and no CNI call', async () => {
 });
 
 test('a pod sharing one PID namespace runs pause as its PID 1 in the pod namespaces', async () => {
-  await withEnv({}, async ({ client }) => {
+  await withPodEnv({ image: false }, async ({ client }) => {
     const { pod_sandbox_id: id } = await client.call('RunPodSandbox', { config: podConfig({ pid: 'POD' }) });
     const st = await client.call('PodSandboxStatus', { pod_sandbox_id: id, verbose: true });
     const info = JSON.parse(st.info.info) as { pins: { net: string; ipc: string }; infra: { pid: number } };
@@ -205,7 +112,7 @@ test('a pod sharing one PID namespace runs pause as its PID 1 in the pod namespa
 });
 
 test('identical RunPodSandbox calls create one sandbox; 50 different pods run and tear down in parallel', async () => {
-  await withEnv({}, async ({ client, cni }) => {
+  await withPodEnv({ image: false }, async ({ client, cni }) => {
     const config = podConfig();
     const ids = await Promise.all(Array.from({ length: 20 }, () => client.call('RunPodSandbox', { config })));
     assert.equal(new Set(ids.map((r) => r.pod_sandbox_id)).size, 1);
@@ -225,7 +132,7 @@ test('identical RunPodSandbox calls create one sandbox; 50 different pods run an
 });
 
 test('bad input is INVALID_ARGUMENT naming the field, and leaves nothing', async () => {
-  await withEnv({}, async ({ client }) => {
+  await withPodEnv({ image: false }, async ({ client }) => {
     const good = podConfig();
     const cases: Array<[string, object, RegExp]> = [
       ['no metadata', { config: { ...good, metadata: undefined } }, /config\.metadata is missing/],
@@ -249,7 +156,7 @@ test('bad input is INVALID_ARGUMENT naming the field, and leaves nothing', async
 });
 
 test('a failing CNI plugin fails the call and leaves nothing, the IP released', async () => {
-  await withEnv({ failingPlugin: true }, async ({ client, cni }) => {
+  await withPodEnv({ image: false, failingPlugin: true }, async ({ client, cni }) => {
     await assert.rejects(client.call('RunPodSandbox', { config: podConfig() }), (e: ServiceError) => {
       assert.match(e.details, /nodecri-test-fail ADD failed: injected failure/);
       return true;
@@ -260,7 +167,7 @@ test('a failing CNI plugin fails the call and leaves nothing, the IP released', 
 });
 
 test('no CNI config: the call waits briefly then fails with NetworkPluginNotReady', async () => {
-  await withEnv({ noCni: true, cniWait: 1 }, async ({ client }) => {
+  await withPodEnv({ image: false, noCni: true, cniWait: 1 }, async ({ client }) => {
     const t0 = Date.now();
     await assert.rejects(client.call('RunPodSandbox', { config: podConfig() }), (e: ServiceError) => {
       assert.match(e.details, /NetworkPluginNotReady/);
@@ -271,11 +178,11 @@ test('no CNI config: the call waits briefly then fails with NetworkPluginNotRead
 });
 
 test('kill -9 with 3 pods: after restart they are READY with the same IPs and tear down cleanly', async () => {
-  await withEnv({}, async (env) => {
+  await withPodEnv({ image: false }, async (env) => {
     const ids = [];
     for (let i = 0; i < 3; i++) ids.push((await env.client.call('RunPodSandbox', { config: podConfig() })).pod_sandbox_id);
     const ipsBefore = await Promise.all(ids.map(async (id) => (await env.client.call('PodSandboxStatus', { pod_sandbox_id: id })).status!.network!.ip));
-    await env.restart();
+    await env.restart('kill');
     const list = await env.client.call('ListPodSandbox', {});
     assert.deepEqual(list.items.map((i) => i.id).sort(), [...ids].sort());
     for (const [i, id] of ids.entries()) {
