@@ -16,6 +16,7 @@ import path from 'node:path';
 import {
   ProcessHandle,
   ProcessSpec,
+  baseProcessSpec,
   createProcess,
   releaseProcess,
   signalProcess,
@@ -34,36 +35,10 @@ function median(xs: number[]): number {
 
 function minimalSpec(rootfs: string, args: string[]): ProcessSpec {
   return {
-    rootfs,
-    rootReadonly: false,
-    rootPropagation: null,
+    ...baseProcessSpec(rootfs, args),
     namespaces: (['pid', 'mount', 'ipc', 'uts', 'network'] as const).map((type) => ({ type, path: null })),
-    uidMappings: [],
-    gidMappings: [],
     mounts: [{ destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] }],
-    devices: [],
-    hostname: null,
-    domainname: null,
-    maskedPaths: [],
-    readonlyPaths: [],
-    sysctls: {},
-    args,
     env: ['PATH=/bin'],
-    cwd: '/',
-    uid: 0,
-    gid: 0,
-    additionalGids: [],
-    umask: null,
-    capabilities: null,
-    noNewPrivileges: false,
-    rlimits: [],
-    oomScoreAdj: null,
-    seccomp: null,
-    cgroupProcs: [],
-    terminal: false,
-    stdin: 'null',
-    stdout: 'null',
-    stderr: 'null',
   };
 }
 

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { buildDir } from '../native/binding';
 import {
   adoptProcess,
+  baseProcessSpec,
   createProcess,
   refProcess,
   releaseProcess,
@@ -55,36 +56,14 @@ export class InfraProcesses {
     let handle: ProcessHandle;
     try {
       handle = await createProcess({
-        rootfs: root,
+        ...baseProcessSpec(root, ['/pause']),
         rootReadonly: true,
-        rootPropagation: null,
         namespaces,
-        uidMappings: [],
-        gidMappings: [],
         mounts: [{ destination: '/pause', type: 'bind', source: pauseBinary, options: ['bind', 'ro'] }],
-        devices: [],
-        hostname: null,
-        domainname: null,
-        maskedPaths: [],
-        readonlyPaths: [],
-        sysctls: {},
-        args: ['/pause'],
-        env: [],
-        cwd: '/',
-        uid: 0,
-        gid: 0,
-        additionalGids: [],
-        umask: null,
         capabilities: { bounding: [], effective: [], permitted: [], inheritable: [], ambient: [] },
         noNewPrivileges: true,
-        rlimits: [],
         oomScoreAdj: -998,
-        seccomp: null,
         cgroupProcs: cgroupProcsFiles(this.cgroups, req.cgroupPath),
-        terminal: false,
-        stdin: 'null',
-        stdout: 'null',
-        stderr: 'null',
       });
     } catch (e) {
       await this.cgroups.remove(req.cgroupPath).catch(() => {});

@@ -145,6 +145,46 @@ export interface ProcessSpec extends ProcessIdentity {
 
 export type ExecSpec = ProcessIdentity;
 
+/**
+ * A spec that asks for nothing beyond running `args` as root in `rootfs`: no namespaces,
+ * mounts, capabilities or limits. Callers spread their own settings over it, so every
+ * property is still set once and in one place.
+ */
+export function baseProcessSpec(rootfs: string, args: string[]): ProcessSpec {
+  return {
+    rootfs,
+    rootReadonly: false,
+    rootPropagation: null,
+    namespaces: [],
+    uidMappings: [],
+    gidMappings: [],
+    mounts: [],
+    devices: [],
+    hostname: null,
+    domainname: null,
+    maskedPaths: [],
+    readonlyPaths: [],
+    sysctls: {},
+    args,
+    env: [],
+    cwd: '/',
+    uid: 0,
+    gid: 0,
+    additionalGids: [],
+    umask: null,
+    capabilities: null,
+    noNewPrivileges: false,
+    rlimits: [],
+    oomScoreAdj: null,
+    seccomp: null,
+    cgroupProcs: [],
+    terminal: false,
+    stdin: 'null',
+    stdout: 'null',
+    stderr: 'null',
+  };
+}
+
 export interface ExitStatus {
   /** exit code when the process exited, else null */
   exitCode: number | null;

@@ -5,6 +5,8 @@
  * machine) running at the same time do not disturb each other.
  */
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 
 export interface LeakScope {
@@ -123,4 +125,21 @@ async function settleAndDiff(before: Snapshot, scope: LeakScope): Promise<string
   }
   const leaked = Object.entries(d).filter(([, v]) => (v as string[]).length > 0);
   return leaked.length > 0 ? JSON.stringify(Object.fromEntries(leaked)) : null;
+}
+
+/**
+ * Runs `body` in a fresh temp dir, checking that it leaves no mount or file there (the
+ * body's own error wins over the leak report), then detaches whatever is still mounted in
+ * the dir and removes it.
+ */
+export async function inTempDir(prefix: string, body: (dir: string) => Promise<void>): Promise<void> {
+  const { unmount } = await import('../../src/native/mounts');
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), prefix));
+  try {
+    await withoutLeaks({ mountPrefixes: [dir], dirs: [dir] }, () => body(dir));
+  } finally {
+    const mounts = snapshot({ mountPrefixes: [dir] }).mounts.sort((a, b) => b.length - a.length);
+    for (const m of mounts) await unmount(m, { detach: true });
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
 }

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { performance } from 'node:perf_hooks';
-import { snapshot, withoutLeaks } from '../helpers/leaks';
+import { inTempDir as inTempDirChecked } from '../helpers/leaks';
 import { SyscallError } from '../../src/native/errors';
 import {
   InvalidNamespaceRequestError,
@@ -22,7 +22,6 @@ import {
   unpinNamespaces,
   type PinnedNamespaces,
 } from '../../src/native/namespaces';
-import { unmount } from '../../src/native/mounts';
 
 const execFile = promisify(execFileCb);
 
@@ -31,30 +30,7 @@ async function sh(cmd: string, ...args: string[]): Promise<string> {
   return stdout;
 }
 
-/**
- * Runs `body` in a fresh temp dir under a leak check scoped to it; whatever happens, the
- * dir's mounts are detached and the dir is removed afterwards.
- */
-async function inTempDir(body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'ncri-ns-'));
-  // A failing body skips its own cleanup, so the leak check then fails too; report the
-  // body's error, which is the cause.
-  let bodyError: unknown = null;
-  try {
-    await withoutLeaks({ mountPrefixes: [dir], dirs: [dir] }, () =>
-      body(dir).catch((e: unknown) => {
-        bodyError = e;
-        throw e;
-      }),
-    );
-  } catch (e) {
-    throw bodyError ?? e;
-  } finally {
-    const mounts = snapshot({ mountPrefixes: [dir] }).mounts.sort((a, b) => b.length - a.length);
-    for (const m of mounts) await unmount(m, { detach: true });
-    await fs.rm(dir, { recursive: true, force: true });
-  }
-}
+const inTempDir = (body: (dir: string) => Promise<void>) => inTempDirChecked('ncri-ns-', body);
 
 interface MountInfo {
   mountPoint: string;
