@@ -123,7 +123,10 @@ export async function startPodEnv(opts: PodEnvOptions = {}): Promise<PodEnv> {
         await env.daemon.exited;
         env.daemon = await start();
       } else {
-        throw new Error('graceful restart: use the CLI');
+        // `nodecri restart`, as an operator runs it: the same process re-execs in place.
+        const d = env.daemon;
+        const out = execFileSync(process.execPath, [mainJs, 'restart', '--config', d.configFile, '--config-dir', d.configDir, '--root', d.root, '--runroot', d.runroot, '--listen', d.socket], { encoding: 'utf8' });
+        if (!/restarted in place/.test(out)) throw new Error(`nodecri restart said: ${out}`);
       }
       env.client = new CriClient(env.daemon.socket);
     },

@@ -291,6 +291,17 @@ function counterValues(file: string): number[] {
   return values;
 }
 
+/** Five containers printing a counter every 10 ms, started. */
+async function startCounters(env: PodEnv, pod: { sandboxId: string; sandboxConfig: object }): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    const id = await createContainer(env, pod, `counter${i}`, { command: counter });
+    await env.client.call('StartContainer', { container_id: id });
+    ids.push(id);
+  }
+  return ids;
+}
+
 function assertConsecutive(values: number[], what: string): void {
   assert.ok(values.length > 10, `${what}: ${values.length} values`);
   for (let i = 0; i < values.length; i++) assert.equal(values[i], i, `${what}: value ${i} is ${values[i]} (gap or duplicate)`);
@@ -299,23 +310,13 @@ function assertConsecutive(values: number[], what: string): void {
 test('nodecri restart keeps every container and every log line; an exit during the switch keeps its code', async () => {
   await withPodEnv({ removePods: true }, async (env) => {
     const pod = await runPod(env);
-    const ids: string[] = [];
-    for (let i = 0; i < 5; i++) {
-      const id = await createContainer(env, pod, `counter${i}`, { command: counter });
-      await env.client.call('StartContainer', { container_id: id });
-      ids.push(id);
-    }
+    const ids = await startCounters(env, pod);
     const five = await createContainer(env, pod, 'five', { command: ['sh', '-c', 'sleep 0.5; exit 5'] });
     await new Promise((r) => setTimeout(r, 800));
     await env.client.call('StartContainer', { container_id: five });
     const pid = env.daemon.proc.pid;
-    const paths = ['--config', path.join(env.dir, 'nodecri.toml'), '--config-dir', path.join(env.dir, 'nodecri.d'), '--root', env.daemon.root, '--runroot', env.daemon.runroot, '--listen', env.daemon.socket];
-    const { execFileSync } = await import('node:child_process');
-    const out = execFileSync(process.execPath, [path.resolve(__dirname, '..', '..', 'src', 'main.js'), 'restart', ...paths], { encoding: 'utf8' });
-    assert.match(out, /restarted in place/);
+    await env.restart('graceful');
     assert.equal(env.daemon.proc.exitCode, null, 'the daemon process lives on');
-    env.client.close();
-    env.client = new (await import('../helpers/cri-client')).CriClient(env.daemon.socket);
     await new Promise((r) => setTimeout(r, 800));
     for (const id of ids) assert.equal((await env.client.call('ContainerStatus', { container_id: id })).status?.state, 'CONTAINER_RUNNING');
     const st5 = await waitExited(env, five);
@@ -333,12 +334,7 @@ test('nodecri restart keeps every container and every log line; an exit during t
 test('after kill -9 and a new start the containers still run and their logs go on', async () => {
   await withPodEnv({ removePods: true }, async (env) => {
     const pod = await runPod(env);
-    const ids: string[] = [];
-    for (let i = 0; i < 5; i++) {
-      const id = await createContainer(env, pod, `counter${i}`, { command: counter });
-      await env.client.call('StartContainer', { container_id: id });
-      ids.push(id);
-    }
+    const ids = await startCounters(env, pod);
     await new Promise((r) => setTimeout(r, 500));
     const before = await Promise.all(ids.map(async (id) => counterValues((await env.client.call('ContainerStatus', { container_id: id })).status!.log_path).length));
     await env.restart('kill');
