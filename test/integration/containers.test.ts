@@ -11,68 +11,7 @@ import path from 'node:path';
 import { status as Status, type ServiceError } from '@grpc/grpc-js';
 import { podConfig } from '../helpers/pods';
 import { busyboxRef, withPodEnv, type PodEnv } from '../helpers/pod-env';
-
-async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-interface RunOpts {
-  command: string[];
-  linux?: object;
-  mounts?: object[];
-  logPath?: string;
-  envs?: { key: string; value: string }[];
-}
-
-async function runPod(env: PodEnv, pod = podConfig()) {
-  const logDirectory = path.join(env.logDir, pod.metadata.uid);
-  const config = { ...pod, log_directory: logDirectory };
-  const { pod_sandbox_id } = await env.client.call('RunPodSandbox', { config });
-  return { sandboxId: pod_sandbox_id, sandboxConfig: config };
-}
-
-async function createContainer(env: PodEnv, pod: { sandboxId: string; sandboxConfig: object }, name: string, o: RunOpts) {
-  const { container_id } = await env.client.call('CreateContainer', {
-    pod_sandbox_id: pod.sandboxId,
-    sandbox_config: pod.sandboxConfig,
-    config: {
-      metadata: { name, attempt: 0 },
-      image: { image: busyboxRef },
-      command: o.command,
-      envs: o.envs ?? [],
-      log_path: o.logPath ?? `${name}.log`,
-      mounts: o.mounts ?? [],
-      linux: o.linux ?? {},
-    },
-  });
-  return container_id;
-}
-
-async function waitExited(env: PodEnv, id: string) {
-  return until('exit', async () => {
-    const st = (await env.client.call('ContainerStatus', { container_id: id })).status!;
-    return st.state === 'CONTAINER_EXITED' ? st : null;
-  });
-}
-
-function logLines(file: string): { stream: string; tag: string; text: string }[] {
-  return fs
-    .readFileSync(file, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => {
-      const m = /^(\S+) (stdout|stderr) ([PF]) (.*)$/.exec(l);
-      assert.ok(m, `a CRI log line: ${l}`);
-      assert.ok(!Number.isNaN(Date.parse(m[1])), `timestamp ${m[1]}`);
-      return { stream: m[2], tag: m[3], text: m[4] };
-    });
-}
+import { createContainer, logLines, output, runPod, until, waitExited } from '../helpers/containers';
 
 test('logs in CRI format, exit codes and reasons, running then exited', async () => {
   await withPodEnv({ removePods: true }, async (env) => {
@@ -148,16 +87,6 @@ test('a 16 MiB memory limit and a process that wants more ends OOMKilled', async
     assert.equal(st.exit_code, 137);
   });
 });
-
-async function output(env: PodEnv, pod: { sandboxId: string; sandboxConfig: object }, name: string, o: RunOpts): Promise<{ out: string; code: number }> {
-  const id = await createContainer(env, pod, name, o);
-  await env.client.call('StartContainer', { container_id: id });
-  const st = await waitExited(env, id);
-  const out = logLines(st.log_path)
-    .map((l) => l.text)
-    .join('\n');
-  return { out, code: st.exit_code };
-}
 
 test('security: run_as_user, readonly rootfs, dropped capabilities, seccomp profiles', async () => {
   await withPodEnv({ removePods: true }, async (env) => {

@@ -1,0 +1,82 @@
+/**
+ * Pods and containers through the CRI API for integration tests: run a pod, create a
+ * busybox container, wait for its exit, read its CRI log.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { podConfig } from './pods';
+import { busyboxRef, type PodEnv } from './pod-env';
+
+export async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 10_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export interface RunOpts {
+  command: string[];
+  linux?: object;
+  mounts?: object[];
+  logPath?: string;
+  envs?: { key: string; value: string | Buffer }[];
+}
+
+export async function runPod(env: PodEnv, pod = podConfig()) {
+  const logDirectory = path.join(env.logDir, pod.metadata.uid);
+  const config = { ...pod, log_directory: logDirectory };
+  const { pod_sandbox_id } = await env.client.call('RunPodSandbox', { config });
+  return { sandboxId: pod_sandbox_id, sandboxConfig: config };
+}
+
+export async function createContainer(env: PodEnv, pod: { sandboxId: string; sandboxConfig: object }, name: string, o: RunOpts) {
+  const { container_id } = await env.client.call('CreateContainer', {
+    pod_sandbox_id: pod.sandboxId,
+    sandbox_config: pod.sandboxConfig,
+    config: {
+      metadata: { name, attempt: 0 },
+      image: { image: busyboxRef },
+      command: o.command,
+      envs: o.envs ?? [],
+      log_path: o.logPath ?? `${name}.log`,
+      mounts: o.mounts ?? [],
+      linux: o.linux ?? {},
+    },
+  });
+  return container_id;
+}
+
+export async function waitExited(env: PodEnv, id: string) {
+  return until('exit', async () => {
+    const st = (await env.client.call('ContainerStatus', { container_id: id })).status!;
+    return st.state === 'CONTAINER_EXITED' ? st : null;
+  });
+}
+
+export function logLines(file: string): { stream: string; tag: string; text: string }[] {
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const m = /^(\S+) (stdout|stderr) ([PF]) (.*)$/.exec(l);
+      assert.ok(m, `a CRI log line: ${l}`);
+      assert.ok(!Number.isNaN(Date.parse(m[1])), `timestamp ${m[1]}`);
+      return { stream: m[2], tag: m[3], text: m[4] };
+    });
+}
+
+export async function output(env: PodEnv, pod: { sandboxId: string; sandboxConfig: object }, name: string, o: RunOpts): Promise<{ out: string; code: number }> {
+  const id = await createContainer(env, pod, name, o);
+  await env.client.call('StartContainer', { container_id: id });
+  const st = await waitExited(env, id);
+  const out = logLines(st.log_path)
+    .map((l) => l.text)
+    .join('\n');
+  return { out, code: st.exit_code };
+}
+
