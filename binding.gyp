@@ -1,8 +1,10 @@
 {
-  # One addon target and the pause binary. Sources are listed by folder so that a new
-  # file in native/core, native/napi, native/spawn or native/child is picked up without
-  # editing this file: core/ is plain syscall code, napi/ is the N-API glue, spawn/ is the
-  # parent side of the clone, child/ runs after the clone (async-signal-safe only).
+  # The addon, the init every container clone execs, and the pause binary. Sources are
+  # listed by folder so that a new file in native/core, native/napi or native/spawn is
+  # picked up without editing this file: core/ is plain syscall code, napi/ is the N-API
+  # glue, spawn/ is the parent side of the clone. child/ runs after the clone: stage 0
+  # (exec_init.cc, in the addon) only execs nodecri-init, a static libc-free program built
+  # from the rest of child/.
   "targets": [
     {
       "target_name": "nodecri",
@@ -11,7 +13,8 @@
         "<!@(node -p \"require('fs').readdirSync('native/napi').filter(f=>f.endsWith('.cc')).map(f=>'native/napi/'+f).join(' ')\")",
         "<!@(node -p \"require('fs').readdirSync('native/core').filter(f=>f.endsWith('.cc')).map(f=>'native/core/'+f).join(' ')\")",
         "<!@(node -p \"require('fs').readdirSync('native/spawn').filter(f=>f.endsWith('.cc')).map(f=>'native/spawn/'+f).join(' ')\")",
-        "<!@(node -p \"require('fs').readdirSync('native/child').filter(f=>f.endsWith('.cc')).map(f=>'native/child/'+f).join(' ')\")"
+        "native/child/exec_init.cc",
+        "native/child/clone_tramp.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
@@ -23,6 +26,18 @@
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter", "-Wno-missing-field-initializers", "-fstack-protector-strong"],
       "defines": ["_GNU_SOURCE", "NAPI_VERSION=8"],
       "libraries": ["-lseccomp"]
+    },
+    {
+      "target_name": "nodecri-init",
+      "type": "executable",
+      "sources": ["native/child/init_main.cc", "native/child/child.cc", "native/child/clone_tramp.cc"],
+      "include_dirs": ["native/include"],
+      "defines": ["_GNU_SOURCE"],
+      "cflags!": ["-pthread"],
+      "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter", "-Wno-missing-field-initializers",
+                    "-ffreestanding", "-fno-stack-protector", "-fno-asynchronous-unwind-tables", "-fno-unwind-tables", "-fno-pie", "-fcf-protection=none"],
+      "ldflags!": ["-pthread", "-rdynamic"],
+      "ldflags": ["-static", "-nostdlib", "-no-pie", "-Wl,--gc-sections", "-Wl,--build-id=none"]
     },
     {
       "target_name": "nodecri-pause",

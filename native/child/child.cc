@@ -1,22 +1,24 @@
-// Code that runs after the clone, on the plan the parent prepared (ncri_plan.h).
+// Code that runs in nodecri-init (init_main.cc), on the plan the parent prepared
+// (ncri_plan.h), relocated into the init's own memory.
 //
-// Rules (style-anchors Rule 3): the child may share the parent's memory (CLONE_VM) and
-// was cloned out of a multi-threaded process, so it calls no libc function at all — only
-// raw syscalls (sys.h) — allocates nothing, formats nothing, takes no lock and writes only
-// to its own stack. Failure is a fixed-size frame (step, -errno, address of the plan string
-// it concerns) on the sync socket followed by exit_group. Everything is file-local except
-// the two hidden entry points, so calls are direct (no PLT, no lazy binding).
+// Rules (style-anchors Rule 3): the init is a static program without libc, so it calls
+// only raw syscalls (sys.h), allocates nothing but with mmap, formats nothing and takes no
+// lock. It has its own address space (nothing here is shared with the daemon), but a
+// fork-style child of it (the intermediate's) shares nothing either. Failure is a
+// fixed-size frame (step, -errno, offset of the plan string it concerns) on the sync
+// socket followed by exit_group.
 //
 // Order, and why:
-//   signals reset/unblocked first (a parent handler must never run here), then every fd we
-//   do not need is closed (concurrent creates leave their own CLOEXEC fds in our table:
-//   holding another container's sync socket or pipe would delay its EOF), session and
-//   stdio, cgroup (before any namespace, while we still are host root; before the cgroup
-//   ns so that its root is the container's cgroup), id maps, setns (user first), unshare,
-//   rootfs (mounts, devices, symlinks; sysctls and oom_score_adj through the host /proc
-//   before it disappears), pivot_root, masked/readonly paths, readonly root, hostname,
-//   rlimits, identity and capabilities, no_new_privs, seccomp, cwd, exec resolution,
-//   READY, wait for start, close_range(CLOEXEC), execve.
+//   signals reset/unblocked first (the daemon's dispositions, SIG_IGN of SIGPIPE included,
+//   survive an exec), then every fd we do not need is closed (concurrent creates leave
+//   their own fds in the daemon's table: holding another container's sync socket or pipe
+//   would delay its EOF), session and stdio, cgroup (before any namespace, while we still
+//   are host root; before the cgroup ns so that its root is the container's cgroup), id
+//   maps, setns (user first), unshare, rootfs (mounts, devices, symlinks; sysctls and
+//   oom_score_adj through the host /proc before it disappears), pivot_root,
+//   masked/readonly paths, readonly root, hostname, rlimits, identity and capabilities,
+//   no_new_privs, seccomp, cwd, exec resolution, READY, wait for start,
+//   close_range(CLOEXEC), execve.
 #pragma GCC optimize("no-tree-loop-distribute-patterns")  // no memcpy/memset calls synthesised
 
 #include <errno.h>  // constants only: the child never reads or writes errno
@@ -26,6 +28,7 @@
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -66,7 +69,7 @@ void send_frame(const ChildPlan *p, uint32_t kind, uint32_t step, long err, cons
   f.step = step;
   f.err = (int32_t)-err;
   f.pad = 0;
-  f.path = (uint64_t)(uintptr_t)path;
+  f.path = ncri_plan_offset(path);
   f.value = value;
   raw(SYS_sendto, p->sync_fd, L(&f), sizeof f, MSG_NOSIGNAL, 0, 0);
 }
@@ -148,6 +151,20 @@ void setup_stdio(const ChildPlan *p) {
   if (p->flags & kPlanTerminal) CHECK(raw(SYS_ioctl, 0, TIOCSCTTY, 0), kStepControllingTty, nullptr);
 }
 
+// After unshare(CLONE_NEWUSER): the parent writes our id maps, then we become the
+// namespace's root. We are still host root, which the new namespace does not map: files we
+// create on filesystems it owns (the /dev tmpfs) would be EOVERFLOW. The switch *to* the
+// namespace's root keeps our capabilities (runc does the same).
+void wait_id_maps(const ChildPlan *p) {
+  send_frame(p, kFrameIdMaps, kStepWaitIdMaps, 0, nullptr, 0);
+  char c = 0;
+  long r = raw(SYS_recvfrom, p->sync_fd, L(&c), 1, 0, 0, 0);
+  if (r == 0) die(1);  // the parent gave up
+  if (r < 0 || c != kMsgIdMapsWritten) fail(p, kStepWaitIdMaps, r < 0 ? r : -EPROTO, nullptr);
+  CHECK(raw(SYS_setresgid, 0, 0, 0), kStepSetgid, nullptr);
+  CHECK(raw(SYS_setresuid, 0, 0, 0), kStepSetuid, nullptr);
+}
+
 void join(const ChildPlan *p) {
   for (int i = 0; i < p->n_cgroup_fds; i++) {
     long r = raw(SYS_write, p->cgroup_fds[i], L("0"), 1);
@@ -159,6 +176,7 @@ void join(const ChildPlan *p) {
     raw(SYS_close, p->join_ns[i].fd);
   }
   if (p->unshare_flags) CHECK(raw(SYS_unshare, p->unshare_flags), kStepUnshare, nullptr);
+  if (p->flags & kPlanWaitIdMaps) wait_id_maps(p);
 }
 
 void set_oom_score_adj(const ChildPlan *p) {
@@ -512,20 +530,7 @@ void resolve_exec(const ChildPlan *p, char *out, size_t cap) {
 [[noreturn]] void run(const ChildPlan *p, bool joined) {
   raw(SYS_umask, 0);  // device nodes and mount points get exactly the modes we ask for
   setup_stdio(p);
-  if (!joined) {
-    join(p);
-    if (p->flags & kPlanWaitIdMaps) {
-      char c = 0;
-      long r = raw(SYS_recvfrom, p->sync_fd, L(&c), 1, 0, 0, 0);
-      if (r == 0) die(1);  // the parent gave up
-      if (r < 0 || c != kMsgIdMapsWritten) fail(p, kStepWaitIdMaps, r < 0 ? r : -EPROTO, nullptr);
-      // We are still host root, which the new namespace does not map: files we create on
-      // filesystems it owns (the /dev tmpfs) would be EOVERFLOW. Become its root, as runc
-      // does; this keeps our capabilities (a switch *to* the namespace's root).
-      raw(SYS_setresgid, 0, 0, 0);
-      raw(SYS_setresuid, 0, 0, 0);
-    }
-  }
+  if (!joined) join(p);
 
   // Host /proc is still visible: per-namespace sysctls and our oom_score_adj go through it.
   for (int i = 0; i < p->n_sysctls; i++)
@@ -571,8 +576,17 @@ void resolve_exec(const ChildPlan *p, char *out, size_t cap) {
   fail(p, kStepExec, r, p->exec_name);
 }
 
+// The intermediate's ordering pipe, in the real child's copy of memory.
+int g_order_fd[2] = {-1, -1};
+
 int inner_main(void *arg) {
-  // The real child of a double clone: the intermediate already joined and unshared.
+  // The real child of a double clone: the intermediate already joined and unshared. Wait
+  // until it has reported our pid and exited (EOF), then speak.
+  char c;
+  raw(SYS_close, g_order_fd[1]);
+  while (raw(SYS_read, g_order_fd[0], L(&c), 1) == -EINTR) {
+  }
+  raw(SYS_close, g_order_fd[0]);
   run(static_cast<const ChildPlan *>(arg), true);
 }
 
@@ -590,22 +604,30 @@ extern "C" int ncri_intermediate_main(void *arg) {
   reset_signals();
   close_others(p);
   join(p);
+  // The real child waits for EOF on this pipe before it does anything else, so that our
+  // PID frame is on the sync socket before any frame of its own (one writer at a time).
+  int *order = g_order_fd;
+  CHECK(raw(SYS_pipe2, L(order), O_CLOEXEC), kStepInnerClone, nullptr);
+  constexpr size_t kStack = 256 * 1024;
+  long stack = raw(SYS_mmap, 0, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack < 0 && stack > -4096) fail(p, kStepInnerClone, stack, nullptr);
+  // No CLONE_VM: the real child gets a copy of this small process, plan included.
   clone_args a;
-  a.flags = CLONE_PARENT | p->inner_clone_flags | ((p->flags & kPlanInnerShareVm) ? CLONE_VM : 0);
+  a.flags = CLONE_PARENT | p->inner_clone_flags;
   a.pidfd = 0;
   a.child_tid = 0;
   a.parent_tid = 0;
   a.exit_signal = 0;  // CLONE_PARENT: the kernel uses our own exit signal (SIGCHLD)
-  a.stack = (uint64_t)(uintptr_t)p->inner_stack;
-  a.stack_size = p->inner_stack_size;
+  a.stack = (uint64_t)stack;
+  a.stack_size = kStack;
   a.tls = 0;
   a.set_tid = 0;
   a.set_tid_size = 0;
   a.cgroup = 0;
-  long pid = ncri_clone3_run(&a, sizeof a, inner_main, arg);
-  if (pid == -ENOSYS)
-    pid = ncri_clone_run(a.flags, (char *)p->inner_stack + p->inner_stack_size, nullptr, inner_main, arg);
+  long pid = (p->flags & kPlanCloneFallback) ? -ENOSYS : ncri_clone3_run(&a, sizeof a, inner_main, arg);
+  if (pid == -ENOSYS) pid = ncri_clone_run(a.flags, (char *)stack + kStack, nullptr, inner_main, arg);
   if (pid < 0) fail(p, kStepInnerClone, pid, nullptr);
+  raw(SYS_close, order[0]);
   send_frame(p, kFramePid, kStepInnerClone, 0, nullptr, pid);
-  die(0);
+  die(0);  // closes order[1]: the real child goes on
 }

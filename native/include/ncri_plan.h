@@ -1,12 +1,14 @@
-// The flat plan a container child consumes, and the frames it sends back.
+// The flat plan a container's init consumes, and the frames it sends back.
 //
-// Everything the child needs is resolved by the parent (native/spawn) before the clone:
-// strings are NUL-terminated and owned by the parent's plan storage, arrays are plain
-// pointer + count, fds are already open (O_CLOEXEC). The child (native/child) only reads
-// this memory: it may share the parent's address space (CLONE_VM), so it must never write
-// to anything but its own stack. The parent keeps the storage alive and unchanged until it
-// has seen EOF on the sync socket, which happens only once the child has exec'd (the
-// socket is close-on-exec) or died: from then on the child no longer uses our memory.
+// Everything the child needs is resolved by the parent (native/spawn) before the clone.
+// The parent lays the plan out in one contiguous block (the ChildPlan at offset 0, then
+// the strings and arrays it points to) where every pointer field holds an offset into the
+// block, and hands the block to the child in a memfd. The child is not a copy of the
+// daemon: it execs nodecri-init (native/child/init_main.cc) straight after the clone, and
+// the init reads the block into its own memory and adds its address to every pointer
+// (ncri_plan_relocate). So nothing a container can ever see shares the daemon's memory,
+// and the daemon may free its side of the plan as soon as the clone returned.
+// fds in the plan are the daemon's fd numbers, kept open across the exec of the init.
 #pragma once
 
 #include <linux/filter.h>
@@ -61,6 +63,8 @@ enum ChildStep : uint32_t {
   kStepReady,
   kStepWaitStart,
   kStepExec,
+  kStepExecInit,
+  kStepReadPlan,
   kStepCount
 };
 
@@ -69,11 +73,12 @@ enum FrameKind : uint32_t {
   kFrameError = 2,    // step failed with err; the child _exits right after
   kFrameWarning = 3,  // step degraded (e.g. oom_score_adj clamped); the child goes on
   kFramePid = 4,      // the intermediate cloned the real child: value = its pid (our pid ns)
+  kFrameIdMaps = 5,   // made a user namespace: write its id maps, then send kMsgIdMapsWritten
 };
 
-// Fixed-size record over the SOCK_SEQPACKET sync socket. `path` is the address of one of
-// the plan's strings (the parent maps it back to text, and ignores unknown values); it is
-// valid in the parent because the child either shares or copied the parent's memory.
+// Fixed-size record over the SOCK_SEQPACKET sync socket. `path` is the offset of one of
+// the plan's strings in the plan block (the parent maps it back to text, and ignores
+// values it does not know), 0 for none.
 struct ChildFrame {
   uint32_t kind;
   uint32_t step;
@@ -136,7 +141,7 @@ struct PlanNamespace {
 };
 
 enum PlanFlags : uint32_t {
-  kPlanWaitIdMaps = 1u << 0,      // created a user ns: wait for the parent to write the maps
+  kPlanWaitIdMaps = 1u << 0,      // creates a user ns (unshare): ask the parent to write the maps
   kPlanIntermediate = 1u << 1,    // join/unshare, clone the real child with CLONE_PARENT, exit
   kPlanTerminal = 1u << 2,        // stdio is a pty slave: make it the controlling tty
   kPlanNoNewPrivs = 1u << 3,
@@ -145,7 +150,7 @@ enum PlanFlags : uint32_t {
   kPlanSkipStartWait = 1u << 6,   // exec sessions: no create/start split
   kPlanSetUmask = 1u << 7,
   kPlanRootReadonly = 1u << 8,
-  kPlanInnerShareVm = 1u << 9,    // the intermediate may clone the real child with CLONE_VM
+  kPlanCloneFallback = 1u << 9,   // tests: use clone(2) as if clone3 were ENOSYS
 };
 
 struct ChildPlan {
@@ -167,8 +172,6 @@ struct ChildPlan {
   int32_t n_join_ns;
   uint64_t unshare_flags;      // CLONE_NEW* to unshare in the child (cgroup ns: after the cgroup join)
   uint64_t inner_clone_flags;  // intermediate only: CLONE_NEW* for the second clone (CLONE_NEWPID)
-  void *inner_stack;
-  size_t inner_stack_size;
 
   // Rootfs; rootfs == nullptr means "stay where we are" (exec sessions).
   const char *rootfs;
@@ -213,12 +216,32 @@ struct ChildPlan {
   const char *const *envp;        // NULL-terminated
 };
 
+// The stage between the clone and the exec of nodecri-init. It runs in the daemon's memory
+// (CLONE_VM|CLONE_VFORK: the cloning thread waits until it has exec'd), so it only clears
+// close-on-exec on the fds the init needs and execs; everything it reads is here.
+struct ExecInitArgs {
+  int32_t init_fd;        // sealed memfd holding nodecri-init (O_CLOEXEC: execveat keeps its file)
+  int32_t sync_fd;        // to report a failed exec
+  const int32_t *keep_fds;  // fds the init needs: their close-on-exec flag is cleared
+  int32_t n_keep_fds;
+  const char *const *argv;  // {"nodecri-init", "<plan fd>", NULL}
+  const char *const *envp;  // {NULL}
+};
+
 }  // namespace ncri
 
-// Entry points in native/child (hidden visibility: called directly, never through the PLT,
-// since lazy binding in a child that shares our memory would take the loader's locks).
+// Offsets in a plan block -> addresses (init side). Returns false on a pointer outside the
+// block (a bad plan: the init reports EPROTO).
+bool ncri_plan_relocate(ncri::ChildPlan *plan, uint64_t size);
+// The offset in the plan block of a relocated plan pointer, 0 if it is not in the block.
+uint64_t ncri_plan_offset(const void *ptr);
+
+// Entry points (hidden visibility: called directly, never through the PLT, since lazy
+// binding in a child that shares our memory would take the loader's locks).
 extern "C" {
-// Runs in the cloned child. Never returns: execs or _exits.
+// Stage 0 (in the addon): runs on a private stack in the daemon's memory until it execs.
+int ncri_exec_init_main(void *exec_init_args) __attribute__((visibility("hidden")));
+// In nodecri-init, on its own relocated plan. Never return: exec or _exit.
 int ncri_child_main(void *plan) __attribute__((visibility("hidden")));
 // The intermediate of a double clone: joins, unshares, clones the real child (which runs
 // ncri_child_main) with CLONE_PARENT, reports its pid and exits.

@@ -1,5 +1,6 @@
 // N-API glue for the host probe: version() and uname().
 #include <napi.h>
+#include <sys/prctl.h>
 
 #include "js_error.h"
 #include "probe.h"
@@ -29,11 +30,18 @@ Napi::Value Uname(const Napi::CallbackInfo &info) {
   return o;
 }
 
+// prctl(PR_GET_DUMPABLE): whether this process may still dump core and be looked into by
+// its own uid. A clone child must never change it for us (it is a property of the mm).
+Napi::Value Dumpable(const Napi::CallbackInfo &info) {
+  return Napi::Boolean::New(info.Env(), prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 1);
+}
+
 }  // namespace
 
 void InitProbe(Napi::Env env, Napi::Object exports) {
   exports.Set("version", Napi::Function::New(env, Version, "version"));
   exports.Set("uname", Napi::Function::New(env, Uname, "uname"));
+  exports.Set("dumpable", Napi::Function::New(env, Dumpable, "dumpable"));
 }
 
 }  // namespace ncri

@@ -666,6 +666,10 @@ void Cleanup(void *) {
 }  // namespace
 
 void InitProcess(Napi::Env env, Napi::Object exports) {
+  // Copy nodecri-init into its sealed memfd now, so that the fd exists from the load on
+  // (a missing binary is reported by the first create instead, with its path).
+  ncri_error ignored{};
+  ncri_spawn_prepare(&ignored);
   exports.Set("processCreate", Napi::Function::New(env, ProcessCreate, "processCreate"));
   exports.Set("processStart", Napi::Function::New(env, ProcessStart, "processStart"));
   exports.Set("processAbort", Napi::Function::New(env, ProcessAbort, "processAbort"));

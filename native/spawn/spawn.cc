@@ -7,19 +7,23 @@
 // clone so that the child is born with every signal blocked and no parent handler can run
 // in it before it resets dispositions; the thread's mask is restored right after.
 //
-// How: clone3 with CLONE_PIDFD, the new namespaces as clone flags and, unless the child
-// must join a user namespace (setns refuses a shared mm), CLONE_VM with a private stack, as
-// posix_spawn does. Sharing the mm avoids copying the page tables of a large Node heap,
-// and avoids the copy-on-write snapshot a fork-style child would pin for as long as it
-// waits for start. The price is that the child must not write any memory but its stack:
-// see native/child. clone(2) is used only when clone3 is ENOSYS.
+// How: clone3 with CLONE_PIDFD|CLONE_VM|CLONE_VFORK and the new namespaces as clone flags,
+// as posix_spawn does: sharing the mm avoids copying the page tables of a large Node heap.
+// The child shares our memory only until it has exec'd nodecri-init (native/child/
+// exec_init.cc), which CLONE_VFORK makes this thread wait for; the init then works on its
+// own copy of the plan, a block we lay out here with offsets for pointers (PlanBlock) and
+// hand over in a memfd. So nothing a container can see ever shares the daemon's memory,
+// and an oom_score_adj, setresuid or dumpable change in the child stays in the child.
+// clone(2) is used only when clone3 is ENOSYS.
 //
 // Joining a PID namespace only affects children, so in that case (exec sessions, shared
-// pod PID namespaces) the clone runs an intermediate that joins and unshares, clones the
-// real child with CLONE_PARENT (so that it is our child, watched by its own pidfd), reports
-// its pid and exits.
+// pod PID namespaces) the init is an intermediate that joins and unshares, clones the real
+// child (a fork of the small init, never of us) with CLONE_PARENT so that it is our child,
+// watched by its own pidfd, reports its pid and exits; the real child speaks only after
+// that report (see ncri_intermediate_main), so the frames on the sync socket are ordered.
 #include "spawn.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -36,6 +40,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <mutex>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -53,7 +58,7 @@
 namespace ncri {
 namespace {
 
-constexpr size_t kStackSize = 256 * 1024;  // lazily committed: a child touches a few pages
+constexpr size_t kStage0StackSize = 64 * 1024;  // lazily committed: stage 0 touches one page
 constexpr size_t kGuard = 4096;
 constexpr int kSetupTimeoutMs = 60000;
 
@@ -112,6 +117,8 @@ const StepInfo kSteps[kStepCount] = {
     {"", "ready"},
     {"recvfrom", "wait for start"},
     {"execve", "exec process"},
+    {"execveat", "exec nodecri-init"},
+    {"mmap", "read the process plan"},
 };
 
 // Owns fds until released; closes what is left on scope exit.
@@ -144,6 +151,61 @@ void *MapStack(size_t size) {
   if (p == MAP_FAILED) return nullptr;
   mprotect(p, kGuard, PROT_NONE);  // overflow faults instead of scribbling over the heap
   return static_cast<char *>(p) + kGuard;
+}
+
+int WriteAll(int fd, const char *data, size_t size) {
+  while (size > 0) {
+    ssize_t n = write(fd, data, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return -1;
+    data += n;
+    size -= (size_t)n;
+  }
+  return 0;
+}
+
+// nodecri-init, copied once into a sealed memfd that every container clone execs: the
+// program a container could reach through /proc/<pid>/exe is then a copy nobody can write
+// (F_SEAL_WRITE), never a file on the host (runc's answer to CVE-2019-5736 is the same
+// kind of sealed copy, libcontainer/exeseal). The binary sits beside the addon.
+int InitBinaryFd(ncri_error *err) {
+  static std::mutex lock;
+  static int fd = -1;
+  std::lock_guard<std::mutex> guard(lock);
+  if (fd >= 0) return fd;
+  Dl_info info{};
+  if (!dladdr(reinterpret_cast<void *>(&InitBinaryFd), &info) || !info.dli_fname)
+    return ncri_fail(err, ENOENT, "dladdr", "find nodecri-init", "the addon's own path");
+  std::string path = info.dli_fname;
+  path = path.substr(0, path.rfind('/') + 1) + "nodecri-init";
+  int src = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (src < 0) return ncri_fail_errno(err, "open", "find nodecri-init", path.c_str());
+  int mfd = (int)syscall(SYS_memfd_create, "nodecri-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (mfd < 0) {
+    int saved = errno;
+    close(src);
+    return ncri_fail(err, saved, "memfd_create", "copy nodecri-init", path.c_str());
+  }
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read(src, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 || (n > 0 && WriteAll(mfd, buf, (size_t)n) < 0)) {
+      int saved = errno;
+      close(src);
+      close(mfd);
+      return ncri_fail(err, saved, n < 0 ? "read" : "write", "copy nodecri-init", path.c_str());
+    }
+    if (n == 0) break;
+  }
+  close(src);
+  if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0) {
+    int saved = errno;
+    close(mfd);
+    return ncri_fail(err, saved, "fcntl", "seal nodecri-init", path.c_str());
+  }
+  fd = mfd;
+  return fd;
 }
 
 int PidfdSendSignal(int pidfd, int sig) { return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0); }
@@ -224,46 +286,61 @@ int NsRank(int type) {
 
 }  // namespace
 
-SpawnMemory::~SpawnMemory() {
-  if (stack) munmap(static_cast<char *>(stack) - kGuard, stack_size + kGuard);
-  if (inner_stack) munmap(static_cast<char *>(inner_stack) - kGuard, inner_stack_size + kGuard);
+PlanBlock::PlanBlock() : bytes_(sizeof(ChildPlan), 0) {}
+
+uintptr_t PlanBlock::append(const void *data, size_t size) {
+  size_t off = (bytes_.size() + 7) & ~(size_t)7;
+  bytes_.resize(off + size);
+  memcpy(bytes_.data() + off, data, size);
+  return off;
 }
+
+const char *PlanBlock::str(const std::string &s) {
+  uintptr_t off = append(s.c_str(), s.size() + 1);
+  texts_.emplace(off, s);
+  return reinterpret_cast<const char *>(off);
+}
+
+const char *const *PlanBlock::strings(const std::vector<const char *> &offsets, bool terminate) {
+  std::vector<const char *> v = offsets;
+  if (terminate) v.push_back(nullptr);
+  return put(v);
+}
+
+const char *PlanBlock::text(uint64_t offset) const {
+  auto it = texts_.find(offset);
+  return it == texts_.end() ? nullptr : it->second.c_str();
+}
+
+int ncri_spawn_prepare(ncri_error *err) { return InitBinaryFd(err); }
 
 const char *ncri_step_name(uint32_t step) { return step < kStepCount ? kSteps[step].what : "container setup"; }
 
 void ncri_frame_error(const ChildFrame &f, const SpawnMemory *mem, ncri_error *err) {
   const StepInfo &s = f.step < kStepCount ? kSteps[f.step] : kSteps[0];
-  const char *path = nullptr;
-  if (mem && f.path) {
-    auto it = mem->paths.find(f.path);
-    if (it != mem->paths.end()) path = it->second.c_str();
-  }
+  const char *path = mem && f.path ? mem->block.text(f.path) : nullptr;
   ncri_fail(err, f.err > 0 ? f.err : EPROTO, s.syscall, s.what, path);
 }
 
 int ncri_spawn(SpawnRequest &&request, SpawnResult *out, ncri_error *err) {
   auto mem = std::make_unique<SpawnMemory>();
-  mem->req = std::move(request);
-  SpawnRequest &r = mem->req;
-  ChildPlan &p = mem->plan;
-  auto reg = [&](const std::string &s) -> const char * {
-    mem->paths[(uint64_t)(uintptr_t)s.c_str()] = s;
-    return s.c_str();
-  };
-  auto own = [&](std::string s) -> const char * {
-    mem->owned.push_back(std::move(s));
-    return reg(mem->owned.back());
-  };
+  SpawnRequest r = std::move(request);
+  PlanBlock &b = mem->block;
+  // Built here and copied to the block's offset 0 once complete (put() may move the block).
+  ChildPlan p{};
 
   if (r.args.empty()) return ncri_fail(err, EINVAL, "execve", "check process args", "args is empty");
   if (!r.rootfs.empty() && !(r.new_namespaces & CLONE_NEWNS))
     return ncri_fail(err, EINVAL, "pivot_root", "check rootfs", "a rootfs needs a new mount namespace");
+  int init_fd = InitBinaryFd(err);
+  if (init_fd < 0) return init_fd;
 
   if (r.has_seccomp) {
+    std::vector<sock_filter> filter;
     uint32_t flags = 0;
-    if (ncri_seccomp_compile(r.seccomp, &mem->seccomp_filter, &flags, err) < 0) return -err->err;
-    p.seccomp_filter = mem->seccomp_filter.data();
-    p.seccomp_len = (uint16_t)mem->seccomp_filter.size();
+    if (ncri_seccomp_compile(r.seccomp, &filter, &flags, err) < 0) return -err->err;
+    p.seccomp_filter = b.put(filter);
+    p.seccomp_len = (uint16_t)filter.size();
     p.seccomp_flags = flags;
   }
 
@@ -314,15 +391,17 @@ int ncri_spawn(SpawnRequest &&request, SpawnResult *out, ncri_error *err) {
 
   // cgroups: opened here, joined by the child writing "0" (works for v1 and v2).
   // TODO(cgroup v2): when the only paths are v2, pass the dir fd as CLONE_INTO_CGROUP.
+  std::vector<int32_t> cgroup_fds;
+  std::vector<const char *> cgroup_paths;
   for (const auto &path : r.cgroup_procs) {
     int fd = child_fds.add(open(path.c_str(), O_WRONLY | O_CLOEXEC));
     if (fd < 0) return ncri_fail_errno(err, "open", "open cgroup.procs", path.c_str());
-    mem->cgroup_fds.push_back(fd);
-    mem->cgroup_paths.push_back(reg(path));
+    cgroup_fds.push_back(fd);
+    cgroup_paths.push_back(b.str(path));
   }
-  p.cgroup_fds = mem->cgroup_fds.data();
-  p.cgroup_paths = mem->cgroup_paths.data();
-  p.n_cgroup_fds = (int32_t)mem->cgroup_fds.size();
+  p.cgroup_fds = b.put(cgroup_fds);
+  p.cgroup_paths = b.strings(cgroup_paths, false);
+  p.n_cgroup_fds = (int32_t)cgroup_fds.size();
 
   // Namespaces to join: the request's paths, or the exec target's namespaces that differ
   // from ours (entering our own user namespace again is EINVAL).
@@ -331,38 +410,44 @@ int ncri_spawn(SpawnRequest &&request, SpawnResult *out, ncri_error *err) {
     for (const auto &ns : kNsOrder) {
       std::string mine = std::string("/proc/self/ns/") + ns.name;
       std::string theirs = "/proc/" + std::to_string(r.target_pid) + "/ns/" + ns.name;
-      struct stat a, b;
-      if (stat(theirs.c_str(), &b) < 0) return ncri_fail_errno(err, "stat", "inspect target namespaces", theirs.c_str());
-      if (stat(mine.c_str(), &a) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) continue;
+      struct stat sa, sb;
+      if (stat(theirs.c_str(), &sb) < 0) return ncri_fail_errno(err, "stat", "inspect target namespaces", theirs.c_str());
+      if (stat(mine.c_str(), &sa) == 0 && sa.st_ino == sb.st_ino && sa.st_dev == sb.st_dev) continue;
       joins.push_back({theirs, ns.type});
     }
   }
   std::stable_sort(joins.begin(), joins.end(),
-                   [](const SpawnRequest::Join &a, const SpawnRequest::Join &b) { return NsRank(a.nstype) < NsRank(b.nstype); });
+                   [](const SpawnRequest::Join &x, const SpawnRequest::Join &y) { return NsRank(x.nstype) < NsRank(y.nstype); });
   bool joins_user = false, joins_pid = false;
+  std::vector<PlanNamespace> join_ns;
   for (const auto &j : joins) {
-    const char *path = own(j.path);
-    int fd = child_fds.add(open(path, O_RDONLY | O_CLOEXEC));
-    if (fd < 0) return ncri_fail_errno(err, "open", "open namespace", path);
-    mem->join_ns.push_back(PlanNamespace{fd, j.nstype, path});
+    int fd = child_fds.add(open(j.path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd < 0) return ncri_fail_errno(err, "open", "open namespace", j.path.c_str());
+    join_ns.push_back(PlanNamespace{fd, j.nstype, b.str(j.path)});
     if (j.nstype == CLONE_NEWUSER) joins_user = true;
     if (j.nstype == CLONE_NEWPID) joins_pid = true;
   }
   if (r.target_pid > 0 && r.target_pidfd >= 0 && PidfdSendSignal(r.target_pidfd, 0) < 0)
     // The target died (and its pid may be reused) after we opened its namespaces.
     return ncri_fail_errno(err, "pidfd_send_signal", "check exec target", std::to_string(r.target_pid).c_str());
-  p.join_ns = mem->join_ns.data();
-  p.n_join_ns = (int32_t)mem->join_ns.size();
+  p.join_ns = b.put(join_ns);
+  p.n_join_ns = (int32_t)join_ns.size();
 
   if ((r.new_namespaces & CLONE_NEWUSER) && !joins.empty() && (joins_user || joins_pid))
     return ncri_fail(err, EINVAL, "clone3", "plan namespaces", "creating a user namespace while joining a user or pid namespace");
-  bool intermediate = joins_pid || (joins_user && (r.new_namespaces & CLONE_NEWPID));
+  // Joining a PID namespace affects only children: the init joins, then clones the real
+  // child into it (an intermediate). A new PID namespace is made by the clone itself: it
+  // is empty until the init has exec'd, so no container process can see stage 0. A new
+  // user namespace is made by the init (unshare), never by the clone: an exec in a user
+  // namespace whose maps are not written yet would drop every capability.
+  bool creates_user = (r.new_namespaces & CLONE_NEWUSER) != 0;
+  bool intermediate = joins_pid || ((joins_user || creates_user) && (r.new_namespaces & CLONE_NEWPID));
   uint64_t clone_ns = 0;
   if (intermediate) {
     p.unshare_flags = r.new_namespaces & ~(uint64_t)CLONE_NEWPID;
     p.inner_clone_flags = r.new_namespaces & CLONE_NEWPID;
-  } else if (joins_user) {
-    p.unshare_flags = r.new_namespaces;  // owned by the joined user namespace
+  } else if (joins_user || creates_user) {
+    p.unshare_flags = r.new_namespaces;  // owned by the joined or new user namespace
   } else {
     // A new cgroup namespace is rooted at the cgroup current at its creation: unshare it
     // in the child after the cgroup join.
@@ -372,16 +457,17 @@ int ncri_spawn(SpawnRequest &&request, SpawnResult *out, ncri_error *err) {
 
   // Rootfs
   if (!r.rootfs.empty()) {
-    p.rootfs = reg(r.rootfs);
+    p.rootfs = b.str(r.rootfs);
     p.root_propagation = r.root_propagation ? r.root_propagation : (MS_PRIVATE | MS_REC);
     if (r.root_readonly) p.flags |= kPlanRootReadonly;
+    std::vector<PlanMount> mounts;
     for (const auto &m : r.mounts) {
       PlanMount pm{};
-      pm.target = own(JoinPath(r.rootfs, m.destination));
-      pm.rel = own(RelPath(m.destination));
-      pm.source = m.source.empty() ? nullptr : reg(m.source);
-      pm.fstype = m.has_type && !m.bind ? reg(m.type) : nullptr;
-      pm.data = m.has_data && !m.data.empty() ? reg(m.data) : nullptr;
+      pm.target = b.str(JoinPath(r.rootfs, m.destination));
+      pm.rel = b.str(RelPath(m.destination));
+      pm.source = m.source.empty() ? nullptr : b.str(m.source);
+      pm.fstype = m.has_type && !m.bind ? b.str(m.type) : nullptr;
+      pm.data = m.has_data && !m.data.empty() ? b.str(m.data) : nullptr;
       pm.flags = m.flags;
       pm.remount = m.remount;
       pm.propagation = m.propagation;
@@ -391,58 +477,60 @@ int ncri_spawn(SpawnRequest &&request, SpawnResult *out, ncri_error *err) {
         if (stat(m.source.c_str(), &st) < 0) return ncri_fail_errno(err, "stat", "check bind mount source", m.source.c_str());
         pm.target_is_dir = S_ISDIR(st.st_mode) ? 1 : 0;
       }
-      mem->mounts.push_back(pm);
+      mounts.push_back(pm);
     }
+    std::vector<PlanDevice> devices;
     for (const auto &d : r.devices) {
       PlanDevice pd{};
-      pd.target = own(JoinPath(r.rootfs, d.path));
-      pd.rel = own(RelPath(d.path));
-      pd.host_path = d.host_path.empty() ? nullptr : reg(d.host_path);
+      pd.target = b.str(JoinPath(r.rootfs, d.path));
+      pd.rel = b.str(RelPath(d.path));
+      pd.host_path = d.host_path.empty() ? nullptr : b.str(d.host_path);
       pd.mode = d.mode;
       pd.uid = d.uid;
       pd.gid = d.gid;
       pd.dev = d.dev;
-      mem->devices.push_back(pd);
+      devices.push_back(pd);
     }
-    for (const auto &s : r.symlinks)
-      mem->symlinks.push_back(PlanSymlink{reg(s.target), own(JoinPath(r.rootfs, s.path)), own(RelPath(s.path))});
-    for (const auto &m : r.masked_paths) mem->masked.push_back(reg(m));
-    for (const auto &m : r.readonly_paths) mem->readonly.push_back(reg(m));
+    std::vector<PlanSymlink> symlinks;
+    for (const auto &sl : r.symlinks)
+      symlinks.push_back(PlanSymlink{b.str(sl.target), b.str(JoinPath(r.rootfs, sl.path)), b.str(RelPath(sl.path))});
+    std::vector<const char *> masked, readonly;
+    for (const auto &m : r.masked_paths) masked.push_back(b.str(m));
+    for (const auto &m : r.readonly_paths) readonly.push_back(b.str(m));
+    p.mounts = b.put(mounts);
+    p.n_mounts = (int32_t)mounts.size();
+    p.devices = b.put(devices);
+    p.n_devices = (int32_t)devices.size();
+    p.symlinks = b.put(symlinks);
+    p.n_symlinks = (int32_t)symlinks.size();
+    p.masked_paths = b.strings(masked, false);
+    p.n_masked = (int32_t)masked.size();
+    p.readonly_paths = b.strings(readonly, false);
+    p.n_readonly = (int32_t)readonly.size();
   }
-  p.mounts = mem->mounts.data();
-  p.n_mounts = (int32_t)mem->mounts.size();
-  p.devices = mem->devices.data();
-  p.n_devices = (int32_t)mem->devices.size();
-  p.symlinks = mem->symlinks.data();
-  p.n_symlinks = (int32_t)mem->symlinks.size();
-  p.masked_paths = mem->masked.data();
-  p.n_masked = (int32_t)mem->masked.size();
-  p.readonly_paths = mem->readonly.data();
-  p.n_readonly = (int32_t)mem->readonly.size();
 
-  for (const auto &s : r.sysctls) {
-    std::string path = "/proc/sys/" + s.first;
+  std::vector<PlanSysctl> sysctls;
+  for (const auto &sc : r.sysctls) {
+    std::string path = "/proc/sys/" + sc.first;
     std::replace(path.begin() + 10, path.end(), '.', '/');
-    mem->sysctls.push_back(PlanSysctl{own(path), s.second.c_str(), s.second.size()});
+    sysctls.push_back(PlanSysctl{b.str(path), b.str(sc.second), sc.second.size()});
   }
-  p.sysctls = mem->sysctls.data();
-  p.n_sysctls = (int32_t)mem->sysctls.size();
+  p.sysctls = b.put(sysctls);
+  p.n_sysctls = (int32_t)sysctls.size();
 
-  if (r.has_hostname) p.hostname = reg(r.hostname);
-  if (r.has_domainname) p.domainname = reg(r.domainname);
+  if (r.has_hostname) p.hostname = b.str(r.hostname);
+  if (r.has_domainname) p.domainname = b.str(r.domainname);
   if (r.has_oom) {
-    mem->oom_text = std::to_string(r.oom_score_adj);
-    p.oom_score_adj = reg(mem->oom_text);
+    p.oom_score_adj = b.str(std::to_string(r.oom_score_adj));
     p.flags |= kPlanHasOom;
   }
-  p.rlimits = r.rlimits.data();
+  p.rlimits = b.put(r.rlimits);
   p.n_rlimits = (int32_t)r.rlimits.size();
 
   p.uid = r.uid;
   p.gid = r.gid;
-  mem->groups = r.additional_gids;
-  p.groups = mem->groups.data();
-  p.n_groups = (int32_t)mem->groups.size();
+  p.groups = b.put(r.additional_gids);
+  p.n_groups = (int32_t)r.additional_gids.size();
   p.umask = r.has_umask ? r.umask : 022;
   if (r.has_caps) {
     p.flags |= kPlanHasCaps;
@@ -457,69 +545,82 @@ int ncri_spawn(SpawnRequest &&request, SpawnResult *out, ncri_error *err) {
   if (r.terminal) p.flags |= kPlanTerminal;
 
   // exec
-  p.cwd = r.cwd.empty() ? nullptr : reg(r.cwd);
-  p.exec_name = reg(r.args[0]);
-  for (const auto &a : r.args) mem->argv.push_back(a.c_str());
-  mem->argv.push_back(nullptr);
+  p.cwd = r.cwd.empty() ? nullptr : b.str(r.cwd);
+  p.exec_name = b.str(r.args[0]);
+  std::vector<const char *> argv, envp, exec_dirs;
+  for (const auto &a : r.args) argv.push_back(b.str(a));
   std::string path_var = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
   for (const auto &e : r.env) {
-    mem->envp.push_back(e.c_str());
+    envp.push_back(b.str(e));
     if (e.rfind("PATH=", 0) == 0) path_var = e.substr(5);
   }
-  mem->envp.push_back(nullptr);
   size_t start = 0;
   while (start <= path_var.size()) {
     size_t end = path_var.find(':', start);
     if (end == std::string::npos) end = path_var.size();
     std::string dir = path_var.substr(start, end - start);
-    mem->exec_dirs.push_back(own(dir.empty() ? "." : dir));
+    exec_dirs.push_back(b.str(dir.empty() ? "." : dir));
     start = end + 1;
   }
-  p.argv = mem->argv.data();
-  p.envp = mem->envp.data();
-  p.exec_dirs = mem->exec_dirs.data();
-  p.n_exec_dirs = (int32_t)mem->exec_dirs.size();
+  p.argv = b.strings(argv, true);
+  p.envp = b.strings(envp, true);
+  p.exec_dirs = b.strings(exec_dirs, false);
+  p.n_exec_dirs = (int32_t)exec_dirs.size();
+
+  if (intermediate) p.flags |= kPlanIntermediate;
+  if (r.new_namespaces & CLONE_NEWUSER) p.flags |= kPlanWaitIdMaps;
+  // NODECRI_TEST_CLONE_FALLBACK=1 (read once) exercises the clone(2) paths in tests.
+  static const bool force_fallback = getenv("NODECRI_TEST_CLONE_FALLBACK") != nullptr;
+  if (force_fallback) p.flags |= kPlanCloneFallback;
 
   // The fds the child needs; it closes everything else on entry.
-  for (int fd : child_fds.fds()) mem->keep_fds.push_back(fd);
+  std::vector<int32_t> keep_fds(child_fds.fds().begin(), child_fds.fds().end());
   for (int i = 0; i < 3; i++)
-    if (p.stdio[i] >= 3) mem->keep_fds.push_back(p.stdio[i]);
-  std::sort(mem->keep_fds.begin(), mem->keep_fds.end());
-  mem->keep_fds.erase(std::unique(mem->keep_fds.begin(), mem->keep_fds.end()), mem->keep_fds.end());
-  p.keep_fds = mem->keep_fds.data();
-  p.n_keep_fds = (int32_t)mem->keep_fds.size();
+    if (p.stdio[i] >= 3) keep_fds.push_back(p.stdio[i]);
+  std::sort(keep_fds.begin(), keep_fds.end());
+  keep_fds.erase(std::unique(keep_fds.begin(), keep_fds.end()), keep_fds.end());
+  p.keep_fds = b.put(keep_fds);
+  p.n_keep_fds = (int32_t)keep_fds.size();
 
-  bool share_vm = !joins_user;  // setns(CLONE_NEWUSER) refuses a shared mm
-  mem->stack_size = kStackSize;
-  mem->stack = MapStack(kStackSize);
-  if (!mem->stack) return ncri_fail_errno(err, "mmap", "allocate child stack", nullptr);
-  if (intermediate) {
-    mem->inner_stack_size = kStackSize;
-    mem->inner_stack = MapStack(kStackSize);
-    if (!mem->inner_stack) return ncri_fail_errno(err, "mmap", "allocate child stack", nullptr);
-    p.inner_stack = mem->inner_stack;
-    p.inner_stack_size = mem->inner_stack_size;
-    p.flags |= kPlanIntermediate | kPlanInnerShareVm;
-  }
-  if (r.new_namespaces & CLONE_NEWUSER) p.flags |= kPlanWaitIdMaps;
+  // The block goes to the init in a memfd, kept open across its exec (stage 0 clears its
+  // close-on-exec flag) and closed by the init once mapped.
+  b.plan() = p;
+  int plan_fd = child_fds.add((int)syscall(SYS_memfd_create, "nodecri-plan", MFD_CLOEXEC));
+  if (plan_fd < 0) return ncri_fail_errno(err, "memfd_create", "write the process plan", nullptr);
+  if (WriteAll(plan_fd, b.bytes().data(), b.bytes().size()) < 0)
+    return ncri_fail_errno(err, "write", "write the process plan", nullptr);
+  std::vector<int32_t> exec_keep = keep_fds;
+  exec_keep.push_back(plan_fd);
+  std::string plan_fd_text = std::to_string(plan_fd);
+  const char *init_argv[] = {"nodecri-init", plan_fd_text.c_str(), nullptr};
+  const char *init_envp[] = {nullptr};
+  ExecInitArgs stage0{init_fd, sv[1], exec_keep.data(), (int32_t)exec_keep.size(), init_argv, init_envp};
 
-  int (*entry)(void *) = intermediate ? ncri_intermediate_main : ncri_child_main;
+  // Stage 0's stack: only until it has exec'd, which CLONE_VFORK waits for.
+  struct Stack {
+    void *base = nullptr;
+    ~Stack() {
+      if (base) munmap(static_cast<char *>(base) - kGuard, kStage0StackSize + kGuard);
+    }
+  } stack;
+  stack.base = MapStack(kStage0StackSize);
+  if (!stack.base) return ncri_fail_errno(err, "mmap", "allocate child stack", nullptr);
+
   int pidfd = -1;
   CloneArgs args{};
-  args.flags = clone_ns | CLONE_PIDFD | (share_vm ? CLONE_VM : 0);
+  args.flags = clone_ns | CLONE_PIDFD | CLONE_VM | CLONE_VFORK;
   args.pidfd = (uint64_t)(uintptr_t)&pidfd;
   args.exit_signal = SIGCHLD;
-  args.stack = (uint64_t)(uintptr_t)mem->stack;
-  args.stack_size = mem->stack_size;
+  args.stack = (uint64_t)(uintptr_t)stack.base;
+  args.stack_size = kStage0StackSize;
 
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  // NODECRI_TEST_CLONE_FALLBACK=1 (read once) exercises the clone(2) path in tests.
-  static const bool force_fallback = getenv("NODECRI_TEST_CLONE_FALLBACK") != nullptr;
-  long pid = force_fallback ? -ENOSYS : ncri_clone3_run(&args, sizeof args, entry, &p);
+  long pid = force_fallback ? -ENOSYS : ncri_clone3_run(&args, sizeof args, ncri_exec_init_main, &stage0);
   if (pid == -ENOSYS)
-    pid = ncri_clone_run(args.flags | SIGCHLD, static_cast<char *>(mem->stack) + mem->stack_size, &pidfd, entry, &p);
+    pid = ncri_clone_run(args.flags | SIGCHLD, static_cast<char *>(stack.base) + kStage0StackSize, &pidfd,
+                         ncri_exec_init_main, &stage0);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (pid < 0) return ncri_fail(err, (int)-pid, "clone3", "clone container process", nullptr);
 
@@ -530,16 +631,6 @@ int ncri_spawn(SpawnRequest &&request, SpawnResult *out, ncri_error *err) {
     if (pidfd >= 0) close(pidfd);
     return rc;
   };
-
-  if (p.flags & kPlanWaitIdMaps) {
-    std::string base = "/proc/" + std::to_string(pid);
-    if (WriteWhole(base + "/uid_map", MapText(r.uid_mappings), err, "write uid mappings") < 0 ||
-        WriteWhole(base + "/gid_map", MapText(r.gid_mappings), err, "write gid mappings") < 0)
-      return fail(-err->err);
-    char c = kMsgIdMapsWritten;
-    if (send(sync, &c, 1, MSG_NOSIGNAL) != 1)
-      return fail(ncri_fail_errno(err, "send", "release child after id mappings", nullptr));
-  }
 
   for (;;) {
     struct pollfd pfd = {sync, POLLIN, 0};
@@ -561,6 +652,17 @@ int ncri_spawn(SpawnRequest &&request, SpawnResult *out, ncri_error *err) {
     }
     if (got != (ssize_t)sizeof f) return fail(ncri_fail(err, EPROTO, "recv", "wait for container setup", nullptr));
     if (f.kind == kFrameReady) break;
+    if (f.kind == kFrameIdMaps) {
+      // The init (or intermediate: still `pid`) has made its user namespace.
+      std::string base = "/proc/" + std::to_string(pid);
+      if (WriteWhole(base + "/uid_map", MapText(r.uid_mappings), err, "write uid mappings") < 0 ||
+          WriteWhole(base + "/gid_map", MapText(r.gid_mappings), err, "write gid mappings") < 0)
+        return fail(-err->err);
+      char c = kMsgIdMapsWritten;
+      if (send(sync, &c, 1, MSG_NOSIGNAL) != 1)
+        return fail(ncri_fail_errno(err, "send", "release child after id mappings", nullptr));
+      continue;
+    }
     if (f.kind == kFrameError) {
       ncri_frame_error(f, mem.get(), err);
       return fail(-err->err);

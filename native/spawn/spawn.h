@@ -84,29 +84,41 @@ struct SpawnRequest {
   int target_pidfd = -1;
 };
 
-// Memory the child reads until it has exec'd or died: the request strings, the plan and
-// derived arrays, and the clone stacks. Freed only after EOF on the sync socket.
+// The plan block for nodecri-init (ncri_plan.h): the ChildPlan at offset 0, then the
+// strings and arrays it points to, every pointer stored as an offset into the block.
+class PlanBlock {
+ public:
+  PlanBlock();
+  // Appends n objects (8-byte aligned) and returns their offset as a pointer value.
+  template <typename T>
+  const T *put(const T *data, size_t n) {
+    if (n == 0) return nullptr;
+    return reinterpret_cast<const T *>(append(data, sizeof(T) * n));
+  }
+  template <typename T>
+  const T *put(const std::vector<T> &v) {
+    return put(v.data(), v.size());
+  }
+  // A NUL-terminated copy of s; remembered for error frames that name it.
+  const char *str(const std::string &s);
+  // An array of strings (offsets), NULL-terminated when `terminate`.
+  const char *const *strings(const std::vector<const char *> &offsets, bool terminate);
+  ChildPlan &plan() { return *reinterpret_cast<ChildPlan *>(bytes_.data()); }
+  const std::vector<char> &bytes() const { return bytes_; }
+  // The text of the plan string at `offset` (from a frame), or nullptr.
+  const char *text(uint64_t offset) const;
+
+ private:
+  uintptr_t append(const void *data, size_t size);
+  std::vector<char> bytes_;
+  std::unordered_map<uint64_t, std::string> texts_;
+};
+
+// What the parent keeps of a spawn until the child has exec'd its command or died: the
+// plan's strings, to name the path of an error frame. The child never reads our memory
+// (it runs nodecri-init on its own copy), so dropping this early is always safe.
 struct SpawnMemory {
-  SpawnRequest req;
-  ChildPlan plan{};
-  std::vector<PlanMount> mounts;
-  std::deque<std::string> owned;  // derived strings; a deque never moves its elements
-  std::vector<PlanDevice> devices;
-  std::vector<PlanSymlink> symlinks;
-  std::vector<PlanSysctl> sysctls;
-  std::vector<PlanNamespace> join_ns;
-  std::vector<const char *> masked, readonly, argv, envp, exec_dirs, cgroup_paths;
-  std::vector<int32_t> keep_fds, cgroup_fds;
-  std::vector<uint32_t> groups;
-  std::vector<sock_filter> seccomp_filter;
-  std::string oom_text;
-  // Address of a plan string → its text, for error frames.
-  std::unordered_map<uint64_t, std::string> paths;
-  void *stack = nullptr;
-  size_t stack_size = 0;
-  void *inner_stack = nullptr;
-  size_t inner_stack_size = 0;
-  ~SpawnMemory();
+  PlanBlock block;
 };
 
 struct SpawnResult {
@@ -118,6 +130,10 @@ struct SpawnResult {
   std::vector<std::string> warnings;
   std::unique_ptr<SpawnMemory> memory;
 };
+
+// Opens nodecri-init (beside the addon) into the sealed memfd every clone execs; done by
+// the first spawn otherwise. Returns the fd or -errno.
+int ncri_spawn_prepare(ncri_error *err);
 
 // Builds the plan, clones and waits for READY (blocking: call it off the JS thread).
 // On failure nothing is left: the child is killed and reaped and every fd is closed.

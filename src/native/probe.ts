@@ -12,3 +12,5 @@ export interface Uname {
 export const addonVersion = nativeFunction<() => string>('version');
 /** uname(2). */
 export const uname = nativeFunction<() => Uname>('uname');
+/** prctl(PR_GET_DUMPABLE) of this process: core dumps and same-uid /proc access allowed. */
+export const dumpable = nativeFunction<() => boolean>('dumpable');

@@ -11,6 +11,7 @@ import path from 'node:path';
 import tty from 'node:tty';
 import { describe, it } from 'node:test';
 import { SyscallError } from '../../src/native/errors';
+import { dumpable } from '../../src/native/probe';
 import {
   ExecSpec,
   ProcessHandle,
@@ -321,6 +322,16 @@ describe('container process', () => {
       const pos = await run(ctx, baseSpec(ctx.rootfs, ['cat', '/proc/self/oom_score_adj'], { oomScoreAdj: 500 }));
       assert.equal(pos.stdout.trim(), '500');
       assert.deepEqual(pos.handle.warnings, []);
+    }));
+
+  it("changes nothing of this process: its oom_score_adj, its dumpable flag", () =>
+    inContainerTest(async (ctx) => {
+      const oomBefore = fs.readFileSync('/proc/self/oom_score_adj', 'utf8');
+      assert.equal(dumpable(), true);
+      const r = await run(ctx, baseSpec(ctx.rootfs, ['sh', '-c', 'id -u; cat /proc/self/oom_score_adj'], { oomScoreAdj: 1000, uid: 1000, gid: 1000 }));
+      assert.equal(r.stdout, '1000\n1000\n', r.stderr);
+      assert.equal(fs.readFileSync('/proc/self/oom_score_adj', 'utf8'), oomBefore);
+      assert.equal(dumpable(), true, 'a setresuid in the child must not make us non-dumpable');
     }));
 
   it('leaks no fds into the container', () =>
