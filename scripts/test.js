@@ -33,7 +33,8 @@ if (files.length === 0) {
   console.error('no test files found');
   process.exit(2);
 }
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...flags, ...files], {
+// Every test gets a deadline, so that a hang fails its file instead of the whole run.
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=300000', '--test-reporter=spec', ...flags, ...files], {
   stdio: 'inherit',
   cwd: root,
 });
