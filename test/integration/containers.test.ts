@@ -363,6 +363,9 @@ test('bad input is a clear error and leaves nothing behind', async () => {
     };
     const before = snapshot(scope);
     const base = { metadata: { name: 'bad', attempt: 0 }, image: { image: busyboxRef }, command: ['true'], log_path: 'bad.log' };
+    // as /etc/shadow: what it holds must reach neither the status nor the log
+    const secret = path.join(env.dir, 'shadow');
+    fs.writeFileSync(secret, 'hunter2-secret:$6$salt$hash:19000:0:99999:7:::\n', { mode: 0o600 });
     const cases: Array<[string, object, Status, RegExp]> = [
       ['unknown sandbox', { pod_sandbox_id: 'f'.repeat(64), config: base }, Status.NOT_FOUND, /pod sandbox f+ not found/],
       ['unknown image', { pod_sandbox_id: pod.sandboxId, config: { ...base, image: { image: 'nosuch/image:1' } } }, Status.NOT_FOUND, /image nosuch\/image:1 is not present/],
@@ -375,6 +378,12 @@ test('bad input is a clear error and leaves nothing behind', async () => {
       ],
       ['absolute log path', { pod_sandbox_id: pod.sandboxId, config: { ...base, log_path: '/var/log/x.log' } }, Status.INVALID_ARGUMENT, /config\.log_path "\/var\/log\/x\.log" must be relative/],
       ['log path escaping', { pod_sandbox_id: pod.sandboxId, config: { ...base, log_path: '../x.log' } }, Status.INVALID_ARGUMENT, /leaves the pod's log directory/],
+      [
+        'a Localhost seccomp profile that is a secret, not JSON',
+        { pod_sandbox_id: pod.sandboxId, config: { ...base, linux: { security_context: { seccomp: { profile_type: 'Localhost', localhost_ref: secret } } } } },
+        Status.INVALID_ARGUMENT,
+        /^linux\.security_context\.seccomp\.localhost_ref: seccomp profile .*shadow is not valid JSON$/,
+      ],
     ];
     for (const [what, req, code, message] of cases) {
       await assert.rejects(env.client.call('CreateContainer', req as never), (e: ServiceError) => {
@@ -384,6 +393,7 @@ test('bad input is a clear error and leaves nothing behind', async () => {
       });
     }
     assert.deepEqual(diff(before, snapshot(scope)), { mounts: [], files: [], cgroups: [], children: [] });
+    assert.ok(!env.daemon.stderr().includes('hunter2'), 'the secret file reached the log');
     assert.equal((await env.client.call('ListContainers', {})).containers.length, 0);
     // The name was never kept: the good config creates fine.
     const ok = await createContainer(env, pod, 'bad', { command: ['true'], logPath: 'bad.log' });
