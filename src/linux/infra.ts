@@ -9,9 +9,10 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { buildDir } from '../native/binding';
 import {
-  adoptProcess,
+  adoptStarted,
   baseProcessSpec,
   createProcess,
+  processStartTime,
   refProcess,
   releaseProcess,
   signalProcess,
@@ -40,8 +41,11 @@ export class InfraProcesses {
 
   constructor(private readonly cgroups: CgroupManager) {}
 
-  /** Starts pause; the caller pushes stop() on its cleanup stack. Returns the pid. */
-  async start(req: InfraRequest): Promise<{ pid: number; warnings: string[] }> {
+  /**
+   * Starts pause; the caller pushes stop() on its cleanup stack. Returns the pid and its
+   * start time, which a restarted daemon checks before it adopts the pid.
+   */
+  async start(req: InfraRequest): Promise<{ pid: number; startTime: string | null; warnings: string[] }> {
     const root = path.join(req.runDir, 'infra-root');
     await fsp.mkdir(root, { recursive: true, mode: 0o755 });
     await fsp.writeFile(path.join(root, 'pause'), '', { mode: 0o755 });
@@ -78,19 +82,20 @@ export class InfraProcesses {
     }
     refProcess(handle, false);
     this.handles.set(handle.pid, handle);
-    return { pid: handle.pid, warnings: handle.warnings };
+    return { pid: handle.pid, startTime: await processStartTime(handle.pid), warnings: handle.warnings };
   }
 
-  /** Re-watches an infra process after a daemon restart; false when it is gone. */
-  adopt(pid: number): boolean {
-    try {
-      const h = adoptProcess({ pid, pidfd: null, stdin: null, stdout: null, stderr: null, terminal: null });
-      refProcess(h, false);
-      this.handles.set(pid, h);
-      return true;
-    } catch {
-      return false;
-    }
+  /**
+   * Re-watches an infra process after a daemon restart, as containers are (adoptStarted):
+   * only if the pid still names the process started at `startTime`. False when it is gone
+   * or the pid now names another process, which is then never signalled.
+   */
+  async adopt(pid: number, startTime: string | null): Promise<boolean> {
+    const h = await adoptStarted(pid, startTime);
+    if (!h) return false;
+    refProcess(h, false);
+    this.handles.set(pid, h);
+    return true;
   }
 
   /** Kills pause (it holds no state) and waits for it to be reaped; idempotent. */
