@@ -2,7 +2,7 @@
  * The pod infra process: only for pods that share one PID namespace, the pause binary
  * runs as the pod's PID 1 (it reaps the pod's orphans), in the pod's pinned namespaces and
  * its own cgroup under the pod's, with OOM score -998 and cpu shares 2 as the peers give
- * their pause containers. Its root is a tiny directory holding only a read-only bind of
+ * their pause containers, as user 65535 with no capabilities and no new privileges. Its root is a tiny directory holding only a read-only bind of
  * the pause binary: no image, no overlay, no pull.
  */
 import fsp from 'node:fs/promises';
@@ -23,6 +23,8 @@ import {
 import { noResources, type CgroupManager } from './cgroups';
 
 export const pauseBinary = path.join(buildDir, 'nodecri-pause');
+/** uid and gid of the pause process: the pause image's 65535 (nobody on most images) */
+export const pauseUser = 65535;
 
 export interface InfraRequest {
   runDir: string;
@@ -61,6 +63,11 @@ export class InfraProcesses {
     try {
       handle = await createProcess({
         ...baseProcessSpec(root, ['/pause']),
+        // Not root, as the pause image (USER 65535:65535): a sibling container, root with
+        // the default capabilities (no CAP_SYS_PTRACE), must not open PID 1's memory.
+        uid: pauseUser,
+        gid: pauseUser,
+        additionalGids: [],
         rootReadonly: true,
         namespaces,
         mounts: [{ destination: '/pause', type: 'bind', source: pauseBinary, options: ['bind', 'ro'] }],
