@@ -5,7 +5,7 @@
  */
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { loadConfig, type Config, type LoadOptions } from './config';
+import { ConfigError, loadConfig, type Config, type LoadOptions } from './config';
 import { startCriServer, type CriServer } from './cri/server';
 import type { CriDeps } from './cri/deps';
 import { uname } from './native/probe';
@@ -16,6 +16,7 @@ import { PodNetwork } from './network/pod-network';
 import { EventBus } from './domain/events';
 import { createCgroupManager } from './linux/cgroups';
 import { favorDynmods } from './linux/cgroups/tuning';
+import { groupId } from './linux/groups';
 import { podHost } from './linux/pod-host';
 import { bringUpLoopback } from './native/namespaces';
 import { SandboxService } from './sandbox/service';
@@ -51,9 +52,22 @@ export function pidFile(runroot: string): string {
   return path.join(runroot, 'nodecri.pid');
 }
 
+/** The gid `[api] socket_group` names, checked before anything starts. */
+async function socketGroupId(config: Config, sourceOf: (at: string[]) => string): Promise<number | null> {
+  const group = config.api.socketGroup;
+  if (group === null) return null;
+  const gid = await groupId(group);
+  if (gid === null) {
+    const at = ['api', 'socket_group'];
+    throw ConfigError.atKey(sourceOf(at), at, `no group named ${JSON.stringify(group)} in /etc/group (a group known only to NSS is given by its gid)`);
+  }
+  return gid;
+}
+
 export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
   const loaded = await loadConfig(opts);
   let config = loaded.config;
+  const socketGid = await socketGroupId(loaded.config, loaded.sourceOf);
   const log = createLogger(config.logLevel);
   const host = uname();
   log.info({ version: packageVersion, kernel: host.release, machine: host.machine, configFiles: loaded.sources }, 'starting nodecri');
@@ -141,7 +155,7 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
   let cri: CriServer | null = null;
   try {
     if (config.metrics.enabled) metricsServer = await startMetricsServer(config.metrics.address, metrics.registry);
-    cri = await startCriServer({ socketPath: config.listen, deps, log, metrics, faults: parseFaults(process.env.NODECRI_FAULTS) });
+    cri = await startCriServer({ socketPath: config.listen, socketGid, deps, log, metrics, faults: parseFaults(process.env.NODECRI_FAULTS) });
   } catch (e) {
     await metricsServer?.close();
     images.close();

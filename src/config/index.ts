@@ -1,5 +1,6 @@
 /** The configuration module's public API; see schema.ts for the keys. */
 export {
+  type ApiConfig,
   type CgroupConfig,
   type CgroupDriver,
   type Config,

@@ -23,6 +23,8 @@ export interface LoadedConfig {
   config: Config;
   /** the files applied, in order */
   sources: string[];
+  /** which source set a key last ("defaults" when none did), for errors found after loading */
+  sourceOf: (at: KeyPath) => string;
 }
 
 export interface DefaultPaths {
@@ -60,11 +62,11 @@ export async function loadConfig(opts: LoadOptions, defaults: DefaultPaths = DEF
     raw: encode(ROOT, opts.overrides) as RawTable,
     label: (field) => (field?.flag !== undefined ? `flag ${field.flag}` : 'overrides'),
   });
-  return { config: build(layers), sources };
+  return { ...build(layers), sources };
 }
 
 /** Checks each layer, merges them over the defaults, then checks the result as a whole. */
-function build(layers: Layer[]): Config {
+function build(layers: Layer[]): { config: Config; sourceOf: (at: KeyPath) => string } {
   const provenance: Provenance = new Map();
   const merged = encode(ROOT, defaultConfig()) as RawTable;
   for (const layer of layers) {
@@ -76,7 +78,7 @@ function build(layers: Layer[]): Config {
     throw ConfigError.atKey(source(at), at, 'required but not set');
   }) as Config;
   crossCheck(config, source);
-  return config;
+  return { config, sourceOf: source };
 }
 
 /**

@@ -33,6 +33,7 @@ export interface Config {
   metrics: MetricsConfig;
   tracing: TracingConfig;
   streaming: StreamingConfig;
+  api: ApiConfig;
 }
 
 export interface CgroupConfig {
@@ -95,6 +96,11 @@ export interface TracingConfig {
 
 export interface StreamingConfig {
   address: string;
+}
+
+export interface ApiConfig {
+  /** the CRI socket's group, a name or a numeric gid; null: root only (mode 0600) */
+  socketGroup: string | null;
 }
 
 /** What a caller may override: any subset, at any depth; arrays replace whole. */
@@ -209,6 +215,12 @@ const imageName: Check<string> = (v) => (v !== '' && !/\s/.test(v) ? null : `exp
 
 const repoNamespace: Check<string> = (v) =>
   !/\s/.test(v) && !v.startsWith('/') && !v.endsWith('/') ? null : `expected a repository namespace, got ${quote(v)}`;
+
+/** A group as /etc/group names it (shadow-utils' rule, as useradd checks it), or a gid. */
+const groupNameOrId: Check<string> = (v) =>
+  (/^\d+$/.test(v) && Number(v) <= 0xfffffffe) || /^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$/.test(v)
+    ? null
+    : `expected a group name or a numeric gid, got ${quote(v)}`;
 
 /** Runtime names are RuntimeClass handlers, which Kubernetes requires to be DNS labels. */
 const dnsLabel: Check<string> = (v) =>
@@ -479,6 +491,20 @@ export const SCHEMA: Spec<Config> = {
         },
       },
       doc: 'the streaming server',
+    },
+    api: {
+      key: 'api',
+      type: {
+        kind: 'table',
+        fields: {
+          socketGroup: {
+            key: 'socket_group',
+            type: { kind: 'nullable', of: { kind: 'string', check: groupNameOrId } },
+            doc: 'group of the CRI socket, a name or a gid (mode 0660); unset: root only (mode 0600)',
+          },
+        },
+      },
+      doc: 'the CRI socket',
     },
   },
 };

@@ -48,6 +48,18 @@ describe('validateConfig', () => {
     assert.match(problem((c) => (c.image.defaultRegistry = 'https://r')) ?? '', /"image\.default_registry"/);
   });
 
+  it('takes a group name or a gid for the socket', () => {
+    for (const ok of ['docker', '_kube-cri', 'machine$', '0', '4294967294']) {
+      assert.equal(problem((c) => (c.api.socketGroup = ok)), null, ok);
+    }
+    for (const bad of ['', '4294967295', '-1', 'a:b', 'two words', '1abc', 'x'.repeat(33)]) {
+      assert.equal(
+        problem((c) => (c.api.socketGroup = bad)),
+        `config: key "api.socket_group": expected a group name or a numeric gid, got ${JSON.stringify(bad)}`,
+      );
+    }
+  });
+
   it('checks rules across keys', () => {
     assert.equal(
       problem((c) => (c.defaultRuntime = 'runc')),

@@ -51,7 +51,8 @@ export interface ContainerHost {
   signalProcess: typeof import('../native/process').signalProcess;
   releaseProcess: typeof import('../native/process').releaseProcess;
   refProcess: typeof import('../native/process').refProcess;
-  adoptProcess: typeof import('../native/process').adoptProcess;
+  adoptStarted: typeof import('../native/process').adoptStarted;
+  processStartTime: typeof import('../native/process').processStartTime;
   reapOrphans: () => Promise<Array<{ pid: number }>>;
   generateSpec(input: GenerateInput): Promise<GeneratedContainer>;
   defaults: GenerateInput['defaults'];
@@ -86,16 +87,6 @@ export interface ExecSyncResult {
 export const execOutputLimit = 16 * 1024 * 1024;
 /** How long an exited container's log may still be drained by its grandchildren. */
 const logDrainMs = 2000;
-
-/** A process's start time (clock ticks since boot): with the pid, it names one process. */
-async function procStartTime(pid: number): Promise<string | null> {
-  try {
-    const stat = await fsp.readFile(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
-  } catch {
-    return null;
-  }
-}
 
 /** open(2) for a raw fd, off the event loop (a FIFO opened like this never blocks). */
 const openFd = promisify(fs.open);
@@ -408,7 +399,7 @@ export class ContainerService {
       await logWriter?.close();
     });
     record.pid = handle.pid;
-    record.pidStartTime = await procStartTime(handle.pid);
+    record.pidStartTime = await this.opts.host.processStartTime(handle.pid);
     this.live.set(record.id, { handle, log: logWriter, closeStdio, done: null });
     cleanup.push(`live state of ${record.id}`, () => void this.live.delete(record.id));
   }
@@ -699,22 +690,18 @@ export class ContainerService {
    * the process again.
    */
   private async reapHeld(r: ContainerRecord): Promise<void> {
-    if (r.pid !== null && (await procStartTime(r.pid)) === r.pidStartTime) {
-      try {
-        const h = this.opts.host.adoptProcess({ pid: r.pid, pidfd: null, stdin: null, stdout: null, stderr: null, terminal: null });
-        this.opts.host.refProcess(h, false);
-        void h.exited.then(() => this.opts.host.releaseProcess(h)).catch(() => {});
-      } catch {
-        // already gone
-      }
+    const h = r.pid === null ? null : await this.opts.host.adoptStarted(r.pid, r.pidStartTime);
+    if (h) {
+      this.opts.host.refProcess(h, false);
+      void h.exited.then(() => this.opts.host.releaseProcess(h)).catch(() => {});
     }
     r.pid = null;
     r.pidStartTime = null;
   }
 
   private async adopt(r: ContainerRecord): Promise<void> {
-    const alive = r.pid !== null && (await procStartTime(r.pid)) === r.pidStartTime;
-    if (!alive) {
+    const handle = r.pid === null ? null : await this.opts.host.adoptStarted(r.pid, r.pidStartTime);
+    if (!handle) {
       r.state = 'CONTAINER_EXITED';
       r.finishedAt = nowNanos();
       r.exitCode = 255;
@@ -724,7 +711,6 @@ export class ContainerService {
       await this.persist(r);
       return;
     }
-    const handle = this.opts.host.adoptProcess({ pid: r.pid!, pidfd: null, stdin: null, stdout: null, stderr: null, terminal: null });
     this.opts.host.refProcess(handle, false);
     let log: CriLogWriter | null = null;
     const sockets: net.Socket[] = [];

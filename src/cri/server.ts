@@ -1,7 +1,8 @@
 /**
  * The CRI gRPC server on a unix socket: registers every RPC of RuntimeService and
  * ImageService, guards the socket path (a live daemon's socket is refused, a stale one
- * replaced), and shuts down gracefully within a bound.
+ * replaced), makes the socket appear with its final mode and group, and shuts down
+ * gracefully within a bound.
  */
 import fsp from 'node:fs/promises';
 import net from 'node:net';
@@ -20,6 +21,8 @@ import { noFaults, type Faults } from '../util/faults';
 
 export interface CriServerOptions {
   socketPath: string;
+  /** the socket's group (mode 0660); null: root only (mode 0600) */
+  socketGid: number | null;
   deps: CriDeps;
   log: Logger;
   metrics: Metrics;
@@ -66,6 +69,39 @@ async function prepareSocketPath(socketPath: string, log: Logger): Promise<void>
   await fsp.unlink(socketPath);
 }
 
+/**
+ * Listens on `socketPath` so that the path never exists with a wider mode or another group
+ * than its final ones. The socket is bound in a private 0700 dir beside the path, given its
+ * mode and group there, and renamed into place: rename(2) is atomic, and a unix socket is
+ * found by its inode, so it accepts under its new name. A umask around listen would do too,
+ * but it is process-wide: it would also narrow files the thread pool creates meanwhile. A
+ * chmod after listen (as containerd and CRI-O do) leaves a window where anyone connects.
+ */
+async function listenInPlace(server: net.Server, socketPath: string, gid: number | null): Promise<void> {
+  const dir = path.dirname(socketPath);
+  const tmpDir = await fsp.mkdtemp(path.join(dir, '.nodecri-bind-'));
+  const tmp = path.join(tmpDir, 's');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(tmp, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    try {
+      await fsp.chmod(tmp, gid === null ? 0o600 : 0o660);
+      if (gid !== null) await fsp.lchown(tmp, -1, gid);
+      await fsp.rename(tmp, socketPath);
+    } catch (e) {
+      server.close();
+      throw e;
+    }
+  } finally {
+    await fsp.rm(tmpDir, { recursive: true, force: true });
+  }
+}
+
 export async function startCriServer(opts: CriServerOptions): Promise<CriServer> {
   const table = opts.handlers ?? defaultHandlers;
   const draining = new AbortController();
@@ -98,15 +134,8 @@ export async function startCriServer(opts: CriServerOptions): Promise<CriServer>
   // clients that send the socket path as their HTTP/2 authority.
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   const front = frontDoor((conn) => injector.injectConnection(conn));
-  await new Promise<void>((resolve, reject) => {
-    front.once('error', reject);
-    front.listen(opts.socketPath, () => {
-      front.off('error', reject);
-      resolve();
-    });
-  });
-  // kubelet and crictl run as root; the group may be granted access by the operator.
-  await fsp.chmod(opts.socketPath, 0o660);
+  // kubelet and crictl run as root; the operator may grant a group access.
+  await listenInPlace(front, opts.socketPath, opts.socketGid);
 
   let closing: Promise<void> | null = null;
   return {

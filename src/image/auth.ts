@@ -3,6 +3,7 @@
  * credentials kubelet sends in the CRI AuthConfig (username/password, a base64 `auth`
  * pair, an identity token for the OAuth2 refresh flow, or a ready registry token).
  */
+import { createHash } from 'node:crypto';
 
 export interface Challenge {
   /** lower-case: "bearer", "basic" */
@@ -43,6 +44,16 @@ export function credentialsFrom(auth: AuthConfigFields | null | undefined): Cred
     }
   }
   return { username, password, identityToken: auth.identity_token || null, registryToken: auth.registry_token || null };
+}
+
+/**
+ * Names the identity behind `c`, for caches of what it obtained (bearer tokens): a hash of
+ * every field, so two sets of credentials share a key only when they are the same, and no
+ * credentials at all have a key of their own. The secrets themselves are never the key.
+ */
+export function credentialsKey(c: Credentials): string {
+  if (c.username === null && c.password === null && c.identityToken === null && c.registryToken === null) return 'anonymous';
+  return createHash('sha256').update(JSON.stringify([c.username, c.password, c.identityToken, c.registryToken])).digest('hex');
 }
 
 export function basicHeader(c: Credentials): string | null {

@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { RuntimeError, notFound, unavailable, type ErrorKind } from '../domain/errors';
-import { basicHeader, parseChallenges, type Credentials } from './auth';
+import { basicHeader, credentialsKey, parseChallenges, type Credentials } from './auth';
 import type { Endpoint } from './endpoints';
 import { httpRequest, readBody, HttpTimeoutError } from './http';
 import { MANIFEST_ACCEPT } from './manifest';
@@ -47,6 +47,7 @@ function connectionFailure(e: unknown): boolean {
 export class RegistryClient {
   /** insecure hosts found to speak plain http */
   private readonly plainHttp = new Set<string>();
+  /** bearer tokens by host, scope and the identity that obtained them (credentialsKey) */
   private readonly tokens = new Map<string, CachedToken>();
   /** hosts that asked for basic auth: send it up front next time */
   private readonly basicHosts = new Set<string>();
@@ -113,7 +114,7 @@ export class RegistryClient {
 
   private authHeaders(ep: Endpoint, creds: Credentials, scope: string): Record<string, string> {
     if (creds.registryToken !== null) return { authorization: `Bearer ${creds.registryToken}` };
-    const t = this.tokens.get(`${ep.host}|${scope}|${creds.username ?? ''}`);
+    const t = this.tokens.get(`${ep.host}|${scope}|${credentialsKey(creds)}`);
     if (t && t.expiresAt > Date.now()) return { authorization: `Bearer ${t.value}` };
     if (this.basicHosts.has(ep.host)) {
       const b = basicHeader(creds);
@@ -186,7 +187,7 @@ export class RegistryClient {
     if (!token) throw unavailable(`registry ${ep.host}: the token service ${realm.host} returned no token`);
     // Refresh a little early; 60 s is the spec's default lifetime.
     const ttl = Math.max(10, (parsed.expires_in ?? 60) - 10);
-    this.tokens.set(`${ep.host}|${scope}|${creds.username ?? ''}`, { value: token, expiresAt: Date.now() + ttl * 1000 });
+    this.tokens.set(`${ep.host}|${scope}|${credentialsKey(creds)}`, { value: token, expiresAt: Date.now() + ttl * 1000 });
     return token;
   }
 }

@@ -7,8 +7,9 @@ import type { ContainerHost } from '../container/service';
 import { mknod, S_IFIFO } from '../native/fs';
 import { mountOverlay, unmount } from '../native/mounts';
 import {
-  adoptProcess,
+  adoptStarted,
   createProcess,
+  processStartTime,
   reapOrphans,
   execProcess,
   refProcess,
@@ -50,7 +51,8 @@ export function containerHost(cgroups: CgroupManager): ContainerHost {
     signalProcess,
     releaseProcess,
     refProcess,
-    adoptProcess,
+    adoptStarted,
+    processStartTime,
     reapOrphans: () => reapOrphans(),
     generateSpec,
     // Probed once at start-up, never in a request.

@@ -2,16 +2,17 @@
  * The pod infra process: only for pods that share one PID namespace, the pause binary
  * runs as the pod's PID 1 (it reaps the pod's orphans), in the pod's pinned namespaces and
  * its own cgroup under the pod's, with OOM score -998 and cpu shares 2 as the peers give
- * their pause containers. Its root is a tiny directory holding only a read-only bind of
+ * their pause containers, as user 65535 with no capabilities and no new privileges. Its root is a tiny directory holding only a read-only bind of
  * the pause binary: no image, no overlay, no pull.
  */
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { buildDir } from '../native/binding';
 import {
-  adoptProcess,
+  adoptStarted,
   baseProcessSpec,
   createProcess,
+  processStartTime,
   refProcess,
   releaseProcess,
   signalProcess,
@@ -22,6 +23,8 @@ import {
 import { noResources, type CgroupManager } from './cgroups';
 
 export const pauseBinary = path.join(buildDir, 'nodecri-pause');
+/** uid and gid of the pause process: the pause image's 65535 (nobody on most images) */
+export const pauseUser = 65535;
 
 export interface InfraRequest {
   runDir: string;
@@ -40,8 +43,11 @@ export class InfraProcesses {
 
   constructor(private readonly cgroups: CgroupManager) {}
 
-  /** Starts pause; the caller pushes stop() on its cleanup stack. Returns the pid. */
-  async start(req: InfraRequest): Promise<{ pid: number; warnings: string[] }> {
+  /**
+   * Starts pause; the caller pushes stop() on its cleanup stack. Returns the pid and its
+   * start time, which a restarted daemon checks before it adopts the pid.
+   */
+  async start(req: InfraRequest): Promise<{ pid: number; startTime: string | null; warnings: string[] }> {
     const root = path.join(req.runDir, 'infra-root');
     await fsp.mkdir(root, { recursive: true, mode: 0o755 });
     await fsp.writeFile(path.join(root, 'pause'), '', { mode: 0o755 });
@@ -57,6 +63,11 @@ export class InfraProcesses {
     try {
       handle = await createProcess({
         ...baseProcessSpec(root, ['/pause']),
+        // Not root, as the pause image (USER 65535:65535): a sibling container, root with
+        // the default capabilities (no CAP_SYS_PTRACE), must not open PID 1's memory.
+        uid: pauseUser,
+        gid: pauseUser,
+        additionalGids: [],
         rootReadonly: true,
         namespaces,
         mounts: [{ destination: '/pause', type: 'bind', source: pauseBinary, options: ['bind', 'ro'] }],
@@ -78,19 +89,20 @@ export class InfraProcesses {
     }
     refProcess(handle, false);
     this.handles.set(handle.pid, handle);
-    return { pid: handle.pid, warnings: handle.warnings };
+    return { pid: handle.pid, startTime: await processStartTime(handle.pid), warnings: handle.warnings };
   }
 
-  /** Re-watches an infra process after a daemon restart; false when it is gone. */
-  adopt(pid: number): boolean {
-    try {
-      const h = adoptProcess({ pid, pidfd: null, stdin: null, stdout: null, stderr: null, terminal: null });
-      refProcess(h, false);
-      this.handles.set(pid, h);
-      return true;
-    } catch {
-      return false;
-    }
+  /**
+   * Re-watches an infra process after a daemon restart, as containers are (adoptStarted):
+   * only if the pid still names the process started at `startTime`. False when it is gone
+   * or the pid now names another process, which is then never signalled.
+   */
+  async adopt(pid: number, startTime: string | null): Promise<boolean> {
+    const h = await adoptStarted(pid, startTime);
+    if (!h) return false;
+    refProcess(h, false);
+    this.handles.set(pid, h);
+    return true;
   }
 
   /** Kills pause (it holds no state) and waits for it to be reaped; idempotent. */

@@ -8,6 +8,7 @@
  * addon sees them; the addon turns the result into one flat plan before the clone.
  */
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import os from 'node:os';
 import { nativeFunction } from './binding';
 import {
@@ -616,6 +617,40 @@ export function adoptProcess(r: AdoptRecord): ProcessHandle {
   const fds = [pidfd, r.stdin, r.stdout, r.stderr, r.terminal].filter((fd): fd is number => fd !== null);
   keepAcrossExec(fds, false);
   return makeHandle({ pid: r.pid, pidfd, stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, terminal: r.terminal, warnings: [] }, null);
+}
+
+/** A process's start time (clock ticks since boot): with the pid, it names one process. */
+export async function processStartTime(pid: number): Promise<string | null> {
+  try {
+    const stat = await fsp.readFile(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Re-adopts a process after a daemon restart, when it may no longer be our child: only if
+ * `pid` still names the process that started at `startTime` (recorded when it was made),
+ * so that a reused pid is never watched, let alone signalled. The pidfd is opened before
+ * the start time is read: a match then proves the pidfd holds that same process (it had
+ * the pid since before the open). Null when it is gone, or nothing was recorded.
+ */
+export async function adoptStarted(pid: number, startTime: string | null): Promise<ProcessHandle | null> {
+  if (startTime === null) return null;
+  let pidfd: number;
+  try {
+    pidfd = nPidfdOpen(pid);
+  } catch {
+    return null;
+  }
+  try {
+    if ((await processStartTime(pid)) === startTime) return adoptProcess({ pid, pidfd, stdin: null, stdout: null, stderr: null, terminal: null });
+  } catch {
+    // exited between the open and the check: its pidfd no longer names the pid
+  }
+  fs.closeSync(pidfd);
+  return null;
 }
 
 /** F_DUPFD_CLOEXEC. */

@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import { RuntimeError } from '../domain/errors';
 import { ALL_CAPABILITIES, DEFAULT_CAPABILITIES } from './capabilities';
 import { NEVER_ALLOWED, defaultSeccompProfile } from './seccomp-default';
-import { profileFromJson, seccompChoice } from './seccomp';
+import { profileFromJson, resolveSeccomp, seccompChoice } from './seccomp';
 import type { OciSeccomp } from './types';
 
 const allowedUnconditionally = (s: OciSeccomp) => new Set(s.syscalls.filter((r) => r.action === 'SCMP_ACT_ALLOW' && !r.args).flatMap((r) => r.names));
@@ -67,7 +71,7 @@ describe('seccompChoice', () => {
     assert.deepEqual(seccompChoice(null), { kind: 'unconfined' });
     assert.deepEqual(seccompChoice(sc({})), { kind: 'unconfined' });
     assert.deepEqual(seccompChoice(sc({ seccomp: { profile_type: 'RuntimeDefault', localhost_ref: '' }, seccomp_profile_path: 'unconfined' })), { kind: 'runtime-default' });
-    assert.deepEqual(seccompChoice(sc({ seccomp_profile_path: 'localhost//etc/p.json' })), { kind: 'localhost', path: '/etc/p.json' });
+    assert.deepEqual(seccompChoice(sc({ seccomp_profile_path: 'localhost//etc/p.json' })), { kind: 'localhost', path: '/etc/p.json', field: 'linux.security_context.seccomp_profile_path' });
     assert.throws(() => seccompChoice(sc({ seccomp_profile_path: 'localhost/p.json' })), invalid(/must be absolute/));
     assert.throws(() => seccompChoice(sc({ seccomp: { profile_type: 'Unconfined', localhost_ref: '/x' } })), invalid(/localhost_ref must only be set/));
   });
@@ -115,4 +119,57 @@ describe('profileFromJson', () => {
     );
     assert.throws(() => profileFromJson({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ action: 'SCMP_ACT_ERRNO' }] }, '/p.json', ctx), invalid(/syscalls\[0\]: no syscall names/));
   });
+});
+
+describe('resolveSeccomp of a Localhost profile', () => {
+  const ctx = { arch: 'x64', capabilities: DEFAULT_CAPABILITIES };
+  const sc = (o: object) => ({ seccomp: null, seccomp_profile_path: '', ...o }) as never;
+  const localhost = (p: string) => seccompChoice(sc({ seccomp: { profile_type: 'Localhost', localhost_ref: p } }));
+  const withDir = async (fn: (dir: string) => Promise<void>) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nodecri-seccomp-'));
+    try {
+      await fn(dir);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  it('refuses a file that is not JSON naming the field, and never echoes what the file holds', () =>
+    withDir(async (dir) => {
+      // a secret that is not a profile, as /etc/shadow is
+      const secret = path.join(dir, 'shadow');
+      fs.writeFileSync(secret, 'hunter2-secret:$6$salt$hash:19000:0:99999:7:::\n');
+      for (const [choice, field] of [
+        [localhost(secret), 'linux.security_context.seccomp.localhost_ref'],
+        [seccompChoice(sc({ seccomp_profile_path: `localhost/${secret}` })), 'linux.security_context.seccomp_profile_path'],
+      ] as const) {
+        await assert.rejects(resolveSeccomp(choice, false, ctx), (e: unknown) => {
+          assert.ok(e instanceof RuntimeError && e.kind === 'invalid-argument', String(e));
+          assert.equal(e.message, `${field}: seccomp profile ${secret} is not valid JSON`);
+          for (const leak of ['hunter2', 'salt', '19000']) assert.ok(!e.message.includes(leak), e.message);
+          return true;
+        });
+      }
+    }));
+
+  it('names the field for a missing file, and refuses what is not a regular file or is too big', () =>
+    withDir(async (dir) => {
+      const field = 'linux.security_context.seccomp.localhost_ref';
+      await assert.rejects(resolveSeccomp(localhost(path.join(dir, 'none.json')), false, ctx), invalid(new RegExp(`^${field.replace(/\./g, '\\.')}: .* does not exist$`)));
+      const fifo = path.join(dir, 'fifo');
+      execFileSync('mkfifo', [fifo]);
+      // a FIFO nobody writes would block the read forever; /dev/zero never ends
+      for (const p of [fifo, '/dev/zero', dir]) {
+        await assert.rejects(resolveSeccomp(localhost(p), false, ctx), invalid(new RegExp(`^${field.replace(/\./g, '\\.')}: seccomp profile .* is not a regular file$`)));
+      }
+      const big = path.join(dir, 'big.json');
+      fs.writeFileSync(big, `{"defaultAction": "SCMP_ACT_ALLOW"${' '.repeat(1024 * 1024)}}`);
+      await assert.rejects(resolveSeccomp(localhost(big), false, ctx), invalid(/is larger than 1 MiB$/));
+      const bad = path.join(dir, 'bad.json');
+      fs.writeFileSync(bad, '{"defaultAction": "SCMP_ACT_MAYBE"}');
+      await assert.rejects(resolveSeccomp(localhost(bad), false, ctx), invalid(new RegExp(`^${field.replace(/\./g, '\\.')}: seccomp profile .*: defaultAction: unsupported action`)));
+      const good = path.join(dir, 'good.json');
+      fs.writeFileSync(good, '{"defaultAction": "SCMP_ACT_ALLOW"}');
+      assert.equal((await resolveSeccomp(localhost(good), false, ctx))?.defaultAction, 'SCMP_ACT_ALLOW');
+    }));
 });

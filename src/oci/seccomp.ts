@@ -14,18 +14,23 @@
  * syscall); it is reduced to the OCI shape for this container. `minKernel` conditions are
  * taken as met: nodecri needs a kernel far newer than any the profiles single out.
  */
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { invalidArgument } from '../domain/errors';
+import { RuntimeError, invalidArgument } from '../domain/errors';
 import type { LinuxContainerSecurityContext__Output } from '../cri/generated/runtime/v1/LinuxContainerSecurityContext';
 import { defaultSeccompProfile, seccompArchitectures } from './seccomp-default';
 import type { OciSeccomp, OciSeccompArg, OciSyscall, SeccompAction, SeccompOperator } from './types';
 
-export type SeccompChoice = { kind: 'unconfined' } | { kind: 'runtime-default' } | { kind: 'localhost'; path: string };
+/** For a Localhost profile, `field` is the CRI field that named it, for the errors. */
+export type SeccompChoice = { kind: 'unconfined' } | { kind: 'runtime-default' } | { kind: 'localhost'; path: string; field: string };
+
+const LOCALHOST_REF = 'linux.security_context.seccomp.localhost_ref';
+const PROFILE_PATH = 'linux.security_context.seccomp_profile_path';
 
 function localhostPath(p: string, field: string): SeccompChoice {
   if (!path.isAbsolute(p)) throw invalidArgument(`${field}: seccomp profile path ${JSON.stringify(p)} must be absolute`);
-  return { kind: 'localhost', path: path.normalize(p) };
+  return { kind: 'localhost', path: path.normalize(p), field };
 }
 
 /** Reads the CRI fields into one choice; malformed references are invalid arguments. */
@@ -43,13 +48,13 @@ export function seccompChoice(sc: LinuxContainerSecurityContext__Output | null):
         return { kind: 'unconfined' };
       case 'Localhost':
         if (sp.localhost_ref === '') throw invalidArgument('seccomp: profile_type Localhost needs a localhost_ref');
-        return localhostPath(sp.localhost_ref, 'seccomp.localhost_ref');
+        return localhostPath(sp.localhost_ref, LOCALHOST_REF);
     }
   }
   const p = sc.seccomp_profile_path;
   if (p === '' || p === 'unconfined') return { kind: 'unconfined' };
   if (p === 'runtime/default' || p === 'docker/default') return { kind: 'runtime-default' };
-  if (p.startsWith('localhost/')) return localhostPath(p.slice('localhost/'.length), 'seccomp_profile_path');
+  if (p.startsWith('localhost/')) return localhostPath(p.slice('localhost/'.length), PROFILE_PATH);
   throw invalidArgument(`seccomp_profile_path: unknown profile ${JSON.stringify(p)}`);
 }
 
@@ -60,25 +65,60 @@ export interface SeccompContext {
   capabilities: readonly string[];
 }
 
+/** Profiles are a few KiB; the bound keeps a huge file from filling the daemon's memory. */
+const MAX_PROFILE_BYTES = 1024 * 1024;
+
+/**
+ * The text of a Localhost profile. The file is the client's choice, so it may be anything
+ * on the host: it is opened non-blocking (a FIFO would hold a pool thread forever), must be
+ * a regular file of bounded size, and no error says anything about what it holds.
+ */
+async function readProfile(file: string, field: string): Promise<string> {
+  const bad = (what: string) => invalidArgument(`${field}: seccomp profile ${file} ${what}`);
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw bad('does not exist');
+    throw bad(`cannot be opened (${code ?? 'error'})`);
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw bad('is not a regular file');
+    if (st.size > MAX_PROFILE_BYTES) throw bad('is larger than 1 MiB');
+    const buf = Buffer.alloc(MAX_PROFILE_BYTES + 1);
+    let n = 0;
+    while (n < buf.length) {
+      const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+    }
+    if (n > MAX_PROFILE_BYTES) throw bad('is larger than 1 MiB');
+    return buf.toString('utf8', 0, n);
+  } finally {
+    await fh.close();
+  }
+}
+
 /** The filter for the container, or null for none. */
 export async function resolveSeccomp(choice: SeccompChoice, privileged: boolean, ctx: SeccompContext): Promise<OciSeccomp | null> {
   if (privileged || choice.kind === 'unconfined') return null;
   if (choice.kind === 'runtime-default') return defaultSeccompProfile(ctx);
-  let text: string;
-  try {
-    text = await fsp.readFile(choice.path, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw invalidArgument(`seccomp profile ${choice.path} does not exist`);
-    throw invalidArgument(`seccomp profile ${choice.path}: ${(e as Error).message}`);
-  }
+  const text = await readProfile(choice.path, choice.field);
   let raw: unknown;
   try {
     raw = JSON.parse(text);
-  } catch (e) {
-    throw invalidArgument(`seccomp profile ${choice.path}: not JSON: ${(e as Error).message}`);
+  } catch {
+    // JSON.parse's message quotes the input around the error: never pass it on.
+    throw invalidArgument(`${choice.field}: seccomp profile ${choice.path} is not valid JSON`);
   }
-  return profileFromJson(raw, choice.path, ctx);
+  try {
+    return profileFromJson(raw, choice.path, ctx);
+  } catch (e) {
+    if (e instanceof RuntimeError) throw invalidArgument(`${choice.field}: ${e.message}`);
+    throw e;
+  }
 }
 
 const ACTIONS: readonly SeccompAction[] = [

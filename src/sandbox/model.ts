@@ -60,8 +60,11 @@ export interface SandboxRecord {
   cgroup: { path: string; created: boolean };
   /** hostVeth: the host end of the pod's veth, whose counters give the pod's traffic */
   network: { name: string; ifName: string; ips: string[]; hostVeth: string | null } | null;
-  /** the pause process of a pod that shares one PID namespace, else null */
-  infra: { pid: number; cgroupPath: string } | null;
+  /**
+   * the pause process of a pod that shares one PID namespace, else null; startTime (from
+   * /proc/<pid>/stat) tells the pause from a later process that got the same pid
+   */
+  infra: { pid: number; startTime: string | null; cgroupPath: string } | null;
   /** why it is not ready, when it is not */
   notReadyReason: string;
 }

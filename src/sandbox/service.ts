@@ -34,10 +34,10 @@ export interface SandboxHost {
   mountPoints(): Promise<Set<string>>;
   cgroups: CgroupManager;
   infra: {
-    start(req: { runDir: string; pins: { net: string | null; ipc: string | null; uts: string | null }; cgroupPath: string }): Promise<{ pid: number; warnings: string[] }>;
+    start(req: { runDir: string; pins: { net: string | null; ipc: string | null; uts: string | null }; cgroupPath: string }): Promise<{ pid: number; startTime: string | null; warnings: string[] }>;
     stop(pid: number): Promise<void>;
-    /** re-watches a running infra process after a restart; false when it is gone */
-    adopt(pid: number): boolean;
+    /** re-watches a running infra process after a restart; false when it is gone or the pid names another process */
+    adopt(pid: number, startTime: string | null): Promise<boolean>;
   };
 }
 
@@ -280,7 +280,7 @@ export class SandboxService {
         await this.opts.host.cgroups.remove(infraCgroup);
       });
       for (const w of started.warnings) log.warn({ pid: started.pid }, `infra process: ${w}`);
-      infra = { pid: started.pid, cgroupPath: infraCgroup };
+      infra = { pid: started.pid, startTime: started.startTime, cgroupPath: infraCgroup };
     }
     signal?.throwIfAborted();
     return {
@@ -410,7 +410,9 @@ export class SandboxService {
       const r = await readJson<SandboxRecord>(path.join(dir, n)).catch(() => null);
       if (!r) continue;
       r.infra ??= null;
-      const infraGone = r.infra !== null && r.state === 'SANDBOX_READY' && !this.opts.host.infra.adopt(r.infra.pid);
+      // A record from before start times were kept has none: its pid is never trusted.
+      if (r.infra) r.infra.startTime ??= null;
+      const infraGone = r.infra !== null && r.state === 'SANDBOX_READY' && !(await this.opts.host.infra.adopt(r.infra.pid, r.infra.startTime));
       const missing = [r.pins.net, r.pins.ipc, r.pins.uts, r.pins.user].filter((p): p is string => p !== null && !mounts.has(p));
       if (r.state === 'SANDBOX_READY' && (infraGone || missing.length > 0 || (r.shm.mounted && !mounts.has(r.shm.path)))) {
         r.state = 'SANDBOX_NOTREADY' as SandboxState;

@@ -63,7 +63,8 @@ export interface PodEnv {
   daemon: TestDaemon;
   client: CriClient;
   logDir: string;
-  restart(kind: 'kill' | 'graceful'): Promise<void>;
+  /** `whileDown` runs after a kill -9, before the new daemon starts (e.g. to tamper with its state) */
+  restart(kind: 'kill' | 'graceful', whileDown?: () => Promise<void> | void): Promise<void>;
   /** Removes every pod left through the API, stops the daemon, undoes the rest. */
   cleanup(): Promise<void>;
   /** removes every pod left through the API (what cleanup starts with) */
@@ -116,11 +117,12 @@ export async function startPodEnv(opts: PodEnvOptions = {}): Promise<PodEnv> {
     logDir,
     daemon: await start(),
     client: null as unknown as CriClient,
-    async restart(kind) {
+    async restart(kind, whileDown) {
       env.client.close();
       if (kind === 'kill') {
         env.daemon.proc.kill('SIGKILL');
         await env.daemon.exited;
+        await whileDown?.();
         env.daemon = await start();
       } else {
         // `nodecri restart`, as an operator runs it: the same process re-execs in place.

@@ -124,6 +124,40 @@ test('security: run_as_user, readonly rootfs, dropped capabilities, seccomp prof
   });
 });
 
+test('shared PID namespace: pause is PID 1 as 65535, its memory closed to the siblings, and it still reaps orphans', async () => {
+  await withPodEnv({ removePods: true }, async (env) => {
+    const pod = await runPod(env, podConfig({ pid: 'POD' }));
+    const shared = { namespace_options: { network: 'POD', pid: 'POD', ipc: 'POD' } };
+    const status = await output(env, pod, 'status', { command: ['sh', '-c', 'cat /proc/1/cmdline; echo; grep -E "^(Uid|Gid|Groups):" /proc/1/status'], linux: { security_context: shared } });
+    assert.match(status.out, /^\/pause\0?\n/);
+    assert.match(status.out, /^Uid:\s+65535\s+65535\s+65535\s+65535$/m);
+    assert.match(status.out, /^Gid:\s+65535\s+65535\s+65535\s+65535$/m);
+    assert.match(status.out, /^Groups:\s*$/m);
+
+    // A sibling with the default capabilities (no CAP_SYS_PTRACE), as root and as pause's own
+    // uid, cannot open pause's memory for writing.
+    const openMem = ['sh', '-c', '(exec 3<>/proc/1/mem) 2>&1; echo rc=$?'];
+    for (const [name, sc] of [['mem-root', shared], ['mem-65535', { ...shared, run_as_user: { value: '65535' }, run_as_group: { value: '65535' } }]] as const) {
+      const r = await output(env, pod, name, { command: openMem, linux: { security_context: sc } });
+      assert.match(r.out, /Permission denied/, `${name}: ${r.out}`);
+      assert.doesNotMatch(r.out, /rc=0/, name);
+    }
+
+    // An orphan of a sibling is re-parented to pause, which reaps it when it exits.
+    const id = await createContainer(env, pod, 'orphans', {
+      command: ['sh', '-c', 'sh -c "sleep 100000 & echo \\$! > /tmp/orphan.tmp && mv /tmp/orphan.tmp /tmp/orphan"; exec sleep 100000'],
+      linux: { security_context: shared },
+    });
+    await env.client.call('StartContainer', { container_id: id });
+    const exec = async (cmd: string) => (await env.client.call('ExecSync', { container_id: id, cmd: ['sh', '-c', cmd], timeout: '5' })).stdout.toString().trim();
+    const orphan = await until('the orphan', async () => (await exec('cat /tmp/orphan 2>/dev/null')) || null);
+    assert.match(await exec(`grep PPid /proc/${orphan}/status`), /^PPid:\s+1$/);
+    await exec(`kill ${orphan}`);
+    await until('the orphan reaped', async () => (await exec(`cat /proc/${orphan}/stat 2>/dev/null || echo reaped`)) === 'reaped');
+    await env.client.call('StopContainer', { container_id: id, timeout: '0' });
+  });
+});
+
 test('ExecSync: output and exit code; a timeout kills the command and says so', async () => {
   await withPodEnv({ removePods: true }, async (env) => {
     const pod = await runPod(env);
@@ -292,6 +326,9 @@ test('bad input is a clear error and leaves nothing behind', async () => {
     };
     const before = snapshot(scope);
     const base = { metadata: { name: 'bad', attempt: 0 }, image: { image: busyboxRef }, command: ['true'], log_path: 'bad.log' };
+    // as /etc/shadow: what it holds must reach neither the status nor the log
+    const secret = path.join(env.dir, 'shadow');
+    fs.writeFileSync(secret, 'hunter2-secret:$6$salt$hash:19000:0:99999:7:::\n', { mode: 0o600 });
     const cases: Array<[string, object, Status, RegExp]> = [
       ['unknown sandbox', { pod_sandbox_id: 'f'.repeat(64), config: base }, Status.NOT_FOUND, /pod sandbox f+ not found/],
       ['unknown image', { pod_sandbox_id: pod.sandboxId, config: { ...base, image: { image: 'nosuch/image:1' } } }, Status.NOT_FOUND, /image nosuch\/image:1 is not present/],
@@ -304,6 +341,12 @@ test('bad input is a clear error and leaves nothing behind', async () => {
       ],
       ['absolute log path', { pod_sandbox_id: pod.sandboxId, config: { ...base, log_path: '/var/log/x.log' } }, Status.INVALID_ARGUMENT, /config\.log_path "\/var\/log\/x\.log" must be relative/],
       ['log path escaping', { pod_sandbox_id: pod.sandboxId, config: { ...base, log_path: '../x.log' } }, Status.INVALID_ARGUMENT, /leaves the pod's log directory/],
+      [
+        'a Localhost seccomp profile that is a secret, not JSON',
+        { pod_sandbox_id: pod.sandboxId, config: { ...base, linux: { security_context: { seccomp: { profile_type: 'Localhost', localhost_ref: secret } } } } },
+        Status.INVALID_ARGUMENT,
+        /^linux\.security_context\.seccomp\.localhost_ref: seccomp profile .*shadow is not valid JSON$/,
+      ],
     ];
     for (const [what, req, code, message] of cases) {
       await assert.rejects(env.client.call('CreateContainer', req as never), (e: ServiceError) => {
@@ -313,6 +356,7 @@ test('bad input is a clear error and leaves nothing behind', async () => {
       });
     }
     assert.deepEqual(diff(before, snapshot(scope)), { mounts: [], files: [], cgroups: [], children: [] });
+    assert.ok(!env.daemon.stderr().includes('hunter2'), 'the secret file reached the log');
     assert.equal((await env.client.call('ListContainers', {})).containers.length, 0);
     // The name was never kept: the good config creates fine.
     const ok = await createContainer(env, pod, 'bad', { command: ['true'], logPath: 'bad.log' });

@@ -25,7 +25,7 @@ test('Version, Status, RuntimeConfig and an unimplemented RPC over the socket', 
   const d = await startTestDaemon();
   const client = new CriClient(d.socket);
   try {
-    assert.equal(fs.statSync(d.socket).mode & 0o777, 0o660);
+    assert.equal(fs.statSync(d.socket).mode & 0o777, 0o600);
     const v = await client.call('Version', { version: 'v1' });
     assert.equal(v.runtime_name, 'nodecri');
     assert.equal(v.runtime_version, JSON.parse(fs.readFileSync(path.resolve(mainJs, '..', '..', '..', 'package.json'), 'utf8')).version);
@@ -268,4 +268,88 @@ test('with tracing on, a span per RPC is exported over OTLP/HTTP', async () => {
     await d.cleanup();
     collector.close();
   }
+});
+
+/**
+ * Watches `p` from a process of its own, in a tight lstat loop (an event loop would miss a
+ * window of microseconds), from before `during` starts until it settles; returns every
+ * distinct "mode uid:gid type" the path was seen with.
+ */
+async function everySeen<T>(p: string, during: () => Promise<T>): Promise<{ seen: string[]; result: T }> {
+  const stop = `${p}.stop-watching`;
+  const script = `
+    const fs = require('node:fs');
+    const [p, stop] = process.argv.slice(1);
+    const seen = new Set();
+    process.stdout.write('ready\\n');
+    for (let i = 0; ; i++) {
+      try {
+        const s = fs.lstatSync(p);
+        seen.add((s.mode & 0o7777).toString(8) + ' ' + s.uid + ':' + s.gid + ' ' + (s.isSocket() ? 'socket' : 'other'));
+      } catch {}
+      if ((i & 1023) === 0 && fs.existsSync(stop)) break;
+    }
+    process.stdout.write(JSON.stringify([...seen]) + '\\n');
+  `;
+  const { spawn } = await import('node:child_process');
+  const watcher = spawn(process.execPath, ['-e', script, p, stop], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  watcher.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<void>((resolve) => watcher.once('exit', () => resolve()));
+  try {
+    await until('the watcher', () => out.startsWith('ready\n'));
+    const result = await during();
+    fs.mkdirSync(path.dirname(stop), { recursive: true });
+    fs.writeFileSync(stop, '');
+    await exited;
+    return { seen: JSON.parse(out.slice('ready\n'.length)) as string[], result };
+  } finally {
+    watcher.kill('SIGKILL');
+    fs.rmSync(stop, { force: true });
+  }
+}
+
+test('the socket only ever appears with its final mode: 0600 root only, 0660 with [api] socket_group', async () => {
+  // The default: root only.
+  const dir = makeTempDir();
+  const socket = path.join(dir, 'run', 'nodecri.sock');
+  const { seen, result: d } = await everySeen(socket, () => startTestDaemon({ dir }));
+  try {
+    assert.deepEqual(seen, ['600 0:0 socket']);
+    // nothing else is left beside it (no private dir of the bind)
+    assert.deepEqual(fs.readdirSync(d.runroot).sort(), ['nodecri.pid', 'nodecri.sock']);
+    const c = new CriClient(d.socket);
+    await c.call('Version', {});
+    c.close();
+  } finally {
+    await d.cleanup();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+
+  // A group by name (one the host has), and a bare gid.
+  const line = fs.readFileSync('/etc/group', 'utf8').split('\n').find((l) => /^[a-z_][^:]*:[^:]*:[1-9]\d*:/.test(l));
+  assert.ok(line, 'the host has a group other than root');
+  const [name, , gid] = line.split(':');
+  for (const [group, want] of [[name, Number(gid)], ['4321', 4321]] as const) {
+    const gdir = makeTempDir();
+    const gsocket = path.join(gdir, 'run', 'nodecri.sock');
+    const { seen: gseen, result: g } = await everySeen(gsocket, () => startTestDaemon({ dir: gdir, config: `[api]\nsocket_group = "${group}"\n` }));
+    try {
+      assert.deepEqual(gseen, [`660 0:${want} socket`], `socket_group = "${group}"`);
+      const c = new CriClient(g.socket);
+      await c.call('Version', {});
+      c.close();
+    } finally {
+      await g.cleanup();
+      fs.rmSync(gdir, { recursive: true, force: true });
+    }
+  }
+
+  // A group the host does not know stops the start, naming the key.
+  const bad = await startTestDaemon({ config: '[api]\nsocket_group = "no-such-group-nodecri"\n', expectFailure: true });
+  assert.notEqual((await bad.exited).code, 0);
+  assert.match(bad.stderr(), /api\.socket_group/);
+  assert.match(bad.stderr(), /no-such-group-nodecri/);
+  assert.equal(fs.existsSync(bad.socket), false);
+  await bad.cleanup();
 });

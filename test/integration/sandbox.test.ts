@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { status as Status, type ServiceError } from '@grpc/grpc-js';
@@ -108,6 +108,57 @@ test('a pod sharing one PID namespace runs pause as its PID 1 in the pod namespa
     await client.call('StopPodSandbox', { pod_sandbox_id: id });
     assert.equal(fs.existsSync(`/proc/${pid}`), false);
     await client.call('RemovePodSandbox', { pod_sandbox_id: id });
+  });
+});
+
+test('after kill -9, a pause pid now naming another process is never adopted (nor killed); a live pause is', async () => {
+  await withPodEnv({ image: false }, async (env) => {
+    const run = async () => {
+      const { pod_sandbox_id: id } = await env.client.call('RunPodSandbox', { config: podConfig({ pid: 'POD' }) });
+      const st = await env.client.call('PodSandboxStatus', { pod_sandbox_id: id, verbose: true });
+      return { id, pid: (JSON.parse(st.info.info) as { infra: { pid: number } }).infra.pid };
+    };
+    const reused = await run();
+    const kept = await run();
+    const gone = (pid: number) => !fs.existsSync(`/proc/${pid}`);
+    // after kill -9 the pause is no longer the daemon's child: its new parent reaps it
+    const dead = (pid: number) => {
+      try {
+        return /^\d+ \(.*\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      } catch {
+        return true;
+      }
+    };
+    // While the daemon is down, the first pod's pause dies and its pid is "reused": the
+    // record now names a sleep (with the start time recorded for the pause).
+    const sleep = spawn('sleep', ['1000'], { stdio: 'ignore' });
+    const sleepExited = new Promise<void>((resolve) => sleep.once('exit', () => resolve()));
+    try {
+      await env.restart('kill', async () => {
+        process.kill(reused.pid, 'SIGKILL');
+        while (!gone(reused.pid)) await new Promise((r) => setTimeout(r, 10));
+        const file = path.join(env.daemon.root, 'sandboxes', `${reused.id}.json`);
+        const record = JSON.parse(fs.readFileSync(file, 'utf8')) as { infra: { pid: number } };
+        record.infra.pid = sleep.pid!;
+        fs.writeFileSync(file, JSON.stringify(record));
+      });
+      const status = async (id: string) => (await env.client.call('PodSandboxStatus', { pod_sandbox_id: id })).status;
+      assert.equal((await status(reused.id))?.state, 'SANDBOX_NOTREADY');
+      assert.equal((await status(kept.id))?.state, 'SANDBOX_READY');
+      for (const p of [reused, kept]) {
+        await env.client.call('StopPodSandbox', { pod_sandbox_id: p.id });
+        await env.client.call('RemovePodSandbox', { pod_sandbox_id: p.id });
+      }
+      // The process that got the pid was never signalled; the adopted pause was stopped.
+      assert.equal(sleep.exitCode, null);
+      assert.equal(sleep.signalCode, null);
+      assert.ok(!dead(sleep.pid!));
+      for (const end = Date.now() + 10_000; !dead(kept.pid) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(dead(kept.pid), `the adopted pause ${kept.pid} was not stopped`);
+    } finally {
+      sleep.kill('SIGKILL');
+      await sleepExited;
+    }
   });
 });
 

@@ -53,6 +53,7 @@ let client: CriClient;
 before(async () => {
   server = await startCriServer({
     socketPath,
+    socketGid: null,
     deps,
     log,
     metrics,
@@ -76,10 +77,11 @@ after(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-test('the socket is created with mode 0660 in a created dir', () => {
+test('the socket is created with mode 0600 (no group given) in a created dir, and nothing beside it', () => {
   const st = fs.statSync(socketPath);
   assert.ok(st.isSocket());
-  assert.equal(st.mode & 0o777, 0o660);
+  assert.equal(st.mode & 0o777, 0o600);
+  assert.deepEqual(fs.readdirSync(path.dirname(socketPath)), ['cri.sock']);
 });
 
 test('Version answers', async () => {

@@ -23,7 +23,7 @@ let server: CriServer;
 
 before(async () => {
   const deps = { runtime: { name: 'nodecri', version: '1.2.3', apiVersion: 'v1', cgroupDriver: 'cgroupfs', effectiveConfig: () => ({}) } } as unknown as CriDeps;
-  server = await startCriServer({ socketPath, deps, log: createLogger('fatal'), metrics: createMetrics(), handlers: { Version: version } });
+  server = await startCriServer({ socketPath, socketGid: null, deps, log: createLogger('fatal'), metrics: createMetrics(), handlers: { Version: version } });
 });
 
 after(async () => {
