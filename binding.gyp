@@ -33,7 +33,7 @@
       "sources": ["native/child/init_main.cc", "native/child/child.cc", "native/child/clone_tramp.cc"],
       "include_dirs": ["native/include"],
       "defines": ["_GNU_SOURCE"],
-      "cflags!": ["-pthread"],
+      "cflags!": ["-pthread", "-fPIC"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter", "-Wno-missing-field-initializers",
                     "-ffreestanding", "-fno-stack-protector", "-fno-asynchronous-unwind-tables", "-fno-unwind-tables", "-fno-pie", "-fcf-protection=none"],
       "ldflags!": ["-pthread", "-rdynamic"],

@@ -62,7 +62,7 @@ bool has_slash(const char *s) {
   return false;
 }
 
-void send_frame(const ChildPlan *p, uint32_t kind, uint32_t step, long err, const void *path,
+long send_frame(const ChildPlan *p, uint32_t kind, uint32_t step, long err, const void *path,
                 int64_t value) {
   ChildFrame f;
   f.kind = kind;
@@ -71,7 +71,7 @@ void send_frame(const ChildPlan *p, uint32_t kind, uint32_t step, long err, cons
   f.pad = 0;
   f.path = ncri_plan_offset(path);
   f.value = value;
-  raw(SYS_sendto, p->sync_fd, L(&f), sizeof f, MSG_NOSIGNAL, 0, 0);
+  return raw(SYS_sendto, p->sync_fd, L(&f), sizeof f, MSG_NOSIGNAL, 0, 0);
 }
 
 [[noreturn]] void die(long code) {
@@ -580,12 +580,15 @@ void resolve_exec(const ChildPlan *p, char *out, size_t cap) {
 int g_order_fd[2] = {-1, -1};
 
 int inner_main(void *arg) {
-  // The real child of a double clone: the intermediate already joined and unshared. Wait
-  // until it has reported our pid and exited (EOF), then speak.
+  // The real child of a double clone: the intermediate already joined and unshared. Speak
+  // only once it has reported our pid (its byte on the pipe); EOF without the byte means it
+  // died first, and nobody would be watching us: go away.
   char c;
   raw(SYS_close, g_order_fd[1]);
-  while (raw(SYS_read, g_order_fd[0], L(&c), 1) == -EINTR) {
+  long r;
+  while ((r = raw(SYS_read, g_order_fd[0], L(&c), 1)) == -EINTR) {
   }
+  if (r != 1) die(1);
   raw(SYS_close, g_order_fd[0]);
   run(static_cast<const ChildPlan *>(arg), true);
 }
@@ -604,8 +607,9 @@ extern "C" int ncri_intermediate_main(void *arg) {
   reset_signals();
   close_others(p);
   join(p);
-  // The real child waits for EOF on this pipe before it does anything else, so that our
-  // PID frame is on the sync socket before any frame of its own (one writer at a time).
+  // The real child waits for a byte on this pipe before it does anything else, so that
+  // our PID frame is on the sync socket before any frame of its own (one writer at a
+  // time), as runc's nsexec and crun release their grandchild only after its pid is known.
   int *order = g_order_fd;
   CHECK(raw(SYS_pipe2, L(order), O_CLOEXEC), kStepInnerClone, nullptr);
   constexpr size_t kStack = 256 * 1024;
@@ -628,6 +632,8 @@ extern "C" int ncri_intermediate_main(void *arg) {
   if (pid == -ENOSYS) pid = ncri_clone_run(a.flags, (char *)stack + kStack, nullptr, inner_main, arg);
   if (pid < 0) fail(p, kStepInnerClone, pid, nullptr);
   raw(SYS_close, order[0]);
-  send_frame(p, kFramePid, kStepInnerClone, 0, nullptr, pid);
-  die(0);  // closes order[1]: the real child goes on
+  if (send_frame(p, kFramePid, kStepInnerClone, 0, nullptr, pid) != (long)sizeof(ChildFrame)) die(1);
+  char go = 1;
+  if (raw(SYS_write, order[1], L(&go), 1) != 1) die(1);
+  die(0);
 }

@@ -59,6 +59,7 @@ namespace {
 uintptr_t g_base = 0;
 uint64_t g_size = 0;
 
+// A string: in bounds, and it ends inside the block, whose last byte is a NUL.
 template <typename T>
 bool fix(T *&field) {
   uintptr_t off = reinterpret_cast<uintptr_t>(field);
@@ -68,15 +69,35 @@ bool fix(T *&field) {
   return true;
 }
 
-// A NULL-terminated (n < 0) or counted array of string offsets.
+// A counted array: aligned and wholly inside the block (nullptr only when empty).
+template <typename T>
+bool fix_n(T *&field, long n) {
+  uintptr_t off = reinterpret_cast<uintptr_t>(field);
+  if (off == 0) return n == 0;
+  if (n < 0 || off % alignof(T) != 0 || off >= g_size || (uint64_t)n > (g_size - off) / sizeof(T)) return false;
+  field = reinterpret_cast<T *>(g_base + off);
+  return true;
+}
+
+// An array of string offsets: counted (n >= 0), or NULL-terminated inside the block (n < 0).
 bool fix_strings(const char *const *&array, long n) {
-  if (!fix(array)) return false;
-  if (!array) return true;
-  const char **a = const_cast<const char **>(array);
-  for (long i = 0; n < 0 ? true : i < n; i++) {
-    if (n < 0 && a[i] == nullptr) break;
-    if (!fix(a[i])) return false;
+  if (n < 0) {
+    uintptr_t off = reinterpret_cast<uintptr_t>(array);
+    if (off == 0 || off % 8 != 0 || off >= g_size) return false;
+    const char *const *a = reinterpret_cast<const char *const *>(g_base + off);
+    long max = (long)((g_size - off) / sizeof(char *));
+    n = -1;
+    for (long i = 0; i < max; i++)
+      if (a[i] == nullptr) {
+        n = i + 1;
+        break;
+      }
+    if (n < 0) return false;
   }
+  if (!fix_n(array, n)) return false;
+  const char **a = const_cast<const char **>(array);
+  for (long i = 0; i < n; i++)
+    if (!fix(a[i])) return false;
   return true;
 }
 
@@ -109,14 +130,16 @@ long parse_fd(const char *s) {
 bool ncri_plan_relocate(ChildPlan *p, uint64_t size) {
   g_base = reinterpret_cast<uintptr_t>(p);
   g_size = size;
-  if (size < sizeof(ChildPlan)) return false;
-  bool ok = fix(p->keep_fds) && fix(p->cgroup_fds) && fix_strings(p->cgroup_paths, p->n_cgroup_fds) &&
-            fix(p->join_ns) && fix(p->rootfs) && fix(p->mounts) && fix(p->devices) && fix(p->symlinks) &&
-            fix(p->sysctls) && fix_strings(p->masked_paths, p->n_masked) &&
+  if (size < sizeof(ChildPlan) || reinterpret_cast<const char *>(p)[size - 1] != '\0') return false;
+  bool ok = fix_n(p->keep_fds, p->n_keep_fds) && fix_n(p->cgroup_fds, p->n_cgroup_fds) &&
+            fix_strings(p->cgroup_paths, p->n_cgroup_fds) && fix_n(p->join_ns, p->n_join_ns) && fix(p->rootfs) &&
+            fix_n(p->mounts, p->n_mounts) && fix_n(p->devices, p->n_devices) && fix_n(p->symlinks, p->n_symlinks) &&
+            fix_n(p->sysctls, p->n_sysctls) && fix_strings(p->masked_paths, p->n_masked) &&
             fix_strings(p->readonly_paths, p->n_readonly) && fix(p->hostname) && fix(p->domainname) &&
-            fix(p->oom_score_adj) && fix(p->rlimits) && fix(p->groups) && fix(p->seccomp_filter) && fix(p->cwd) &&
-            fix(p->exec_name) && fix_strings(p->exec_dirs, p->n_exec_dirs) && fix_strings(p->argv, -1) &&
-            fix_strings(p->envp, -1);
+            fix(p->oom_score_adj) && fix_n(p->rlimits, p->n_rlimits) && fix_n(p->groups, p->n_groups) &&
+            fix_n(p->seccomp_filter, p->seccomp_len) && fix(p->cwd) && fix(p->exec_name) &&
+            fix_strings(p->exec_dirs, p->n_exec_dirs) && fix_strings(p->argv, -1) && fix_strings(p->envp, -1) &&
+            p->exec_name != nullptr;
   if (!ok) return false;
   for (int i = 0; i < p->n_join_ns; i++) ok = ok && fix(const_cast<ncri::PlanNamespace *>(p->join_ns)[i].path);
   for (int i = 0; i < p->n_mounts; i++) {
@@ -133,7 +156,8 @@ bool ncri_plan_relocate(ChildPlan *p, uint64_t size) {
   }
   for (int i = 0; i < p->n_sysctls; i++) {
     ncri::PlanSysctl &s = const_cast<ncri::PlanSysctl *>(p->sysctls)[i];
-    ok = ok && fix(s.path) && fix(s.value);
+    uintptr_t off = reinterpret_cast<uintptr_t>(s.value);
+    ok = ok && fix(s.path) && off != 0 && off < size && s.value_len <= size - off && fix(s.value);
   }
   return ok;
 }

@@ -58,6 +58,8 @@
 namespace ncri {
 namespace {
 
+constexpr unsigned kMfdExec = 0x0010U;  // MFD_EXEC, Linux 6.3
+constexpr int kSealExec = 0x0020;       // F_SEAL_EXEC, Linux 6.3
 constexpr size_t kStage0StackSize = 64 * 1024;  // lazily committed: stage 0 touches one page
 constexpr size_t kGuard = 4096;
 constexpr int kSetupTimeoutMs = 60000;
@@ -180,7 +182,10 @@ int InitBinaryFd(ncri_error *err) {
   path = path.substr(0, path.rfind('/') + 1) + "nodecri-init";
   int src = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (src < 0) return ncri_fail_errno(err, "open", "find nodecri-init", path.c_str());
-  int mfd = (int)syscall(SYS_memfd_create, "nodecri-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  // MFD_EXEC: with vm.memfd_noexec=1 (Linux 6.3+) a memfd is otherwise made unexecutable;
+  // older kernels refuse the flag (EINVAL), and their memfds are executable anyway.
+  int mfd = (int)syscall(SYS_memfd_create, "nodecri-init", MFD_CLOEXEC | MFD_ALLOW_SEALING | kMfdExec);
+  if (mfd < 0 && errno == EINVAL) mfd = (int)syscall(SYS_memfd_create, "nodecri-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (mfd < 0) {
     int saved = errno;
     close(src);
@@ -199,6 +204,7 @@ int InitBinaryFd(ncri_error *err) {
     if (n == 0) break;
   }
   close(src);
+  fcntl(mfd, F_ADD_SEALS, kSealExec);  // best effort: nobody may chmod it either (6.3+)
   if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0) {
     int saved = errno;
     close(mfd);
@@ -585,6 +591,7 @@ int ncri_spawn(SpawnRequest &&request, SpawnResult *out, ncri_error *err) {
   // The block goes to the init in a memfd, kept open across its exec (stage 0 clears its
   // close-on-exec flag) and closed by the init once mapped.
   b.plan() = p;
+  b.finish();
   int plan_fd = child_fds.add((int)syscall(SYS_memfd_create, "nodecri-plan", MFD_CLOEXEC));
   if (plan_fd < 0) return ncri_fail_errno(err, "memfd_create", "write the process plan", nullptr);
   if (WriteAll(plan_fd, b.bytes().data(), b.bytes().size()) < 0)
@@ -614,21 +621,31 @@ int ncri_spawn(SpawnRequest &&request, SpawnResult *out, ncri_error *err) {
   args.stack = (uint64_t)(uintptr_t)stack.base;
   args.stack_size = kStage0StackSize;
 
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
+  // Every signal, glibc's internal ones too (pthread_sigmask leaves SIGCANCEL and SIGSETXID
+  // open), as glibc's posix_spawn does: stage 0 must never run a handler in our memory.
+  uint64_t all = ~0ULL, old = 0;
+  syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, sizeof all);
   long pid = force_fallback ? -ENOSYS : ncri_clone3_run(&args, sizeof args, ncri_exec_init_main, &stage0);
   if (pid == -ENOSYS)
     pid = ncri_clone_run(args.flags | SIGCHLD, static_cast<char *>(stack.base) + kStage0StackSize, &pidfd,
                          ncri_exec_init_main, &stage0);
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, nullptr, sizeof old);
   if (pid < 0) return ncri_fail(err, (int)-pid, "clone3", "clone container process", nullptr);
 
   child_fds.close_all();
   int sync = sv[0];
+  bool awaiting_pid = intermediate;  // the intermediate's PID frame comes before any other
+  pid_t inner_pid = -1;              // the real child, once reported (our child: CLONE_PARENT)
   auto fail = [&](int rc) {
-    KillAndReap(pidfd);
-    if (pidfd >= 0) close(pidfd);
+    if (pidfd >= 0) {
+      KillAndReap(pidfd);
+      close(pidfd);
+    } else if (inner_pid > 0) {
+      // Ours and not reaped, so the pid cannot have been reused.
+      kill(inner_pid, SIGKILL);
+      while (waitpid(inner_pid, nullptr, __WALL) < 0 && errno == EINTR) {
+      }
+    }
     return rc;
   };
 
@@ -651,6 +668,8 @@ int ncri_spawn(SpawnRequest &&request, SpawnResult *out, ncri_error *err) {
       return fail(ncri_fail(err, ECHILD, "recv", "child died during container setup", what));
     }
     if (got != (ssize_t)sizeof f) return fail(ncri_fail(err, EPROTO, "recv", "wait for container setup", nullptr));
+    if (awaiting_pid && (f.kind == kFrameReady || f.kind == kFrameWarning))
+      return fail(ncri_fail(err, EPROTO, "recv", "wait for container setup", "a frame before the intermediate's pid"));
     if (f.kind == kFrameReady) break;
     if (f.kind == kFrameIdMaps) {
       // The init (or intermediate: still `pid`) has made its user namespace.
@@ -676,15 +695,21 @@ int ncri_spawn(SpawnRequest &&request, SpawnResult *out, ncri_error *err) {
     }
     if (f.kind == kFramePid) {
       // The intermediate is done: the real child is our child too (CLONE_PARENT).
-      int inner = (int)syscall(SYS_pidfd_open, (pid_t)f.value, 0);
+      if (!awaiting_pid || f.value <= 0)
+        return fail(ncri_fail(err, EPROTO, "recv", "wait for container setup", "an unexpected pid frame"));
+      awaiting_pid = false;
+      inner_pid = (pid_t)f.value;
+      int inner = (int)syscall(SYS_pidfd_open, inner_pid, 0);
       int saved = errno;
-      siginfo_t si;
+      siginfo_t si{};
       while (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED) < 0 && errno == EINTR) {
       }
       close(pidfd);
       pidfd = inner;
-      pid = f.value;
+      pid = inner_pid;
       if (inner < 0) return fail(ncri_fail(err, saved, "pidfd_open", "watch container process", nullptr));
+      if (si.si_code != CLD_EXITED || si.si_status != 0)
+        return fail(ncri_fail(err, ECHILD, "waitid", "intermediate process exit", "not a clean exit"));
       continue;
     }
   }

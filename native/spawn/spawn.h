@@ -104,6 +104,8 @@ class PlanBlock {
   // An array of strings (offsets), NULL-terminated when `terminate`.
   const char *const *strings(const std::vector<const char *> &offsets, bool terminate);
   ChildPlan &plan() { return *reinterpret_cast<ChildPlan *>(bytes_.data()); }
+  // Ends the block with a NUL byte, so that every string in it ends inside it.
+  void finish() { bytes_.push_back('\0'); }
   const std::vector<char> &bytes() const { return bytes_; }
   // The text of the plan string at `offset` (from a frame), or nullptr.
   const char *text(uint64_t offset) const;
