@@ -387,7 +387,19 @@ void pivot(const ChildPlan *p) {
   if (shared) CHECK(raw(SYS_mount, 0, L("/"), 0, MS_PRIVATE, 0), kStepRootPropagation, "/");
   // pivot_root(".", ".") stacks the old root on top of the new one; detaching "." then
   // removes it without needing a put_old directory inside the rootfs.
+  // The old root, held by fd: after pivot_root(".", ".") it is stacked on the new root,
+  // and "." may name either (runc's pivotRoot fchdirs to it for the same reason).
+  long oldroot = raw(SYS_openat, AT_FDCWD, L("/"), O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+  if (oldroot < 0) fail(p, kStepPivotRoot, oldroot, "/");
   CHECK(raw(SYS_pivot_root, L("."), L(".")), kStepPivotRoot, p->rootfs);
+  CHECK(raw(SYS_fchdir, oldroot), kStepPivotRoot, "/");
+  raw(SYS_close, oldroot);
+  // The old root still holds copies of the host's mounts, in the host's peer groups
+  // wherever the host's are shared: detaching it as is would propagate the umount and take
+  // host mounts away (kubelet's secret tmpfs, other rootfs, our own pins). Make it a slave
+  // first (runc's pivotRoot: rslave rather than rprivate), so nothing we do to it reaches
+  // the host.
+  CHECK(raw(SYS_mount, 0, L("."), 0, MS_SLAVE | MS_REC, 0), kStepDetachOldRoot, p->rootfs);
   CHECK(raw(SYS_umount2, L("."), MNT_DETACH), kStepDetachOldRoot, p->rootfs);
   CHECK(raw(SYS_chdir, L("/")), kStepPivotRoot, p->rootfs);
   // Now the container's root can be shared as asked.

@@ -1,0 +1,177 @@
+/**
+ * What the container child does on the host's behalf, adversarially, through the gRPC API
+ * (root, real kernel, busybox images): mount propagation never reaches the host, seccomp
+ * is the last step before execve, mounts are made on the mount itself, masks use the
+ * runtime's /dev/null, the pty comes from the container's own devpts, and ids that mean
+ * "unchanged" to the kernel are refused.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { status as Status, type ServiceError } from '@grpc/grpc-js';
+import { podConfig } from '../helpers/pods';
+import { busyboxRef, withPodEnv, type PodEnv } from '../helpers/pod-env';
+
+async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 10_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+type Pod = { sandboxId: string; sandboxConfig: object };
+
+async function runPod(env: PodEnv, pod: ReturnType<typeof podConfig> | object = podConfig()): Promise<Pod> {
+  const p = pod as ReturnType<typeof podConfig>;
+  const config = { ...p, log_directory: path.join(env.logDir, p.metadata.uid) };
+  const { pod_sandbox_id } = await env.client.call('RunPodSandbox', { config });
+  return { sandboxId: pod_sandbox_id, sandboxConfig: config };
+}
+
+function privilegedPod(): object {
+  const p = podConfig();
+  return { ...p, linux: { ...p.linux, security_context: { ...p.linux.security_context, privileged: true } } };
+}
+
+interface RunOpts {
+  command: string[];
+  linux?: object;
+  mounts?: object[];
+  tty?: boolean;
+  image?: string;
+}
+
+async function createContainer(env: PodEnv, pod: Pod, name: string, o: RunOpts): Promise<string> {
+  const { container_id } = await env.client.call('CreateContainer', {
+    pod_sandbox_id: pod.sandboxId,
+    sandbox_config: pod.sandboxConfig,
+    config: {
+      metadata: { name, attempt: 0 },
+      image: { image: o.image ?? busyboxRef },
+      command: o.command,
+      log_path: `${name}.log`,
+      mounts: o.mounts ?? [],
+      linux: o.linux ?? {},
+      tty: o.tty ?? false,
+    },
+  });
+  return container_id;
+}
+
+async function waitExited(env: PodEnv, id: string) {
+  return until('exit', async () => {
+    const st = (await env.client.call('ContainerStatus', { container_id: id })).status!;
+    return st.state === 'CONTAINER_EXITED' ? st : null;
+  });
+}
+
+/** The text of every record of a CRI log, joined by newlines. */
+function logText(file: string): string {
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => /^\S+ (?:stdout|stderr) [PF] (.*)$/.exec(l)?.[1] ?? `?${l}`)
+    .join('\n');
+}
+
+async function run(env: PodEnv, pod: Pod, name: string, o: RunOpts): Promise<{ out: string; code: number; reason: string; message: string }> {
+  const id = await createContainer(env, pod, name, o);
+  await env.client.call('StartContainer', { container_id: id });
+  const st = await waitExited(env, id);
+  return { out: logText(st.log_path).trim(), code: st.exit_code, reason: st.reason, message: st.message };
+}
+
+async function exec(env: PodEnv, id: string, cmd: string): Promise<string> {
+  const r = await env.client.call('ExecSync', { container_id: id, cmd: ['sh', '-c', cmd], timeout: '5' });
+  return `${r.stdout.toString()}${r.stderr.toString()}`.trim();
+}
+
+/** The host's mount points (decoded), from this process's mountinfo. */
+function hostMounts(): string[] {
+  return fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(' ')[4]!.replace(/\\(\d{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))));
+}
+
+const sh = (...args: string[]) => execFileSync(args[0]!, args.slice(1), { stdio: 'pipe' });
+
+/** Unmounts everything at and below each dir on the host (deepest first); ignores what is gone. */
+function unmountAll(dirs: string[]): void {
+  const mine = hostMounts()
+    .filter((m) => dirs.some((d) => m === d || m.startsWith(`${d}/`)))
+    .sort((a, b) => b.length - a.length);
+  for (const m of mine) {
+    try {
+      sh('umount', '-l', m);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+test('a Bidirectional mount of a shared host dir: the host loses no mount, and mounts still propagate both ways', async () => {
+  await withPodEnv({ removePods: true }, async (env) => {
+    // A shared tmpfs with a leaf mount inside (what the container binds), and a second
+    // shared tree elsewhere with its own leaf (kubelet's secret tmpfs under a shared parent).
+    const shared = path.join(env.dir, 'shared');
+    const leaf = path.join(shared, 'leaf');
+    const other = path.join(env.dir, 'other');
+    const otherLeaf = path.join(other, 'leaf');
+    const dirs = [shared, other];
+    try {
+      for (const [dir, sub] of [
+        [shared, leaf],
+        [other, otherLeaf],
+      ] as const) {
+        fs.mkdirSync(dir);
+        sh('mount', '-t', 'tmpfs', 'tmpfs', dir);
+        sh('mount', '--make-shared', dir);
+        fs.mkdirSync(sub);
+        sh('mount', '-t', 'tmpfs', 'tmpfs', sub);
+        fs.writeFileSync(path.join(sub, 'marker'), sub);
+      }
+      const watched = () => hostMounts().filter((m) => m.startsWith(`${env.dir}/`)).sort();
+      const before = watched();
+      assert.ok(before.includes(leaf) && before.includes(otherLeaf), `set up: ${before.join(' ')}`);
+
+      const pod = await runPod(env, privilegedPod());
+      const id = await createContainer(env, pod, 'bidi', {
+        command: ['sleep', '600'],
+        mounts: [{ container_path: '/shared', host_path: shared, propagation: 'PROPAGATION_BIDIRECTIONAL' }],
+        linux: { security_context: { privileged: true } },
+      });
+      await env.client.call('StartContainer', { container_id: id });
+      const during = watched();
+      for (const m of before) assert.ok(during.includes(m), `host mount ${m} is still there while the container runs (have: ${during.join(' ')})`);
+      assert.equal(fs.readFileSync(path.join(leaf, 'marker'), 'utf8'), leaf);
+      assert.equal(await exec(env, id, 'cat /shared/leaf/marker'), leaf);
+
+      // host → container
+      const fromHost = path.join(shared, 'from-host');
+      fs.mkdirSync(fromHost);
+      sh('mount', '-t', 'tmpfs', 'tmpfs', fromHost);
+      fs.writeFileSync(path.join(fromHost, 'hello'), 'host');
+      assert.equal(await exec(env, id, 'cat /shared/from-host/hello'), 'host');
+      // container → host
+      assert.equal(await exec(env, id, 'mkdir /shared/from-ctr && mount -t tmpfs tmpfs /shared/from-ctr && echo ctr > /shared/from-ctr/hello && echo ok'), 'ok');
+      assert.ok(hostMounts().includes(path.join(shared, 'from-ctr')), 'the container mount shows on the host');
+      assert.equal(fs.readFileSync(path.join(shared, 'from-ctr', 'hello'), 'utf8'), 'ctr\n');
+
+      await env.client.call('StopContainer', { container_id: id, timeout: '0' });
+      await env.client.call('RemoveContainer', { container_id: id });
+      await env.client.call('RemovePodSandbox', { pod_sandbox_id: pod.sandboxId });
+      const after = watched();
+      for (const m of before) assert.ok(after.includes(m), `host mount ${m} is still there after removal (have: ${after.join(' ')})`);
+    } finally {
+      unmountAll(dirs);
+    }
+  });
+});
