@@ -15,8 +15,9 @@
 //   ns so that its root is the container's cgroup), id maps, setns (user first), unshare,
 //   rootfs (mounts, devices, symlinks; sysctls and oom_score_adj through the host /proc
 //   before it disappears), pivot_root, masked/readonly paths, readonly root, hostname,
-//   rlimits, identity and capabilities, no_new_privs, seccomp, cwd, exec resolution,
-//   READY, wait for start, close_range(CLOEXEC), execve.
+//   rlimits, identity and capabilities, no_new_privs, cwd, exec resolution, READY, wait
+//   for start, close_range(CLOEXEC), seccomp, execve (seccomp before the identity change
+//   only when neither no_new_privs nor CAP_SYS_ADMIN would be left to load it).
 #pragma GCC optimize("no-tree-loop-distribute-patterns")  // no memcpy/memset calls synthesised
 
 #include <errno.h>  // constants only: the child never reads or writes errno
@@ -448,6 +449,13 @@ void apply_seccomp(const ChildPlan *p) {
   CHECK(raw(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, L(&prog)), kStepSeccomp, nullptr);
 }
 
+// Whether the effective set still holds CAP_SYS_ADMIN after set_identity: with a
+// capability spec, as asked; without one, the kernel keeps them only for uid 0.
+bool keeps_sys_admin(const ChildPlan *p) {
+  if (p->flags & kPlanHasCaps) return (p->cap_effective & (1ULL << CAP_SYS_ADMIN)) != 0;
+  return p->uid == 0;
+}
+
 // Identity and capabilities (runc's order): drop the bounding set while we still hold
 // CAP_SETPCAP, keep permitted caps across the uid change, then set the exact sets and the
 // ambient set. Without a capability spec the kernel rules apply unchanged.
@@ -559,12 +567,16 @@ void resolve_exec(const ChildPlan *p, char *out, size_t cap) {
   }
 
   bool nnp = (p->flags & kPlanNoNewPrivs) != 0;
-  // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it while we have it
-  // (the filter must then allow what follows, as with runc).
-  if (p->seccomp_filter && !nnp) apply_seccomp(p);
+  // Seccomp goes last, right before execve, so that the profile only has to allow what the
+  // container's own program does (runc's standard_init_linux.go: "as close to execve as
+  // possible"). Loading a filter needs no_new_privs or CAP_SYS_ADMIN in the effective set.
+  // Without no_new_privs and without CAP_SYS_ADMIN once the identity is set, it must be
+  // loaded while we still hold it, before the identity change: then, as with runc, the
+  // profile must also allow the identity steps and the handshake that follow.
+  bool late_seccomp = p->seccomp_filter && (nnp || keeps_sys_admin(p));
+  if (p->seccomp_filter && !late_seccomp) apply_seccomp(p);
   set_identity(p);
   if (nnp) CHECK(raw(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), kStepNoNewPrivs, nullptr);
-  if (p->seccomp_filter && nnp) apply_seccomp(p);
 
   if (p->cwd) CHECK(raw(SYS_chdir, L(p->cwd)), kStepChdirCwd, p->cwd);
   char exe[4096];
@@ -579,6 +591,9 @@ void resolve_exec(const ChildPlan *p, char *out, size_t cap) {
   raw(SYS_umask, p->umask);
   // Everything but stdio was opened O_CLOEXEC; make sure of it for anything inherited.
   raw(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+  // A failure here still reaches the parent: the filter is not loaded when it fails, and
+  // the start path reads the sync socket until EOF (a frame now fails StartContainer).
+  if (late_seccomp) apply_seccomp(p);
   r = raw(SYS_execve, L(exe), L(p->argv), L(p->envp));
   fail(p, kStepExec, r, p->exec_name);
 }
