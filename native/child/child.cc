@@ -469,6 +469,9 @@ void set_identity(const ChildPlan *p) {
     }
     CHECK(raw(SYS_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0), kStepKeepCaps, nullptr);
   }
+  // (uid_t)-1 means "leave unchanged" to setres[ug]id: the process would stay root.
+  if (p->gid == 0xFFFFFFFFu) fail(p, kStepSetgid, -EINVAL, nullptr);
+  if (p->uid == 0xFFFFFFFFu) fail(p, kStepSetuid, -EINVAL, nullptr);
   CHECK(raw(SYS_setgroups, p->n_groups, L(p->groups)), kStepSetgroups, nullptr);
   CHECK(raw(SYS_setresgid, p->gid, p->gid, p->gid), kStepSetgid, nullptr);
   CHECK(raw(SYS_setresuid, p->uid, p->uid, p->uid), kStepSetuid, nullptr);
@@ -542,8 +545,8 @@ void resolve_exec(const ChildPlan *p, char *out, size_t cap) {
       // We are still host root, which the new namespace does not map: files we create on
       // filesystems it owns (the /dev tmpfs) would be EOVERFLOW. Become its root, as runc
       // does; this keeps our capabilities (a switch *to* the namespace's root).
-      raw(SYS_setresgid, 0, 0, 0);
-      raw(SYS_setresuid, 0, 0, 0);
+      CHECK(raw(SYS_setresgid, 0, 0, 0), kStepSetgid, nullptr);
+      CHECK(raw(SYS_setresuid, 0, 0, 0), kStepSetuid, nullptr);
     }
   }
 

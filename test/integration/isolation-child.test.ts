@@ -12,6 +12,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { status as Status, type ServiceError } from '@grpc/grpc-js';
 import { podConfig } from '../helpers/pods';
+import { SyscallError } from '../../src/native/errors';
+import { baseProcessSpec, createProcess, releaseProcess, signalProcess, type ProcessSpec } from '../../src/native/process';
+import { defaultMounts } from '../../src/native/process-spec';
+import { withoutLeaks } from '../helpers/leaks';
+import { buildRootfs, makeTempDir } from '../helpers/rootfs';
 import { busyboxRef, withPodEnv, type PodEnv } from '../helpers/pod-env';
 
 async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 10_000): Promise<T> {
@@ -230,4 +235,74 @@ test('an error after the start byte (execve refused by the profile) is a clear S
     assert.equal(st.state, 'CONTAINER_EXITED');
     assert.equal(st.reason, 'StartError');
   });
+});
+
+test('a uid or gid of 4294967295 ("unchanged" to the kernel) is refused: INVALID_ARGUMENT naming the field, nothing left', async () => {
+  await withPodEnv({ removePods: true }, async (env) => {
+    const pod = await runPod(env);
+    const base = { metadata: { name: 'minus1', attempt: 0 }, image: { image: busyboxRef }, command: ['id'], log_path: 'minus1.log' };
+    const cases: Array<[object, RegExp]> = [
+      [{ run_as_user: { value: '4294967295' } }, /run_as_user/],
+      [{ run_as_user: { value: '1000' }, run_as_group: { value: '4294967295' } }, /run_as_group/],
+    ];
+    for (const [sc, field] of cases) {
+      await assert.rejects(
+        env.client.call('CreateContainer', { pod_sandbox_id: pod.sandboxId, sandbox_config: pod.sandboxConfig, config: { ...base, linux: { security_context: sc } } }),
+        (e: ServiceError) => {
+          assert.equal(e.code, Status.INVALID_ARGUMENT, e.details);
+          assert.match(e.details, field);
+          assert.match(e.details, /4294967295/);
+          return true;
+        },
+      );
+    }
+    assert.equal((await env.client.call('ListContainers', {})).containers.length, 0);
+    // ExecSync into a container as a real user is not affected.
+    const id = await createContainer(env, pod, 'app', { command: ['sleep', '600'], linux: { security_context: { run_as_user: { value: '1000' } } } });
+    await env.client.call('StartContainer', { container_id: id });
+    assert.equal(await exec(env, id, 'id -u; id -g'), '1000\n1000');
+  });
+});
+
+test('the child refuses a uid or gid of 4294967295 itself (EINVAL at set uid / set gid), it never stays root', async () => {
+  const dir = makeTempDir();
+  try {
+    await withoutLeaks({ mountPrefixes: [dir] }, async () => {
+      const rootfs = buildRootfs(dir);
+      const spec = (over: Partial<ProcessSpec>): ProcessSpec => ({
+        ...baseProcessSpec(rootfs, ['id', '-u']),
+        namespaces: (['mount', 'pid'] as const).map((type) => ({ type, path: null })),
+        mounts: defaultMounts(),
+        env: ['PATH=/bin'],
+        ...over,
+      });
+      for (const [over, step] of [
+        [{ uid: 4294967295 }, /set uid/],
+        [{ gid: 4294967295 }, /set gid/],
+      ] as const) {
+        let created = null;
+        try {
+          await assert.rejects(
+            createProcess(spec(over)).then((h) => {
+              created = h;
+              return h;
+            }),
+            (e: unknown) => {
+              assert.ok(e instanceof SyscallError, String(e));
+              assert.equal(e.code, 'EINVAL');
+              assert.match(e.message, step);
+              return true;
+            },
+          );
+        } finally {
+          if (created) {
+            signalProcess(created, 'SIGKILL');
+            await releaseProcess(created).catch(() => undefined);
+          }
+        }
+      }
+    });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
