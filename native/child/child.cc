@@ -39,6 +39,24 @@
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#define OPEN_TREE_CLOEXEC O_CLOEXEC
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
+#define MOUNT_ATTR_RDONLY 0x00000001
+#define MOUNT_ATTR_NOSUID 0x00000002
+#define MOUNT_ATTR_NODEV 0x00000004
+#define MOUNT_ATTR_NOEXEC 0x00000008
+#define MOUNT_ATTR__ATIME 0x00000070
+#define MOUNT_ATTR_RELATIME 0x00000000
+#define MOUNT_ATTR_NOATIME 0x00000010
+#define MOUNT_ATTR_STRICTATIME 0x00000020
+#define MOUNT_ATTR_NODIRATIME 0x00000080
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
 
 namespace {
 
@@ -307,6 +325,60 @@ long parent_in_root(const ChildPlan *p, int rootfd, const char *rel, const char 
   return resolve_in_root(p, rootfd, buf, kCreateDir, step, report);
 }
 
+// Kernel struct mount_attr for mount_setattr.
+struct MountAttr {
+  uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+
+// Sets the MS_* flags of a bind (ro, nosuid, nodev, noexec, atime) on the mount `mfd`
+// itself, top mount only (what a MS_REMOUNT|MS_BIND pass did), as crun's
+// get_mount_attr_flags/do_mount_setattr. Only sets: flags the mount already has (locked
+// ones in a user namespace) stay.
+long set_mount_flags(long mfd, uint64_t ms) {
+  MountAttr a{};
+  if (ms & MS_RDONLY) a.attr_set |= MOUNT_ATTR_RDONLY;
+  if (ms & MS_NOSUID) a.attr_set |= MOUNT_ATTR_NOSUID;
+  if (ms & MS_NODEV) a.attr_set |= MOUNT_ATTR_NODEV;
+  if (ms & MS_NOEXEC) a.attr_set |= MOUNT_ATTR_NOEXEC;
+  if (ms & MS_NODIRATIME) a.attr_set |= MOUNT_ATTR_NODIRATIME;
+  uint64_t atime = ms & MS_NOATIME ? MOUNT_ATTR_NOATIME : ms & MS_STRICTATIME ? MOUNT_ATTR_STRICTATIME : ms & MS_RELATIME ? MOUNT_ATTR_RELATIME : ~0ULL;
+  if (atime != ~0ULL) {
+    a.attr_clr |= MOUNT_ATTR__ATIME;  // the atime mode is one value: replace it
+    a.attr_set |= atime;
+  }
+  if (a.attr_set == 0 && a.attr_clr == 0) return 0;
+  return raw(SYS_mount_setattr, mfd, L(""), AT_EMPTY_PATH, L(&a), sizeof a);
+}
+
+// MS_PRIVATE/MS_SLAVE/MS_SHARED/MS_UNBINDABLE (|MS_REC) on the mount `mfd` itself.
+long set_mount_propagation(long mfd, uint64_t propagation) {
+  MountAttr a{};
+  a.propagation = propagation & (MS_PRIVATE | MS_SLAVE | MS_SHARED | MS_UNBINDABLE);
+  return raw(SYS_mount_setattr, mfd, L(""), AT_EMPTY_PATH | ((propagation & MS_REC) ? AT_RECURSIVE : 0), L(&a), sizeof a);
+}
+
+// A bind mount made on the mount itself, never on a path twice (crun's get_bind_mount and
+// fs_move_mount_to): clone the source tree detached (open_tree), set its flags on the
+// clone, attach it onto the already-resolved target fd (move_mount), then set the
+// propagation through the same mount fd. A path component swapped after the target was
+// resolved (a shared volume) cannot redirect any of it.
+void bind_on_fd(const ChildPlan *p, const PlanMount &m, long target) {
+  unsigned tree_flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | ((m.flags & MS_REC) ? AT_RECURSIVE : 0);
+  long tree = raw(SYS_open_tree, AT_FDCWD, L(m.source), tree_flags);
+  if (tree < 0) fail(p, kStepMount, tree, m.target);
+  if (m.remount) {
+    long r = set_mount_flags(tree, m.remount);
+    if (r < 0) fail(p, kStepMountRemount, r, m.target);
+  }
+  long r = raw(SYS_move_mount, tree, L(""), target, L(""), MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+  if (r < 0) fail(p, kStepMount, r, m.target);
+  if (m.propagation) {
+    r = set_mount_propagation(tree, m.propagation);
+    if (r < 0) fail(p, kStepMountPropagation, r, m.target);
+  }
+  raw(SYS_close, tree);
+}
+
 void build_rootfs(const ChildPlan *p) {
   const char *root = p->rootfs;
   CHECK(raw(SYS_mount, 0, L("/"), 0, p->root_propagation, 0), kStepRootPropagation, root);
@@ -327,12 +399,19 @@ void build_rootfs(const ChildPlan *p) {
   for (int i = 0; i < p->n_mounts; i++) {
     const PlanMount &m = p->mounts[i];
     long fd = resolve_in_root(p, rootfd, m.rel, m.target_is_dir ? kCreateDir : kCreateFile, kStepMountPoint, m.target);
+    if (m.flags & MS_BIND) {
+      bind_on_fd(p, m, fd);
+      raw(SYS_close, fd);
+      continue;
+    }
     fd_path(where, fd);
     long r = raw(SYS_mount, L(m.source), L(where), L(m.fstype), m.flags, L(m.data));
     raw(SYS_close, fd);
     if (r < 0) fail(p, kStepMount, r, m.target);
     if (m.remount || m.propagation) {
-      // Re-resolve: the old fd names the directory under the new mount, not the mount.
+      // A filesystem (not a bind) with a propagation: only binds carry flags or a
+      // propagation in our specs; for others re-resolve (the old fd names the directory
+      // under the new mount, not the mount).
       fd = resolve_in_root(p, rootfd, m.rel, kNoCreate, kStepMountRemount, m.target);
       fd_path(where, fd);
       if (m.remount) {
@@ -421,12 +500,17 @@ void mask_and_protect(const ChildPlan *p) {
     if (r < 0) fail(p, kStepMaskPath, r, path);
   }
   for (int i = 0; i < p->n_readonly; i++) {
+    // Resolved once: a read-only clone of the tree there goes on top of that same place.
     const char *path = p->readonly_paths[i];
-    long r = raw(SYS_mount, L(path), L(path), 0, MS_BIND | MS_REC, 0);
-    if (r == -ENOENT) continue;
-    if (r < 0) fail(p, kStepReadonlyPath, r, path);
-    uint64_t f = MS_BIND | MS_REMOUNT | MS_RDONLY | kept_flags(path);
-    CHECK(raw(SYS_mount, 0, L(path), 0, f, 0), kStepReadonlyPath, path);
+    long fd = raw(SYS_openat, AT_FDCWD, L(path), O_PATH | O_CLOEXEC, 0);
+    if (fd == -ENOENT) continue;
+    if (fd < 0) fail(p, kStepReadonlyPath, fd, path);
+    long tree = raw(SYS_open_tree, fd, L(""), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
+    if (tree < 0) fail(p, kStepReadonlyPath, tree, path);
+    CHECK(set_mount_flags(tree, MS_RDONLY), kStepReadonlyPath, path);
+    CHECK(raw(SYS_move_mount, tree, L(""), fd, L(""), MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH), kStepReadonlyPath, path);
+    raw(SYS_close, tree);
+    raw(SYS_close, fd);
   }
   if (p->flags & kPlanRootReadonly) {
     uint64_t f = MS_BIND | MS_REMOUNT | MS_RDONLY | kept_flags("/");

@@ -306,3 +306,41 @@ test('the child refuses a uid or gid of 4294967295 itself (EINVAL at set uid / s
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+/** The mount options of each mount point in a mountinfo text. */
+function mountOptions(mountinfo: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const l of mountinfo.split('\n').filter(Boolean)) {
+    const f = l.split(' ');
+    out.set(f[4]!, f[5]!.split(','));
+  }
+  return out;
+}
+
+test('bind mounts get their flags on the mount itself: a readOnly volume is read-only, /dev/shm nosuid,nodev,noexec, propagation as asked', async () => {
+  await withPodEnv({ removePods: true }, async (env) => {
+    const data = path.join(env.dir, 'data');
+    fs.mkdirSync(data);
+    fs.writeFileSync(path.join(data, 'hello.txt'), 'from the host');
+    const pod = await runPod(env);
+    const id = await createContainer(env, pod, 'ro', {
+      command: ['sleep', '600'],
+      mounts: [
+        { container_path: '/data', host_path: data, readonly: true },
+        { container_path: '/rw', host_path: data, readonly: false },
+      ],
+    });
+    await env.client.call('StartContainer', { container_id: id });
+    assert.equal(await exec(env, id, 'cat /data/hello.txt'), 'from the host');
+    assert.match(await exec(env, id, '(echo x > /data/new) 2>&1; echo $?'), /Read-only file system\n1$/);
+    assert.equal(fs.existsSync(path.join(data, 'new')), false);
+    assert.equal(await exec(env, id, 'echo x > /rw/new && echo ok'), 'ok');
+    const opts = mountOptions(await exec(env, id, 'cat /proc/self/mountinfo'));
+    assert.ok(opts.get('/data')?.includes('ro'), `/data: ${opts.get('/data')}`);
+    assert.ok(opts.get('/rw')?.includes('rw'), `/rw: ${opts.get('/rw')}`);
+    for (const f of ['nosuid', 'nodev', 'noexec']) assert.ok(opts.get('/dev/shm')?.includes(f), `/dev/shm ${f}: ${opts.get('/dev/shm')}`);
+    // The host's own mounts of these dirs are untouched (the flags went on the container's copy).
+    const host = mountOptions(fs.readFileSync('/proc/self/mountinfo', 'utf8'));
+    for (const [mp, o] of host) if (mp.startsWith(env.dir)) assert.ok(!(mp.endsWith('/shm') && o.includes('ro')), `${mp} ${o}`);
+  });
+});
