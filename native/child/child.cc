@@ -164,7 +164,70 @@ void setup_stdio(const ChildPlan *p) {
     }
     CHECK(raw(SYS_dup3, p->stdio[i], i, 0), kStepStdio, nullptr);
   }
-  if (p->flags & kPlanTerminal) CHECK(raw(SYS_ioctl, 0, TIOCSCTTY, 0), kStepControllingTty, nullptr);
+  // A terminal's stdio is /dev/null until open_console puts the container's pty there.
+}
+
+#ifndef TIOCGPTPEER
+#define TIOCGPTPEER _IO('T', 0x41)
+#endif
+constexpr long kDevptsSuperMagic = 0x1cd1;
+
+// Passes the pty master to the parent with a frame (SCM_RIGHTS), as runc's SendRawFd and
+// crun's send_fd_to_socket do.
+void send_console(const ChildPlan *p, long master) {
+  ChildFrame f;
+  f.kind = kFrameTerminal;
+  f.step = kStepSendConsole;
+  f.err = 0;
+  f.pad = 0;
+  f.path = 0;
+  f.value = 0;
+  union {
+    struct cmsghdr h;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } control;
+  for (size_t i = 0; i < sizeof control.buf; i++) control.buf[i] = 0;
+  control.h.cmsg_level = SOL_SOCKET;
+  control.h.cmsg_type = SCM_RIGHTS;
+  control.h.cmsg_len = CMSG_LEN(sizeof(int));
+  *reinterpret_cast<int *>(CMSG_DATA(&control.h)) = (int)master;
+  struct iovec iov;
+  iov.iov_base = &f;
+  iov.iov_len = sizeof f;
+  struct msghdr msg;
+  msg.msg_name = nullptr;
+  msg.msg_namelen = 0;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.buf;
+  msg.msg_controllen = sizeof control.buf;
+  msg.msg_flags = 0;
+  CHECK(raw(SYS_sendmsg, p->sync_fd, L(&msg), MSG_NOSIGNAL), kStepSendConsole, nullptr);
+}
+
+// The container's own pty (runc's setupConsole, crun's terminal.c): /dev/ptmx opened once
+// we are inside (after pivot_root, or after joining an exec target's mount namespace), so
+// that the pty lives in the container's devpts instance, not the daemon's. Checked to be a
+// devpts ptmx (an exec target's /dev is the container's to change); the slave comes from
+// TIOCGPTPEER (no path lookup), becomes stdio and the controlling terminal, and the
+// master goes to the parent.
+void open_console(const ChildPlan *p) {
+  static const char kPtmx[] = "/dev/ptmx";
+  long master = raw(SYS_openat, AT_FDCWD, L(kPtmx), O_RDWR | O_NOCTTY | O_CLOEXEC, 0);
+  if (master < 0) fail(p, kStepConsole, master, nullptr);
+  struct statfs sf;
+  long r = raw(SYS_fstatfs, master, L(&sf));
+  if (r < 0) fail(p, kStepConsole, r, nullptr);
+  if (sf.f_type != kDevptsSuperMagic) fail(p, kStepConsole, -ENOTTY, nullptr);
+  int unlock = 0;
+  CHECK(raw(SYS_ioctl, master, TIOCSPTLCK, L(&unlock)), kStepConsole, nullptr);
+  long slave = raw(SYS_ioctl, master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (slave < 0) fail(p, kStepConsole, slave, nullptr);
+  for (int i = 0; i < 3; i++) CHECK(raw(SYS_dup3, slave, i, 0), kStepStdio, nullptr);
+  raw(SYS_close, slave);
+  CHECK(raw(SYS_ioctl, 0, TIOCSCTTY, 0), kStepControllingTty, nullptr);
+  send_console(p, master);
+  raw(SYS_close, master);
 }
 
 void join(const ChildPlan *p) {
@@ -553,6 +616,9 @@ void set_identity(const ChildPlan *p) {
     }
     CHECK(raw(SYS_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0), kStepKeepCaps, nullptr);
   }
+  // The terminal is the process's own (runc's fixStdioPermissions): chown it while we
+  // still may.
+  if (p->flags & kPlanTerminal) CHECK(raw(SYS_fchown, 0, p->uid, p->gid), kStepConsole, nullptr);
   // (uid_t)-1 means "leave unchanged" to setres[ug]id: the process would stay root.
   if (p->gid == 0xFFFFFFFFu) fail(p, kStepSetgid, -EINVAL, nullptr);
   if (p->uid == 0xFFFFFFFFu) fail(p, kStepSetuid, -EINVAL, nullptr);
@@ -644,6 +710,7 @@ void resolve_exec(const ChildPlan *p, char *out, size_t cap) {
     pivot(p);
     mask_and_protect(p);
   }
+  if (p->flags & kPlanTerminal) open_console(p);
   if (p->hostname) CHECK(raw(SYS_sethostname, L(p->hostname), slen(p->hostname)), kStepHostname, p->hostname);
   if (p->domainname)
     CHECK(raw(SYS_setdomainname, L(p->domainname), slen(p->domainname)), kStepDomainname, p->domainname);

@@ -61,6 +61,8 @@ enum ChildStep : uint32_t {
   kStepReady,
   kStepWaitStart,
   kStepExec,
+  kStepConsole,      // open the container's /dev/ptmx, its peer, make it stdio and the ctty
+  kStepSendConsole,  // pass the pty master to the parent (SCM_RIGHTS)
   kStepCount
 };
 
@@ -69,6 +71,7 @@ enum FrameKind : uint32_t {
   kFrameError = 2,    // step failed with err; the child _exits right after
   kFrameWarning = 3,  // step degraded (e.g. oom_score_adj clamped); the child goes on
   kFramePid = 4,      // the intermediate cloned the real child: value = its pid (our pid ns)
+  kFrameTerminal = 5, // carries the pty master (SCM_RIGHTS), opened in the container's devpts
 };
 
 // Fixed-size record over the SOCK_SEQPACKET sync socket. `path` is the address of one of
@@ -138,7 +141,7 @@ struct PlanNamespace {
 enum PlanFlags : uint32_t {
   kPlanWaitIdMaps = 1u << 0,      // created a user ns: wait for the parent to write the maps
   kPlanIntermediate = 1u << 1,    // join/unshare, clone the real child with CLONE_PARENT, exit
-  kPlanTerminal = 1u << 2,        // stdio is a pty slave: make it the controlling tty
+  kPlanTerminal = 1u << 2,        // open a pty in the container's devpts: stdio, ctty, master to the parent
   kPlanNoNewPrivs = 1u << 3,
   kPlanHasCaps = 1u << 4,
   kPlanHasOom = 1u << 5,

@@ -81,7 +81,7 @@ function logText(file: string): string {
     .readFileSync(file, 'utf8')
     .split('\n')
     .filter(Boolean)
-    .map((l) => /^\S+ (?:stdout|stderr) [PF] (.*)$/.exec(l)?.[1] ?? `?${l}`)
+    .map((l) => /^\S+ (?:stdout|stderr) [PF] ?([^]*)$/.exec(l)?.[1]?.replace(/\r$/, '') ?? `?${l}`)
     .join('\n');
 }
 
@@ -342,5 +342,23 @@ test('bind mounts get their flags on the mount itself: a readOnly volume is read
     // The host's own mounts of these dirs are untouched (the flags went on the container's copy).
     const host = mountOptions(fs.readFileSync('/proc/self/mountinfo', 'utf8'));
     for (const [mp, o] of host) if (mp.startsWith(env.dir)) assert.ok(!(mp.endsWith('/shm') && o.includes('ro')), `${mp} ${o}`);
+  });
+});
+
+test('a tty container gets its pty from its own devpts (pts/0 of a fresh instance), and its output reaches the log', async () => {
+  await withPodEnv({ removePods: true }, async (env) => {
+    const pod = await runPod(env);
+    const r = await run(env, pod, 'tty', {
+      tty: true,
+      command: ['sh', '-c', 'tty; for f in 0 1 2; do readlink /proc/self/fd/$f; done; ls -1 /dev/pts; echo done'],
+    });
+    assert.equal(r.code, 0, r.out);
+    const lines = r.out.split(/\r?\n/).map((l) => l.trim());
+    assert.deepEqual(lines.slice(0, 4), ['/dev/pts/0', '/dev/pts/0', '/dev/pts/0', '/dev/pts/0'], r.out);
+    assert.deepEqual(lines.slice(4, 6).sort(), ['0', 'ptmx'], r.out);
+    assert.equal(lines.at(-1), 'done');
+    // As another user the slave is still its controlling terminal, and its own.
+    const u = await run(env, pod, 'tty-user', { tty: true, command: ['sh', '-c', 'tty; stat -c %u /dev/pts/0; echo done'], linux: { security_context: { run_as_user: { value: '1000' } } } });
+    assert.deepEqual(u.out.split(/\r?\n/).map((l) => l.trim()), ['/dev/pts/0', '1000', 'done']);
   });
 });
