@@ -521,6 +521,18 @@ void build_rootfs(const ChildPlan *p) {
     if (r < 0 && r != -EEXIST) fail(p, kStepSymlink, r, p->symlinks[i].linkpath);
   }
   raw(SYS_close, rootfd);
+
+  // The mask source: a detached clone of the /dev/null mount of the namespace we started
+  // in (the runtime's, before pivot_root takes it away), put at the fd number the parent
+  // reserved. A clone must be made in our own mount namespace (the parent's fd is of its
+  // namespace, which open_tree refuses), and detached it survives the old root's detach.
+  if (p->devnull_fd >= 0) {
+    long tree = raw(SYS_open_tree, p->devnull_fd, L(""), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+    if (tree == -EINVAL) tree = raw(SYS_open_tree, AT_FDCWD, L("/dev/null"), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (tree < 0) fail(p, kStepMaskSource, tree, nullptr);
+    CHECK(raw(SYS_dup3, tree, p->devnull_fd, O_CLOEXEC), kStepMaskSource, nullptr);
+    raw(SYS_close, tree);
+  }
 }
 
 void pivot(const ChildPlan *p) {
@@ -550,18 +562,40 @@ void pivot(const ChildPlan *p) {
 }
 
 void mask_and_protect(const ChildPlan *p) {
+  // Files are masked with the runtime's /dev/null (never the container's, which an image,
+  // a volume or a device entry may have made something else): the detached clone made
+  // before pivot_root goes onto the first masked file, and each further one gets a clone
+  // of that (now attached) mount; all through fds, resolving each path once.
+  long null_mount = p->devnull_fd;
+  bool null_attached = false;
   for (int i = 0; i < p->n_masked; i++) {
     const char *path = p->masked_paths[i];
+    long fd = raw(SYS_openat, AT_FDCWD, L(path), O_PATH | O_CLOEXEC, 0);
+    if (fd == -ENOENT) continue;
+    if (fd < 0) fail(p, kStepMaskPath, fd, path);
     struct stat st;
-    long r = raw(SYS_newfstatat, AT_FDCWD, L(path), L(&st), 0);
-    if (r == -ENOENT) continue;
+    long r = raw(SYS_newfstatat, fd, L(""), L(&st), AT_EMPTY_PATH);
     if (r < 0) fail(p, kStepMaskPath, r, path);
-    if (S_ISDIR(st.st_mode))
-      r = raw(SYS_mount, L("tmpfs"), L(path), L("tmpfs"), MS_RDONLY, 0);
-    else
-      r = raw(SYS_mount, L("/dev/null"), L(path), 0, MS_BIND, 0);
+    if (S_ISDIR(st.st_mode)) {
+      char where[32];
+      fd_path(where, fd);
+      r = raw(SYS_mount, L("tmpfs"), L(where), L("tmpfs"), MS_RDONLY, 0);
+    } else if (null_mount < 0) {
+      r = raw(SYS_mount, L("/dev/null"), L(path), 0, MS_BIND, 0);  // no rootfs of ours: cannot happen
+    } else {
+      long src = null_mount;
+      if (null_attached) {
+        src = raw(SYS_open_tree, null_mount, L(""), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+        if (src < 0) fail(p, kStepMaskPath, src, path);
+      }
+      r = raw(SYS_move_mount, src, L(""), fd, L(""), MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+      if (src != null_mount) raw(SYS_close, src);
+      null_attached = true;
+    }
+    raw(SYS_close, fd);
     if (r < 0) fail(p, kStepMaskPath, r, path);
   }
+  if (null_mount >= 0) raw(SYS_close, null_mount);
   for (int i = 0; i < p->n_readonly; i++) {
     // Resolved once: a read-only clone of the tree there goes on top of that same place.
     const char *path = p->readonly_paths[i];

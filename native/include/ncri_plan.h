@@ -63,6 +63,7 @@ enum ChildStep : uint32_t {
   kStepExec,
   kStepConsole,      // open the container's /dev/ptmx, its peer, make it stdio and the ctty
   kStepSendConsole,  // pass the pty master to the parent (SCM_RIGHTS)
+  kStepMaskSource,   // clone the runtime's /dev/null (a detached mount) before pivot_root
   kStepCount
 };
 
@@ -184,6 +185,10 @@ struct ChildPlan {
   int32_t n_symlinks;
   const PlanSysctl *sysctls;
   int32_t n_sysctls;
+  // An fd number the parent reserved (the host's /dev/null, O_PATH) for the mask source:
+  // the child replaces it, before pivot_root, with a detached clone of that /dev/null
+  // mount (open_tree), which masks are bound from. -1 = none (no rootfs).
+  int32_t devnull_fd;
   const char *const *masked_paths;  // container paths, applied after pivot_root
   int32_t n_masked;
   const char *const *readonly_paths;

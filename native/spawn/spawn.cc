@@ -115,6 +115,7 @@ const StepInfo kSteps[kStepCount] = {
     {"execve", "exec process"},
     {"open", "open the container's pty"},
     {"sendmsg", "pass the pty master"},
+    {"open_tree", "clone the runtime's /dev/null for masks"},
 };
 
 // Owns fds until released; closes what is left on scope exit.
@@ -279,9 +280,15 @@ int ncri_spawn(SpawnRequest &&request, SpawnResult *out, ncri_error *err) {
   child_fds.add(sv[1]);
   p.sync_fd = sv[1];
 
-  // stdio
+  // stdio, and the runtime's own /dev/null for masks (the container's /dev/null may be
+  // anything by then): the child turns this fd into a detached clone of its mount.
   int parent_stdio[3] = {-1, -1, -1};
   int terminal = -1;
+  p.devnull_fd = -1;
+  if (!r.rootfs.empty()) {
+    p.devnull_fd = child_fds.add(open("/dev/null", O_PATH | O_CLOEXEC));
+    if (p.devnull_fd < 0) return ncri_fail_errno(err, "open", "open mask source", "/dev/null");
+  }
   if (r.terminal) {
     // The pty is the container's own: the child opens /dev/ptmx in its devpts once it is
     // inside (runc's setupConsole, crun's terminal.c) and sends the master back before

@@ -49,6 +49,7 @@ interface RunOpts {
   mounts?: object[];
   tty?: boolean;
   image?: string;
+  devices?: object[];
 }
 
 async function createContainer(env: PodEnv, pod: Pod, name: string, o: RunOpts): Promise<string> {
@@ -62,6 +63,7 @@ async function createContainer(env: PodEnv, pod: Pod, name: string, o: RunOpts):
       log_path: `${name}.log`,
       mounts: o.mounts ?? [],
       linux: o.linux ?? {},
+      devices: o.devices ?? [],
       tty: o.tty ?? false,
     },
   });
@@ -93,7 +95,7 @@ async function run(env: PodEnv, pod: Pod, name: string, o: RunOpts): Promise<{ o
 }
 
 async function exec(env: PodEnv, id: string, cmd: string): Promise<string> {
-  const r = await env.client.call('ExecSync', { container_id: id, cmd: ['sh', '-c', cmd], timeout: '5' });
+  const r = await env.client.call('ExecSync', { container_id: id, cmd: ['sh', '-c', cmd], timeout: '30' });
   return `${r.stdout.toString()}${r.stderr.toString()}`.trim();
 }
 
@@ -360,5 +362,24 @@ test('a tty container gets its pty from its own devpts (pts/0 of a fresh instanc
     // As another user the slave is still its controlling terminal, and its own.
     const u = await run(env, pod, 'tty-user', { tty: true, command: ['sh', '-c', 'tty; stat -c %u /dev/pts/0; echo done'], linux: { security_context: { run_as_user: { value: '1000' } } } });
     assert.deepEqual(u.out.split(/\r?\n/).map((l) => l.trim()), ['/dev/pts/0', '1000', 'done']);
+  });
+});
+
+test('masks bind the runtime\'s /dev/null, not whatever the container\'s /dev/null is', async () => {
+  await withPodEnv({ removePods: true }, async (env) => {
+    const pod = await runPod(env);
+    // The container's /dev/null is another device here (a CRI device entry; an image or a
+    // volume at /dev could do the same): masked files must still read as empty.
+    const r = await run(env, pod, 'masks', {
+      // /proc/keys and /proc/timer_list: masked files this kernel has (/proc/kcore it lacks)
+      command: ['sh', '-c', 'head -c 16 /dev/null | wc -c; for f in /proc/keys /proc/timer_list; do head -c 16 $f | wc -c; done; stat -c %t:%T /proc/keys'],
+      linux: {},
+      devices: [{ container_path: '/dev/null', host_path: '/dev/zero', permissions: 'rwm' }],
+    } as RunOpts);
+    const lines = r.out.split('\n').map((l) => l.trim());
+    assert.equal(r.code, 0, r.out);
+    assert.equal(lines[0], '16', `the container's /dev/null is /dev/zero: ${r.out}`);
+    assert.deepEqual(lines.slice(1, -1).filter((l) => l !== '0'), [], `masked files read empty: ${r.out}`);
+    assert.equal(lines.at(-1), '1:3', `masked /proc/keys is the host's /dev/null: ${r.out}`);
   });
 });
