@@ -8,7 +8,7 @@ import path from 'node:path';
 import { ConfigError, loadConfig, type Config, type LoadOptions } from './config';
 import { startCriServer, type CriServer } from './cri/server';
 import type { CriDeps } from './cri/deps';
-import { uname } from './native/probe';
+import { kernelFloorError, probeSyscalls, uname } from './native/probe';
 import { ImageService } from './image/service';
 import { CniConfigWatcher } from './network/cni-config';
 import { CniPluginRunner } from './network/cni-plugin';
@@ -70,6 +70,13 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
   const socketGid = await socketGroupId(loaded.config, loaded.sourceOf);
   const log = createLogger(config.logLevel);
   const host = uname();
+  // The container child needs these syscalls and cannot say so itself (it would leak fds
+  // or resolve paths unconfined): refuse to start on an older kernel, naming what lacks.
+  const floor = kernelFloorError(probeSyscalls(), host.release);
+  if (floor !== null) {
+    log.fatal({ kernel: host.release }, floor);
+    throw new Error(floor);
+  }
   log.info({ version: packageVersion, kernel: host.release, machine: host.machine, configFiles: loaded.sources }, 'starting nodecri');
 
   // Persistent state and images under root; runtime state (pins, sockets) under runroot.

@@ -17,8 +17,9 @@
 //   maps, setns (user first), unshare, rootfs (mounts, devices, symlinks; sysctls and
 //   oom_score_adj through the host /proc before it disappears), pivot_root,
 //   masked/readonly paths, readonly root, hostname, rlimits, identity and capabilities,
-//   no_new_privs, seccomp, cwd, exec resolution, READY, wait for start,
-//   close_range(CLOEXEC), execve.
+//   no_new_privs, cwd, exec resolution, READY, wait for start, close_range(CLOEXEC),
+//   seccomp, execve (seccomp before the identity change only when neither no_new_privs
+//   nor CAP_SYS_ADMIN would be left to load it).
 #pragma GCC optimize("no-tree-loop-distribute-patterns")  // no memcpy/memset calls synthesised
 
 #include <errno.h>  // constants only: the child never reads or writes errno
@@ -40,6 +41,24 @@
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#define OPEN_TREE_CLOEXEC O_CLOEXEC
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
+#define MOUNT_ATTR_RDONLY 0x00000001
+#define MOUNT_ATTR_NOSUID 0x00000002
+#define MOUNT_ATTR_NODEV 0x00000004
+#define MOUNT_ATTR_NOEXEC 0x00000008
+#define MOUNT_ATTR__ATIME 0x00000070
+#define MOUNT_ATTR_RELATIME 0x00000000
+#define MOUNT_ATTR_NOATIME 0x00000010
+#define MOUNT_ATTR_STRICTATIME 0x00000020
+#define MOUNT_ATTR_NODIRATIME 0x00000080
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
 #endif
 
 namespace {
@@ -148,7 +167,70 @@ void setup_stdio(const ChildPlan *p) {
     }
     CHECK(raw(SYS_dup3, p->stdio[i], i, 0), kStepStdio, nullptr);
   }
-  if (p->flags & kPlanTerminal) CHECK(raw(SYS_ioctl, 0, TIOCSCTTY, 0), kStepControllingTty, nullptr);
+  // A terminal's stdio is /dev/null until open_console puts the container's pty there.
+}
+
+#ifndef TIOCGPTPEER
+#define TIOCGPTPEER _IO('T', 0x41)
+#endif
+constexpr long kDevptsSuperMagic = 0x1cd1;
+
+// Passes the pty master to the parent with a frame (SCM_RIGHTS), as runc's SendRawFd and
+// crun's send_fd_to_socket do.
+void send_console(const ChildPlan *p, long master) {
+  ChildFrame f;
+  f.kind = kFrameTerminal;
+  f.step = kStepSendConsole;
+  f.err = 0;
+  f.pad = 0;
+  f.path = 0;
+  f.value = 0;
+  union {
+    struct cmsghdr h;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } control;
+  for (size_t i = 0; i < sizeof control.buf; i++) control.buf[i] = 0;
+  control.h.cmsg_level = SOL_SOCKET;
+  control.h.cmsg_type = SCM_RIGHTS;
+  control.h.cmsg_len = CMSG_LEN(sizeof(int));
+  *reinterpret_cast<int *>(CMSG_DATA(&control.h)) = (int)master;
+  struct iovec iov;
+  iov.iov_base = &f;
+  iov.iov_len = sizeof f;
+  struct msghdr msg;
+  msg.msg_name = nullptr;
+  msg.msg_namelen = 0;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.buf;
+  msg.msg_controllen = sizeof control.buf;
+  msg.msg_flags = 0;
+  CHECK(raw(SYS_sendmsg, p->sync_fd, L(&msg), MSG_NOSIGNAL), kStepSendConsole, nullptr);
+}
+
+// The container's own pty (runc's setupConsole, crun's terminal.c): /dev/ptmx opened once
+// we are inside (after pivot_root, or after joining an exec target's mount namespace), so
+// that the pty lives in the container's devpts instance, not the daemon's. Checked to be a
+// devpts ptmx (an exec target's /dev is the container's to change); the slave comes from
+// TIOCGPTPEER (no path lookup), becomes stdio and the controlling terminal, and the
+// master goes to the parent.
+void open_console(const ChildPlan *p) {
+  static const char kPtmx[] = "/dev/ptmx";
+  long master = raw(SYS_openat, AT_FDCWD, L(kPtmx), O_RDWR | O_NOCTTY | O_CLOEXEC, 0);
+  if (master < 0) fail(p, kStepConsole, master, nullptr);
+  struct statfs sf;
+  long r = raw(SYS_fstatfs, master, L(&sf));
+  if (r < 0) fail(p, kStepConsole, r, nullptr);
+  if (sf.f_type != kDevptsSuperMagic) fail(p, kStepConsole, -ENOTTY, nullptr);
+  int unlock = 0;
+  CHECK(raw(SYS_ioctl, master, TIOCSPTLCK, L(&unlock)), kStepConsole, nullptr);
+  long slave = raw(SYS_ioctl, master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (slave < 0) fail(p, kStepConsole, slave, nullptr);
+  for (int i = 0; i < 3; i++) CHECK(raw(SYS_dup3, slave, i, 0), kStepStdio, nullptr);
+  raw(SYS_close, slave);
+  CHECK(raw(SYS_ioctl, 0, TIOCSCTTY, 0), kStepControllingTty, nullptr);
+  send_console(p, master);
+  raw(SYS_close, master);
 }
 
 // After unshare(CLONE_NEWUSER): the parent writes our id maps, then we become the
@@ -324,6 +406,60 @@ long parent_in_root(const ChildPlan *p, int rootfd, const char *rel, const char 
   return resolve_in_root(p, rootfd, buf, kCreateDir, step, report);
 }
 
+// Kernel struct mount_attr for mount_setattr.
+struct MountAttr {
+  uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+
+// Sets the MS_* flags of a bind (ro, nosuid, nodev, noexec, atime) on the mount `mfd`
+// itself, top mount only (what a MS_REMOUNT|MS_BIND pass did), as crun's
+// get_mount_attr_flags/do_mount_setattr. Only sets: flags the mount already has (locked
+// ones in a user namespace) stay.
+long set_mount_flags(long mfd, uint64_t ms) {
+  MountAttr a{};
+  if (ms & MS_RDONLY) a.attr_set |= MOUNT_ATTR_RDONLY;
+  if (ms & MS_NOSUID) a.attr_set |= MOUNT_ATTR_NOSUID;
+  if (ms & MS_NODEV) a.attr_set |= MOUNT_ATTR_NODEV;
+  if (ms & MS_NOEXEC) a.attr_set |= MOUNT_ATTR_NOEXEC;
+  if (ms & MS_NODIRATIME) a.attr_set |= MOUNT_ATTR_NODIRATIME;
+  uint64_t atime = ms & MS_NOATIME ? MOUNT_ATTR_NOATIME : ms & MS_STRICTATIME ? MOUNT_ATTR_STRICTATIME : ms & MS_RELATIME ? MOUNT_ATTR_RELATIME : ~0ULL;
+  if (atime != ~0ULL) {
+    a.attr_clr |= MOUNT_ATTR__ATIME;  // the atime mode is one value: replace it
+    a.attr_set |= atime;
+  }
+  if (a.attr_set == 0 && a.attr_clr == 0) return 0;
+  return raw(SYS_mount_setattr, mfd, L(""), AT_EMPTY_PATH, L(&a), sizeof a);
+}
+
+// MS_PRIVATE/MS_SLAVE/MS_SHARED/MS_UNBINDABLE (|MS_REC) on the mount `mfd` itself.
+long set_mount_propagation(long mfd, uint64_t propagation) {
+  MountAttr a{};
+  a.propagation = propagation & (MS_PRIVATE | MS_SLAVE | MS_SHARED | MS_UNBINDABLE);
+  return raw(SYS_mount_setattr, mfd, L(""), AT_EMPTY_PATH | ((propagation & MS_REC) ? AT_RECURSIVE : 0), L(&a), sizeof a);
+}
+
+// A bind mount made on the mount itself, never on a path twice (crun's get_bind_mount and
+// fs_move_mount_to): clone the source tree detached (open_tree), set its flags on the
+// clone, attach it onto the already-resolved target fd (move_mount), then set the
+// propagation through the same mount fd. A path component swapped after the target was
+// resolved (a shared volume) cannot redirect any of it.
+void bind_on_fd(const ChildPlan *p, const PlanMount &m, long target) {
+  unsigned tree_flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | ((m.flags & MS_REC) ? AT_RECURSIVE : 0);
+  long tree = raw(SYS_open_tree, AT_FDCWD, L(m.source), tree_flags);
+  if (tree < 0) fail(p, kStepMount, tree, m.target);
+  if (m.remount) {
+    long r = set_mount_flags(tree, m.remount);
+    if (r < 0) fail(p, kStepMountRemount, r, m.target);
+  }
+  long r = raw(SYS_move_mount, tree, L(""), target, L(""), MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+  if (r < 0) fail(p, kStepMount, r, m.target);
+  if (m.propagation) {
+    r = set_mount_propagation(tree, m.propagation);
+    if (r < 0) fail(p, kStepMountPropagation, r, m.target);
+  }
+  raw(SYS_close, tree);
+}
+
 void build_rootfs(const ChildPlan *p) {
   const char *root = p->rootfs;
   CHECK(raw(SYS_mount, 0, L("/"), 0, p->root_propagation, 0), kStepRootPropagation, root);
@@ -344,12 +480,19 @@ void build_rootfs(const ChildPlan *p) {
   for (int i = 0; i < p->n_mounts; i++) {
     const PlanMount &m = p->mounts[i];
     long fd = resolve_in_root(p, rootfd, m.rel, m.target_is_dir ? kCreateDir : kCreateFile, kStepMountPoint, m.target);
+    if (m.flags & MS_BIND) {
+      bind_on_fd(p, m, fd);
+      raw(SYS_close, fd);
+      continue;
+    }
     fd_path(where, fd);
     long r = raw(SYS_mount, L(m.source), L(where), L(m.fstype), m.flags, L(m.data));
     raw(SYS_close, fd);
     if (r < 0) fail(p, kStepMount, r, m.target);
     if (m.remount || m.propagation) {
-      // Re-resolve: the old fd names the directory under the new mount, not the mount.
+      // A filesystem (not a bind) with a propagation: only binds carry flags or a
+      // propagation in our specs; for others re-resolve (the old fd names the directory
+      // under the new mount, not the mount).
       fd = resolve_in_root(p, rootfd, m.rel, kNoCreate, kStepMountRemount, m.target);
       fd_path(where, fd);
       if (m.remount) {
@@ -396,6 +539,18 @@ void build_rootfs(const ChildPlan *p) {
     if (r < 0 && r != -EEXIST) fail(p, kStepSymlink, r, p->symlinks[i].linkpath);
   }
   raw(SYS_close, rootfd);
+
+  // The mask source: a detached clone of the /dev/null mount of the namespace we started
+  // in (the runtime's, before pivot_root takes it away), put at the fd number the parent
+  // reserved. A clone must be made in our own mount namespace (the parent's fd is of its
+  // namespace, which open_tree refuses), and detached it survives the old root's detach.
+  if (p->devnull_fd >= 0) {
+    long tree = raw(SYS_open_tree, p->devnull_fd, L(""), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+    if (tree == -EINVAL) tree = raw(SYS_open_tree, AT_FDCWD, L("/dev/null"), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (tree < 0) fail(p, kStepMaskSource, tree, nullptr);
+    CHECK(raw(SYS_dup3, tree, p->devnull_fd, O_CLOEXEC), kStepMaskSource, nullptr);
+    raw(SYS_close, tree);
+  }
 }
 
 void pivot(const ChildPlan *p) {
@@ -405,7 +560,19 @@ void pivot(const ChildPlan *p) {
   if (shared) CHECK(raw(SYS_mount, 0, L("/"), 0, MS_PRIVATE, 0), kStepRootPropagation, "/");
   // pivot_root(".", ".") stacks the old root on top of the new one; detaching "." then
   // removes it without needing a put_old directory inside the rootfs.
+  // The old root, held by fd: after pivot_root(".", ".") it is stacked on the new root,
+  // and "." may name either (runc's pivotRoot fchdirs to it for the same reason).
+  long oldroot = raw(SYS_openat, AT_FDCWD, L("/"), O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+  if (oldroot < 0) fail(p, kStepPivotRoot, oldroot, "/");
   CHECK(raw(SYS_pivot_root, L("."), L(".")), kStepPivotRoot, p->rootfs);
+  CHECK(raw(SYS_fchdir, oldroot), kStepPivotRoot, "/");
+  raw(SYS_close, oldroot);
+  // The old root still holds copies of the host's mounts, in the host's peer groups
+  // wherever the host's are shared: detaching it as is would propagate the umount and take
+  // host mounts away (kubelet's secret tmpfs, other rootfs, our own pins). Make it a slave
+  // first (runc's pivotRoot: rslave rather than rprivate), so nothing we do to it reaches
+  // the host.
+  CHECK(raw(SYS_mount, 0, L("."), 0, MS_SLAVE | MS_REC, 0), kStepDetachOldRoot, p->rootfs);
   CHECK(raw(SYS_umount2, L("."), MNT_DETACH), kStepDetachOldRoot, p->rootfs);
   CHECK(raw(SYS_chdir, L("/")), kStepPivotRoot, p->rootfs);
   // Now the container's root can be shared as asked.
@@ -413,25 +580,52 @@ void pivot(const ChildPlan *p) {
 }
 
 void mask_and_protect(const ChildPlan *p) {
+  // Files are masked with the runtime's /dev/null (never the container's, which an image,
+  // a volume or a device entry may have made something else): the detached clone made
+  // before pivot_root goes onto the first masked file, and each further one gets a clone
+  // of that (now attached) mount; all through fds, resolving each path once.
+  long null_mount = p->devnull_fd;
+  bool null_attached = false;
   for (int i = 0; i < p->n_masked; i++) {
     const char *path = p->masked_paths[i];
+    long fd = raw(SYS_openat, AT_FDCWD, L(path), O_PATH | O_CLOEXEC, 0);
+    if (fd == -ENOENT) continue;
+    if (fd < 0) fail(p, kStepMaskPath, fd, path);
     struct stat st;
-    long r = raw(SYS_newfstatat, AT_FDCWD, L(path), L(&st), 0);
-    if (r == -ENOENT) continue;
+    long r = raw(SYS_newfstatat, fd, L(""), L(&st), AT_EMPTY_PATH);
     if (r < 0) fail(p, kStepMaskPath, r, path);
-    if (S_ISDIR(st.st_mode))
-      r = raw(SYS_mount, L("tmpfs"), L(path), L("tmpfs"), MS_RDONLY, 0);
-    else
-      r = raw(SYS_mount, L("/dev/null"), L(path), 0, MS_BIND, 0);
+    if (S_ISDIR(st.st_mode)) {
+      char where[32];
+      fd_path(where, fd);
+      r = raw(SYS_mount, L("tmpfs"), L(where), L("tmpfs"), MS_RDONLY, 0);
+    } else if (null_mount < 0) {
+      r = raw(SYS_mount, L("/dev/null"), L(path), 0, MS_BIND, 0);  // no rootfs of ours: cannot happen
+    } else {
+      long src = null_mount;
+      if (null_attached) {
+        src = raw(SYS_open_tree, null_mount, L(""), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+        if (src < 0) fail(p, kStepMaskPath, src, path);
+      }
+      r = raw(SYS_move_mount, src, L(""), fd, L(""), MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+      if (src != null_mount) raw(SYS_close, src);
+      null_attached = true;
+    }
+    raw(SYS_close, fd);
     if (r < 0) fail(p, kStepMaskPath, r, path);
   }
+  if (null_mount >= 0) raw(SYS_close, null_mount);
   for (int i = 0; i < p->n_readonly; i++) {
+    // Resolved once: a read-only clone of the tree there goes on top of that same place.
     const char *path = p->readonly_paths[i];
-    long r = raw(SYS_mount, L(path), L(path), 0, MS_BIND | MS_REC, 0);
-    if (r == -ENOENT) continue;
-    if (r < 0) fail(p, kStepReadonlyPath, r, path);
-    uint64_t f = MS_BIND | MS_REMOUNT | MS_RDONLY | kept_flags(path);
-    CHECK(raw(SYS_mount, 0, L(path), 0, f, 0), kStepReadonlyPath, path);
+    long fd = raw(SYS_openat, AT_FDCWD, L(path), O_PATH | O_CLOEXEC, 0);
+    if (fd == -ENOENT) continue;
+    if (fd < 0) fail(p, kStepReadonlyPath, fd, path);
+    long tree = raw(SYS_open_tree, fd, L(""), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
+    if (tree < 0) fail(p, kStepReadonlyPath, tree, path);
+    CHECK(set_mount_flags(tree, MS_RDONLY), kStepReadonlyPath, path);
+    CHECK(raw(SYS_move_mount, tree, L(""), fd, L(""), MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH), kStepReadonlyPath, path);
+    raw(SYS_close, tree);
+    raw(SYS_close, fd);
   }
   if (p->flags & kPlanRootReadonly) {
     uint64_t f = MS_BIND | MS_REMOUNT | MS_RDONLY | kept_flags("/");
@@ -454,6 +648,13 @@ void apply_seccomp(const ChildPlan *p) {
   CHECK(raw(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, L(&prog)), kStepSeccomp, nullptr);
 }
 
+// Whether the effective set still holds CAP_SYS_ADMIN after set_identity: with a
+// capability spec, as asked; without one, the kernel keeps them only for uid 0.
+bool keeps_sys_admin(const ChildPlan *p) {
+  if (p->flags & kPlanHasCaps) return (p->cap_effective & (1ULL << CAP_SYS_ADMIN)) != 0;
+  return p->uid == 0;
+}
+
 // Identity and capabilities (runc's order): drop the bounding set while we still hold
 // CAP_SETPCAP, keep permitted caps across the uid change, then set the exact sets and the
 // ambient set. Without a capability spec the kernel rules apply unchanged.
@@ -467,6 +668,12 @@ void set_identity(const ChildPlan *p) {
     }
     CHECK(raw(SYS_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0), kStepKeepCaps, nullptr);
   }
+  // The terminal is the process's own (runc's fixStdioPermissions): chown it while we
+  // still may.
+  if (p->flags & kPlanTerminal) CHECK(raw(SYS_fchown, 0, p->uid, p->gid), kStepConsole, nullptr);
+  // (uid_t)-1 means "leave unchanged" to setres[ug]id: the process would stay root.
+  if (p->gid == 0xFFFFFFFFu) fail(p, kStepSetgid, -EINVAL, nullptr);
+  if (p->uid == 0xFFFFFFFFu) fail(p, kStepSetuid, -EINVAL, nullptr);
   CHECK(raw(SYS_setgroups, p->n_groups, L(p->groups)), kStepSetgroups, nullptr);
   CHECK(raw(SYS_setresgid, p->gid, p->gid, p->gid), kStepSetgid, nullptr);
   CHECK(raw(SYS_setresuid, p->uid, p->uid, p->uid), kStepSetuid, nullptr);
@@ -542,6 +749,7 @@ void resolve_exec(const ChildPlan *p, char *out, size_t cap) {
     pivot(p);
     mask_and_protect(p);
   }
+  if (p->flags & kPlanTerminal) open_console(p);
   if (p->hostname) CHECK(raw(SYS_sethostname, L(p->hostname), slen(p->hostname)), kStepHostname, p->hostname);
   if (p->domainname)
     CHECK(raw(SYS_setdomainname, L(p->domainname), slen(p->domainname)), kStepDomainname, p->domainname);
@@ -552,12 +760,16 @@ void resolve_exec(const ChildPlan *p, char *out, size_t cap) {
   }
 
   bool nnp = (p->flags & kPlanNoNewPrivs) != 0;
-  // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it while we have it
-  // (the filter must then allow what follows, as with runc).
-  if (p->seccomp_filter && !nnp) apply_seccomp(p);
+  // Seccomp goes last, right before execve, so that the profile only has to allow what the
+  // container's own program does (runc's standard_init_linux.go: "as close to execve as
+  // possible"). Loading a filter needs no_new_privs or CAP_SYS_ADMIN in the effective set.
+  // Without no_new_privs and without CAP_SYS_ADMIN once the identity is set, it must be
+  // loaded while we still hold it, before the identity change: then, as with runc, the
+  // profile must also allow the identity steps and the handshake that follow.
+  bool late_seccomp = p->seccomp_filter && (nnp || keeps_sys_admin(p));
+  if (p->seccomp_filter && !late_seccomp) apply_seccomp(p);
   set_identity(p);
   if (nnp) CHECK(raw(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), kStepNoNewPrivs, nullptr);
-  if (p->seccomp_filter && nnp) apply_seccomp(p);
 
   if (p->cwd) CHECK(raw(SYS_chdir, L(p->cwd)), kStepChdirCwd, p->cwd);
   char exe[4096];
@@ -572,6 +784,9 @@ void resolve_exec(const ChildPlan *p, char *out, size_t cap) {
   raw(SYS_umask, p->umask);
   // Everything but stdio was opened O_CLOEXEC; make sure of it for anything inherited.
   raw(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+  // A failure here still reaches the parent: the filter is not loaded when it fails, and
+  // the start path reads the sync socket until EOF (a frame now fails StartContainer).
+  if (late_seccomp) apply_seccomp(p);
   r = raw(SYS_execve, L(exe), L(p->argv), L(p->envp));
   fail(p, kStepExec, r, p->exec_name);
 }

@@ -65,6 +65,9 @@ enum ChildStep : uint32_t {
   kStepExec,
   kStepExecInit,
   kStepReadPlan,
+  kStepConsole,      // open the container's /dev/ptmx, its peer, make it stdio and the ctty
+  kStepSendConsole,  // pass the pty master to the parent (SCM_RIGHTS)
+  kStepMaskSource,   // clone the runtime's /dev/null (a detached mount) before pivot_root
   kStepCount
 };
 
@@ -74,6 +77,7 @@ enum FrameKind : uint32_t {
   kFrameWarning = 3,  // step degraded (e.g. oom_score_adj clamped); the child goes on
   kFramePid = 4,      // the intermediate cloned the real child: value = its pid (our pid ns)
   kFrameIdMaps = 5,   // made a user namespace: write its id maps, then send kMsgIdMapsWritten
+  kFrameTerminal = 6, // carries the pty master (SCM_RIGHTS), opened in the container's devpts
 };
 
 // Fixed-size record over the SOCK_SEQPACKET sync socket. `path` is the offset of one of
@@ -143,7 +147,7 @@ struct PlanNamespace {
 enum PlanFlags : uint32_t {
   kPlanWaitIdMaps = 1u << 0,      // creates a user ns (unshare): ask the parent to write the maps
   kPlanIntermediate = 1u << 1,    // join/unshare, clone the real child with CLONE_PARENT, exit
-  kPlanTerminal = 1u << 2,        // stdio is a pty slave: make it the controlling tty
+  kPlanTerminal = 1u << 2,        // open a pty in the container's devpts: stdio, ctty, master to the parent
   kPlanNoNewPrivs = 1u << 3,
   kPlanHasCaps = 1u << 4,
   kPlanHasOom = 1u << 5,
@@ -184,6 +188,10 @@ struct ChildPlan {
   int32_t n_symlinks;
   const PlanSysctl *sysctls;
   int32_t n_sysctls;
+  // An fd number the parent reserved (the host's /dev/null, O_PATH) for the mask source:
+  // the child replaces it, before pivot_root, with a detached clone of that /dev/null
+  // mount (open_tree), which masks are bound from. -1 = none (no rootfs).
+  int32_t devnull_fd;
   const char *const *masked_paths;  // container paths, applied after pivot_root
   int32_t n_masked;
   const char *const *readonly_paths;

@@ -36,12 +36,30 @@ Napi::Value Dumpable(const Napi::CallbackInfo &info) {
   return Napi::Boolean::New(info.Env(), prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 1);
 }
 
+// [{ name, since, supported, errno }] for every syscall the container child needs.
+Napi::Value ProbeSyscalls(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  ncri_syscall_probe probes[32];
+  int n = ncri_probe_syscalls(probes, 32);
+  Napi::Array a = Napi::Array::New(env, n);
+  for (int i = 0; i < n; i++) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", probes[i].name);
+    o.Set("since", probes[i].since);
+    o.Set("supported", probes[i].supported);
+    o.Set("errno", probes[i].err);
+    a.Set((uint32_t)i, o);
+  }
+  return a;
+}
+
 }  // namespace
 
 void InitProbe(Napi::Env env, Napi::Object exports) {
   exports.Set("version", Napi::Function::New(env, Version, "version"));
   exports.Set("uname", Napi::Function::New(env, Uname, "uname"));
   exports.Set("dumpable", Napi::Function::New(env, Dumpable, "dumpable"));
+  exports.Set("probeSyscalls", Napi::Function::New(env, ProbeSyscalls, "probeSyscalls"));
 }
 
 }  // namespace ncri

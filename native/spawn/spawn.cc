@@ -43,6 +43,7 @@
 #include <mutex>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #ifndef CLONE_PIDFD
@@ -121,6 +122,9 @@ const StepInfo kSteps[kStepCount] = {
     {"execve", "exec process"},
     {"execveat", "exec nodecri-init"},
     {"mmap", "read the process plan"},
+    {"open", "open the container's pty"},
+    {"sendmsg", "pass the pty master"},
+    {"open_tree", "clone the runtime's /dev/null for masks"},
 };
 
 // Owns fds until released; closes what is left on scope exit.
@@ -359,18 +363,22 @@ int ncri_spawn(SpawnRequest &&request, SpawnResult *out, ncri_error *err) {
   child_fds.add(sv[1]);
   p.sync_fd = sv[1];
 
-  // stdio
+  // stdio, and the runtime's own /dev/null for masks (the container's /dev/null may be
+  // anything by then): the child turns this fd into a detached clone of its mount.
   int parent_stdio[3] = {-1, -1, -1};
   int terminal = -1;
+  p.devnull_fd = -1;
+  if (!r.rootfs.empty()) {
+    p.devnull_fd = child_fds.add(open("/dev/null", O_PATH | O_CLOEXEC));
+    if (p.devnull_fd < 0) return ncri_fail_errno(err, "open", "open mask source", "/dev/null");
+  }
   if (r.terminal) {
-    int master = parent_fds.add(open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC));
-    if (master < 0) return ncri_fail_errno(err, "open", "open pty", "/dev/ptmx");
-    int unlock = 0;
-    if (ioctl(master, TIOCSPTLCK, &unlock) < 0) return ncri_fail_errno(err, "ioctl", "unlock pty", "/dev/ptmx");
-    int slave = child_fds.add(ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC));
-    if (slave < 0) return ncri_fail_errno(err, "ioctl", "open pty peer", "/dev/ptmx");
-    for (int i = 0; i < 3; i++) p.stdio[i] = slave;
-    terminal = master;
+    // The pty is the container's own: the child opens /dev/ptmx in its devpts once it is
+    // inside (runc's setupConsole, crun's terminal.c) and sends the master back before
+    // READY (kFrameTerminal). Until then its stdio is /dev/null.
+    int devnull = child_fds.add(open("/dev/null", O_RDWR | O_CLOEXEC));
+    if (devnull < 0) return ncri_fail_errno(err, "open", "open stdio", "/dev/null");
+    for (int i = 0; i < 3; i++) p.stdio[i] = devnull;
   } else {
     int devnull = -1;
     for (int i = 0; i < 3; i++) {
@@ -656,8 +664,28 @@ int ncri_spawn(SpawnRequest &&request, SpawnResult *out, ncri_error *err) {
     if (n < 0) return fail(ncri_fail_errno(err, "poll", "wait for container setup", nullptr));
     if (n == 0) return fail(ncri_fail(err, ETIMEDOUT, "poll", "wait for container setup", nullptr));
     ChildFrame f;
-    ssize_t got = recv(sync, &f, sizeof f, 0);
+    // A frame may carry one fd (the pty master): receive it close-on-exec.
+    union {
+      struct cmsghdr h;
+      char buf[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct iovec iov = {&f, sizeof f};
+    struct msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof control.buf;
+    ssize_t got = recvmsg(sync, &msg, MSG_CMSG_CLOEXEC);
     if (got < 0 && errno == EINTR) continue;
+    int passed = -1;
+    if (got > 0) {
+      struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+      if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
+        memcpy(&passed, CMSG_DATA(c), sizeof passed);
+      if (passed >= 0) parent_fds.add(passed);  // closed unless it becomes the terminal
+      if (msg.msg_flags & MSG_CTRUNC)
+        return fail(ncri_fail(err, EPROTO, "recvmsg", "wait for container setup", "unexpected fds from the child"));
+    }
     if (got < 0) return fail(ncri_fail_errno(err, "recv", "wait for container setup", nullptr));
     if (got == 0) {
       // The child died without a word (a signal, or a crash): report how.
@@ -693,6 +721,13 @@ int ncri_spawn(SpawnRequest &&request, SpawnResult *out, ncri_error *err) {
       out->warnings.push_back(text);
       continue;
     }
+    if (f.kind == kFrameTerminal) {
+      if (!r.terminal || terminal >= 0 || passed < 0)
+        return fail(ncri_fail(err, EPROTO, "recvmsg", "receive the container's pty", nullptr));
+      terminal = passed;
+      continue;
+    }
+    if (passed >= 0) parent_fds.release(passed), close(passed);  // an fd on any other frame
     if (f.kind == kFramePid) {
       // The intermediate is done: the real child is our child too (CLONE_PARENT).
       if (!awaiting_pid || f.value <= 0)
@@ -714,6 +749,7 @@ int ncri_spawn(SpawnRequest &&request, SpawnResult *out, ncri_error *err) {
     }
   }
 
+  if (r.terminal && terminal < 0) return fail(ncri_fail(err, EPROTO, "recvmsg", "receive the container's pty", "no pty before ready"));
   out->pid = (pid_t)pid;
   out->pidfd = pidfd;
   out->sync_fd = parent_fds.release(sync);

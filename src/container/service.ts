@@ -15,6 +15,7 @@ import fsp from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import tty from 'node:tty';
 import { promisify } from 'node:util';
 import type { Config } from '../config';
 import { CleanupStack } from '../domain/cleanup';
@@ -327,7 +328,7 @@ export class ContainerService {
    * process held before exec. Registers the undos on `cleanup`.
    */
   private async makeProcess(record: ContainerRecord, spec: OciSpec, cleanup: CleanupStack): Promise<void> {
-    const tty = spec.process.terminal;
+    const isTty = spec.process.terminal;
     const stdinWanted = record.config.stdin;
     const fifo = (n: string) => path.join(record.runDir, n);
     const toClose: number[] = [];
@@ -337,7 +338,7 @@ export class ContainerService {
     const closeContainerEnds = () => {
       for (const fd of containerEnds.splice(0)) closeFd(fd);
     };
-    if (!tty) {
+    if (!isTty) {
       try {
         for (const s of ['stdout', 'stderr'] as const) {
           await this.opts.host.mkfifo(fifo(s)).catch((e: NodeJS.ErrnoException) => {
@@ -382,13 +383,15 @@ export class ContainerService {
       logWriter = new CriLogWriter(record.logPath);
       await logWriter.openFile();
     }
-    const attach = (stream: 'stdout' | 'stderr', fd: number) => {
-      const sock = new net.Socket({ fd, readable: true, writable: false });
+    const attach = (stream: 'stdout' | 'stderr', fd: number, terminal = false) => {
+      // A pty master is a TTY to libuv, which net.Socket refuses; its reads end in EIO
+      // once the last slave is closed, which the log writer takes as the end.
+      const sock = terminal ? new tty.ReadStream(fd) : new net.Socket({ fd, readable: true, writable: false });
       sockets.push(sock);
       if (logWriter) logWriter.attach(stream, sock);
       else sock.resume();
     };
-    if (tty && handle.terminal !== null) attach('stdout', handle.terminal);
+    if (isTty && handle.terminal !== null) attach('stdout', handle.terminal, true);
     for (const r of readers) attach(r.stream, r.fd);
     const closeStdio = () => {
       for (const s of sockets) s.destroy();

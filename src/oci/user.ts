@@ -230,6 +230,10 @@ export async function resolveUser(req: UserRequest): Promise<ResolvedUser> {
 /** A CRI int64 id (decimal string) as a uid/gid, or an invalid argument naming the field. */
 export function criId(value: string, field: string): number {
   const n = parseId(value);
-  if (n === null) throw invalidArgument(`${field}: ${JSON.stringify(value)} is not a valid id`);
+  if (n === null) {
+    // (uid_t)-1 is "leave unchanged" to setresuid/setresgid: the process would stay root.
+    const why = value === '4294967295' || value === '-1' ? ' (it is (uid_t)-1, which the kernel takes as "unchanged")' : '';
+    throw invalidArgument(`${field}: ${JSON.stringify(value)} is not a valid id${why}`);
+  }
   return n;
 }
