@@ -125,6 +125,8 @@ export interface CgroupNative {
   cgroupReadFiles(reads: CgroupFileRead[]): Promise<(string | null)[]>;
   cgroupKillAll(spec: CgroupKillSpec): Promise<void>;
   cgroupRemove(dirs: string[]): Promise<void>;
+  cgroupDeviceFilter(dir: string, rules: CgroupDeviceRule[]): Promise<void>;
+  cgroupDeviceFilterProbe(): Promise<number>;
 }
 
 export const cgroupNative: CgroupNative = {
@@ -134,4 +136,6 @@ export const cgroupNative: CgroupNative = {
   cgroupReadFiles,
   cgroupKillAll,
   cgroupRemove,
+  cgroupDeviceFilter,
+  cgroupDeviceFilterProbe,
 };
