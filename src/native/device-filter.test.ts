@@ -6,8 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { defaultDeviceRules } from '../oci/devices';
-import type { OciDeviceCgroup } from '../oci/types';
+import { defaultDeviceRules, cgroupDeviceRules } from '../oci/devices';
 import { type CgroupDeviceRule, cgroupDeviceProgram } from './cgroups';
 import { SyscallError } from './errors';
 
@@ -87,10 +86,6 @@ function reference(rules: CgroupDeviceRule[], type: 'b' | 'c', access: number, m
   }
   return verdict;
 }
-
-/** runtime-spec rules with their defaults filled in. */
-const cgroupDeviceRules = (rules: OciDeviceCgroup[]): CgroupDeviceRule[] =>
-  rules.map((r) => ({ allow: r.allow, type: r.type ?? 'a', major: r.major ?? null, minor: r.minor ?? null, access: r.access ?? 'rwm' }));
 
 const rule = (allow: boolean, type: 'a' | 'b' | 'c', major: number | null, minor: number | null, access: string): CgroupDeviceRule => ({ allow, type, major, minor, access });
 const deny = rule(false, 'a', null, null, 'rwm');
