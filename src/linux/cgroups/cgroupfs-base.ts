@@ -121,8 +121,9 @@ export abstract class CgroupfsBase implements CgroupManager {
 
   /** Plans the writes once without I/O, so that bad input fails before anything is touched. */
   private validate(rel: string, r: Resources): void {
-    if (r.devices !== null) {
-      validateDeviceRules(r.devices);
+    const devices = devicesOf(r);
+    if (devices !== null) {
+      validateDeviceRules(devices);
       if (!this.deviceControl.v1 && !this.deviceControl.bpf) throw new CgroupConfigError('device rules cannot be enforced on this host');
     }
     this.planWrites(rel, r, { memswSupported: this.layout.memswSupported, currentMemoryLimit: 0n });
@@ -168,7 +169,8 @@ export abstract class CgroupfsBase implements CgroupManager {
   }
 
   private async apply(rel: string, r: Resources): Promise<void> {
-    if (r.devices !== null) await this.applyDevices(rel, r.devices);
+    const devices = devicesOf(r);
+    if (devices !== null) await this.applyDevices(rel, devices);
     const ctx: WriteContext = { memswSupported: this.layout.memswSupported, currentMemoryLimit: null };
     const mem = this.placement('memory', rel);
     if (mem !== null && mem.version === 1 && v1NeedsCurrentLimit(r, ctx.memswSupported)) {
@@ -211,6 +213,11 @@ export abstract class CgroupfsBase implements CgroupManager {
     }
     return out;
   }
+}
+
+/** The device rules of `r`; resources saved before they existed (a record) have none. */
+function devicesOf(r: Resources): DeviceRule[] | null {
+  return r.devices ?? null;
 }
 
 /** The ENOENT a missing cgroup or control file gives, shaped like the addon's errors. */

@@ -299,7 +299,10 @@ describe('device rules', () => {
   it('an update without device rules leaves them as they are', async () => {
     const n = new FakeNative();
     await cgroupManagerFor(hybrid, n, opts).update('/a/b', { ...noResources(), cpuShares: 256 });
-    assert.deepEqual(n.writes.map(w), ['/cg/cpu/a/b/cpu.shares=256']);
+    // as resources saved before devices existed read back
+    const { devices: _d, ...old } = { ...noResources(), pidsLimit: 3 };
+    await cgroupManagerFor(hybrid, n, opts).update('/a/b', old as never);
+    assert.deepEqual(n.writes.map(w), ['/cg/cpu/a/b/cpu.shares=256', '/cg/pids/a/b/pids.max=3']);
     assert.equal(n.deviceFilters.length, 0);
   });
 
