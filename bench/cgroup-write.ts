@@ -9,7 +9,8 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { type CgroupManager, type Resources, cgroupManagerFor, createCgroupManager, noResources } from '../src/linux/cgroups';
 import {
-  type CgroupCreateSpec, type CgroupFileRead, type CgroupFileWrite, type CgroupKillSpec, type CgroupMount, type CgroupNative, cgroupNative,
+  type CgroupCreateSpec, type CgroupDeviceRule, type CgroupFileRead, type CgroupFileWrite, type CgroupKillSpec, type CgroupMount, type CgroupNative,
+  cgroupNative,
 } from '../src/native/cgroups';
 
 type Op =
@@ -43,6 +44,13 @@ class Recorder implements CgroupNative {
   cgroupRemove(dirs: string[]): Promise<void> {
     for (const dir of dirs) this.ops.push({ kind: 'rmdir', dir });
     return this.inner.cgroupRemove(dirs);
+  }
+  // The bench writes no device rules; these only pass through.
+  cgroupDeviceFilter(dir: string, rules: CgroupDeviceRule[]): Promise<void> {
+    return this.inner.cgroupDeviceFilter(dir, rules);
+  }
+  cgroupDeviceFilterProbe(): Promise<number> {
+    return this.inner.cgroupDeviceFilterProbe();
   }
 }
 

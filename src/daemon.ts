@@ -108,8 +108,8 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
   setChildSubreaper(true);
   const reaper = setInterval(() => void reapOrphans().catch(() => []), 2000);
   reaper.unref();
-  const { manager: cgroups, layout } = await createCgroupManager();
-  log.info({ cgroupMode: layout.mode }, 'cgroup layout detected');
+  const { manager: cgroups, layout } = await createCgroupManager({ deviceEnforcement: config.cgroup.deviceEnforcement });
+  log.info({ cgroupMode: layout.mode, deviceControl: cgroups.deviceControl }, 'cgroup layout detected');
   if (config.cgroup.favorDynmods) await favorDynmods(log);
   const events = new EventBus();
   const cniRunner = new CniPluginRunner({

@@ -7,11 +7,20 @@
 //   cgroupReadFiles([{dir, file}])                  -> [string | null per entry]
 //   cgroupKillAll({killDirs, procsDirs, freezerDir, freezerVersion, timeoutMs}) -> undefined
 //   cgroupRemove([dir])                             -> undefined
+//   cgroupDeviceFilter(dir, [rule])                 -> undefined (builds, loads, attaches)
+//   cgroupDevicePrograms(dir)                       -> [program id]
+//   cgroupDeviceFilterProbe()                       -> 0 or the errno of a test load
+// and one synchronous, pure export (no syscalls: it only assembles):
+//   cgroupDeviceProgram([rule])                     -> Buffer of struct bpf_insn
+// where a rule is {allow, type: "a" | "c" | "b", major: number | null, minor: number | null,
+// access}, null meaning any.
 #include <napi.h>
 
+#include <cmath>
 #include <utility>
 
 #include "cgroup.h"
+#include "device_filter.h"
 #include "js_error.h"
 #include "promise_worker.h"
 #include "registry.h"
@@ -61,6 +70,32 @@ std::vector<std::string> StringArray(Napi::Env env, Napi::Value v, const char *w
     Napi::Value s = a.Get(i);
     if (!s.IsString()) throw Napi::TypeError::New(env, std::string(what) + " must hold strings");
     out.push_back(s.As<Napi::String>().Utf8Value());
+  }
+  return out;
+}
+
+// A device number: null is "any" (-1); anything but a non-negative integer is a facade bug.
+int64_t DeviceNumberProp(Napi::Object o, const char *key) {
+  Napi::Value v = o.Get(key);
+  if (v.IsNull()) return -1;
+  double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+  if (!(d >= 0) || d != std::floor(d) || d > 9007199254740991.0) {
+    throw Napi::TypeError::New(o.Env(), std::string(key) + " must be null or a non-negative integer");
+  }
+  return static_cast<int64_t>(d);
+}
+
+// Rules are checked by the core (ncri_device_program), which says EINVAL for what it cannot
+// express; here only the shapes.
+std::vector<ncri_device_rule> DeviceRules(Napi::Env env, Napi::Value v, const char *what) {
+  if (!v.IsArray()) throw Napi::TypeError::New(env, std::string(what) + " must be an array");
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<ncri_device_rule> out;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Object o = ObjectAt(env, a.Get(i), "device rule");
+    std::string type = StringProp(o, "type");
+    if (type.size() != 1) throw Napi::TypeError::New(env, "device rule type must be one character");
+    out.push_back({BoolProp(o, "allow"), type[0], DeviceNumberProp(o, "major"), DeviceNumberProp(o, "minor"), StringProp(o, "access")});
   }
   return out;
 }
@@ -180,6 +215,61 @@ class RemoveWorker : public PromiseWorker {
   std::vector<std::string> dirs_;
 };
 
+class DeviceFilterWorker : public PromiseWorker {
+ public:
+  DeviceFilterWorker(Napi::Env env, std::string dir, std::vector<ncri_device_rule> rules)
+      : PromiseWorker(env, "cgroupDeviceFilter"), dir_(std::move(dir)), rules_(std::move(rules)) {}
+
+ protected:
+  int Run(ncri_error *err) override {
+    std::vector<bpf_insn> program;
+    int r = ncri_device_program(rules_, &program, err);
+    if (r < 0) {
+      // Name the cgroup the rules were for.
+      return ncri_fail(err, err->err, err->syscall, err->step, dir_.c_str());
+    }
+    return ncri_device_filter_attach(dir_, program, err);
+  }
+
+ private:
+  std::string dir_;
+  std::vector<ncri_device_rule> rules_;
+};
+
+class DeviceProgramsWorker : public PromiseWorker {
+ public:
+  DeviceProgramsWorker(Napi::Env env, std::string dir) : PromiseWorker(env, "cgroupDevicePrograms"), dir_(std::move(dir)) {}
+
+ protected:
+  int Run(ncri_error *err) override { return ncri_device_filter_query(dir_, &ids_, err); }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Array out = Napi::Array::New(env, ids_.size());
+    for (size_t i = 0; i < ids_.size(); i++) out.Set(static_cast<uint32_t>(i), Napi::Number::New(env, ids_[i]));
+    return out;
+  }
+
+ private:
+  std::string dir_;
+  std::vector<uint32_t> ids_;
+};
+
+class DeviceProbeWorker : public PromiseWorker {
+ public:
+  explicit DeviceProbeWorker(Napi::Env env) : PromiseWorker(env, "cgroupDeviceFilterProbe") {}
+
+ protected:
+  // Never fails: the errno of the test load is the answer.
+  int Run(ncri_error *) override {
+    ncri_error e{};
+    result_ = ncri_device_filter_probe(&e) < 0 ? e.err : 0;
+    return 0;
+  }
+  Napi::Value Result(Napi::Env env) override { return Napi::Number::New(env, result_); }
+
+ private:
+  int result_ = 0;
+};
+
 // ---- exports
 
 Napi::Value Mounts(const Napi::CallbackInfo &info) {
@@ -246,6 +336,34 @@ Napi::Value Remove(const Napi::CallbackInfo &info) {
   return (new RemoveWorker(env, StringArray(env, info[0], "cgroupRemove dirs")))->Queue();
 }
 
+Napi::Value DeviceFilter(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString()) throw Napi::TypeError::New(env, "cgroupDeviceFilter needs a dir and rules");
+  std::string dir = info[0].As<Napi::String>().Utf8Value();
+  return (new DeviceFilterWorker(env, std::move(dir), DeviceRules(env, info[1], "cgroupDeviceFilter rules")))->Queue();
+}
+
+Napi::Value DevicePrograms(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "cgroupDevicePrograms needs a dir");
+  return (new DeviceProgramsWorker(env, info[0].As<Napi::String>().Utf8Value()))->Queue();
+}
+
+Napi::Value DeviceFilterProbe(const Napi::CallbackInfo &info) {
+  return (new DeviceProbeWorker(info.Env()))->Queue();
+}
+
+// Pure and bounded by the rule count: fine on the JS thread.
+Napi::Value DeviceProgram(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1) throw Napi::TypeError::New(env, "cgroupDeviceProgram needs rules");
+  std::vector<ncri_device_rule> rules = DeviceRules(env, info[0], "cgroupDeviceProgram rules");
+  std::vector<bpf_insn> program;
+  ncri_error err{};
+  if (ncri_device_program(rules, &program, &err) < 0) throw MakeSyscallError(env, err);
+  return Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t *>(program.data()), program.size() * sizeof(bpf_insn));
+}
+
 }  // namespace
 
 void InitCgroup(Napi::Env env, Napi::Object exports) {
@@ -255,6 +373,10 @@ void InitCgroup(Napi::Env env, Napi::Object exports) {
   exports.Set("cgroupReadFiles", Napi::Function::New(env, ReadFiles, "cgroupReadFiles"));
   exports.Set("cgroupKillAll", Napi::Function::New(env, KillAll, "cgroupKillAll"));
   exports.Set("cgroupRemove", Napi::Function::New(env, Remove, "cgroupRemove"));
+  exports.Set("cgroupDeviceFilter", Napi::Function::New(env, DeviceFilter, "cgroupDeviceFilter"));
+  exports.Set("cgroupDevicePrograms", Napi::Function::New(env, DevicePrograms, "cgroupDevicePrograms"));
+  exports.Set("cgroupDeviceFilterProbe", Napi::Function::New(env, DeviceFilterProbe, "cgroupDeviceFilterProbe"));
+  exports.Set("cgroupDeviceProgram", Napi::Function::New(env, DeviceProgram, "cgroupDeviceProgram"));
 }
 
 }  // namespace ncri

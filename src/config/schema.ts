@@ -13,6 +13,8 @@ export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] a
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export const CGROUP_DRIVERS = ['cgroupfs', 'systemd'] as const;
 export type CgroupDriver = (typeof CGROUP_DRIVERS)[number];
+export const DEVICE_ENFORCEMENTS = ['auto', 'v1', 'bpf'] as const;
+export type DeviceEnforcement = (typeof DEVICE_ENFORCEMENTS)[number];
 export const RUNTIME_TYPES = ['native', 'oci'] as const;
 export type RuntimeType = (typeof RUNTIME_TYPES)[number];
 
@@ -40,6 +42,7 @@ export interface CgroupConfig {
   driver: CgroupDriver;
   defaultParent: string;
   favorDynmods: boolean;
+  deviceEnforcement: DeviceEnforcement;
 }
 
 export interface RuntimeConfig {
@@ -340,6 +343,12 @@ export const SCHEMA: Spec<Config> = {
             type: { kind: 'boolean' },
             default: true,
             doc: 'remount cgroup2 with favordynmods at start: task moves skip an RCU wait (~10 ms each)',
+          },
+          deviceEnforcement: {
+            key: 'device_enforcement',
+            type: { kind: 'enum', values: DEVICE_ENFORCEMENTS },
+            default: 'auto',
+            doc: 'what enforces device rules: "auto" (the v1 devices controller if mounted, and a BPF program on cgroup2), "v1" or "bpf" (that one only)',
           },
         },
       },

@@ -270,10 +270,12 @@ export class ContainerService {
       const spec = generated.spec;
       await writeJsonAtomic(path.join(stateDir, 'config.json'), spec);
 
-      // The container's cgroup under the pod's.
+      // The container's cgroup under the pod's, with its device rules enforced before any
+      // process joins it. The undo goes first: a create that fails half-way (a device
+      // program the kernel refuses) leaves its directories, and remove takes missing ones.
       const cgroupPath = spec.linux.cgroupsPath;
-      await this.opts.host.cgroups.create(cgroupPath, generated.resources);
       cleanup.push(`cgroup ${cgroupPath}`, () => this.opts.host.cgroups.remove(cgroupPath));
+      await this.opts.host.cgroups.create(cgroupPath, generated.resources);
 
       const record: ContainerRecord = {
         version: 1,
@@ -315,6 +317,19 @@ export class ContainerService {
       await cleanup.unwind();
       throw e;
     }
+  }
+
+  /**
+   * The cgroup.procs files a process of the container joins. A container made by a nodecri
+   * that did not yet manage the v1 devices hierarchy (then upgraded in place) has no dir
+   * there: its processes skip it, as its init did, instead of failing every exec.
+   */
+  private async cgroupProcs(r: ContainerRecord): Promise<string[]> {
+    const files = cgroupProcsFiles(this.opts.host.cgroups, r.cgroupPath);
+    const devices = this.opts.host.cgroups.paths(r.cgroupPath).devices;
+    if (devices === undefined || (await fsp.access(devices).then(() => true, () => false))) return files;
+    this.opts.log.warn({ containerId: r.id }, `container ${r.id} has no devices cgroup (made before device enforcement): its device rules are not enforced`);
+    return files.filter((f) => path.dirname(f) !== devices);
   }
 
   private targetPid(target: string): number {
@@ -361,7 +376,7 @@ export class ContainerService {
     try {
       const cgroups = this.opts.host.cgroups;
       const view = { mode: cgroups.mode, paths: cgroups.paths(record.cgroupPath) };
-      handle = await this.opts.host.createProcess(containerProcessSpec(spec, cgroupProcsFiles(cgroups, record.cgroupPath), stdio, view));
+      handle = await this.opts.host.createProcess(containerProcessSpec(spec, await this.cgroupProcs(record), stdio, view));
     } catch (e) {
       closeContainerEnds();
       for (const fd of toClose) closeFd(fd);
@@ -590,7 +605,7 @@ export class ContainerService {
     const spec = await this.spec(r);
     const handle = await this.opts.host.execProcess(
       live.handle,
-      execProcessSpec(spec, cmd, cgroupProcsFiles(this.opts.host.cgroups, r.cgroupPath), { stdin: 'null', stdout: 'pipe', stderr: 'pipe' }, false),
+      execProcessSpec(spec, cmd, await this.cgroupProcs(r), { stdin: 'null', stdout: 'pipe', stderr: 'pipe' }, false),
     );
     const collect = (fd: number | null): Promise<Buffer> =>
       new Promise((resolve) => {

@@ -57,6 +57,22 @@ export interface CgroupKillSpec {
   timeoutMs: number;
 }
 
+/**
+ * One device rule for the cgroup2 device program, as a v1 devices cgroup would be written
+ * it (src/linux/cgroups/devices.ts checks them first; the addon refuses with EINVAL what it
+ * cannot express).
+ */
+export interface CgroupDeviceRule {
+  allow: boolean;
+  /** "a": every device (major and minor null, access "rwm") */
+  type: 'a' | 'c' | 'b';
+  /** null: any */
+  major: number | null;
+  minor: number | null;
+  /** a non-empty combination of r, w and m */
+  access: string;
+}
+
 /** The cgroup mounts of this mount namespace. */
 export const cgroupMounts = nativeFunction<() => Promise<CgroupMount[]>>('cgroupMounts');
 
@@ -81,6 +97,26 @@ export const cgroupKillAll = nativeFunction<(spec: CgroupKillSpec) => Promise<vo
  */
 export const cgroupRemove = nativeFunction<(dirs: string[]) => Promise<void>>('cgroupRemove');
 
+/**
+ * Builds the BPF_PROG_TYPE_CGROUP_DEVICE program for `rules` (the last matching rule
+ * decides; the first must be an "a" rule), loads it and attaches it to the cgroup2 dir
+ * with BPF_F_ALLOW_MULTI, replacing the program attached before. No fd stays open: the
+ * attachment lives as long as the cgroup.
+ */
+export const cgroupDeviceFilter = nativeFunction<(dir: string, rules: CgroupDeviceRule[]) => Promise<void>>('cgroupDeviceFilter');
+
+/** Ids of the cgroup device programs attached to a cgroup2 dir. */
+export const cgroupDevicePrograms = nativeFunction<(dir: string) => Promise<number[]>>('cgroupDevicePrograms');
+
+/** 0 when this kernel loads cgroup device programs for the daemon, else the errno. */
+export const cgroupDeviceFilterProbe = nativeFunction<() => Promise<number>>('cgroupDeviceFilterProbe');
+
+/**
+ * The program cgroupDeviceFilter would load, as raw struct bpf_insn (8 bytes each). Pure
+ * and synchronous: for tests and diagnostics.
+ */
+export const cgroupDeviceProgram = nativeFunction<(rules: CgroupDeviceRule[]) => Buffer>('cgroupDeviceProgram');
+
 /** The facade as one injectable object, so the manager can be driven by a fake in tests. */
 export interface CgroupNative {
   cgroupMounts(): Promise<CgroupMount[]>;
@@ -89,6 +125,8 @@ export interface CgroupNative {
   cgroupReadFiles(reads: CgroupFileRead[]): Promise<(string | null)[]>;
   cgroupKillAll(spec: CgroupKillSpec): Promise<void>;
   cgroupRemove(dirs: string[]): Promise<void>;
+  cgroupDeviceFilter(dir: string, rules: CgroupDeviceRule[]): Promise<void>;
+  cgroupDeviceFilterProbe(): Promise<number>;
 }
 
 export const cgroupNative: CgroupNative = {
@@ -98,4 +136,6 @@ export const cgroupNative: CgroupNative = {
   cgroupReadFiles,
   cgroupKillAll,
   cgroupRemove,
+  cgroupDeviceFilter,
+  cgroupDeviceFilterProbe,
 };

@@ -20,6 +20,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { invalidArgument } from '../domain/errors';
 import type { Device__Output } from '../cri/generated/runtime/v1/Device';
+import type { DeviceRule } from '../linux/cgroups';
 import type { OciDevice, OciDeviceCgroup } from './types';
 
 /** The device-cgroup rules every unprivileged container starts from. */
@@ -68,6 +69,15 @@ function typeOf(mode: bigint): 'c' | 'b' | 'p' | 'dir' | null {
     default:
       return null;
   }
+}
+
+/**
+ * linux.resources.devices as the cgroup manager enforces them, with the runtime-spec's
+ * defaults filled in: no type is "a", no major or minor is any, no access is "rwm".
+ */
+export function cgroupDeviceRules(rules: readonly OciDeviceCgroup[]): DeviceRule[] {
+  // Passed through as they are otherwise: the cgroup manager refuses what it cannot enforce.
+  return rules.map((r) => ({ allow: r.allow, type: r.type ?? 'a', major: r.major ?? null, minor: r.minor ?? null, access: r.access ?? 'rwm' }));
 }
 
 export interface DevicePlan {

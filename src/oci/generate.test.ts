@@ -517,6 +517,23 @@ describe('generateSpec: linux', () => {
     await assert.rejects(generateSpec(input({ config: config({ devices: [{ host_path: hostDir + '/hosts', container_path: '/dev/x', permissions: '' }] }) })), invalid(/is not a device/));
   });
 
+  it('the device rules of config.json are the ones handed to the cgroup manager', async () => {
+    const r = await generateSpec(input({ config: config({ devices: [{ host_path: '/dev/null', container_path: '/dev/xnull', permissions: 'rw' }] }) }));
+    const oci = r.spec.linux.resources.devices;
+    assert.equal(r.resources.devices?.length, oci.length);
+    // Same order, the runtime-spec's absent fields made explicit: type "a", any, "rwm".
+    assert.deepEqual(r.resources.devices?.[0], { allow: false, type: 'a', major: null, minor: null, access: 'rwm' });
+    assert.deepEqual(r.resources.devices?.[1], { allow: true, type: 'c', major: null, minor: null, access: 'm' });
+    assert.deepEqual(r.resources.devices?.at(-1), { allow: true, type: 'c', major: 1, minor: 3, access: 'rw' });
+    r.resources.devices?.forEach((d, i) => {
+      const o = oci[i];
+      assert.deepEqual(d, { allow: o.allow, type: o.type ?? 'a', major: o.major ?? null, minor: o.minor ?? null, access: o.access ?? 'rwm' });
+    });
+    const privSandbox = { ...sandbox, spec: { ...sandbox.spec, privileged: true } };
+    const priv = await generateSpec(input({ sandbox: privSandbox, config: withSc({ privileged: true }) }));
+    assert.deepEqual(priv.resources.devices, [{ allow: true, type: 'a', major: null, minor: null, access: 'rwm' }]);
+  });
+
   it('annotations: the CRI ones, then ours (which cannot be overridden)', async () => {
     const r = await generateSpec(input({ config: config({ annotations: { a: 'b', 'io.kubernetes.cri.sandbox-id': 'spoof' } }) }));
     assert.deepEqual(r.spec.annotations, {

@@ -22,7 +22,7 @@ import { resourcesFromCri } from '../cri/convert/resources';
 import { noResources, type Resources } from '../linux/cgroups';
 import type { NamespaceMode, SandboxRecord } from '../sandbox/model';
 import { DEFAULT_CAPABILITIES, computeCapabilities } from './capabilities';
-import { containerDevices } from './devices';
+import { cgroupDeviceRules, containerDevices } from './devices';
 import { containerMounts } from './mounts';
 import { resolveSeccomp, seccompChoice } from './seccomp';
 import { stopSignal, type StopSignal } from './signals';
@@ -344,6 +344,8 @@ export async function generateSpec(input: GenerateInput): Promise<GeneratedConta
     imageVolumes: img.volumes ?? [],
   });
   const devices = await containerDevices(config.devices, privileged);
+  // The rules written to config.json are the ones the cgroup enforces.
+  resources.devices = cgroupDeviceRules(devices.rules);
 
   // Security.
   const seccomp = await resolveSeccomp(seccompChoice(sc), privileged, { arch: defaults.arch, capabilities: caps.bounding });

@@ -56,6 +56,27 @@ export function busyboxLayout(dir: string): string {
   return out;
 }
 
+/** `nodecri image import` of an OCI layout into the pod env rooted at `dir` (the daemon may run). */
+function importLayout(dir: string, layout: string): void {
+  execFileSync(process.execPath, [mainJs, 'image', 'import', layout, '--config', path.join(dir, 'nodecri.toml'), '--config-dir', path.join(dir, 'nodecri.d'), '--root', path.join(dir, 'root')], {
+    stdio: 'pipe',
+  });
+}
+
+/**
+ * Builds an image from `layers` (busybox's full layer first, then these) and imports it
+ * into the running env as `ref`: for tests that need an image of their own.
+ */
+export function importImage(env: PodEnv, ref: string, layers: LayerEntries[], runConfig: Record<string, unknown> = { Cmd: ['sh'], Env: ['PATH=/bin'] }): void {
+  const layout = path.join(env.dir, `layout-${randomBytes(4).toString('hex')}`);
+  writeOciLayout(layout, buildImage([fullBusyboxLayer(), ...layers], { runConfig }), ref);
+  try {
+    importLayout(env.dir, layout);
+  } finally {
+    fs.rmSync(layout, { recursive: true, force: true });
+  }
+}
+
 export interface PodEnv {
   dir: string;
   cni: TestCni;
@@ -81,6 +102,8 @@ export interface PodEnvOptions {
   noCni?: boolean;
   /** seconds RunPodSandbox waits for a CNI config */
   cniWait?: number;
+  /** drop-in config files by name (to set keys of tables the main file already has) */
+  dropIns?: Record<string, string>;
 }
 
 export function cgroupDirsFor(parent: string): string[] {
@@ -106,10 +129,9 @@ export async function startPodEnv(opts: PodEnvOptions = {}): Promise<PodEnv> {
   ].join('\n');
   fs.writeFileSync(path.join(dir, 'nodecri.toml'), config);
   fs.mkdirSync(path.join(dir, 'nodecri.d'), { recursive: true });
-  if (opts.image ?? true) execFileSync(process.execPath, [mainJs, 'image', 'import', busyboxLayout(dir), '--config', path.join(dir, 'nodecri.toml'), '--config-dir', path.join(dir, 'nodecri.d'), '--root', path.join(dir, 'root')], {
-    stdio: 'pipe',
-  });
-  const start = () => startTestDaemon({ dir, config, args: ['--cni-config-dir', cni.confDir] });
+  for (const [name, text] of Object.entries(opts.dropIns ?? {})) fs.writeFileSync(path.join(dir, 'nodecri.d', name), text);
+  if (opts.image ?? true) importLayout(dir, busyboxLayout(dir));
+  const start = () => startTestDaemon({ dir, config, dropIns: opts.dropIns, args: ['--cni-config-dir', cni.confDir] });
   const env: PodEnv = {
     dir,
     cni,

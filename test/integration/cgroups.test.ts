@@ -234,7 +234,7 @@ describe('cgroups (integration)', { skip: isRoot ? false : 'needs root' }, () =>
     const noFreezer: CgroupLayout = { ...v1Only, v1Mounts: new Map([...layout.v1Mounts].filter(([c]) => c !== 'freezer')) };
     const prev = manager;
     for (const l of [v1Only, noFreezer]) {
-      manager = cgroupManagerFor(l, cgroupNative, { killTimeoutMs: 5000 });
+      manager = cgroupManagerFor(l, cgroupNative, { killTimeoutMs: 5000, deviceEnforcement: 'auto' });
       try {
         await underParent(async (parent) => {
           const ctr = `${parent}/pod1/ctr1`;
@@ -259,7 +259,7 @@ describe('cgroups (integration)', { skip: isRoot ? false : 'needs root' }, () =>
       ...layout, mode: 'v2', v1Mounts: new Map(), memswSupported: false,
     };
     const prev = manager;
-    manager = cgroupManagerFor(v2Layout, cgroupNative, { killTimeoutMs: 5000 });
+    manager = cgroupManagerFor(v2Layout, cgroupNative, { killTimeoutMs: 5000, deviceEnforcement: 'auto' });
     try {
       await underParent(async (parent) => {
         const ctr = `${parent}/pod1/ctr1`;

@@ -13,10 +13,13 @@ import {
 import { cpu } from './cpu';
 import { cpuset } from './cpuset';
 import type { CgroupLayout } from './detect';
+import { deviceControlFor, v1DeviceWrites, validateDeviceRules } from './devices';
 import { hugetlb } from './hugetlb';
 import { memory, v1NeedsCurrentLimit } from './memory';
 import { pids } from './pids';
-import type { CgroupManager, CgroupMode, CgroupPaths, CgroupStats, ControllerName, Resources } from './types';
+import type {
+  CgroupManager, CgroupMode, CgroupPaths, CgroupStats, ControllerName, DeviceControl, DeviceEnforcement, DeviceRule, Resources,
+} from './types';
 
 /** The writers, in the order their files are written. */
 export const WRITERS: readonly ControllerWriter[] = [cpuset, cpu, memory, pids, hugetlb];
@@ -30,9 +33,11 @@ export interface Placement {
 export interface CgroupfsOptions {
   /** How long killAll waits for the tasks to go before failing with EBUSY. */
   killTimeoutMs: number;
+  /** Which mechanisms enforce device rules (config cgroup.device_enforcement). */
+  deviceEnforcement: DeviceEnforcement;
 }
 
-export const defaultCgroupfsOptions: CgroupfsOptions = { killTimeoutMs: 10_000 };
+export const defaultCgroupfsOptions: CgroupfsOptions = { killTimeoutMs: 10_000, deviceEnforcement: 'auto' };
 
 /**
  * v2 core files the manager itself drives; a `unified` resource must not write them, or
@@ -49,12 +54,15 @@ interface PlannedWrite extends CgroupFileWrite {
 
 export abstract class CgroupfsBase implements CgroupManager {
   abstract readonly mode: CgroupMode;
+  readonly deviceControl: DeviceControl;
 
   constructor(
     protected readonly layout: CgroupLayout,
     protected readonly native: CgroupNative,
     protected readonly options: CgroupfsOptions = defaultCgroupfsOptions,
-  ) {}
+  ) {
+    this.deviceControl = deviceControlFor(layout, options.deviceEnforcement);
+  }
 
   /** Where `controller` lives for the cgroup at `rel`, or null when it is not available. */
   protected abstract placement(controller: ControllerName, rel: string): Placement | null;
@@ -113,7 +121,29 @@ export abstract class CgroupfsBase implements CgroupManager {
 
   /** Plans the writes once without I/O, so that bad input fails before anything is touched. */
   private validate(rel: string, r: Resources): void {
+    const devices = devicesOf(r);
+    if (devices !== null) {
+      validateDeviceRules(devices);
+      if (!this.deviceControl.v1 && !this.deviceControl.bpf) throw new CgroupConfigError('device rules cannot be enforced on this host');
+    }
     this.planWrites(rel, r, { memswSupported: this.layout.memswSupported, currentMemoryLimit: 0n });
+  }
+
+  /**
+   * Device rules go first, on every mechanism in use: devices.deny / devices.allow in the
+   * v1 devices cgroup, then the BPF program on the cgroup2 dir. Both replace what was
+   * there: the v1 list starts with an "a" rule (which resets it) and the program replaces
+   * the one attached before.
+   */
+  private async applyDevices(rel: string, rules: DeviceRule[]): Promise<void> {
+    const v1 = this.layout.v1Mounts.get('devices');
+    if (this.deviceControl.v1 && v1 !== undefined) {
+      const dir = joinDir(v1, rel);
+      await this.native.cgroupWriteFiles(v1DeviceWrites(rules).map((f) => ({ dir, file: f.file, value: f.value, mayFail: false })));
+    }
+    if (this.deviceControl.bpf && this.layout.unifiedMount !== null) {
+      await this.native.cgroupDeviceFilter(joinDir(this.layout.unifiedMount, rel), rules);
+    }
   }
 
   /**
@@ -139,6 +169,8 @@ export abstract class CgroupfsBase implements CgroupManager {
   }
 
   private async apply(rel: string, r: Resources): Promise<void> {
+    const devices = devicesOf(r);
+    if (devices !== null) await this.applyDevices(rel, devices);
     const ctx: WriteContext = { memswSupported: this.layout.memswSupported, currentMemoryLimit: null };
     const mem = this.placement('memory', rel);
     if (mem !== null && mem.version === 1 && v1NeedsCurrentLimit(r, ctx.memswSupported)) {
@@ -181,6 +213,11 @@ export abstract class CgroupfsBase implements CgroupManager {
     }
     return out;
   }
+}
+
+/** The device rules of `r`; resources saved before they existed (a record) have none. */
+function devicesOf(r: Resources): DeviceRule[] | null {
+  return r.devices ?? null;
 }
 
 /** The ENOENT a missing cgroup or control file gives, shaped like the addon's errors. */

@@ -22,6 +22,11 @@ export class CgroupfsV1Manager extends CgroupfsBase {
     return this.layout.unifiedMount === null ? 'v1' : 'hybrid';
   }
 
+  /** MANAGED, and devices when its rules are enforced there (so tasks join that cgroup too). */
+  private get managed(): readonly ControllerName[] {
+    return this.deviceControl.v1 ? [...MANAGED, 'devices'] : MANAGED;
+  }
+
   /** A managed controller's v1 mount, if it has one. */
   private v1Mount(c: ControllerName): string | null {
     return this.layout.v1Mounts.get(c) ?? null;
@@ -41,7 +46,7 @@ export class CgroupfsV1Manager extends CgroupfsBase {
 
   protected pathsOf(rel: string): CgroupPaths {
     const out: Partial<Record<ControllerName | 'unified', string>> = {};
-    for (const c of MANAGED) {
+    for (const c of this.managed) {
       const p = this.placement(c, rel);
       if (p !== null) out[c] = p.dir;
     }
@@ -51,7 +56,7 @@ export class CgroupfsV1Manager extends CgroupfsBase {
 
   protected createSpecs(rel: string): CgroupCreateSpec[] {
     const cpusetMount = this.v1Mount('cpuset');
-    const mounts = unique(MANAGED.map((c) => this.v1Mount(c)).filter((m): m is string => m !== null));
+    const mounts = unique(this.managed.map((c) => this.v1Mount(c)).filter((m): m is string => m !== null));
     const specs: CgroupCreateSpec[] = mounts.map((root) => ({
       root,
       path: rel,
@@ -111,7 +116,7 @@ export class CgroupfsV1Manager extends CgroupfsBase {
       : ['memory.current', 'memory.stat', 'memory.max', 'memory.events'];
     // A file every cgroup has tells "no such cgroup" from "no data": notify_on_release in
     // v1, cgroup.type in cgroup2.
-    const v1Dir = MANAGED.map((c) => this.placement(c, rel)).find((p) => p?.version === 1)?.dir ?? null;
+    const v1Dir = this.managed.map((c) => this.placement(c, rel)).find((p) => p?.version === 1)?.dir ?? null;
     const probe = v1Dir !== null ? { dir: v1Dir, file: 'notify_on_release' } : { dir: dirs[0], file: 'cgroup.type' };
     const reads = [
       probe,

@@ -3,11 +3,17 @@
  * controller writer, path validation and parsing of cgroup files.
  */
 import os from 'node:os';
+import { RuntimeError } from '../../domain/errors';
 import type { ControllerName, Resources } from './types';
 
-/** Invalid resources or paths handed to the manager (an invalid-argument condition). */
-export class CgroupConfigError extends Error {
-  override readonly name = 'CgroupConfigError';
+/**
+ * Invalid resources or paths handed to the manager: an invalid-argument RuntimeError, so
+ * that a CRI caller gets INVALID_ARGUMENT with the message (not an internal error).
+ */
+export class CgroupConfigError extends RuntimeError {
+  constructor(message: string) {
+    super('invalid-argument', message);
+  }
 }
 
 /** A value for one control file of a controller; the manager decides the directory. */

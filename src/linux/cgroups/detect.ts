@@ -24,6 +24,11 @@ export interface CgroupLayout {
   unifiedControllers: ReadonlySet<string>;
   /** v1 memory.memsw.* exist (swap accounting is on). */
   memswSupported: boolean;
+  /**
+   * 0 when the kernel loads cgroup device programs for us (a test load at start-up), else
+   * its errno; null on a pure v1 host (no cgroup2 to attach them to).
+   */
+  deviceFilterErrno: number | null;
 }
 
 /** The pure part of detection: mounts -> where each controller lives. */
@@ -66,11 +71,13 @@ export async function detectCgroupLayout(native: CgroupNative): Promise<CgroupLa
   const values = reads.length > 0 ? await native.cgroupReadFiles(reads) : [];
   const controllers = controllersAt >= 0 ? values[controllersAt] : null;
   const memsw = memswAt >= 0 ? values[memswAt] : null;
+  const deviceFilterErrno = unifiedMount === null ? null : await native.cgroupDeviceFilterProbe();
   return {
     mode,
     v1Mounts,
     unifiedMount,
     unifiedControllers: new Set((controllers ?? '').split(/\s+/).filter((c) => c !== '')),
     memswSupported: memsw !== null,
+    deviceFilterErrno,
   };
 }

@@ -8,11 +8,14 @@ import type { CgroupNative } from '../../native/cgroups';
 import { type CgroupfsOptions, defaultCgroupfsOptions } from './cgroupfs-base';
 import { CgroupfsV1Manager } from './cgroupfs-v1';
 import { CgroupfsV2Manager } from './cgroupfs-v2';
+import { errnoName } from './common';
 import { type CgroupLayout, detectCgroupLayout } from './detect';
+import { checkDeviceControl } from './devices';
 import type { CgroupManager } from './types';
 
 export * from './types';
 export { CgroupConfigError } from './common';
+export { validateDeviceRules } from './devices';
 export type { CgroupLayout } from './detect';
 export type { CgroupfsOptions } from './cgroupfs-base';
 
@@ -26,11 +29,16 @@ export interface CreateCgroupManagerOptions extends Partial<CgroupfsOptions> {
   native?: CgroupNative;
 }
 
-/** Detects the host's cgroup layout and returns the matching manager. */
+/**
+ * Detects the host's cgroup layout and returns the matching manager. Fails (a
+ * CgroupConfigError) when the configured device enforcement is not available here.
+ */
 export async function createCgroupManager(opts: CreateCgroupManagerOptions = {}): Promise<{ manager: CgroupManager; layout: CgroupLayout }> {
   // Loaded lazily so that importing this module (for types, or with a fake) never loads
   // the addon.
   const native = opts.native ?? (await import('../../native/cgroups')).cgroupNative;
   const layout = await detectCgroupLayout(native);
-  return { manager: cgroupManagerFor(layout, native, { ...defaultCgroupfsOptions, ...opts }), layout };
+  const options = { ...defaultCgroupfsOptions, ...opts };
+  checkDeviceControl(layout, options.deviceEnforcement, errnoName);
+  return { manager: cgroupManagerFor(layout, native, options), layout };
 }

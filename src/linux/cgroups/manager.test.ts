@@ -4,9 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { CgroupCreateSpec, CgroupFileRead, CgroupFileWrite, CgroupKillSpec, CgroupMount, CgroupNative } from '../../native/cgroups';
+import type { CgroupCreateSpec, CgroupDeviceRule, CgroupFileRead, CgroupFileWrite, CgroupKillSpec, CgroupMount, CgroupNative } from '../../native/cgroups';
 import { SyscallError } from '../../native/errors';
 import type { CgroupLayout } from './detect';
+import { checkDeviceControl } from './devices';
 import { CgroupConfigError, cgroupManagerFor, noResources } from './index';
 
 class FakeNative implements CgroupNative {
@@ -15,6 +16,7 @@ class FakeNative implements CgroupNative {
   writes: CgroupFileWrite[] = [];
   removed: string[] = [];
   killed: CgroupKillSpec[] = [];
+  deviceFilters: Array<{ dir: string; rules: CgroupDeviceRule[] }> = [];
   /** errno to return for a write of "<dir>/<file>" (only honoured for mayFail entries). */
   failWrites = new Map<string, number>();
   files = new Map<string, string>();
@@ -43,6 +45,13 @@ class FakeNative implements CgroupNative {
     this.calls.push('remove');
     this.removed.push(...dirs);
   }
+  async cgroupDeviceFilter(dir: string, rules: CgroupDeviceRule[]): Promise<void> {
+    this.calls.push('device-filter');
+    this.deviceFilters.push({ dir, rules });
+  }
+  async cgroupDeviceFilterProbe(): Promise<number> {
+    return 0;
+  }
 }
 
 const hybrid: CgroupLayout = {
@@ -51,6 +60,7 @@ const hybrid: CgroupLayout = {
   unifiedMount: '/cg/unified',
   unifiedControllers: new Set(['hugetlb']),
   memswSupported: true,
+  deviceFilterErrno: 0,
 };
 const pureV2: CgroupLayout = {
   mode: 'v2',
@@ -58,8 +68,9 @@ const pureV2: CgroupLayout = {
   unifiedMount: '/cg',
   unifiedControllers: new Set(['cpuset', 'cpu', 'io', 'memory', 'hugetlb', 'pids', 'rdma']),
   memswSupported: false,
+  deviceFilterErrno: 0,
 };
-const opts = { killTimeoutMs: 1234 };
+const opts = { killTimeoutMs: 1234, deviceEnforcement: 'auto' } as const;
 const w = (x: CgroupFileWrite): string => `${x.dir}/${x.file}=${x.value}${x.mayFail ? '?' : ''}`;
 
 describe('v1 manager on a hybrid host', () => {
@@ -73,7 +84,8 @@ describe('v1 manager on a hybrid host', () => {
       pidsLimit: 10, hugepageLimits: [{ pageSize: '2MB', limit: 2097152n }],
     });
     assert.deepEqual(n.created.map((s) => `${s.root}:${s.path}:${s.inheritFiles.join(',')}`), [
-      '/cg/cpu:a/b:', '/cg/cpuacct:a/b:', '/cg/cpuset:a/b:cpuset.cpus,cpuset.mems', '/cg/memory:a/b:', '/cg/pids:a/b:', '/cg/freezer:a/b:', '/cg/unified:a/b:',
+      '/cg/cpu:a/b:', '/cg/cpuacct:a/b:', '/cg/cpuset:a/b:cpuset.cpus,cpuset.mems', '/cg/memory:a/b:', '/cg/pids:a/b:', '/cg/freezer:a/b:',
+      '/cg/devices:a/b:', '/cg/unified:a/b:',
     ]);
     assert.deepEqual(n.writes.map(w), [
       // hugetlb lives on cgroup2 here: enable it from the root down to the parent
@@ -93,7 +105,7 @@ describe('v1 manager on a hybrid host', () => {
     const p = cgroupManagerFor(hybrid, new FakeNative(), opts).paths('/x');
     assert.deepEqual(p, {
       cpu: '/cg/cpu/x', cpuacct: '/cg/cpuacct/x', cpuset: '/cg/cpuset/x', memory: '/cg/memory/x', pids: '/cg/pids/x',
-      hugetlb: '/cg/unified/x', freezer: '/cg/freezer/x', unified: '/cg/unified/x',
+      hugetlb: '/cg/unified/x', freezer: '/cg/freezer/x', devices: '/cg/devices/x', unified: '/cg/unified/x',
     });
   });
 
@@ -107,14 +119,14 @@ describe('v1 manager on a hybrid host', () => {
     const n = new FakeNative();
     const m = cgroupManagerFor(hybrid, n, opts);
     await m.attach('/x', 42);
-    assert.equal(n.writes.length, 7);
+    assert.equal(n.writes.length, 8);
     assert.ok(n.writes.every((x) => x.file === 'cgroup.procs' && x.value === '42'));
     await m.killAll('/x');
     assert.deepEqual(n.killed[0].killDirs, ['/cg/unified/x']);
     assert.equal(n.killed[0].freezerDir, '/cg/freezer/x');
     assert.equal(n.killed[0].timeoutMs, 1234);
     await m.remove('/x');
-    assert.equal(n.removed.length, 7);
+    assert.equal(n.removed.length, 8);
   });
 
   it('writes unified keys only for controllers cgroup2 offers here', async () => {
@@ -227,5 +239,100 @@ describe('v2 manager', () => {
     const n = new FakeNative();
     await cgroupManagerFor(pureV2, n, opts).killAll('/x');
     assert.deepEqual(n.killed[0], { killDirs: ['/cg/x'], procsDirs: ['/cg/x'], freezerDir: '/cg/x', freezerVersion: 2, timeoutMs: 1234 });
+  });
+});
+
+describe('device rules', () => {
+  const rules = [
+    { allow: false, type: 'a', major: null, minor: null, access: 'rwm' },
+    { allow: true, type: 'c', major: null, minor: null, access: 'm' },
+    { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' },
+    { allow: true, type: 'b', major: 7, minor: null, access: 'r' },
+  ] as const;
+  const withDevices = { ...noResources(), devices: rules.map((r) => ({ ...r })), pidsLimit: 5 };
+
+  it('hybrid, auto: devices.deny/allow in the v1 devices cgroup, and the BPF program on cgroup2, before the rest', async () => {
+    const n = new FakeNative();
+    const m = cgroupManagerFor(hybrid, n, opts);
+    assert.deepEqual(m.deviceControl, { v1: true, bpf: true });
+    await m.create('/a/b', withDevices);
+    assert.ok(n.created.some((c) => c.root === '/cg/devices'));
+    assert.deepEqual(n.writes.map(w), [
+      '/cg/devices/a/b/devices.deny=a',
+      '/cg/devices/a/b/devices.allow=c *:* m',
+      '/cg/devices/a/b/devices.allow=c 1:3 rwm',
+      '/cg/devices/a/b/devices.allow=b 7:* r',
+      '/cg/pids/a/b/pids.max=5',
+    ]);
+    assert.deepEqual(n.deviceFilters, [{ dir: '/cg/unified/a/b', rules: withDevices.devices }]);
+    assert.deepEqual(n.calls, ['create', 'write', 'device-filter', 'write']);
+    // Tasks join the devices cgroup too.
+    assert.equal(m.paths('/a/b').devices, '/cg/devices/a/b');
+  });
+
+  it('"v1" writes only the v1 files; "bpf" only attaches the program and leaves the v1 devices controller alone', async () => {
+    const v1 = new FakeNative();
+    const mv1 = cgroupManagerFor(hybrid, v1, { ...opts, deviceEnforcement: 'v1' });
+    assert.deepEqual(mv1.deviceControl, { v1: true, bpf: false });
+    await mv1.create('/a/b', withDevices);
+    assert.equal(v1.deviceFilters.length, 0);
+    assert.equal(v1.writes.filter((x) => x.dir === '/cg/devices/a/b').length, 4);
+
+    const bpf = new FakeNative();
+    const mbpf = cgroupManagerFor(hybrid, bpf, { ...opts, deviceEnforcement: 'bpf' });
+    assert.deepEqual(mbpf.deviceControl, { v1: false, bpf: true });
+    await mbpf.create('/a/b', withDevices);
+    assert.ok(!bpf.created.some((c) => c.root === '/cg/devices'));
+    assert.equal(mbpf.paths('/a/b').devices, undefined);
+    assert.ok(!bpf.writes.some((x) => x.file.startsWith('devices.')));
+    assert.deepEqual(bpf.deviceFilters.map((f) => f.dir), ['/cg/unified/a/b']);
+  });
+
+  it('v2: the program on the cgroup dir', async () => {
+    const n = new FakeNative();
+    const m = cgroupManagerFor(pureV2, n, opts);
+    assert.deepEqual(m.deviceControl, { v1: false, bpf: true });
+    await m.create('/a/b', withDevices);
+    assert.deepEqual(n.deviceFilters.map((f) => f.dir), ['/cg/a/b']);
+  });
+
+  it('an update without device rules leaves them as they are', async () => {
+    const n = new FakeNative();
+    await cgroupManagerFor(hybrid, n, opts).update('/a/b', { ...noResources(), cpuShares: 256 });
+    // as resources saved before devices existed read back
+    const { devices: _d, ...old } = { ...noResources(), pidsLimit: 3 };
+    await cgroupManagerFor(hybrid, n, opts).update('/a/b', old as never);
+    assert.deepEqual(n.writes.map(w), ['/cg/cpu/a/b/cpu.shares=256', '/cg/pids/a/b/pids.max=3']);
+    assert.equal(n.deviceFilters.length, 0);
+  });
+
+  it('refuses rules the mechanisms cannot express, before touching anything', async () => {
+    const n = new FakeNative();
+    const m = cgroupManagerFor(hybrid, n, opts);
+    const deny = rules[0];
+    const bad = async (devices: object[], re: RegExp) =>
+      assert.rejects(m.create('/x', { ...noResources(), devices: devices as never }), (e: unknown) => e instanceof CgroupConfigError && re.test((e as Error).message));
+    await bad([], /must start with a rule for every device/);
+    await bad([{ allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' }], /must start with a rule for every device/);
+    await bad([deny, { allow: true, type: 'c', major: 5000, minor: null, access: 'r' }], /device rule 1 .*major must be null \(any\) or an integer in 0\.\.4095/);
+    await bad([deny, { allow: true, type: 'b', major: 7, minor: 1 << 20, access: 'r' }], /minor must be .* 0\.\.1048575/);
+    await bad([deny, { allow: true, type: 'c', major: -1, minor: null, access: 'r' }], /major must be/);
+    await bad([deny, { allow: true, type: 'c', major: 1, minor: 3, access: '' }], /access must be a combination/);
+    await bad([deny, { allow: true, type: 'c', major: 1, minor: 3, access: 'rr' }], /access must be a combination/);
+    await bad([deny, { allow: true, type: 'p', major: 1, minor: 3, access: 'r' }], /type must be/);
+    await bad([deny, { allow: true, type: 'a', major: 1, minor: null, access: 'rwm' }], /cannot name a major, a minor or part of rwm/);
+    await bad([{ allow: true, type: 'a', major: null, minor: null, access: 'r' }], /cannot name a major/);
+    assert.deepEqual(n.calls, []);
+  });
+
+  it('start-up: the configured mechanism must exist on the host', () => {
+    const name = (e: number) => (e === 1 ? 'EPERM' : `E${e}`);
+    assert.deepEqual(checkDeviceControl(hybrid, 'auto', name), { v1: true, bpf: true });
+    const noBpf = { ...hybrid, deviceFilterErrno: 1 };
+    assert.deepEqual(checkDeviceControl(noBpf, 'auto', name), { v1: true, bpf: false });
+    assert.throws(() => checkDeviceControl(noBpf, 'bpf', name), /"bpf" but the kernel refused a cgroup device program \(bpf: EPERM\)/);
+    assert.throws(() => checkDeviceControl(pureV2, 'v1', name), /"v1" but the v1 devices controller is not mounted/);
+    const v1NoDevices = { ...hybrid, mode: 'v1' as const, unifiedMount: null, deviceFilterErrno: null, v1Mounts: new Map([['cpu', '/cg/cpu']]) };
+    assert.throws(() => checkDeviceControl(v1NoDevices, 'auto', name), /cannot be enforced on this host: the v1 devices controller is not mounted and no cgroup2 hierarchy is mounted/);
   });
 });

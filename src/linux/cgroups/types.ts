@@ -4,11 +4,27 @@
  * mount (v1), under the unified mount (v2), or both (hybrid).
  */
 
+import type { CgroupDeviceRule } from '../../native/cgroups';
+
 /** How the host mounts cgroups, decided once at start-up from /proc/self/mountinfo. */
 export type CgroupMode = 'v1' | 'hybrid' | 'v2';
 
 /** The controllers the manager creates cgroups in and writes limits for. */
-export type ControllerName = 'cpu' | 'cpuacct' | 'cpuset' | 'memory' | 'pids' | 'hugetlb' | 'freezer';
+export type ControllerName = 'cpu' | 'cpuacct' | 'cpuset' | 'memory' | 'pids' | 'hugetlb' | 'freezer' | 'devices';
+
+/**
+ * One device rule (runtime-spec linux.resources.devices with its defaults filled in). A list
+ * is read as a v1 devices cgroup reads the writes of its rules in order: the last rule that
+ * matches an access decides, and the first rule must be for every device ("a").
+ */
+export type DeviceRule = CgroupDeviceRule;
+
+/**
+ * What enforces device rules: "auto" is the v1 devices controller where it is mounted and
+ * the cgroup2 BPF device program where the cgroup has a cgroup2 dir (on a hybrid host, both:
+ * the kernel checks both); "v1" or "bpf" is that one only.
+ */
+export type DeviceEnforcement = 'auto' | 'v1' | 'bpf';
 
 export interface HugepageLimit {
   /** Page size as the kernel names it in hugetlb.<size>.*: "2MB", "1GB", "64KB". */
@@ -40,6 +56,8 @@ export interface Resources {
   hugepageLimits: HugepageLimit[];
   /** v2 control files written verbatim ({"memory.high": "1G"}), after everything else. */
   unified: Record<string, string>;
+  /** Device rules, applied before the other resources; null leaves them as they are. */
+  devices: DeviceRule[] | null;
 }
 
 /** Resources with nothing set, to spread over: `{ ...noResources(), cpuShares: 512 }`. */
@@ -55,6 +73,7 @@ export function noResources(): Resources {
     pidsLimit: null,
     hugepageLimits: [],
     unified: {},
+    devices: null,
   };
 }
 
@@ -77,12 +96,22 @@ export interface CgroupStats {
  */
 export type CgroupPaths = Readonly<Partial<Record<ControllerName | 'unified', string>>>;
 
+/** Which device mechanisms a manager applies rules with. */
+export interface DeviceControl {
+  /** devices.deny / devices.allow in the v1 devices controller */
+  v1: boolean;
+  /** a BPF_PROG_TYPE_CGROUP_DEVICE program on the cgroup2 dir */
+  bpf: boolean;
+}
+
 /**
  * The cgroupfs backend (crun's cgroup vtable, youki's manager trait). All methods take the
  * cgroup's path ("/parent/child"); create, remove and killAll are idempotent.
  */
 export interface CgroupManager {
   readonly mode: CgroupMode;
+  /** The mechanisms that enforce device rules on this host, as configured. */
+  readonly deviceControl: DeviceControl;
   /** Makes the cgroup (and missing parents) in every hierarchy, then applies resources. */
   create(path: string, resources: Resources): Promise<void>;
   /** Applies the set (non-null) resources to an existing cgroup. */
