@@ -24,27 +24,39 @@ export interface RunOpts {
   mounts?: object[];
   logPath?: string;
   envs?: { key: string; value: string | Buffer }[];
+  tty?: boolean;
+  /** an image reference other than the busybox one */
+  image?: string;
+  devices?: object[];
 }
 
-export async function runPod(env: PodEnv, pod = podConfig()) {
+/** A pod as the tests hand it around: its id and the config it was made with. */
+export interface Pod {
+  sandboxId: string;
+  sandboxConfig: object;
+}
+
+export async function runPod(env: PodEnv, pod: { metadata: { uid: string } } = podConfig()): Promise<Pod> {
   const logDirectory = path.join(env.logDir, pod.metadata.uid);
   const config = { ...pod, log_directory: logDirectory };
   const { pod_sandbox_id } = await env.client.call('RunPodSandbox', { config });
   return { sandboxId: pod_sandbox_id, sandboxConfig: config };
 }
 
-export async function createContainer(env: PodEnv, pod: { sandboxId: string; sandboxConfig: object }, name: string, o: RunOpts) {
+export async function createContainer(env: PodEnv, pod: Pod, name: string, o: RunOpts): Promise<string> {
   const { container_id } = await env.client.call('CreateContainer', {
     pod_sandbox_id: pod.sandboxId,
     sandbox_config: pod.sandboxConfig,
     config: {
       metadata: { name, attempt: 0 },
-      image: { image: busyboxRef },
+      image: { image: o.image ?? busyboxRef },
       command: o.command,
       envs: o.envs ?? [],
       log_path: o.logPath ?? `${name}.log`,
       mounts: o.mounts ?? [],
       linux: o.linux ?? {},
+      devices: o.devices ?? [],
+      tty: o.tty ?? false,
     },
   });
   return container_id;
@@ -70,7 +82,7 @@ export function logLines(file: string): { stream: string; tag: string; text: str
     });
 }
 
-export async function output(env: PodEnv, pod: { sandboxId: string; sandboxConfig: object }, name: string, o: RunOpts): Promise<{ out: string; code: number }> {
+export async function output(env: PodEnv, pod: Pod, name: string, o: RunOpts): Promise<{ out: string; code: number }> {
   const id = await createContainer(env, pod, name, o);
   await env.client.call('StartContainer', { container_id: id });
   const st = await waitExited(env, id);

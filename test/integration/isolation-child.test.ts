@@ -18,63 +18,12 @@ import { defaultMounts } from '../../src/native/process-spec';
 import { withoutLeaks } from '../helpers/leaks';
 import { buildRootfs, makeTempDir } from '../helpers/rootfs';
 import { busyboxRef, withPodEnv, type PodEnv } from '../helpers/pod-env';
+import { createContainer, runPod, waitExited, type Pod, type RunOpts } from '../helpers/containers';
 
-async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-type Pod = { sandboxId: string; sandboxConfig: object };
-
-async function runPod(env: PodEnv, pod: ReturnType<typeof podConfig> | object = podConfig()): Promise<Pod> {
-  const p = pod as ReturnType<typeof podConfig>;
-  const config = { ...p, log_directory: path.join(env.logDir, p.metadata.uid) };
-  const { pod_sandbox_id } = await env.client.call('RunPodSandbox', { config });
-  return { sandboxId: pod_sandbox_id, sandboxConfig: config };
-}
-
-function privilegedPod(): object {
+function privilegedPod(): { metadata: { uid: string } } {
   const p = podConfig();
-  return { ...p, linux: { ...p.linux, security_context: { ...p.linux.security_context, privileged: true } } };
-}
-
-interface RunOpts {
-  command: string[];
-  linux?: object;
-  mounts?: object[];
-  tty?: boolean;
-  image?: string;
-  devices?: object[];
-}
-
-async function createContainer(env: PodEnv, pod: Pod, name: string, o: RunOpts): Promise<string> {
-  const { container_id } = await env.client.call('CreateContainer', {
-    pod_sandbox_id: pod.sandboxId,
-    sandbox_config: pod.sandboxConfig,
-    config: {
-      metadata: { name, attempt: 0 },
-      image: { image: o.image ?? busyboxRef },
-      command: o.command,
-      log_path: `${name}.log`,
-      mounts: o.mounts ?? [],
-      linux: o.linux ?? {},
-      devices: o.devices ?? [],
-      tty: o.tty ?? false,
-    },
-  });
-  return container_id;
-}
-
-async function waitExited(env: PodEnv, id: string) {
-  return until('exit', async () => {
-    const st = (await env.client.call('ContainerStatus', { container_id: id })).status!;
-    return st.state === 'CONTAINER_EXITED' ? st : null;
-  });
+  const privileged = { ...p, linux: { ...p.linux, security_context: { ...p.linux.security_context, privileged: true } } };
+  return privileged;
 }
 
 /** The text of every record of a CRI log, joined by newlines. */
