@@ -102,13 +102,7 @@ bool fix_strings(const char *const *&array, long n) {
 }
 
 [[noreturn]] void die_report(int sync_fd, long err) {
-  ncri::ChildFrame f;
-  f.kind = ncri::kFrameError;
-  f.step = ncri::kStepReadPlan;
-  f.err = (int32_t)-err;
-  f.pad = 0;
-  f.path = 0;
-  f.value = 0;
+  ncri::ChildFrame f = ncri::ncri_error_frame(ncri::kStepReadPlan, err);
   if (sync_fd >= 0) raw(SYS_sendto, sync_fd, L(&f), sizeof f, 0x4000 /* MSG_NOSIGNAL */, 0, 0);
   for (;;) raw(SYS_exit_group, 127);
 }

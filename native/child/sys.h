@@ -18,17 +18,6 @@
 #error "native/child and native/spawn: the clone trampolines are written for x86_64 only"
 #endif
 
-// The new mount API (Linux 5.2; mount_setattr 5.12): older headers lack the numbers.
-#ifndef SYS_open_tree
-#define SYS_open_tree 428
-#endif
-#ifndef SYS_move_mount
-#define SYS_move_mount 429
-#endif
-#ifndef SYS_mount_setattr
-#define SYS_mount_setattr 442
-#endif
-
 namespace ncri::sys {
 
 static inline long raw(long n, long a = 0, long b = 0, long c = 0, long d = 0, long e = 0, long f = 0) {

@@ -1,6 +1,7 @@
 // Host probe: kernel identity and the facilities the runtime depends on, read once at
 // start-up (never inside a request).
 #include "probe.h"
+#include "raw_syscall.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,15 +25,6 @@ int ncri_uname(ncri_uname_result *out, ncri_error *err) {
 
 namespace {
 
-#ifndef SYS_open_tree
-#define SYS_open_tree 428
-#endif
-#ifndef SYS_move_mount
-#define SYS_move_mount 429
-#endif
-#ifndef SYS_mount_setattr
-#define SYS_mount_setattr 442
-#endif
 #ifndef P_PIDFD
 #define P_PIDFD 3
 #endif

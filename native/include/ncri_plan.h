@@ -92,6 +92,18 @@ struct ChildFrame {
   int64_t value;
 };
 
+// An error frame for a step that names no plan string (-errno in `err`).
+inline ChildFrame ncri_error_frame(uint32_t step, long err) {
+  ChildFrame f;
+  f.kind = kFrameError;
+  f.step = step;
+  f.err = (int32_t)-err;
+  f.pad = 0;
+  f.path = 0;
+  f.value = 0;
+  return f;
+}
+
 // Bytes the parent sends to the child.
 constexpr char kMsgIdMapsWritten = 'M';
 constexpr char kMsgStart = 'S';

@@ -11,6 +11,18 @@
 #include <unistd.h>
 #include <sys/syscall.h>
 
+// The new mount API (Linux 5.2; mount_setattr 5.12): older headers lack the numbers, which
+// are the same on every architecture (the unified syscall table).
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+
 #if defined(__x86_64__)
 #define NCRI_RAW_SYSCALLS 1
 static inline long ncri_raw_syscall(long n, long a, long b, long c, long d, long e, long f) {
