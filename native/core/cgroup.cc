@@ -17,40 +17,11 @@
 
 #include <algorithm>
 #include <cstdint>
+#include "unique_fd.h"
 
 namespace {
 
-// Closes on scope exit (crun's cleanup_close).
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(const Fd &) = delete;
-  Fd &operator=(const Fd &) = delete;
-  Fd(Fd &&o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  Fd &operator=(Fd &&o) noexcept {
-    if (this != &o) {
-      reset();
-      fd_ = o.fd_;
-      o.fd_ = -1;
-    }
-    return *this;
-  }
-  ~Fd() { reset(); }
-  int get() const { return fd_; }
-  int release() {
-    int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-  void reset() {
-    // close(2) must not be retried on EINTR on Linux: the fd is gone either way.
-    if (fd_ >= 0) close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_;
-};
+using ncri::Fd;
 
 // TEMP_FAILURE_RETRY: cgroupfs operations can sleep interruptibly (cgroup_mutex, freezer),
 // so a signal delivered to this pool thread must not turn into a spurious failure.

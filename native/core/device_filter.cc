@@ -9,23 +9,11 @@
 #include <unistd.h>
 
 #include <cstring>
+#include "unique_fd.h"
 
 namespace {
 
-// Closes on scope exit (crun's cleanup_close).
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(const Fd &) = delete;
-  Fd &operator=(const Fd &) = delete;
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+using ncri::Fd;
 
 constexpr const char *kStepBuild = "build device program";
 constexpr const char *kStepLoad = "load device program";

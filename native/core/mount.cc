@@ -11,22 +11,11 @@
 #include <sys/statvfs.h>
 #include <sys/utsname.h>
 #include <unistd.h>
+#include "unique_fd.h"
 
 namespace {
 
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);  // not retried on EINTR: the fd is released either way
-  }
-  Fd(const Fd &) = delete;
-  Fd &operator=(const Fd &) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+using ncri::Fd;
 
 // mount(2) with EINTR retried (a FUSE-backed source can be interrupted).
 int do_mount(const char *src, const char *target, const char *type, unsigned long flags,

@@ -18,6 +18,7 @@
 // Any failure in the child comes back as one fixed-size frame {step, errno, index}; the
 // parent turns it into an ncri_error and undoes what it made (mounts, files, directories).
 #include "ns.h"
+#include "unique_fd.h"
 #include "raw_syscall.h"
 
 #include <fcntl.h>
@@ -57,22 +58,7 @@ constexpr size_t kMaxIdMapLines = 340;
 // A sysctl value is one write(2) to a /proc/sys file; the kernel reads at most a page.
 constexpr size_t kMaxSysctlValue = 4096;
 
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() { reset(); }
-  Fd(const Fd &) = delete;
-  Fd &operator=(const Fd &) = delete;
-  int get() const { return fd_; }
-  void reset(int fd = -1) {
-    // close(2) is not retried on EINTR: on Linux the fd is released either way.
-    if (fd_ >= 0) close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_;
-};
+using ncri::Fd;
 
 // ---- the sync protocol --------------------------------------------------------------------
 
