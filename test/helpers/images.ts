@@ -240,6 +240,11 @@ export function writeOciLayout(dir: string, img: BuiltImage, refName: string): v
 
 /** A tar of every file under `dir` (relative names). */
 export function tarOfDir(dir: string): Buffer {
+  return buildTar(dirEntries(dir));
+}
+
+/** Tar entries for every dir and file under `dir` (relative names), to mix with others. */
+export function dirEntries(dir: string): LayerEntries {
   const entries: LayerEntries = [];
   const walk = (rel: string) => {
     for (const e of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
@@ -251,7 +256,7 @@ export function tarOfDir(dir: string): Buffer {
     }
   };
   walk('');
-  return buildTar(entries);
+  return entries;
 }
 
 /** A `docker save` archive (the classic format: <id>/layer.tar, <config>.json, manifest.json). */
