@@ -7,6 +7,8 @@ import zlib from 'node:zlib';
 import { ArchiveSource, dirSource, readSmall, type ImageSource } from './archive';
 import { buildTar, type TarWriteEntry } from './tar';
 
+const NO_LIMITS = { ratio: 0, floor: 0, cap: 0 };
+
 type Entry = TarWriteEntry & { data?: Buffer };
 
 async function withArchive(entries: Entry[], body: (src: ImageSource, scratch: string) => Promise<void>, gzip = false): Promise<void> {
@@ -16,7 +18,7 @@ async function withArchive(entries: Entry[], body: (src: ImageSource, scratch: s
     const tar = buildTar(entries);
     fs.writeFileSync(file, gzip ? zlib.gzipSync(tar) : tar);
     const scratch = path.join(dir, 'scratch');
-    const src = await ArchiveSource.open(file, { scratch: async () => (fs.mkdirSync(scratch), scratch), signal: new AbortController().signal });
+    const src = await ArchiveSource.open(file, { scratch: async () => (fs.mkdirSync(scratch), scratch), limits: NO_LIMITS, signal: new AbortController().signal });
     await body(src, scratch);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -96,7 +98,7 @@ test('archive: not a tar, or bad gzip, is a clear error', async () => {
   try {
     const open = (name: string, data: Buffer) => {
       fs.writeFileSync(path.join(dir, name), data);
-      return ArchiveSource.open(path.join(dir, name), { scratch: async () => fs.mkdtempSync(path.join(dir, 's-')), signal: new AbortController().signal });
+      return ArchiveSource.open(path.join(dir, name), { scratch: async () => fs.mkdtempSync(path.join(dir, 's-')), limits: NO_LIMITS, signal: new AbortController().signal });
     };
     await assert.rejects(open('junk', Buffer.alloc(1024, 'x')), /archive .*junk is not a valid tar: /);
     await assert.rejects(open('bad.gz', Buffer.concat([zlib.gzipSync(Buffer.alloc(4096)).subarray(0, 20), Buffer.alloc(100, 0xff)])), /archive .*bad\.gz has bad gzip data/);

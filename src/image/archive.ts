@@ -23,6 +23,7 @@ import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { invalidArgument, RuntimeError } from '../domain/errors';
 import { errnoCode } from './fsutil';
+import { ByteLimit, unpackLimit, type LayerLimits } from './limits';
 import { readTar, TarFormatError } from './tar';
 
 /** A regular file of an image source. */
@@ -99,13 +100,15 @@ export class ArchiveSource implements ImageSource {
    * Indexes `archive` (tar or gzip'd tar). A gzip'd one is decompressed first into
    * `scratch()`, a directory the caller removes.
    */
-  static async open(archive: string, opts: { scratch: () => Promise<string>; signal: AbortSignal }): Promise<ArchiveSource> {
+  static async open(archive: string, opts: { scratch: () => Promise<string>; limits: LayerLimits; signal: AbortSignal }): Promise<ArchiveSource> {
     const name = `archive ${archive}`;
     let tar = archive;
     if (await isGzip(archive)) {
+      // Decompressed under the same limit as a layer: a gzip bomb stops as it streams.
+      const limit = new ByteLimit(unpackLimit(opts.limits, (await fsp.stat(archive)).size), name);
       tar = path.join(await opts.scratch(), 'archive.tar');
       try {
-        await pipeline(fs.createReadStream(archive), zlib.createGunzip(), fs.createWriteStream(tar, { flags: 'wx', mode: 0o600 }), { signal: opts.signal });
+        await pipeline(fs.createReadStream(archive), zlib.createGunzip(), limit, fs.createWriteStream(tar, { flags: 'wx', mode: 0o600 }), { signal: opts.signal });
       } catch (e) {
         if (opts.signal.aborted || e instanceof RuntimeError) throw e;
         const code = errnoCode(e) ?? '';

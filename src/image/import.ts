@@ -11,6 +11,7 @@ import type { ImageRecord } from './image-store';
 import type { Layout } from './layout';
 import type { LayerStore } from './layer-store';
 import { unpackLayerStream } from './layer-stream';
+import type { LayerLimits } from './limits';
 import { chainIds, DIGEST, DigestMismatchError, hostPlatform, parseConfig, parseManifest, selectPlatform, sha256, type Descriptor } from './manifest';
 import type { CommitInput } from './pull';
 import { parseReference, repoName, tagged, type NameDefaults } from './reference';
@@ -23,6 +24,8 @@ export interface ImportDeps {
   hold: (digests: string[]) => () => void;
   /** after a failed image: removes those of these new layers that no image needs */
   discard: (chainIds: string[]) => Promise<void>;
+  /** how far layers, and a gzip'd archive, may decompress */
+  limits: LayerLimits;
 }
 
 export interface ImportOptions {
@@ -48,7 +51,11 @@ export async function importImages(deps: ImportDeps, input: string, opts: Import
   if (!st.isFile()) throw invalidArgument(`import source ${input} is neither a directory nor a file`);
   let scratch: string | null = null;
   try {
-    const source = await ArchiveSource.open(input, { scratch: async () => (scratch = await deps.layout.scratch('import')), signal: opts.signal });
+    const source = await ArchiveSource.open(input, {
+      scratch: async () => (scratch = await deps.layout.scratch('import')),
+      limits: deps.limits,
+      signal: opts.signal,
+    });
     return await importFrom(deps, source, opts);
   } finally {
     if (scratch !== null) await fsp.rm(scratch, { recursive: true, force: true });
@@ -94,7 +101,11 @@ async function importImage(
       if (await deps.layers.has(chain[i])) continue;
       const l = layers[i];
       await deps.layers.create(chain[i], diffIds[i], i > 0 ? chain[i - 1] : null, async (dest) => {
-        const r = await unpackLayerStream(l.file.open(), { digest: l.digest, size: l.size, diffId: diffIds[i], what: l.what }, dest, { signal });
+        const r = await unpackLayerStream(l.file.open(), { digest: l.digest, size: l.size, diffId: diffIds[i], what: l.what }, dest, {
+          signal,
+          limits: deps.limits,
+          sourceSize: l.file.size,
+        });
         return { size: r.size, inodes: r.inodes, blobDigest: l.digest, blobSize: r.compressedSize };
       });
       created.push(chain[i]);

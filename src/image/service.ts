@@ -18,6 +18,7 @@ import { ImageStore, type ImageRecord } from './image-store';
 import { importImages } from './import';
 import { LayerStore } from './layer-store';
 import { Layout, pidAlive } from './layout';
+import { layerLimits } from './limits';
 import { Mutex } from './limiter';
 import { parseConfig } from './manifest';
 import { PullManager, type CommitInput } from './pull';
@@ -182,6 +183,7 @@ export class ImageService {
           commit: (i) => this.commit(i),
           hold: (d) => this.hold(d),
           discard: (chainIds) => this.discardLayers(chainIds),
+          limits: layerLimits(this.opts.config()),
         },
         input,
         { tag, signal },

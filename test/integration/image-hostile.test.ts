@@ -2,7 +2,8 @@
  * Hostile archives and images stay inside (issue 15, point 6): `nodecri image import` of
  * archives whose entries climb out through absolute or chained relative symlinks, or whose
  * blobs are reached through links leaving the archive; layers whose symlinks, hard links
- * and (degenerate) whiteouts aim outside their directory or at its root. Each host
+ * and (degenerate) whiteouts aim outside their directory or at its root; and gzip bombs, as
+ * a layer pulled from a registry, a layer in an archive and the archive itself. Each host
  * target is a temp dir the test makes and removes; each test checks that nothing is left in
  * the store.
  */
@@ -14,21 +15,27 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { status as Status, type ServiceError } from '@grpc/grpc-js';
-import { buildTar } from '../../src/image/tar';
+import { buildTar, TAR_END, tarHeader, tarPadding } from '../../src/image/tar';
 import { CriClient } from '../helpers/cri-client';
 import { mainJs, makeTempDir, startTestDaemon } from '../helpers/daemon';
 import {
-  assembleImage, buildImage, buildLayer, dirEntries, filesLayer, pushImage, writeOciLayout,
+  assembleImage, buildImage, buildLayer, dirEntries, filesLayer, gzipWithZeros, pushImage, writeOciLayout, zerosBombLayer,
   type BuiltImage, type LayerEntries,
 } from '../helpers/images';
 import { startRegistry, type TestRegistry } from '../helpers/registry';
 
+const GiB = 1 << 30;
+const MiB = 1 << 20;
+
 let reg: TestRegistry;
 let small: BuiltImage; // one small files layer
+let bomb: BuiltImage; // a small base layer, then 1 GiB of zeros in ~1 MiB of gzip
 
 before(async () => {
   reg = await startRegistry();
   small = buildImage([filesLayer({ 'hello.txt': 'hello\n' })]);
+  bomb = assembleImage([buildLayer(filesLayer({ 'base.txt': 'base\n' })), zerosBombLayer(GiB)]);
+  assert.ok(bomb.layers[1].blob.length < 2 * MiB, `the bomb is ${bomb.layers[1].blob.length} bytes compressed`);
 });
 
 after(async () => {
@@ -303,5 +310,60 @@ test('PullImage: layers whose links or whiteouts aim outside their directory or 
       client.close();
       await d.cleanup();
     }
+  });
+});
+
+// ---- decompression bombs ----
+
+test('PullImage of a gzip bomb (1 GiB of zeros in ~1 MiB) fails on the default limits, naming the layer and the limit; nothing is left', async () => {
+  await pushImage(reg.host, 'test/bomb', 'v1', bomb);
+  const d = await startTestDaemon({ dropIns: { '50-images.toml': `[image]\npull_timeout = 60\n[[image.registries]]\nlocation = "${reg.host}"\ninsecure = true\n` } });
+  const client = new CriClient(d.socket);
+  try {
+    const layer = bomb.layers[1];
+    // The defaults: max(100 x the compressed size, 512 MiB).
+    await assert.rejects(
+      client.call('PullImage', { image: { image: `${reg.host}/test/bomb:v1` } }),
+      grpcError(Status.FAILED_PRECONDITION, re(`layer ${layer.digest} of ${reg.host}/test/bomb unpacks to more than 536870912 bytes (512 MiB)`)),
+    );
+    assert.deepEqual((await client.call('ListImages', {})).images, []);
+    assertEmptyStore(d.root, 'after the bomb');
+  } finally {
+    client.close();
+    await d.cleanup();
+  }
+});
+
+test('image import of a gzip bomb layer (layout dir and tar) fails naming the layer and the configured limit; nothing is left', async () => {
+  await withStore('max_layer_ratio = 100\nmax_layer_ratio_floor = 16777216', async (s) => {
+    const layer = bomb.layers[1];
+    const limit = 100 * layer.blob.length;
+    const layout = path.join(s.dir, 'layout');
+    writeOciLayout(layout, bomb, 'example.com/bomb:1');
+    const archive = path.join(s.dir, 'bomb.tar');
+    fs.writeFileSync(archive, buildTar(dirEntries(layout)));
+    for (const input of [layout, archive]) {
+      const r = s.cli('import', input);
+      assert.equal(r.status, 1, r.stdout + r.stderr);
+      assert.match(r.stderr, re(`nodecri: layer ${layer.digest} unpacks to more than ${limit} bytes`));
+      assert.match(r.stderr, re(`max_layer_ratio = 100`));
+      assertEmptyStore(s.root, input);
+    }
+  });
+});
+
+test('image import of a gzip-compressed archive that is itself a bomb fails naming the archive and the limit; nothing is left', async () => {
+  await withStore('max_layer_ratio = 100\nmax_layer_ratio_floor = 16777216', async (s) => {
+    const layout = path.join(s.dir, 'layout');
+    writeOciLayout(layout, small, 'example.com/small:1');
+    // A valid layout, then a 1 GiB file of zeros, the whole archive gzip'd.
+    const head = Buffer.concat([buildTar(dirEntries(layout)).subarray(0, -TAR_END.length), tarHeader({ name: 'padding', type: 'file', size: GiB })]);
+    const { blob } = gzipWithZeros(head, GiB, Buffer.concat([tarPadding(GiB), TAR_END]));
+    const archive = path.join(s.dir, 'bomb.tar.gz');
+    fs.writeFileSync(archive, blob);
+    const r = s.cli('import', archive);
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, re(`nodecri: archive ${archive} unpacks to more than ${100 * blob.length} bytes`));
+    assertEmptyStore(s.root, 'archive bomb');
   });
 });
