@@ -66,6 +66,12 @@ export interface ImageConfig {
   /** seconds; 0 means no limit */
   pullTimeout: number;
   maxConcurrentDownloads: number;
+  /** a layer may unpack to this many times its compressed size; 0 means no ratio limit */
+  maxLayerRatio: number;
+  /** bytes any layer may unpack to, whatever its ratio */
+  maxLayerRatioFloor: number;
+  /** bytes no layer may unpack beyond; 0 means no cap */
+  maxLayerSize: number;
   pauseImage: string;
   registries: RegistryConfig[];
 }
@@ -236,6 +242,7 @@ const ABS_PATH = { kind: 'string', check: absolutePath } as const;
 const HOST_PORT = { kind: 'string', check: hostPort } as const;
 const BOOLEAN = { kind: 'boolean' } as const;
 const SECONDS = { kind: 'integer', check: atLeast(0) } as const;
+const BYTES = { kind: 'integer', check: atLeast(0) } as const;
 
 const runtime: Spec<RuntimeConfig> = {
   kind: 'table',
@@ -417,6 +424,24 @@ export const SCHEMA: Spec<Config> = {
             type: { kind: 'integer', check: atLeast(1) },
             default: 3,
             doc: 'layers downloaded at once, across all pulls',
+          },
+          maxLayerRatio: {
+            key: 'max_layer_ratio',
+            type: { kind: 'integer', check: atLeast(0) },
+            default: 100,
+            doc: 'a layer may unpack to this many times its compressed size (gzip bombs); 0 means no ratio limit',
+          },
+          maxLayerRatioFloor: {
+            key: 'max_layer_ratio_floor',
+            type: BYTES,
+            default: 512 * 1024 * 1024,
+            doc: 'bytes a layer may always unpack to, whatever its ratio (zeros compress ~1000x)',
+          },
+          maxLayerSize: {
+            key: 'max_layer_size',
+            type: BYTES,
+            default: 0,
+            doc: 'bytes no layer may unpack beyond, whatever its ratio; 0 means no cap',
           },
           pauseImage: {
             key: 'pause_image',

@@ -41,6 +41,9 @@ describe('validateConfig', () => {
     assert.match(problem((c) => (c.tracing.samplingRate = -0.1)) ?? '', /"tracing\.sampling_rate": expected a number/);
     assert.match(problem((c) => (c.tracing.samplingRate = NaN)) ?? '', /"tracing\.sampling_rate"/);
     assert.match(problem((c) => (c.image.maxConcurrentDownloads = 0)) ?? '', /"image\.max_concurrent_downloads"/);
+    assert.match(problem((c) => (c.image.maxLayerRatio = -1)) ?? '', /"image\.max_layer_ratio": expected at least 0, got -1/);
+    assert.match(problem((c) => (c.image.maxLayerRatioFloor = 1.5)) ?? '', /"image\.max_layer_ratio_floor": expected an integer/);
+    assert.match(problem((c) => (c.image.maxLayerSize = -5)) ?? '', /"image\.max_layer_size": expected at least 0/);
     assert.match(problem((c) => (c.network.cniConfigWait = 1.5)) ?? '', /"network\.cni_config_wait": expected an integer/);
     assert.match(problem((c) => (c.cgroup.defaultParent = 'pods')) ?? '', /"cgroup\.default_parent": expected an absolute/);
     assert.match(problem((c) => (c.listen = '')) ?? '', /"listen": expected an absolute path, got ""/);

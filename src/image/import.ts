@@ -1,24 +1,20 @@
 /**
  * Offline import of node images, with no network: an OCI image layout (a directory or a
- * tarball of one) or a `docker save` archive. Archives are first unpacked as plain files
- * into scratch space; the layers then go through the same verified unpack as pulled ones.
+ * tarball of one) or a `docker save` archive. An archive is read in place as data, never
+ * extracted (see archive.ts); its layers go through the same verified unpack as pulled
+ * ones, straight from the archive into the layer store.
  */
-import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import path from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import zlib from 'node:zlib';
 import { invalidArgument, notFound } from '../domain/errors';
-import { exists, readJson } from './fsutil';
+import { ArchiveSource, dirSource, readSmall, type ImageSource, type SourceFile } from './archive';
 import type { ImageRecord } from './image-store';
 import type { Layout } from './layout';
 import type { LayerStore } from './layer-store';
 import { unpackLayerStream } from './layer-stream';
+import type { LayerLimits } from './limits';
 import { chainIds, DIGEST, DigestMismatchError, hostPlatform, parseConfig, parseManifest, selectPlatform, sha256, type Descriptor } from './manifest';
 import type { CommitInput } from './pull';
 import { parseReference, repoName, tagged, type NameDefaults } from './reference';
-import { readTar } from './tar';
 
 export interface ImportDeps {
   layout: Layout;
@@ -26,6 +22,10 @@ export interface ImportDeps {
   names: NameDefaults;
   commit: (input: CommitInput) => Promise<ImageRecord>;
   hold: (digests: string[]) => () => void;
+  /** after a failed image: removes those of these new layers that no image needs */
+  discard: (chainIds: string[]) => Promise<void>;
+  /** how far layers, and a gzip'd archive, may decompress */
+  limits: LayerLimits;
 }
 
 export interface ImportOptions {
@@ -40,52 +40,85 @@ interface DockerArchiveEntry {
   Layers: string[];
 }
 
+/** Manifests, configs and index.json: as pulls allow. */
+const MAX_METADATA = 8 * 1024 * 1024;
+
 /** Imports every image in `input`; returns their records. */
 export async function importImages(deps: ImportDeps, input: string, opts: ImportOptions): Promise<ImageRecord[]> {
   const st = await fsp.stat(input).catch(() => null);
   if (st === null) throw notFound(`import source ${input} does not exist`);
-  if (st.isDirectory()) return importDir(deps, input, opts);
-  const scratch = await deps.layout.scratch('import');
+  if (st.isDirectory()) return importFrom(deps, dirSource(input), opts);
+  if (!st.isFile()) throw invalidArgument(`import source ${input} is neither a directory nor a file`);
+  let scratch: string | null = null;
   try {
-    await extractArchive(input, scratch, opts.signal);
-    return await importDir(deps, scratch, opts);
+    const source = await ArchiveSource.open(input, {
+      scratch: async () => (scratch = await deps.layout.scratch('import')),
+      limits: deps.limits,
+      signal: opts.signal,
+    });
+    return await importFrom(deps, source, opts);
   } finally {
-    await fsp.rm(scratch, { recursive: true, force: true });
+    if (scratch !== null) await fsp.rm(scratch, { recursive: true, force: true });
   }
 }
 
-/** A path inside `dir` named by the archive; refuses names that leave it. */
-function inside(dir: string, name: string, what: string): string {
-  const p = path.resolve(dir, name);
-  if (p !== dir && !p.startsWith(`${dir}/`)) throw invalidArgument(`${what} ${JSON.stringify(name)} points outside the archive`);
-  return p;
-}
-
-/** Plain extraction of an archive (tar, or gzip'd tar): files, dirs, and symlinks that stay inside. */
-async function extractArchive(file: string, dest: string, signal: AbortSignal): Promise<void> {
-  const head = Buffer.alloc(2);
-  const fh = await fsp.open(file, 'r');
-  await fh.read(head, 0, 2, 0).finally(() => fh.close());
-  const gz = head[0] === 0x1f && head[1] === 0x8b;
-  const source: Readable = gz ? fs.createReadStream(file).pipe(zlib.createGunzip()) : fs.createReadStream(file);
-  for await (const { header, body } of readTar(source)) {
-    signal.throwIfAborted();
-    const p = inside(dest, header.name, 'archive entry');
-    if (p === dest) continue;
-    await fsp.mkdir(path.dirname(p), { recursive: true });
-    if (header.type === 'directory') await fsp.mkdir(p, { recursive: true });
-    else if (header.type === 'file') await pipeline(Readable.from(body), fs.createWriteStream(p, { flags: 'wx' }));
-    else if (header.type === 'symlink') {
-      inside(dest, path.join(path.dirname(header.name), header.linkname), 'archive symlink');
-      await fsp.symlink(header.linkname, p);
-    } else if (header.type === 'link') await fsp.link(inside(dest, header.linkname, 'archive hard link'), p);
+async function readJsonFile<T>(source: ImageSource, name: string, what: string): Promise<{ body: Buffer; value: T } | null> {
+  const file = await source.file(name, what);
+  if (file === null) return null;
+  const body = await readSmall(file, MAX_METADATA, `${what} ${name}`);
+  try {
+    return { body, value: JSON.parse(body.toString('utf8')) as T };
+  } catch (e) {
+    throw invalidArgument(`${what} ${name} in ${source.name} is not valid JSON: ${(e as Error).message}`);
   }
 }
 
-async function importDir(deps: ImportDeps, dir: string, opts: ImportOptions): Promise<ImageRecord[]> {
-  if (await exists(path.join(dir, 'manifest.json'))) return importDockerArchive(deps, dir, opts);
-  if (await exists(path.join(dir, 'index.json'))) return importOciLayout(deps, dir, opts);
-  throw invalidArgument(`${dir} is neither an OCI image layout (no index.json) nor a docker archive (no manifest.json)`);
+async function importFrom(deps: ImportDeps, source: ImageSource, opts: ImportOptions): Promise<ImageRecord[]> {
+  const docker = await readJsonFile<unknown>(source, 'manifest.json', 'docker archive manifest');
+  if (docker !== null) return importDockerArchive(deps, source, docker.value, opts);
+  const index = await source.file('index.json', 'OCI layout index');
+  if (index !== null) return importOciLayout(deps, source, await readSmall(index, MAX_METADATA, `${source.name}/index.json`), opts);
+  throw invalidArgument(`${source.name} is neither an OCI image layout (no index.json) nor a docker archive (no manifest.json)`);
+}
+
+/**
+ * Unpacks and records one image: its layers in order (the new ones are removed again if it
+ * fails), then its record.
+ */
+async function importImage(
+  deps: ImportDeps,
+  layers: Array<{ file: SourceFile; digest: string | null; size: number | null; what: string }>,
+  diffIds: string[],
+  hold: string[],
+  signal: AbortSignal,
+  record: (chain: string[]) => CommitInput,
+): Promise<ImageRecord> {
+  const chain = chainIds(diffIds);
+  const release = deps.hold([...chain, ...hold]);
+  const created: string[] = [];
+  try {
+    for (let i = 0; i < chain.length; i++) {
+      if (await deps.layers.has(chain[i])) continue;
+      const l = layers[i];
+      await deps.layers.create(chain[i], diffIds[i], i > 0 ? chain[i - 1] : null, async (dest) => {
+        const r = await unpackLayerStream(l.file.open(), { digest: l.digest, size: l.size, diffId: diffIds[i], what: l.what }, dest, {
+          signal,
+          limits: deps.limits,
+          sourceSize: l.file.size,
+        });
+        return { size: r.size, inodes: r.inodes, blobDigest: l.digest, blobSize: r.compressedSize };
+      });
+      created.push(chain[i]);
+    }
+    return await deps.commit(record(chain));
+  } catch (e) {
+    release();
+    // The failure is what the caller needs; the collection at daemon start takes what this leaves.
+    await deps.discard(created).catch(() => undefined);
+    throw e;
+  } finally {
+    release();
+  }
 }
 
 function normalizedTag(deps: ImportDeps, text: string): string {
@@ -94,99 +127,107 @@ function normalizedTag(deps: ImportDeps, text: string): string {
   return t;
 }
 
-async function importDockerArchive(deps: ImportDeps, dir: string, opts: ImportOptions): Promise<ImageRecord[]> {
-  const entries = await readJson<DockerArchiveEntry[]>(path.join(dir, 'manifest.json'));
-  if (!Array.isArray(entries) || entries.length === 0) throw invalidArgument(`${dir}/manifest.json lists no images`);
+function isStringArray(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((x) => typeof x === 'string');
+}
+
+async function importDockerArchive(deps: ImportDeps, source: ImageSource, value: unknown, opts: ImportOptions): Promise<ImageRecord[]> {
+  const what = `${source.name}/manifest.json`;
+  if (!Array.isArray(value) || value.length === 0) throw invalidArgument(`${what} lists no images`);
+  const entries = value.map((e: Partial<Record<keyof DockerArchiveEntry, unknown>> | null, i): DockerArchiveEntry => {
+    if (typeof e !== 'object' || e === null || typeof e.Config !== 'string' || !isStringArray(e.Layers) || !(e.RepoTags == null || isStringArray(e.RepoTags))) {
+      throw invalidArgument(`${what}: entry ${i} needs Config (a name), Layers (names) and RepoTags (tags or null)`);
+    }
+    return { Config: e.Config, Layers: e.Layers, RepoTags: e.RepoTags ?? null };
+  });
   const out: ImageRecord[] = [];
   for (const e of entries) {
-    const configBody = await fsp.readFile(inside(dir, e.Config, 'config'));
+    const cfg = await readJsonFile<unknown>(source, e.Config, 'config');
+    if (cfg === null) throw notFound(`config ${e.Config} is missing from ${source.name}`);
+    const configBody = cfg.body;
     const configDigest = sha256(configBody);
     const config = parseConfig(configBody, `config ${e.Config}`);
     const diffIds = config.rootfs.diff_ids;
     if (diffIds.length !== e.Layers.length) throw invalidArgument(`config ${e.Config} lists ${diffIds.length} layers but manifest.json has ${e.Layers.length}`);
-    const chain = chainIds(diffIds);
-    const release = deps.hold([...chain, configDigest]);
-    try {
-      for (let i = 0; i < chain.length; i++) {
-        const file = inside(dir, e.Layers[i], 'layer');
-        // Newer archives name layers by their blob digest: check it when they do.
-        const m = /blobs\/sha256\/([a-f0-9]{64})$/.exec(e.Layers[i]);
-        await ensureLayer(deps, file, m ? `sha256:${m[1]}` : null, null, diffIds[i], chain[i], i > 0 ? chain[i - 1] : null, `layer ${e.Layers[i]}`, opts.signal);
-      }
-      const tags = (e.RepoTags ?? []).map((t) => normalizedTag(deps, t));
-      if (opts.tag) tags.push(normalizedTag(deps, opts.tag));
-      out.push(await deps.commit({ configDigest, configBody, manifests: [], manifestDigest: null, layers: chain, diffIds, tags, repoDigests: [] }));
-    } finally {
-      release();
+    // Every layer is found before any is unpacked.
+    const layers = [];
+    for (const name of e.Layers) {
+      const file = await source.file(name, `layer ${name}`);
+      if (file === null) throw notFound(`layer ${name} is missing from ${source.name}`);
+      // Newer archives name layers by their blob digest: check it when they do.
+      const m = /(?:^|\/)blobs\/sha256\/([a-f0-9]{64})$/.exec(name);
+      layers.push({ file, digest: m ? `sha256:${m[1]}` : null, size: null, what: `layer ${name}` });
     }
+    const tags = e.RepoTags?.map((t) => normalizedTag(deps, t)) ?? [];
+    if (opts.tag) tags.push(normalizedTag(deps, opts.tag));
+    out.push(
+      await importImage(deps, layers, diffIds, [configDigest], opts.signal, (chain) => ({
+        configDigest, configBody, manifests: [], manifestDigest: null, layers: chain, diffIds, tags, repoDigests: [],
+      })),
+    );
   }
   return out;
 }
 
-async function readBlob(dir: string, digest: string, what: string): Promise<Buffer> {
+async function blobFile(source: ImageSource, digest: string, what: string): Promise<SourceFile> {
   if (!DIGEST.test(digest)) throw invalidArgument(`${what} has a bad digest ${JSON.stringify(digest)}`);
-  const body = await fsp.readFile(path.join(dir, 'blobs', 'sha256', digest.slice(7))).catch(() => null);
-  if (body === null) throw notFound(`${what}: blob ${digest} is missing from the layout`);
+  const file = await source.file(`blobs/sha256/${digest.slice(7)}`, `${what}: blob ${digest}`);
+  if (file === null) throw notFound(`${what}: blob ${digest} is missing from ${source.name}`);
+  return file;
+}
+
+async function readBlob(source: ImageSource, digest: string, what: string): Promise<Buffer> {
+  const body = await readSmall(await blobFile(source, digest, what), MAX_METADATA, `${what}: blob ${digest}`);
   const got = sha256(body);
   if (got !== digest) throw new DigestMismatchError(`${what} (blob ${digest})`, digest, got);
   return body;
 }
 
-async function importOciLayout(deps: ImportDeps, dir: string, opts: ImportOptions): Promise<ImageRecord[]> {
-  const index = parseManifest(await fsp.readFile(path.join(dir, 'index.json')), '', `${dir}/index.json`);
-  if (index.kind !== 'index') throw invalidArgument(`${dir}/index.json is not an image index`);
+async function importOciLayout(deps: ImportDeps, source: ImageSource, indexBody: Buffer, opts: ImportOptions): Promise<ImageRecord[]> {
+  const index = parseManifest(indexBody, '', `${source.name}/index.json`);
+  if (index.kind !== 'index') throw invalidArgument(`${source.name}/index.json is not an image index`);
   const out: ImageRecord[] = [];
   for (const top of index.index.manifests) {
-    const topBody = await readBlob(dir, top.digest, 'index.json entry');
+    const topBody = await readBlob(source, top.digest, 'index.json entry');
     const manifests = [{ digest: top.digest, body: topBody }];
     let parsed = parseManifest(topBody, top.mediaType, `manifest ${top.digest}`);
     let manifestDigest = top.digest;
     if (parsed.kind === 'index') {
       const chosen: Descriptor = selectPlatform(parsed.index, hostPlatform(), `index ${top.digest}`);
-      const body = await readBlob(dir, chosen.digest, `index ${top.digest}`);
+      const body = await readBlob(source, chosen.digest, `index ${top.digest}`);
       parsed = parseManifest(body, chosen.mediaType, `manifest ${chosen.digest}`);
       if (parsed.kind !== 'manifest') throw invalidArgument(`index ${top.digest} points to another index; nested indexes are not supported`);
       manifests.push({ digest: chosen.digest, body });
       manifestDigest = chosen.digest;
     }
     const manifest = parsed.manifest;
-    const configBody = await readBlob(dir, manifest.config.digest, `manifest ${manifestDigest}`);
+    const configBody = await readBlob(source, manifest.config.digest, `manifest ${manifestDigest}`);
     const config = parseConfig(configBody, `config ${manifest.config.digest}`);
     const diffIds = config.rootfs.diff_ids;
     if (diffIds.length !== manifest.layers.length) throw invalidArgument(`config ${manifest.config.digest} lists ${diffIds.length} layers but the manifest has ${manifest.layers.length}`);
-    const chain = chainIds(diffIds);
-    const release = deps.hold([...chain, manifest.config.digest, ...manifests.map((m) => m.digest)]);
-    try {
-      for (let i = 0; i < chain.length; i++) {
-        const l = manifest.layers[i];
-        if (!DIGEST.test(l.digest)) throw invalidArgument(`manifest ${manifestDigest} has a bad layer digest`);
-        await ensureLayer(deps, path.join(dir, 'blobs', 'sha256', l.digest.slice(7)), l.digest, l.size, diffIds[i], chain[i], i > 0 ? chain[i - 1] : null, `layer ${l.digest}`, opts.signal);
-      }
-      // The name: containerd's full-name annotation, or an OCI ref.name that is a full reference.
-      const ann = top.annotations ?? {};
-      const name = ann['io.containerd.image.name'] ?? (/[/:]/.test(ann['org.opencontainers.image.ref.name'] ?? '') ? ann['org.opencontainers.image.ref.name'] : null);
-      const tags: string[] = [];
-      const repoDigests: string[] = [];
-      if (name) {
-        const ref = parseReference(name, deps.names);
-        const t = tagged(ref);
-        if (t) tags.push(t);
-        repoDigests.push(`${repoName(ref)}@${top.digest}`);
-      }
-      if (opts.tag) tags.push(normalizedTag(deps, opts.tag));
-      out.push(await deps.commit({ configDigest: manifest.config.digest, configBody, manifests, manifestDigest, layers: chain, diffIds, tags, repoDigests }));
-    } finally {
-      release();
+    const layers = [];
+    for (const l of manifest.layers) {
+      const file = await blobFile(source, l.digest, `manifest ${manifestDigest}`);
+      if (file.size !== l.size) throw invalidArgument(`layer ${l.digest} has ${file.size} bytes in ${source.name} where manifest ${manifestDigest} says ${l.size}`);
+      layers.push({ file, digest: l.digest, size: l.size, what: `layer ${l.digest}` });
     }
+    // The name: containerd's full-name annotation, or an OCI ref.name that is a full reference.
+    const ann = top.annotations ?? {};
+    const name = ann['io.containerd.image.name'] ?? (/[/:]/.test(ann['org.opencontainers.image.ref.name'] ?? '') ? ann['org.opencontainers.image.ref.name'] : null);
+    const tags: string[] = [];
+    const repoDigests: string[] = [];
+    if (name) {
+      const ref = parseReference(name, deps.names);
+      const t = tagged(ref);
+      if (t) tags.push(t);
+      repoDigests.push(`${repoName(ref)}@${top.digest}`);
+    }
+    if (opts.tag) tags.push(normalizedTag(deps, opts.tag));
+    out.push(
+      await importImage(deps, layers, diffIds, [manifest.config.digest, ...manifests.map((m) => m.digest)], opts.signal, (chain) => ({
+        configDigest: manifest.config.digest, configBody, manifests, manifestDigest, layers: chain, diffIds, tags, repoDigests,
+      })),
+    );
   }
   return out;
-}
-
-async function ensureLayer(deps: ImportDeps, file: string, digest: string | null, size: number | null, diffId: string, chainId: string, parent: string | null, what: string, signal: AbortSignal): Promise<void> {
-  if (await deps.layers.has(chainId)) return;
-  if (!(await exists(file))) throw notFound(`${what} is missing from the archive`);
-  await deps.layers.create(chainId, diffId, parent, async (dest) => {
-    const r = await unpackLayerStream(fs.createReadStream(file), { digest, size, diffId, what }, dest, { signal });
-    return { size: r.size, inodes: r.inodes, blobDigest: digest, blobSize: r.compressedSize };
-  });
 }

@@ -1,14 +1,16 @@
 /**
  * A layer blob from a byte stream into a directory, in one pass: the compressed bytes are
- * hashed as they arrive, decompressed (gzip, or none), hashed again (the diff ID) and
+ * hashed as they arrive, decompressed (gzip, or none), counted against the unpack limit
+ * (limits.ts: a gzip bomb stops here, as it streams), hashed again (the diff ID) and
  * unpacked. Both digests are checked at the end; the caller commits the directory only if
- * this resolves, so a corrupt or substituted blob leaves nothing behind.
+ * this resolves, so a corrupt, substituted or oversized blob leaves nothing behind.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { invalidArgument, RuntimeError } from '../domain/errors';
+import { ByteLimit, unpackLimit, type LayerLimits } from './limits';
 import { DigestMismatchError } from './manifest';
 import { readTar, TarFormatError } from './tar';
 import { unpackLayer, type UnpackStats } from './unpack';
@@ -87,16 +89,19 @@ async function peek(source: Readable): Promise<{ head: Buffer; stream: Readable 
   return { head, stream };
 }
 
-/**
- * Reads the layer from `source` into the empty directory `dest`. `transportError` maps
- * stream errors of the source (a dropped connection) to a RuntimeError.
- */
-export async function unpackLayerStream(
-  source: Readable,
-  expect: LayerExpectation,
-  dest: string,
-  opts: { signal: AbortSignal; onBytes?: (n: number) => void; transportError?: (e: unknown) => unknown },
-): Promise<LayerResult> {
+export interface UnpackOptions {
+  signal: AbortSignal;
+  /** how far the layer may decompress, relative to its compressed size */
+  limits: LayerLimits;
+  /** the blob's size when `expect.size` is unknown (a docker-archive layer's file) */
+  sourceSize?: number;
+  onBytes?: (n: number) => void;
+  /** maps stream errors of the source (a dropped connection) to a RuntimeError */
+  transportError?: (e: unknown) => unknown;
+}
+
+/** Reads the layer from `source` into the empty directory `dest`. */
+export async function unpackLayerStream(source: Readable, expect: LayerExpectation, dest: string, opts: UnpackOptions): Promise<LayerResult> {
   let stats: UnpackStats = { size: 0, inodes: 0 };
   const tap = new Tap(createHash('sha256'), expect.size, expect.what, opts.onBytes ?? null);
   const diffHash = createHash('sha256');
@@ -114,8 +119,9 @@ export async function unpackLayerStream(
       })();
       stats = await unpackLayer(readTar(hashed), dest);
     };
-    if (compression === 'gzip') await pipeline(stream, tap, zlib.createGunzip(GUNZIP_OPTIONS), consume, { signal: opts.signal });
-    else await pipeline(stream, tap, consume, { signal: opts.signal });
+    const limit = new ByteLimit(unpackLimit(opts.limits, expect.size ?? opts.sourceSize ?? 0), expect.what);
+    if (compression === 'gzip') await pipeline(stream, tap, zlib.createGunzip(GUNZIP_OPTIONS), limit, consume, { signal: opts.signal });
+    else await pipeline(stream, tap, limit, consume, { signal: opts.signal });
   } catch (e) {
     if (opts.signal.aborted) throw opts.signal.reason;
     if (e instanceof RuntimeError) throw e;

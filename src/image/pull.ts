@@ -18,6 +18,7 @@ import type { ImageRecord } from './image-store';
 import type { LayerStore } from './layer-store';
 import { unpackLayerStream } from './layer-stream';
 import { Limiter } from './limiter';
+import { layerLimits } from './limits';
 import { chainIds, DigestMismatchError, hostPlatform, parseConfig, parseManifest, selectPlatform, sha256, type Descriptor } from './manifest';
 import { formatReference, parseReference, repoName, tagged, type ImageReference } from './reference';
 import type { RegistryClient } from './registry-client';
@@ -211,6 +212,7 @@ export class PullManager {
             const res = await this.deps.client.getBlob(ep, creds, desc.digest, signal);
             const r = await unpackLayerStream(res, { digest: desc.digest, size: desc.size, diffId, what }, dir, {
               signal,
+              limits: layerLimits(this.deps.config()),
               onBytes: (n) => {
                 progress.done += n;
                 this.deps.metrics?.imagePullBytes.inc(n);

@@ -18,6 +18,7 @@ import { ImageStore, type ImageRecord } from './image-store';
 import { importImages } from './import';
 import { LayerStore } from './layer-store';
 import { Layout, pidAlive } from './layout';
+import { layerLimits } from './limits';
 import { Mutex } from './limiter';
 import { parseConfig } from './manifest';
 import { PullManager, type CommitInput } from './pull';
@@ -173,11 +174,23 @@ export class ImageService {
   }
 
   async importPath(input: string, tag: string | null, signal: AbortSignal): Promise<ImageRecord[]> {
-    return importImages(
-      { layout: this.layout, layers: this.layers, names: this.names(), commit: (i) => this.commit(i), hold: (d) => this.hold(d) },
-      input,
-      { tag, signal },
-    );
+    try {
+      return await importImages(
+        {
+          layout: this.layout,
+          layers: this.layers,
+          names: this.names(),
+          commit: (i) => this.commit(i),
+          hold: (d) => this.hold(d),
+          discard: (chainIds) => this.discardLayers(chainIds),
+          limits: layerLimits(this.opts.config()),
+        },
+        input,
+        { tag, signal },
+      );
+    } finally {
+      await this.settleHolds();
+    }
   }
 
   /** Writes blobs, then the record (moving its tags off other images), in one critical section. */
@@ -263,6 +276,25 @@ export class ImageService {
     if (this.opts.daemon) return;
     const text = JSON.stringify([...this.holds.keys()]);
     void this.mutex.run(() => writeFileAtomic(this.holdsFile(process.pid), text)).catch(() => undefined);
+  }
+
+  /** Once a one-shot command holds nothing, its holds file goes (after any write still queued). */
+  private async settleHolds(): Promise<void> {
+    if (this.opts.daemon || this.holds.size > 0) return;
+    await this.mutex.run(() => fsp.rm(this.holdsFile(process.pid), { force: true }));
+  }
+
+  /**
+   * Removes layers that a failed import created, unless an image or another process's
+   * pull or import needs them.
+   */
+  private async discardLayers(chainIds: string[]): Promise<void> {
+    if (chainIds.length === 0) return;
+    await this.mutex.run(async () => {
+      const keep = new Set<string>([...this.holds.keys(), ...(await this.foreignHolds())]);
+      for (const rec of await this.images.all(true)) for (const l of rec.layers) keep.add(l);
+      for (const l of chainIds) if (!keep.has(l)) await this.layers.remove(l);
+    });
   }
 
   /** Digests that other live processes (an import beside the daemon) hold. */

@@ -58,3 +58,23 @@ test('unread bodies are skipped; a corrupt header is an error', async () => {
     for await (const _ of readTar(once(bad)));
   }, /bad tar header checksum/);
 });
+
+test('each entry says where its data starts, after PAX and long-name headers', async () => {
+  const data = [Buffer.from('first'), Buffer.alloc(1500, 7), Buffer.from('third')];
+  const tar = buildTar([
+    { name: 'a', type: 'file', data: data[0] },
+    { name: `${'n'.repeat(150)}/b`, type: 'file', data: data[1], xattrs: new Map([['user.x', Buffer.from('y')]]) },
+    { name: 'l', type: 'symlink', linkname: 'a' },
+    { name: 'c', type: 'file', data: data[2] },
+  ]);
+  for (const chunk of [1, 100, 512, 4096]) {
+    const chunks = (async function* () {
+      for (let off = 0; off < tar.length; off += chunk) yield tar.subarray(off, off + chunk);
+    })();
+    const files: Buffer[] = [];
+    for await (const { header, offset } of readTar(chunks)) {
+      if (header.type === 'file') files.push(tar.subarray(offset, offset + header.size));
+    }
+    assert.deepEqual(files, data, `chunk ${chunk}`);
+  }
+});

@@ -27,6 +27,8 @@ export interface TarHeader {
 
 export interface TarEntry {
   header: TarHeader;
+  /** where the entry's data starts in the tar stream (bytes), for reading it again by position */
+  offset: number;
   /** The entry's data; must be consumed (or skipped with drain) before the next entry. */
   body: AsyncGenerator<Buffer>;
 }
@@ -44,6 +46,8 @@ class ChunkReader {
   /** a chunk read ahead while completing a header: only what the header needed was copied */
   private next: Buffer | null = null;
   private eof = false;
+  /** bytes taken so far: the position in the stream of what comes next */
+  position = 0;
   constructor(private readonly it: AsyncIterator<Buffer>) {}
 
   private async read(): Promise<Buffer | null> {
@@ -82,6 +86,7 @@ class ChunkReader {
   take(n: number): Buffer {
     const out = this.buf.subarray(0, n);
     this.buf = this.buf.subarray(n);
+    this.position += out.length;
     return out;
   }
 
@@ -232,7 +237,7 @@ export async function* readTar(source: AsyncIterable<Buffer>): AsyncGenerator<Ta
         yield c;
       }
     })();
-    yield { header, body };
+    yield { header, offset: r.position, body };
     // Skip what the consumer left unread, then the padding.
     await body.return(undefined);
     if (dataSize > consumed) await r.skip(dataSize - consumed);

@@ -4,7 +4,13 @@
  * the form overlayfs reads: `.wh.NAME` becomes a 0:0 character device NAME, and
  * `.wh..wh..opq` the xattr trusted.overlay.opaque=y on its directory. Entries that would
  * write outside the directory are refused: `..` components, paths through a symlink the
- * layer created, and hard links to anything the layer did not create itself.
+ * layer created, hard links to anything the layer did not create itself, and whiteouts that
+ * name no file (`.wh.`, `.wh..`, `.wh...`: the directory itself or its parent).
+ *
+ * Nothing on disk is followed: the directory starts empty and every parent of an entry is
+ * looked up in what this layer created, so no symlink (absolute, relative or chained) is
+ * ever traversed. This is containerd's rule (pkg/archive/tar.go: paths resolved under the
+ * root, validateWhiteout) made stricter: a path through a symlink is refused, not resolved.
  */
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -23,7 +29,11 @@ export type Whiteout =
   /** aufs bookkeeping (`.wh..wh.plnk` and the like): not part of the image */
   | { kind: 'ignore' };
 
-/** What the (already normalized) layer path `rel` means as a whiteout, or null for a plain entry. */
+/**
+ * What the (already normalized) layer path `rel` means as a whiteout, or null for a plain
+ * entry. Throws for a whiteout that names no file in its directory: `.wh.` would delete the
+ * directory itself (the layer's root at the top), `.wh..` the same, `.wh...` its parent.
+ */
 export function whiteoutOf(rel: string): Whiteout | null {
   const base = path.posix.basename(rel);
   if (!base.startsWith(WH_PREFIX)) return null;
@@ -31,6 +41,7 @@ export function whiteoutOf(rel: string): Whiteout | null {
   if (base === WH_OPAQUE) return { kind: 'opaque', dir: dir === '.' ? '' : dir };
   if (base.startsWith(WH_META)) return { kind: 'ignore' };
   const name = base.slice(WH_PREFIX.length);
+  if (name === '' || name === '.' || name === '..') throw escape(`whiteout ${JSON.stringify(rel)} names no file`);
   return { kind: 'whiteout', path: dir === '.' ? name : `${dir}/${name}` };
 }
 

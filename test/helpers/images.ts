@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { buildTar, type TarWriteEntry } from '../../src/image/tar';
+import { buildTar, TAR_END, tarHeader, tarPadding, type TarWriteEntry } from '../../src/image/tar';
 
 export type LayerEntries = Array<TarWriteEntry & { data?: Buffer }>;
 
@@ -240,6 +240,11 @@ export function writeOciLayout(dir: string, img: BuiltImage, refName: string): v
 
 /** A tar of every file under `dir` (relative names). */
 export function tarOfDir(dir: string): Buffer {
+  return buildTar(dirEntries(dir));
+}
+
+/** Tar entries for every dir and file under `dir` (relative names), to mix with others. */
+export function dirEntries(dir: string): LayerEntries {
   const entries: LayerEntries = [];
   const walk = (rel: string) => {
     for (const e of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
@@ -251,7 +256,7 @@ export function tarOfDir(dir: string): Buffer {
     }
   };
   walk('');
-  return buildTar(entries);
+  return entries;
 }
 
 /** A `docker save` archive (the classic format: <id>/layer.tar, <config>.json, manifest.json). */
@@ -268,4 +273,41 @@ export function dockerArchive(img: BuiltImage, repoTags: string[]): Buffer {
   entries.push({ name: configName, type: 'file', data: img.config });
   entries.push({ name: 'manifest.json', type: 'file', data: Buffer.from(JSON.stringify([{ Config: configName, RepoTags: repoTags, Layers: layerNames }])) });
   return buildTar(entries);
+}
+
+// ---- decompression bombs ----
+
+const ZEROS_MEMBER = 16 << 20;
+let zerosMember: Buffer | null = null;
+
+/**
+ * `head`, then `zeros` bytes of zeros (a multiple of 16 MiB), then `tail`, as one gzip
+ * stream made of concatenated members (valid gzip, read as one by every gunzip): 16 MiB of
+ * zeros is one ~16 KiB member repeated, so a 1 GiB stream costs ~1 MiB and no big buffer.
+ * The uncompressed bytes are hashed as they are described, without being materialized.
+ */
+export function gzipWithZeros(head: Buffer, zeros: number, tail: Buffer): { blob: Buffer; rawDigest: string } {
+  if (zeros % ZEROS_MEMBER !== 0) throw new Error(`zeros must be a multiple of ${ZEROS_MEMBER}`);
+  zerosMember ??= zlib.gzipSync(Buffer.alloc(ZEROS_MEMBER), { level: 9 });
+  const hash = createHash('sha256').update(head);
+  const zero = Buffer.alloc(ZEROS_MEMBER);
+  const parts: Buffer[] = [zlib.gzipSync(head)];
+  for (let n = 0; n < zeros; n += ZEROS_MEMBER) {
+    parts.push(zerosMember);
+    hash.update(zero);
+  }
+  hash.update(tail);
+  parts.push(zlib.gzipSync(tail));
+  return { blob: Buffer.concat(parts), rawDigest: `sha256:${hash.digest('hex')}` };
+}
+
+/**
+ * A gzip layer whose tar holds `before` entries and then one file `name` of `bytes` zeros:
+ * a decompression bomb (1 GiB is ~1 MiB compressed), with its true diff ID, so that a
+ * runtime that does not refuse it unpacks it whole.
+ */
+export function zerosBombLayer(bytes: number, before: LayerEntries = [], name = 'zeros'): BuiltLayer {
+  const head = Buffer.concat([buildTar(before).subarray(0, -TAR_END.length), tarHeader({ name, type: 'file', mode: 0o644, size: bytes, mtime: MTIME })]);
+  const { blob, rawDigest } = gzipWithZeros(head, bytes, Buffer.concat([tarPadding(bytes), TAR_END]));
+  return { blob, digest: sha256(blob), diffId: rawDigest, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip' };
 }
