@@ -1,6 +1,7 @@
 // N-API glue for container processes: decode the JS spec into a SpawnRequest, run the
-// clone on the pool (AsyncWorker), keep each created child's sync socket and plan memory
-// until the child has exec'd, and watch exits with a uv_poll_t on the pidfd.
+// clone on the pool (AsyncWorker), keep each created child's sync socket and the text of
+// its plan strings (to name an error's path) until the child has exec'd, and watch exits
+// with a uv_poll_t on the pidfd.
 //
 // Threading: every export runs on the JS thread of the env that loaded the addon; the
 // registries below are only touched there (the spawn itself runs on a pool thread but
@@ -302,7 +303,8 @@ class FdWatch {
 
 // ---------------------------------------------------------------- created children
 
-// A created child that has not exec'd yet: its sync socket and the memory it reads.
+// A created child that has not exec'd yet: its sync socket and its plan's strings (the
+// child itself runs nodecri-init on its own copy of the plan).
 struct Seed {
   int sync_fd = -1;
   std::unique_ptr<SpawnMemory> memory;
@@ -335,8 +337,8 @@ Seed *FindSeed(Napi::Env env, const Napi::Value &id) {
   return it->second.get();
 }
 
-// Reads frames until EOF: the child exec'd (close-on-exec) or died, and uses none of our
-// memory any more. Then the seed is freed and its promise settled.
+// Reads frames until EOF: the child exec'd (close-on-exec) or died. Then the seed is freed
+// and its promise settled.
 void WatchUntilEof(Napi::Env env, uint32_t id) {
   Seed *seed = g_seeds.at(id).get();
   seed->watch = FdWatch::Start(
@@ -453,7 +455,7 @@ Napi::Value ProcessStart(const Napi::CallbackInfo &info) {
 }
 
 // Releases a created child without starting it: its wait for start sees EOF and it exits
-// 0 without exec. Resolves when it is gone from our memory.
+// 0 without exec. Resolves at its EOF.
 Napi::Value ProcessAbort(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   Seed *seed = FindSeed(env, info[0]);
@@ -646,8 +648,8 @@ Napi::Value ReapOrphans(const Napi::CallbackInfo &info) {
 }
 
 // At env teardown: release every created-but-not-started child (it sees EOF and exits)
-// and stop the watchers. Seed memory is deliberately not freed: a child may still be
-// reading it, and the process is going away.
+// and stop the watchers. Seeds are not freed: their watchers close asynchronously, and
+// the process is going away.
 void Cleanup(void *) {
   for (auto &s : g_seeds) {
     shutdown(s.second->sync_fd, SHUT_WR);
