@@ -503,7 +503,20 @@ export async function startProcess(h: ProcessHandle): Promise<void> {
   if (st.seed === null) throw new Error(`process ${h.pid} was already started`);
   const seed = st.seed;
   st.seed = null;
-  await nStart(seed);
+  try {
+    await nStart(seed);
+  } catch (e) {
+    // Its exec failed (or it never got the start byte): it is gone or going. Make sure,
+    // and wait until the exit watcher has reaped it, so that no caller's release closes
+    // the pidfd of a zombie nobody will ever wait for.
+    try {
+      nSignal(h.pidfd, os.constants.signals.SIGKILL);
+    } catch {
+      // already exited
+    }
+    await h.exited;
+    throw e;
+  }
 }
 
 /** Runs a new process inside a running container's namespaces (and the given cgroups). */

@@ -426,6 +426,15 @@ describe('container process', () => {
       assert.equal((await h.exited).exitCode, 127);
     }));
 
+  it('reaps a process whose exec failed after start, even when it is released at once', () =>
+    inContainerTest(async (ctx) => {
+      fs.writeFileSync(path.join(ctx.rootfs, 'bin', 'garbage'), 'not a program\0\0\0', { mode: 0o755 });
+      const h = await createProcess(baseSpec(ctx.rootfs, ['garbage'], { stdout: 'null', stderr: 'null' }));
+      await assert.rejects(startProcess(h), { code: 'ENOEXEC' });
+      await releaseProcess(h);
+      assert.equal(fs.existsSync(`/proc/${h.pid}`), false, 'no zombie left behind');
+    }));
+
   it('rejects an invalid seccomp profile before cloning, naming the bad word', () =>
     inContainerTest(async (ctx) => {
       const seccomp = {
