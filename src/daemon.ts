@@ -18,6 +18,7 @@ import { createCgroupManager } from './linux/cgroups';
 import { favorDynmods } from './linux/cgroups/tuning';
 import { groupId } from './linux/groups';
 import { podHost } from './linux/pod-host';
+import { lockStateDirs, StateDirsBusyError } from './linux/state-lock';
 import { bringUpLoopback } from './native/namespaces';
 import { SandboxService } from './sandbox/service';
 import { ContainerService } from './container/service';
@@ -82,6 +83,10 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
   // Persistent state and images under root; runtime state (pins, sockets) under runroot.
   await fsp.mkdir(config.root, { recursive: true, mode: 0o711 });
   await fsp.mkdir(config.runroot, { recursive: true, mode: 0o711 });
+  const locks = await lockStateDirs([config.root, config.runroot]).catch((e: unknown) => {
+    if (e instanceof StateDirsBusyError) log.fatal({ lock: e.file, holder: e.holder }, e.message);
+    throw e;
+  });
 
   const metrics = createMetrics();
   const tracing: Tracing = startTracing({ ...config.tracing, serviceVersion: packageVersion });
@@ -193,6 +198,7 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
         cni.stop();
         await tracing.shutdown();
         await fsp.rm(pidFile(config.runroot), { force: true });
+        locks.close();
         log.info('nodecri stopped');
       })();
       return stopping;
@@ -208,7 +214,7 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
         images.close();
         await tracing.shutdown();
         await new Promise<void>((resolve) => log.flush(() => resolve()));
-        const env = Object.entries({ ...process.env, NODECRI_REEXEC: '1' }).map(([k, v]) => `${k}=${v ?? ''}`);
+        const env = Object.entries({ ...process.env, NODECRI_REEXEC: '1', ...locks.keepAcrossExec() }).map(([k, v]) => `${k}=${v ?? ''}`);
         // Synchronous from here: no exit can be reaped between the handoff and the exec.
         daemonReexec(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], env);
       })();

@@ -2,6 +2,7 @@
 #include "fsops.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -48,5 +49,41 @@ int ncri_syncfs(const char *path, ncri_error *err) {
   int saved = errno;
   close(fd);
   if (rc != 0) return ncri_fail(err, saved, "syncfs", "flush filesystem", path);
+  return 0;
+}
+
+int ncri_lock_exclusive(const char *path, int inherited_fd, int *out_fd, std::string *holder, ncri_error *err) {
+  struct stat want;
+  if (inherited_fd >= 0) {
+    // A re-exec'd daemon keeps the lock its previous image held: the same open file
+    // description, so flock() succeeds again on it, with no moment where it is free.
+    struct stat have;
+    if (fstat(inherited_fd, &have) == 0 && stat(path, &want) == 0 && have.st_dev == want.st_dev &&
+        have.st_ino == want.st_ino && flock(inherited_fd, LOCK_EX | LOCK_NB) == 0) {
+      fcntl(inherited_fd, F_SETFD, FD_CLOEXEC);
+      *out_fd = inherited_fd;
+      return 0;
+    }
+  }
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return ncri_fail_errno(err, "open", "open lock file", path);
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int saved = errno;
+    if (saved == EWOULDBLOCK) {
+      char buf[32] = {0};
+      ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+      if (n > 0) holder->assign(buf, (size_t)n);
+    }
+    close(fd);
+    if (saved == EWOULDBLOCK) return 1;
+    return ncri_fail(err, saved, "flock", "lock", path);
+  }
+  std::string pid = std::to_string(getpid()) + "\n";
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid.data(), pid.size(), 0) != (ssize_t)pid.size()) {
+    int saved = errno;
+    close(fd);
+    return ncri_fail(err, saved, "pwrite", "write lock holder", path);
+  }
+  *out_fd = fd;
   return 0;
 }

@@ -25,3 +25,9 @@ int ncri_lgetxattr(const char *path, const char *name, std::string *out, ncri_er
 
 // syncfs(2) of the filesystem that holds `path`.
 int ncri_syncfs(const char *path, ncri_error *err);
+
+// An exclusive, non-blocking flock on `path` (created 0600, our pid written in it), or on
+// `inherited_fd` when that is an fd of the same file (a re-exec keeps its lock). Returns 0
+// with *out_fd, 1 when another process holds it (*holder: the file's content, its pid), or
+// -errno.
+int ncri_lock_exclusive(const char *path, int inherited_fd, int *out_fd, std::string *holder, ncri_error *err);

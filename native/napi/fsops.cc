@@ -63,6 +63,28 @@ class SyncfsWorker : public PromiseWorker {
   std::string path_;
 };
 
+class LockWorker : public PromiseWorker {
+ public:
+  LockWorker(Napi::Env env, std::string path, int inherited) : PromiseWorker(env), path_(std::move(path)), inherited_(inherited) {}
+  int Run(ncri_error *err) override {
+    int rc = ncri_lock_exclusive(path_.c_str(), inherited_, &fd_, &holder_, err);
+    return rc < 0 ? rc : 0;
+  }
+  // { fd } when locked, { fd: null, holder } when another process holds the lock.
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("fd", fd_ >= 0 ? Napi::Value(Napi::Number::New(env, fd_)) : env.Null());
+    o.Set("holder", holder_);
+    return o;
+  }
+
+ private:
+  std::string path_;
+  int inherited_;
+  int fd_ = -1;
+  std::string holder_;
+};
+
 std::string StringArg(const Napi::CallbackInfo &info, size_t i, const char *what) {
   if (info.Length() <= i || !info[i].IsString())
     throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a string");
@@ -99,6 +121,11 @@ Napi::Value FsLgetxattr(const Napi::CallbackInfo &info) {
   return Queue(new GetXattrWorker(info.Env(), StringArg(info, 0, "path"), StringArg(info, 1, "name")));
 }
 
+Napi::Value FsLockExclusive(const Napi::CallbackInfo &info) {
+  int inherited = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : -1;
+  return Queue(new LockWorker(info.Env(), StringArg(info, 0, "path"), inherited));
+}
+
 Napi::Value FsSyncfs(const Napi::CallbackInfo &info) {
   return Queue(new SyncfsWorker(info.Env(), StringArg(info, 0, "path")));
 }
@@ -110,6 +137,7 @@ void InitFsops(Napi::Env env, Napi::Object exports) {
   exports.Set("fsLsetxattr", Napi::Function::New(env, FsLsetxattr, "fsLsetxattr"));
   exports.Set("fsLgetxattr", Napi::Function::New(env, FsLgetxattr, "fsLgetxattr"));
   exports.Set("fsSyncfs", Napi::Function::New(env, FsSyncfs, "fsSyncfs"));
+  exports.Set("fsLockExclusive", Napi::Function::New(env, FsLockExclusive, "fsLockExclusive"));
 }
 
 }  // namespace ncri

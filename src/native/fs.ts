@@ -13,6 +13,12 @@ export const lsetxattr = nativeFunction<(path: string, name: string, value: Buff
 export const lgetxattr = nativeFunction<(path: string, name: string) => Promise<Buffer | null>>('fsLgetxattr');
 /** syncfs(2) of the filesystem holding the directory `path`. */
 export const syncfs = nativeFunction<(path: string) => Promise<void>>('fsSyncfs');
+/**
+ * An exclusive flock on `path` (created 0600 with our pid in it), held as long as the fd is
+ * open; `inheritedFd` is the fd of the same lock a previous image of this process held
+ * across its execve. `fd` is null when another process holds it: `holder` is its pid.
+ */
+export const lockExclusive = nativeFunction<(path: string, inheritedFd: number | null) => Promise<{ fd: number | null; holder: string }>>('fsLockExclusive');
 
 export const S_IFIFO = 0o010000;
 export const S_IFCHR = 0o020000;

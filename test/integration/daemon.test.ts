@@ -94,13 +94,33 @@ test('metrics and logs: counters, errors by code, latency histogram, request ids
   }
 });
 
-test('a second daemon on the same socket refuses to start; a stale socket is replaced', async () => {
+test('a second daemon on the same root, runroot or socket refuses to start, touching nothing; a stale socket is replaced', async () => {
   const first = await startTestDaemon();
   try {
+    const lockHeld = new RegExp(`nodecri\\.lock is held by nodecri pid ${first.proc.pid}: one daemon per root and runroot`);
     const second = await startTestDaemon({ dir: first.dir, expectFailure: true });
-    const { code } = await second.exited;
-    assert.notEqual(code, 0);
-    assert.match(second.stderr(), /another daemon is already listening on .*nodecri\.sock/);
+    assert.notEqual((await second.exited).code, 0);
+    assert.match(second.stderr(), lockHeld);
+    // The same root with a socket and runroot of its own, then the same runroot with a root
+    // of its own: both stop before their first step (no socket, no image store).
+    const other = makeTempDir();
+    try {
+      const sameRoot = await startTestDaemon({ dir: other, expectFailure: true, args: ['--root', first.root] });
+      assert.notEqual((await sameRoot.exited).code, 0);
+      assert.match(sameRoot.stderr(), lockHeld);
+      assert.equal(fs.existsSync(sameRoot.socket), false, 'no socket of its own');
+      const sameRunroot = await startTestDaemon({ dir: other, expectFailure: true, args: ['--runroot', first.runroot, '--listen', path.join(other, 'x.sock')] });
+      assert.notEqual((await sameRunroot.exited).code, 0);
+      assert.match(sameRunroot.stderr(), lockHeld);
+      assert.equal(fs.existsSync(path.join(other, 'root', 'images')), false, 'no image store of its own');
+    } finally {
+      fs.rmSync(other, { recursive: true, force: true });
+    }
+    // A daemon on the same socket with a root and runroot of its own is refused by the socket.
+    const sameSocket = await startTestDaemon({ expectFailure: true, args: ['--listen', first.socket] });
+    assert.notEqual((await sameSocket.exited).code, 0);
+    assert.match(sameSocket.stderr(), /another daemon is already listening on .*nodecri\.sock/);
+    await sameSocket.cleanup();
     const client = new CriClient(first.socket);
     await client.call('Version', {});
     client.close();
@@ -185,8 +205,8 @@ test('two daemons with their own root, runroot and socket run side by side', asy
     assert.equal(vb.runtime_name, 'nodecri');
     assert.notEqual(a.socket, b.socket);
     // Neither wrote into the other's dirs.
-    assert.deepEqual(fs.readdirSync(a.runroot).sort(), ['nodecri.pid', 'nodecri.sock']);
-    assert.deepEqual(fs.readdirSync(b.runroot).sort(), ['nodecri.pid', 'nodecri.sock']);
+    assert.deepEqual(fs.readdirSync(a.runroot).sort(), ['nodecri.lock', 'nodecri.pid', 'nodecri.sock']);
+    assert.deepEqual(fs.readdirSync(b.runroot).sort(), ['nodecri.lock', 'nodecri.pid', 'nodecri.sock']);
   } finally {
     ca.close();
     cb.close();
@@ -317,7 +337,7 @@ test('the socket only ever appears with its final mode: 0600 root only, 0660 wit
   try {
     assert.deepEqual(seen, ['600 0:0 socket']);
     // nothing else is left beside it (no private dir of the bind)
-    assert.deepEqual(fs.readdirSync(d.runroot).sort(), ['nodecri.pid', 'nodecri.sock']);
+    assert.deepEqual(fs.readdirSync(d.runroot).sort(), ['nodecri.lock', 'nodecri.pid', 'nodecri.sock']);
     const c = new CriClient(d.socket);
     await c.call('Version', {});
     c.close();
