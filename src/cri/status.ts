@@ -32,9 +32,26 @@ export interface MappedError {
   unexpected: boolean;
 }
 
+/**
+ * The most of a message that goes into a status. The details travel as an HTTP/2 header
+ * (grpc-message): a message quoting a 100 KB id made a trailer larger than the client takes,
+ * and the connection wedged for every call after it.
+ */
+export const maxDetailsBytes = 2048;
+
+/** `text`, cut to at most maxDetailsBytes of UTF-8, saying how much was cut. */
+export function truncateDetails(text: string): string {
+  const bytes = Buffer.byteLength(text);
+  if (bytes <= maxDetailsBytes) return text;
+  const note = ` ... (${bytes} bytes in all, truncated)`;
+  let cut = Buffer.from(text).subarray(0, maxDetailsBytes - Buffer.byteLength(note)).toString();
+  if (cut.endsWith('\uFFFD')) cut = cut.slice(0, -1); // a multi-byte character cut in two
+  return cut + note;
+}
+
 export function mapError(err: unknown, requestId: string, aborted: boolean): MappedError {
-  if (err instanceof RuntimeError) return { code: codes[err.kind], details: err.message, unexpected: false };
-  if (err instanceof SyscallError) return { code: Status.UNKNOWN, details: err.message, unexpected: false };
+  if (err instanceof RuntimeError) return { code: codes[err.kind], details: truncateDetails(err.message), unexpected: false };
+  if (err instanceof SyscallError) return { code: Status.UNKNOWN, details: truncateDetails(err.message), unexpected: false };
   if (aborted) return { code: Status.CANCELLED, details: 'the call was cancelled', unexpected: false };
   return { code: Status.UNKNOWN, details: `internal error (request ${requestId})`, unexpected: true };
 }

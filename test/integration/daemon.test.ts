@@ -373,3 +373,25 @@ test('the socket only ever appears with its final mode: 0600 root only, 0660 wit
   assert.equal(fs.existsSync(bad.socket), false);
   await bad.cleanup();
 });
+
+test('an id of 100 KB gets a short NOT_FOUND, and the connection serves the next call', async () => {
+  const d = await startTestDaemon();
+  const client = new CriClient(d.socket);
+  try {
+    for (const [rpc, req] of [
+      ['ContainerStatus', { container_id: 'x'.repeat(100_000) }],
+      ['PodSandboxStatus', { pod_sandbox_id: 'y'.repeat(100_000) }],
+    ] as const) {
+      await assert.rejects(client.call(rpc, req as never), (e: ServiceError) => {
+        assert.equal(e.code, Status.NOT_FOUND, e.details);
+        assert.ok(Buffer.byteLength(e.details) <= 2048, `${Buffer.byteLength(e.details)} bytes of details`);
+        assert.match(e.details, /\(\d+ bytes in all, truncated\)$/);
+        return true;
+      });
+    }
+    assert.equal((await client.call('Version', {})).runtime_name, 'nodecri');
+  } finally {
+    client.close();
+    await d.cleanup();
+  }
+});
