@@ -3,6 +3,10 @@
  * The nodecri command line: `nodecri` / `nodecri daemon` runs the CRI server; `version`
  * and `config` print. Daemon flags follow CRI-O's names where the meaning is the same.
  */
+// libuv's pool (4 threads unless told) runs fs calls, DNS and the addon's clones, which hold
+// a thread while a child sets up; more threads keep fs work from queueing behind them. Read
+// when the pool first starts, which no import below does.
+process.env.UV_THREADPOOL_SIZE ??= '16';
 import { Command, Option } from 'commander';
 import { ConfigError, defaultConfig, loadConfig, loadOptionsFromFlags, renderToml, type ConfigFlags } from './config';
 import { startDaemon } from './daemon';

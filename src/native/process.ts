@@ -471,19 +471,32 @@ function makeHandle(
  * stall the JS thread for tens of milliseconds.
  */
 export const maxConcurrentCreates = Math.max(1, Math.min(2, os.availableParallelism() - 1));
-let createsInFlight = 0;
-const createQueue: (() => void)[] = [];
 
-async function limited<T>(fn: () => Promise<T>): Promise<T> {
-  if (createsInFlight >= maxConcurrentCreates) await new Promise<void>((r) => createQueue.push(r));
-  createsInFlight++;
-  try {
-    return await fn();
-  } finally {
-    createsInFlight--;
-    createQueue.shift()?.();
-  }
+/**
+ * Exec sessions (ExecSync probes) wait in a queue of their own: behind a burst of creates
+ * they would stall kubelet's probes; an exec's setup joins namespaces and makes none, so
+ * a few at once cost little.
+ */
+export const maxConcurrentExecs = 4;
+
+/** Runs at most `max` of its calls at once, the others in arrival order. */
+function limiter(max: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  let inFlight = 0;
+  const queue: (() => void)[] = [];
+  return async (fn) => {
+    if (inFlight >= max) await new Promise<void>((r) => queue.push(r));
+    inFlight++;
+    try {
+      return await fn();
+    } finally {
+      inFlight--;
+      queue.shift()?.();
+    }
+  };
 }
+
+const limited = limiter(maxConcurrentCreates);
+const limitedExec = limiter(maxConcurrentExecs);
 
 /**
  * Creates a container process: it is fully set up (namespaces, rootfs, identity, seccomp)
@@ -540,7 +553,7 @@ export async function execProcess(target: ProcessHandle | { pid: number; pidfd: 
     ...identityToNative(spec),
     target: { pid: target.pid, pidfd: target.pidfd },
   };
-  const c = await limited(() => nCreate(native));
+  const c = await limitedExec(() => nCreate(native));
   const h = makeHandle(c, c.seed);
   try {
     await startProcess(h);
