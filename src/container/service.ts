@@ -118,6 +118,8 @@ function exitCodeOf(st: ExitStatus): number | null {
 
 export class ContainerService {
   private readonly records = new Map<string, ContainerRecord>();
+  /** whether a container's cgroup has its v1 devices dir (see cgroupProcs) */
+  private readonly hasDevicesCgroup = new Map<string, boolean>();
   private readonly index = new IdIndex();
   private readonly names = new Registrar();
   private readonly creating = new Map<string, Promise<string>>();
@@ -304,6 +306,8 @@ export class ContainerService {
       };
 
       // The process, created and held before exec until StartContainer.
+      this.hasDevicesCgroup.set(id, true); // made by cgroups.create above
+      cleanup.push(`devices cgroup note of ${id}`, () => void this.hasDevicesCgroup.delete(id));
       await this.makeProcess(record, spec, cleanup);
       await this.persist(record);
       this.records.set(id, record);
@@ -322,14 +326,20 @@ export class ContainerService {
   /**
    * The cgroup.procs files a process of the container joins. A container made by a nodecri
    * that did not yet manage the v1 devices hierarchy (then upgraded in place) has no dir
-   * there: its processes skip it, as its init did, instead of failing every exec.
+   * there: its processes skip it, as its init did, instead of failing every exec. Looked at
+   * once per container, and never for one this daemon made.
    */
   private async cgroupProcs(r: ContainerRecord): Promise<string[]> {
     const files = cgroupProcsFiles(this.opts.host.cgroups, r.cgroupPath);
     const devices = this.opts.host.cgroups.paths(r.cgroupPath).devices;
-    if (devices === undefined || (await fsp.access(devices).then(() => true, () => false))) return files;
-    this.opts.log.warn({ containerId: r.id }, `container ${r.id} has no devices cgroup (made before device enforcement): its device rules are not enforced`);
-    return files.filter((f) => path.dirname(f) !== devices);
+    if (devices === undefined) return files;
+    let has = this.hasDevicesCgroup.get(r.id);
+    if (has === undefined) {
+      has = await fsp.access(devices).then(() => true, () => false);
+      this.hasDevicesCgroup.set(r.id, has);
+      if (!has) this.opts.log.warn({ containerId: r.id }, `container ${r.id} has no devices cgroup (made before device enforcement): its device rules are not enforced`);
+    }
+    return has ? files : files.filter((f) => path.dirname(f) !== devices);
   }
 
   private targetPid(target: string): number {
@@ -582,6 +592,7 @@ export class ContainerService {
       await fsp.rm(r.runDir, { recursive: true, force: true });
       await fsp.rm(r.stateDir, { recursive: true, force: true });
       this.records.delete(r.id);
+      this.hasDevicesCgroup.delete(r.id);
       this.specs.delete(r.id);
       this.index.delete(r.id);
       this.names.release(r.name);
