@@ -83,13 +83,7 @@ bool has_slash(const char *s) {
 
 long send_frame(const ChildPlan *p, uint32_t kind, uint32_t step, long err, const void *path,
                 int64_t value) {
-  ChildFrame f;
-  f.kind = kind;
-  f.step = step;
-  f.err = (int32_t)-err;
-  f.pad = 0;
-  f.path = ncri_plan_offset(path);
-  f.value = value;
+  ChildFrame f = ncri_make_frame(kind, step, err, ncri_plan_offset(path), value);
   return raw(SYS_sendto, p->sync_fd, L(&f), sizeof f, MSG_NOSIGNAL, 0, 0);
 }
 
@@ -178,13 +172,7 @@ constexpr long kDevptsSuperMagic = 0x1cd1;
 // Passes the pty master to the parent with a frame (SCM_RIGHTS), as runc's SendRawFd and
 // crun's send_fd_to_socket do.
 void send_console(const ChildPlan *p, long master) {
-  ChildFrame f;
-  f.kind = kFrameTerminal;
-  f.step = kStepSendConsole;
-  f.err = 0;
-  f.pad = 0;
-  f.path = 0;
-  f.value = 0;
+  ChildFrame f = ncri_make_frame(kFrameTerminal, kStepSendConsole, 0, 0, 0);
   union {
     struct cmsghdr h;
     char buf[CMSG_SPACE(sizeof(int))];
@@ -558,10 +546,9 @@ void pivot(const ChildPlan *p) {
   CHECK(raw(SYS_chdir, L(p->rootfs)), kStepPivotRoot, p->rootfs);
   // The current root's mount must not be shared either (it is the old root's parent).
   if (shared) CHECK(raw(SYS_mount, 0, L("/"), 0, MS_PRIVATE, 0), kStepRootPropagation, "/");
-  // pivot_root(".", ".") stacks the old root on top of the new one; detaching "." then
-  // removes it without needing a put_old directory inside the rootfs.
-  // The old root, held by fd: after pivot_root(".", ".") it is stacked on the new root,
-  // and "." may name either (runc's pivotRoot fchdirs to it for the same reason).
+  // pivot_root(".", ".") stacks the old root on top of the new one; detaching it then
+  // removes it without needing a put_old directory inside the rootfs. It is held by fd
+  // first: after the pivot "." may name either (runc's pivotRoot fchdirs to it likewise).
   long oldroot = raw(SYS_openat, AT_FDCWD, L("/"), O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
   if (oldroot < 0) fail(p, kStepPivotRoot, oldroot, "/");
   CHECK(raw(SYS_pivot_root, L("."), L(".")), kStepPivotRoot, p->rootfs);

@@ -102,7 +102,7 @@ bool fix_strings(const char *const *&array, long n) {
 }
 
 [[noreturn]] void die_report(int sync_fd, long err) {
-  ncri::ChildFrame f = ncri::ncri_error_frame(ncri::kStepReadPlan, err);
+  ncri::ChildFrame f = ncri::ncri_make_frame(ncri::kFrameError, ncri::kStepReadPlan, err, 0, 0);
   if (sync_fd >= 0) raw(SYS_sendto, sync_fd, L(&f), sizeof f, 0x4000 /* MSG_NOSIGNAL */, 0, 0);
   for (;;) raw(SYS_exit_group, 127);
 }

@@ -92,15 +92,15 @@ struct ChildFrame {
   int64_t value;
 };
 
-// An error frame for a step that names no plan string (-errno in `err`).
-inline ChildFrame ncri_error_frame(uint32_t step, long err) {
+// A frame; `path` is a plan-string offset (0: none).
+inline ChildFrame ncri_make_frame(uint32_t kind, uint32_t step, long err, uint64_t path, int64_t value) {
   ChildFrame f;
-  f.kind = kFrameError;
+  f.kind = kind;
   f.step = step;
   f.err = (int32_t)-err;
   f.pad = 0;
-  f.path = 0;
-  f.value = 0;
+  f.path = path;
+  f.value = value;
   return f;
 }
 

@@ -2,8 +2,9 @@
  * The pod infra process: only for pods that share one PID namespace, the pause binary
  * runs as the pod's PID 1 (it reaps the pod's orphans), in the pod's pinned namespaces and
  * its own cgroup under the pod's, with OOM score -998 and cpu shares 2 as the peers give
- * their pause containers, as user 65535 with no capabilities and no new privileges. Its root is a tiny directory holding only a read-only bind of
- * the pause binary: no image, no overlay, no pull.
+ * their pause containers, as user 65535 with no capabilities and no new privileges. Its
+ * root is a tiny directory holding only a read-only bind of the pause binary: no image, no
+ * overlay, no pull.
  */
 import fsp from 'node:fs/promises';
 import path from 'node:path';
