@@ -158,11 +158,12 @@ test('a path that is not a socket is never replaced', async () => {
 });
 
 test('SIGTERM with a call in flight: the call completes, the socket is removed, exit 0', async () => {
-  const d = await startTestDaemon({ env: { NODECRI_FAULTS: 'delay:Version=700' } });
+  const d = await startTestDaemon({ env: { NODECRI_FAULTS: 'delay:Version=2000' }, args: ['--log-level', 'debug'] });
   const client = new CriClient(d.socket);
   try {
     const inFlight = client.call('Version', {});
-    await new Promise((r) => setTimeout(r, 200));
+    // The daemon logs the request as its handler begins (then held 2 s by the fault).
+    await until('the call to reach the daemon', () => d.logs.some((l) => l.msg === 'request' && l.operation === 'Version'));
     d.proc.kill('SIGTERM');
     const v = await inFlight;
     assert.equal(v.runtime_name, 'nodecri');
