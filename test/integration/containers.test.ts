@@ -220,7 +220,11 @@ test('GetContainerEvents sees created, started, stopped, deleted in order', asyn
     const call = env.client.openStream('GetContainerEvents', {});
     call.on('data', (e: { container_id: string; container_event_type: string }) => events.push({ id: e.container_id, type: e.container_event_type }));
     call.on('error', () => {});
-    await new Promise((r) => setTimeout(r, 200));
+    // The stream is subscribed once it carries an event: make warm-up events until one comes.
+    for (let i = 0; events.length === 0; i++) {
+      await createContainer(env, pod, `warm${i}`, { command: ['true'] });
+      await until('a first event', async () => events.length > 0, 2000).catch(() => {});
+    }
     const id = await createContainer(env, pod, 'ev', { command: ['true'] });
     await env.client.call('StartContainer', { container_id: id });
     await waitExited(env, id);
@@ -298,10 +302,9 @@ test('after kill -9 and a new start the containers still run and their logs go o
     const before = await Promise.all(ids.map(async (id) => counterValues((await env.client.call('ContainerStatus', { container_id: id })).status!.log_path).length));
     await env.restart('kill');
     for (const id of ids) assert.equal((await env.client.call('ContainerStatus', { container_id: id })).status?.state, 'CONTAINER_RUNNING');
-    await new Promise((r) => setTimeout(r, 500));
     for (const [i, id] of ids.entries()) {
-      const values = counterValues((await env.client.call('ContainerStatus', { container_id: id })).status!.log_path);
-      assert.ok(values.length > before[i] + 20, `counter${i} goes on: ${before[i]} then ${values.length}`);
+      const logPath = (await env.client.call('ContainerStatus', { container_id: id })).status!.log_path;
+      await until(`counter${i} to go on past ${before[i] + 20}`, async () => counterValues(logPath).length > before[i] + 20);
     }
     // The exit of a container that is no longer our child cannot be known: it says so.
     await env.client.call('StopContainer', { container_id: ids[0], timeout: '0' });
