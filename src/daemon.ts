@@ -28,6 +28,10 @@ import { createMetrics } from './obs/metrics';
 import { startMetricsServer, type MetricsServer } from './obs/metrics-server';
 import { startTracing, type Tracing } from './obs/tracing';
 import { parseFaults } from './util/faults';
+import { Operations } from './domain/operations';
+import { undoer } from './domain/undoer';
+import { OpJournals } from './state/op-journal';
+import { removeTree, unmountIfMounted } from './linux/tree';
 import { daemonReexec } from './native/reexec';
 import { reapOrphans, setChildSubreaper } from './native/process';
 import { writeJsonAtomic } from './state/atomic-file';
@@ -123,14 +127,26 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
     timeoutMs: 60_000,
   });
   const podNetwork = new PodNetwork(cni, cniRunner, bringUpLoopback, log.child({ component: 'network' }));
+  const faults = parseFaults(process.env.NODECRI_FAULTS);
+  const ops = new Operations(
+    new OpJournals(path.join(config.runroot, 'ops')),
+    undoer({
+      removeTree,
+      unmountIfMounted,
+      cgroups,
+      detachNetwork: (a) => podNetwork.detachRecorded(a.config, a.request),
+      releaseRootfs: (id) => images.releaseRootfs(id),
+    }),
+    faults,
+  );
   const sandboxes = new SandboxService({
     config: () => config,
     log: log.child({ component: 'sandbox' }),
     events,
     host: podHost(cgroups),
     network: podNetwork,
+    ops,
   });
-  await sandboxes.restore();
   const containers = new ContainerService({
     config: () => config,
     log: log.child({ component: 'container' }),
@@ -138,8 +154,9 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
     images,
     sandboxes,
     host: containerHost(cgroups),
+    ops,
   });
-  await containers.restore();
+  await recoverState({ journals: new OpJournals(path.join(config.runroot, 'ops')), sandboxes, containers, log: log.child({ component: 'recovery' }) });
 
   let podCidr = '';
   const deps: CriDeps = {
@@ -167,7 +184,7 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
   let cri: CriServer | null = null;
   try {
     if (config.metrics.enabled) metricsServer = await startMetricsServer(config.metrics.address, metrics.registry);
-    cri = await startCriServer({ socketPath: config.listen, socketGid, deps, log, metrics, faults: parseFaults(process.env.NODECRI_FAULTS) });
+    cri = await startCriServer({ socketPath: config.listen, socketGid, deps, log, metrics, faults });
   } catch (e) {
     await metricsServer?.close();
     images.close();
@@ -236,4 +253,50 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
       }
     },
   };
+}
+
+/**
+ * Before serving, after a crash or a restart: operations a crash interrupted are undone
+ * (creates whose record never reached the disk) or finished (stops and removals), the
+ * records are loaded, then whatever no record accounts for is swept away. Every action is
+ * logged; what cannot be undone now stays journaled for the next start.
+ */
+async function recoverState(opts: { journals: OpJournals; sandboxes: SandboxService; containers: ContainerService; log: Logger }): Promise<void> {
+  const { journals, sandboxes, containers, log } = opts;
+  // Nothing holds the event loop open yet (no server; exit watchers are unref'd): a
+  // removal waiting on a container's exit would otherwise end the process.
+  const keepAlive = setInterval(() => {}, 1 << 30);
+  try {
+    await recoverOperations(journals, sandboxes, containers, log);
+  } finally {
+    clearInterval(keepAlive);
+  }
+}
+
+async function recoverOperations(journals: OpJournals, sandboxes: SandboxService, containers: ContainerService, log: Logger): Promise<void> {
+  const pending = await journals.pending();
+  const later = [];
+  // Newest first: a container made in a pod that was being made goes before its pod.
+  for (const p of [...pending].reverse()) {
+    const { op, id } = p.header;
+    if (op === 'RunPodSandbox' || op === 'CreateContainer' || op === 'StartContainer') {
+      const r = op === 'RunPodSandbox' ? await sandboxes.rollBack(p) : await containers.rollBack(p);
+      if (r.failed.length > 0) log.error({ op, id, failed: r.failed }, `could not undo all of an interrupted ${op}; will retry at the next start`);
+      else log.warn({ op, id, undone: r.committed ? 0 : p.undos.length }, r.committed ? `${op} of ${id} was complete when the daemon stopped` : `rolled back an interrupted ${op} of ${id}`);
+    } else {
+      later.push(p);
+    }
+  }
+  await sandboxes.restore();
+  await containers.restore();
+  for (const p of later) {
+    const { op, id } = p.header;
+    const svc = op === 'RemoveContainer' ? containers : sandboxes;
+    await svc.rollForward(p).then(
+      () => log.warn({ op, id }, `finished an interrupted ${op} of ${id}`),
+      (e: unknown) => log.error({ err: e, op, id }, `could not finish an interrupted ${op} of ${id}; will retry at the next start`),
+    );
+  }
+  const swept = [...(await containers.sweepOrphans()), ...(await sandboxes.sweepOrphans())];
+  if (swept.length > 0) log.warn({ removed: swept }, `removed ${swept.length} orphaned objects no record accounts for`);
 }

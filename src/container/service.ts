@@ -19,6 +19,9 @@ import tty from 'node:tty';
 import { promisify } from 'node:util';
 import type { Config } from '../config';
 import { CleanupStack } from '../domain/cleanup';
+import type { Operations } from '../domain/operations';
+import { objectIdPattern } from '../sandbox/service';
+import type { PendingOp } from '../state/op-journal';
 import { KeyedLock } from '../domain/keyed-lock';
 import { RuntimeError, failedPrecondition, invalidArgument, notFound } from '../domain/errors';
 import { nowNanos, type EventBus } from '../domain/events';
@@ -46,6 +49,8 @@ export interface ContainerHost {
   mountOverlay(lowerDirs: string[], upperDir: string, workDir: string, target: string): Promise<void>;
   unmount(target: string): Promise<void>;
   mkfifo(path: string): Promise<void>;
+  /** detaches every mount under a dir, then removes it (the orphan sweep's) */
+  removeTree(dir: string): Promise<void>;
   createProcess: typeof import('../native/process').createProcess;
   startProcess: typeof import('../native/process').startProcess;
   execProcess: typeof import('../native/process').execProcess;
@@ -66,6 +71,8 @@ export interface ContainerServiceOptions {
   images: ImageService;
   sandboxes: SandboxService;
   host: ContainerHost;
+  /** journals and fault points of CreateContainer, StartContainer and RemoveContainer */
+  ops: Operations;
 }
 
 /** The live side of a container: its process, its log and the end of its exit handling. */
@@ -230,8 +237,14 @@ export class ContainerService {
 
   private async build(id: string, name: string, sandbox: SandboxRecord, config: ContainerConfig__Output, logPath: string | null): Promise<string> {
     const log = this.opts.log.child({ containerId: id, container: `${sandbox.spec.namespace}/${sandbox.spec.name}/${config.metadata!.name}` });
-    const cleanup = new CleanupStack(log);
     this.names.reserve(name, id);
+    let cleanup: CleanupStack;
+    try {
+      cleanup = new CleanupStack(log, await this.opts.ops.begin('CreateContainer', id));
+    } catch (e) {
+      this.names.release(name);
+      throw e;
+    }
     cleanup.push(`name ${name}`, () => this.names.release(name));
     try {
       const imageRef = config.image!.image;
@@ -240,18 +253,18 @@ export class ContainerService {
 
       const stateDir = path.join(this.config.root, 'containers', id);
       const runDir = path.join(this.config.runroot, 'containers', id);
+      await cleanup.record({ kind: 'tree', path: stateDir });
       await fsp.mkdir(stateDir, { recursive: true, mode: 0o700 });
-      cleanup.push(`state dir ${stateDir}`, () => fsp.rm(stateDir, { recursive: true, force: true }));
+      await cleanup.record({ kind: 'tree', path: runDir });
       await fsp.mkdir(runDir, { recursive: true, mode: 0o711 });
-      cleanup.push(`run dir ${runDir}`, () => fsp.rm(runDir, { recursive: true, force: true }));
 
       // The overlay rootfs from the image's layers.
+      await cleanup.record({ kind: 'rootfs', containerId: id });
       const dirs = await this.opts.images.prepareRootfs(image.id, id);
-      cleanup.push(`rootfs dirs of ${id}`, () => this.opts.images.releaseRootfs(id));
       const rootfs = path.join(runDir, 'rootfs');
       await fsp.mkdir(rootfs, { mode: 0o755 });
+      await cleanup.record({ kind: 'mount', path: rootfs }, () => this.opts.host.unmount(rootfs));
       await this.opts.host.mountOverlay(dirs.lowerDirs, dirs.upperDir, dirs.workDir, rootfs);
-      cleanup.push(`rootfs mount ${rootfs}`, () => this.opts.host.unmount(rootfs));
 
       // The OCI spec, saved as config.json as CRI-O does.
       const target = config.linux?.security_context?.namespace_options?.pid === 'TARGET' ? config.linux.security_context.namespace_options.target_id : '';
@@ -276,7 +289,7 @@ export class ContainerService {
       // process joins it. The undo goes first: a create that fails half-way (a device
       // program the kernel refuses) leaves its directories, and remove takes missing ones.
       const cgroupPath = spec.linux.cgroupsPath;
-      cleanup.push(`cgroup ${cgroupPath}`, () => this.opts.host.cgroups.remove(cgroupPath));
+      await cleanup.record({ kind: 'cgroup', path: cgroupPath }, () => this.opts.host.cgroups.remove(cgroupPath));
       await this.opts.host.cgroups.create(cgroupPath, generated.resources);
 
       const record: ContainerRecord = {
@@ -309,11 +322,13 @@ export class ContainerService {
       this.hasDevicesCgroup.set(id, true); // made by cgroups.create above
       cleanup.push(`devices cgroup note of ${id}`, () => void this.hasDevicesCgroup.delete(id));
       await this.makeProcess(record, spec, cleanup);
+      // The record is the commit point (see SandboxService.create).
+      cleanup.point();
       await this.persist(record);
       this.records.set(id, record);
       this.specs.set(id, spec);
       this.index.add(id);
-      cleanup.commit();
+      await cleanup.commit();
       this.opts.events.publish({ containerId: id, type: 'CONTAINER_CREATED_EVENT', createdAt: record.createdAt, sandboxId: sandbox.id });
       log.info({ image: imageRef }, `Created container ${id}: ${name}`);
       return id;
@@ -438,17 +453,27 @@ export class ContainerService {
     const r = this.mustGet(idOrPrefix);
     await this.locked(r.id, async () => {
       if (r.state !== 'CONTAINER_CREATED') throw failedPrecondition(`container ${r.id} is ${r.state.replace('CONTAINER_', '').toLowerCase()}, not created`);
+      // A crash before the RUNNING record is on disk leaves a process no client was told
+      // about: the journal's undo kills what runs in the container's cgroup (it stays CREATED).
+      const journal = await this.opts.ops.begin('StartContainer', r.id);
+      await journal.append({ kind: 'cgroup', path: r.cgroupPath, keep: true });
+      journal.point();
       let live = this.live.get(r.id);
       if (!live?.handle) {
         // Created by a daemon that is gone: its held process went with it; make it again.
         const cleanup = new CleanupStack(this.opts.log);
-        await this.makeProcess(r, await this.spec(r), cleanup);
-        cleanup.commit();
+        await this.makeProcess(r, await this.spec(r), cleanup).catch(async (e: unknown) => {
+          await journal.finish();
+          throw e;
+        });
+        await cleanup.commit();
         live = this.live.get(r.id)!;
+        journal.point();
       }
       const handle = live.handle!;
       try {
         await this.opts.host.startProcess(handle);
+        journal.point();
       } catch (e) {
         r.state = 'CONTAINER_EXITED';
         r.exitCode = 128;
@@ -461,6 +486,7 @@ export class ContainerService {
         await this.opts.host.releaseProcess(handle).catch(() => {});
         this.live.delete(r.id);
         await this.persist(r);
+        await journal.finish();
         this.opts.events.publish({ containerId: r.id, type: 'CONTAINER_STOPPED_EVENT', createdAt: r.finishedAt, sandboxId: r.sandboxId });
         throw new RuntimeError('unknown', `start container ${r.id}: ${(e as Error).message}`, { cause: e });
       }
@@ -468,6 +494,9 @@ export class ContainerService {
       r.state = 'CONTAINER_RUNNING';
       r.startedAt = nowNanos();
       await this.persist(r);
+      journal.point();
+      await journal.finish();
+      journal.point();
       live.done = this.watchExit(r, live);
       this.opts.events.publish({ containerId: r.id, type: 'CONTAINER_STARTED_EVENT', createdAt: r.startedAt, sandboxId: r.sandboxId });
     });
@@ -581,16 +610,26 @@ export class ContainerService {
   async remove(idOrPrefix: string): Promise<void> {
     const r = this.get(idOrPrefix);
     if (!r) return;
+    // Rolled forward after a crash: the next start finishes the removal.
+    const journal = await this.opts.ops.begin('RemoveContainer', r.id);
+    const step = () => this.opts.ops.point('RemoveContainer');
     if (r.state === 'CONTAINER_RUNNING' || r.state === 'CONTAINER_CREATED') await this.stop(r.id, 0);
     await this.locked(r.id, async () => {
       if (!this.records.has(r.id)) return;
+      step();
       // Exec'd processes and anything else left in the cgroup go with it.
       await this.opts.host.cgroups.killAll(r.cgroupPath).catch(() => {});
       await this.opts.host.cgroups.remove(r.cgroupPath);
+      step();
       await this.opts.host.unmount(r.rootfs);
+      step();
       await this.opts.images.releaseRootfs(r.id);
+      step();
       await fsp.rm(r.runDir, { recursive: true, force: true });
+      step();
+      // The record goes last: until then a restart finds the container and finishes this.
       await fsp.rm(r.stateDir, { recursive: true, force: true });
+      step();
       this.records.delete(r.id);
       this.hasDevicesCgroup.delete(r.id);
       this.specs.delete(r.id);
@@ -600,6 +639,7 @@ export class ContainerService {
       this.live.delete(r.id);
       this.opts.events.publish({ containerId: r.id, type: 'CONTAINER_DELETED_EVENT', createdAt: nowNanos(), sandboxId: r.sandboxId });
     });
+    await journal.finish();
   }
 
   // ------------------------------------------------------------------ exec
@@ -684,6 +724,84 @@ export class ContainerService {
     const nanoCores = cgroup?.cpuUsageNanos != null ? this.cpuRate.sample(r.id, cgroup.cpuUsageNanos, BigInt(timestamp)) : null;
     const writable = r.upperDir ? await diskUsage(r.upperDir).catch(() => null) : null;
     return { timestamp, cgroup, nanoCores, writable };
+  }
+
+  // ------------------------------------------------------------------ recovery
+
+  /**
+   * Before restore: an operation a crash interrupted. A CreateContainer whose record is on
+   * disk is complete; a StartContainer whose record says it left CREATED is too. Any other
+   * is undone from its journal, last step first (a start's undo kills what runs in the
+   * container's cgroup: the container stays CREATED and can be started again).
+   */
+  async rollBack(p: PendingOp): Promise<{ committed: boolean; failed: string[] }> {
+    const r = await readJson<ContainerRecord>(path.join(this.config.root, 'containers', p.header.id, 'container.json')).catch(() => null);
+    const committed = p.header.op === 'CreateContainer' ? r !== null : r === null || r.state !== 'CONTAINER_CREATED';
+    if (committed) {
+      await fsp.rm(p.file, { force: true });
+      return { committed: true, failed: [] };
+    }
+    const failed: string[] = [];
+    for (const a of [...p.undos].reverse()) {
+      await this.opts.ops.undo(a).catch((e: unknown) => {
+        failed.push(`${a.kind} ${'path' in a ? a.path : ''}: ${(e as Error).message}`);
+      });
+    }
+    if (failed.length === 0) await fsp.rm(p.file, { force: true });
+    return { committed: false, failed };
+  }
+
+  /** After restore: a removal a crash interrupted is finished. */
+  async rollForward(p: PendingOp): Promise<void> {
+    if (p.header.op === 'RemoveContainer') await this.remove(p.header.id);
+    await fsp.rm(p.file, { force: true });
+  }
+
+  /**
+   * After recovery: container dirs with no record (run dirs with their rootfs mount,
+   * state dirs, writable layers) and container cgroups under a known pod's cgroup that no
+   * record names go, and are logged.
+   */
+  async sweepOrphans(): Promise<string[]> {
+    const cfg = this.config;
+    const removed: string[] = [];
+    const known = (id: string) => this.records.has(id);
+    for (const base of [path.join(cfg.runroot, 'containers'), path.join(cfg.root, 'containers')]) {
+      for (const n of await fsp.readdir(base).catch(() => [] as string[])) {
+        if (!objectIdPattern.test(n) || known(n)) continue;
+        await this.opts.host.removeTree(path.join(base, n)).then(
+          () => removed.push(`dir ${path.join(base, n)}`),
+          (e: unknown) => this.opts.log.error({ err: e, containerId: n }, 'cannot remove an orphaned container dir'),
+        );
+      }
+    }
+    for (const n of await this.opts.images.rootfsOwners().catch(() => [] as string[])) {
+      if (!objectIdPattern.test(n) || known(n)) continue;
+      await this.opts.images.releaseRootfs(n).then(
+        () => removed.push(`rootfs of container ${n}`),
+        (e: unknown) => this.opts.log.error({ err: e, containerId: n }, 'cannot remove an orphaned container rootfs'),
+      );
+    }
+    const cgroups = this.opts.host.cgroups;
+    for (const sandbox of this.opts.sandboxes.list()) {
+      const names = new Set<string>();
+      for (const dir of new Set(Object.values(cgroups.paths(sandbox.cgroup.path)))) {
+        for (const e of await fsp.readdir(dir, { withFileTypes: true }).catch(() => [])) if (e.isDirectory()) names.add(e.name);
+      }
+      for (const n of names) {
+        const m = /^nodecri-(infra-)?([0-9a-f]{64})$/.exec(n);
+        if (!m) continue;
+        const owner = m[1] ? this.opts.sandboxes.get(m[2]) : this.records.get(m[2]);
+        const inUse = m[1] ? owner !== null && (owner as SandboxRecord).infra !== null : owner !== undefined;
+        if (inUse) continue;
+        const p = path.posix.join(sandbox.cgroup.path, n);
+        await this.opts.ops.undo({ kind: 'cgroup', path: p }).then(
+          () => removed.push(`cgroup ${p}`),
+          (e: unknown) => this.opts.log.error({ err: e, cgroup: p }, 'cannot remove an orphaned container cgroup'),
+        );
+      }
+    }
+    return removed;
   }
 
   // ------------------------------------------------------------------ restore

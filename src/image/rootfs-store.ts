@@ -47,6 +47,11 @@ export class RootfsStore {
     return [...this.records.values()].filter((r) => r.imageId === imageId).map((r) => r.containerId);
   }
 
+  /** Every container id that has a dir here (with or without its record), for the orphan sweep. */
+  async owners(): Promise<string[]> {
+    return (await fsp.readdir(this.layout.rootfs)).filter((n) => CONTAINER_ID.test(n));
+  }
+
   get(containerId: string): RootfsRecord | null {
     return this.records.get(containerId) ?? null;
   }

@@ -354,6 +354,11 @@ export class ImageService {
     return this.mutex.run(() => this.rootfs.remove(containerId));
   }
 
+  /** Ids of containers that have a writable layer here, for the orphan sweep. */
+  rootfsOwners(): Promise<string[]> {
+    return this.mutex.run(() => this.rootfs.owners());
+  }
+
   /** Ids of containers whose rootfs comes from `imageId`. */
   usedBy(imageId: string): Promise<string[]> {
     return this.rootfs.usedBy(imageId);

@@ -20,6 +20,7 @@ import {
 import { defaultRuntimeDefaults, generateSpec } from '../oci';
 import { capabilitiesFromMask } from '../oci/capabilities';
 import type { CgroupManager } from './cgroups';
+import { removeTree } from './tree';
 
 function capLastCap(): number | null {
   try {
@@ -45,6 +46,7 @@ export function containerHost(cgroups: CgroupManager): ContainerHost {
     mountOverlay: (lower, upper, work, target) => mountOverlay(lower, upper, work, target, { volatile: false, readonly: false }),
     unmount: (target) => unmount(target, { detach: true }),
     mkfifo: (p) => mknod(p, S_IFIFO | 0o600, 0, 0),
+    removeTree,
     createProcess,
     startProcess,
     execProcess,

@@ -3,24 +3,15 @@
  * mount table reads and the cgroup manager. The sandbox domain takes this by injection
  * (SandboxHost), so that it can be driven by a fake without root.
  */
-import fsp from 'node:fs/promises';
 import { invalidArgument } from '../domain/errors';
 import { InvalidNamespaceRequestError, pinNamespaces, unpinNamespace } from '../native/namespaces';
 import { mountTmpfs, shmTmpfsOptions, unmount } from '../native/mounts';
 import type { SandboxHost } from '../sandbox/service';
 import type { CgroupManager } from './cgroups';
 import { InfraProcesses } from './infra';
+import { mountPoints, removeTree } from './tree';
 
-/** Mount points from /proc/self/mountinfo (octal escapes decoded). */
-export async function mountPoints(): Promise<Set<string>> {
-  const text = await fsp.readFile('/proc/self/mountinfo', 'utf8');
-  const out = new Set<string>();
-  for (const line of text.split('\n')) {
-    const mp = line.split(' ')[4];
-    if (mp) out.add(mp.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
-  }
-  return out;
-}
+export { mountPoints } from './tree';
 
 export function podHost(cgroups: CgroupManager): SandboxHost {
   return {
@@ -37,6 +28,7 @@ export function podHost(cgroups: CgroupManager): SandboxHost {
     mountShm: (target, sizeBytes) => mountTmpfs(target, shmTmpfsOptions(sizeBytes)),
     unmount: (target) => unmount(target, { detach: true }),
     mountPoints,
+    removeTree,
     cgroups,
     infra: new InfraProcesses(cgroups),
   };

@@ -44,7 +44,7 @@ export class CniPluginError extends Error {
   }
 }
 
-interface CachedResult {
+export interface CachedResult {
   network: string;
   containerId: string;
   ifName: string;
@@ -214,11 +214,82 @@ export class CniPluginRunner {
     await fsp.rm(file, { force: true });
   }
 
+  /**
+   * DEL after a crash, from an operation's journal: with the cached config and result when
+   * ADD got as far as caching them, else with `config`, the conflist ADD was given (so an
+   * ADD killed half-way is undone with what it was running). Plugins of that ADD still
+   * running (the dead daemon's children) are killed first, so none can allocate after it.
+   */
+  async delRecorded(config: Record<string, unknown>, req: CniRequest): Promise<void> {
+    await killStrayPlugins(req.containerId);
+    const fallback = { ...netFromRaw(config), file: '(journal)' };
+    await this.del(fallback.name, fallback, req);
+  }
+
+  /** Every cached ADD (what the cache dir holds), for the orphan sweep. */
+  async cachedEntries(): Promise<CachedResult[]> {
+    let names: string[];
+    try {
+      names = (await fsp.readdir(this.opts.cacheDir)).filter((n) => n.endsWith('.json') && !n.startsWith('.'));
+    } catch {
+      return [];
+    }
+    const out: CachedResult[] = [];
+    for (const n of names) {
+      const c = await readJson<CachedResult>(path.join(this.opts.cacheDir, n)).catch(() => null);
+      if (c) out.push(c);
+    }
+    return out;
+  }
+
+  /** Temp files of cache writes a crash interrupted (call only while no ADD runs). */
+  async removeTempFiles(): Promise<string[]> {
+    const names = (await fsp.readdir(this.opts.cacheDir).catch(() => [] as string[])).filter((n) => n.startsWith('.') && n.endsWith('.tmp'));
+    for (const n of names) await fsp.rm(path.join(this.opts.cacheDir, n), { force: true });
+    return names;
+  }
+
+  /** DEL of a cached ADD with what the cache says it was given (the orphan sweep's). */
+  async delCached(c: CachedResult): Promise<void> {
+    await killStrayPlugins(c.containerId);
+    await this.del(c.network, null, { containerId: c.containerId, netnsPath: c.netnsPath, ifName: c.ifName, args: c.args, capabilities: c.capabilities });
+  }
+
   /** The cached ADD result for a container, or null. */
   async cachedResult(network: string, containerId: string, ifName: string): Promise<CniResult | null> {
     const cached = await readJson<CachedResult>(this.cacheFile(network, containerId, ifName));
     return cached ? parseResult(cached.result) : null;
   }
+}
+
+/**
+ * Kills plugin processes of an earlier daemon still working for `containerId` (found by
+ * the CNI_CONTAINERID their environment carries) and waits until they are gone.
+ */
+export async function killStrayPlugins(containerId: string): Promise<number[]> {
+  const needle = Buffer.from(`\0CNI_CONTAINERID=${containerId}\0`);
+  const killed: number[] = [];
+  for (const name of await fsp.readdir('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    const env = await fsp.readFile(`/proc/${name}/environ`).catch(() => null);
+    if (!env || !Buffer.concat([Buffer.from([0]), env]).includes(needle)) continue;
+    try {
+      process.kill(Number(name), 'SIGKILL');
+      killed.push(Number(name));
+    } catch {
+      // gone already
+    }
+  }
+  // SIGKILL is final once delivered; a process in an uninterruptible step finishes it
+  // first, so wait until each is a zombie or gone before undoing what it did.
+  for (const pid of killed) {
+    for (let i = 0; i < 200; i++) {
+      const stat = await fsp.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
+      if (stat === null || stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+  return killed;
 }
 
 function netFromRaw(raw: Record<string, unknown>): Omit<CniNetworkConfig, 'file'> {

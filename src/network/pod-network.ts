@@ -105,6 +105,23 @@ export class PodNetwork {
     return { name: net.name, ifName: 'eth0', ips, hostVeth: hostPeer(result.interfaces, 'eth0') };
   }
 
+  /** CNI DEL of an attachment recorded in an operation's journal (see CniPluginRunner.delRecorded). */
+  async detachRecorded(config: Record<string, unknown>, r: PodNetworkRequest): Promise<void> {
+    await this.runner.delRecorded(config, this.request(r)).catch((e: unknown) => {
+      throw e instanceof CniPluginError ? new RuntimeError('unknown', `pod network ${String(config.name)}: ${e.message}`, { cause: e }) : e;
+    });
+  }
+
+  /** Removes temp files of cache writes a crash interrupted (before serving only). */
+  removeCacheTempFiles(): Promise<string[]> {
+    return this.runner.removeTempFiles();
+  }
+
+  /** The sandbox ids the CNI cache holds attachments of, each with its DEL (the orphan sweep's). */
+  async cachedAttachments(): Promise<Array<{ sandboxId: string; network: string; detach: () => Promise<void> }>> {
+    return (await this.runner.cachedEntries()).map((c) => ({ sandboxId: c.containerId, network: c.network, detach: () => this.runner.delCached(c) }));
+  }
+
   /** CNI DEL; idempotent. */
   async detach(attachment: PodNetworkAttachment, r: PodNetworkRequest): Promise<void> {
     await this.runner.del(attachment.name, this.watcher.config(), this.request(r)).catch((e: unknown) => {

@@ -10,6 +10,8 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config';
 import { CleanupStack } from '../domain/cleanup';
+import type { Operations } from '../domain/operations';
+import type { PendingOp } from '../state/op-journal';
 import { KeyedLock } from '../domain/keyed-lock';
 import { RuntimeError, failedPrecondition, invalidArgument, unavailable } from '../domain/errors';
 import type { EventBus } from '../domain/events';
@@ -32,6 +34,8 @@ export interface SandboxHost {
   unmount(target: string): Promise<void>;
   /** mount points currently present, for restore */
   mountPoints(): Promise<Set<string>>;
+  /** detaches every mount under a dir, then removes it (the orphan sweep's) */
+  removeTree(dir: string): Promise<void>;
   cgroups: CgroupManager;
   infra: {
     start(req: { runDir: string; pins: { net: string | null; ipc: string | null; uts: string | null }; cgroupPath: string }): Promise<{ pid: number; startTime: string | null; warnings: string[] }>;
@@ -53,6 +57,8 @@ export interface SandboxServiceOptions {
   events: EventBus;
   host: SandboxHost;
   network: PodNetwork;
+  /** journals and fault points of RunPodSandbox, StopPodSandbox and RemovePodSandbox */
+  ops: Operations;
 }
 
 export interface SandboxStats {
@@ -151,16 +157,24 @@ export class SandboxService {
 
   private async create(id: string, name: string, handler: string, spec: SandboxSpec, signal: AbortSignal | null): Promise<string> {
     const log = this.opts.log.child({ sandboxId: id, pod: `${spec.namespace}/${spec.name}` });
-    const cleanup = new CleanupStack(log);
     this.names.reserve(name, id);
+    let cleanup: CleanupStack;
+    try {
+      cleanup = new CleanupStack(log, await this.opts.ops.begin('RunPodSandbox', id));
+    } catch (e) {
+      this.names.release(name);
+      throw e;
+    }
     cleanup.push(`name ${name}`, () => this.names.release(name));
     try {
       const record = await this.build(id, name, handler, spec, cleanup, signal, log);
+      // The record is the commit point: once it is on disk the pod exists (a crash from
+      // here on leaves a whole pod, which the next start restores).
+      cleanup.point();
       await this.persist(record);
-      cleanup.push(`record ${id}`, () => fsp.rm(this.recordFile(id), { force: true }));
       this.records.set(id, record);
       this.index.add(id);
-      cleanup.commit();
+      await cleanup.commit();
       const now = nowNanos();
       this.opts.events.publish({ containerId: id, type: 'CONTAINER_CREATED_EVENT', createdAt: now, sandboxId: id });
       this.opts.events.publish({ containerId: id, type: 'CONTAINER_STARTED_EVENT', createdAt: now, sandboxId: id });
@@ -204,9 +218,11 @@ export class SandboxService {
       if (!net) throw failedPrecondition(`NetworkPluginNotReady: no CNI configuration in ${cfg.network.cniConfigDir}`);
     }
 
+    // The run dir holds the pins, shm and pod files: its undo (every mount under it
+    // detached, then the tree removed) is the durable undo of all of them.
     const runDir = path.join(cfg.runroot, 'sandboxes', id);
+    await cleanup.record({ kind: 'tree', path: runDir });
     await fsp.mkdir(runDir, { recursive: true, mode: 0o711 });
-    cleanup.push(`run dir ${runDir}`, () => fsp.rm(runDir, { recursive: true, force: true }));
 
     // Namespaces, pinned by bind mounts, with the pod's namespaced sysctls applied inside.
     const types: Array<'net' | 'ipc' | 'uts' | 'user'> = [];
@@ -235,8 +251,8 @@ export class SandboxService {
       cgroup = { path: spec.cgroupParent, created: !existed };
     } else {
       const p = path.posix.join(cfg.cgroup.defaultParent, `pod-${id}`);
+      await cleanup.record({ kind: 'cgroup', path: p }, () => this.opts.host.cgroups.remove(p));
       await this.opts.host.cgroups.create(p, spec.resources ?? noResources());
-      cleanup.push(`cgroup ${p}`, () => this.opts.host.cgroups.remove(p));
       cgroup = { path: p, created: true };
     }
 
@@ -246,14 +262,16 @@ export class SandboxService {
     let attaching: Promise<PodNetworkAttachment> | null = null;
     if (net && pins.net) {
       const req = this.networkRequest(id, spec, pins.net, cgroup.path);
-      attaching = this.opts.network.attach(net, req);
-      const pending = attaching;
-      // Handled here too, so that a failure while shm is being made is not "unhandled".
-      pending.catch(() => undefined);
-      cleanup.push(`network ${net.name}`, async () => {
-        const attached = await pending.catch(() => null);
+      // The journal keeps the conflist ADD is given: a DEL after a crash mid-ADD needs it.
+      let pending: Promise<PodNetworkAttachment> | null = null;
+      await cleanup.record({ kind: 'network', network: net.name, config: net.raw, request: req }, async () => {
+        const attached = await pending?.catch(() => null);
         if (attached) await this.opts.network.detach(attached, req);
       });
+      attaching = this.opts.network.attach(net, req);
+      pending = attaching;
+      // Handled here too, so that a failure while shm is being made is not "unhandled".
+      pending.catch(() => undefined);
     }
     let shm: SandboxRecord['shm'];
     try {
@@ -274,11 +292,13 @@ export class SandboxService {
     let infra: SandboxRecord['infra'] = null;
     if (spec.namespaces.pid === 'POD') {
       const infraCgroup = path.posix.join(cgroup.path, `nodecri-infra-${id}`);
-      const started = await this.opts.host.infra.start({ runDir, pins, cgroupPath: infraCgroup });
-      cleanup.push(`infra process ${started.pid}`, async () => {
-        await this.opts.host.infra.stop(started.pid);
+      let infraPid: number | null = null;
+      await cleanup.record({ kind: 'cgroup', path: infraCgroup }, async () => {
+        if (infraPid !== null) await this.opts.host.infra.stop(infraPid);
         await this.opts.host.cgroups.remove(infraCgroup);
       });
+      const started = await this.opts.host.infra.start({ runDir, pins, cgroupPath: infraCgroup });
+      infraPid = started.pid;
       for (const w of started.warnings) log.warn({ pid: started.pid }, `infra process: ${w}`);
       infra = { pid: started.pid, startTime: started.startTime, cgroupPath: infraCgroup };
     }
@@ -329,26 +349,35 @@ export class SandboxService {
    * StopPodSandbox: stops its containers, releases the network and unmounts shm; the pins
    * stay until removal. Idempotent; an unknown id is not an error.
    */
-  async stop(idOrPrefix: string, signal: AbortSignal | null): Promise<void> {
+  async stop(idOrPrefix: string, signal: AbortSignal | null, op: 'StopPodSandbox' | 'RemovePodSandbox' = 'StopPodSandbox'): Promise<void> {
     const r = this.get(idOrPrefix);
     if (!r) return;
     await this.locked(r.id, async () => {
+      // Journaled so that a crash half-way is finished by the next start (a stop is
+      // rolled forward: the client asked for it and every step is idempotent).
+      const journal = op === 'StopPodSandbox' ? await this.opts.ops.begin('StopPodSandbox', r.id) : null;
+      const step = () => this.opts.ops.point(op);
       await this.containers.stopAll(r.id, signal);
+      step();
       if (r.infra) await this.opts.host.infra.stop(r.infra.pid);
+      step();
       if (r.network && r.pins.net) {
         await this.opts.network.detach(r.network, this.networkRequest(r.id, r.spec, r.pins.net, r.cgroup.path));
         r.network = { ...r.network, ips: [] };
       }
+      step();
       if (r.shm.mounted) {
         await this.opts.host.unmount(r.shm.path);
         r.shm = { ...r.shm, mounted: false };
       }
+      step();
       if (r.state !== 'SANDBOX_NOTREADY') {
         r.state = 'SANDBOX_NOTREADY';
         r.notReadyReason = 'stopped';
         this.opts.events.publish({ containerId: r.id, type: 'CONTAINER_STOPPED_EVENT', createdAt: nowNanos(), sandboxId: r.id });
       }
       await this.persist(r);
+      await journal?.finish();
     });
   }
 
@@ -356,21 +385,30 @@ export class SandboxService {
   async remove(idOrPrefix: string, signal: AbortSignal | null): Promise<void> {
     const r = this.get(idOrPrefix);
     if (!r) return;
-    await this.stop(r.id, signal);
+    // Rolled forward after a crash: the next start finishes the removal.
+    const journal = await this.opts.ops.begin('RemovePodSandbox', r.id);
+    const step = () => this.opts.ops.point('RemovePodSandbox');
+    await this.stop(r.id, signal, 'RemovePodSandbox');
     await this.locked(r.id, async () => {
       if (!this.records.has(r.id)) return;
       await this.containers.removeAll(r.id);
+      step();
       for (const p of [r.pins.net, r.pins.ipc, r.pins.uts, r.pins.user]) if (p) await this.opts.host.unpinNamespace(p);
+      step();
       if (r.infra) await this.opts.host.cgroups.remove(r.infra.cgroupPath);
       if (r.cgroup.created) await this.opts.host.cgroups.remove(r.cgroup.path);
+      step();
       await fsp.rm(r.runDir, { recursive: true, force: true });
+      step();
       await fsp.rm(this.recordFile(r.id), { force: true });
+      step();
       this.records.delete(r.id);
       this.index.delete(r.id);
       this.cpuRate.forget(r.id);
       this.names.release(r.name);
       this.opts.events.publish({ containerId: r.id, type: 'CONTAINER_DELETED_EVENT', createdAt: nowNanos(), sandboxId: r.id });
     });
+    await journal.finish();
   }
 
   /** Usage of the pod: its cgroup's cpu, memory and pids, and its interface's traffic. */
@@ -391,6 +429,89 @@ export class SandboxService {
       r.spec = { ...r.spec, resources };
       await this.persist(r);
     });
+  }
+
+  // ------------------------------------------------------------------ recovery
+
+  /**
+   * Before restore: an operation a crash interrupted. A RunPodSandbox whose record made it
+   * to disk is complete (its journal just goes); any other is undone from its journal,
+   * last step first. Resolves to the undos that failed (the journal then stays, and the
+   * next start tries again).
+   */
+  async rollBack(p: PendingOp): Promise<{ committed: boolean; failed: string[] }> {
+    if (await readJson<SandboxRecord>(this.recordFile(p.header.id)).catch(() => null)) {
+      await fsp.rm(p.file, { force: true });
+      return { committed: true, failed: [] };
+    }
+    const failed: string[] = [];
+    for (const a of [...p.undos].reverse()) {
+      await this.opts.ops.undo(a).catch((e: unknown) => {
+        failed.push(`${a.kind} ${'path' in a ? a.path : ''}: ${(e as Error).message}`);
+      });
+    }
+    if (failed.length === 0) await fsp.rm(p.file, { force: true });
+    return { committed: false, failed };
+  }
+
+  /** After restore: a stop or removal a crash interrupted is finished. */
+  async rollForward(p: PendingOp): Promise<void> {
+    if (p.header.op === 'RemovePodSandbox') await this.remove(p.header.id, null);
+    else if (p.header.op === 'StopPodSandbox') await this.stop(p.header.id, null);
+    await fsp.rm(p.file, { force: true });
+  }
+
+  /**
+   * After recovery: what no record and no journal accounts for (left by a crash of an
+   * older version, or by a removal that failed half-way) goes, and is logged: run dirs
+   * (with their pins and shm), pod cgroups under the default parent, CNI attachments in
+   * the cache. Only nodecri's own dirs and names are looked at.
+   */
+  async sweepOrphans(): Promise<string[]> {
+    const cfg = this.config;
+    const removed: string[] = [];
+    const known = (id: string) => this.records.has(id);
+    const runDirs = path.join(cfg.runroot, 'sandboxes');
+    for (const n of await fsp.readdir(runDirs).catch(() => [] as string[])) {
+      if (!objectIdPattern.test(n) || known(n)) continue;
+      await this.opts.host.removeTree(path.join(runDirs, n)).then(
+        () => removed.push(`run dir of sandbox ${n}`),
+        (e: unknown) => this.opts.log.error({ err: e, sandboxId: n }, 'cannot remove an orphaned sandbox run dir'),
+      );
+    }
+    const recordDir = path.join(cfg.root, 'sandboxes');
+    for (const n of await fsp.readdir(recordDir).catch(() => [] as string[])) {
+      // a temp file of an atomic write a crash interrupted
+      if (n.startsWith('.') && n.endsWith('.tmp')) {
+        await fsp.rm(path.join(recordDir, n), { force: true });
+        removed.push(`temp file ${n}`);
+      }
+    }
+    for (const n of await this.opts.network.removeCacheTempFiles()) removed.push(`CNI cache temp file ${n}`);
+    for (const a of await this.opts.network.cachedAttachments()) {
+      if (known(a.sandboxId)) continue;
+      await a.detach().then(
+        () => removed.push(`network ${a.network} of sandbox ${a.sandboxId}`),
+        (e: unknown) => this.opts.log.error({ err: e, sandboxId: a.sandboxId }, 'cannot release an orphaned pod network'),
+      );
+    }
+    const cgroups = this.opts.host.cgroups;
+    const names = new Set<string>();
+    for (const dir of new Set(Object.values(cgroups.paths(cfg.cgroup.defaultParent)))) {
+      for (const e of await fsp.readdir(dir, { withFileTypes: true }).catch(() => [])) if (e.isDirectory()) names.add(e.name);
+    }
+    for (const n of names) {
+      const m = /^pod-([0-9a-f]{64})$/.exec(n);
+      if (!m || known(m[1])) continue;
+      const p = path.posix.join(cfg.cgroup.defaultParent, n);
+      await this.opts.ops
+        .undo({ kind: 'cgroup', path: p })
+        .then(
+          () => removed.push(`cgroup ${p}`),
+          (e: unknown) => this.opts.log.error({ err: e, cgroup: p }, 'cannot remove an orphaned pod cgroup'),
+        );
+    }
+    return removed;
   }
 
   /**
@@ -428,6 +549,9 @@ export class SandboxService {
     this.opts.log.info({ sandboxes: this.records.size }, 'pod sandboxes restored');
   }
 }
+
+/** Ids are 64 hex digits (newId); anything else under our dirs is not ours to judge. */
+export const objectIdPattern = /^[0-9a-f]{64}$/;
 
 async function cgroupExists(cgroups: CgroupManager, p: string): Promise<boolean> {
   const dirs = Object.values(cgroups.paths(p));

@@ -1,22 +1,43 @@
 /**
  * Fault injection for tests of the daemon as a whole process, set by the environment
- * variable NODECRI_FAULTS (never by the config file): `delay:RPC=MS[,delay:RPC=MS]`
- * holds each call of RPC for MS milliseconds before its handler runs, e.g. to have a
- * call in flight when a signal arrives. Empty or unset means no faults and no cost.
+ * variable NODECRI_FAULTS (never by the config file or a request), a comma-separated list:
+ * - `delay:RPC=MS` holds each call of RPC for MS milliseconds before its handler runs, e.g.
+ *   to have a call in flight when a signal arrives;
+ * - `crash:OP=N` kills the daemon with SIGKILL at the N-th fault point of operation OP
+ *   (RunPodSandbox, CreateContainer, StartContainer, RemovePodSandbox, ...): the points are
+ *   the instants right before and right after each journal write of its cleanup stack and
+ *   between its teardown steps, so N = 1, 2, ... walks a kill through every step.
+ * Empty or unset means no faults and no cost.
  */
 export interface Faults {
   delayMs(operation: string): number;
+  /** a crash point of `operation`: kills this process when it is the chosen one */
+  point(operation: string): void;
 }
 
-export const noFaults: Faults = { delayMs: () => 0 };
+export const noFaults: Faults = { delayMs: () => 0, point: () => {} };
 
 export function parseFaults(spec: string | undefined): Faults {
   if (!spec) return noFaults;
   const delays = new Map<string, number>();
+  const crashes = new Map<string, number>();
   for (const item of spec.split(',')) {
-    const m = /^delay:(\w+)=(\d+)$/.exec(item.trim());
-    if (!m) throw new Error(`NODECRI_FAULTS: cannot parse ${JSON.stringify(item)}: expected delay:RPC=MS`);
-    delays.set(m[1], Number(m[2]));
+    const m = /^(delay|crash):(\w+)=(\d+)$/.exec(item.trim());
+    if (!m) throw new Error(`NODECRI_FAULTS: cannot parse ${JSON.stringify(item)}: expected delay:RPC=MS or crash:OP=N`);
+    (m[1] === 'delay' ? delays : crashes).set(m[2], Number(m[3]));
   }
-  return { delayMs: (op) => delays.get(op) ?? 0 };
+  const seen = new Map<string, number>();
+  return {
+    delayMs: (op) => delays.get(op) ?? 0,
+    point(op) {
+      const at = crashes.get(op);
+      if (at === undefined) return;
+      const n = (seen.get(op) ?? 0) + 1;
+      seen.set(op, n);
+      if (n === at) {
+        process.stderr.write(`${JSON.stringify({ level: 60, msg: `fault injection: SIGKILL at point ${n} of ${op}` })}\n`);
+        process.kill(process.pid, 'SIGKILL');
+      }
+    },
+  };
 }

@@ -86,6 +86,11 @@ export interface PodEnv {
   logDir: string;
   /** `whileDown` runs after a kill -9, before the new daemon starts (e.g. to tamper with its state) */
   restart(kind: 'kill' | 'graceful', whileDown?: () => Promise<void> | void): Promise<void>;
+  /**
+   * Kills the daemon (SIGKILL) unless it is gone already (e.g. killed itself at a fault
+   * point), waits for its exit and starts a new one with `env` added to its environment.
+   */
+  replaceDaemon(env?: NodeJS.ProcessEnv): Promise<void>;
   /** Removes every pod left through the API, stops the daemon, undoes the rest. */
   cleanup(): Promise<void>;
   /** removes every pod left through the API (what cleanup starts with) */
@@ -131,7 +136,7 @@ export async function startPodEnv(opts: PodEnvOptions = {}): Promise<PodEnv> {
   fs.mkdirSync(path.join(dir, 'nodecri.d'), { recursive: true });
   for (const [name, text] of Object.entries(opts.dropIns ?? {})) fs.writeFileSync(path.join(dir, 'nodecri.d', name), text);
   if (opts.image ?? true) importLayout(dir, busyboxLayout(dir));
-  const start = () => startTestDaemon({ dir, config, dropIns: opts.dropIns, args: ['--cni-config-dir', cni.confDir] });
+  const start = (extraEnv?: NodeJS.ProcessEnv) => startTestDaemon({ dir, config, dropIns: opts.dropIns, args: ['--cni-config-dir', cni.confDir], env: extraEnv });
   const env: PodEnv = {
     dir,
     cni,
@@ -152,6 +157,14 @@ export async function startPodEnv(opts: PodEnvOptions = {}): Promise<PodEnv> {
         const out = execFileSync(process.execPath, [mainJs, 'restart', '--config', d.configFile, '--config-dir', d.configDir, '--root', d.root, '--runroot', d.runroot, '--listen', d.socket], { encoding: 'utf8' });
         if (!/restarted in place/.test(out)) throw new Error(`nodecri restart said: ${out}`);
       }
+      env.client = new CriClient(env.daemon.socket);
+    },
+    async replaceDaemon(extraEnv) {
+      env.client.close();
+      const d = env.daemon;
+      if (d.proc.exitCode === null && d.proc.signalCode === null) d.proc.kill('SIGKILL');
+      await d.exited;
+      env.daemon = await start(extraEnv);
       env.client = new CriClient(env.daemon.socket);
     },
     async removePods() {

@@ -1,0 +1,34 @@
+/**
+ * Durable operations: each multi-step create and each teardown gets a journal before its
+ * first side effect (see cleanup.ts and state/op-journal.ts), and the fault points that
+ * tests use to kill the daemon inside it.
+ */
+import type { OpJournals, OpKind } from '../state/op-journal';
+import type { Faults } from '../util/faults';
+import type { DurableUndo } from './cleanup';
+import type { Undoer } from './undoer';
+
+export class Operations {
+  constructor(
+    private readonly journals: OpJournals,
+    readonly undo: Undoer,
+    private readonly faults: Faults,
+  ) {}
+
+  /** Opens the journal of operation `op` on `id`; the stack writes its undos there. */
+  async begin(op: OpKind, id: string): Promise<DurableUndo> {
+    this.faults.point(op);
+    const journal = await this.journals.begin(op, id);
+    return {
+      append: (a) => journal.append(a),
+      run: this.undo,
+      point: () => this.faults.point(op),
+      finish: () => journal.finish(),
+    };
+  }
+
+  /** A fault point of `op` outside any cleanup stack (between teardown steps). */
+  point(op: OpKind): void {
+    this.faults.point(op);
+  }
+}
