@@ -79,7 +79,9 @@ export class CleanupStack {
     this.undos.length = 0;
     if (this.durable) {
       this.durable.point();
-      await this.durable.finish();
+      // A journal left behind is harmless: the record on disk tells a recovery the
+      // operation was complete.
+      await this.durable.finish().catch((e: unknown) => this.log.error({ err: e }, 'cannot remove the operation journal'));
       this.durable.point();
     }
   }
