@@ -155,6 +155,7 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
     sandboxes,
     host: containerHost(cgroups),
     ops,
+    metrics,
   });
   await recoverState({ journals: new OpJournals(path.join(config.runroot, 'ops')), sandboxes, containers, log: log.child({ component: 'recovery' }) });
 

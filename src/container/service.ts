@@ -34,6 +34,7 @@ import type { CgroupManager, CgroupStats, Resources } from '../linux/cgroups';
 import { cgroupProcsFiles } from '../linux/infra';
 import type { ExitStatus, ProcessHandle } from '../native/process';
 import type { Logger } from '../obs/logger';
+import type { Metrics } from '../obs/metrics';
 import type { SandboxRecord } from '../sandbox/model';
 import type { SandboxService } from '../sandbox/service';
 import { readJson, writeJsonAtomic } from '../state/atomic-file';
@@ -73,6 +74,8 @@ export interface ContainerServiceOptions {
   host: ContainerHost;
   /** journals and fault points of CreateContainer, StartContainer and RemoveContainer */
   ops: Operations;
+  /** counts log records dropped on write errors; null in tests without metrics */
+  metrics?: Pick<Metrics, 'containerLogDroppedBytes'> | null;
 }
 
 /** The live side of a container: its process, its log and the end of its exit handling. */
@@ -363,6 +366,15 @@ export class ContainerService {
     return t.pid;
   }
 
+  /** The container's log writer: drops are counted per container and warned about. */
+  private logWriter(r: ContainerRecord): CriLogWriter {
+    const log = this.opts.log.child({ containerId: r.id });
+    return new CriLogWriter(r.logPath, {
+      onDropped: (d) => this.opts.metrics?.containerLogDroppedBytes.inc({ container_id: r.id }, d.textBytes),
+      warn: (fields, message) => log.warn(fields, message),
+    });
+  }
+
   /**
    * Makes the stdio (FIFOs for pipes, a pty for a terminal), the log writer and the
    * process held before exec. Registers the undos on `cleanup`.
@@ -420,7 +432,7 @@ export class ContainerService {
     const sockets: net.Socket[] = [];
     if (record.logPath !== '') {
       await fsp.mkdir(path.dirname(record.logPath), { recursive: true });
-      logWriter = new CriLogWriter(record.logPath);
+      logWriter = this.logWriter(record);
       await logWriter.openFile();
     }
     const attach = (stream: 'stdout' | 'stderr', fd: number, terminal = false) => {
@@ -637,6 +649,8 @@ export class ContainerService {
       this.names.release(r.name);
       this.cpuRate.forget(r.id);
       this.live.delete(r.id);
+      // The series goes with the container, so that its label set stays bounded.
+      this.opts.metrics?.containerLogDroppedBytes.remove({ container_id: r.id });
       this.opts.events.publish({ containerId: r.id, type: 'CONTAINER_DELETED_EVENT', createdAt: nowNanos(), sandboxId: r.sandboxId });
     });
     await journal.finish();
@@ -862,7 +876,7 @@ export class ContainerService {
     let log: CriLogWriter | null = null;
     const sockets: net.Socket[] = [];
     if (r.logPath !== '') {
-      log = new CriLogWriter(r.logPath);
+      log = this.logWriter(r);
       await log.openFile();
     }
     for (const s of ['stdout', 'stderr'] as const) {

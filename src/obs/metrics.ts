@@ -14,6 +14,11 @@ export interface Metrics {
   /** compressed layer bytes received from registries */
   imagePullBytes: Counter;
   imagePullDuration: Histogram;
+  /**
+   * container output bytes dropped because the log could not be written (a full disk),
+   * per container; a container's series is removed with the container
+   */
+  containerLogDroppedBytes: Counter<'container_id'>;
 }
 
 /**
@@ -64,6 +69,12 @@ export function createMetrics(): Metrics {
       name: 'nodecri_image_pull_duration_seconds',
       help: 'Time from the start of an image pull to its image record, successful pulls only',
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
+      registers: [registry],
+    }),
+    containerLogDroppedBytes: new Counter({
+      name: 'nodecri_container_log_dropped_bytes_total',
+      help: 'Container output bytes (record text) dropped because the CRI log could not be written (disk full, quota, I/O error), by container; only whole records are dropped',
+      labelNames: ['container_id'],
       registers: [registry],
     }),
   };

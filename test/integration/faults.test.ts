@@ -1,0 +1,90 @@
+/**
+ * Faults give clear errors, never silent loss: a full log disk drops whole records only,
+ * counts them per container and keeps the daemon's memory bounded; bad cgroup parents,
+ * resources and over-long paths are INVALID_ARGUMENT naming the field and leave nothing;
+ * pods sharing one cgroup_parent come and go without touching each other's cgroups.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { createContainer, logLines, until, type Pod } from '../helpers/containers';
+import { withPodEnv, type PodEnv } from '../helpers/pod-env';
+import { podConfig } from '../helpers/pods';
+
+function rssBytes(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+async function runPodIn(env: PodEnv, logDirectory: string, cgroupParent = ''): Promise<Pod> {
+  const config = { ...podConfig({ cgroupParent }), log_directory: logDirectory };
+  const { pod_sandbox_id } = await env.client.call('RunPodSandbox', { config });
+  return { sandboxId: pod_sandbox_id, sandboxConfig: config };
+}
+
+test('a full log disk: whole records only, the dropped bytes counted per container, the daemon RSS bounded', async () => {
+  await withPodEnv({ removePods: true, extraConfig: '[metrics]\nenabled = true\naddress = "127.0.0.1:0"' }, async (env) => {
+    const logs = path.join(env.dir, 'small-logs');
+    fs.mkdirSync(logs);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0755', 'tmpfs', logs]);
+    try {
+      const pod = await runPodIn(env, logs);
+      // 500,000 lines of 99 bytes and a newline: 50 MB, 50 times what the disk holds.
+      const lines = 500_000;
+      const text = 'x'.repeat(99);
+      const id = await createContainer(env, pod, 'writer', { command: ['sh', '-c', `yes ${text} | head -n ${lines}`], logPath: 'writer.log' });
+      const pid = env.daemon.proc.pid!;
+      const rssBefore = rssBytes(pid);
+      let rssMax = rssBefore;
+      const sampler = setInterval(() => (rssMax = Math.max(rssMax, rssBytes(pid))), 25);
+      try {
+        await env.client.call('StartContainer', { container_id: id });
+        const st = await until(
+          'the writer to exit',
+          async () => {
+            const s = (await env.client.call('ContainerStatus', { container_id: id })).status!;
+            return s.state === 'CONTAINER_EXITED' ? s : null;
+          },
+          240_000,
+        );
+        assert.equal(st.exit_code, 0);
+      } finally {
+        clearInterval(sampler);
+      }
+      const file = path.join(logs, 'writer.log');
+      const raw = fs.readFileSync(file, 'utf8');
+      assert.ok(raw.endsWith('\n'), 'the log ends with a whole record');
+      const kept = logLines(file); // asserts that every line is a whole CRI record
+      for (const l of kept) assert.deepEqual(l, { stream: 'stdout', tag: 'F', text });
+      assert.ok(kept.length > 1000 && kept.length < lines, `${kept.length} records kept`);
+
+      const metrics = await (await fetch(`http://${env.daemon.metricsAddress}/metrics`)).text();
+      const m = new RegExp(`^nodecri_container_log_dropped_bytes_total\\{container_id="${id}"\\} (\\d+)$`, 'm').exec(metrics);
+      assert.ok(m, 'the dropped-bytes series of the container');
+      // Every byte the container wrote is either in a kept record or counted as dropped.
+      assert.equal(Number(m[1]), (lines - kept.length) * text.length);
+
+      const warnings = env.daemon.logs.filter((l) => l.containerId === id && /cannot be written/.test(String(l.msg)));
+      assert.ok(warnings.length >= 1, 'a warning says the log lost output');
+      const reported = warnings.reduce((n, w) => n + Number(w.droppedBytes), 0);
+      assert.equal(reported, Number(m[1]), 'the warnings add up to the metric');
+      assert.ok(warnings.length <= 10, `${warnings.length} warnings: rate-limited`);
+
+      // A resource bound, not a timing: 50 MB through the daemon must not be buffered.
+      assert.ok(rssMax - rssBefore < 100 * 1024 * 1024, `daemon RSS grew by ${((rssMax - rssBefore) / 1048576).toFixed(1)} MiB`);
+      assert.ok(rssMax < 200 * 1024 * 1024, `daemon RSS peaked at ${(rssMax / 1048576).toFixed(1)} MiB`);
+      process.stderr.write(`# full log disk: ${kept.length} records kept, ${m[1]} bytes dropped, ${warnings.length} warnings, daemon RSS ${(rssBefore / 1048576).toFixed(1)} -> max ${(rssMax / 1048576).toFixed(1)} MiB\n`);
+
+      await env.client.call('RemoveContainer', { container_id: id });
+      assert.doesNotMatch(await (await fetch(`http://${env.daemon.metricsAddress}/metrics`)).text(), new RegExp(id), 'the series goes with the container');
+    } finally {
+      try {
+        execFileSync('umount', [logs]);
+      } catch {
+        execFileSync('umount', ['-l', logs]);
+      }
+    }
+  });
+});
