@@ -57,6 +57,12 @@ export interface SandboxRecord {
   shm: { path: string; mounted: boolean };
   files: { hostname: string; resolvConf: string; hosts: string };
   hostname: string;
+  /**
+   * the pod cgroup; `created` says it is the pod's own (under cgroup.default_parent), made
+   * and removed with it. kubelet's cgroup_parent is never the pod's own: other pods may
+   * live under it. (Records from before then said `created` for a cgroup_parent nodecri
+   * had to make; see SandboxService.remove.)
+   */
   cgroup: { path: string; created: boolean };
   /** hostVeth: the host end of the pod's veth, whose counters give the pod's traffic */
   network: { name: string; ifName: string; ips: string[]; hostVeth: string | null } | null;

@@ -241,14 +241,15 @@ export class SandboxService {
       }
     }
 
-    // The pod cgroup: kubelet's parent when it sent one (created if missing), else our own.
-    // Made before the network, whose plugins are told its path.
+    // The pod cgroup: kubelet's parent when it sent one, else our own. kubelet's is made
+    // when missing (as runc's mkdir -p of a container's cgroup would) and never removed by
+    // nodecri, as containerd and CRI-O do: other pods may live under it. The pod's own
+    // cgroups (infra, containers) are its children. Made before the network, whose
+    // plugins are told its path.
     let cgroup: SandboxRecord['cgroup'];
     if (spec.cgroupParent !== '') {
-      const existed = await cgroupExists(this.opts.host.cgroups, spec.cgroupParent);
       await this.opts.host.cgroups.create(spec.cgroupParent, spec.resources ?? noResources());
-      if (!existed) cleanup.push(`cgroup ${spec.cgroupParent}`, () => this.opts.host.cgroups.remove(spec.cgroupParent));
-      cgroup = { path: spec.cgroupParent, created: !existed };
+      cgroup = { path: spec.cgroupParent, created: false };
     } else {
       const p = path.posix.join(cfg.cgroup.defaultParent, `pod-${id}`);
       await cleanup.record({ kind: 'cgroup', path: p }, () => this.opts.host.cgroups.remove(p));
@@ -396,7 +397,7 @@ export class SandboxService {
       for (const p of [r.pins.net, r.pins.ipc, r.pins.uts, r.pins.user]) if (p) await this.opts.host.unpinNamespace(p);
       step();
       if (r.infra) await this.opts.host.cgroups.remove(r.infra.cgroupPath);
-      if (r.cgroup.created) await this.opts.host.cgroups.remove(r.cgroup.path);
+      if (r.cgroup.created) await this.removePodCgroup(r);
       step();
       await fsp.rm(r.runDir, { recursive: true, force: true });
       step();
@@ -409,6 +410,24 @@ export class SandboxService {
       this.opts.events.publish({ containerId: r.id, type: 'CONTAINER_DELETED_EVENT', createdAt: nowNanos(), sandboxId: r.id });
     });
     await journal.finish();
+  }
+
+  /**
+   * The pod's own cgroup goes with it. A record from before kubelet's cgroup_parent was
+   * left alone says `created` for a parent nodecri had to make: that one goes only once
+   * no other pod's record names it, and a refusal (something else lives there) is logged,
+   * not a failed removal.
+   */
+  private async removePodCgroup(r: SandboxRecord): Promise<void> {
+    if (r.spec.cgroupParent === '' || r.cgroup.path !== r.spec.cgroupParent) {
+      await this.opts.host.cgroups.remove(r.cgroup.path);
+      return;
+    }
+    const shared = [...this.records.values()].some((o) => o.id !== r.id && o.cgroup.path === r.cgroup.path);
+    if (shared) return;
+    await this.opts.host.cgroups.remove(r.cgroup.path).catch((e: unknown) => {
+      this.opts.log.warn({ sandboxId: r.id, cgroup: r.cgroup.path, err: e }, 'the cgroup_parent this pod made is still in use; left in place');
+    });
   }
 
   /** Usage of the pod: its cgroup's cpu, memory and pids, and its interface's traffic. */
@@ -552,14 +571,3 @@ export class SandboxService {
 
 /** Ids are 64 hex digits (newId); anything else under our dirs is not ours to judge. */
 export const objectIdPattern = /^[0-9a-f]{64}$/;
-
-async function cgroupExists(cgroups: CgroupManager, p: string): Promise<boolean> {
-  const dirs = Object.values(cgroups.paths(p));
-  if (dirs.length === 0) return false;
-  try {
-    await fsp.access(dirs[0]!);
-    return true;
-  } catch {
-    return false;
-  }
-}

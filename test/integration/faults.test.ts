@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createContainer, logLines, until, type Pod } from '../helpers/containers';
-import { withPodEnv, type PodEnv } from '../helpers/pod-env';
+import { cgroupDirsFor, withPodEnv, type PodEnv } from '../helpers/pod-env';
 import { podConfig } from '../helpers/pods';
 
 function rssBytes(pid: number): number {
@@ -18,8 +18,8 @@ function rssBytes(pid: number): number {
   return m ? Number(m[1]) * 1024 : 0;
 }
 
-async function runPodIn(env: PodEnv, logDirectory: string, cgroupParent = ''): Promise<Pod> {
-  const config = { ...podConfig({ cgroupParent }), log_directory: logDirectory };
+async function runPodIn(env: PodEnv, logDirectory: string, cgroupParent = '', pid: 'POD' | 'CONTAINER' = 'CONTAINER'): Promise<Pod> {
+  const config = { ...podConfig({ cgroupParent, pid }), log_directory: logDirectory };
   const { pod_sandbox_id } = await env.client.call('RunPodSandbox', { config });
   return { sandboxId: pod_sandbox_id, sandboxConfig: config };
 }
@@ -85,6 +85,70 @@ test('a full log disk: whole records only, the dropped bytes counted per contain
       } catch {
         execFileSync('umount', ['-l', logs]);
       }
+    }
+  });
+});
+
+test('5 pods under one cgroup_parent that did not exist: each stopped and removed while the others run', async () => {
+  await withPodEnv({ removePods: true }, async (env) => {
+    // kubelet's pod cgroup, under the test's own parent; nothing has made it yet
+    const parent = `${env.cgroupParent}/shared-parent`;
+    const existing = () => cgroupDirsFor(parent).filter((d) => fs.existsSync(d));
+    assert.deepEqual(existing(), []);
+    const pods: Array<{ pod: Pod; container: string; pid: number }> = [];
+    for (let i = 0; i < 5; i++) {
+      // every other pod shares one PID namespace, so has an infra cgroup of its own too
+      const pod = await runPodIn(env, path.join(env.logDir, `pod${i}`), parent, i % 2 === 0 ? 'POD' : 'CONTAINER');
+      const container = await createContainer(env, pod, 'sleeper', { command: ['sleep', '3600'], logPath: 'sleeper.log' });
+      await env.client.call('StartContainer', { container_id: container });
+      const st = await env.client.call('ContainerStatus', { container_id: container, verbose: true });
+      pods.push({ pod, container, pid: (JSON.parse(st.info.info) as { pid: number }).pid });
+    }
+    assert.ok(existing().length > 0, 'the parent was made');
+    const alive = (pid: number) => fs.existsSync(`/proc/${pid}`) && !/^\d+ \(.*\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    for (let i = 0; i < pods.length; i++) {
+      await env.client.call('StopPodSandbox', { pod_sandbox_id: pods[i].pod.sandboxId });
+      await env.client.call('RemovePodSandbox', { pod_sandbox_id: pods[i].pod.sandboxId });
+      for (const other of pods.slice(i + 1)) {
+        const st = (await env.client.call('ContainerStatus', { container_id: other.container })).status!;
+        assert.equal(st.state, 'CONTAINER_RUNNING', `pod ${i} removed: ${other.container} still runs`);
+        assert.ok(alive(other.pid), `pod ${i} removed: pid ${other.pid} still alive`);
+        const r = await env.client.call('ExecSync', { container_id: other.container, cmd: ['true'], timeout: 10 });
+        assert.equal(r.exit_code, 0);
+      }
+    }
+    assert.equal((await env.client.call('ListPodSandbox', {})).items.length, 0);
+    // Only kubelet's parent is left, empty: nothing of the pods is in it.
+    for (const d of existing()) {
+      const children = fs.readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+      assert.deepEqual(children, [], `${d} is empty`);
+      fs.rmdirSync(d);
+    }
+  });
+});
+
+test('a record from before (the first pod "created" the shared cgroup_parent) is removed without touching the other pods', async () => {
+  await withPodEnv({ removePods: true }, async (env) => {
+    const parent = `${env.cgroupParent}/legacy-parent`;
+    const first = await runPodIn(env, path.join(env.logDir, 'first'), parent, 'POD');
+    const second = await runPodIn(env, path.join(env.logDir, 'second'), parent, 'POD');
+    const container = await createContainer(env, second, 'sleeper', { command: ['sleep', '3600'], logPath: 'sleeper.log' });
+    await env.client.call('StartContainer', { container_id: container });
+    // What an older nodecri wrote for the pod that found the parent missing.
+    await env.restart('kill', () => {
+      const file = path.join(env.daemon.root, 'sandboxes', `${first.sandboxId}.json`);
+      const r = JSON.parse(fs.readFileSync(file, 'utf8')) as { cgroup: { path: string; created: boolean } };
+      assert.deepEqual(r.cgroup, { path: parent, created: false });
+      r.cgroup.created = true;
+      fs.writeFileSync(file, JSON.stringify(r));
+    });
+    await env.client.call('RemovePodSandbox', { pod_sandbox_id: first.sandboxId });
+    assert.equal((await env.client.call('ContainerStatus', { container_id: container })).status!.state, 'CONTAINER_RUNNING');
+    assert.equal((await env.client.call('ExecSync', { container_id: container, cmd: ['true'], timeout: 10 })).exit_code, 0);
+    await env.client.call('RemovePodSandbox', { pod_sandbox_id: second.sandboxId });
+    for (const d of cgroupDirsFor(parent).filter((x) => fs.existsSync(x))) {
+      assert.deepEqual(fs.readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()), [], `${d} is empty`);
+      fs.rmdirSync(d);
     }
   });
 });
