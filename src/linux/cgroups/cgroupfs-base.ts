@@ -8,7 +8,8 @@ import os from 'node:os';
 import type { CgroupCreateSpec, CgroupFileWrite, CgroupKillSpec, CgroupNative } from '../../native/cgroups';
 import { SyscallError } from '../../native/errors';
 import {
-  CgroupConfigError, type ControllerWriter, type WriteContext, ancestors, errnoName, joinDir, relativeCgroupPath, unique,
+  CgroupConfigError, type ControllerWriter, type ResourceField, type WriteContext, ancestors, checkCgroupDirLength, errnoName, joinDir,
+  relativeCgroupPath, unique,
 } from './common';
 import { cpu } from './cpu';
 import { cpuset } from './cpuset';
@@ -50,7 +51,33 @@ const UNIFIED_KEY = /^[a-z][a-z0-9_]*\.[A-Za-z0-9_.]+$/;
 
 interface PlannedWrite extends CgroupFileWrite {
   tolerate: readonly string[];
+  /** the resource the value comes from, to name when the kernel refuses it */
+  field: ResourceField | null;
 }
+
+/** Control files to the resource they carry, for the kernel's refusals. */
+const FIELD_OF_FILE: ReadonlyArray<[RegExp, ResourceField]> = [
+  [/^cpuset\.cpus$/, 'cpusetCpus'],
+  [/^cpuset\.mems$/, 'cpusetMems'],
+  [/^cpu\.(shares|weight)$/, 'cpuShares'],
+  [/^cpu\.(cfs_quota_us|max)$/, 'cpuQuota'],
+  [/^cpu\.cfs_period_us$/, 'cpuPeriod'],
+  [/^memory\.(limit_in_bytes|max)$/, 'memoryLimitBytes'],
+  [/^memory\.(memsw\.limit_in_bytes|swap\.max)$/, 'memorySwapLimitBytes'],
+  [/^pids\.max$/, 'pidsLimit'],
+  [/^hugetlb\./, 'hugepageLimits'],
+];
+
+function fieldOfFile(file: string): ResourceField | null {
+  return FIELD_OF_FILE.find(([re]) => re.test(file))?.[1] ?? null;
+}
+
+/**
+ * errnos with which the kernel refuses a value written to a control file: EINVAL (not a
+ * value of that file), ERANGE (a CPU or node that is not there), EOVERFLOW (too large).
+ * They are the caller's input at fault, not a failure of the host.
+ */
+const VALUE_REFUSED = new Set(['EINVAL', 'ERANGE', 'EOVERFLOW']);
 
 export abstract class CgroupfsBase implements CgroupManager {
   abstract readonly mode: CgroupMode;
@@ -80,7 +107,14 @@ export abstract class CgroupfsBase implements CgroupManager {
   abstract stats(path: string): Promise<CgroupStats>;
 
   paths(path: string): CgroupPaths {
-    return this.pathsOf(relativeCgroupPath(path));
+    return this.pathsOf(this.rel(path));
+  }
+
+  /** The relative path, refused when a directory of it could not hold its files. */
+  protected rel(path: string): string {
+    const rel = relativeCgroupPath(path);
+    for (const d of Object.values(this.pathsOf(rel))) if (d !== undefined) checkCgroupDirLength(d);
+    return rel;
   }
 
   /** Every distinct directory of the cgroup. */
@@ -89,7 +123,7 @@ export abstract class CgroupfsBase implements CgroupManager {
   }
 
   async create(path: string, resources: Resources): Promise<void> {
-    const rel = relativeCgroupPath(path);
+    const rel = this.rel(path);
     this.validate(rel, resources);
     await this.native.cgroupCreate(this.createSpecs(rel));
     await this.enableControllers(rel, this.enableTarget(resources, true));
@@ -97,7 +131,7 @@ export abstract class CgroupfsBase implements CgroupManager {
   }
 
   async update(path: string, resources: Resources): Promise<void> {
-    const rel = relativeCgroupPath(path);
+    const rel = this.rel(path);
     this.validate(rel, resources);
     await this.enableControllers(rel, this.enableTarget(resources, false));
     await this.apply(rel, resources);
@@ -180,7 +214,9 @@ export abstract class CgroupfsBase implements CgroupManager {
     }
     const writes = this.planWrites(rel, r, ctx);
     if (writes.length === 0) return;
-    const results = await this.native.cgroupWriteFiles(writes.map(({ tolerate: _t, ...w }) => w));
+    const results = await this.native.cgroupWriteFiles(writes.map(({ tolerate: _t, field: _f, ...w }) => w)).catch((e: unknown) => {
+      throw refusedValue(e, writes) ?? e;
+    });
     results.forEach((errno, i) => {
       if (errno === 0) return;
       const w = writes[i];
@@ -189,7 +225,8 @@ export abstract class CgroupfsBase implements CgroupManager {
       // errnos are expected (e.g. cpu's first period write, retried after the quota).
       if (w.tolerate.includes(code)) return;
       const path = `${w.dir}/${w.file}`;
-      throw new SyscallError(`write cgroup file: write ${path}: ${code}`, code, errno, 'write', path, 'write cgroup file');
+      const err = new SyscallError(`write cgroup file: write ${path}: ${code}`, code, errno, 'write', path, 'write cgroup file');
+      throw refusedValue(err, [w]) ?? err;
     });
   }
 
@@ -201,18 +238,33 @@ export abstract class CgroupfsBase implements CgroupManager {
       const place = this.placement(w.name, rel);
       if (place === null) throw new CgroupConfigError(`the ${w.name} controller is not available on this host`);
       const files = place.version === 1 ? w.v1(r, ctx) : w.v2(r, ctx);
-      for (const f of files) out.push({ dir: place.dir, file: f.file, value: f.value, mayFail: f.tolerate.length > 0, tolerate: f.tolerate });
+      for (const f of files) {
+        out.push({ dir: place.dir, file: f.file, value: f.value, mayFail: f.tolerate.length > 0, tolerate: f.tolerate, field: fieldOfFile(f.file) });
+      }
     }
     // Verbatim v2 keys go last, so that they win over the mapped values (as in runc).
     for (const [key, value] of Object.entries(r.unified)) {
       if (!UNIFIED_KEY.test(key) || RESERVED_UNIFIED.has(key)) {
-        throw new CgroupConfigError(`unified resource key not allowed: ${JSON.stringify(key)}`);
+        throw new CgroupConfigError(`key not allowed: ${JSON.stringify(key)}`, 'unified');
       }
-      if (typeof value !== 'string') throw new CgroupConfigError(`unified resource ${key} must be a string`);
-      out.push({ dir: this.unifiedDirFor(rel, key), file: key, value, mayFail: false, tolerate: [] });
+      if (typeof value !== 'string') throw new CgroupConfigError(`${key} must be a string`, 'unified');
+      out.push({ dir: this.unifiedDirFor(rel, key), file: key, value, mayFail: false, tolerate: [], field: 'unified' });
     }
     return out;
   }
+}
+
+/**
+ * The kernel's refusal of a resource's value (or of an unknown unified key) as the
+ * caller's invalid input naming the resource, or null for any other failure.
+ */
+function refusedValue(e: unknown, writes: readonly PlannedWrite[]): CgroupConfigError | null {
+  if (!(e instanceof SyscallError)) return null;
+  const w = writes.find((x) => `${x.dir}/${x.file}` === e.path);
+  if (!w || w.field === null) return null;
+  if (VALUE_REFUSED.has(e.code)) return new CgroupConfigError(`${JSON.stringify(w.value)} refused by the kernel for ${w.file} (${e.code})`, w.field);
+  if (w.field === 'unified' && e.code === 'ENOENT') return new CgroupConfigError(`${JSON.stringify(w.file)} is not a control file of this cgroup`, 'unified');
+  return null;
 }
 
 /** The device rules of `r`; resources saved before they existed (a record) have none. */

@@ -82,10 +82,10 @@ export class CgroupfsV1Manager extends CgroupfsBase {
   protected unifiedDirFor(rel: string, key: string): string {
     const c = controllerOfKey(key);
     if (this.layout.unifiedMount === null) {
-      throw new CgroupConfigError(`unified resource ${key} needs cgroup v2, which this host does not mount`);
+      throw new CgroupConfigError(`${JSON.stringify(key)} needs cgroup v2, which this host does not mount`, 'unified');
     }
     if (c !== 'cgroup' && !this.onUnified(c)) {
-      throw new CgroupConfigError(`unified resource ${key} needs the ${c} controller on cgroup v2; this hybrid host does not offer it there`);
+      throw new CgroupConfigError(`${JSON.stringify(key)} needs the ${c} controller on cgroup v2; this hybrid host does not offer it there`, 'unified');
     }
     return joinDir(this.layout.unifiedMount, rel);
   }

@@ -6,15 +6,30 @@ import os from 'node:os';
 import { RuntimeError } from '../../domain/errors';
 import type { ControllerName, Resources } from './types';
 
+/** A resource a CgroupConfigError is about: the domain names it in the caller's terms. */
+export type ResourceField = keyof Resources;
+
 /**
  * Invalid resources or paths handed to the manager: an invalid-argument RuntimeError, so
- * that a CRI caller gets INVALID_ARGUMENT with the message (not an internal error).
+ * that a CRI caller gets INVALID_ARGUMENT with the message (not an internal error). With
+ * a `field`, the message starts with it and `detail` is the rest.
  */
 export class CgroupConfigError extends RuntimeError {
-  constructor(message: string) {
-    super('invalid-argument', message);
+  readonly detail: string;
+  constructor(
+    message: string,
+    readonly field: ResourceField | null = null,
+  ) {
+    super('invalid-argument', field === null ? message : `${field}: ${message}`);
+    this.detail = message;
   }
 }
+
+/** Linux's PATH_MAX, counting the terminating NUL, and NAME_MAX. */
+const PATH_MAX = 4096;
+const NAME_MAX = 255;
+/** Room kept after a cgroup directory for the longest control file name and a slash. */
+const CONTROL_FILE_ROOM = 64;
 
 /** A value for one control file of a controller; the manager decides the directory. */
 export interface FileValue {
@@ -65,11 +80,28 @@ export function relativeCgroupPath(path: string): string {
     throw new CgroupConfigError('cgroup path must not be the root: "/"');
   }
   for (const p of parts) {
-    if (p === '' || p === '.' || p === '..' || p.includes('\0') || Buffer.byteLength(p) > 255) {
+    if (p === '' || p === '.' || p === '..' || p.includes('\0')) {
       throw new CgroupConfigError(`invalid cgroup path: ${JSON.stringify(path)}`);
+    }
+    // A newline would forge a line of /proc/<pid>/cgroup; the kernel refuses it in mkdir.
+    if (/[\x00-\x1f\x7f]/.test(p)) throw new CgroupConfigError(`invalid cgroup path: ${JSON.stringify(path)} has a control character`);
+    if (Buffer.byteLength(p) > NAME_MAX) {
+      throw new CgroupConfigError(`invalid cgroup path: a component is ${Buffer.byteLength(p)} bytes, over NAME_MAX (${NAME_MAX})`);
     }
   }
   return parts.join('/');
+}
+
+/**
+ * Refuses a cgroup directory whose control files' paths would not fit in PATH_MAX: the
+ * kernel would refuse them only after some directories exist, and removal by path could
+ * not reach those.
+ */
+export function checkCgroupDirLength(dir: string): void {
+  const bytes = Buffer.byteLength(dir);
+  if (bytes + CONTROL_FILE_ROOM >= PATH_MAX) {
+    throw new CgroupConfigError(`cgroup path too long: ${bytes} bytes as ${dir.slice(0, 40)}..., over PATH_MAX (${PATH_MAX}) with its files`);
+  }
 }
 
 /** The cgroup's ancestors as relative paths, outermost first: "a/b/c" -> ["a", "a/b"]. */
@@ -101,8 +133,8 @@ export function parseSingle(text: string | null): bigint | null {
   return /^\d+$/.test(t) ? BigInt(t) : null;
 }
 
-export function requireInteger(name: string, v: number): void {
-  if (!Number.isSafeInteger(v)) throw new CgroupConfigError(`${name} must be an integer: ${v}`);
+export function requireInteger(name: ResourceField, v: number): void {
+  if (!Number.isSafeInteger(v)) throw new CgroupConfigError(`must be an integer: ${v}`, name);
 }
 
 /** Unique values in first-seen order. */

@@ -11,6 +11,21 @@ export const V1_CPUSET_INHERIT = ['cpuset.cpus', 'cpuset.mems'];
 
 /** "0-3,6" style lists; anything else would be refused by the kernel with EINVAL anyway. */
 const LIST = /^\s*\d+(-\d+)?(\s*,\s*\d+(-\d+)?)*\s*$/;
+/** Above any CPU or node number a kernel has (NR_CPUS is at most 8192). */
+const MAX_ID = 65535;
+
+/** Why `v` is not a list the kernel takes, or null. Which ids exist is the kernel's to say. */
+function listError(v: string): string | null {
+  if (!LIST.test(v)) return `${JSON.stringify(v)} is not a cpu/node list (such as "0-3,6")`;
+  for (const part of v.replace(/\s+/g, '').split(',')) {
+    const ends = part.split('-');
+    const big = ends.find((x) => x.length > 5 || Number(x) > MAX_ID);
+    if (big !== undefined) return `${JSON.stringify(v)}: ${big} is not a cpu/node number`;
+    const [a, b = a] = ends.map(Number);
+    if (a > b) return `${JSON.stringify(v)}: range ${part} goes backwards`;
+  }
+  return null;
+}
 
 function set(v: string | null): v is string {
   return v !== null && v !== '';
@@ -23,7 +38,8 @@ function writes(r: Resources): FileValue[] {
     ['cpusetMems', r.cpusetMems, 'cpuset.mems'],
   ] as const) {
     if (!set(v)) continue;
-    if (!LIST.test(v)) throw new CgroupConfigError(`${name} is not a cpu/node list: ${JSON.stringify(v)}`);
+    const bad = listError(v);
+    if (bad !== null) throw new CgroupConfigError(bad, name);
     out.push(fv(file, v.replace(/\s+/g, '')));
   }
   return out;

@@ -12,7 +12,7 @@ const GB = 1024n * MB;
 
 /** The kernel's name for a page size in bytes: whole GB, else whole MB, else KB. */
 export function hugepageSizeName(bytes: bigint): string {
-  if (bytes <= 0n) throw new CgroupConfigError(`hugepage size must be positive: ${bytes}`);
+  if (bytes <= 0n) throw new CgroupConfigError(`hugepage size must be positive: ${bytes}`, 'hugepageLimits');
   if (bytes >= GB) return `${bytes / GB}GB`;
   if (bytes >= MB) return `${bytes / MB}MB`;
   return `${bytes / KB}KB`;
@@ -26,9 +26,9 @@ const UNITS: Record<string, bigint> = { k: KB, m: MB, g: GB };
  */
 export function parseHugepageSize(s: string): bigint {
   const m = /^(\d+)\s*([kmgKMG])(?:i?[bB]|i)?$/.exec(s.trim());
-  if (!m) throw new CgroupConfigError(`invalid hugepage size: ${JSON.stringify(s)}`);
+  if (!m) throw new CgroupConfigError(`invalid hugepage size: ${JSON.stringify(s)}`, 'hugepageLimits');
   const bytes = BigInt(m[1]) * UNITS[m[2].toLowerCase()];
-  if (bytes === 0n) throw new CgroupConfigError(`invalid hugepage size: ${JSON.stringify(s)}`);
+  if (bytes === 0n) throw new CgroupConfigError(`invalid hugepage size: ${JSON.stringify(s)}`, 'hugepageLimits');
   return bytes;
 }
 

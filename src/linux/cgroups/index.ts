@@ -14,7 +14,7 @@ import { checkDeviceControl } from './devices';
 import type { CgroupManager } from './types';
 
 export * from './types';
-export { CgroupConfigError } from './common';
+export { CgroupConfigError, type ResourceField } from './common';
 export { validateDeviceRules } from './devices';
 export type { CgroupLayout } from './detect';
 export type { CgroupfsOptions } from './cgroupfs-base';

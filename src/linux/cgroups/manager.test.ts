@@ -19,6 +19,8 @@ class FakeNative implements CgroupNative {
   deviceFilters: Array<{ dir: string; rules: CgroupDeviceRule[] }> = [];
   /** errno to return for a write of "<dir>/<file>" (only honoured for mayFail entries). */
   failWrites = new Map<string, number>();
+  /** errno name with which a (non-mayFail) write of "<dir>/<file>" fails the batch, as the addon does */
+  throwWrites = new Map<string, string>();
   files = new Map<string, string>();
 
   async cgroupMounts(): Promise<CgroupMount[]> {
@@ -31,6 +33,10 @@ class FakeNative implements CgroupNative {
   async cgroupWriteFiles(writes: CgroupFileWrite[]): Promise<number[]> {
     this.calls.push('write');
     this.writes.push(...writes);
+    for (const x of writes) {
+      const code = this.throwWrites.get(`${x.dir}/${x.file}`);
+      if (code && !x.mayFail) throw new SyscallError(`write cgroup file: write ${x.dir}/${x.file}: ${code}`, code, 0, 'write', `${x.dir}/${x.file}`, 'write cgroup file');
+    }
     return writes.map((w) => (w.mayFail ? this.failWrites.get(`${w.dir}/${w.file}`) ?? 0 : 0));
   }
   async cgroupReadFiles(reads: CgroupFileRead[]): Promise<(string | null)[]> {
@@ -155,6 +161,33 @@ describe('v1 manager on a hybrid host', () => {
     await assert.rejects(m.create('relative', noResources()), /absolute/);
     await assert.rejects(m.create('/', noResources()), /root/);
     await assert.rejects(m.create('/a/../b', noResources()), /invalid cgroup path/);
+    assert.deepEqual(n.calls, []);
+  });
+
+  it('names the resource when the kernel refuses its value or a unified key has no file', async () => {
+    const n = new FakeNative();
+    const m = cgroupManagerFor(pureV2, n, opts);
+    n.throwWrites.set('/cg/x/cpuset.cpus', 'ERANGE');
+    await assert.rejects(m.update('/x', { ...noResources(), cpusetCpus: '64' }), (e: unknown) =>
+      e instanceof CgroupConfigError && e.field === 'cpusetCpus' && /"64" refused by the kernel for cpuset.cpus \(ERANGE\)/.test(e.detail));
+    n.throwWrites.set('/cg/x/memory.nosuch', 'ENOENT');
+    await assert.rejects(m.update('/x', { ...noResources(), unified: { 'memory.nosuch': '1' } }), (e: unknown) =>
+      e instanceof CgroupConfigError && e.field === 'unified' && /"memory.nosuch" is not a control file/.test(e.message));
+    // Anything else stays the host's failure.
+    n.throwWrites.set('/cg/x/pids.max', 'EACCES');
+    await assert.rejects(m.update('/x', { ...noResources(), pidsLimit: 5 }), (e: unknown) => e instanceof SyscallError && e.code === 'EACCES');
+  });
+
+  it('refuses cpu lists the kernel would, control characters and paths too long for their files, before any directory', async () => {
+    const n = new FakeNative();
+    const m = cgroupManagerFor(hybrid, n, opts);
+    for (const [v, re] of [['3-1', /range 3-1 goes backwards/], ['0,', /not a cpu\/node list/], ['99999999999', /is not a cpu\/node number/]] as const) {
+      await assert.rejects(m.create('/x', { ...noResources(), cpusetCpus: v }), (e: unknown) => e instanceof CgroupConfigError && e.field === 'cpusetCpus' && re.test(e.message));
+    }
+    await assert.rejects(m.create('/a\nb', noResources()), /control character/);
+    await assert.rejects(m.create(`/${'x'.repeat(256)}`, noResources()), /over NAME_MAX/);
+    await assert.rejects(m.create(`/${'x/'.repeat(2020)}y`, noResources()), /cgroup path too long/);
+    assert.throws(() => m.paths(`/${`${'x'.repeat(200)}/`.repeat(20)}y`), /cgroup path too long/);
     assert.deepEqual(n.calls, []);
   });
 

@@ -25,10 +25,11 @@ function v1Swap(r: Resources, memsw: boolean): bigint | null {
     if (swap === -1n || swap === mem) return null;
     throw new CgroupConfigError(
       `memory swap limit ${swap} requested but this host has no swap accounting (memory.memsw.limit_in_bytes)`,
+      'memorySwapLimitBytes',
     );
   }
   if (mem !== null && mem >= 0n && swap >= 0n && swap < mem) {
-    throw new CgroupConfigError(`memory+swap limit ${swap} must not be below the memory limit ${mem}`);
+    throw new CgroupConfigError(`memory+swap limit ${swap} must not be below the memory limit ${mem}`, 'memorySwapLimitBytes');
   }
   return swap;
 }
@@ -68,9 +69,9 @@ export function swapV2Value(memory: bigint | null, swap: bigint | null): string 
   if (sw === null) return mem === -1n ? 'max' : null;
   if (sw === -1n) return 'max';
   if (mem === null || mem === -1n) {
-    throw new CgroupConfigError(`memory swap limit ${sw} needs a memory limit`);
+    throw new CgroupConfigError(`memory swap limit ${sw} needs a memory limit`, 'memorySwapLimitBytes');
   }
-  if (sw < mem) throw new CgroupConfigError(`memory+swap limit ${sw} must not be below the memory limit ${mem}`);
+  if (sw < mem) throw new CgroupConfigError(`memory+swap limit ${sw} must not be below the memory limit ${mem}`, 'memorySwapLimitBytes');
   return String(sw - mem);
 }
 
