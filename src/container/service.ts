@@ -26,6 +26,7 @@ import { KeyedLock } from '../domain/keyed-lock';
 import { RuntimeError, failedPrecondition, invalidArgument, notFound } from '../domain/errors';
 import { nowNanos, type EventBus } from '../domain/events';
 import { CpuRate } from '../domain/cpu-rate';
+import { pathLengthError, quotePath, resourceError } from '../domain/limits';
 import { IdIndex, containerName, newId } from '../domain/ids';
 import { Registrar } from '../domain/registrar';
 import type { ContainerConfig__Output } from '../cri/generated/runtime/v1/ContainerConfig';
@@ -233,8 +234,10 @@ export class ContainerService {
     if (sandbox.spec.logDirectory === '') throw invalidArgument(`config.log_path ${JSON.stringify(logPath)} is relative but the pod has no log directory`);
     const full = path.resolve(sandbox.spec.logDirectory, logPath);
     if (!full.startsWith(`${sandbox.spec.logDirectory.replace(/\/$/, '')}/`)) {
-      throw invalidArgument(`config.log_path ${JSON.stringify(logPath)} leaves the pod's log directory`);
+      throw invalidArgument(`config.log_path ${quotePath(logPath)} leaves the pod's log directory`);
     }
+    const tooLong = pathLengthError(full);
+    if (tooLong !== null) throw invalidArgument(`config.log_path ${quotePath(logPath)}: the log file ${quotePath(full)} ${tooLong}`);
     return full;
   }
 
@@ -293,7 +296,7 @@ export class ContainerService {
       // program the kernel refuses) leaves its directories, and remove takes missing ones.
       const cgroupPath = spec.linux.cgroupsPath;
       await cleanup.record({ kind: 'cgroup', path: cgroupPath }, () => this.opts.host.cgroups.remove(cgroupPath));
-      await this.opts.host.cgroups.create(cgroupPath, generated.resources);
+      await this.opts.host.cgroups.create(cgroupPath, generated.resources).catch(throwAsResourceError);
 
       const record: ContainerRecord = {
         version: 1,
@@ -719,7 +722,7 @@ export class ContainerService {
     const r = this.mustGet(idOrPrefix);
     if (r.state === 'CONTAINER_EXITED') throw failedPrecondition(`container ${r.id} has exited`);
     await this.locked(r.id, async () => {
-      if (resources) await this.opts.host.cgroups.update(r.cgroupPath, resources);
+      if (resources) await this.opts.host.cgroups.update(r.cgroupPath, resources).catch(throwAsResourceError);
       r.resources = resources;
       await this.persist(r);
     });
@@ -903,6 +906,11 @@ export class ContainerService {
     for (const live of this.live.values()) live.log?.flushPartialsAsP();
     await Promise.all([...this.live.values()].map((l) => l.log?.drain()));
   }
+}
+
+/** A container's resources are ContainerConfig.linux.resources (UpdateContainerResources: linux). */
+function throwAsResourceError(e: unknown): never {
+  throw resourceError(e, 'linux.resources');
 }
 
 /** Bytes and inodes under a directory (the writable layer), without blocking the loop. */

@@ -16,6 +16,7 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { failedPrecondition, invalidArgument } from '../domain/errors';
+import { checkPathLength } from '../domain/limits';
 import type { ContainerConfig__Output } from '../cri/generated/runtime/v1/ContainerConfig';
 import type { LinuxContainerSecurityContext__Output } from '../cri/generated/runtime/v1/LinuxContainerSecurityContext';
 import { resourcesFromCri } from '../cri/convert/resources';
@@ -196,6 +197,7 @@ export function environment(opts: {
 export function workingDir(cri: string, image: string | null): string {
   if (cri !== '') {
     if (!path.posix.isAbsolute(cri)) throw invalidArgument(`working_dir ${JSON.stringify(cri)} must be an absolute path`);
+    checkPathLength('working_dir', cri);
     return path.posix.normalize(cri);
   }
   if (image) return path.posix.normalize(path.posix.isAbsolute(image) ? image : `/${image}`);
@@ -342,6 +344,7 @@ export async function generateSpec(input: GenerateInput): Promise<GeneratedConta
     hostIpc: modes.ipc === 'NODE' || sandbox.pins.ipc === null,
     mountInfo: async () => (mountInfoText ??= await fsp.readFile('/proc/self/mountinfo', 'utf8')),
     imageVolumes: img.volumes ?? [],
+    rootfsBytes: Buffer.byteLength(input.rootfs),
   });
   const devices = await containerDevices(config.devices, privileged);
   // The rules written to config.json are the ones the cgroup enforces.

@@ -32,6 +32,7 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { invalidArgument, unimplemented } from '../domain/errors';
+import { checkPathLength } from '../domain/limits';
 import type { Mount__Output } from '../cri/generated/runtime/v1/Mount';
 import type { SandboxRecord } from '../sandbox/model';
 import type { OciMount } from './types';
@@ -47,6 +48,8 @@ export interface MountRequest {
   mountInfo: () => Promise<string>;
   /** the image config's Volumes */
   imageVolumes: readonly string[];
+  /** bytes of the rootfs path that destinations are made under, for the PATH_MAX check */
+  rootfsBytes?: number;
 }
 
 export interface MountPlan {
@@ -107,6 +110,8 @@ export async function containerMounts(req: MountRequest): Promise<MountPlan> {
       throw invalidArgument(`${field}: container_path ${JSON.stringify(m.container_path)} must be an absolute path`);
     }
     if (!path.posix.isAbsolute(m.host_path)) throw invalidArgument(`${field}: host_path ${JSON.stringify(m.host_path)} must be an absolute path`);
+    checkPathLength(`${field}: container_path`, m.container_path, req.rootfsBytes ?? 0);
+    checkPathLength(`${field}: host_path`, m.host_path);
     const dest = cleanPath(m.container_path);
     if (seen.has(dest)) throw invalidArgument(`${field}: more than one mount at ${dest}`);
     seen.add(dest);

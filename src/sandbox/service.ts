@@ -23,6 +23,8 @@ import { CpuRate } from '../domain/cpu-rate';
 import type { PodNetwork, PodNetworkAttachment } from '../network/pod-network';
 import type { Logger } from '../obs/logger';
 import { readJson, writeJsonAtomic } from '../state/atomic-file';
+import { checkPathLength, resourceError } from '../domain/limits';
+import { checkCgroupParent } from './cgroup-parent';
 import { hostsFile, podHostname, resolvConf, writeSandboxFiles } from './files';
 import type { SandboxRecord, SandboxSpec, SandboxState } from './model';
 
@@ -134,6 +136,9 @@ export class SandboxService {
       throw new RuntimeError('already-exists', `pod sandbox name ${name} is reserved for ${existing}`);
     }
     const id = newId();
+    // Bad input is refused before anything exists.
+    checkCgroupParent(this.opts.host.cgroups, this.config.cgroup.driver, spec.cgroupParent, id);
+    if (spec.logDirectory !== '') checkPathLength('config.log_directory', spec.logDirectory);
     const creation = this.create(id, name, handler, spec, signal);
     this.creating.set(name, creation);
     try {
@@ -248,12 +253,12 @@ export class SandboxService {
     // plugins are told its path.
     let cgroup: SandboxRecord['cgroup'];
     if (spec.cgroupParent !== '') {
-      await this.opts.host.cgroups.create(spec.cgroupParent, spec.resources ?? noResources());
+      await this.opts.host.cgroups.create(spec.cgroupParent, spec.resources ?? noResources()).catch(throwAsResourceError);
       cgroup = { path: spec.cgroupParent, created: false };
     } else {
       const p = path.posix.join(cfg.cgroup.defaultParent, `pod-${id}`);
       await cleanup.record({ kind: 'cgroup', path: p }, () => this.opts.host.cgroups.remove(p));
-      await this.opts.host.cgroups.create(p, spec.resources ?? noResources());
+      await this.opts.host.cgroups.create(p, spec.resources ?? noResources()).catch(throwAsResourceError);
       cgroup = { path: p, created: true };
     }
 
@@ -571,3 +576,8 @@ export class SandboxService {
 
 /** Ids are 64 hex digits (newId); anything else under our dirs is not ours to judge. */
 export const objectIdPattern = /^[0-9a-f]{64}$/;
+
+/** The pod's resources are PodSandboxConfig.linux.resources (with the overhead). */
+function throwAsResourceError(e: unknown): never {
+  throw resourceError(e, 'linux.resources');
+}

@@ -9,8 +9,10 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { status as Status, type ServiceError } from '@grpc/grpc-js';
 import { createContainer, logLines, until, type Pod } from '../helpers/containers';
-import { cgroupDirsFor, withPodEnv, type PodEnv } from '../helpers/pod-env';
+import { diff, snapshot } from '../helpers/leaks';
+import { busyboxRef, cgroupDirsFor, withPodEnv, type PodEnv } from '../helpers/pod-env';
 import { podConfig } from '../helpers/pods';
 
 function rssBytes(pid: number): number {
@@ -150,5 +152,99 @@ test('a record from before (the first pod "created" the shared cgroup_parent) is
       assert.deepEqual(fs.readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()), [], `${d} is empty`);
       fs.rmdirSync(d);
     }
+  });
+});
+
+/** A cgroup path of `bytes` bytes under `parent`, in components of at most 200. */
+function longCgroupPath(parent: string, bytes: number): string {
+  let p = parent;
+  while (p.length < bytes) p += `/${'x'.repeat(Math.min(200, bytes - p.length - 1))}`;
+  return p;
+}
+
+/** What a refused call must not leave: mounts, state files, cgroups, children. */
+function leakScope(env: PodEnv) {
+  return {
+    mountPrefixes: [env.dir],
+    dirs: ['sandboxes', 'containers'].flatMap((d) => [path.join(env.daemon.root, d), path.join(env.daemon.runroot, d)]),
+    cgroupDirs: cgroupDirsFor(env.cgroupParent),
+  };
+}
+
+async function refused(what: string, call: Promise<unknown>, message: RegExp): Promise<void> {
+  await assert.rejects(call, (e: ServiceError) => {
+    assert.ok(e.code !== undefined, `${what}: ${String(e)}`);
+    assert.equal(e.code, Status.INVALID_ARGUMENT, `${what}: ${e.details}`);
+    assert.match(e.details, message, what);
+    return true;
+  }, what);
+}
+
+test('bad cgroup parents and over-long log directories are INVALID_ARGUMENT naming the field, and leave nothing', async () => {
+  await withPodEnv({ image: false }, async (env) => {
+    const scope = leakScope(env);
+    const before = snapshot(scope);
+    const P = env.cgroupParent;
+    const cases: Array<[string, string, RegExp]> = [
+      ['relative', 'kubepods/pod1', /^linux\.cgroup_parent "kubepods\/pod1" is not absolute/],
+      ['a systemd slice', 'kubepods-besteffort-pod1.slice', /^linux\.cgroup_parent "kubepods-besteffort-pod1\.slice" is a systemd slice, but the cgroup driver is cgroupfs/],
+      ['an absolute slice', '/kubepods.slice/kubepods-pod1.slice', /^linux\.cgroup_parent .* is a systemd slice/],
+      ['a filesystem path', '/sys/fs/cgroup/memory/kubepods', /^linux\.cgroup_parent .* is a filesystem path under the cgroup mounts/],
+      ['..', `${P}/a/../../b`, /^linux\.cgroup_parent .*: invalid cgroup path/],
+      ['a newline', `${P}/a\nb`, /^linux\.cgroup_parent .*control character/],
+      ['a component over NAME_MAX', `${P}/${'x'.repeat(256)}`, /^linux\.cgroup_parent .*over NAME_MAX \(255\)/],
+      // 3,960 bytes: the parent's own files fit, its pods' cgroups' would not
+      ['over PATH_MAX with the pod cgroups', longCgroupPath(P, 3960), /^linux\.cgroup_parent .*cgroup path too long: .*over PATH_MAX/],
+    ];
+    for (const [what, parent, message] of cases) {
+      await refused(what, env.client.call('RunPodSandbox', { config: podConfig({ cgroupParent: parent }) }), message);
+    }
+    await refused(
+      'log directory over PATH_MAX',
+      env.client.call('RunPodSandbox', { config: { ...podConfig(), log_directory: `/var/log/pods/${'x'.repeat(4100)}` } }),
+      /^config\.log_directory ".*" is \d+ bytes, over PATH_MAX \(4096\)$/,
+    );
+    assert.equal((await env.client.call('ListPodSandbox', {})).items.length, 0);
+    assert.deepEqual(diff(before, snapshot(scope)), { mounts: [], files: [], cgroups: [], children: [] });
+    // Nothing was made for the refused parents either.
+    for (const [, parent] of cases) if (parent.startsWith(P)) for (const d of cgroupDirsFor(parent)) assert.equal(fs.existsSync(d), false, d);
+  });
+});
+
+test('bad resources, unified keys and over-long paths in CreateContainer are INVALID_ARGUMENT naming the field, and leave nothing', async () => {
+  await withPodEnv({ removePods: true }, async (env) => {
+    const pod = await runPodIn(env, path.join(env.logDir, 'p'));
+    const sleeper = await createContainer(env, pod, 'sleeper', { command: ['sleep', '3600'], logPath: 'sleeper.log' });
+    await env.client.call('StartContainer', { container_id: sleeper });
+    const scope = leakScope(env);
+    const before = snapshot(scope);
+    const base = { metadata: { name: 'bad', attempt: 0 }, image: { image: busyboxRef }, command: ['true'], log_path: 'bad.log' };
+    const create = (extra: object) => env.client.call('CreateContainer', { pod_sandbox_id: pod.sandboxId, sandbox_config: pod.sandboxConfig, config: { ...base, ...extra } } as never);
+    const resources = (r: object) => ({ linux: { resources: r } });
+    const cases: Array<[string, object, RegExp]> = [
+      ['a cpu list', resources({ cpuset_cpus: '0-1;reboot' }), /^linux\.resources\.cpuset_cpus: "0-1;reboot" is not a cpu\/node list/],
+      ['a backwards range', resources({ cpuset_cpus: '1-0' }), /^linux\.resources\.cpuset_cpus: "1-0": range 1-0 goes backwards$/],
+      // syntax the kernel takes, CPUs it does not have: its refusal, named
+      ['CPUs that are not there', resources({ cpuset_cpus: '4000-4001' }), /^linux\.resources\.cpuset_cpus: "4000-4001" refused by the kernel for cpuset\.cpus \(E(RANGE|INVAL)\)$/],
+      ['memory nodes that are not there', resources({ cpuset_mems: '63' }), /^linux\.resources\.cpuset_mems: "63" refused by the kernel/],
+      ['a unified key leaving the cgroup', resources({ unified: { '../memory.max': '1' } }), /^linux\.resources\.unified: key not allowed: "\.\.\/memory\.max"$/],
+      ['a unified key with a slash', resources({ unified: { 'memory.max/x': '1' } }), /^linux\.resources\.unified: key not allowed/],
+      ['a unified key the manager drives', resources({ unified: { 'cgroup.procs': '1' } }), /^linux\.resources\.unified: key not allowed: "cgroup\.procs"$/],
+      ['a log path component over NAME_MAX', { log_path: `${'x'.repeat(300)}.log` }, /^config\.log_path ".*": the log file ".*" has a component of 304 bytes, over NAME_MAX \(255\)$/],
+      ['a log path over PATH_MAX', { log_path: `${`${'x'.repeat(200)}/`.repeat(21)}y.log` }, /^config\.log_path ".*": the log file ".*" is \d+ bytes, over PATH_MAX \(4096\)$/],
+      ['a mount path over PATH_MAX', { mounts: [{ container_path: `/${'x'.repeat(200)}`.repeat(20), host_path: env.dir }] }, /^mounts\[0\]: container_path ".*" is \d+ bytes where it is made, over PATH_MAX/],
+      ['a mount path component over NAME_MAX', { mounts: [{ container_path: `/${'x'.repeat(256)}`, host_path: env.dir }] }, /^mounts\[0\]: container_path ".*" has a component of 256 bytes/],
+      ['a working dir over PATH_MAX', { working_dir: `/${'x'.repeat(4096)}` }, /^working_dir ".*" is 4097 bytes, over PATH_MAX/],
+    ];
+    for (const [what, extra, message] of cases) await refused(what, create(extra), message);
+    assert.deepEqual(diff(before, snapshot(scope)), { mounts: [], files: [], cgroups: [], children: [] });
+    assert.deepEqual((await env.client.call('ListContainers', {})).containers.map((c) => c.id), [sleeper]);
+    // A live update with a bad value is named the same way, and the container runs on.
+    await refused(
+      'an update to CPUs that are not there',
+      env.client.call('UpdateContainerResources', { container_id: sleeper, linux: { cpuset_cpus: '4000' } } as never),
+      /^linux\.resources\.cpuset_cpus: "4000" refused by the kernel/,
+    );
+    assert.equal((await env.client.call('ContainerStatus', { container_id: sleeper })).status!.state, 'CONTAINER_RUNNING');
   });
 });
