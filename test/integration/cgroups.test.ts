@@ -322,9 +322,10 @@ describe('cgroups (integration)', { skip: isRoot ? false : 'needs root' }, () =>
       }
       await assert.rejects(manager.create(`${parent}/bad`, { ...noResources(), memoryLimitBytes: 128n * MiB, memorySwapLimitBytes: 64n * MiB }), CgroupConfigError);
       for (const d of uniqueDirs(manager.paths(parent))) assert.equal(fs.existsSync(d), false);
-      // A limit below what the kernel accepts is the kernel's EINVAL, with the file named.
+      // A limit below what the kernel accepts is the kernel's EINVAL, as the caller's bad
+      // input naming the resource, the file and the errno.
       await manager.create(`${parent}/pod1`, noResources());
       await assert.rejects(manager.update(`${parent}/pod1`, { ...noResources(), cpuQuota: 10 }), (e: unknown) =>
-        e instanceof SyscallError && e.code === 'EINVAL' && /cpu\.(cfs_quota_us|max)$/.test(e.path ?? ''));
+        e instanceof CgroupConfigError && e.field === 'cpuQuota' && /^cpuQuota: "10" refused by the kernel for cpu\.(cfs_quota_us|max) \(EINVAL\)$/.test(e.message));
     }));
 });
