@@ -210,6 +210,13 @@ test('bad cgroup parents and over-long log directories are INVALID_ARGUMENT nami
       env.client.call('RunPodSandbox', { config: { ...podConfig(), log_directory: `/var/log/pods/${'x'.repeat(4100)}` } }),
       /^config\.log_directory ".*" is \d+ bytes, over PATH_MAX \(4096\)$/,
     );
+    // Pod resources the kernel refuses once the pod cgroup exists: named, and the cgroup goes.
+    const pod = podConfig();
+    await refused(
+      'pod CPUs that are not there',
+      env.client.call('RunPodSandbox', { config: { ...pod, linux: { ...pod.linux, resources: { cpuset_cpus: '4000' } } } } as never),
+      /^linux\.resources\.cpuset_cpus: "4000" refused by the kernel for cpuset\.cpus/,
+    );
     assert.equal((await env.client.call('ListPodSandbox', {})).items.length, 0);
     assert.deepEqual(leaksSince(env, scope, before), { mounts: [], files: [], cgroups: [], children: [] });
     // Nothing was made for the refused parents either.
