@@ -89,11 +89,20 @@ export function ipamAllocations(cni: TestCni): string[] {
   }
 }
 
-/** Host interfaces (veth peers included), for leak checks. */
-export function hostLinks(): string[] {
-  return execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' })
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => l.split(':')[1].trim().split('@')[0])
-    .sort();
+/**
+ * The host interfaces enslaved to `bridge` (the host ends of the pods' veths), for leak
+ * checks: none once every pod on the test's network is gone. Scoped to the test's own
+ * bridge, so that other tests' pods on the machine do not count.
+ */
+export function bridgePorts(bridge: string): string[] {
+  try {
+    return execFileSync('ip', ['-o', 'link', 'show', 'master', bridge], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split(':')[1].trim().split('@')[0])
+      .sort();
+  } catch {
+    return []; // no bridge (yet)
+  }
 }
+

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { CriClient } from './cri-client';
 import assert from 'node:assert/strict';
-import { debianCniDir, hostLinks, ipamAllocations, setUpTestCni, writeFailingPlugin, type TestCni } from './cni';
+import { bridgePorts, debianCniDir, ipamAllocations, setUpTestCni, writeFailingPlugin, type TestCni } from './cni';
 import { diff, snapshot, type LeakScope } from './leaks';
 import { mainJs, makeTempDir, startTestDaemon, type TestDaemon } from './daemon';
 import { buildImage, writeOciLayout, type LayerEntries } from './images';
@@ -214,14 +214,13 @@ export async function withPodEnv(opts: PodEnvOptions & { removePods?: boolean },
     cgroupDirs: cgroupDirsFor(env.cgroupParent),
   };
   const before = snapshot(scope);
-  const linksBefore = hostLinks();
   try {
     await body(env);
     if (opts.removePods) await env.removePods();
     const leaked = diff(before, snapshot(scope));
     // The daemon itself (after a restart, a new pid) is expected to be running.
     leaked.children = leaked.children.filter((c) => !c.startsWith(`${env.daemon.proc.pid} `));
-    const links = hostLinks().filter((l) => !linksBefore.includes(l) && l !== env.cni.bridge);
+    const links = bridgePorts(env.cni.bridge);
     assert.deepEqual({ ...leaked, links, ips: ipamAllocations(env.cni) }, { mounts: [], files: [], cgroups: [], children: [], links: [], ips: [] });
   } finally {
     await env.cleanup();

@@ -12,8 +12,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startPodEnv, cgroupDirsFor, type PodEnv } from '../helpers/pod-env';
-import { execFileSync } from 'node:child_process';
-import { ipamAllocations } from '../helpers/cni';
+import { bridgePorts, ipamAllocations } from '../helpers/cni';
 import { diff, snapshot, type LeakScope } from '../helpers/leaks';
 import { podConfig } from '../helpers/pods';
 import { createContainer, runPod, until, type Pod } from '../helpers/containers';
@@ -34,18 +33,6 @@ function processesOf(dir: string, daemonPid: number): string[] {
     }
   }
   return out;
-}
-
-/** The host veths enslaved to `bridge` (none once every pod is gone). */
-function bridgePorts(bridge: string): string[] {
-  try {
-    return execFileSync('ip', ['-o', 'link', 'show', 'master', bridge], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => l.split(':')[1].trim().split('@')[0]);
-  } catch {
-    return []; // no bridge yet
-  }
 }
 
 function leakScope(env: PodEnv): LeakScope {
@@ -133,7 +120,6 @@ async function killAtEveryStep(op: Op): Promise<void> {
       await env.removePods();
       const leaked = diff(before, snapshot(scope));
       leaked.children = leaked.children.filter((c) => !c.startsWith(`${env.daemon.proc.pid} `));
-      // Only the test's own bridge is looked at: other tests may run beside this one.
       const links = bridgePorts(env.cni.bridge);
       assert.deepEqual(
         { ...leaked, links, ips: ipamAllocations(env.cni), processes: processesOf(env.dir, env.daemon.proc.pid ?? 0) },
