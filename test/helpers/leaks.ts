@@ -54,7 +54,7 @@ function walk(dir: string, out: string[], onlyDirs: boolean): void {
   }
 }
 
-/** Pids (with their command) whose parent is this process. */
+/** Pids (with their command, and "(zombie)" for one) whose parent is this process. */
 export function childProcesses(): string[] {
   const out: string[] = [];
   for (const name of fs.readdirSync('/proc')) {
@@ -64,7 +64,9 @@ export function childProcesses(): string[] {
       const close = stat.lastIndexOf(')');
       const fields = stat.slice(close + 2).split(' ');
       const ppid = Number(fields[1]);
-      if (ppid === process.pid) out.push(`${name} ${stat.slice(stat.indexOf('(') + 1, close)} ${fields[0]}`);
+      // Identity is pid and name; the state only marks a zombie (R and S flip from one
+      // snapshot to the next, and must not make a running child look new).
+      if (ppid === process.pid) out.push(`${name} ${stat.slice(stat.indexOf('(') + 1, close)}${fields[0] === 'Z' ? ' (zombie)' : ''}`);
     } catch {
       // the process went away while we looked
     }
