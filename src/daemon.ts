@@ -23,11 +23,12 @@ import { bringUpLoopback } from './native/namespaces';
 import { SandboxService } from './sandbox/service';
 import { ContainerService } from './container/service';
 import { containerHost } from './linux/container-host';
-import { createLogger, type Logger } from './obs/logger';
+import { createLogger, logWritten, type Logger } from './obs/logger';
 import { createMetrics } from './obs/metrics';
 import { startMetricsServer, type MetricsServer } from './obs/metrics-server';
 import { startTracing, type Tracing } from './obs/tracing';
-import { parseFaults } from './util/faults';
+import { parseFaults, stallLoop } from './util/faults';
+import { takeHandoff, writeHandoff } from './handoff';
 import { daemonReexec } from './native/reexec';
 import { reapOrphans, setChildSubreaper } from './native/process';
 import { writeJsonAtomic } from './state/atomic-file';
@@ -70,6 +71,7 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
   let config = loaded.config;
   const socketGid = await socketGroupId(loaded.config, loaded.sourceOf);
   const log = createLogger(config.logLevel);
+  const faults = parseFaults(process.env.NODECRI_FAULTS);
   const host = uname();
   // The container child needs these syscalls and cannot say so itself (it would leak fds
   // or resolve paths unconfined): refuse to start on an older kernel, naming what lacks.
@@ -87,6 +89,8 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
     if (e instanceof StateDirsBusyError) log.fatal({ lock: e.file, holder: e.holder }, e.message);
     throw e;
   });
+  // Before anything could spawn a child that would inherit the fds it names.
+  const handoff = await takeHandoff();
 
   const metrics = createMetrics();
   const tracing: Tracing = startTracing({ ...config.tracing, serviceVersion: packageVersion });
@@ -109,10 +113,10 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
   }
 
   // Processes left by exec sessions are re-parented to the daemon, which reaps them (only
-  // those: its own child_process children and watched containers are left alone).
+  // those: its own child_process children and watched containers are left alone). The
+  // sweeps start once restore() watches every container: before that, a container that
+  // exited during a re-exec is an unwatched zombie child, whose status is restore's to reap.
   setChildSubreaper(true);
-  const reaper = setInterval(() => void reapOrphans().catch(() => []), 2000);
-  reaper.unref();
   const { manager: cgroups, layout } = await createCgroupManager({ deviceEnforcement: config.cgroup.deviceEnforcement });
   log.info({ cgroupMode: layout.mode, deviceControl: cgroups.deviceControl }, 'cgroup layout detected');
   if (config.cgroup.favorDynmods) await favorDynmods(log);
@@ -139,7 +143,12 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
     sandboxes,
     host: containerHost(cgroups),
   });
-  await containers.restore();
+  await containers.restore(handoff);
+  let reaping: Promise<unknown> = Promise.resolve();
+  const reaper = setInterval(() => {
+    reaping = reapOrphans().catch(() => []);
+  }, 2000);
+  reaper.unref();
 
   let podCidr = '';
   const deps: CriDeps = {
@@ -167,7 +176,7 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
   let cri: CriServer | null = null;
   try {
     if (config.metrics.enabled) metricsServer = await startMetricsServer(config.metrics.address, metrics.registry);
-    cri = await startCriServer({ socketPath: config.listen, socketGid, deps, log, metrics, faults: parseFaults(process.env.NODECRI_FAULTS) });
+    cri = await startCriServer({ socketPath: config.listen, socketGid, deps, log, metrics, faults });
   } catch (e) {
     await metricsServer?.close();
     images.close();
@@ -207,15 +216,28 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
       if (stopping) return;
       stopping = (async () => {
         log.info('graceful restart: handing the containers over to a new daemon image');
+        // Everything that must be awaited comes first, while exits are still reaped and
+        // recorded and logs still read.
         await server.shutdown(config.shutdownTimeout * 1000);
         await metricsServer?.close();
         cni.stop();
-        await containers.prepareHandoff();
         images.close();
+        clearInterval(reaper);
+        await reaping; // an orphan sweep in flight must not see the containers unwatched
         await tracing.shutdown();
-        await new Promise<void>((resolve) => log.flush(() => resolve()));
-        const env = Object.entries({ ...process.env, NODECRI_REEXEC: '1', ...locks.keepAcrossExec() }).map(([k, v]) => `${k}=${v ?? ''}`);
-        // Synchronous from here: no exit can be reaped between the handoff and the exec.
+        await logWritten(log);
+        // Exit watching and log reading stop here, in one synchronous step, and never start
+        // again in this image: an exit or a line from now on is the new image's.
+        const handed = await containers.prepareHandoff();
+        await stallLoop(faults.delayMs('handoff'));
+        const handoffEnv = await writeHandoff(config.runroot, handed).catch((e: unknown) => {
+          // The new image then opens the FIFOs again by path; the kept fds still hold the pipes.
+          log.warn({ err: e }, 'cannot write the handoff; the new image reopens the log FIFOs');
+          return {};
+        });
+        log.info({ containers: Object.keys(handed.containers).length }, 're-executing');
+        await logWritten(log);
+        const env = Object.entries({ ...process.env, NODECRI_REEXEC: '1', ...locks.keepAcrossExec(), ...handoffEnv }).map(([k, v]) => `${k}=${v ?? ''}`);
         daemonReexec(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], env);
       })();
       try {
