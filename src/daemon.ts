@@ -6,6 +6,7 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, loadConfig, type Config, type LoadOptions } from './config';
+import { planReload } from './config/reload';
 import { startCriServer, type CriServer } from './cri/server';
 import type { CriDeps } from './cri/deps';
 import { kernelFloorError, probeSyscalls, uname } from './native/probe';
@@ -39,7 +40,11 @@ export interface Daemon {
   log: Logger;
   /** Graceful stop: no new calls, in-flight ones finish within the configured bound. */
   stop(): Promise<void>;
-  /** Re-reads the config files and applies what can change live (the log level). */
+  /**
+   * Re-reads the config files and applies the keys that are safe live (config/reload.ts);
+   * every other key keeps its running value, and each one that changed is logged as
+   * needing a restart.
+   */
   reload(): Promise<void>;
   /**
    * Graceful restart or upgrade: stops serving, writes down every exit and log line in
@@ -250,9 +255,13 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
     async reload() {
       try {
         const next = await loadConfig(opts);
-        if (next.config.logLevel !== config.logLevel) log.level = next.config.logLevel;
-        config = next.config;
-        log.info({ logLevel: config.logLevel, configFiles: next.sources }, 'configuration reloaded');
+        const plan = planReload(config, next.config, next.sourceOf);
+        for (const { key, source } of plan.needRestart) {
+          log.warn({ key, source }, `${key} changed (in ${source}) but takes effect only at a restart (nodecri restart); keeping the running value`);
+        }
+        if (plan.config.logLevel !== config.logLevel) log.level = plan.config.logLevel;
+        config = plan.config;
+        log.info({ applied: plan.applied, needRestart: plan.needRestart.map((k) => k.key), logLevel: config.logLevel, configFiles: next.sources }, 'configuration reloaded');
       } catch (e) {
         log.error({ err: e }, 'configuration reload failed; keeping the current one');
       }
