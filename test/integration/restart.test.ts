@@ -23,8 +23,10 @@ test(`${restarts} graceful restarts while 5 containers exit at random moments an
       counters.push(id);
     }
     const pid = env.daemon.proc.pid;
-    // Each exiting container sleeps a random 0.1-3 s and exits with a code of its own.
-    const exiters: { id: string; code: number }[] = [];
+    // Each exiting container sleeps a random 0.1-3 s, says its last words and exits with a
+    // code of its own: when that happens in a handoff, the words are in a pipe that only the
+    // fd the old image kept across its execve holds open.
+    const exiters: { id: string; code: number; words: string }[] = [];
     const running = new Set<string>();
     const topUp = async () => {
       const list = await env.client.call('ListContainers', { filter: { state: { state: 'CONTAINER_RUNNING' }, pod_sandbox_id: pod.sandboxId } });
@@ -34,9 +36,9 @@ test(`${restarts} graceful restarts while 5 containers exit at random moments an
         const k = exiters.length;
         const code = 1 + ((k * 37) % 200);
         const sleep = (0.1 + Math.random() * 2.9).toFixed(2);
-        const id = await createContainer(env, pod, `exit${k}`, { command: ['sh', '-c', `sleep ${sleep}; exit ${code}`] });
+        const id = await createContainer(env, pod, `exit${k}`, { command: ['sh', '-c', `sleep ${sleep}; echo last words of ${k}; exit ${code}`] });
         await env.client.call('StartContainer', { container_id: id });
-        exiters.push({ id, code });
+        exiters.push({ id, code, words: `last words of ${k}` });
         running.add(id);
       }
     };
@@ -50,12 +52,15 @@ test(`${restarts} graceful restarts while 5 containers exit at random moments an
     // Every exit and every stream is checked before anything is asserted, so that a
     // failure lists all that was lost.
     const wrongExits: object[] = [];
-    for (const { id, code } of exiters) {
+    const lostWords: string[] = [];
+    for (const { id, code, words } of exiters) {
       const st = await until(`exit of ${id}`, async () => {
         const s = (await env.client.call('ContainerStatus', { container_id: id })).status!;
         return s.state === 'CONTAINER_EXITED' ? s : null;
       });
       if (st.exit_code !== code || st.reason !== 'Error') wrongExits.push({ name: st.metadata?.name, chose: code, got: st.exit_code, reason: st.reason });
+      const said = logLines(st.log_path).map((l) => `${l.stream} ${l.tag} ${l.text}`);
+      if (said.join('\n') !== `stdout F ${words}`) lostWords.push(`${String(st.metadata?.name)}: ${JSON.stringify(said)}`);
     }
     for (const id of counters) await env.client.call('StopContainer', { container_id: id, timeout: '0' });
     const wrongLogs: string[] = [];
@@ -71,10 +76,10 @@ test(`${restarts} graceful restarts while 5 containers exit at random moments an
         expected = v + 1;
       }
     }
-    const found = { wrongExits: wrongExits.slice(0, 5), wrongLogs: wrongLogs.slice(0, 10) };
+    const found = { wrongExits: wrongExits.slice(0, 5), lostWords: lostWords.slice(0, 5), wrongLogs: wrongLogs.slice(0, 10) };
     assert.ok(
-      wrongExits.length === 0 && wrongLogs.length === 0,
-      `${wrongExits.length} of ${exiters.length} exit codes wrong, ${wrongLogs.length} faults in the 5 counters' logs; the first: ${JSON.stringify(found)}`,
+      wrongExits.length === 0 && lostWords.length === 0 && wrongLogs.length === 0,
+      `${wrongExits.length} of ${exiters.length} exit codes wrong, ${lostWords.length} last words lost, ${wrongLogs.length} faults in the 5 counters' logs; the first: ${JSON.stringify(found)}`,
     );
     assert.equal(env.daemon.logs.filter((l) => l.msg === 're-executing').length, restarts, 'every restart went through the handoff');
   });
