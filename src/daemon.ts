@@ -6,6 +6,7 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, loadConfig, type Config, type LoadOptions } from './config';
+import { planReload } from './config/reload';
 import { startCriServer, type CriServer } from './cri/server';
 import type { CriDeps } from './cri/deps';
 import { kernelFloorError, probeSyscalls, uname } from './native/probe';
@@ -23,11 +24,12 @@ import { bringUpLoopback } from './native/namespaces';
 import { SandboxService } from './sandbox/service';
 import { ContainerService } from './container/service';
 import { containerHost } from './linux/container-host';
-import { createLogger, type Logger } from './obs/logger';
+import { createLogger, logWritten, type Logger } from './obs/logger';
 import { createMetrics } from './obs/metrics';
 import { startMetricsServer, type MetricsServer } from './obs/metrics-server';
 import { startTracing, type Tracing } from './obs/tracing';
-import { parseFaults } from './util/faults';
+import { parseFaults, stallLoop } from './util/faults';
+import { takeHandoff, writeHandoff } from './handoff';
 import { Operations } from './domain/operations';
 import { undoer } from './domain/undoer';
 import { OpJournals } from './state/op-journal';
@@ -42,7 +44,11 @@ export interface Daemon {
   log: Logger;
   /** Graceful stop: no new calls, in-flight ones finish within the configured bound. */
   stop(): Promise<void>;
-  /** Re-reads the config files and applies what can change live (the log level). */
+  /**
+   * Re-reads the config files and applies the keys that are safe live (config/reload.ts);
+   * every other key keeps its running value, and each one that changed is logged as
+   * needing a restart.
+   */
   reload(): Promise<void>;
   /**
    * Graceful restart or upgrade: stops serving, writes down every exit and log line in
@@ -74,6 +80,7 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
   let config = loaded.config;
   const socketGid = await socketGroupId(loaded.config, loaded.sourceOf);
   const log = createLogger(config.logLevel);
+  const faults = parseFaults(process.env.NODECRI_FAULTS);
   const host = uname();
   // The container child needs these syscalls and cannot say so itself (it would leak fds
   // or resolve paths unconfined): refuse to start on an older kernel, naming what lacks.
@@ -91,6 +98,8 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
     if (e instanceof StateDirsBusyError) log.fatal({ lock: e.file, holder: e.holder }, e.message);
     throw e;
   });
+  // Before anything could spawn a child that would inherit the fds it names.
+  const handoff = await takeHandoff();
 
   const metrics = createMetrics();
   const tracing: Tracing = startTracing({ ...config.tracing, serviceVersion: packageVersion });
@@ -113,10 +122,10 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
   }
 
   // Processes left by exec sessions are re-parented to the daemon, which reaps them (only
-  // those: its own child_process children and watched containers are left alone).
+  // those: its own child_process children and watched containers are left alone). The
+  // sweeps start once restore() watches every container: before that, a container that
+  // exited during a re-exec is an unwatched zombie child, whose status is restore's to reap.
   setChildSubreaper(true);
-  const reaper = setInterval(() => void reapOrphans().catch(() => []), 2000);
-  reaper.unref();
   const { manager: cgroups, layout } = await createCgroupManager({ deviceEnforcement: config.cgroup.deviceEnforcement });
   log.info({ cgroupMode: layout.mode, deviceControl: cgroups.deviceControl }, 'cgroup layout detected');
   if (config.cgroup.favorDynmods) await favorDynmods(log);
@@ -127,7 +136,6 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
     timeoutMs: 60_000,
   });
   const podNetwork = new PodNetwork(cni, cniRunner, bringUpLoopback, log.child({ component: 'network' }));
-  const faults = parseFaults(process.env.NODECRI_FAULTS);
   const ops = new Operations(
     new OpJournals(path.join(config.runroot, 'ops')),
     undoer({
@@ -157,7 +165,12 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
     ops,
     metrics,
   });
-  await recoverState({ journals: new OpJournals(path.join(config.runroot, 'ops')), sandboxes, containers, log: log.child({ component: 'recovery' }) });
+  await recoverState({ journals: new OpJournals(path.join(config.runroot, 'ops')), sandboxes, containers, handoff, log: log.child({ component: 'recovery' }) });
+  let reaping: Promise<unknown> = Promise.resolve();
+  const reaper = setInterval(() => {
+    reaping = reapOrphans().catch(() => []);
+  }, 2000);
+  reaper.unref();
 
   let podCidr = '';
   const deps: CriDeps = {
@@ -225,15 +238,28 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
       if (stopping) return;
       stopping = (async () => {
         log.info('graceful restart: handing the containers over to a new daemon image');
+        // Everything that must be awaited comes first, while exits are still reaped and
+        // recorded and logs still read.
         await server.shutdown(config.shutdownTimeout * 1000);
         await metricsServer?.close();
         cni.stop();
-        await containers.prepareHandoff();
         images.close();
+        clearInterval(reaper);
+        await reaping; // an orphan sweep in flight must not see the containers unwatched
         await tracing.shutdown();
-        await new Promise<void>((resolve) => log.flush(() => resolve()));
-        const env = Object.entries({ ...process.env, NODECRI_REEXEC: '1', ...locks.keepAcrossExec() }).map(([k, v]) => `${k}=${v ?? ''}`);
-        // Synchronous from here: no exit can be reaped between the handoff and the exec.
+        await logWritten(log);
+        // Exit watching and log reading stop here, in one synchronous step, and never start
+        // again in this image: an exit or a line from now on is the new image's.
+        const handed = await containers.prepareHandoff();
+        await stallLoop(faults.delayMs('handoff'));
+        const handoffEnv = await writeHandoff(config.runroot, handed).catch((e: unknown) => {
+          // The new image then opens the FIFOs again by path; the kept fds still hold the pipes.
+          log.warn({ err: e }, 'cannot write the handoff; the new image reopens the log FIFOs');
+          return {};
+        });
+        log.info({ containers: Object.keys(handed.containers).length }, 're-executing');
+        await logWritten(log);
+        const env = Object.entries({ ...process.env, NODECRI_REEXEC: '1', ...locks.keepAcrossExec(), ...handoffEnv }).map(([k, v]) => `${k}=${v ?? ''}`);
         daemonReexec(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], env);
       })();
       try {
@@ -246,9 +272,13 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
     async reload() {
       try {
         const next = await loadConfig(opts);
-        if (next.config.logLevel !== config.logLevel) log.level = next.config.logLevel;
-        config = next.config;
-        log.info({ logLevel: config.logLevel, configFiles: next.sources }, 'configuration reloaded');
+        const plan = planReload(config, next.config, next.sourceOf);
+        for (const { key, source } of plan.needRestart) {
+          log.warn({ key, source }, `${key} changed (in ${source}) but takes effect only at a restart (nodecri restart); keeping the running value`);
+        }
+        if (plan.config.logLevel !== config.logLevel) log.level = plan.config.logLevel;
+        config = plan.config;
+        log.info({ applied: plan.applied, needRestart: plan.needRestart.map((k) => k.key), logLevel: config.logLevel, configFiles: next.sources }, 'configuration reloaded');
       } catch (e) {
         log.error({ err: e }, 'configuration reload failed; keeping the current one');
       }
@@ -262,19 +292,31 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
  * records are loaded, then whatever no record accounts for is swept away. Every action is
  * logged; what cannot be undone now stays journaled for the next start.
  */
-async function recoverState(opts: { journals: OpJournals; sandboxes: SandboxService; containers: ContainerService; log: Logger }): Promise<void> {
-  const { journals, sandboxes, containers, log } = opts;
+async function recoverState(opts: {
+  journals: OpJournals;
+  sandboxes: SandboxService;
+  containers: ContainerService;
+  handoff: Parameters<ContainerService['restore']>[0];
+  log: Logger;
+}): Promise<void> {
+  const { journals, sandboxes, containers, handoff, log } = opts;
   // Nothing holds the event loop open yet (no server; exit watchers are unref'd): a
   // removal waiting on a container's exit would otherwise end the process.
   const keepAlive = setInterval(() => {}, 1 << 30);
   try {
-    await recoverOperations(journals, sandboxes, containers, log);
+    await recoverOperations(journals, sandboxes, containers, handoff, log);
   } finally {
     clearInterval(keepAlive);
   }
 }
 
-async function recoverOperations(journals: OpJournals, sandboxes: SandboxService, containers: ContainerService, log: Logger): Promise<void> {
+async function recoverOperations(
+  journals: OpJournals,
+  sandboxes: SandboxService,
+  containers: ContainerService,
+  handoff: Parameters<ContainerService['restore']>[0],
+  log: Logger,
+): Promise<void> {
   const pending = await journals.pending();
   const later = [];
   // Newest first: a container made in a pod that was being made goes before its pod.
@@ -289,7 +331,7 @@ async function recoverOperations(journals: OpJournals, sandboxes: SandboxService
     }
   }
   await sandboxes.restore();
-  await containers.restore();
+  await containers.restore(handoff);
   for (const p of later) {
     const { op, id } = p.header;
     const svc = op === 'RemoveContainer' ? containers : sandboxes;

@@ -1,5 +1,6 @@
 #include "reexec.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -12,6 +13,12 @@ int ncri_reexec(const char *path, char *const argv[], char *const envp[], ncri_e
   for (int sig = 1; sig < NSIG; sig++) {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
     signal(sig, SIG_DFL);
+  }
+  // stdin, stdout and stderr are the new image's too (its logs go to stderr), but Node
+  // marks the pipes it wraps close-on-exec: without this the new image finds /dev/null.
+  for (int fd = 0; fd <= 2; fd++) {
+    int flags = fcntl(fd, F_GETFD);
+    if (flags >= 0 && (flags & FD_CLOEXEC) != 0) fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
   }
   execve(path, argv, envp);
   return ncri_fail_errno(err, "execve", "re-exec the daemon", path);

@@ -157,6 +157,12 @@ export interface Field<V> {
   readonly flag?: string;
   /** a commented-out TOML snippet shown under an empty list */
   readonly example?: string;
+  /**
+   * SIGHUP applies a changed value (to calls that start afterwards). Only keys that are read
+   * per call and change nothing already made; every other key keeps its running value until
+   * a restart, and a reload names it (see config/reload.ts).
+   */
+  readonly live?: true;
 }
 export type Fields<T> = { readonly [K in keyof T]-?: Field<T[K]> };
 
@@ -178,6 +184,7 @@ export interface AnyField {
   readonly default?: unknown;
   readonly flag?: string;
   readonly example?: string;
+  readonly live?: true;
 }
 
 // ---- checks ----
@@ -310,6 +317,7 @@ export const SCHEMA: Spec<Config> = {
       type: { kind: 'enum', values: LOG_LEVELS },
       default: 'info',
       flag: '--log-level',
+      live: true,
       doc: `log level: ${LOG_LEVELS.join(', ')} (logs are json lines)`,
     },
     shutdownTimeout: {
@@ -415,6 +423,7 @@ export const SCHEMA: Spec<Config> = {
           },
           pullTimeout: {
             key: 'pull_timeout',
+            live: true,
             type: SECONDS,
             default: 600,
             doc: 'seconds one image pull may take; 0 means no limit',
@@ -427,30 +436,35 @@ export const SCHEMA: Spec<Config> = {
           },
           maxLayerRatio: {
             key: 'max_layer_ratio',
+            live: true,
             type: { kind: 'integer', check: atLeast(0) },
             default: 100,
             doc: 'a layer may unpack to this many times its compressed size (gzip bombs); 0 means no ratio limit',
           },
           maxLayerRatioFloor: {
             key: 'max_layer_ratio_floor',
+            live: true,
             type: BYTES,
             default: 512 * 1024 * 1024,
             doc: 'bytes a layer may always unpack to, whatever its ratio (zeros compress ~1000x)',
           },
           maxLayerSize: {
             key: 'max_layer_size',
+            live: true,
             type: BYTES,
             default: 0,
             doc: 'bytes no layer may unpack beyond, whatever its ratio; 0 means no cap',
           },
           pauseImage: {
             key: 'pause_image',
+            live: true,
             type: { kind: 'string', check: imageName },
             default: 'registry.k8s.io/pause:3.9',
             doc: 'the pod infra (pause) image',
           },
           registries: {
             key: 'registries',
+            live: true,
             type: { kind: 'array', of: registry },
             default: [],
             doc: 'per-registry settings, as [[registry]] in containers-registries.conf v2',

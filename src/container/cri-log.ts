@@ -127,6 +127,11 @@ export class CriLogWriter {
     readable.once('error', done);
   }
 
+  /** Bytes of `stream` read by the caller rather than an attached stream (a handoff's last read). */
+  take(stream: LogStream, chunk: Buffer): void {
+    this.consume(stream, chunk);
+  }
+
   /** Splits a chunk into records; the timestamp is when the bytes arrived. */
   private consume(stream: LogStream, chunk: Buffer): void {
     const ts = rfc3339Nano();

@@ -62,6 +62,9 @@ export interface ContainerHost {
   adoptStarted: typeof import('../native/process').adoptStarted;
   processStartTime: typeof import('../native/process').processStartTime;
   reapOrphans: () => Promise<Array<{ pid: number }>>;
+  unwatchAllExits: typeof import('../native/process').unwatchAllExits;
+  dupFd: typeof import('../native/process').dupFd;
+  keepAcrossExec: typeof import('../native/process').keepAcrossExec;
   generateSpec(input: GenerateInput): Promise<GeneratedContainer>;
   defaults: GenerateInput['defaults'];
 }
@@ -83,11 +86,36 @@ export interface ContainerServiceOptions {
 interface Live {
   handle: ProcessHandle | null;
   log: CriLogWriter | null;
+  /** what reads the container's output (FIFO read ends, or the pty master) */
+  readers: LogReader[];
   /** closes the daemon's ends of the stdio */
   closeStdio: () => void;
   /** settles once the exit is recorded */
   done: Promise<void> | null;
 }
+
+/** One stream of a container's output as the daemon reads it. */
+interface LogReader {
+  stream: 'stdout' | 'stderr';
+  /** the fd the socket reads (it owns it) */
+  fd: number;
+  sock: net.Socket;
+  /** a pty master rather than a FIFO */
+  terminal: boolean;
+}
+
+/**
+ * What a daemon image hands to the next one across its in-place re-exec: per running
+ * container, the fds (kept open across the execve) of its FIFO read ends, so that the
+ * pipes, and what is still unread in them, live on even if the container exits before the
+ * new image has restored it.
+ */
+export interface ContainerHandoff {
+  containers: Record<string, { stdout?: number; stderr?: number }>;
+}
+
+/** At most this much is read from one stream, synchronously, when a handoff stops reading. */
+const handoffDrainLimit = 1024 * 1024;
 
 export interface ExecSyncResult {
   stdout: Buffer;
@@ -432,24 +460,16 @@ export class ContainerService {
 
     // The log: FIFO readers (or the pty master) into the CRI log file.
     let logWriter: CriLogWriter | null = null;
-    const sockets: net.Socket[] = [];
+    const logReaders: LogReader[] = [];
     if (record.logPath !== '') {
       await fsp.mkdir(path.dirname(record.logPath), { recursive: true });
       logWriter = this.logWriter(record);
       await logWriter.openFile();
     }
-    const attach = (stream: 'stdout' | 'stderr', fd: number, terminal = false) => {
-      // A pty master is a TTY to libuv, which net.Socket refuses; its reads end in EIO
-      // once the last slave is closed, which the log writer takes as the end.
-      const sock = terminal ? new tty.ReadStream(fd) : new net.Socket({ fd, readable: true, writable: false });
-      sockets.push(sock);
-      if (logWriter) logWriter.attach(stream, sock);
-      else sock.resume();
-    };
-    if (isTty && handle.terminal !== null) attach('stdout', handle.terminal, true);
-    for (const r of readers) attach(r.stream, r.fd);
+    if (isTty && handle.terminal !== null) logReaders.push(attachReader(logWriter, 'stdout', handle.terminal, true));
+    for (const r of readers) logReaders.push(attachReader(logWriter, r.stream, r.fd, false));
     const closeStdio = () => {
-      for (const s of sockets) s.destroy();
+      for (const r of logReaders) r.sock.destroy();
       if (handle.stdin !== null) fs.close(handle.stdin, () => {});
     };
     cleanup.push(`stdio of ${record.id}`, async () => {
@@ -458,7 +478,7 @@ export class ContainerService {
     });
     record.pid = handle.pid;
     record.pidStartTime = await this.opts.host.processStartTime(handle.pid);
-    this.live.set(record.id, { handle, log: logWriter, closeStdio, done: null });
+    this.live.set(record.id, { handle, log: logWriter, readers: logReaders, closeStdio, done: null });
     cleanup.push(`live state of ${record.id}`, () => void this.live.delete(record.id));
   }
 
@@ -828,13 +848,14 @@ export class ContainerService {
    * there (same pid and start time) is adopted and its log FIFOs read on; one that is gone
    * is EXITED with its exit unknown.
    */
-  async restore(): Promise<void> {
+  async restore(handoff: ContainerHandoff | null = null): Promise<void> {
+    const handed = new Map(Object.entries(handoff?.containers ?? {}));
     const dir = path.join(this.config.root, 'containers');
-    let ids: string[];
+    let ids: string[] = [];
     try {
       ids = await fsp.readdir(dir);
     } catch {
-      return;
+      // no containers yet
     }
     for (const id of ids) {
       const r = await readJson<ContainerRecord>(path.join(dir, id, 'container.json')).catch(() => null);
@@ -842,10 +863,16 @@ export class ContainerService {
       this.records.set(r.id, r);
       this.index.add(r.id);
       this.names.reserve(r.name, r.id);
-      if (r.state === 'CONTAINER_RUNNING') await this.adopt(r);
-      else if (r.state === 'CONTAINER_CREATED') await this.reapHeld(r);
+      const fds = handed.get(r.id) ?? {};
+      handed.delete(r.id);
+      if (r.state === 'CONTAINER_RUNNING') await this.adopt(r, fds);
+      else {
+        closeHanded(fds);
+        if (r.state === 'CONTAINER_CREATED') await this.reapHeld(r);
+      }
     }
-    this.opts.log.info({ containers: this.records.size }, 'containers restored');
+    for (const fds of handed.values()) closeHanded(fds);
+    this.opts.log.info({ containers: this.records.size, handedOver: handoff !== null }, 'containers restored');
   }
 
   /**
@@ -863,9 +890,10 @@ export class ContainerService {
     r.pidStartTime = null;
   }
 
-  private async adopt(r: ContainerRecord): Promise<void> {
+  private async adopt(r: ContainerRecord, handed: ContainerHandoff['containers'][string]): Promise<void> {
     const handle = r.pid === null ? null : await this.opts.host.adoptStarted(r.pid, r.pidStartTime);
     if (!handle) {
+      closeHanded(handed);
       r.state = 'CONTAINER_EXITED';
       r.finishedAt = nowNanos();
       r.exitCode = 255;
@@ -877,35 +905,123 @@ export class ContainerService {
     }
     this.opts.host.refProcess(handle, false);
     let log: CriLogWriter | null = null;
-    const sockets: net.Socket[] = [];
+    const readers: LogReader[] = [];
     if (r.logPath !== '') {
       log = this.logWriter(r);
       await log.openFile();
     }
     for (const s of ['stdout', 'stderr'] as const) {
       const p = path.join(r.runDir, s);
-      const fd = await openFd(p, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK).catch(() => null);
+      // The previous image's read end, kept open across its execve, when it is this FIFO;
+      // else the FIFO opened again (after a crash the pipe lived on in the container's end).
+      const fd = (await takeHandedFifo(handed[s], p)) ?? (await openFd(p, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK).catch(() => null));
       if (fd === null) continue;
-      const sock = new net.Socket({ fd, readable: true, writable: false });
-      sockets.push(sock);
-      if (log) log.attach(s, sock);
-      else sock.resume();
+      readers.push(attachReader(log, s, fd, false));
     }
-    const live: Live = { handle, log, closeStdio: () => sockets.forEach((s) => s.destroy()), done: null };
+    const live: Live = { handle, log, readers, closeStdio: () => readers.forEach((x) => x.sock.destroy()), done: null };
     this.live.set(r.id, live);
     live.done = this.watchExit(r, live);
   }
 
   /**
-   * Before the daemon re-execs itself: every exit already reaped is written down, and each
-   * log's unterminated line goes out as a P record (the next daemon reads on from the FIFO
-   * and closes the line). Containers stay children of the same pid.
+   * Before the daemon re-execs itself (containers stay children of the same pid). First,
+   * with the exit watchers still running, every exit already reaped is written down. Then,
+   * in one synchronous step, exit watching stops without reaping anything more (an exit from
+   * now on stays a zombie for the new image to reap, with its real status) and every log
+   * stream stops being read: what the pipe holds now is read into the log, its unterminated
+   * line goes out as a P record (the next image reads on from the pipe and closes the line),
+   * and the read end is kept open across the execve, so that bytes still unread stay in the
+   * pipe even if the container exits before the new image has restored it. Last the records
+   * are written out; nothing can reap or read while that is awaited.
+   *
+   * Returns what the new image's restore() takes; the caller must execve without ever
+   * starting exit watching or log reading again.
    */
-  async prepareHandoff(): Promise<void> {
+  async prepareHandoff(): Promise<ContainerHandoff> {
     while (this.recording.size > 0) await Promise.all([...this.recording]);
-    for (const live of this.live.values()) live.log?.flushPartialsAsP();
+    // From here to the return of stopReading, nothing is awaited.
+    this.opts.host.unwatchAllExits();
+    const handoff: ContainerHandoff = { containers: {} };
+    for (const [id, live] of this.live) {
+      if (!live.handle) continue;
+      const fds = this.stopReading(id, live);
+      if (Object.keys(fds).length > 0) handoff.containers[id] = fds;
+    }
     await Promise.all([...this.live.values()].map((l) => l.log?.drain()));
+    return handoff;
   }
+
+  /** The synchronous part of a handoff for one container's log; returns the fds kept. */
+  private stopReading(id: string, live: Live): ContainerHandoff['containers'][string] {
+    const kept: ContainerHandoff['containers'][string] = {};
+    const chunk = Buffer.allocUnsafe(64 * 1024);
+    for (const r of live.readers.splice(0)) {
+      r.sock.removeAllListeners('data');
+      r.sock.removeAllListeners('end');
+      r.sock.removeAllListeners('error');
+      r.sock.on('error', () => {});
+      // The socket reads in flowing mode, so nothing is buffered above the kernel: what it
+      // has not read is still in the pipe. Read what is there now (bounded: a busy writer
+      // refills it; the rest stays in the pipe for the next image).
+      let taken = 0;
+      while (taken < handoffDrainLimit) {
+        let n: number;
+        try {
+          n = fs.readSync(r.fd, chunk, 0, chunk.length, null);
+        } catch {
+          break; // EAGAIN: empty now; EIO: a pty whose slave is closed
+        }
+        if (n === 0) break;
+        taken += n;
+        live.log?.take(r.stream, Buffer.from(chunk.subarray(0, n)));
+      }
+      if (!r.terminal) {
+        try {
+          const fd = this.opts.host.dupFd(r.fd);
+          this.opts.host.keepAcrossExec([fd]);
+          kept[r.stream] = fd;
+        } catch (e) {
+          this.opts.log.warn({ err: e, containerId: id }, 'cannot keep a log FIFO open across the re-exec; the next image opens it again');
+        }
+      }
+      r.sock.destroy();
+    }
+    live.log?.flushPartialsAsP();
+    return kept;
+  }
+}
+
+/** A reader of one stream into the log (or into nothing, when the container has no log). */
+function attachReader(log: CriLogWriter | null, stream: 'stdout' | 'stderr', fd: number, terminal: boolean): LogReader {
+  // A pty master is a TTY to libuv, which net.Socket refuses; its reads end in EIO once the
+  // last slave is closed, which the log writer takes as the end.
+  const sock = terminal ? new tty.ReadStream(fd) : new net.Socket({ fd, readable: true, writable: false });
+  if (log) log.attach(stream, sock);
+  else sock.resume();
+  return { stream, fd, sock, terminal };
+}
+
+const fstat = promisify(fs.fstat);
+const stat = promisify(fs.stat);
+
+/**
+ * A FIFO read end the previous image handed over (already close-on-exec again), if it is
+ * the FIFO at `fifoPath` (same device and inode). Anything else is closed.
+ */
+async function takeHandedFifo(fd: number | undefined, fifoPath: string): Promise<number | null> {
+  if (fd === undefined) return null;
+  try {
+    const [a, b] = await Promise.all([fstat(fd), stat(fifoPath)]);
+    if (a.isFIFO() && a.dev === b.dev && a.ino === b.ino) return fd;
+  } catch {
+    // not an open fd, or the FIFO is gone
+  }
+  closeFd(fd);
+  return null;
+}
+
+function closeHanded(fds: ContainerHandoff['containers'][string]): void {
+  for (const fd of Object.values(fds)) if (typeof fd === 'number') closeFd(fd);
 }
 
 /** A container's resources are ContainerConfig.linux.resources (UpdateContainerResources: linux). */

@@ -9,6 +9,9 @@ import { mountOverlay, unmount } from '../native/mounts';
 import {
   adoptStarted,
   createProcess,
+  dupFd,
+  keepAcrossExec,
+  unwatchAllExits,
   processStartTime,
   reapOrphans,
   execProcess,
@@ -56,6 +59,9 @@ export function containerHost(cgroups: CgroupManager): ContainerHost {
     adoptStarted,
     processStartTime,
     reapOrphans: () => reapOrphans(),
+    unwatchAllExits,
+    dupFd,
+    keepAcrossExec,
     generateSpec,
     // Probed once at start-up, never in a request.
     defaults: { ...defaultRuntimeDefaults(), capLastCap: capLastCap(), hostCapabilities: hostCapabilities() },

@@ -440,6 +440,8 @@ interface HandleState {
 }
 
 const states = new WeakMap<ProcessHandle, HandleState>();
+/** The handles whose exit is being watched now (for unwatchAllExits). */
+const watching = new Set<HandleState>();
 
 function state(h: ProcessHandle): HandleState {
   const s = states.get(h);
@@ -457,8 +459,10 @@ function makeHandle(
   const h = { ...fields, exited } as unknown as ProcessHandle;
   st.watchId = nWatchExit(fields.pidfd, (e) => {
     st.watchId = null;
+    watching.delete(st);
     resolveExit(toExitStatus(e));
   }, true);
+  watching.add(st);
   states.set(h, st);
   return h;
 }
@@ -589,11 +593,15 @@ export async function releaseProcess(h: ProcessHandle): Promise<void> {
     // The child exits on its own (status 0): reap it through the watcher before closing.
     await h.exited;
   }
-  if (st.watchId !== null) {
-    nUnwatchExit(st.watchId);
-    st.watchId = null;
-  }
+  unwatch(st);
   fs.closeSync(h.pidfd);
+}
+
+function unwatch(st: HandleState): void {
+  if (st.watchId === null) return;
+  nUnwatchExit(st.watchId);
+  st.watchId = null;
+  watching.delete(st);
 }
 
 /** Whether a live exit watcher keeps the event loop alive (default: yes). */
@@ -622,13 +630,22 @@ export function processFds(h: ProcessHandle): number[] {
 export function handoffProcess(h: ProcessHandle): AdoptRecord & { pidfd: number } {
   const st = state(h);
   if (st.seed !== null) throw new Error(`process ${h.pid} is not started; start or release it before a handoff`);
-  if (st.watchId !== null) {
-    nUnwatchExit(st.watchId);
-    st.watchId = null;
-  }
+  unwatch(st);
   st.released = true;
   keepAcrossExec(processFds(h));
   return { pid: h.pid, pidfd: h.pidfd, stdin: h.stdin, stdout: h.stdout, stderr: h.stderr, terminal: h.terminal };
+}
+
+/**
+ * For the daemon's re-exec: stops every exit watch at once, synchronously, reaping nothing.
+ * Each process stays our unreaped child (a zombie once it exits), so the new image, which
+ * has the same pid, reaps it with its real status. The handles' `exited` promises never
+ * settle afterwards. Returns how many watches were stopped.
+ */
+export function unwatchAllExits(): number {
+  const n = watching.size;
+  for (const st of [...watching]) unwatch(st);
+  return n;
 }
 
 /**

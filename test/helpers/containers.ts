@@ -92,3 +92,20 @@ export async function output(env: PodEnv, pod: Pod, name: string, o: RunOpts): P
   return { out, code: st.exit_code };
 }
 
+
+/** A container command printing a counter (0, 1, 2, ...) every 10 ms. */
+export const counter = ['sh', '-c', 'i=0; while true; do echo $i; i=$((i+1)); sleep 0.01; done'];
+
+/** The counter values a container's log holds, joining P records to their line. */
+export function counterValues(file: string): number[] {
+  const values: number[] = [];
+  let partial = '';
+  for (const l of logLines(file)) {
+    partial += l.text;
+    if (l.tag === 'F') {
+      values.push(Number(partial));
+      partial = '';
+    }
+  }
+  return values;
+}

@@ -42,6 +42,8 @@ export interface StartOptions {
   env?: NodeJS.ProcessEnv;
   /** node flags before the script, e.g. --cpu-prof (NODECRI_NODE_ARGS adds to them) */
   nodeArgs?: string[];
+  /** set `root` in the main config file (first line) instead of by --root, so that the file can change it */
+  rootInConfig?: boolean;
 }
 
 export function makeTempDir(prefix = 'nodecri-test-'): string {
@@ -56,7 +58,7 @@ export async function startTestDaemon(opts: StartOptions = {}): Promise<TestDaem
   const configFile = path.join(dir, 'nodecri.toml');
   const configDir = path.join(dir, 'nodecri.d');
   fs.mkdirSync(configDir, { recursive: true });
-  fs.writeFileSync(configFile, opts.config ?? '');
+  fs.writeFileSync(configFile, `${opts.rootInConfig ? `root = "${root}"\n` : ''}${opts.config ?? ''}`);
   for (const [name, text] of Object.entries(opts.dropIns ?? {})) fs.writeFileSync(path.join(configDir, name), text);
   const args = [
     ...(opts.nodeArgs ?? []),
@@ -65,7 +67,7 @@ export async function startTestDaemon(opts: StartOptions = {}): Promise<TestDaem
     'daemon',
     '--config', configFile,
     '--config-dir', configDir,
-    '--root', root,
+    ...(opts.rootInConfig ? [] : ['--root', root]),
     '--runroot', runroot,
     '--listen', socket,
     '--cni-config-dir', path.join(dir, 'cni'),

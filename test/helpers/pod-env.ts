@@ -5,7 +5,8 @@
  * removes every pod, stops the daemon and undoes the rest, even after a failure.
  */
 import { staticBusybox } from './busybox';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -15,6 +16,8 @@ import { bridgePorts, debianCniDir, ipamAllocations, setUpTestCni, writeFailingP
 import { diff, snapshot, type LeakScope } from './leaks';
 import { mainJs, makeTempDir, startTestDaemon, type TestDaemon } from './daemon';
 import { buildImage, writeOciLayout, type LayerEntries } from './images';
+
+const execFileAsync = promisify(execFile);
 
 export const busyboxRef = 'docker.io/library/busybox:test';
 
@@ -109,6 +112,8 @@ export interface PodEnvOptions {
   cniWait?: number;
   /** drop-in config files by name (to set keys of tables the main file already has) */
   dropIns?: Record<string, string>;
+  /** extra environment of the daemon (e.g. NODECRI_FAULTS) */
+  env?: NodeJS.ProcessEnv;
 }
 
 export function cgroupDirsFor(parent: string): string[] {
@@ -136,7 +141,8 @@ export async function startPodEnv(opts: PodEnvOptions = {}): Promise<PodEnv> {
   fs.mkdirSync(path.join(dir, 'nodecri.d'), { recursive: true });
   for (const [name, text] of Object.entries(opts.dropIns ?? {})) fs.writeFileSync(path.join(dir, 'nodecri.d', name), text);
   if (opts.image ?? true) importLayout(dir, busyboxLayout(dir));
-  const start = (extraEnv?: NodeJS.ProcessEnv) => startTestDaemon({ dir, config, dropIns: opts.dropIns, args: ['--cni-config-dir', cni.confDir], env: extraEnv });
+  const start = (extraEnv?: NodeJS.ProcessEnv) =>
+    startTestDaemon({ dir, config, dropIns: opts.dropIns, env: { ...opts.env, ...extraEnv }, args: ['--cni-config-dir', cni.confDir] });
   const env: PodEnv = {
     dir,
     cni,
@@ -152,9 +158,11 @@ export async function startPodEnv(opts: PodEnvOptions = {}): Promise<PodEnv> {
         await whileDown?.();
         env.daemon = await start();
       } else {
-        // `nodecri restart`, as an operator runs it: the same process re-execs in place.
+        // `nodecri restart`, as an operator runs it: the same process re-execs in place. Not
+        // execFileSync: the closed client's connection ends only once this loop runs again,
+        // and the daemon's graceful shutdown would wait for it (shutdown_timeout).
         const d = env.daemon;
-        const out = execFileSync(process.execPath, [mainJs, 'restart', '--config', d.configFile, '--config-dir', d.configDir, '--root', d.root, '--runroot', d.runroot, '--listen', d.socket], { encoding: 'utf8' });
+        const { stdout: out } = await execFileAsync(process.execPath, [mainJs, 'restart', '--config', d.configFile, '--config-dir', d.configDir, '--root', d.root, '--runroot', d.runroot, '--listen', d.socket], { encoding: 'utf8' });
         if (!/restarted in place/.test(out)) throw new Error(`nodecri restart said: ${out}`);
       }
       env.client = new CriClient(env.daemon.socket);

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { status as Status, type ServiceError } from '@grpc/grpc-js';
 import { podConfig } from '../helpers/pods';
 import { busyboxRef, withPodEnv, type PodEnv } from '../helpers/pod-env';
-import { createContainer, logLines, output, runPod, until, waitExited } from '../helpers/containers';
+import { counter, counterValues, createContainer, logLines, output, runPod, until, waitExited } from '../helpers/containers';
 
 test('logs in CRI format, exit codes and reasons, running then exited', async () => {
   await withPodEnv({ removePods: true }, async (env) => {
@@ -237,22 +237,6 @@ test('GetContainerEvents sees created, started, stopped, deleted in order', asyn
     );
   });
 });
-
-const counter = ['sh', '-c', 'i=0; while true; do echo $i; i=$((i+1)); sleep 0.01; done'];
-
-/** The counter values a container's log holds, joining P records to their line. */
-function counterValues(file: string): number[] {
-  const values: number[] = [];
-  let partial = '';
-  for (const l of logLines(file)) {
-    partial += l.text;
-    if (l.tag === 'F') {
-      values.push(Number(partial));
-      partial = '';
-    }
-  }
-  return values;
-}
 
 /** Five containers printing a counter every 10 ms, started. */
 async function startCounters(env: PodEnv, pod: { sandboxId: string; sandboxConfig: object }): Promise<string[]> {

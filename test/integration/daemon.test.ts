@@ -178,17 +178,30 @@ test('SIGTERM with a call in flight: the call completes, the socket is removed, 
   }
 });
 
-test('SIGHUP re-reads the config and applies the log level', async () => {
-  const d = await startTestDaemon({ config: 'log_level = "info"\n' });
+test('SIGHUP applies the log level; a changed root keeps its running value and is named as needing a restart', async () => {
+  const d = await startTestDaemon({ rootInConfig: true, config: 'log_level = "info"\n' });
   const client = new CriClient(d.socket);
   try {
     await client.call('Version', {});
     assert.equal(d.logs.some((l) => l.msg === 'request'), false);
-    fs.writeFileSync(d.configFile, 'log_level = "debug"\n');
+    const otherRoot = path.join(d.dir, 'other-root');
+    fs.writeFileSync(d.configFile, `root = "${otherRoot}"\nlog_level = "debug"\n`);
     d.proc.kill('SIGHUP');
     await until('reload', () => d.logs.some((l) => l.msg === 'configuration reloaded'));
+    const warnings = d.logs.filter((l) => l.level === 'warn' && typeof l.key === 'string');
+    assert.deepEqual(
+      warnings.map((l) => ({ key: l.key, source: l.source })),
+      [{ key: 'root', source: d.configFile }],
+    );
+    assert.match(String(warnings[0].msg), /^root changed .* only at a restart/);
+    const reloaded = d.logs.find((l) => l.msg === 'configuration reloaded')!;
+    assert.deepEqual({ applied: reloaded.applied, needRestart: reloaded.needRestart }, { applied: ['log_level'], needRestart: ['root'] });
     await client.call('Version', {});
     await until('debug request line', () => d.logs.some((l) => l.msg === 'request' && l.operation === 'Version'));
+    const s = await client.call('Status', { verbose: true });
+    const effective = JSON.parse(s.status ? s.info.config : '{}') as { root: string; logLevel: string };
+    assert.deepEqual({ root: effective.root, logLevel: effective.logLevel }, { root: d.root, logLevel: 'debug' });
+    assert.equal(fs.existsSync(otherRoot), false, 'nothing was made under the new root');
   } finally {
     client.close();
     await d.cleanup();

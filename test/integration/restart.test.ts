@@ -1,0 +1,86 @@
+/**
+ * Graceful restarts (`nodecri restart`, the in-place re-exec) under traffic: containers
+ * exiting at random moments and containers logging every 10 ms, across many restarts in a
+ * row. NODECRI_FAULTS=delay:handoff stalls each handoff after the daemon stopped reaping and
+ * reading: exits and output of that time must reach the new image, not be taken in by the
+ * old one and dropped by its execve.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { withPodEnv } from '../helpers/pod-env';
+import { counter, counterValues, createContainer, logLines, runPod, until } from '../helpers/containers';
+
+const restarts = 20;
+const stallMs = 500;
+
+test(`${restarts} graceful restarts while 5 containers exit at random moments and 5 log every 10 ms: every exit code and every line kept`, { timeout: 240_000 }, async () => {
+  await withPodEnv({ removePods: true, env: { NODECRI_FAULTS: `delay:handoff=${stallMs}` } }, async (env) => {
+    const pod = await runPod(env);
+    const counters: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const id = await createContainer(env, pod, `counter${i}`, { command: counter });
+      await env.client.call('StartContainer', { container_id: id });
+      counters.push(id);
+    }
+    const pid = env.daemon.proc.pid;
+    // Each exiting container sleeps a random 0.1-3 s, says its last words and exits with a
+    // code of its own: when that happens in a handoff, the words are in a pipe that only the
+    // fd the old image kept across its execve holds open.
+    const exiters: { id: string; code: number; words: string }[] = [];
+    const running = new Set<string>();
+    const topUp = async () => {
+      const list = await env.client.call('ListContainers', { filter: { state: { state: 'CONTAINER_RUNNING' }, pod_sandbox_id: pod.sandboxId } });
+      const now = new Set(list.containers.map((c) => c.id));
+      for (const id of running) if (!now.has(id)) running.delete(id);
+      while (running.size < 5) {
+        const k = exiters.length;
+        const code = 1 + ((k * 37) % 200);
+        const sleep = (0.1 + Math.random() * 2.9).toFixed(2);
+        const id = await createContainer(env, pod, `exit${k}`, { command: ['sh', '-c', `sleep ${sleep}; echo last words of ${k}; exit ${code}`] });
+        await env.client.call('StartContainer', { container_id: id });
+        exiters.push({ id, code, words: `last words of ${k}` });
+        running.add(id);
+      }
+    };
+    for (let round = 0; round < restarts; round++) {
+      await topUp();
+      // returns once the new image has written its pid file and answers Version
+      await env.restart('graceful');
+    }
+    assert.equal(env.daemon.proc.pid, pid, 'the same process all along');
+
+    // Every exit and every stream is checked before anything is asserted, so that a
+    // failure lists all that was lost.
+    const wrongExits: object[] = [];
+    const lostWords: string[] = [];
+    for (const { id, code, words } of exiters) {
+      const st = await until(`exit of ${id}`, async () => {
+        const s = (await env.client.call('ContainerStatus', { container_id: id })).status!;
+        return s.state === 'CONTAINER_EXITED' ? s : null;
+      });
+      if (st.exit_code !== code || st.reason !== 'Error') wrongExits.push({ name: st.metadata?.name, chose: code, got: st.exit_code, reason: st.reason });
+      const said = logLines(st.log_path).map((l) => `${l.stream} ${l.tag} ${l.text}`);
+      if (said.join('\n') !== `stdout F ${words}`) lostWords.push(`${String(st.metadata?.name)}: ${JSON.stringify(said)}`);
+    }
+    for (const id of counters) await env.client.call('StopContainer', { container_id: id, timeout: '0' });
+    const wrongLogs: string[] = [];
+    for (const [i, id] of counters.entries()) {
+      const logPath = (await env.client.call('ContainerStatus', { container_id: id })).status!.log_path;
+      // logLines asserts that each record is well formed (timestamp, stream, tag)
+      for (const l of logLines(logPath)) if (!/^\d*$/.test(l.text)) wrongLogs.push(`counter${i}: a malformed record: ${JSON.stringify(l)}`);
+      const values = counterValues(logPath);
+      assert.ok(values.length > 100, `counter${i} logged across the restarts (${values.length} lines)`);
+      let expected = 0;
+      for (const v of values) {
+        if (v !== expected) wrongLogs.push(`counter${i}: ${v} where ${expected} was due (${v > expected ? 'lines lost' : 'a line repeated'})`);
+        expected = v + 1;
+      }
+    }
+    const found = { wrongExits: wrongExits.slice(0, 5), lostWords: lostWords.slice(0, 5), wrongLogs: wrongLogs.slice(0, 10) };
+    assert.ok(
+      wrongExits.length === 0 && lostWords.length === 0 && wrongLogs.length === 0,
+      `${wrongExits.length} of ${exiters.length} exit codes wrong, ${lostWords.length} last words lost, ${wrongLogs.length} faults in the 5 counters' logs; the first: ${JSON.stringify(found)}`,
+    );
+    assert.equal(env.daemon.logs.filter((l) => l.msg === 're-executing').length, restarts, 'every restart went through the handoff');
+  });
+});
