@@ -19,6 +19,7 @@ import { favorDynmods } from './linux/cgroups/tuning';
 import { groupId } from './linux/groups';
 import { podHost } from './linux/pod-host';
 import { lockStateDirs, StateDirsBusyError } from './linux/state-lock';
+import { KeeperLink } from './linux/keeper';
 import { bringUpLoopback } from './native/namespaces';
 import { SandboxService } from './sandbox/service';
 import { ContainerService } from './container/service';
@@ -88,6 +89,9 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
     throw e;
   });
 
+  // Under nodecri-keeper (see main.ts) unless it is turned off: the link to it.
+  const keeper = KeeperLink.fromEnv(config.runroot, log.child({ component: 'keeper' }));
+
   const metrics = createMetrics();
   const tracing: Tracing = startTracing({ ...config.tracing, serviceVersion: packageVersion });
   const cni = new CniConfigWatcher(config.network.cniConfigDir, log.child({ component: 'cni' }));
@@ -138,8 +142,12 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
     images,
     sandboxes,
     host: containerHost(cgroups),
+    keeper,
   });
+  keeper?.syncBegin();
   await containers.restore();
+  keeper?.syncEnd();
+  await keeper?.restored();
 
   let podCidr = '';
   const deps: CriDeps = {
@@ -177,8 +185,9 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
   }
   const startedAt = Date.now();
   await writeJsonAtomic(pidFile(config.runroot), { pid: process.pid, startedAt });
+  keeper?.ready();
   log.info(
-    { socket: config.listen, metrics: metricsServer?.address ?? null, reexec: process.env.NODECRI_REEXEC === '1' },
+    { socket: config.listen, metrics: metricsServer?.address ?? null, reexec: process.env.NODECRI_REEXEC === '1', keeper: keeper !== null },
     `nodecri ready, listening on ${config.listen}`,
   );
 
@@ -214,7 +223,7 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
         images.close();
         await tracing.shutdown();
         await new Promise<void>((resolve) => log.flush(() => resolve()));
-        const env = Object.entries({ ...process.env, NODECRI_REEXEC: '1', ...locks.keepAcrossExec() }).map(([k, v]) => `${k}=${v ?? ''}`);
+        const env = Object.entries({ ...process.env, NODECRI_REEXEC: '1', ...locks.keepAcrossExec(), ...keeper?.keepAcrossExec() }).map(([k, v]) => `${k}=${v ?? ''}`);
         // Synchronous from here: no exit can be reaped between the handoff and the exec.
         daemonReexec(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], env);
       })();

@@ -590,6 +590,14 @@ Napi::Value SetChildSubreaper(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+// keeperSend(sock, frame: Buffer, fd: number | -1): synchronous (MSG_DONTWAIT).
+Napi::Value KeeperSend(const Napi::CallbackInfo &info) {
+  Napi::Buffer<uint8_t> frame = info[1].As<Napi::Buffer<uint8_t>>();
+  ncri_error e{};
+  Check(info.Env(), ncri_send_with_fd(info[0].As<Napi::Number>().Int32Value(), frame.Data(), frame.Length(), info[2].As<Napi::Number>().Int32Value(), &e), e);
+  return info.Env().Undefined();
+}
+
 Napi::Value PtyResize(const Napi::CallbackInfo &info) {
   ncri_error e{};
   Check(info.Env(),
@@ -685,6 +693,7 @@ void InitProcess(Napi::Env env, Napi::Object exports) {
   exports.Set("processDupFd", Napi::Function::New(env, FdDup, "processDupFd"));
   exports.Set("processSetChildSubreaper", Napi::Function::New(env, SetChildSubreaper, "processSetChildSubreaper"));
   exports.Set("processReapOrphans", Napi::Function::New(env, ReapOrphans, "processReapOrphans"));
+  exports.Set("keeperSend", Napi::Function::New(env, KeeperSend, "keeperSend"));
   exports.Set("processPtyResize", Napi::Function::New(env, PtyResize, "processPtyResize"));
   napi_add_env_cleanup_hook(env, Cleanup, nullptr);
 }
