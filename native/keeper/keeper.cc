@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -183,6 +184,15 @@ bool write_exit_record(pid_t pid, const std::string &start, bool exited, int val
   int fd = open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0 && errno == ENOENT) {
     mkdir(g_exits_dir, 0700);
+  // Two FIFO fds per container: the soft fd limit (often 1024) would cap the node at ~500
+  // containers. Raised to the hard limit, as Node does for itself.
+  {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+      rl.rlim_cur = rl.rlim_max;
+      setrlimit(RLIMIT_NOFILE, &rl);
+    }
+  }
     fd = open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   }
   if (fd < 0) return false;
@@ -445,6 +455,15 @@ int main(int argc, char **argv) {
     return 1;
   }
   mkdir(g_exits_dir, 0700);
+  // Two FIFO fds per container: the soft fd limit (often 1024) would cap the node at ~500
+  // containers. Raised to the hard limit, as Node does for itself.
+  {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+      rl.rlim_cur = rl.rlim_max;
+      setrlimit(RLIMIT_NOFILE, &rl);
+    }
+  }
   // Out of the OOM killer's way (best effort: needs CAP_SYS_RESOURCE to go below 0): if the
   // keeper went, every exit and FIFO it holds would go with it.
   {

@@ -401,6 +401,7 @@ export class ContainerService {
       } catch (e) {
         closeContainerEnds();
         for (const fd of toClose) closeFd(fd);
+        this.keeper?.drop(record.id);
         throw e;
       }
       stdio = { stdin: stdinWanted ? 'pipe' : 'null', stdout: { fd: containerEnds[0] }, stderr: { fd: containerEnds[1] } };
@@ -413,6 +414,7 @@ export class ContainerService {
     } catch (e) {
       closeContainerEnds();
       for (const fd of toClose) closeFd(fd);
+      this.keeper?.drop(record.id);
       throw e;
     } finally {
       closeContainerEnds();
@@ -507,22 +509,23 @@ export class ContainerService {
     const keeper = this.keeper;
     const pid = r.pid;
     const startTime = r.pidStartTime;
+    const keyed = keeper !== null && pid !== null && startTime !== null;
     let st = known ?? (await live.handle!.exited);
-    if (keeper && pid !== null && startTime !== null) {
-      // Not our child: the pidfd said it exited, the keeper reaps it and says how.
-      if (known === null && live.keeperChild && exitCodeOf(st) === null) st = await keeper.exitOf(pid, startTime);
-      else if (known === null && exitCodeOf(st) === null) st = (await keeper.recordedExit(pid, startTime)) ?? st;
-      // Ours: written down at once, so that a crash while the log drains keeps it.
-      else if (known === null) await keeper.record(pid, startTime, st).catch((e: unknown) => this.opts.log.warn({ err: e, containerId: r.id }, 'cannot write the exit record'));
-    }
+    // Not our child: the pidfd said it exited; the keeper writes down how, then reaps it.
+    if (keyed && known === null && live.keeperChild && exitCodeOf(st) === null) st = await keeper.exitOf(pid, startTime);
     // From here the exit is ours alone (the kernel has handed it over): a handoff must wait
     // for it to be on disk, or it would be lost.
     let done!: () => void;
     const recording = new Promise<void>((res) => (done = res));
     this.recording.add(recording);
     try {
+      if (keyed && known === null && exitCodeOf(st) === null) st = (await keeper.recordedExit(pid, startTime)) ?? st;
+      // Ours: written down at once, so that a crash while the log drains keeps it.
+      else if (keyed && known === null && !live.keeperChild) {
+        await keeper.record(pid, startTime, st).catch((e: unknown) => this.opts.log.warn({ err: e, containerId: r.id }, 'cannot write the exit record'));
+      }
       await this.recordExit(r, live, st);
-      if (keeper && pid !== null && startTime !== null) await keeper.forget(pid, startTime).catch(() => {});
+      if (keyed) await keeper.forget(pid, startTime).catch(() => {});
     } finally {
       this.recording.delete(recording);
       done();

@@ -257,7 +257,8 @@ export class KeeperLink {
     } catch {
       return;
     }
-    const stale = names.filter((n) => !this.expected.has(n));
+    // (A dot name is a record the keeper is writing right now.)
+    const stale = names.filter((n) => !n.startsWith('.') && !this.expected.has(n));
     await Promise.all(stale.map((n) => fsp.rm(path.join(this.dir, n), { force: true })));
     if (stale.length > 0) this.log.debug({ records: stale.length }, 'exit records of no container removed');
   }

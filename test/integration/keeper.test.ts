@@ -12,6 +12,7 @@ import path from 'node:path';
 import { withPodEnv, type PodEnv } from '../helpers/pod-env';
 import { createContainer, logLines, runPod, until, waitExited } from '../helpers/containers';
 import { CriClient } from '../helpers/cri-client';
+import { startTestDaemon } from '../helpers/daemon';
 
 const readyLines = (env: PodEnv) => env.daemon.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('nodecri ready'));
 
@@ -103,6 +104,48 @@ test('lines written at full speed across a worker kill: what is lost is at most 
     assert.ok(lostBytes <= 2 * 65536, `lost ${lostBytes} bytes`);
     assert.ok(seen.has(99999), 'the last line is there');
   });
+});
+
+test('after a graceful restart the worker still reaches the keeper: a later kill keeps the exit and the output', async () => {
+  await withPodEnv({ removePods: true }, async (env) => {
+    const release = path.join(env.dir, 'release');
+    fs.mkdirSync(release);
+    const pod = await runPod(env);
+    const id = await createContainer(env, pod, 'bye', {
+      command: ['sh', '-c', 'echo before; while [ ! -e /release/go ]; do sleep 0.02; done; echo bye; exit 7'],
+      mounts: [{ container_path: '/release', host_path: release }],
+    });
+    await env.client.call('StartContainer', { container_id: id });
+    const logPath = (await env.client.call('ContainerStatus', { container_id: id })).status!.log_path;
+    await until('the first line logged', async () => fs.existsSync(logPath) && logLines(logPath).length > 0);
+    const ready = readyLines(env).length;
+    await env.restart('graceful');
+    await until('the re-exec\'d worker ready', async () => readyLines(env).length > ready);
+    const line = readyLines(env).at(-1)!;
+    assert.equal(line.reexec, true);
+    assert.equal(line.keeper, true, 'the keeper socket survived the execve');
+    await killWorker(env, () => fs.writeFileSync(path.join(release, 'go'), ''));
+    const st = await waitExited(env, id);
+    assert.equal(st.exit_code, 7);
+    assert.deepEqual(logLines(logPath).map((l) => l.text), ['before', 'bye']);
+  });
+});
+
+test('a worker that keeps crashing right after its start: the keeper gives up after 5 quick restarts and exits 1', async () => {
+  const d = await startTestDaemon();
+  try {
+    for (let kill = 1; kill <= 6; kill++) {
+      const ready = readyLines({ daemon: d } as PodEnv).length;
+      process.kill(d.workerPid, 'SIGKILL');
+      if (kill === 6) break;
+      await until(`worker ${kill + 1} ready`, async () => readyLines({ daemon: d } as PodEnv).length > ready, 30_000);
+    }
+    const { code } = await d.exited;
+    assert.equal(code, 1);
+    assert.ok(d.logs.some((l) => l.component === 'keeper' && typeof l.msg === 'string' && /giving up/.test(l.msg)));
+  } finally {
+    await d.cleanup();
+  }
 });
 
 test('without the keeper (keeper = false) the daemon is its own process, as before', async () => {
