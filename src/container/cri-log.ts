@@ -6,6 +6,10 @@
  * through one queued FileHandle so writes never block the loop, and whatever is buffered
  * at the end is written before `closed` resolves, so the last bytes of a container are
  * never lost. ReopenContainerLog swaps the file under the writer (kubelet's rotation).
+ *
+ * Reading stops while more than `queueHighWater` bytes wait to be written (the container
+ * then waits on a full pipe, as it would under conmon): what a crash of the daemon can lose,
+ * read but not yet written, stays bounded instead of growing with a slow disk.
  */
 import fsp, { type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
@@ -14,6 +18,9 @@ export type LogStream = 'stdout' | 'stderr';
 
 /** kubelet splits at 16 KiB too; a record never exceeds this many bytes of text. */
 export const maxRecordText = 16 * 1024;
+
+/** Queued bytes beyond which the streams are paused until the queue is written. */
+export const queueHighWater = 64 * 1024;
 
 /** RFC3339 with nanoseconds, in UTC, from the wall clock and the monotonic sub-ms. */
 export function rfc3339Nano(date = new Date(), subMillisNanos = Math.floor((performance.now() % 1) * 1e6)): string {
@@ -30,6 +37,8 @@ export class CriLogWriter {
   private readonly partial: Record<LogStream, Buffer[]> = { stdout: [], stderr: [] };
   private readonly partialLen: Record<LogStream, number> = { stdout: 0, stderr: 0 };
   private open = 0;
+  private readonly sources = new Set<Readable>();
+  private paused = false;
   private endedResolve!: () => void;
   /** Resolves once every attached stream ended and everything is written. */
   readonly ended: Promise<void>;
@@ -46,8 +55,10 @@ export class CriLogWriter {
   /** Reads `readable` to its end, writing its lines as `stream` records. */
   attach(stream: LogStream, readable: Readable): void {
     this.open++;
+    this.sources.add(readable);
     readable.on('data', (chunk: Buffer) => this.consume(stream, chunk));
     const done = () => {
+      this.sources.delete(readable);
       readable.removeAllListeners('data');
       this.flushPartial(stream);
       if (--this.open === 0) void this.drain().then(() => this.endedResolve());
@@ -113,7 +124,17 @@ export class CriLogWriter {
     const head = Buffer.from(`${ts} ${stream} ${tag} `);
     this.queue.push(head, text, Buffer.from('\n'));
     this.queuedBytes += head.length + text.length + 1;
+    if (!this.paused && this.queuedBytes > queueHighWater) {
+      this.paused = true;
+      for (const s of this.sources) s.pause();
+    }
     if (!this.writing) this.writing = this.writeLoop();
+  }
+
+  private resumeIfRoom(): void {
+    if (!this.paused || this.queuedBytes > queueHighWater) return;
+    this.paused = false;
+    for (const s of this.sources) s.resume();
   }
 
   private async writeLoop(): Promise<void> {
@@ -124,6 +145,7 @@ export class CriLogWriter {
         this.queuedBytes = 0;
         if (!this.file) await this.openFile();
         await this.file!.writev(batch);
+        this.resumeIfRoom();
       }
     } catch (e) {
       // The log cannot be written (disk full, dir removed): keep reading so the container
@@ -133,6 +155,7 @@ export class CriLogWriter {
       this.queuedBytes = 0;
     } finally {
       this.writing = null;
+      this.resumeIfRoom();
     }
   }
 

@@ -13,6 +13,7 @@ import { withPodEnv, type PodEnv } from '../helpers/pod-env';
 import { createContainer, logLines, runPod, until, waitExited } from '../helpers/containers';
 import { CriClient } from '../helpers/cri-client';
 import { startTestDaemon } from '../helpers/daemon';
+import { maxRecordText, queueHighWater } from '../../src/container/cri-log';
 
 const readyLines = (env: PodEnv) => env.daemon.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('nodecri ready'));
 
@@ -99,9 +100,11 @@ test('lines written at full speed across a worker kill: what is lost is at most 
         lostBytes += String(i).length + 1;
       }
     }
-    // Reported, not asserted beyond the bound: a read takes at most 64 KiB (libuv's buffer).
+    // Reported; asserted only against the worst case: the dead worker held at most a batch
+    // being written and a queue (each up to the high-water mark plus one 64 KiB read), and
+    // an unterminated line.
     process.stdout.write(`# keeper: ${lostLines} lines (${lostBytes} bytes) lost across the kill\n`);
-    assert.ok(lostBytes <= 2 * 65536, `lost ${lostBytes} bytes`);
+    assert.ok(lostBytes <= 2 * (queueHighWater + 65536) + maxRecordText, `lost ${lostBytes} bytes`);
     assert.ok(seen.has(99999), 'the last line is there');
   });
 });
