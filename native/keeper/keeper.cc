@@ -429,7 +429,8 @@ void reap_children() {
     siginfo_t done = {};
     while (waitid(P_PID, (id_t)pid, &done, WEXITED) < 0 && errno == EINTR) {
     }
-    if (!recorded) continue;
+    // Told even when the record could not be written: the worker waiting for it goes on.
+    if (start.empty()) continue;
     struct {
       int32_t pid, kind, value;
       uint32_t pad;

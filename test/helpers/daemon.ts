@@ -105,11 +105,15 @@ export async function startTestDaemon(opts: StartOptions = {}): Promise<TestDaem
   let worker: { pid: number; startTime: Promise<string | null> } | null = null;
   const workerGone = async () => {
     if (!worker || worker.pid === proc.pid) return;
-    const h = await adoptStarted(worker.pid, await worker.startTime);
+    const startTime = await worker.startTime;
+    const h = await adoptStarted(worker.pid, startTime);
     if (h) {
       await h.exited;
       await releaseProcess(h);
     }
+    // Exited is not reaped: init reaps the orphan a moment later, and until then its pid
+    // still looks alive (kill(pid, 0)) to the next daemon's clean-ups. No event says so.
+    for (let i = 0; i < 1000 && (await processStartTime(worker.pid)) === startTime; i++) await new Promise((r) => setTimeout(r, 10));
   };
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     proc.once('exit', (code, signal) => void workerGone().then(() => resolve({ code, signal }))),
