@@ -4,25 +4,34 @@
 // `nodecri daemon` execs it in place (same pid, so systemd's main pid and whoever started
 // the daemon see no change); it runs the real daemon (the worker) as its child and:
 //   - is the child subreaper above it: when the worker dies, its containers are re-parented
-//     here. Each child that is not the worker is peeked at with waitid(WNOWAIT) (its
-//     /proc/<pid>/stat start time still readable), its status written to
-//     <exits>/<pid>-<starttime> (atomically, before the reap: once the pid is gone from
-//     /proc the record exists), then reaped, and the current worker is told;
+//     here. A child the worker registered (a watch frame: pid and start time, sent when a
+//     container starts and again on restore) is peeked at with waitid(WNOWAIT), its status
+//     written to <exits>/<pid>-<starttime> (atomically, before the reap: once the pid is
+//     gone from /proc the record exists), then reaped, and the current worker is told, even
+//     when the record could not be written. Every other child (a pause process, an orphan
+//     of a container's own children under hostPID) is reaped without a word, at most
+//     kReapsPerRound per round of the loop, so that a fork storm cannot starve the rest;
 //   - holds the read end of each container's stdout/stderr FIFO that the worker sends it
 //     (SCM_RIGHTS), never reading: the pipe and its buffer live on while no worker holds it,
 //     and a new worker reopens the FIFO path and reads on;
 //   - restarts a worker that dies by a signal or a non-zero exit (once one has been ready:
 //     a start-up failure is passed on as the keeper's own exit), backing off after quick
 //     crashes and giving up after several; exits 0 when the worker does (a graceful stop);
-//   - passes SIGTERM, SIGINT, SIGHUP and SIGUSR2 on to the worker. SIGKILL of the keeper
-//     takes the worker with it (PR_SET_PDEATHSIG), as a kill -9 of the daemon always did.
+//   - blocks every catchable signal and reads them from a signalfd: SIGTERM and SIGINT are
+//     passed on at once (a stop); SIGHUP, SIGUSR2, SIGUSR1 and SIGQUIT are passed on to a
+//     ready worker, and kept until the next one is ready when none is; the rest are
+//     ignored, so no stray signal kills the keeper (and, by PDEATHSIG, the worker). SIGKILL
+//     of the keeper takes the worker with it (PR_SET_PDEATHSIG), as a kill -9 of the daemon
+//     always did.
 //
 // Usage: nodecri-keeper <exits-dir> <worker-path> <worker-argv0> [worker-args...]
-// The worker gets NODECRI_KEEPER_FD=<its socket end>. Messages on the socket (SOCK_STREAM,
-// one writer per direction) are frames: u32 type, u32 payload length, payload; see
+// The worker gets NODECRI_KEEPER_FD=<its socket end>. The socket is SOCK_SEQPACKET: each
+// message is one frame (u32 type, u32 payload length, payload) with the fd it carries, if
+// any, attached to it, so a lost or extra fd cannot shift onto another frame; see
 // src/linux/keeper.ts for the worker's side. Log lines on stderr are JSON, like the
 // daemon's.
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -40,6 +49,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <deque>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -51,11 +62,14 @@ constexpr uint32_t kDrop = 2;        // payload: container id: close every fd he
 constexpr uint32_t kSyncBegin = 3;   // a (re)started worker begins re-sending what it holds
 constexpr uint32_t kSyncEnd = 4;     // ...and is done: what it did not re-send is closed
 constexpr uint32_t kReady = 5;       // the worker serves: from now on a crash is restarted
+constexpr uint32_t kWatch = 6;       // payload: "<pid> <start time>": record this process's exit
+constexpr uint32_t kUnwatch = 7;     // payload: "<pid> <start time>": the worker has its exit
 // Keeper to worker:
 constexpr uint32_t kExit = 101;      // payload: i32 pid, i32 exited(1)/signaled(2), i32 code or signal, u32 0, u64 start time
 
 constexpr size_t kMaxPayload = 4096;
-constexpr size_t kMaxOutbuf = 4 << 20;
+// Orphans reaped per round of the loop, before signals and the worker's frames are looked at.
+constexpr int kReapsPerRound = 64;
 constexpr int kMaxQuickCrashes = 5;
 constexpr int64_t kQuickCrashMs = 10000;
 
@@ -70,12 +84,25 @@ int g_sock = -1;  // our end, while a worker runs
 int64_t g_worker_started_ms = 0;
 bool g_ever_ready = false;
 bool g_stopping = false;  // a stop signal was passed on: do not restart
+int g_stop_signal = 0;    // ...which one
+bool g_worker_ready = false;  // this worker sent kReady: it has its signal handlers
+sigset_t g_deferred;          // signals for a worker that is not ready yet
+bool g_more_children = false;  // the last reap round stopped at its limit
+int g_spare_fd = -1;           // closed to make room when an open fails with EMFILE
 int g_quick_crashes = 0;
 int64_t g_restart_at_ms = -1;
 
-std::string g_inbuf;
-std::vector<int> g_infds;  // fds received, taken in order by kHold frames
-std::string g_outbuf;
+// Frames for the worker that the socket did not take yet (one message each). Only notes
+// of watched processes are queued, so their number is bounded by the worker's containers.
+std::deque<std::string> g_outq;
+
+// Processes whose exit the worker wants recorded: pid -> start time (and whether a
+// restarted worker has registered it again since kSyncBegin).
+struct Watched {
+  std::string start;
+  bool stale;
+};
+std::map<pid_t, Watched> g_watched;
 
 struct Held {
   std::string key;
@@ -137,12 +164,27 @@ void logf(const char *level, const std::string &extra, const char *fmt, ...) {
   }
 }
 
+// open(), but at EMFILE the spare fd is given up for it (and taken again after): the
+// keeper holds two FIFO fds per container, and running out must not cost an exit record.
+int open_spared(const char *path, int flags, mode_t mode = 0) {
+  int fd = open(path, flags, mode);
+  if (fd < 0 && errno == EMFILE && g_spare_fd >= 0) {
+    close(g_spare_fd);
+    g_spare_fd = -1;
+    fd = open(path, flags, mode);
+    int saved = errno;
+    g_spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    errno = saved;
+  }
+  return fd;
+}
+
 // Field 22 of /proc/<pid>/stat (clock ticks since boot): with the pid it names one process.
 // A zombie's stat is still readable; "" when it cannot be read.
 std::string start_time_of(pid_t pid) {
   char path[64];
   snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int fd = open_spared(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return "";
   char buf[1024];
   ssize_t n = read(fd, buf, sizeof buf - 1);
@@ -172,8 +214,9 @@ bool write_all(int fd, const char *data, size_t len) {
   return true;
 }
 
-// <exits>/<pid>-<start>, written to a temporary name, synced, then renamed: a reader sees
-// the whole record or none.
+// <exits>/<pid>-<start>, written to a temporary name, then renamed: a reader sees the whole
+// record or none. Not synced: the run root is a tmpfs (and were it not, a power cut ends
+// the containers too, so no record of that boot would be read).
 bool write_exit_record(pid_t pid, const std::string &start, bool exited, int value) {
   std::string name = std::to_string(pid) + "-" + start;
   std::string final_path = std::string(g_exits_dir) + "/" + name;
@@ -181,57 +224,76 @@ bool write_exit_record(pid_t pid, const std::string &start, bool exited, int val
   std::string body = "{\"pid\":" + std::to_string(pid) + ",\"startTime\":\"" + start + "\",\"exitCode\":" +
                      (exited ? std::to_string(value) : "null") + ",\"signal\":" + (exited ? "null" : std::to_string(value)) +
                      "}\n";
-  int fd = open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int fd = open_spared(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0 && errno == ENOENT) {
     mkdir(g_exits_dir, 0700);
-  // Two FIFO fds per container: the soft fd limit (often 1024) would cap the node at ~500
-  // containers. Raised to the hard limit, as Node does for itself.
-  {
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-      rl.rlim_cur = rl.rlim_max;
-      setrlimit(RLIMIT_NOFILE, &rl);
-    }
-  }
-    fd = open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    fd = open_spared(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   }
   if (fd < 0) return false;
-  bool ok = write_all(fd, body.data(), body.size()) && fsync(fd) == 0;
+  bool ok = write_all(fd, body.data(), body.size());
+  int saved = errno;
   close(fd);
-  if (ok && rename(tmp_path.c_str(), final_path.c_str()) == 0) {
-    int dfd = open(g_exits_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      fsync(dfd);
-      close(dfd);
-    }
-    return true;
-  }
+  if (ok && rename(tmp_path.c_str(), final_path.c_str()) == 0) return true;
+  saved = errno;
   unlink(tmp_path.c_str());
+  errno = saved;
   return false;
 }
 
+// Records left half-written by a keeper or worker that died mid-write: at the keeper's
+// start no writer runs, so every temporary name is stale.
+void remove_stale_temporaries() {
+  DIR *d = opendir(g_exits_dir);
+  if (!d) return;
+  while (struct dirent *e = readdir(d)) {
+    size_t len = strlen(e->d_name);
+    if (e->d_name[0] == '.' && len > 5 && strcmp(e->d_name + len - 4, ".tmp") == 0) unlinkat(dirfd(d), e->d_name, 0);
+  }
+  closedir(d);
+}
+
 void flush_out() {
-  while (g_sock >= 0 && !g_outbuf.empty()) {
-    ssize_t n = send(g_sock, g_outbuf.data(), g_outbuf.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  while (g_sock >= 0 && !g_outq.empty()) {
+    const std::string &m = g_outq.front();
+    ssize_t n = send(g_sock, m.data(), m.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      if (errno != EAGAIN) g_outbuf.clear();  // the worker is gone; its successor reads the files
+      if (errno != EAGAIN) g_outq.clear();  // the worker is gone; its successor reads the files
       return;
     }
-    g_outbuf.erase(0, (size_t)n);
+    g_outq.pop_front();
   }
 }
 
 void queue_frame(uint32_t type, const void *payload, uint32_t len) {
   if (g_sock < 0) return;
-  if (g_outbuf.size() + 8 + len > kMaxOutbuf) {
-    logf("warn", "", "the worker reads no exit notes: dropping one (its record file stays)");
-    return;
-  }
-  g_outbuf.append((const char *)&type, 4);
-  g_outbuf.append((const char *)&len, 4);
-  g_outbuf.append((const char *)payload, len);
+  std::string m;
+  m.append((const char *)&type, 4);
+  m.append((const char *)&len, 4);
+  m.append((const char *)payload, len);
+  g_outq.push_back(std::move(m));
   flush_out();
+}
+
+// "<pid> <start time>" (both decimal) of a watch frame.
+bool parse_watch(const std::string &payload, pid_t *pid, std::string *start) {
+  size_t sp = payload.find(' ');
+  if (sp == std::string::npos || sp == 0 || sp + 1 >= payload.size()) return false;
+  for (size_t i = 0; i < payload.size(); i++)
+    if (i != sp && (payload[i] < '0' || payload[i] > '9')) return false;
+  long v = strtol(payload.c_str(), nullptr, 10);
+  if (v <= 0 || v > INT32_MAX) return false;
+  *pid = (pid_t)v;
+  *start = payload.substr(sp + 1);
+  return true;
+}
+
+void deliver_deferred() {
+  if (g_worker <= 0) return;
+  for (int s = 1; s < NSIG; s++) {
+    if (sigismember(&g_deferred, s) == 1) kill(g_worker, s);
+  }
+  sigemptyset(&g_deferred);
 }
 
 void close_held_if(bool (*pred)(const Held &, const std::string &), const std::string &arg) {
@@ -245,15 +307,16 @@ void close_held_if(bool (*pred)(const Held &, const std::string &), const std::s
   }
 }
 
-void on_frame(uint32_t type, const std::string &payload) {
+// One frame, with the fds that came attached to its message (closed here unless held).
+void on_frame(uint32_t type, const std::string &payload, std::vector<int> &fds) {
   switch (type) {
     case kHold: {
-      if (g_infds.empty()) {
-        logf("warn", "", "hold frame without an fd, ignored");
+      if (fds.empty()) {
+        logf("warn", "", "hold frame without an fd (lost at the fd limit?), ignored");
         return;
       }
-      int fd = g_infds.front();
-      g_infds.erase(g_infds.begin());
+      int fd = fds.front();
+      fds.erase(fds.begin());
       for (auto &h : g_held) {
         if (h.key == payload) {
           close(h.fd);
@@ -270,23 +333,44 @@ void on_frame(uint32_t type, const std::string &payload) {
       return;
     case kSyncBegin:
       for (auto &h : g_held) h.stale = true;
+      for (auto &w : g_watched) w.second.stale = true;
       return;
     case kSyncEnd:
       close_held_if([](const Held &h, const std::string &) { return h.stale; }, "");
+      for (auto it = g_watched.begin(); it != g_watched.end();) it = it->second.stale ? g_watched.erase(it) : std::next(it);
       return;
     case kReady:
       g_ever_ready = true;
+      g_worker_ready = true;
+      deliver_deferred();
       return;
+    case kWatch:
+    case kUnwatch: {
+      pid_t pid;
+      std::string start;
+      if (!parse_watch(payload, &pid, &start)) {
+        logf("warn", "", "bad watch frame from the worker, ignored");
+        return;
+      }
+      if (type == kWatch) {
+        g_watched[pid] = {start, false};
+      } else {
+        auto it = g_watched.find(pid);
+        if (it != g_watched.end() && it->second.start == start) g_watched.erase(it);
+      }
+      return;
+    }
     default:
       logf("warn", ",\"type\":" + std::to_string(type), "unknown frame from the worker, ignored");
   }
 }
 
-// Reads what the worker sent; returns false at EOF or on an error (the worker is gone).
+// Reads what the worker sent, one message (one frame) at a time; returns false at EOF or on
+// an error (the worker is gone). A malformed frame is logged and skipped: the socket stays.
 bool read_worker() {
   for (;;) {
-    char buf[16384];
-    char cbuf[CMSG_SPACE(sizeof(int) * 32)];
+    char buf[8 + kMaxPayload + 1];
+    alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 8)];
     struct iovec iov = {buf, sizeof buf};
     struct msghdr mh = {};
     mh.msg_iov = &iov;
@@ -296,27 +380,27 @@ bool read_worker() {
     ssize_t n = recvmsg(g_sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return errno == EAGAIN;
+    std::vector<int> fds;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
       if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
       size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      const int *fds = (const int *)CMSG_DATA(c);
-      for (size_t i = 0; i < count; i++) g_infds.push_back(fds[i]);
+      const int *p = (const int *)CMSG_DATA(c);
+      for (size_t i = 0; i < count; i++) fds.push_back(p[i]);
     }
-    if (mh.msg_flags & MSG_CTRUNC) logf("warn", "", "fds from the worker were cut off (too many in one message)");
-    if (n == 0) return false;
-    g_inbuf.append(buf, (size_t)n);
-    while (g_inbuf.size() >= 8) {
-      uint32_t type, len;
-      memcpy(&type, g_inbuf.data(), 4);
-      memcpy(&len, g_inbuf.data() + 4, 4);
-      if (len > kMaxPayload) {
-        logf("error", ",\"length\":" + std::to_string(len), "oversized frame from the worker: closing its socket");
-        return false;
-      }
-      if (g_inbuf.size() < 8 + (size_t)len) break;
-      on_frame(type, g_inbuf.substr(8, len));
-      g_inbuf.erase(0, 8 + (size_t)len);
+    if (mh.msg_flags & MSG_CTRUNC) logf("warn", "", "an fd from the worker was cut off (at the fd limit?)");
+    if (n == 0 && fds.empty()) return false;
+    uint32_t type = 0, len = 0;
+    if (n >= 8) {
+      memcpy(&type, buf, 4);
+      memcpy(&len, buf + 4, 4);
     }
+    if (n < 8 || (mh.msg_flags & MSG_TRUNC) || len > kMaxPayload || (size_t)n != 8 + (size_t)len) {
+      logf("error", ",\"length\":" + std::to_string(n), "malformed frame from the worker, ignored");
+    } else {
+      on_frame(type, std::string(buf + 8, len), fds);
+    }
+    // Whatever came attached and was not held: one extra fd never shifts onto another frame.
+    for (int fd : fds) close(fd);
   }
 }
 
@@ -325,15 +409,12 @@ void close_worker_socket() {
   read_worker();  // what it sent before dying (fds to hold) still counts
   close(g_sock);
   g_sock = -1;
-  g_inbuf.clear();
-  g_outbuf.clear();
-  for (int fd : g_infds) close(fd);
-  g_infds.clear();
+  g_outq.clear();
 }
 
 void start_worker() {
   int sv[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
     logf("fatal", "", "socketpair: %s", strerror(errno));
     exit(1);
   }
@@ -357,6 +438,7 @@ void start_worker() {
       }
     }
     fcntl(sv[1], F_SETFD, 0);
+    // The keeper blocks every signal (and ignores none): the worker starts with none blocked.
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -368,6 +450,7 @@ void start_worker() {
   g_sock = sv[0];
   fcntl(g_sock, F_SETFL, fcntl(g_sock, F_GETFL) | O_NONBLOCK);
   g_worker = pid;
+  g_worker_ready = false;
   g_worker_started_ms = now_ms();
   logf("info", ",\"worker\":" + std::to_string(pid), "keeper started the daemon worker %d", (int)pid);
 }
@@ -380,7 +463,9 @@ void on_worker_exit(const siginfo_t &si) {
   int code = exited ? si.si_status : 128 + si.si_status;
   std::string extra = ",\"worker\":" + std::to_string(pid) + (exited ? ",\"exitCode\":" + std::to_string(si.si_status)
                                                                      : ",\"signal\":" + std::to_string(si.si_status));
-  if (exited && si.si_status == 0) {
+  // A stop signal that landed before the worker's handler was in place killed it: still the
+  // stop that was asked for.
+  if ((exited && si.si_status == 0) || (g_stopping && si.si_code == CLD_KILLED && si.si_status == g_stop_signal)) {
     logf("info", extra, "the daemon worker stopped; keeper exiting");
     exit(0);
   }
@@ -401,10 +486,16 @@ void on_worker_exit(const siginfo_t &si) {
   g_restart_at_ms = now_ms() + delay;
 }
 
-// Every child that exited: the worker, or a process re-parented here (a container, a pause
-// process, an exec session's leftover) whose status is written down before it is reaped.
+// Children that exited: the worker, or processes re-parented here (a container, a pause
+// process, an exec session's leftover). A watched one's status is written down before it is
+// reaped; at most kReapsPerRound orphans per call (g_more_children says more are waiting).
 void reap_children() {
-  for (;;) {
+  g_more_children = false;
+  for (int reaped = 0;; reaped++) {
+    if (reaped == kReapsPerRound) {
+      g_more_children = true;
+      return;
+    }
     siginfo_t si = {};
     if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0) {
       if (errno == EINTR) continue;
@@ -419,12 +510,18 @@ void reap_children() {
       on_worker_exit(done);
       continue;
     }
-    std::string start = start_time_of(pid);
+    auto watched = g_watched.find(pid);
+    std::string start;
+    if (watched != g_watched.end()) {
+      // The registered start time names it; what /proc says (when it can be read) must agree,
+      // or this is another process under a reused pid.
+      std::string now = start_time_of(pid);
+      if (now.empty() || now == watched->second.start) start = watched->second.start;
+      g_watched.erase(watched);
+    }
     bool exited = si.si_code == CLD_EXITED;
-    bool recorded = !start.empty() && write_exit_record(pid, start, exited, si.si_status);
-    if (!recorded) {
-      logf("error", ",\"child\":" + std::to_string(pid), "cannot record the exit of %d: %s", (int)pid,
-           start.empty() ? "no start time" : strerror(errno));
+    if (!start.empty() && !write_exit_record(pid, start, exited, si.si_status)) {
+      logf("error", ",\"child\":" + std::to_string(pid), "cannot record the exit of %d: %s", (int)pid, strerror(errno));
     }
     siginfo_t done = {};
     while (waitid(P_PID, (id_t)pid, &done, WEXITED) < 0 && errno == EINTR) {
@@ -456,6 +553,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   mkdir(g_exits_dir, 0700);
+  remove_stale_temporaries();
   // Two FIFO fds per container: the soft fd limit (often 1024) would cap the node at ~500
   // containers. Raised to the hard limit, as Node does for itself.
   {
@@ -477,11 +575,14 @@ int main(int argc, char **argv) {
       close(fd);
     }
   }
+  g_spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  // Every catchable signal but the ones a fault raises, read from the signalfd below; none
+  // is set to SIG_IGN (that would pass through the worker's exec), blocking is enough.
   sigset_t mask;
-  sigemptyset(&mask);
-  for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR2}) sigaddset(&mask, s);
+  sigfillset(&mask);
+  for (int s : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT}) sigdelset(&mask, s);
   sigprocmask(SIG_BLOCK, &mask, nullptr);
-  signal(SIGPIPE, SIG_IGN);  // (reset to the default in the worker by its exec)
+  sigemptyset(&g_deferred);
   int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sfd < 0) {
     logf("fatal", "", "signalfd: %s", strerror(errno));
@@ -489,11 +590,12 @@ int main(int argc, char **argv) {
   }
   start_worker();
   for (;;) {
-    struct pollfd pfd[2] = {{sfd, POLLIN, 0}, {g_sock, (short)(POLLIN | (g_outbuf.empty() ? 0 : POLLOUT)), 0}};
-    int timeout = -1;
+    struct pollfd pfd[2] = {{sfd, POLLIN, 0}, {g_sock, (short)(POLLIN | (g_outq.empty() ? 0 : POLLOUT)), 0}};
+    int timeout = g_more_children ? 0 : -1;
     if (g_worker == 0 && g_restart_at_ms >= 0) {
       int64_t left = g_restart_at_ms - now_ms();
-      timeout = left < 0 ? 0 : (int)left;
+      if (left < 0) left = 0;
+      if (timeout < 0 || left < timeout) timeout = (int)left;
     }
     int n = poll(pfd, g_sock >= 0 ? 2 : 1, timeout);
     if (n < 0 && errno != EINTR) {
@@ -505,13 +607,25 @@ int main(int argc, char **argv) {
       while (read(sfd, &ssi, sizeof ssi) == (ssize_t)sizeof ssi) {
         int sig = (int)ssi.ssi_signo;
         if (sig == SIGCHLD) continue;  // reaped below, every time round
-        if (sig == SIGTERM || sig == SIGINT) g_stopping = true;
-        if (g_worker > 0) {
-          kill(g_worker, sig);
-        } else if (g_stopping) {
+        if (sig == SIGTERM || sig == SIGINT) {
+          g_stopping = true;
+          g_stop_signal = sig;
+          if (g_worker > 0) {
+            kill(g_worker, sig);
+            continue;
+          }
           logf("info", "", "stop signal with no worker running; keeper exiting");
           return 0;
         }
+        if (sig == SIGHUP || sig == SIGUSR2 || sig == SIGUSR1 || sig == SIGQUIT) {
+          // Before its kReady the worker may have no handler yet (HUP's default kills it):
+          // kept until it is ready, or until the next worker is.
+          if (g_worker > 0 && g_worker_ready) kill(g_worker, sig);
+          else sigaddset(&g_deferred, sig);
+          continue;
+        }
+        // (Not logged for SIGPIPE: a log line to a closed stderr raises the next one.)
+        if (sig != SIGPIPE) logf("info", ",\"signal\":" + std::to_string(sig), "signal ignored");
       }
     }
     if (n > 0 && g_sock >= 0 && pfd[1].revents) {

@@ -66,6 +66,7 @@ export interface ContainerKeeper {
   hold(containerId: string, stream: 'stdout' | 'stderr', fd: number): void;
   drop(containerId: string): void;
   expect(pid: number, startTime: string): void;
+  watch(pid: number, startTime: string): void;
   recordedExit(pid: number, startTime: string): Promise<ExitStatus | null>;
   exitOf(pid: number, startTime: string): Promise<ExitStatus>;
   record(pid: number, startTime: string, st: ExitStatus): Promise<void>;
@@ -473,9 +474,14 @@ export class ContainerService {
         live = this.live.get(r.id)!;
       }
       const handle = live.handle!;
+      // Registered before it runs: from then on, were this daemon to die, the keeper (whose
+      // child it becomes) writes its exit down.
+      const [pid, startTime] = [r.pid, r.pidStartTime];
+      if (pid !== null && startTime !== null) this.keeper?.watch(pid, startTime);
       try {
         await this.opts.host.startProcess(handle);
       } catch (e) {
+        if (pid !== null && startTime !== null) void this.keeper?.forget(pid, startTime).catch(() => {});
         r.state = 'CONTAINER_EXITED';
         r.exitCode = 128;
         r.reason = 'StartError';

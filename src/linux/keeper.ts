@@ -3,11 +3,13 @@
  * above the daemon that keeps, while no daemon runs, what a container leaves behind:
  *
  * - exit statuses. The keeper is the child subreaper above the daemon (the worker): when
- *   a worker dies, its containers become the keeper's children, and the keeper writes
- *   each one's status to `<runroot>/exits/<pid>-<starttime>` before it reaps it, then
- *   tells the current worker. A worker that finds a RUNNING container gone reads its
- *   record; one that adopts a running container that is now the keeper's child (its own
- *   waitid gets ECHILD) waits for the record when the pidfd says it exited.
+ *   a worker dies, its containers become the keeper's children. The worker registers each
+ *   container's pid and start time with the keeper (watch: at start, and again on restore);
+ *   for those the keeper writes the status to `<runroot>/exits/<pid>-<starttime>` before it
+ *   reaps it, then tells the current worker (a note). A worker that finds a RUNNING
+ *   container gone reads its record; one that adopts a running container that is now the
+ *   keeper's child (its own waitid gets ECHILD) waits, when the pidfd says it exited, for
+ *   the note or the record, whichever comes first.
  * - the last output. The worker sends the keeper the read end of each stdout/stderr FIFO
  *   (SCM_RIGHTS); the keeper holds it, never reading, so the pipe and the bytes in its
  *   buffer outlive a dead worker, and the next one reopens the FIFO path and reads on.
@@ -15,23 +17,28 @@
  *
  * Pseudo-terminals are not kept: a pty master dies with the worker that held it.
  *
- * Frames on the socket: u32 type, u32 payload length (little-endian), payload. The worker
- * is the only writer on its end (sendToKeeper, synchronous and non-blocking), the keeper on
- * the other.
+ * The socket is SOCK_SEQPACKET: each message is one frame (u32 type, u32 payload length,
+ * little-endian, then the payload) with its fd, if any, attached. The worker is the only
+ * writer on its end (sendToKeeper, non-blocking; what the socket does not take yet waits in
+ * a bounded queue, in order), the keeper on the other. The worker reads it natively
+ * (watchKeeper), never through a net.Socket, which would close the fd under the sender.
  */
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { sendToKeeper } from '../native/keeper';
-import { keepAcrossExec, type ExitStatus } from '../native/process';
+import { sendToKeeper, watchKeeper } from '../native/keeper';
+import { dupFd, keepAcrossExec, type ExitStatus } from '../native/process';
 import type { Logger } from '../obs/logger';
 import { writeFileAtomic } from '../state/atomic-file';
 
 /** Names the worker's end of the keeper socket; set by the keeper, absent without one. */
 export const keeperFdVar = 'NODECRI_KEEPER_FD';
 
-const frame = { hold: 1, drop: 2, syncBegin: 3, syncEnd: 4, ready: 5, exit: 101 } as const;
+const frame = { hold: 1, drop: 2, syncBegin: 3, syncEnd: 4, ready: 5, watch: 6, unwatch: 7, exit: 101 } as const;
+
+/** Frames waiting for the socket to take them: beyond this many the keeper is wedged. */
+const maxQueuedFrames = 10_000;
 
 /** Where the keeper writes exit records. */
 export function exitsDir(runroot: string): string {
@@ -66,14 +73,21 @@ interface Waiter {
 }
 
 export class KeeperLink {
-  private readonly sock: net.Socket;
-  private pending: Buffer = Buffer.alloc(0);
+  private readonly reader: { wantWritable(on: boolean): void; close(): void };
   /** exits of containers being watched (or restored): their records are kept until forgotten */
   private readonly expected = new Map<string, Waiter>();
-  /** until restore ends, notes for keys nobody expects yet are kept too */
+  /**
+   * Until restore ends, notes for keys nobody expects yet are kept too. Bounded: the keeper
+   * sends notes only for processes a worker registered (containers).
+   */
   private readonly early = new Map<string, ExitStatus>();
   private restoreDone = false;
-  private sendFailed = false;
+  /** the keeper closed its end or a send failed: nothing is sent any more */
+  private dead = false;
+  /** frames the socket did not take yet, each with a dup of its fd (closed once sent) */
+  private readonly queue: Array<{ frame: Buffer; fd: number | null }> = [];
+  /** exitOf waits that re-read their record when the link dies */
+  private readonly onDeath = new Set<() => void>();
 
   private constructor(
     private readonly fd: number,
@@ -82,10 +96,11 @@ export class KeeperLink {
   ) {
     // Not for the daemon's children (CNI plugins); handOver keeps it across its own execve.
     keepAcrossExec([fd], false);
-    this.sock = new net.Socket({ fd, readable: true, writable: false });
-    this.sock.on('data', (chunk: Buffer) => this.consume(chunk));
-    this.sock.on('error', (e) => this.log.error({ err: e }, 'keeper socket failed'));
-    this.sock.unref();
+    this.reader = watchKeeper(
+      fd,
+      (f) => (f === null ? this.died('the keeper closed its socket') : this.consume(f)),
+      () => this.flush(),
+    );
   }
 
   /** The link to the keeper this daemon runs under, or null when it runs without one. */
@@ -98,22 +113,64 @@ export class KeeperLink {
 
   /** The env entry a re-exec'd daemon image needs; clears FD_CLOEXEC on the socket. */
   keepAcrossExec(): Record<string, string> {
+    this.flush(); // what waits in the queue would not survive the execve
     keepAcrossExec([this.fd]);
     return { [keeperFdVar]: String(this.fd) };
   }
 
+  /** The keeper is gone (or wedged): this daemon goes on as one without a keeper would. */
+  private died(why: string, err?: unknown): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.log.error({ err }, `${why}: exits and FIFO buffers are not kept across a crash`);
+    this.reader.close();
+    for (const q of this.queue.splice(0)) if (q.fd !== null) fs.closeSync(q.fd);
+    for (const f of [...this.onDeath]) f();
+  }
+
   private send(type: number, payload: string, fd: number | null = null): void {
+    if (this.dead) return;
     const body = Buffer.from(payload);
     const head = Buffer.alloc(8);
     head.writeUInt32LE(type, 0);
     head.writeUInt32LE(body.length, 4);
-    try {
-      sendToKeeper(this.fd, Buffer.concat([head, body]), fd);
-    } catch (e) {
-      // The keeper is gone or wedged: this daemon goes on as one without a keeper would.
-      if (!this.sendFailed) this.log.error({ err: e }, 'cannot reach the keeper: exits and FIFO buffers are not kept across a crash');
-      this.sendFailed = true;
+    const msg = Buffer.concat([head, body]);
+    if (this.queue.length === 0 && this.trySend(msg, fd)) return;
+    if (this.dead) return;
+    if (this.queue.length >= maxQueuedFrames) {
+      this.died(`the keeper took none of the last ${maxQueuedFrames} frames`);
+      return;
     }
+    // The fd may be closed by its owner before the frame goes: the queue holds its own.
+    this.queue.push({ frame: msg, fd: fd === null ? null : dupFd(fd) });
+    this.reader.wantWritable(true);
+  }
+
+  /** Sends one frame now; false when the socket is full (EAGAIN). */
+  private trySend(msg: Buffer, fd: number | null): boolean {
+    try {
+      sendToKeeper(this.fd, msg, fd);
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') this.died('cannot reach the keeper', e);
+      return false;
+    }
+  }
+
+  private flush(): void {
+    while (this.queue.length > 0 && !this.dead) {
+      const q = this.queue[0];
+      if (!this.trySend(q.frame, q.fd)) return;
+      this.queue.shift();
+      if (q.fd !== null) fs.closeSync(q.fd);
+    }
+    if (!this.dead) this.reader.wantWritable(false);
+  }
+
+  /** Stops reading the socket (which stays open: it is not this object's to close). */
+  close(): void {
+    if (!this.dead) this.reader.close();
+    this.dead = true;
   }
 
   /** The keeper holds `fd` (a FIFO read end) for `containerId`'s `stream`, replacing any. */
@@ -140,21 +197,24 @@ export class KeeperLink {
     this.send(frame.ready, '');
   }
 
-  private consume(chunk: Buffer): void {
-    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
-    while (this.pending.length >= 8) {
-      const type = this.pending.readUInt32LE(0);
-      const len = this.pending.readUInt32LE(4);
-      if (this.pending.length < 8 + len) break;
-      const body = this.pending.subarray(8, 8 + len);
-      this.pending = this.pending.subarray(8 + len);
-      if (type === frame.exit && len >= 24) {
-        const pid = body.readInt32LE(0);
-        const exited = body.readInt32LE(4) === 1;
-        const value = body.readInt32LE(8);
-        const startTime = body.readBigUInt64LE(16).toString();
-        this.noted(recordKey(pid, startTime), exited ? statusOf(value, null) : statusOf(null, value));
-      }
+  /** The process `pid` that started at `startTime` is a container: the keeper records its exit. */
+  watch(pid: number, startTime: string): void {
+    this.send(frame.watch, `${pid} ${startTime}`);
+  }
+
+  /** One message from the keeper: one frame. */
+  private consume(msg: Buffer): void {
+    if (msg.length < 8) return;
+    const type = msg.readUInt32LE(0);
+    const len = msg.readUInt32LE(4);
+    if (msg.length !== 8 + len) return;
+    const body = msg.subarray(8);
+    if (type === frame.exit && len >= 24) {
+      const pid = body.readInt32LE(0);
+      const exited = body.readInt32LE(4) === 1;
+      const value = body.readInt32LE(8);
+      const startTime = body.readBigUInt64LE(16).toString();
+      this.noted(recordKey(pid, startTime), exited ? statusOf(value, null) : statusOf(null, value));
     }
   }
 
@@ -192,19 +252,22 @@ export class KeeperLink {
     return w;
   }
 
-  /** The record of an exit the keeper (or a daemon before) wrote, if there is one. */
-  async recordedExit(pid: number, startTime: string): Promise<ExitStatus | null> {
-    const key = recordKey(pid, startTime);
-    this.waiter(key);
-    const early = this.expected.get(key);
+  private async readRecord(key: string): Promise<ExitStatus | null> {
     try {
       const r = JSON.parse(await fsp.readFile(path.join(this.dir, key), 'utf8')) as ExitRecordFile;
-      const st = statusOf(r.exitCode, r.signal);
-      if (early) this.settle(early, st);
-      return st;
+      return statusOf(r.exitCode, r.signal);
     } catch {
       return null;
     }
+  }
+
+  /** The record of an exit the keeper (or a daemon before) wrote, if there is one. */
+  async recordedExit(pid: number, startTime: string): Promise<ExitStatus | null> {
+    const key = recordKey(pid, startTime);
+    const w = this.waiter(key);
+    const st = await this.readRecord(key);
+    if (st) this.settle(w, st);
+    return st;
   }
 
   /**
@@ -213,17 +276,41 @@ export class KeeperLink {
    */
   expect(pid: number, startTime: string): void {
     this.waiter(recordKey(pid, startTime));
+    this.watch(pid, startTime);
   }
 
   /**
    * The exit of a process that is the keeper's child: from the keeper's note, or from the
-   * record it wrote before this daemon listened. The record is written before the reap
-   * and the note after it, so one of the two always comes.
+   * record it wrote (before this daemon listened, or with a note that never came). Either
+   * settles it: the record is looked for now, on every change in the exits directory, and
+   * when the link to the keeper dies.
    */
   async exitOf(pid: number, startTime: string): Promise<ExitStatus> {
-    const w = this.waiter(recordKey(pid, startTime));
-    const recorded = await this.recordedExit(pid, startTime);
-    return recorded ?? w.promise;
+    const key = recordKey(pid, startTime);
+    const w = this.waiter(key);
+    if (w.settled) return w.promise;
+    const look = () => {
+      void this.readRecord(key).then((st) => {
+        if (st) this.settle(w, st);
+      });
+    };
+    let watcher: fs.FSWatcher | null = null;
+    try {
+      // Watched before the first look: a record renamed in between is seen either way.
+      await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
+      watcher = fs.watch(this.dir, look);
+      watcher.on('error', (e) => this.log.warn({ err: e }, 'cannot watch the exit records'));
+    } catch (e) {
+      this.log.warn({ err: e }, 'cannot watch the exit records');
+    }
+    this.onDeath.add(look);
+    try {
+      look();
+      return await w.promise;
+    } finally {
+      watcher?.close();
+      this.onDeath.delete(look);
+    }
   }
 
   /**
@@ -241,6 +328,7 @@ export class KeeperLink {
   async forget(pid: number, startTime: string): Promise<void> {
     const key = recordKey(pid, startTime);
     this.expected.delete(key);
+    this.send(frame.unwatch, `${pid} ${startTime}`);
     await fsp.rm(path.join(this.dir, key), { force: true });
   }
 
@@ -257,7 +345,8 @@ export class KeeperLink {
     } catch {
       return;
     }
-    // (A dot name is a record the keeper is writing right now.)
+    // (A dot name is a record being written right now; the keeper removes stale ones at its
+    // start, when no writer runs.)
     const stale = names.filter((n) => !n.startsWith('.') && !this.expected.has(n));
     await Promise.all(stale.map((n) => fsp.rm(path.join(this.dir, n), { force: true })));
     if (stale.length > 0) this.log.debug({ records: stale.length }, 'exit records of no container removed');
