@@ -1,5 +1,5 @@
 {
-  # The addon, the init every container clone execs, and the pause binary. Sources are
+  # The addon, the init every container clone execs, the pause binary and the keeper. Sources are
   # listed by folder so that a new file in native/core, native/napi or native/spawn is
   # picked up without editing this file: core/ is plain syscall code, napi/ is the N-API
   # glue, spawn/ is the parent side of the clone. child/ runs after the clone: stage 0
@@ -45,6 +45,14 @@
       "sources": ["native/pause/pause.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Werror", "-static"],
       "ldflags": ["-static"]
+    },
+    {
+      # The per-node keeper above the daemon (src/linux/keeper.ts): plain libc and C++.
+      "target_name": "nodecri-keeper",
+      "type": "executable",
+      "sources": ["native/keeper/keeper.cc"],
+      "defines": ["_GNU_SOURCE"],
+      "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-missing-field-initializers", "-fstack-protector-strong"]
     }
   ]
 }

@@ -20,6 +20,7 @@ import { favorDynmods } from './linux/cgroups/tuning';
 import { groupId } from './linux/groups';
 import { podHost } from './linux/pod-host';
 import { lockStateDirs, StateDirsBusyError } from './linux/state-lock';
+import { KeeperLink } from './linux/keeper';
 import { bringUpLoopback } from './native/namespaces';
 import { SandboxService } from './sandbox/service';
 import { ContainerService } from './container/service';
@@ -101,6 +102,9 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
   // Before anything could spawn a child that would inherit the fds it names.
   const handoff = await takeHandoff();
 
+  // Under nodecri-keeper (see main.ts) unless it is turned off: the link to it.
+  const keeper = KeeperLink.fromEnv(config.runroot, log.child({ component: 'keeper' }));
+
   const metrics = createMetrics();
   const tracing: Tracing = startTracing({ ...config.tracing, serviceVersion: packageVersion });
   const cni = new CniConfigWatcher(config.network.cniConfigDir, log.child({ component: 'cni' }));
@@ -164,8 +168,9 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
     host: containerHost(cgroups),
     ops,
     metrics,
+    keeper,
   });
-  await recoverState({ journals: new OpJournals(path.join(config.runroot, 'ops')), sandboxes, containers, handoff, log: log.child({ component: 'recovery' }) });
+  await recoverState({ journals: new OpJournals(path.join(config.runroot, 'ops')), sandboxes, containers, handoff, keeper, log: log.child({ component: 'recovery' }) });
   let reaping: Promise<unknown> = Promise.resolve();
   const reaper = setInterval(() => {
     reaping = reapOrphans().catch(() => []);
@@ -208,8 +213,9 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
   }
   const startedAt = Date.now();
   await writeJsonAtomic(pidFile(config.runroot), { pid: process.pid, startedAt });
+  keeper?.ready();
   log.info(
-    { socket: config.listen, metrics: metricsServer?.address ?? null, reexec: process.env.NODECRI_REEXEC === '1' },
+    { socket: config.listen, metrics: metricsServer?.address ?? null, reexec: process.env.NODECRI_REEXEC === '1', keeper: keeper !== null },
     `nodecri ready, listening on ${config.listen}`,
   );
 
@@ -259,7 +265,7 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
         });
         log.info({ containers: Object.keys(handed.containers).length }, 're-executing');
         await logWritten(log);
-        const env = Object.entries({ ...process.env, NODECRI_REEXEC: '1', ...locks.keepAcrossExec(), ...handoffEnv }).map(([k, v]) => `${k}=${v ?? ''}`);
+        const env = Object.entries({ ...process.env, NODECRI_REEXEC: '1', ...locks.keepAcrossExec(), ...keeper?.keepAcrossExec(), ...handoffEnv }).map(([k, v]) => `${k}=${v ?? ''}`);
         daemonReexec(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], env);
       })();
       try {
@@ -297,14 +303,15 @@ async function recoverState(opts: {
   sandboxes: SandboxService;
   containers: ContainerService;
   handoff: Parameters<ContainerService['restore']>[0];
+  keeper: KeeperLink | null;
   log: Logger;
 }): Promise<void> {
-  const { journals, sandboxes, containers, handoff, log } = opts;
+  const { journals, sandboxes, containers, handoff, keeper, log } = opts;
   // Nothing holds the event loop open yet (no server; exit watchers are unref'd): a
   // removal waiting on a container's exit would otherwise end the process.
   const keepAlive = setInterval(() => {}, 1 << 30);
   try {
-    await recoverOperations(journals, sandboxes, containers, handoff, log);
+    await recoverOperations(journals, sandboxes, containers, handoff, keeper, log);
   } finally {
     clearInterval(keepAlive);
   }
@@ -315,6 +322,7 @@ async function recoverOperations(
   sandboxes: SandboxService,
   containers: ContainerService,
   handoff: Parameters<ContainerService['restore']>[0],
+  keeper: KeeperLink | null,
   log: Logger,
 ): Promise<void> {
   const pending = await journals.pending();
@@ -331,7 +339,11 @@ async function recoverOperations(
     }
   }
   await sandboxes.restore();
+  // The keeper closes the FIFO fds it holds that this restore does not hold again.
+  keeper?.syncBegin();
   await containers.restore(handoff);
+  keeper?.syncEnd();
+  await keeper?.restored();
   for (const p of later) {
     const { op, id } = p.header;
     const svc = op === 'RemoveContainer' ? containers : sandboxes;

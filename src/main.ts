@@ -7,6 +7,7 @@
 // a thread while a child sets up; more threads keep fs work from queueing behind them. Read
 // when the pool first starts, which no import below does.
 process.env.UV_THREADPOOL_SIZE ??= '16';
+import fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { ConfigError, defaultConfig, loadConfig, loadOptionsFromFlags, renderToml, type ConfigFlags } from './config';
 import { startDaemon } from './daemon';
@@ -14,6 +15,9 @@ import { restartDaemon } from './restart';
 import { ImageService, type ImageRecord } from './image/service';
 import { createLogger } from './obs/logger';
 import { addonVersion } from './native/probe';
+import { keeperBinary } from './native/keeper';
+import { daemonReexec } from './native/reexec';
+import { exitsDir, keeperFdVar } from './linux/keeper';
 import { criApiVersion, packageVersion, runtimeName } from './version';
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
@@ -40,7 +44,31 @@ function fail(e: unknown): never {
   process.exit(1);
 }
 
+/**
+ * Becomes nodecri-keeper in place (same pid), which runs this same command line as its
+ * child (src/linux/keeper.ts), unless the daemon already runs under one or the config
+ * turns it off. Returns only when it does not exec.
+ */
+async function execKeeper(flags: ConfigFlags): Promise<void> {
+  if (process.env[keeperFdVar] !== undefined) return;
+  const { config } = await loadConfig(loadOptionsFromFlags(flags)).catch(fail);
+  if (!config.keeper) return;
+  if (!fs.existsSync(keeperBinary)) {
+    process.stderr.write(`nodecri: ${keeperBinary} is missing (run npm run build:native): running without a keeper\n`);
+    return;
+  }
+  fs.mkdirSync(config.runroot, { recursive: true, mode: 0o711 });
+  const argv = [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
+  const env = Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ''}`);
+  try {
+    daemonReexec(keeperBinary, [keeperBinary, exitsDir(config.runroot), process.execPath, ...argv], env);
+  } catch (e) {
+    process.stderr.write(`nodecri: cannot exec ${keeperBinary} (${(e as Error).message}): running without a keeper\n`);
+  }
+}
+
 async function runDaemon(flags: ConfigFlags): Promise<void> {
+  await execKeeper(flags);
   const daemon = await startDaemon(loadOptionsFromFlags(flags)).catch(fail);
   let signals = 0;
   const stop = (signal: NodeJS.Signals) => {

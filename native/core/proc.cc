@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -65,6 +66,32 @@ int ncri_fd_dup(int fd, ncri_error *err) {
   int n = fcntl(fd, F_DUPFD_CLOEXEC, 3);
   if (n < 0) return ncri_fail_errno(err, "fcntl", "duplicate fd", std::to_string(fd).c_str());
   return n;
+}
+
+int ncri_send_with_fd(int sock, const void *data, size_t len, int fd, ncri_error *err) {
+  struct iovec iov = {const_cast<void *>(data), len};
+  struct msghdr mh = {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))];
+  if (fd >= 0) {
+    mh.msg_control = cbuf;
+    mh.msg_controllen = sizeof cbuf;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  }
+  ssize_t n;
+  do {
+    n = sendmsg(sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return ncri_fail_errno(err, "sendmsg", "send to the keeper", nullptr);
+  // A small frame goes in one piece or not at all (EAGAIN); a short write would break the
+  // framing, so it is an error too.
+  if ((size_t)n != len) return ncri_fail(err, EMSGSIZE, "sendmsg", "send to the keeper", "short write");
+  return 0;
 }
 
 int ncri_set_child_subreaper(bool on, ncri_error *err) {

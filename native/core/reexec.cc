@@ -14,11 +14,11 @@ int ncri_reexec(const char *path, char *const argv[], char *const envp[], ncri_e
     if (sig == SIGKILL || sig == SIGSTOP) continue;
     signal(sig, SIG_DFL);
   }
-  // stdin, stdout and stderr are the new image's too (its logs go to stderr), but Node
-  // marks the pipes it wraps close-on-exec: without this the new image finds /dev/null.
+  // Node marks stdin, stdout and stderr close-on-exec at start-up: without this the new
+  // image would find them closed (and Node would put /dev/null there: its logs lost).
   for (int fd = 0; fd <= 2; fd++) {
     int flags = fcntl(fd, F_GETFD);
-    if (flags >= 0 && (flags & FD_CLOEXEC) != 0) fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
+    if (flags >= 0 && (flags & FD_CLOEXEC)) fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
   }
   execve(path, argv, envp);
   return ncri_fail_errno(err, "execve", "re-exec the daemon", path);

@@ -18,6 +18,9 @@ int ncri_pidfd_signal(int pidfd, int sig, ncri_error *err);
 int ncri_fd_keep_across_exec(const std::vector<int> &fds, bool keep, ncri_error *err);
 int ncri_fd_dup(int fd, ncri_error *err);
 int ncri_set_child_subreaper(bool on, ncri_error *err);
+// One frame to the keeper (native/keeper/keeper.cc) on a non-blocking unix stream socket,
+// with `fd` (if >= 0) attached by SCM_RIGHTS; the frame goes whole or fails (EAGAIN).
+int ncri_send_with_fd(int sock, const void *data, size_t len, int fd, ncri_error *err);
 
 struct ReapedOrphan {
   pid_t pid;

@@ -25,6 +25,8 @@ export interface Config {
   logLevel: LogLevel;
   /** seconds */
   shutdownTimeout: number;
+  /** run the daemon under nodecri-keeper (src/linux/keeper.ts) */
+  keeper: boolean;
   /** a key of `runtimes` */
   defaultRuntime: string;
   cgroup: CgroupConfig;
@@ -325,6 +327,15 @@ export const SCHEMA: Spec<Config> = {
       type: SECONDS,
       default: 10,
       doc: 'seconds in-flight RPCs may run on a graceful stop before they are cancelled',
+    },
+    keeper: {
+      key: 'keeper',
+      type: BOOLEAN,
+      default: true,
+      doc:
+        'run the daemon under nodecri-keeper, one small process per node (same pid as the daemon) that restarts a crashed daemon, ' +
+        'records the exit codes of containers that exit while no daemon runs and holds their log FIFOs so their last output is kept ' +
+        '(read at start only)',
     },
     defaultRuntime: {
       key: 'default_runtime',

@@ -25,8 +25,12 @@ export type LogStream = 'stdout' | 'stderr';
 /** kubelet splits at 16 KiB too; a record never exceeds this many bytes of text. */
 export const maxRecordText = 16 * 1024;
 
-/** Record bytes waiting to be written above which the streams are paused. */
-export const defaultHighWaterBytes = 1024 * 1024;
+/**
+ * Record bytes waiting to be written above which the streams are paused. Small, because it
+ * is also what a crash of the daemon can lose per container (read, not yet written): the
+ * rest waits in the pipe, which the keeper holds open.
+ */
+export const defaultHighWaterBytes = 64 * 1024;
 
 /** At most one "records dropped" warning per container in this many milliseconds. */
 export const defaultWarnIntervalMs = 10_000;

@@ -8,7 +8,9 @@
  * read-write: it is then a reader of its own output too, so a write never raises SIGPIPE
  * while the daemon is down, and a new daemon simply reopens the FIFOs and reads on from
  * where the pipe buffer stands. That is how containers and their logs outlive the daemon
- * with no helper process.
+ * with no helper process. Under nodecri-keeper, the keeper also holds a read end of each
+ * FIFO (so the pipe and its buffer live on while no daemon runs) and records the exits of
+ * containers that end while none does (src/linux/keeper.ts).
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -69,6 +71,19 @@ export interface ContainerHost {
   defaults: GenerateInput['defaults'];
 }
 
+/** The keeper above the daemon, when there is one (KeeperLink in src/linux/keeper.ts). */
+export interface ContainerKeeper {
+  hold(containerId: string, stream: 'stdout' | 'stderr', fd: number): void;
+  drop(containerId: string): void;
+  expect(pid: number, startTime: string): void;
+  watch(pid: number, startTime: string): void;
+  recordedExit(pid: number, startTime: string): Promise<ExitStatus | null>;
+  exitOf(pid: number, startTime: string): Promise<ExitStatus>;
+  record(pid: number, startTime: string, st: ExitStatus): Promise<void>;
+  forget(pid: number, startTime: string): Promise<void>;
+  isKeeperChild(pid: number, startTime: string): Promise<boolean>;
+}
+
 export interface ContainerServiceOptions {
   config: () => Config;
   log: Logger;
@@ -80,11 +95,15 @@ export interface ContainerServiceOptions {
   ops: Operations;
   /** counts log records dropped on write errors; null in tests without metrics */
   metrics?: Pick<Metrics, 'containerLogDroppedBytes'> | null;
+  /** null: no keeper (a crash then loses the exits and FIFO buffers of that time) */
+  keeper?: ContainerKeeper | null;
 }
 
 /** The live side of a container: its process, its log and the end of its exit handling. */
 interface Live {
   handle: ProcessHandle | null;
+  /** the keeper records this process's exit (it is the keeper's child, not ours) */
+  keeperChild?: boolean;
   log: CriLogWriter | null;
   /** what reads the container's output (FIFO read ends, or the pty master) */
   readers: LogReader[];
@@ -182,6 +201,10 @@ export class ContainerService {
 
   private get config(): Config {
     return this.opts.config();
+  }
+
+  private get keeper(): ContainerKeeper | null {
+    return this.opts.keeper ?? null;
   }
 
   private recordFile(stateDir: string): string {
@@ -431,11 +454,13 @@ export class ContainerService {
           const ours = await openFd(fifo(s), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
           toClose.push(ours);
           readers.push({ stream: s, fd: ours });
+          this.keeper?.hold(record.id, s, ours);
           containerEnds.push(await openFd(fifo(s), fs.constants.O_RDWR));
         }
       } catch (e) {
         closeContainerEnds();
         for (const fd of toClose) closeFd(fd);
+        this.keeper?.drop(record.id);
         throw e;
       }
       stdio = { stdin: stdinWanted ? 'pipe' : 'null', stdout: { fd: containerEnds[0] }, stderr: { fd: containerEnds[1] } };
@@ -448,6 +473,7 @@ export class ContainerService {
     } catch (e) {
       closeContainerEnds();
       for (const fd of toClose) closeFd(fd);
+      this.keeper?.drop(record.id);
       throw e;
     } finally {
       closeContainerEnds();
@@ -474,6 +500,7 @@ export class ContainerService {
     };
     cleanup.push(`stdio of ${record.id}`, async () => {
       closeStdio();
+      this.keeper?.drop(record.id);
       await logWriter?.close();
     });
     record.pid = handle.pid;
@@ -506,10 +533,15 @@ export class ContainerService {
         journal.point();
       }
       const handle = live.handle!;
+      // Registered before it runs: from then on, were this daemon to die, the keeper (whose
+      // child it becomes) writes its exit down.
+      const [pid, startTime] = [r.pid, r.pidStartTime];
+      if (pid !== null && startTime !== null) this.keeper?.watch(pid, startTime);
       try {
         await this.opts.host.startProcess(handle);
         journal.point();
       } catch (e) {
+        if (pid !== null && startTime !== null) void this.keeper?.forget(pid, startTime).catch(() => {});
         r.state = 'CONTAINER_EXITED';
         r.exitCode = 128;
         r.reason = 'StartError';
@@ -517,6 +549,7 @@ export class ContainerService {
         r.finishedAt = nowNanos();
         r.pid = null;
         live.closeStdio();
+        this.keeper?.drop(r.id);
         await live.log?.close();
         await this.opts.host.releaseProcess(handle).catch(() => {});
         this.live.delete(r.id);
@@ -537,16 +570,32 @@ export class ContainerService {
     });
   }
 
-  /** Records the exit once the process is reaped and its log drained. */
-  private async watchExit(r: ContainerRecord, live: Live): Promise<void> {
-    const st = await live.handle!.exited;
+  /**
+   * Records the exit once the process is reaped (by us, or by the keeper when it is the
+   * keeper's child; `known` when that happened before this daemon started) and its log
+   * drained.
+   */
+  private async watchExit(r: ContainerRecord, live: Live, known: ExitStatus | null = null): Promise<void> {
+    const keeper = this.keeper;
+    const pid = r.pid;
+    const startTime = r.pidStartTime;
+    const keyed = keeper !== null && pid !== null && startTime !== null;
+    let st = known ?? (await live.handle!.exited);
+    // Not our child: the pidfd said it exited; the keeper writes down how, then reaps it.
+    if (keyed && known === null && live.keeperChild && exitCodeOf(st) === null) st = await keeper.exitOf(pid, startTime);
     // From here the exit is ours alone (the kernel has handed it over): a handoff must wait
     // for it to be on disk, or it would be lost.
     let done!: () => void;
     const recording = new Promise<void>((res) => (done = res));
     this.recording.add(recording);
     try {
+      if (keyed && known === null && exitCodeOf(st) === null) st = (await keeper.recordedExit(pid, startTime)) ?? st;
+      // Ours: written down at once, so that a crash while the log drains keeps it.
+      else if (keyed && known === null && !live.keeperChild) {
+        await keeper.record(pid, startTime, st).catch((e: unknown) => this.opts.log.warn({ err: e, containerId: r.id }, 'cannot write the exit record'));
+      }
       await this.recordExit(r, live, st);
+      if (keyed) await keeper.forget(pid, startTime).catch(() => {});
     } finally {
       this.recording.delete(recording);
       done();
@@ -561,6 +610,7 @@ export class ContainerService {
     } else {
       live.closeStdio();
     }
+    this.keeper?.drop(r.id);
     const code = exitCodeOf(st);
     const stats = await this.opts.host.cgroups.stats(r.cgroupPath).catch(() => null);
     r.state = 'CONTAINER_EXITED';
@@ -575,7 +625,7 @@ export class ContainerService {
       r.reason = (stats?.oomKillCount ?? 0) > 0 ? 'OOMKilled' : code === 0 ? 'Completed' : 'Error';
       r.message = '';
     }
-    await this.opts.host.releaseProcess(live.handle!).catch(() => {});
+    if (live.handle) await this.opts.host.releaseProcess(live.handle).catch(() => {});
     live.handle = null;
     await this.persist(r).catch((e: unknown) => this.opts.log.error({ err: e, containerId: r.id }, 'cannot persist the exit'));
     this.opts.events.publish({ containerId: r.id, type: 'CONTAINER_STOPPED_EVENT', createdAt: r.finishedAt, sandboxId: r.sandboxId });
@@ -596,6 +646,7 @@ export class ContainerService {
       await this.locked(r.id, async () => {
         if (r.state !== 'CONTAINER_CREATED') return;
         live.closeStdio();
+        this.keeper?.drop(r.id);
         await live.log?.close();
         await this.opts.host.releaseProcess(live.handle!).catch(() => {});
         this.live.delete(r.id);
@@ -674,6 +725,7 @@ export class ContainerService {
       this.live.delete(r.id);
       // The series goes with the container, so that its label set stays bounded.
       this.opts.metrics?.containerLogDroppedBytes.remove({ container_id: r.id });
+      this.keeper?.drop(r.id);
       this.opts.events.publish({ containerId: r.id, type: 'CONTAINER_DELETED_EVENT', createdAt: nowNanos(), sandboxId: r.sandboxId });
     });
     await journal.finish();
@@ -865,8 +917,10 @@ export class ContainerService {
       this.names.reserve(r.name, r.id);
       const fds = handed.get(r.id) ?? {};
       handed.delete(r.id);
-      if (r.state === 'CONTAINER_RUNNING') await this.adopt(r, fds);
-      else {
+      if (r.state === 'CONTAINER_RUNNING') {
+        if (r.pid !== null && r.pidStartTime !== null) this.keeper?.expect(r.pid, r.pidStartTime);
+        await this.adopt(r, fds);
+      } else {
         closeHanded(fds);
         if (r.state === 'CONTAINER_CREATED') await this.reapHeld(r);
       }
@@ -891,8 +945,12 @@ export class ContainerService {
   }
 
   private async adopt(r: ContainerRecord, handed: ContainerHandoff['containers'][string]): Promise<void> {
+    // Asked before the pidfd is opened: a keeper's child stays one until the keeper reaps it.
+    const keeperChild = this.keeper !== null && r.pid !== null && r.pidStartTime !== null && (await this.keeper.isKeeperChild(r.pid, r.pidStartTime));
     const handle = r.pid === null ? null : await this.opts.host.adoptStarted(r.pid, r.pidStartTime);
-    if (!handle) {
+    // Gone while no daemon ran: the keeper wrote its exit down before it reaped it.
+    const recorded = !handle && this.keeper && r.pid !== null && r.pidStartTime !== null ? await this.keeper.recordedExit(r.pid, r.pidStartTime) : null;
+    if (!handle && !recorded) {
       closeHanded(handed);
       r.state = 'CONTAINER_EXITED';
       r.finishedAt = nowNanos();
@@ -903,7 +961,7 @@ export class ContainerService {
       await this.persist(r);
       return;
     }
-    this.opts.host.refProcess(handle, false);
+    if (handle) this.opts.host.refProcess(handle, false);
     let log: CriLogWriter | null = null;
     const readers: LogReader[] = [];
     if (r.logPath !== '') {
@@ -916,11 +974,14 @@ export class ContainerService {
       // else the FIFO opened again (after a crash the pipe lived on in the container's end).
       const fd = (await takeHandedFifo(handed[s], p)) ?? (await openFd(p, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK).catch(() => null));
       if (fd === null) continue;
+      // The same pipe as before (the container, or the keeper, kept it open): the keeper
+      // holds it again, for the next crash.
+      this.keeper?.hold(r.id, s, fd);
       readers.push(attachReader(log, s, fd, false));
     }
-    const live: Live = { handle, log, readers, closeStdio: () => readers.forEach((x) => x.sock.destroy()), done: null };
+    const live: Live = { handle, keeperChild, log, readers, closeStdio: () => readers.forEach((x) => x.sock.destroy()), done: null };
     this.live.set(r.id, live);
-    live.done = this.watchExit(r, live);
+    live.done = this.watchExit(r, live, recorded);
   }
 
   /**

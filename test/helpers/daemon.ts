@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { adoptStarted, processStartTime, releaseProcess } from '../../src/native/process';
 
 export const mainJs = path.resolve(__dirname, '..', '..', 'src', 'main.js');
 
@@ -17,12 +18,18 @@ export interface TestDaemon {
   socket: string;
   configFile: string;
   configDir: string;
+  /** the process the test started: nodecri-keeper, or the daemon itself without one */
   proc: ChildProcess;
+  /**
+   * The pid of the daemon that serves (the keeper's worker; proc.pid without a keeper), as
+   * its latest ready line says.
+   */
+  readonly workerPid: number;
   logs: Record<string, unknown>[];
   stderr: () => string;
   /** The address /metrics is served on, when metrics were enabled. */
   metricsAddress: string | null;
-  /** Resolves with the exit code (or signal) once the process is gone. */
+  /** Resolves with the exit code (or signal) once the process and its worker are gone. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Stops the daemon (SIGTERM, then SIGKILL after 10 s) and removes its temp dir. */
   cleanup(): Promise<void>;
@@ -87,6 +94,7 @@ export async function startTestDaemon(opts: StartOptions = {}): Promise<TestDaem
       try {
         const l = JSON.parse(p) as Record<string, unknown>;
         logs.push(l);
+        watchReady(l);
         onLine?.(l);
       } catch {
         // not a log line (e.g. a start-up error message)
@@ -94,13 +102,36 @@ export async function startTestDaemon(opts: StartOptions = {}): Promise<TestDaem
     }
   });
   proc.stdout!.resume();
+  // The worker a killed keeper takes with it (PR_SET_PDEATHSIG) dies a moment later: a
+  // test that starts the next daemon on the same root waits for both.
+  let worker: { pid: number; startTime: Promise<string | null> } | null = null;
+  const workerGone = async () => {
+    if (!worker || worker.pid === proc.pid) return;
+    const startTime = await worker.startTime;
+    const h = await adoptStarted(worker.pid, startTime);
+    if (h) {
+      await h.exited;
+      await releaseProcess(h);
+    }
+    // Exited is not reaped: init reaps the orphan a moment later, and until then its pid
+    // still looks alive (kill(pid, 0)) to the next daemon's clean-ups. No event says so.
+    for (let i = 0; i < 1000 && (await processStartTime(worker.pid)) === startTime; i++) await new Promise((r) => setTimeout(r, 10));
+  };
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    proc.once('exit', (code, signal) => resolve({ code, signal })),
+    proc.once('exit', (code, signal) => void workerGone().then(() => resolve({ code, signal }))),
   );
+  const watchReady = (l: Record<string, unknown>) => {
+    if (typeof l.msg === 'string' && l.msg.startsWith('nodecri ready') && typeof l.pid === 'number') {
+      worker = { pid: l.pid, startTime: processStartTime(l.pid) };
+    }
+  };
   let metricsAddress: string | null = null;
   const daemon: TestDaemon = {
     dir, root, runroot, socket, configFile, configDir, proc, logs,
     stderr: () => stderrText,
+    get workerPid() {
+      return worker?.pid ?? proc.pid!;
+    },
     get metricsAddress() {
       return metricsAddress;
     },

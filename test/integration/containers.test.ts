@@ -369,7 +369,9 @@ test('50 pods with a container each, created and started in parallel, all run an
       if (!/^\d+$/.test(p)) return false;
       try {
         const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
-        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === env.daemon.proc.pid;
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        // the worker's children, and the keeper's but the worker
+        return ppid === env.daemon.workerPid || (ppid === env.daemon.proc.pid && Number(p) !== env.daemon.workerPid);
       } catch {
         return false;
       }

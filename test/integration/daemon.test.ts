@@ -97,7 +97,7 @@ test('metrics and logs: counters, errors by code, latency histogram, request ids
 test('a second daemon on the same root, runroot or socket refuses to start, touching nothing; a stale socket is replaced', async () => {
   const first = await startTestDaemon();
   try {
-    const lockHeld = new RegExp(`nodecri\\.lock is held by nodecri pid ${first.proc.pid}: one daemon per root and runroot`);
+    const lockHeld = new RegExp(`nodecri\\.lock is held by nodecri pid ${first.workerPid}: one daemon per root and runroot`);
     const second = await startTestDaemon({ dir: first.dir, expectFailure: true });
     assert.notEqual((await second.exited).code, 0);
     assert.match(second.stderr(), lockHeld);
@@ -219,8 +219,8 @@ test('two daemons with their own root, runroot and socket run side by side', asy
     assert.equal(vb.runtime_name, 'nodecri');
     assert.notEqual(a.socket, b.socket);
     // Neither wrote into the other's dirs.
-    assert.deepEqual(fs.readdirSync(a.runroot).sort(), ['nodecri.lock', 'nodecri.pid', 'nodecri.sock']);
-    assert.deepEqual(fs.readdirSync(b.runroot).sort(), ['nodecri.lock', 'nodecri.pid', 'nodecri.sock']);
+    assert.deepEqual(fs.readdirSync(a.runroot).sort(), ['exits', 'nodecri.lock', 'nodecri.pid', 'nodecri.sock']);
+    assert.deepEqual(fs.readdirSync(b.runroot).sort(), ['exits', 'nodecri.lock', 'nodecri.pid', 'nodecri.sock']);
   } finally {
     ca.close();
     cb.close();
@@ -351,7 +351,7 @@ test('the socket only ever appears with its final mode: 0600 root only, 0660 wit
   try {
     assert.deepEqual(seen, ['600 0:0 socket']);
     // nothing else is left beside it (no private dir of the bind)
-    assert.deepEqual(fs.readdirSync(d.runroot).sort(), ['nodecri.lock', 'nodecri.pid', 'nodecri.sock']);
+    assert.deepEqual(fs.readdirSync(d.runroot).sort(), ['exits', 'nodecri.lock', 'nodecri.pid', 'nodecri.sock']);
     const c = new CriClient(d.socket);
     await c.call('Version', {});
     c.close();

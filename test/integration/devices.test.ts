@@ -155,7 +155,7 @@ const DEFAULT_V1_LIST = ['b *:* m', 'c *:* m', 'c 1:3 rwm', 'c 1:5 rwm', 'c 1:7 
 
 /** BPF program fds the daemon holds: none may stay open after an attach. */
 function daemonBpfFds(env: PodEnv): string[] {
-  const dir = `/proc/${env.daemon.proc.pid}/fd`;
+  const dir = `/proc/${env.daemon.workerPid}/fd`;
   return fs.readdirSync(dir).map((fd) => {
     try {
       return fs.readlinkSync(path.join(dir, fd));

@@ -78,7 +78,7 @@ test('an ExecSync being set up is out of reach of the container it enters', asyn
 
 test("a container's oom_score_adj and user never change the daemon's", async () => {
   await withPodEnv({ removePods: true }, async (env) => {
-    const daemonPid = env.daemon.proc.pid!;
+    const daemonPid = env.daemon.workerPid;
     const oomBefore = fs.readFileSync(`/proc/${daemonPid}/oom_score_adj`, 'utf8');
     const pod = await runPod(env, podConfig({ pid: 'POD' }));
     for (const pid of ['CONTAINER', 'POD']) {
