@@ -29,7 +29,6 @@ import { startMetricsServer, type MetricsServer } from './obs/metrics-server';
 import { startTracing, type Tracing } from './obs/tracing';
 import { parseFaults } from './util/faults';
 import { daemonReexec } from './native/reexec';
-import { reapOrphans, setChildSubreaper } from './native/process';
 import { writeJsonAtomic } from './state/atomic-file';
 import { criApiVersion, packageVersion, runtimeName } from './version';
 
@@ -108,11 +107,12 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
     throw e;
   }
 
-  // Processes left by exec sessions are re-parented to the daemon, which reaps them (only
-  // those: its own child_process children and watched containers are left alone).
-  setChildSubreaper(true);
-  const reaper = setInterval(() => void reapOrphans().catch(() => []), 2000);
-  reaper.unref();
+  // No child-subreaper flag and no orphan sweep: every process the daemon makes is its own
+  // child, watched by the pidfd its clone returned (exec processes too: CLONE_PARENT from
+  // the intermediate), and reaped by that watcher alone. Orphans of our children's
+  // children (a CNI plugin's, an exec's in the host PID namespace) go to init, as they
+  // would under any other parent; a subreaper would have to reap them all, and could only
+  // tell them from our own unreaped children by racing their watchers.
   const { manager: cgroups, layout } = await createCgroupManager({ deviceEnforcement: config.cgroup.deviceEnforcement });
   log.info({ cgroupMode: layout.mode, deviceControl: cgroups.deviceControl }, 'cgroup layout detected');
   if (config.cgroup.favorDynmods) await favorDynmods(log);

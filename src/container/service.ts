@@ -54,7 +54,6 @@ export interface ContainerHost {
   refProcess: typeof import('../native/process').refProcess;
   adoptStarted: typeof import('../native/process').adoptStarted;
   processStartTime: typeof import('../native/process').processStartTime;
-  reapOrphans: () => Promise<Array<{ pid: number }>>;
   generateSpec(input: GenerateInput): Promise<GeneratedContainer>;
   defaults: GenerateInput['defaults'];
 }
@@ -566,14 +565,9 @@ export class ContainerService {
       if (exited) return;
     }
     signal('SIGKILL');
-    // A container's init cannot finish dying while zombies of exec sessions remain in its
-    // PID namespace; those are ours to reap. Collect any the exit watchers missed.
-    for (let i = 0; i < 20; i++) {
-      const exited = await Promise.race([live.done.then(() => true), new Promise<boolean>((res) => setTimeout(() => res(false), 250).unref())]);
-      if (exited) return;
-      const reaped = await this.opts.host.reapOrphans().catch(() => []);
-      if (reaped.length > 0) this.opts.log.warn({ containerId: r.id, reaped: reaped.map((o) => o.pid) }, 'reaped stray exec processes holding the container');
-    }
+    // A container's init finishes dying only once every process of its PID namespace is
+    // reaped: exec processes are our children, each watched by the pidfd its clone made
+    // (and a released handle keeps watching until it has reaped), so they all are.
     await live.done;
   }
 
@@ -650,9 +644,6 @@ export class ContainerService {
     // Children of the exec may hold its pipes: do not wait for them beyond a moment.
     const [stdout, stderr] = await Promise.race([outputs, new Promise<[Buffer, Buffer]>((res) => setTimeout(() => res([Buffer.alloc(0), Buffer.alloc(0)]), 1000).unref())]);
     await this.opts.host.releaseProcess(handle).catch(() => {});
-    // Anything the exec left behind (its own children, or itself if its exit was missed)
-    // is re-parented to us as the subreaper: collect it now.
-    void this.opts.host.reapOrphans().catch(() => []);
     if (timedOut) {
       throw new RuntimeError('deadline-exceeded', `command ${JSON.stringify(cmd)} in container ${r.id} timed out after ${timeoutSeconds}s`);
     }

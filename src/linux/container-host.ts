@@ -10,7 +10,6 @@ import {
   adoptStarted,
   createProcess,
   processStartTime,
-  reapOrphans,
   execProcess,
   refProcess,
   releaseProcess,
@@ -53,7 +52,6 @@ export function containerHost(cgroups: CgroupManager): ContainerHost {
     refProcess,
     adoptStarted,
     processStartTime,
-    reapOrphans: () => reapOrphans(),
     generateSpec,
     // Probed once at start-up, never in a request.
     defaults: { ...defaultRuntimeDefaults(), capLastCap: capLastCap(), hostCapabilities: hostCapabilities() },

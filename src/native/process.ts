@@ -292,8 +292,6 @@ const nPidfdOpen = nativeFunction<(pid: number) => number>('processPidfdOpen');
 const nPidfdPid = nativeFunction<(pidfd: number) => number>('processPidfdPid');
 const nKeepAcrossExec = nativeFunction<(fds: number[], keep: boolean) => void>('processKeepAcrossExec');
 const nDupFd = nativeFunction<(fd: number) => number>('processDupFd');
-const nSetSubreaper = nativeFunction<(on: boolean) => void>('processSetChildSubreaper');
-const nReapOrphans = nativeFunction<(known: number[]) => Promise<(NativeExit & { pid: number })[]>>('processReapOrphans');
 const nPtyResize = nativeFunction<(fd: number, cols: number, rows: number) => void>('processPtyResize');
 
 // ------------------------------------------------------------------ translation
@@ -576,7 +574,8 @@ export function signalProcess(h: ProcessHandle | number, signal: NodeJS.Signals 
 
 /**
  * Frees the handle: a created-but-not-started process is released (it exits without
- * exec), exit watching stops, and the pidfd is closed. Stdio fds are the caller's.
+ * exec), and the pidfd is closed once the process is reaped (at once when it already
+ * was). Stdio fds are the caller's.
  */
 export async function releaseProcess(h: ProcessHandle): Promise<void> {
   const st = state(h);
@@ -590,8 +589,12 @@ export async function releaseProcess(h: ProcessHandle): Promise<void> {
     await h.exited;
   }
   if (st.watchId !== null) {
-    nUnwatchExit(st.watchId);
-    st.watchId = null;
+    // Still running: it stays our child until someone reaps it, and nobody but its watcher
+    // will. The watcher stays (no longer holding the loop) and the pidfd is closed once it
+    // has reaped: a released process never becomes a zombie.
+    nRefExit(st.watchId, false);
+    void h.exited.then(() => fs.closeSync(h.pidfd));
+    return;
   }
   fs.closeSync(h.pidfd);
 }
@@ -684,27 +687,7 @@ export function dupFd(fd: number): number {
   return nDupFd(fd);
 }
 
-// ------------------------------------------------------------------ reaping, terminals
-
-/** prctl(PR_SET_CHILD_SUBREAPER): orphans of our containers' sessions are re-parented to us. */
-export function setChildSubreaper(on = true): void {
-  nSetSubreaper(on);
-}
-
-export interface ReapedOrphan extends ExitStatus {
-  pid: number;
-}
-
-/**
- * Reaps zombie orphans re-parented to the daemon, never touching pids we watch by pidfd,
- * pids in `knownPids` (give the pids of detached child_process children here), or
- * children in the daemon's own session (non-detached child_process children, which libuv
- * reaps). Call it on SIGCHLD or periodically.
- */
-export async function reapOrphans(knownPids: number[] = []): Promise<ReapedOrphan[]> {
-  const r = await nReapOrphans(knownPids);
-  return r.map((e) => ({ pid: e.pid, ...toExitStatus(e) }));
-}
+// ------------------------------------------------------------------ terminals
 
 export function resizeTerminal(fd: number, cols: number, rows: number): void {
   nPtyResize(fd, cols, rows);
