@@ -25,6 +25,8 @@ export interface Config {
   logLevel: LogLevel;
   /** seconds */
   shutdownTimeout: number;
+  /** threads in libuv's pool; read once, before the pool starts */
+  threadpoolSize: number;
   /** a key of `runtimes` */
   defaultRuntime: string;
   cgroup: CgroupConfig;
@@ -317,6 +319,12 @@ export const SCHEMA: Spec<Config> = {
       type: SECONDS,
       default: 10,
       doc: 'seconds in-flight RPCs may run on a graceful stop before they are cancelled',
+    },
+    threadpoolSize: {
+      key: 'threadpool_size',
+      type: { kind: 'integer', check: between(1, 1024) },
+      default: 16,
+      doc: "threads in libuv's pool (fs calls, DNS, clones); read at start-up only, and UV_THREADPOOL_SIZE, when set, wins",
     },
     defaultRuntime: {
       key: 'default_runtime',
