@@ -483,6 +483,38 @@ describe('container process', () => {
       await a.exited;
     }));
 
+  it('a child stuck before READY holds no pool thread', { skip: fs.existsSync('/sys/fs/cgroup/freezer/cgroup.procs') ? false : 'no v1 freezer' }, () =>
+    inContainerTest(async (ctx) => {
+      const init = ctx.track(await createProcess(baseSpec(ctx.rootfs, ['sleep', '60'], { stdout: 'null', stderr: 'null' })));
+      await startProcess(init);
+      // Execs that join a frozen cgroup stop there, before READY, until it thaws.
+      const frozen = `/sys/fs/cgroup/freezer/nodecri-test-${process.pid}-before-ready`;
+      fs.mkdirSync(frozen);
+      const state = (v: string) => fs.writeFileSync(path.join(frozen, 'freezer.state'), v);
+      let execs: Promise<ProcessHandle>[] = [];
+      try {
+        state('FROZEN');
+        // As many as run at once (maxConcurrentExecs, 4) and more, and as many as libuv's
+        // pool has threads (4 here): if each waited on a thread for its READY, the fs call
+        // below would queue behind them until they time out.
+        execs = Array.from({ length: 6 }, () =>
+          execProcess(init, { ...execSpec(['true']), stdout: 'null', stderr: 'null', cgroupProcs: [path.join(frozen, 'cgroup.procs')] }));
+        const order: string[] = [];
+        for (const e of execs) e.then(() => order.push('exec'), () => order.push('exec failed'));
+        await fs.promises.stat(ctx.rootfs);
+        order.push('fs call');
+        state('THAWED');
+        for (const h of await Promise.all(execs)) assert.equal((await h.exited).exitCode, 0);
+        assert.deepEqual(order, ['fs call', ...execs.map(() => 'exec')]);
+      } finally {
+        state('THAWED');
+        for (const r of await Promise.allSettled(execs)) if (r.status === 'fulfilled') await releaseProcess(r.value);
+        fs.rmdirSync(frozen);
+      }
+      signalProcess(init, 'SIGKILL');
+      await init.exited;
+    }));
+
   it('still reaps a process released while it runs: it never stays a zombie', () =>
     inContainerTest(async (ctx) => {
       const h = await createProcess(baseSpec(ctx.rootfs, ['sleep', '30'], { stdout: 'null', stderr: 'null' }));
