@@ -171,17 +171,17 @@ constexpr long kDevptsSuperMagic = 0x1cd1;
 
 // A frame with one fd attached (SCM_RIGHTS), as runc's SendRawFd and crun's
 // send_fd_to_socket pass the pty master. Returns what sendmsg returned.
-long send_frame_with_fd(const ChildPlan *p, const ChildFrame &frame, long fd) {
+long send_frame_with_fds(const ChildPlan *p, const ChildFrame &frame, long fd, int copies) {
   ChildFrame f = frame;
   union {
     struct cmsghdr h;
-    char buf[CMSG_SPACE(sizeof(int))];
+    char buf[CMSG_SPACE(sizeof(int) * 2)];
   } control;
   for (size_t i = 0; i < sizeof control.buf; i++) control.buf[i] = 0;
   control.h.cmsg_level = SOL_SOCKET;
   control.h.cmsg_type = SCM_RIGHTS;
-  control.h.cmsg_len = CMSG_LEN(sizeof(int));
-  *reinterpret_cast<int *>(CMSG_DATA(&control.h)) = (int)fd;
+  control.h.cmsg_len = CMSG_LEN(sizeof(int) * copies);
+  for (int i = 0; i < copies; i++) reinterpret_cast<int *>(CMSG_DATA(&control.h))[i] = (int)fd;
   struct iovec iov;
   iov.iov_base = &f;
   iov.iov_len = sizeof f;
@@ -191,9 +191,13 @@ long send_frame_with_fd(const ChildPlan *p, const ChildFrame &frame, long fd) {
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
   msg.msg_control = control.buf;
-  msg.msg_controllen = sizeof control.buf;
+  msg.msg_controllen = CMSG_SPACE(sizeof(int) * copies);
   msg.msg_flags = 0;
   return raw(SYS_sendmsg, p->sync_fd, L(&msg), MSG_NOSIGNAL);
+}
+
+long send_frame_with_fd(const ChildPlan *p, const ChildFrame &frame, long fd) {
+  return send_frame_with_fds(p, frame, fd, 1);
 }
 
 // Passes the pty master to the parent.
@@ -821,8 +825,11 @@ extern "C" int ncri_intermediate_main(void *arg) {
   // on the sync socket before any frame of the child's (one writer at a time). The one
   // window left: a SIGKILL of this process between the clone and the sendmsg (host root,
   // or the OOM killer or a kill of the container's cgroup, which we joined) leaves the
-  // child ours but unknown to us; it exits at the sync socket's EOF, a zombie until the
-  // daemon exits. runc has the same window (its shim, a subreaper, reaps such strays).
+  // child ours but unknown to us. The parent watches our pidfd until the PID frame, fails
+  // the spawn when we die without it, and the child exits at the sync socket's EOF: a
+  // zombie nobody watches, in the container's PID namespace, which the stop of that
+  // namespace's init reaps (reapStrays). runc has the same window (its shim, a subreaper,
+  // reaps such strays).
   constexpr size_t kStack = 256 * 1024;
   long stack = raw(SYS_mmap, 0, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack < 0 && stack > -4096) fail(p, kStepInnerClone, stack, nullptr);
@@ -843,8 +850,10 @@ extern "C" int ncri_intermediate_main(void *arg) {
   long pid = (p->flags & kPlanCloneFallback) ? -ENOSYS : ncri_clone3_run(&a, sizeof a, inner_main, arg);
   if (pid == -ENOSYS) pid = ncri_clone_run(a.flags, (char *)stack + kStack, &pidfd, inner_main, arg);
   if (pid < 0) fail(p, kStepInnerClone, pid, nullptr);
-  ChildFrame f = ncri_make_frame(kFramePid, kStepInnerClone, 0, 0, pid);
-  if (send_frame_with_fd(p, f, pidfd) != (long)sizeof f) {
+  if (p->flags & kPlanTestKillIntermediate) raw(SYS_kill, raw(SYS_getpid), SIGKILL);
+  // (Tests: a frame that names another pid, or that carries the pidfd twice.)
+  ChildFrame f = ncri_make_frame(kFramePid, kStepInnerClone, 0, 0, (p->flags & kPlanTestPidFrameWrongPid) ? pid + 1 : pid);
+  if (send_frame_with_fds(p, f, pidfd, (p->flags & kPlanTestPidFrameTwoFds) ? 2 : 1) != (long)sizeof f) {
     // The parent is gone or gave up: the child must not run unknown to it.
     raw(SYS_pidfd_send_signal, pidfd, SIGKILL, 0, 0);
     die(1);

@@ -170,6 +170,9 @@ enum PlanFlags : uint32_t {
   kPlanSetUmask = 1u << 7,
   kPlanRootReadonly = 1u << 8,
   kPlanCloneFallback = 1u << 9,   // tests: use clone(2) as if clone3 were ENOSYS
+  kPlanTestKillIntermediate = 1u << 10,  // tests: the intermediate SIGKILLs itself after its clone
+  kPlanTestPidFrameWrongPid = 1u << 11,  // tests: its PID frame names another pid
+  kPlanTestPidFrameTwoFds = 1u << 12,    // tests: its PID frame carries the pidfd twice
 };
 
 struct ChildPlan {

@@ -14,9 +14,14 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <dirent.h>
+#include <fcntl.h>
+
 #include <functional>
 #include <memory>
+#include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "js_error.h"
 #include "ncri_proc.h"
@@ -383,17 +388,24 @@ void WatchUntilEof(Napi::Env env, uint32_t id) {
 
 // ---------------------------------------------------------------- reaping
 
+// Pidfds a ReapWhenExited is waiting on: their processes are not strays (ReapStrays).
+std::unordered_set<int> g_reaping;
+
 // Reaps our child behind `pidfd` once it has exited (its pidfd is readable then, and
 // waitid(WNOHANG) does not block), closes the pidfd and calls `done`. Nothing waits on a
 // thread meanwhile.
 void ReapWhenExited(Napi::Env env, int pidfd, std::function<void()> done) {
+  g_reaping.insert(pidfd);
   auto reap = [pidfd, done](FdWatch *w, int status, int) {
     siginfo_t si{};
     int rc;
     while ((rc = waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED | WNOHANG)) < 0 && errno == EINTR) {
     }
     if (rc == 0 && si.si_pid == 0 && status >= 0) return;  // spurious readiness: still running
+    // (status < 0 without a reap: a zombie-to-be nobody watches now; the stop of its PID
+    // namespace's init reaps it, ReapStrays)
     if (w) w->Close();
+    g_reaping.erase(pidfd);
     close(pidfd);
     if (done) done();
   };
@@ -401,12 +413,22 @@ void ReapWhenExited(Napi::Env env, int pidfd, std::function<void()> done) {
     Napi::HandleScope scope(env);  // for the error FdWatch::Start may throw
     FdWatch::Start(env, pidfd, reap, true);
   } catch (const Napi::Error &) {
-    // No watcher (ENOMEM): it was SIGKILLed, so a blocking reap is short.
-    siginfo_t si{};
-    while (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED) < 0 && errno == EINTR) {
-    }
-    close(pidfd);
-    if (done) done();
+    // No watcher (ENOMEM): try again shortly from a timer, never a blocking wait here.
+    uv_loop_t *loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    auto *t = new uv_timer_t;
+    auto *retry = new std::function<void()>([env, pidfd, done]() { ReapWhenExited(env, pidfd, done); });
+    uv_timer_init(loop, t);
+    t->data = retry;
+    uv_timer_start(
+        t,
+        [](uv_timer_t *t) {
+          auto *retry = static_cast<std::function<void()> *>(t->data);
+          uv_close(reinterpret_cast<uv_handle_t *>(t), [](uv_handle_t *h) { delete reinterpret_cast<uv_timer_t *>(h); });
+          (*retry)();
+          delete retry;
+        },
+        100, 0);
   }
 }
 
@@ -420,6 +442,10 @@ struct PendingSpawn {
   std::unique_ptr<SpawnSetup> setup;
   std::unique_ptr<Napi::Promise::Deferred> deferred;
   FdWatch *watch = nullptr;
+  // The intermediate's pidfd (a dup: the setup closes its own once reaped) until its PID
+  // frame: readable = it died; if no PID frame came first, the spawn fails at once.
+  FdWatch *intermediate_watch = nullptr;
+  int intermediate_fd = -1;
   uv_timer_t *timer = nullptr;
   ncri_error error{};
   size_t unreaped = 0;
@@ -429,9 +455,17 @@ struct PendingSpawn {
 std::unordered_map<uint32_t, std::unique_ptr<PendingSpawn>> g_pending;
 uint32_t g_next_pending = 1;
 
+void StopWatchingIntermediate(PendingSpawn *p) {
+  if (p->intermediate_watch) p->intermediate_watch->Close();  // stops the poll before the close
+  p->intermediate_watch = nullptr;
+  if (p->intermediate_fd >= 0) close(p->intermediate_fd);
+  p->intermediate_fd = -1;
+}
+
 void StopWaiting(PendingSpawn *p) {
   if (p->watch) p->watch->Close();
   p->watch = nullptr;
+  StopWatchingIntermediate(p);
   if (p->timer) {
     uv_timer_stop(p->timer);
     uv_close(reinterpret_cast<uv_handle_t *>(p->timer), [](uv_handle_t *h) { delete reinterpret_cast<uv_timer_t *>(h); });
@@ -513,17 +547,41 @@ void WatchSetup(Napi::Env env, std::unique_ptr<SpawnSetup> setup, Napi::Promise:
   p->setup = std::move(setup);
   p->deferred = std::make_unique<Napi::Promise::Deferred>(deferred);
   g_pending.emplace(id, std::move(owned));
+  auto step = [](uint32_t id) {
+    auto it = g_pending.find(id);
+    if (it == g_pending.end() || !it->second->setup) return;
+    PendingSpawn *p = it->second.get();
+    int rc = p->setup->Step(&p->error);
+    if (rc > 0) return SpawnReady(id);
+    if (rc < 0) return SpawnFailed(id);
+    if (!p->setup->awaiting_pid()) StopWatchingIntermediate(p);
+  };
   try {
-    p->watch = FdWatch::Start(
-        env, p->setup->sync_fd(),
-        [id](FdWatch *, int, int) {
-          auto it = g_pending.find(id);
-          if (it == g_pending.end() || !it->second->setup) return;
-          int rc = it->second->setup->Step(&it->second->error);
-          if (rc > 0) SpawnReady(id);
-          else if (rc < 0) SpawnFailed(id);
-        },
-        true);
+    p->watch = FdWatch::Start(env, p->setup->sync_fd(), [id, step](FdWatch *, int, int) { step(id); }, true);
+    if (p->setup->awaiting_pid()) {
+      p->intermediate_fd = fcntl(p->setup->pidfd(), F_DUPFD_CLOEXEC, 3);
+      if (p->intermediate_fd < 0) throw Napi::Error::New(env, "dup");
+      p->intermediate_watch = FdWatch::Start(
+          env, p->intermediate_fd,
+          [id, step](FdWatch *, int, int) {
+            // The intermediate has exited. Its PID frame, if it sent one, is queued on the
+            // sync socket already (sent before its exit): read it first.
+            step(id);
+            auto it = g_pending.find(id);
+            if (it == g_pending.end() || !it->second->setup) return;
+            PendingSpawn *p = it->second.get();
+            StopWatchingIntermediate(p);
+            if (!p->setup->awaiting_pid()) return;
+            siginfo_t si{};
+            waitid((idtype_t)P_PIDFD, (id_t)p->setup->pidfd(), &si, WEXITED | WNOWAIT | WNOHANG);
+            char what[64];
+            if (si.si_pid == 0) snprintf(what, sizeof what, "before its pid frame");
+            else snprintf(what, sizeof what, si.si_code == CLD_EXITED ? "exit status %d" : "signal %d", si.si_status);
+            ncri_fail(&p->error, ECHILD, "waitid", "exec intermediate died before passing the process", what);
+            SpawnFailed(id);
+          },
+          true);
+    }
   } catch (const Napi::Error &) {
     p->error = ncri_error{};
     ncri_fail(&p->error, ENOMEM, "epoll_ctl", "watch container setup", nullptr);
@@ -697,6 +755,82 @@ Napi::Value ProcessRefExit(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+// ---------------------------------------------------------------- strays
+
+std::string ReadLinkText(const std::string &path) {
+  char buf[128];
+  ssize_t n = readlink(path.c_str(), buf, sizeof buf - 1);
+  if (n <= 0) return "";
+  return std::string(buf, (size_t)n);
+}
+
+// Pids of our children that something here watches or will reap: never strays.
+std::unordered_set<pid_t> WatchedPids() {
+  std::unordered_set<pid_t> out;
+  auto add = [&out](int pidfd) {
+    ncri_error ignored{};
+    if (pidfd < 0) return;
+    int pid = ncri_pidfd_pid(pidfd, &ignored);
+    if (pid > 0) out.insert(pid);
+  };
+  for (auto &w : g_exit_watches) add(w.second->pidfd);
+  for (int fd : g_reaping) add(fd);
+  for (auto &p : g_pending)
+    if (p.second->setup) add(p.second->setup->pidfd());
+  return out;
+}
+
+// reapStrays(pidfd): reaps each zombie child of ours that nothing watches and that is in
+// the PID namespace of the process behind `pidfd` (when that is not ours), returning how
+// many. Such a stray (an exec child whose intermediate died before passing it, one whose
+// pidfd was rejected or lost across a re-exec) holds that namespace's init from finishing
+// its exit: the kernel waits until every process of the namespace is reaped. Safe against
+// reuse: an unreaped zombie's pid cannot be reused, only we reap our children, and our
+// other children (child_process) never live in a container's PID namespace.
+Napi::Value ProcessReapStrays(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "reapStrays(pidfd)");
+  ncri_error e{};
+  int target = ncri_pidfd_pid(info[0].As<Napi::Number>().Int32Value(), &e);
+  if (target <= 0) return Napi::Number::New(env, 0);
+  std::string ns = ReadLinkText("/proc/" + std::to_string(target) + "/ns/pid");
+  if (ns.empty() || ns == ReadLinkText("/proc/self/ns/pid")) return Napi::Number::New(env, 0);
+  std::unordered_set<pid_t> watched = WatchedPids();
+  int reaped = 0;
+  DIR *tasks = opendir("/proc/self/task");
+  if (!tasks) return Napi::Number::New(env, 0);
+  std::vector<pid_t> children;
+  while (struct dirent *d = readdir(tasks)) {
+    if (d->d_name[0] < '0' || d->d_name[0] > '9') continue;
+    std::string path = std::string("/proc/self/task/") + d->d_name + "/children";
+    FILE *f = fopen(path.c_str(), "re");
+    if (!f) continue;
+    int pid;
+    while (fscanf(f, "%d", &pid) == 1) children.push_back(pid);
+    fclose(f);
+  }
+  closedir(tasks);
+  for (pid_t pid : children) {
+    if (watched.count(pid)) continue;
+    std::string base = "/proc/" + std::to_string(pid);
+    FILE *f = fopen((base + "/stat").c_str(), "re");
+    if (!f) continue;
+    char stat[512];
+    size_t n = fread(stat, 1, sizeof stat - 1, f);
+    fclose(f);
+    stat[n] = 0;
+    const char *close_paren = strrchr(stat, ')');
+    if (!close_paren || close_paren[1] != ' ' || close_paren[2] != 'Z') continue;
+    if (ReadLinkText(base + "/ns/pid") != ns) continue;
+    siginfo_t si{};
+    int rc;
+    while ((rc = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG)) < 0 && errno == EINTR) {
+    }
+    if (rc == 0 && si.si_pid == pid) reaped++;
+  }
+  return Napi::Number::New(env, reaped);
+}
+
 // ---------------------------------------------------------------- small syscalls
 
 int Check(Napi::Env env, int rc, const ncri_error &e) {
@@ -781,6 +915,7 @@ void InitProcess(Napi::Env env, Napi::Object exports) {
   exports.Set("processWatchExit", Napi::Function::New(env, ProcessWatchExit, "processWatchExit"));
   exports.Set("processUnwatchExit", Napi::Function::New(env, ProcessUnwatchExit, "processUnwatchExit"));
   exports.Set("processRefExit", Napi::Function::New(env, ProcessRefExit, "processRefExit"));
+  exports.Set("processReapStrays", Napi::Function::New(env, ProcessReapStrays, "processReapStrays"));
   exports.Set("processPidfdOpen", Napi::Function::New(env, PidfdOpen, "processPidfdOpen"));
   exports.Set("processPidfdPid", Napi::Function::New(env, PidfdPid, "processPidfdPid"));
   exports.Set("processKeepAcrossExec", Napi::Function::New(env, FdKeepAcrossExec, "processKeepAcrossExec"));

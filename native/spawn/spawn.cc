@@ -577,6 +577,17 @@ int ncri_spawn_begin(SpawnRequest &&request, std::unique_ptr<SpawnSetup> *out, n
   // NODECRI_TEST_CLONE_FALLBACK=1 (read once) exercises the clone(2) paths in tests.
   static const bool force_fallback = getenv("NODECRI_TEST_CLONE_FALLBACK") != nullptr;
   if (force_fallback) p.flags |= kPlanCloneFallback;
+  // NODECRI_TEST_KILL_INTERMEDIATE=1 (read once): the intermediate dies between its clone
+  // and its PID frame in exec sessions, as a kill of the container's cgroup or the OOM
+  // killer may have it.
+  // NODECRI_TEST_PID_FRAME=wrong-pid|two-fds: its PID frame is one the parent must reject.
+  static const bool kill_intermediate = getenv("NODECRI_TEST_KILL_INTERMEDIATE") != nullptr;
+  static const std::string bad_pid_frame = getenv("NODECRI_TEST_PID_FRAME") ? getenv("NODECRI_TEST_PID_FRAME") : "";
+  if (intermediate && r.target_pid != 0) {
+    if (kill_intermediate) p.flags |= kPlanTestKillIntermediate;
+    if (bad_pid_frame == "wrong-pid") p.flags |= kPlanTestPidFrameWrongPid;
+    if (bad_pid_frame == "two-fds") p.flags |= kPlanTestPidFrameTwoFds;
+  }
 
   // The fds the child needs; it closes everything else on entry.
   std::vector<int32_t> keep_fds(child_fds.fds().begin(), child_fds.fds().end());
@@ -654,6 +665,35 @@ int ncri_spawn_begin(SpawnRequest &&request, std::unique_ptr<SpawnSetup> *out, n
 SpawnSetup::~SpawnSetup() {
   for (int fd : {pidfd_, intermediate_pidfd_, sync_, stdio_[0], stdio_[1], stdio_[2], terminal_})
     if (fd >= 0) close(fd);
+  for (int fd : rejected_pidfds_) close(fd);
+}
+
+namespace {
+// The pid a pidfd refers to (its fdinfo's Pid: line): > 0, -1 once reaped, or 0 when the
+// fd is not a pidfd at all.
+int PidfdPid(int fd) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+  FILE *f = fopen(path, "re");
+  if (!f) return 0;
+  char line[256];
+  int pid = 0;
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "Pid:", 4) == 0) {
+      pid = atoi(line + 4);
+      if (pid == 0) pid = -1;
+      break;
+    }
+  }
+  fclose(f);
+  return pid;
+}
+}  // namespace
+
+void SpawnSetup::Reject(int fd) {
+  if (fd < 0) return;
+  if (PidfdPid(fd) != 0) rejected_pidfds_.push_back(fd);
+  else close(fd);
 }
 
 void SpawnSetup::TryReapIntermediate() {
@@ -682,6 +722,11 @@ std::vector<int> SpawnSetup::Abort() {
     left.push_back(*fd);
     *fd = -1;
   }
+  for (int fd : rejected_pidfds_) {
+    PidfdSendSignal(fd, SIGKILL);
+    left.push_back(fd);
+  }
+  rejected_pidfds_.clear();
   // The sync socket goes now: a child still waiting for a byte sees EOF and exits.
   if (sync_ >= 0) close(sync_);
   sync_ = -1;
@@ -703,10 +748,13 @@ int SpawnSetup::Step(ncri_error *err) {
   for (;;) {
     TryReapIntermediate();
     ChildFrame f;
-    // A frame may carry one fd (the pty master, a pidfd): receive it close-on-exec.
+    // A frame carries at most one fd (the pty master, a pidfd): receive it close-on-exec.
+    // Room for more, so that extra fds are seen (and rejected) rather than cut off: the
+    // kernel packs two ints into CMSG_SPACE(sizeof(int)) on 64-bit.
+    constexpr size_t kMaxFds = 8;
     union {
       struct cmsghdr h;
-      char buf[CMSG_SPACE(sizeof(int))];
+      char buf[CMSG_SPACE(sizeof(int) * kMaxFds)];
     } control;
     struct iovec iov = {&f, sizeof f};
     struct msghdr msg{};
@@ -718,15 +766,27 @@ int SpawnSetup::Step(ncri_error *err) {
     if (got < 0 && errno == EINTR) continue;
     if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
     if (got < 0) return ncri_fail_errno(err, "recv", "wait for container setup", nullptr);
-    int passed = -1;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
-      memcpy(&passed, CMSG_DATA(c), sizeof passed);
-    if (msg.msg_flags & MSG_CTRUNC) {
-      if (passed >= 0) close(passed);
-      return ncri_fail(err, EPROTO, "recvmsg", "wait for container setup", "unexpected fds from the child");
+    // Every fd of every SCM_RIGHTS header: none may leak, whatever the child sent.
+    int fds[kMaxFds * 2];
+    size_t n_fds = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0)) continue;
+      size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < n && n_fds < sizeof fds / sizeof fds[0]; i++)
+        memcpy(&fds[n_fds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
     }
+    const char *bad = nullptr;
+    if (msg.msg_flags & MSG_CTRUNC) bad = "more fds from the child than a frame carries";
+    else if (msg.msg_flags & MSG_TRUNC) bad = "a frame longer than a frame";
+    else if (n_fds > 1) bad = "more than one fd with a frame";
+    else if (got != 0 && got != (ssize_t)sizeof f) bad = "a short frame";
+    if (bad) {
+      for (size_t i = 0; i < n_fds; i++) Reject(fds[i]);
+      return ncri_fail(err, EPROTO, "recvmsg", "wait for container setup", bad);
+    }
+    int passed = n_fds == 1 ? fds[0] : -1;
     if (got == 0) {
+      Reject(passed);
       // Every holder of the child end is gone: the child died without a word (a signal, a
       // crash). Say how if it is a zombie already (EOF comes as its fds close, a moment
       // before it is one): never wait here.
@@ -737,28 +797,24 @@ int SpawnSetup::Step(ncri_error *err) {
       else snprintf(what, sizeof what, si.si_code == CLD_EXITED ? "exit status %d" : "signal %d", si.si_status);
       return ncri_fail(err, ECHILD, "recv", "child died during container setup", what);
     }
-    if (got != (ssize_t)sizeof f && passed >= 0) close(passed), passed = -2;
-    else if (got != (ssize_t)sizeof f) passed = -2;
     int rc = HandleFrame(f, passed, err);
     if (rc != 0) return rc;
   }
 }
 
-// One frame; `passed` is the fd it carried (-1: none; -2: a short frame, its fd already
-// closed). Takes the fd: it becomes the terminal or the child's pidfd, or is closed.
+// One whole frame; `passed` is the fd it carried (-1: none). Takes the fd: it becomes the
+// terminal or the child's pidfd, or is rejected (Reject: a pidfd is kept for Abort).
 int SpawnSetup::HandleFrame(const ChildFrame &f, int passed, ncri_error *err) {
   struct Passed {
+    SpawnSetup *self;
     int fd;
-    ~Passed() {
-      if (fd >= 0) close(fd);
-    }
+    ~Passed() { self->Reject(fd); }
     int take() {
       int v = fd;
       fd = -1;
       return v;
     }
-  } fd{passed};
-  if (passed == -2) return ncri_fail(err, EPROTO, "recv", "wait for container setup", "a short frame");
+  } fd{this, passed};
   if (awaiting_pid_ && f.kind != kFramePid && f.kind != kFrameError && f.kind != kFrameIdMaps)
     return ncri_fail(err, EPROTO, "recv", "wait for container setup", "a frame before the intermediate's pid");
   switch (f.kind) {
@@ -798,10 +854,16 @@ int SpawnSetup::HandleFrame(const ChildFrame &f, int passed, ncri_error *err) {
       // exits (reaped when it has: TryReapIntermediate).
       if (!awaiting_pid_ || f.value <= 0 || fd.fd < 0)
         return ncri_fail(err, EPROTO, "recv", "wait for container setup", "an unexpected pid frame");
+      // The pid we report is the pidfd's own (never the frame's word alone); they must agree.
+      int actual = PidfdPid(fd.fd);
+      if (actual == 0) return ncri_fail(err, EPROTO, "recv", "wait for container setup", "a pid frame without a pidfd");
+      if (actual < 0) return ncri_fail(err, ECHILD, "recv", "child died during container setup", "before its pid arrived");
+      if (actual != (int)f.value)
+        return ncri_fail(err, EPROTO, "recv", "wait for container setup", "a pid frame whose pidfd names another pid");
       awaiting_pid_ = false;
       intermediate_pidfd_ = pidfd_;
       pidfd_ = fd.take();
-      pid_ = (pid_t)f.value;
+      pid_ = (pid_t)actual;
       // Only now may the child speak (inner_main): we hold what kills and reaps it.
       char c = kMsgPidHeld;
       if (send(sync_, &c, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1)

@@ -160,16 +160,24 @@ class SpawnSetup {
   // The intermediate of a double clone, once it has sent its PID frame and is exiting, if
   // it is not reaped yet (-1 otherwise): the caller reaps and closes it.
   int TakeIntermediate();
+  // While true, pidfd() is the intermediate's: its exit before its PID frame fails the
+  // spawn at once (the real child, if cloned, keeps the sync socket open: no EOF comes).
+  bool awaiting_pid() const { return awaiting_pid_; }
+  int pidfd() const { return pidfd_; }
 
  private:
   friend int ncri_spawn_begin(SpawnRequest &&req, std::unique_ptr<SpawnSetup> *out, ncri_error *err);
   SpawnSetup() = default;
   int HandleFrame(const ChildFrame &f, int passed, ncri_error *err);
   void TryReapIntermediate();
+  // A received fd we do not take: a pidfd is kept for Abort (its process may be our child,
+  // which nobody else would kill or reap), anything else is closed.
+  void Reject(int fd);
 
   pid_t pid_ = -1;
   int pidfd_ = -1;               // the child we report: the intermediate until its PID frame
   int intermediate_pidfd_ = -1;  // the intermediate after its PID frame, until reaped
+  std::vector<int> rejected_pidfds_;  // pidfds of rejected frames: Abort kills and hands them over
   int sync_ = -1;
   bool awaiting_pid_ = false;    // an intermediate's PID frame comes before any other
   bool wants_terminal_ = false;
