@@ -52,6 +52,8 @@ export interface ContainerHost {
   signalProcess: typeof import('../native/process').signalProcess;
   releaseProcess: typeof import('../native/process').releaseProcess;
   refProcess: typeof import('../native/process').refProcess;
+  reapStrays: typeof import('../native/process').reapStrays;
+  untilExitReapingStrays: typeof import('../native/process').untilExitReapingStrays;
   adoptStarted: typeof import('../native/process').adoptStarted;
   processStartTime: typeof import('../native/process').processStartTime;
   generateSpec(input: GenerateInput): Promise<GeneratedContainer>;
@@ -566,9 +568,11 @@ export class ContainerService {
     }
     signal('SIGKILL');
     // A container's init finishes dying only once every process of its PID namespace is
-    // reaped: exec processes are our children, each watched by the pidfd its clone made
-    // (and a released handle keeps watching until it has reaped), so they all are.
-    await live.done;
+    // reaped. Exec processes are our children, each watched by the pidfd its clone made (a
+    // released handle keeps watching until it has reaped); a stray nothing watches (its
+    // intermediate was killed before passing it, or its watcher was lost across a
+    // re-exec) is reaped here, or this would wait forever.
+    await this.opts.host.untilExitReapingStrays(handle, live.done);
   }
 
   /** Kills if running, then removes everything but the log. Unknown id is fine. */
@@ -701,6 +705,13 @@ export class ContainerService {
       if (r.state === 'CONTAINER_RUNNING') await this.adopt(r);
       else if (r.state === 'CONTAINER_CREATED') await this.reapHeld(r);
     }
+    // Exec processes were watched by the image before a re-exec, and nothing watches them
+    // now: one that is a zombie already would hold its PID namespace's init forever. Once
+    // every container (and, before, every pod's pause) is watched again, whatever zombie of
+    // ours is left in a container's namespace is such a stray.
+    let strays = 0;
+    for (const live of this.live.values()) if (live.handle) strays += this.opts.host.reapStrays(live.handle);
+    if (strays > 0) this.opts.log.warn({ strays }, 'reaped exec processes nothing watched');
     this.opts.log.info({ containers: this.records.size }, 'containers restored');
   }
 

@@ -288,6 +288,7 @@ const nSignal = nativeFunction<(pidfd: number, sig: number) => void>('processSig
 const nWatchExit = nativeFunction<(pidfd: number, cb: (e: NativeExit) => void, ref: boolean) => number>('processWatchExit');
 const nUnwatchExit = nativeFunction<(id: number) => void>('processUnwatchExit');
 const nRefExit = nativeFunction<(id: number, ref: boolean) => void>('processRefExit');
+const nReapStrays = nativeFunction<(pidfd: number) => number>('processReapStrays');
 const nPidfdOpen = nativeFunction<(pid: number) => number>('processPidfdOpen');
 const nPidfdPid = nativeFunction<(pidfd: number) => number>('processPidfdPid');
 const nKeepAcrossExec = nativeFunction<(fds: number[], keep: boolean) => void>('processKeepAcrossExec');
@@ -593,10 +594,58 @@ export async function releaseProcess(h: ProcessHandle): Promise<void> {
     // will. The watcher stays (no longer holding the loop) and the pidfd is closed once it
     // has reaped: a released process never becomes a zombie.
     nRefExit(st.watchId, false);
-    void h.exited.then(() => fs.closeSync(h.pidfd));
+    void h.exited.then(() => {
+      try {
+        fs.closeSync(h.pidfd);
+      } catch {
+        // closed already: an EBADF here must not become an unhandled rejection
+      }
+    });
     return;
   }
   fs.closeSync(h.pidfd);
+}
+
+/**
+ * Reaps the strays of `h`'s PID namespace (when it has its own): zombie children of ours
+ * that nothing watches, e.g. an exec child whose intermediate was killed before it passed
+ * the child's pidfd. While one is unreaped, the namespace's init cannot finish its exit.
+ * Returns how many were reaped; 0 for a released handle.
+ */
+export function reapStrays(h: ProcessHandle): number {
+  const st = states.get(h);
+  if (!st || st.released) return 0;
+  try {
+    return nReapStrays(h.pidfd);
+  } catch {
+    return 0;
+  }
+}
+
+/** The first sweep after a kill waits this long, the next ones twice as long each, to 5 s. */
+const straySweepFirstMs = 250;
+const straySweepMaxMs = 5000;
+
+/**
+ * Waits for `until` (the exit of `h`, killed, being recorded), reaping the strays of its PID
+ * namespace meanwhile: at once, then after growing pauses while it has not settled. A
+ * stray gives no event of its own that we could wait for (it is nobody's to watch), so
+ * this polls, but only while a kill has not finished, which strays alone make last.
+ */
+export async function untilExitReapingStrays<T>(h: ProcessHandle, until: Promise<T>): Promise<T> {
+  let settled = false;
+  const done = until.then(
+    () => void (settled = true),
+    () => void (settled = true),
+  );
+  reapStrays(h);
+  for (let ms = straySweepFirstMs; !settled; ms = Math.min(ms * 2, straySweepMaxMs)) {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([done, new Promise<void>((res) => (timer = setTimeout(res, ms)))]);
+    clearTimeout(timer);
+    if (!settled) reapStrays(h);
+  }
+  return until;
 }
 
 /** Whether a live exit watcher keeps the event loop alive (default: yes). */

@@ -104,6 +104,8 @@ export interface PodEnvOptions {
   cniWait?: number;
   /** drop-in config files by name (to set keys of tables the main file already has) */
   dropIns?: Record<string, string>;
+  /** extra environment of the daemon (test knobs such as NODECRI_TEST_KILL_INTERMEDIATE) */
+  daemonEnv?: NodeJS.ProcessEnv;
 }
 
 export function cgroupDirsFor(parent: string): string[] {
@@ -131,7 +133,7 @@ export async function startPodEnv(opts: PodEnvOptions = {}): Promise<PodEnv> {
   fs.mkdirSync(path.join(dir, 'nodecri.d'), { recursive: true });
   for (const [name, text] of Object.entries(opts.dropIns ?? {})) fs.writeFileSync(path.join(dir, 'nodecri.d', name), text);
   if (opts.image ?? true) importLayout(dir, busyboxLayout(dir));
-  const start = () => startTestDaemon({ dir, config, dropIns: opts.dropIns, args: ['--cni-config-dir', cni.confDir] });
+  const start = () => startTestDaemon({ dir, config, dropIns: opts.dropIns, env: opts.daemonEnv, args: ['--cni-config-dir', cni.confDir] });
   const env: PodEnv = {
     dir,
     cni,
