@@ -777,7 +777,7 @@ int SpawnSetup::Step(ncri_error *err) {
     }
     const char *bad = nullptr;
     if (msg.msg_flags & MSG_CTRUNC) bad = "more fds from the child than a frame carries";
-    else if (msg.msg_flags & MSG_TRUNC) bad = "a frame longer than a frame";
+    else if (msg.msg_flags & MSG_TRUNC) bad = "a frame longer than a ChildFrame";
     else if (n_fds > 1) bad = "more than one fd with a frame";
     else if (got != 0 && got != (ssize_t)sizeof f) bad = "a short frame";
     if (bad) {
