@@ -36,7 +36,6 @@ import { undoer } from './domain/undoer';
 import { OpJournals } from './state/op-journal';
 import { removeTree, unmountIfMounted } from './linux/tree';
 import { daemonReexec } from './native/reexec';
-import { reapOrphans, setChildSubreaper } from './native/process';
 import { writeJsonAtomic } from './state/atomic-file';
 import { criApiVersion, packageVersion, runtimeName } from './version';
 
@@ -125,11 +124,12 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
     throw e;
   }
 
-  // Processes left by exec sessions are re-parented to the daemon, which reaps them (only
-  // those: its own child_process children and watched containers are left alone). The
-  // sweeps start once restore() watches every container: before that, a container that
-  // exited during a re-exec is an unwatched zombie child, whose status is restore's to reap.
-  setChildSubreaper(true);
+  // No child-subreaper flag and no orphan sweep: every process the daemon makes is its own
+  // child, watched by the pidfd its clone returned (exec processes too: CLONE_PARENT from
+  // the intermediate), and reaped by that watcher alone. Orphans of our children's
+  // children (a CNI plugin's, an exec's in the host PID namespace) go to the keeper (the
+  // subreaper above the daemon; to init without one), as they would under any other parent; a subreaper would have to reap them all, and could only
+  // tell them from our own unreaped children by racing their watchers.
   const { manager: cgroups, layout } = await createCgroupManager({ deviceEnforcement: config.cgroup.deviceEnforcement });
   log.info({ cgroupMode: layout.mode, deviceControl: cgroups.deviceControl }, 'cgroup layout detected');
   if (config.cgroup.favorDynmods) await favorDynmods(log);
@@ -171,11 +171,6 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
     keeper,
   });
   await recoverState({ journals: new OpJournals(path.join(config.runroot, 'ops')), sandboxes, containers, handoff, keeper, log: log.child({ component: 'recovery' }) });
-  let reaping: Promise<unknown> = Promise.resolve();
-  const reaper = setInterval(() => {
-    reaping = reapOrphans().catch(() => []);
-  }, 2000);
-  reaper.unref();
 
   let podCidr = '';
   const deps: CriDeps = {
@@ -250,8 +245,6 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
         await metricsServer?.close();
         cni.stop();
         images.close();
-        clearInterval(reaper);
-        await reaping; // an orphan sweep in flight must not see the containers unwatched
         await tracing.shutdown();
         await logWritten(log);
         // Exit watching and log reading stop here, in one synchronous step, and never start

@@ -3,13 +3,9 @@
  * The nodecri command line: `nodecri` / `nodecri daemon` runs the CRI server; `version`
  * and `config` print. Daemon flags follow CRI-O's names where the meaning is the same.
  */
-// libuv's pool (4 threads unless told) runs fs calls, DNS and the addon's clones, which hold
-// a thread while a child sets up; more threads keep fs work from queueing behind them. Read
-// when the pool first starts, which no import below does.
-process.env.UV_THREADPOOL_SIZE ??= '16';
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
-import { ConfigError, defaultConfig, loadConfig, loadOptionsFromFlags, renderToml, type ConfigFlags } from './config';
+import { ConfigError, defaultConfig, loadConfig, loadConfigSync, loadOptionsFromFlags, renderToml, type ConfigFlags } from './config';
 import { startDaemon } from './daemon';
 import { restartDaemon } from './restart';
 import { ImageService, type ImageRecord } from './image/service';
@@ -45,6 +41,25 @@ function fail(e: unknown): never {
 }
 
 /**
+ * libuv's pool (4 threads unless told) runs fs calls, DNS and the addon's clones; it reads
+ * UV_THREADPOOL_SIZE once, when it starts, i.e. at the first async fs call. So the size
+ * (`threadpool_size`) is read here, synchronously, before anything uses the pool. A
+ * UV_THREADPOOL_SIZE the operator set wins; one we set ourselves (the daemon re-execs
+ * with its environment) is replaced by the config's value again.
+ */
+function sizeThreadPool(flags: ConfigFlags): void {
+  if (process.env.UV_THREADPOOL_SIZE !== undefined && process.env.NODECRI_THREADPOOL_FROM_CONFIG !== '1') return;
+  let size: number;
+  try {
+    size = loadConfigSync(loadOptionsFromFlags(flags)).config.threadpoolSize;
+  } catch {
+    size = defaultConfig().threadpoolSize;  // startDaemon reports the config error
+  }
+  process.env.UV_THREADPOOL_SIZE = String(size);
+  process.env.NODECRI_THREADPOOL_FROM_CONFIG = '1';
+}
+
+/**
  * Becomes nodecri-keeper in place (same pid), which runs this same command line as its
  * child (src/linux/keeper.ts), unless the daemon already runs under one or the config
  * turns it off. Returns only when it does not exec.
@@ -68,6 +83,8 @@ async function execKeeper(flags: ConfigFlags): Promise<void> {
 }
 
 async function runDaemon(flags: ConfigFlags): Promise<void> {
+  // The pool size first: the keeper's config read below is the first pool work.
+  sizeThreadPool(flags);
   await execKeeper(flags);
   const daemon = await startDaemon(loadOptionsFromFlags(flags)).catch(fail);
   let signals = 0;

@@ -169,19 +169,19 @@ void setup_stdio(const ChildPlan *p) {
 #endif
 constexpr long kDevptsSuperMagic = 0x1cd1;
 
-// Passes the pty master to the parent with a frame (SCM_RIGHTS), as runc's SendRawFd and
-// crun's send_fd_to_socket do.
-void send_console(const ChildPlan *p, long master) {
-  ChildFrame f = ncri_make_frame(kFrameTerminal, kStepSendConsole, 0, 0, 0);
+// A frame with one fd attached (SCM_RIGHTS), as runc's SendRawFd and crun's
+// send_fd_to_socket pass the pty master. Returns what sendmsg returned.
+long send_frame_with_fds(const ChildPlan *p, const ChildFrame &frame, long fd, int copies) {
+  ChildFrame f = frame;
   union {
     struct cmsghdr h;
-    char buf[CMSG_SPACE(sizeof(int))];
+    char buf[CMSG_SPACE(sizeof(int) * 2)];
   } control;
   for (size_t i = 0; i < sizeof control.buf; i++) control.buf[i] = 0;
   control.h.cmsg_level = SOL_SOCKET;
   control.h.cmsg_type = SCM_RIGHTS;
-  control.h.cmsg_len = CMSG_LEN(sizeof(int));
-  *reinterpret_cast<int *>(CMSG_DATA(&control.h)) = (int)master;
+  control.h.cmsg_len = CMSG_LEN(sizeof(int) * copies);
+  for (int i = 0; i < copies; i++) reinterpret_cast<int *>(CMSG_DATA(&control.h))[i] = (int)fd;
   struct iovec iov;
   iov.iov_base = &f;
   iov.iov_len = sizeof f;
@@ -191,9 +191,19 @@ void send_console(const ChildPlan *p, long master) {
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
   msg.msg_control = control.buf;
-  msg.msg_controllen = sizeof control.buf;
+  msg.msg_controllen = CMSG_SPACE(sizeof(int) * copies);
   msg.msg_flags = 0;
-  CHECK(raw(SYS_sendmsg, p->sync_fd, L(&msg), MSG_NOSIGNAL), kStepSendConsole, nullptr);
+  return raw(SYS_sendmsg, p->sync_fd, L(&msg), MSG_NOSIGNAL);
+}
+
+long send_frame_with_fd(const ChildPlan *p, const ChildFrame &frame, long fd) {
+  return send_frame_with_fds(p, frame, fd, 1);
+}
+
+// Passes the pty master to the parent.
+void send_console(const ChildPlan *p, long master) {
+  CHECK(send_frame_with_fd(p, ncri_make_frame(kFrameTerminal, kStepSendConsole, 0, 0, 0), master), kStepSendConsole,
+        nullptr);
 }
 
 // The container's own pty (runc's setupConsole, crun's terminal.c): /dev/ptmx opened once
@@ -778,21 +788,19 @@ void resolve_exec(const ChildPlan *p, char *out, size_t cap) {
   fail(p, kStepExec, r, p->exec_name);
 }
 
-// The intermediate's ordering pipe, in the real child's copy of memory.
-int g_order_fd[2] = {-1, -1};
-
 int inner_main(void *arg) {
   // The real child of a double clone: the intermediate already joined and unshared. Speak
-  // only once it has reported our pid (its byte on the pipe); EOF without the byte means it
-  // died first, and nobody would be watching us: go away.
-  char c;
-  raw(SYS_close, g_order_fd[1]);
+  // only once the parent holds our pidfd (its kMsgPidHeld byte, sent after it received the
+  // intermediate's PID frame): our frames then follow that frame, and we never run a step
+  // the parent could not kill us for or reap us after. EOF means the parent gave up.
+  const ChildPlan *p = static_cast<const ChildPlan *>(arg);
+  char c = 0;
   long r;
-  while ((r = raw(SYS_read, g_order_fd[0], L(&c), 1)) == -EINTR) {
+  while ((r = raw(SYS_recvfrom, p->sync_fd, L(&c), 1, 0, 0, 0)) == -EINTR) {
   }
-  if (r != 1) die(1);
-  raw(SYS_close, g_order_fd[0]);
-  run(static_cast<const ChildPlan *>(arg), true);
+  if (r == 0) die(1);
+  if (r < 0 || c != kMsgPidHeld) fail(p, kStepWaitPidHeld, r < 0 ? r : -EPROTO, nullptr);
+  run(p, true);
 }
 
 }  // namespace
@@ -809,18 +817,27 @@ extern "C" int ncri_intermediate_main(void *arg) {
   reset_signals();
   close_others(p);
   join(p);
-  // The real child waits for a byte on this pipe before it does anything else, so that
-  // our PID frame is on the sync socket before any frame of its own (one writer at a
-  // time), as runc's nsexec and crun release their grandchild only after its pid is known.
-  int *order = g_order_fd;
-  CHECK(raw(SYS_pipe2, L(order), O_CLOEXEC), kStepInnerClone, nullptr);
+  // The real child is the parent's child (CLONE_PARENT: its exit status goes to the parent,
+  // which needs no subreaper), and its pidfd comes from the clone itself (CLONE_PIDFD): no
+  // pid is ever looked up, so none can have been reused. runc's nsexec clones its stage 2
+  // with CLONE_PARENT for the same reason and sends its pid; we send the pidfd, and the
+  // child waits (inner_main) until the parent says it holds it, so that the PID frame is
+  // on the sync socket before any frame of the child's (one writer at a time). The one
+  // window left: a SIGKILL of this process between the clone and the sendmsg (host root,
+  // or the OOM killer or a kill of the container's cgroup, which we joined) leaves the
+  // child ours but unknown to us. The parent watches our pidfd until the PID frame, fails
+  // the spawn when we die without it, and the child exits at the sync socket's EOF: a
+  // zombie nobody watches, in the container's PID namespace, which the stop of that
+  // namespace's init reaps (reapStrays). runc has the same window (its shim, a subreaper,
+  // reaps such strays).
   constexpr size_t kStack = 256 * 1024;
   long stack = raw(SYS_mmap, 0, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack < 0 && stack > -4096) fail(p, kStepInnerClone, stack, nullptr);
   // No CLONE_VM: the real child gets a copy of this small process, plan included.
+  int pidfd = -1;
   clone_args a;
-  a.flags = CLONE_PARENT | p->inner_clone_flags;
-  a.pidfd = 0;
+  a.flags = CLONE_PARENT | CLONE_PIDFD | p->inner_clone_flags;
+  a.pidfd = (uint64_t)(uintptr_t)&pidfd;
   a.child_tid = 0;
   a.parent_tid = 0;
   a.exit_signal = 0;  // CLONE_PARENT: the kernel uses our own exit signal (SIGCHLD)
@@ -831,11 +848,15 @@ extern "C" int ncri_intermediate_main(void *arg) {
   a.set_tid_size = 0;
   a.cgroup = 0;
   long pid = (p->flags & kPlanCloneFallback) ? -ENOSYS : ncri_clone3_run(&a, sizeof a, inner_main, arg);
-  if (pid == -ENOSYS) pid = ncri_clone_run(a.flags, (char *)stack + kStack, nullptr, inner_main, arg);
+  if (pid == -ENOSYS) pid = ncri_clone_run(a.flags, (char *)stack + kStack, &pidfd, inner_main, arg);
   if (pid < 0) fail(p, kStepInnerClone, pid, nullptr);
-  raw(SYS_close, order[0]);
-  if (send_frame(p, kFramePid, kStepInnerClone, 0, nullptr, pid) != (long)sizeof(ChildFrame)) die(1);
-  char go = 1;
-  if (raw(SYS_write, order[1], L(&go), 1) != 1) die(1);
+  if (p->flags & kPlanTestKillIntermediate) raw(SYS_kill, raw(SYS_getpid), SIGKILL);
+  // (Tests: a frame that names another pid, or that carries the pidfd twice.)
+  ChildFrame f = ncri_make_frame(kFramePid, kStepInnerClone, 0, 0, (p->flags & kPlanTestPidFrameWrongPid) ? pid + 1 : pid);
+  if (send_frame_with_fds(p, f, pidfd, (p->flags & kPlanTestPidFrameTwoFds) ? 2 : 1) != (long)sizeof f) {
+    // The parent is gone or gave up: the child must not run unknown to it.
+    raw(SYS_pidfd_send_signal, pidfd, SIGKILL, 0, 0);
+    die(1);
+  }
   die(0);
 }

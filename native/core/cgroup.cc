@@ -482,41 +482,39 @@ int ncri_cgroup_rmdir(const std::string &dir, ncri_error *err) {
   return RemoveTree(parentfd.get(), name, trimmed, 0, err);
 }
 
-int ncri_cgroup_kill_all(const ncri_cgroup_kill_spec &spec, ncri_error *err) {
-  int64_t deadline = NowMs() + std::max(spec.timeout_ms, 0);
+int ncri_cgroup_kill_round(const ncri_cgroup_kill_spec &spec, bool first, bool signal, bool expired,
+                           bool *kernel_kills, ncri_error *err) {
   // cgroup.kill is the race-free way: the kernel kills every task, including ones forked
   // while it runs. We then only have to wait for them to leave.
-  bool kernel_kills = false;
-  for (const std::string &dir : spec.kill_dirs) {
-    Fd fd(OpenCgroupDir(dir, O_PATH, "kill cgroup", err));
-    if (fd.get() < 0) {
-      if (err->err == ENOENT) continue;
-      return -err->err;
+  *kernel_kills = false;
+  if (first) {
+    for (const std::string &dir : spec.kill_dirs) {
+      Fd fd(OpenCgroupDir(dir, O_PATH, "kill cgroup", err));
+      if (fd.get() < 0) {
+        if (err->err == ENOENT) continue;
+        return -err->err;
+      }
+      const char *syscall;
+      int r = WriteAt(fd.get(), "cgroup.kill", "1", &syscall);
+      if (r == -ENOENT) continue;
+      if (r < 0) return ncri_fail(err, -r, syscall, "kill cgroup", Join(dir, "cgroup.kill").c_str());
+      *kernel_kills = true;
     }
-    const char *syscall;
-    int r = WriteAt(fd.get(), "cgroup.kill", "1", &syscall);
-    if (r == -ENOENT) continue;
-    if (r < 0) return ncri_fail(err, -r, syscall, "kill cgroup", Join(dir, "cgroup.kill").c_str());
-    kernel_kills = true;
+    *err = ncri_error{};
+    // Without cgroup.kill we signal them ourselves at once.
+    signal = !*kernel_kills;
   }
-  *err = ncri_error{};
-  // If tasks outlive cgroup.kill (in hybrid mode a task may sit in v1 cgroups but not in
-  // the unified one), fall back to signalling them ourselves after a short grace.
-  int64_t manual_from = kernel_kills ? NowMs() + 100 : 0;
   std::vector<pid_t> pids;
-  for (int delay = 1;; delay = std::min(delay * 2, 20)) {
-    int r = CollectAllPids(spec.procs_dirs, &pids, err);
+  int r = CollectAllPids(spec.procs_dirs, &pids, err);
+  if (r < 0) return r;
+  // Tasks that have exited (zombies included) are no longer listed in cgroup.procs.
+  if (pids.empty()) return 0;
+  if (expired)
+    return ncri_fail(err, EBUSY, "kill", "wait for cgroup tasks to exit",
+                     spec.procs_dirs.empty() ? nullptr : spec.procs_dirs[0].c_str());
+  if (signal) {
+    r = KillRound(spec, err);
     if (r < 0) return r;
-    // Tasks that have exited (zombies included) are no longer listed in cgroup.procs.
-    if (pids.empty()) return 0;
-    if (NowMs() >= deadline) {
-      return ncri_fail(err, EBUSY, "kill", "wait for cgroup tasks to exit",
-                       spec.procs_dirs.empty() ? nullptr : spec.procs_dirs[0].c_str());
-    }
-    if (NowMs() >= manual_from) {
-      r = KillRound(spec, err);
-      if (r < 0) return r;
-    }
-    SleepMs(delay);
   }
+  return (int)pids.size();
 }

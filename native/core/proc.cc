@@ -1,4 +1,3 @@
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -91,57 +90,6 @@ int ncri_send_with_fd(int sock, const void *data, size_t len, int fd, ncri_error
   // A small frame goes in one piece or not at all (EAGAIN); a short write would break the
   // framing, so it is an error too.
   if ((size_t)n != len) return ncri_fail(err, EMSGSIZE, "sendmsg", "send to the keeper", "short write");
-  return 0;
-}
-
-int ncri_set_child_subreaper(bool on, ncri_error *err) {
-  if (prctl(PR_SET_CHILD_SUBREAPER, on ? 1 : 0, 0, 0, 0) < 0)
-    return ncri_fail_errno(err, "prctl", "set child subreaper", nullptr);
-  return 0;
-}
-
-// Which zombies are orphans we may reap. waitpid(-1) would steal the children of libuv
-// (child_process), which then reports exit status 0 for them (libuv treats ECHILD as
-// "someone stole it"). A peek with waitid(P_ALL, WNOWAIT) cannot get past the first zombie
-// when that one is not ours to reap. So we list our zombie children in /proc and reap one
-// by one (waitid(P_PID, WNOHANG) on a pid we just saw as a zombie does not block), skipping:
-//   - `known` pids: the containers we watch by pidfd (their watcher reaps them) and any
-//     child_process pids the daemon tracks;
-//   - zombies in the daemon's own session: child_process children that were not detached.
-// A container process always runs setsid, so its descendants are never in our session. A
-// detached child_process child (its own session) must be listed in `known`.
-int ncri_reap_orphans(const std::vector<pid_t> &known, std::vector<ReapedOrphan> *out, ncri_error *err) {
-  pid_t self = getpid();
-  pid_t sid = getsid(0);
-  DIR *d = opendir("/proc");
-  if (!d) return ncri_fail_errno(err, "opendir", "list processes", "/proc");
-  std::vector<pid_t> zombies;
-  while (struct dirent *e = readdir(d)) {
-    if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
-    std::string path = std::string("/proc/") + e->d_name + "/stat";
-    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    char buf[1024];
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) continue;
-    buf[n] = '\0';
-    char *close_paren = strrchr(buf, ')');
-    if (!close_paren) continue;
-    char state;
-    int ppid, pgrp, session;
-    if (sscanf(close_paren + 2, "%c %d %d %d", &state, &ppid, &pgrp, &session) != 4) continue;
-    if (ppid != self || state != 'Z' || session == sid) continue;
-    pid_t pid = atoi(e->d_name);
-    if (std::find(known.begin(), known.end(), pid) != known.end()) continue;
-    zombies.push_back(pid);
-  }
-  closedir(d);
-  for (pid_t pid : zombies) {
-    siginfo_t si{};
-    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG) == 0 && si.si_pid == pid)
-      out->push_back(ReapedOrphan{pid, si.si_code, si.si_status});
-  }
   return 0;
 }
 

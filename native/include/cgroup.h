@@ -69,8 +69,13 @@ struct ncri_cgroup_kill_spec {
   // pid cannot be recycled in between: "" for none.
   std::string freezer_dir;
   int freezer_version;  // 1: freezer.state FROZEN/THAWED; 2: cgroup.freeze 1/0
-  int timeout_ms;       // give up with EBUSY when tasks remain after this long
 };
 
-// Kills every task in the cgroups and waits until they are gone from cgroup.procs.
-int ncri_cgroup_kill_all(const ncri_cgroup_kill_spec &spec, ncri_error *err);
+// One round of killing every task in the cgroups; never waits (but for a freeze to take,
+// at most 100 ms). The first round writes cgroup.kill (*kernel_kills: did any write work)
+// and signals the tasks itself when none did; a later one signals them when `signal`.
+// Returns how many tasks were still listed in cgroup.procs before the round signalled,
+// or -errno; with tasks left and `expired`, fails with EBUSY instead. The caller waits
+// between rounds (on its event loop, not a thread) until none is left.
+int ncri_cgroup_kill_round(const ncri_cgroup_kill_spec &spec, bool first, bool signal, bool expired,
+                           bool *kernel_kills, ncri_error *err);

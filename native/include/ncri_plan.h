@@ -68,6 +68,7 @@ enum ChildStep : uint32_t {
   kStepConsole,      // open the container's /dev/ptmx, its peer, make it stdio and the ctty
   kStepSendConsole,  // pass the pty master to the parent (SCM_RIGHTS)
   kStepMaskSource,   // clone the runtime's /dev/null (a detached mount) before pivot_root
+  kStepWaitPidHeld,  // the real child of a double clone waits until the parent holds its pidfd
   kStepCount
 };
 
@@ -75,7 +76,8 @@ enum FrameKind : uint32_t {
   kFrameReady = 1,    // setup done, blocked waiting for the start byte
   kFrameError = 2,    // step failed with err; the child _exits right after
   kFrameWarning = 3,  // step degraded (e.g. oom_score_adj clamped); the child goes on
-  kFramePid = 4,      // the intermediate cloned the real child: value = its pid (our pid ns)
+  kFramePid = 4,      // the intermediate cloned the real child: value = its pid (our pid ns),
+                      // its pidfd (CLONE_PIDFD) attached (SCM_RIGHTS); answered by kMsgPidHeld
   kFrameIdMaps = 5,   // made a user namespace: write its id maps, then send kMsgIdMapsWritten
   kFrameTerminal = 6, // carries the pty master (SCM_RIGHTS), opened in the container's devpts
 };
@@ -106,6 +108,7 @@ inline ChildFrame ncri_make_frame(uint32_t kind, uint32_t step, long err, uint64
 
 // Bytes the parent sends to the child.
 constexpr char kMsgIdMapsWritten = 'M';
+constexpr char kMsgPidHeld = 'P';  // to the real child of a double clone: the parent holds your pidfd
 constexpr char kMsgStart = 'S';
 
 struct PlanMount {
@@ -158,7 +161,7 @@ struct PlanNamespace {
 
 enum PlanFlags : uint32_t {
   kPlanWaitIdMaps = 1u << 0,      // creates a user ns (unshare): ask the parent to write the maps
-  kPlanIntermediate = 1u << 1,    // join/unshare, clone the real child with CLONE_PARENT, exit
+  kPlanIntermediate = 1u << 1,    // join/unshare, clone the real child with CLONE_PARENT|CLONE_PIDFD, exit
   kPlanTerminal = 1u << 2,        // open a pty in the container's devpts: stdio, ctty, master to the parent
   kPlanNoNewPrivs = 1u << 3,
   kPlanHasCaps = 1u << 4,
@@ -167,6 +170,9 @@ enum PlanFlags : uint32_t {
   kPlanSetUmask = 1u << 7,
   kPlanRootReadonly = 1u << 8,
   kPlanCloneFallback = 1u << 9,   // tests: use clone(2) as if clone3 were ENOSYS
+  kPlanTestKillIntermediate = 1u << 10,  // tests: the intermediate SIGKILLs itself after its clone
+  kPlanTestPidFrameWrongPid = 1u << 11,  // tests: its PID frame names another pid
+  kPlanTestPidFrameTwoFds = 1u << 12,    // tests: its PID frame carries the pidfd twice
 };
 
 struct ChildPlan {
@@ -264,7 +270,7 @@ int ncri_exec_init_main(void *exec_init_args) __attribute__((visibility("hidden"
 // In nodecri-init, on its own relocated plan. Never return: exec or _exit.
 int ncri_child_main(void *plan) __attribute__((visibility("hidden")));
 // The intermediate of a double clone: joins, unshares, clones the real child (which runs
-// ncri_child_main) with CLONE_PARENT, reports its pid and exits.
+// ncri_child_main) with CLONE_PARENT|CLONE_PIDFD, passes its pidfd to the parent and exits.
 int ncri_intermediate_main(void *plan) __attribute__((visibility("hidden")));
 // clone3 that runs fn(arg) on `args->stack` in the child and exit_group()s with its result.
 // Returns the child pid in the parent or -errno. Touches no libc state (no errno).

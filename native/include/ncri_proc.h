@@ -1,5 +1,5 @@
-// Process-level helpers that need no clone: pidfds, fd flags, the subreaper and orphan
-// reaping, pty size. Plain syscalls, no N-API.
+// Process-level helpers that need no clone: pidfds, fd flags, pty size. Plain syscalls,
+// no N-API.
 #pragma once
 
 #include <sys/types.h>
@@ -17,19 +17,9 @@ int ncri_pidfd_signal(int pidfd, int sig, ncri_error *err);
 // Clears (keep = true) or sets FD_CLOEXEC on each fd: the handoff across a daemon execve.
 int ncri_fd_keep_across_exec(const std::vector<int> &fds, bool keep, ncri_error *err);
 int ncri_fd_dup(int fd, ncri_error *err);
-int ncri_set_child_subreaper(bool on, ncri_error *err);
-// One frame to the keeper (native/keeper/keeper.cc) on a non-blocking unix stream socket,
-// with `fd` (if >= 0) attached by SCM_RIGHTS; the frame goes whole or fails (EAGAIN).
+// One frame to the keeper (native/keeper/keeper.cc) on its non-blocking SOCK_SEQPACKET
+// socket, with `fd` (if >= 0) attached by SCM_RIGHTS; the frame goes whole or fails (EAGAIN).
 int ncri_send_with_fd(int sock, const void *data, size_t len, int fd, ncri_error *err);
-
-struct ReapedOrphan {
-  pid_t pid;
-  int code;    // CLD_EXITED, CLD_KILLED, CLD_DUMPED
-  int status;  // exit code or signal
-};
-// Reaps zombies re-parented to us (we are a subreaper) that are not ours to reap. See the
-// comment in reap.cc for which pids are skipped and why.
-int ncri_reap_orphans(const std::vector<pid_t> &known, std::vector<ReapedOrphan> *out, ncri_error *err);
 
 int ncri_pty_resize(int fd, unsigned cols, unsigned rows, ncri_error *err);
 

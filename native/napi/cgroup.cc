@@ -5,7 +5,8 @@
 //   cgroupCreate([{root, path, inheritFiles}])      -> undefined
 //   cgroupWriteFiles([{dir, file, value, mayFail}]) -> [errno per entry, 0 = written]
 //   cgroupReadFiles([{dir, file}])                  -> [string | null per entry]
-//   cgroupKillAll({killDirs, procsDirs, freezerDir, freezerVersion, timeoutMs}) -> undefined
+//   cgroupKillRound({killDirs, procsDirs, freezerDir, freezerVersion}, first, signal, expired)
+//     -> {remaining, kernelKills} (the wait between rounds is the caller's, on its loop)
 //   cgroupRemove([dir])                             -> undefined
 //   cgroupDeviceFilter(dir, [rule])                 -> undefined (builds, loads, attaches)
 //   cgroupDevicePrograms(dir)                       -> [program id]
@@ -185,16 +186,28 @@ class ReadWorker : public PromiseWorker {
   std::vector<ncri_cgroup_read> reads_;
 };
 
-class KillWorker : public PromiseWorker {
+class KillRoundWorker : public PromiseWorker {
  public:
-  KillWorker(Napi::Env env, ncri_cgroup_kill_spec spec)
-      : PromiseWorker(env, "cgroupKillAll"), spec_(std::move(spec)) {}
+  KillRoundWorker(Napi::Env env, ncri_cgroup_kill_spec spec, bool first, bool signal, bool expired)
+      : PromiseWorker(env, "cgroupKillRound"), spec_(std::move(spec)), first_(first), signal_(signal), expired_(expired) {}
 
  protected:
-  int Run(ncri_error *err) override { return ncri_cgroup_kill_all(spec_, err); }
+  int Run(ncri_error *err) override {
+    remaining_ = ncri_cgroup_kill_round(spec_, first_, signal_, expired_, &kernel_kills_, err);
+    return remaining_ < 0 ? remaining_ : 0;
+  }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("remaining", remaining_);
+    o.Set("kernelKills", kernel_kills_);
+    return o;
+  }
 
  private:
   ncri_cgroup_kill_spec spec_;
+  bool first_, signal_, expired_;
+  bool kernel_kills_ = false;
+  int remaining_ = 0;
 };
 
 class RemoveWorker : public PromiseWorker {
@@ -309,10 +322,10 @@ Napi::Value ReadFiles(const Napi::CallbackInfo &info) {
   return (new ReadWorker(env, std::move(reads)))->Queue();
 }
 
-Napi::Value KillAll(const Napi::CallbackInfo &info) {
+Napi::Value KillRound(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1) throw Napi::TypeError::New(env, "cgroupKillAll needs a spec");
-  Napi::Object o = ObjectAt(env, info[0], "cgroupKillAll spec");
+  if (info.Length() < 4) throw Napi::TypeError::New(env, "cgroupKillRound(spec, first, signal, expired)");
+  Napi::Object o = ObjectAt(env, info[0], "cgroupKillRound spec");
   ncri_cgroup_kill_spec spec;
   spec.kill_dirs = StringArray(env, o.Get("killDirs"), "killDirs");
   spec.procs_dirs = StringArray(env, o.Get("procsDirs"), "procsDirs");
@@ -326,8 +339,9 @@ Napi::Value KillAll(const Napi::CallbackInfo &info) {
       throw Napi::TypeError::New(env, "freezerVersion must be 1 or 2");
     }
   }
-  spec.timeout_ms = IntProp(o, "timeoutMs");
-  return (new KillWorker(env, std::move(spec)))->Queue();
+  return (new KillRoundWorker(env, std::move(spec), info[1].ToBoolean().Value(), info[2].ToBoolean().Value(),
+                              info[3].ToBoolean().Value()))
+      ->Queue();
 }
 
 Napi::Value Remove(const Napi::CallbackInfo &info) {
@@ -371,7 +385,7 @@ void InitCgroup(Napi::Env env, Napi::Object exports) {
   exports.Set("cgroupCreate", Napi::Function::New(env, Create, "cgroupCreate"));
   exports.Set("cgroupWriteFiles", Napi::Function::New(env, WriteFiles, "cgroupWriteFiles"));
   exports.Set("cgroupReadFiles", Napi::Function::New(env, ReadFiles, "cgroupReadFiles"));
-  exports.Set("cgroupKillAll", Napi::Function::New(env, KillAll, "cgroupKillAll"));
+  exports.Set("cgroupKillRound", Napi::Function::New(env, KillRound, "cgroupKillRound"));
   exports.Set("cgroupRemove", Napi::Function::New(env, Remove, "cgroupRemove"));
   exports.Set("cgroupDeviceFilter", Napi::Function::New(env, DeviceFilter, "cgroupDeviceFilter"));
   exports.Set("cgroupDevicePrograms", Napi::Function::New(env, DevicePrograms, "cgroupDevicePrograms"));

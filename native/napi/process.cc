@@ -14,9 +14,14 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <dirent.h>
+#include <fcntl.h>
+
 #include <functional>
 #include <memory>
+#include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "js_error.h"
 #include "ncri_proc.h"
@@ -389,15 +394,235 @@ void WatchUntilEof(Napi::Env env, uint32_t id) {
       true);
 }
 
+// ---------------------------------------------------------------- reaping
+
+// Pidfds a ReapWhenExited is waiting on: their processes are not strays (ReapStrays).
+std::unordered_set<int> g_reaping;
+
+// Reaps our child behind `pidfd` once it has exited (its pidfd is readable then, and
+// waitid(WNOHANG) does not block), closes the pidfd and calls `done`. Nothing waits on a
+// thread meanwhile.
+void ReapWhenExited(Napi::Env env, int pidfd, std::function<void()> done) {
+  g_reaping.insert(pidfd);
+  auto reap = [pidfd, done](FdWatch *w, int status, int) {
+    siginfo_t si{};
+    int rc;
+    while ((rc = waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED | WNOHANG)) < 0 && errno == EINTR) {
+    }
+    if (rc == 0 && si.si_pid == 0 && status >= 0) return;  // spurious readiness: still running
+    // (status < 0 without a reap: a zombie-to-be nobody watches now; the stop of its PID
+    // namespace's init reaps it, ReapStrays)
+    if (w) w->Close();
+    g_reaping.erase(pidfd);
+    close(pidfd);
+    if (done) done();
+  };
+  try {
+    Napi::HandleScope scope(env);  // for the error FdWatch::Start may throw
+    FdWatch::Start(env, pidfd, reap, true);
+  } catch (const Napi::Error &) {
+    // No watcher (ENOMEM): try again shortly from a timer, never a blocking wait here.
+    uv_loop_t *loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    auto *t = new uv_timer_t;
+    auto *retry = new std::function<void()>([env, pidfd, done]() { ReapWhenExited(env, pidfd, done); });
+    uv_timer_init(loop, t);
+    t->data = retry;
+    uv_timer_start(
+        t,
+        [](uv_timer_t *t) {
+          auto *retry = static_cast<std::function<void()> *>(t->data);
+          uv_close(reinterpret_cast<uv_handle_t *>(t), [](uv_handle_t *h) { delete reinterpret_cast<uv_timer_t *>(h); });
+          (*retry)();
+          delete retry;
+        },
+        100, 0);
+  }
+}
+
 // ---------------------------------------------------------------- create / exec
 
+// A spawn between its clone and READY: the sync socket watched on the loop, a timer for
+// the setup timeout. Settled once READY came (a seed then holds the child) or, on failure,
+// once every child of the spawn is reaped (nothing is left when the promise rejects).
+struct PendingSpawn {
+  Napi::Env env;
+  std::unique_ptr<SpawnSetup> setup;
+  std::unique_ptr<Napi::Promise::Deferred> deferred;
+  FdWatch *watch = nullptr;
+  // The intermediate's pidfd (a dup: the setup closes its own once reaped) until its PID
+  // frame: readable = it died; if no PID frame came first, the spawn fails at once.
+  FdWatch *intermediate_watch = nullptr;
+  int intermediate_fd = -1;
+  uv_timer_t *timer = nullptr;
+  ncri_error error{};
+  size_t unreaped = 0;
+  explicit PendingSpawn(Napi::Env e) : env(e) {}
+};
+
+std::unordered_map<uint32_t, std::unique_ptr<PendingSpawn>> g_pending;
+uint32_t g_next_pending = 1;
+
+void StopWatchingIntermediate(PendingSpawn *p) {
+  if (p->intermediate_watch) p->intermediate_watch->Close();  // stops the poll before the close
+  p->intermediate_watch = nullptr;
+  if (p->intermediate_fd >= 0) close(p->intermediate_fd);
+  p->intermediate_fd = -1;
+}
+
+void StopWaiting(PendingSpawn *p) {
+  if (p->watch) p->watch->Close();
+  p->watch = nullptr;
+  StopWatchingIntermediate(p);
+  if (p->timer) {
+    uv_timer_stop(p->timer);
+    uv_close(reinterpret_cast<uv_handle_t *>(p->timer), [](uv_handle_t *h) { delete reinterpret_cast<uv_timer_t *>(h); });
+  }
+  p->timer = nullptr;
+}
+
+void Settle(uint32_t id, const std::function<void(Napi::Env, Napi::Promise::Deferred &)> &how) {
+  auto it = g_pending.find(id);
+  if (it == g_pending.end()) return;
+  std::unique_ptr<PendingSpawn> owned = std::move(it->second);
+  g_pending.erase(it);
+  Napi::Env env = owned->env;
+  try {
+    Napi::HandleScope scope(env);
+    Napi::AsyncContext ctx(env, "ncri.process.create");
+    Napi::CallbackScope cscope(env, ctx);
+    how(env, *owned->deferred);
+  } catch (const Napi::Error &) {
+    // The env is going away: nobody is left to settle for.
+  }
+}
+
+void SpawnFailed(uint32_t id) {
+  PendingSpawn *p = g_pending.at(id).get();
+  StopWaiting(p);  // before Abort closes the sync socket
+  std::vector<int> left = p->setup->Abort();
+  p->setup.reset();
+  p->unreaped = left.size();
+  auto settle = [id]() {
+    auto it = g_pending.find(id);
+    if (it == g_pending.end()) return;
+    ncri_error e = it->second->error;
+    Settle(id, [e](Napi::Env env, Napi::Promise::Deferred &d) { d.Reject(MakeSyscallError(env, e).Value()); });
+  };
+  if (left.empty()) return settle();
+  for (int fd : left)
+    ReapWhenExited(p->env, fd, [id, settle]() {
+      auto it = g_pending.find(id);
+      if (it != g_pending.end() && --it->second->unreaped == 0) settle();
+    });
+}
+
+void SpawnReady(uint32_t id) {
+  PendingSpawn *p = g_pending.at(id).get();
+  StopWaiting(p);
+  int intermediate = p->setup->TakeIntermediate();
+  if (intermediate >= 0) ReapWhenExited(p->env, intermediate, nullptr);
+  SpawnResult res;
+  p->setup->Finish(&res);
+  p->setup.reset();
+  uint32_t seed_id = g_next_seed++;
+  auto seed = std::make_unique<Seed>();
+  seed->sync_fd = res.sync_fd;
+  seed->memory = std::move(res.memory);
+  g_seeds.emplace(seed_id, std::move(seed));
+  Settle(id, [&res, seed_id](Napi::Env env, Napi::Promise::Deferred &d) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("pid", res.pid);
+    o.Set("pidfd", res.pidfd);
+    o.Set("seed", seed_id);
+    auto fdOrNull = [&](int fd) -> Napi::Value { return fd >= 0 ? Napi::Number::New(env, fd) : env.Null(); };
+    o.Set("stdin", fdOrNull(res.stdio[0]));
+    o.Set("stdout", fdOrNull(res.stdio[1]));
+    o.Set("stderr", fdOrNull(res.stdio[2]));
+    o.Set("terminal", fdOrNull(res.terminal));
+    Napi::Array w = Napi::Array::New(env, res.warnings.size());
+    for (size_t i = 0; i < res.warnings.size(); i++) w.Set((uint32_t)i, res.warnings[i]);
+    o.Set("warnings", w);
+    d.Resolve(o);
+  });
+}
+
+// Drives a cloned child to READY from the loop.
+void WatchSetup(Napi::Env env, std::unique_ptr<SpawnSetup> setup, Napi::Promise::Deferred deferred) {
+  uint32_t id = g_next_pending++;
+  auto owned = std::make_unique<PendingSpawn>(env);
+  PendingSpawn *p = owned.get();
+  p->setup = std::move(setup);
+  p->deferred = std::make_unique<Napi::Promise::Deferred>(deferred);
+  g_pending.emplace(id, std::move(owned));
+  auto step = [](uint32_t id) {
+    auto it = g_pending.find(id);
+    if (it == g_pending.end() || !it->second->setup) return;
+    PendingSpawn *p = it->second.get();
+    int rc = p->setup->Step(&p->error);
+    if (rc > 0) return SpawnReady(id);
+    if (rc < 0) return SpawnFailed(id);
+    if (!p->setup->awaiting_pid()) StopWatchingIntermediate(p);
+  };
+  try {
+    p->watch = FdWatch::Start(env, p->setup->sync_fd(), [id, step](FdWatch *, int, int) { step(id); }, true);
+    if (p->setup->awaiting_pid()) {
+      p->intermediate_fd = fcntl(p->setup->pidfd(), F_DUPFD_CLOEXEC, 3);
+      if (p->intermediate_fd < 0) throw Napi::Error::New(env, "dup");
+      p->intermediate_watch = FdWatch::Start(
+          env, p->intermediate_fd,
+          [id, step](FdWatch *, int, int) {
+            // The intermediate has exited. Its PID frame, if it sent one, is queued on the
+            // sync socket already (sent before its exit): read it first.
+            step(id);
+            auto it = g_pending.find(id);
+            if (it == g_pending.end() || !it->second->setup) return;
+            PendingSpawn *p = it->second.get();
+            StopWatchingIntermediate(p);
+            if (!p->setup->awaiting_pid()) return;
+            siginfo_t si{};
+            waitid((idtype_t)P_PIDFD, (id_t)p->setup->pidfd(), &si, WEXITED | WNOWAIT | WNOHANG);
+            char what[64];
+            if (si.si_pid == 0) snprintf(what, sizeof what, "before its pid frame");
+            else snprintf(what, sizeof what, si.si_code == CLD_EXITED ? "exit status %d" : "signal %d", si.si_status);
+            ncri_fail(&p->error, ECHILD, "waitid", "exec intermediate died before passing the process", what);
+            SpawnFailed(id);
+          },
+          true);
+    }
+  } catch (const Napi::Error &) {
+    p->error = ncri_error{};
+    ncri_fail(&p->error, ENOMEM, "epoll_ctl", "watch container setup", nullptr);
+    SpawnFailed(id);
+    return;
+  }
+  uv_loop_t *loop = nullptr;
+  napi_get_uv_event_loop(env, &loop);
+  p->timer = new uv_timer_t;
+  uv_timer_init(loop, p->timer);
+  p->timer->data = reinterpret_cast<void *>((uintptr_t)id);
+  uv_timer_start(
+      p->timer,
+      [](uv_timer_t *t) {
+        uint32_t id = (uint32_t)reinterpret_cast<uintptr_t>(t->data);
+        auto it = g_pending.find(id);
+        if (it == g_pending.end() || !it->second->setup) return;
+        ncri_fail(&it->second->error, ETIMEDOUT, "poll", "wait for container setup", nullptr);
+        SpawnFailed(id);
+      },
+      kSpawnSetupTimeoutMs, 0);
+  uv_unref(reinterpret_cast<uv_handle_t *>(p->timer));  // the sync socket's watch holds the loop
+}
+
+// The clone on a pool thread (it blocks until the child has exec'd nodecri-init, which
+// CLONE_VFORK waits for); everything after it is on the loop (WatchSetup).
 class SpawnWorker : public Napi::AsyncWorker {
  public:
   SpawnWorker(Napi::Env env, SpawnRequest &&req)
       : Napi::AsyncWorker(env, "ncri.process.create"), deferred_(Napi::Promise::Deferred::New(env)), req_(std::move(req)) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
 
-  void Execute() override { rc_ = ncri_spawn(std::move(req_), &res_, &err_); }
+  void Execute() override { rc_ = ncri_spawn_begin(std::move(req_), &setup_, &err_); }
 
   void OnOK() override {
     Napi::Env env = Env();
@@ -406,30 +631,13 @@ class SpawnWorker : public Napi::AsyncWorker {
       deferred_.Reject(MakeSyscallError(env, err_).Value());
       return;
     }
-    uint32_t id = g_next_seed++;
-    auto seed = std::make_unique<Seed>();
-    seed->sync_fd = res_.sync_fd;
-    seed->memory = std::move(res_.memory);
-    g_seeds.emplace(id, std::move(seed));
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("pid", res_.pid);
-    o.Set("pidfd", res_.pidfd);
-    o.Set("seed", id);
-    auto fdOrNull = [&](int fd) -> Napi::Value { return fd >= 0 ? Napi::Number::New(env, fd) : env.Null(); };
-    o.Set("stdin", fdOrNull(res_.stdio[0]));
-    o.Set("stdout", fdOrNull(res_.stdio[1]));
-    o.Set("stderr", fdOrNull(res_.stdio[2]));
-    o.Set("terminal", fdOrNull(res_.terminal));
-    Napi::Array w = Napi::Array::New(env, res_.warnings.size());
-    for (size_t i = 0; i < res_.warnings.size(); i++) w.Set((uint32_t)i, res_.warnings[i]);
-    o.Set("warnings", w);
-    deferred_.Resolve(o);
+    WatchSetup(env, std::move(setup_), deferred_);
   }
 
  private:
   Napi::Promise::Deferred deferred_;
   SpawnRequest req_;
-  SpawnResult res_;
+  std::unique_ptr<SpawnSetup> setup_;
   ncri_error err_{};
   int rc_ = 0;
 };
@@ -555,6 +763,82 @@ Napi::Value ProcessRefExit(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+// ---------------------------------------------------------------- strays
+
+std::string ReadLinkText(const std::string &path) {
+  char buf[128];
+  ssize_t n = readlink(path.c_str(), buf, sizeof buf - 1);
+  if (n <= 0) return "";
+  return std::string(buf, (size_t)n);
+}
+
+// Pids of our children that something here watches or will reap: never strays.
+std::unordered_set<pid_t> WatchedPids() {
+  std::unordered_set<pid_t> out;
+  auto add = [&out](int pidfd) {
+    ncri_error ignored{};
+    if (pidfd < 0) return;
+    int pid = ncri_pidfd_pid(pidfd, &ignored);
+    if (pid > 0) out.insert(pid);
+  };
+  for (auto &w : g_exit_watches) add(w.second->pidfd);
+  for (int fd : g_reaping) add(fd);
+  for (auto &p : g_pending)
+    if (p.second->setup) add(p.second->setup->pidfd());
+  return out;
+}
+
+// reapStrays(pidfd): reaps each zombie child of ours that nothing watches and that is in
+// the PID namespace of the process behind `pidfd` (when that is not ours), returning how
+// many. Such a stray (an exec child whose intermediate died before passing it, one whose
+// pidfd was rejected or lost across a re-exec) holds that namespace's init from finishing
+// its exit: the kernel waits until every process of the namespace is reaped. Safe against
+// reuse: an unreaped zombie's pid cannot be reused, only we reap our children, and our
+// other children (child_process) never live in a container's PID namespace.
+Napi::Value ProcessReapStrays(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "reapStrays(pidfd)");
+  ncri_error e{};
+  int target = ncri_pidfd_pid(info[0].As<Napi::Number>().Int32Value(), &e);
+  if (target <= 0) return Napi::Number::New(env, 0);
+  std::string ns = ReadLinkText("/proc/" + std::to_string(target) + "/ns/pid");
+  if (ns.empty() || ns == ReadLinkText("/proc/self/ns/pid")) return Napi::Number::New(env, 0);
+  std::unordered_set<pid_t> watched = WatchedPids();
+  int reaped = 0;
+  DIR *tasks = opendir("/proc/self/task");
+  if (!tasks) return Napi::Number::New(env, 0);
+  std::vector<pid_t> children;
+  while (struct dirent *d = readdir(tasks)) {
+    if (d->d_name[0] < '0' || d->d_name[0] > '9') continue;
+    std::string path = std::string("/proc/self/task/") + d->d_name + "/children";
+    FILE *f = fopen(path.c_str(), "re");
+    if (!f) continue;
+    int pid;
+    while (fscanf(f, "%d", &pid) == 1) children.push_back(pid);
+    fclose(f);
+  }
+  closedir(tasks);
+  for (pid_t pid : children) {
+    if (watched.count(pid)) continue;
+    std::string base = "/proc/" + std::to_string(pid);
+    FILE *f = fopen((base + "/stat").c_str(), "re");
+    if (!f) continue;
+    char stat[512];
+    size_t n = fread(stat, 1, sizeof stat - 1, f);
+    fclose(f);
+    stat[n] = 0;
+    const char *close_paren = strrchr(stat, ')');
+    if (!close_paren || close_paren[1] != ' ' || close_paren[2] != 'Z') continue;
+    if (ReadLinkText(base + "/ns/pid") != ns) continue;
+    siginfo_t si{};
+    int rc;
+    while ((rc = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG)) < 0 && errno == EINTR) {
+    }
+    if (rc == 0 && si.si_pid == pid) reaped++;
+  }
+  return Napi::Number::New(env, reaped);
+}
+
 // ---------------------------------------------------------------- small syscalls
 
 int Check(Napi::Env env, int rc, const ncri_error &e) {
@@ -590,12 +874,6 @@ Napi::Value FdKeepAcrossExec(const Napi::CallbackInfo &info) {
 Napi::Value FdDup(const Napi::CallbackInfo &info) {
   ncri_error e{};
   return Napi::Number::New(info.Env(), Check(info.Env(), ncri_fd_dup(info[0].As<Napi::Number>().Int32Value(), &e), e));
-}
-
-Napi::Value SetChildSubreaper(const Napi::CallbackInfo &info) {
-  ncri_error e{};
-  Check(info.Env(), ncri_set_child_subreaper(info[0].ToBoolean().Value(), &e), e);
-  return info.Env().Undefined();
 }
 
 // keeperSend(sock, frame: Buffer, fd: number | -1): synchronous (MSG_DONTWAIT).
@@ -709,58 +987,16 @@ Napi::Value PtyResize(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
-class ReapWorker : public Napi::AsyncWorker {
- public:
-  ReapWorker(Napi::Env env, std::vector<pid_t> known)
-      : Napi::AsyncWorker(env, "ncri.process.reap"), deferred_(Napi::Promise::Deferred::New(env)), known_(std::move(known)) {}
-  Napi::Promise Promise() { return deferred_.Promise(); }
-  void Execute() override { rc_ = ncri_reap_orphans(known_, &reaped_, &err_); }
-  void OnOK() override {
-    Napi::Env env = Env();
-    Napi::HandleScope scope(env);
-    if (rc_ < 0) {
-      deferred_.Reject(MakeSyscallError(env, err_).Value());
-      return;
-    }
-    Napi::Array a = Napi::Array::New(env, reaped_.size());
-    for (size_t i = 0; i < reaped_.size(); i++) {
-      siginfo_t si{};
-      si.si_code = reaped_[i].code;
-      si.si_status = reaped_[i].status;
-      Napi::Object o = ExitObject(env, si, true).As<Napi::Object>();
-      o.Set("pid", reaped_[i].pid);
-      a.Set((uint32_t)i, o);
-    }
-    deferred_.Resolve(a);
-  }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  std::vector<pid_t> known_;
-  std::vector<ReapedOrphan> reaped_;
-  ncri_error err_{};
-  int rc_ = 0;
-};
-
-Napi::Value ReapOrphans(const Napi::CallbackInfo &info) {
-  Napi::Array a = info[0].As<Napi::Array>();
-  std::vector<pid_t> known;
-  for (uint32_t i = 0; i < a.Length(); i++) known.push_back(a.Get(i).As<Napi::Number>().Int32Value());
-  for (const auto &w : g_exit_watches) {
-    ncri_error e{};
-    int pid = ncri_pidfd_pid(w.second->pidfd, &e);
-    if (pid > 0) known.push_back(pid);
-  }
-  auto *w = new ReapWorker(info.Env(), std::move(known));
-  Napi::Promise p = w->Promise();
-  w->Queue();
-  return p;
-}
-
 // At env teardown: release every created-but-not-started child (it sees EOF and exits)
 // and stop the watchers. Seeds are not freed: their watchers close asynchronously, and
 // the process is going away.
 void Cleanup(void *) {
+  for (auto &p : g_pending) {
+    StopWaiting(p.second.get());
+    if (p.second->setup) p.second->setup->Abort();  // SIGKILLed; the process is going away
+    p.second.release();
+  }
+  g_pending.clear();
   for (auto &s : g_seeds) {
     shutdown(s.second->sync_fd, SHUT_WR);
     if (s.second->watch) s.second->watch->Close();
@@ -789,12 +1025,11 @@ void InitProcess(Napi::Env env, Napi::Object exports) {
   exports.Set("processWatchExit", Napi::Function::New(env, ProcessWatchExit, "processWatchExit"));
   exports.Set("processUnwatchExit", Napi::Function::New(env, ProcessUnwatchExit, "processUnwatchExit"));
   exports.Set("processRefExit", Napi::Function::New(env, ProcessRefExit, "processRefExit"));
+  exports.Set("processReapStrays", Napi::Function::New(env, ProcessReapStrays, "processReapStrays"));
   exports.Set("processPidfdOpen", Napi::Function::New(env, PidfdOpen, "processPidfdOpen"));
   exports.Set("processPidfdPid", Napi::Function::New(env, PidfdPid, "processPidfdPid"));
   exports.Set("processKeepAcrossExec", Napi::Function::New(env, FdKeepAcrossExec, "processKeepAcrossExec"));
   exports.Set("processDupFd", Napi::Function::New(env, FdDup, "processDupFd"));
-  exports.Set("processSetChildSubreaper", Napi::Function::New(env, SetChildSubreaper, "processSetChildSubreaper"));
-  exports.Set("processReapOrphans", Napi::Function::New(env, ReapOrphans, "processReapOrphans"));
   exports.Set("keeperSend", Napi::Function::New(env, KeeperSend, "keeperSend"));
   exports.Set("keeperWatch", Napi::Function::New(env, KeeperWatchStart, "keeperWatch"));
   exports.Set("keeperWatchWritable", Napi::Function::New(env, KeeperWatchWritable, "keeperWatchWritable"));

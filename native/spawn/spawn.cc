@@ -1,11 +1,12 @@
 // Parent side of the container clone.
 //
-// Where the clone runs: on a libuv pool thread (the N-API layer calls ncri_spawn from an
-// AsyncWorker), because creating namespaces (a network namespace especially) and waiting
-// for the child's setup can take milliseconds, which must not stall the event loop when
-// many containers start at once (style Rule 7). The thread blocks all signals around the
-// clone so that the child is born with every signal blocked and no parent handler can run
-// in it before it resets dispositions; the thread's mask is restored right after.
+// Where the clone runs: on a libuv pool thread (the N-API layer calls ncri_spawn_begin from
+// an AsyncWorker), because creating namespaces (a network namespace especially) can take
+// milliseconds, which must not stall the event loop when many containers start at once.
+// The thread blocks all signals around the clone so that the child is born with every
+// signal blocked and no parent handler can run in it before it resets dispositions; the
+// thread's mask is restored right after. The wait for READY holds no thread: SpawnSetup is
+// driven from the event loop, one non-blocking Step per readable sync socket (Rule 7).
 //
 // How: clone3 with CLONE_PIDFD|CLONE_VM|CLONE_VFORK and the new namespaces as clone flags,
 // as posix_spawn does: sharing the mm avoids copying the page tables of a large Node heap.
@@ -18,14 +19,14 @@
 //
 // Joining a PID namespace only affects children, so in that case (exec sessions, shared
 // pod PID namespaces) the init is an intermediate that joins and unshares, clones the real
-// child (a fork of the small init, never of us) with CLONE_PARENT so that it is our child,
-// watched by its own pidfd, reports its pid and exits; the real child speaks only after
-// that report (see ncri_intermediate_main), so the frames on the sync socket are ordered.
+// child (a fork of the small init, never of us) with CLONE_PARENT|CLONE_PIDFD so that it
+// is our child, passes us the clone's pidfd with its PID frame and exits; the real child
+// waits until we say we hold that pidfd (kMsgPidHeld), so the frames on the sync socket are
+// ordered and no step of the child runs before we can kill and reap it.
 #include "spawn.h"
 
 #include <dlfcn.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -63,7 +64,6 @@ constexpr unsigned kMfdExec = 0x0010U;  // MFD_EXEC, Linux 6.3
 constexpr int kSealExec = 0x0020;       // F_SEAL_EXEC, Linux 6.3
 constexpr size_t kStage0StackSize = 64 * 1024;  // lazily committed: stage 0 touches one page
 constexpr size_t kGuard = 4096;
-constexpr int kSetupTimeoutMs = 60000;
 
 // Same layout as the kernel's struct clone_args (linux/sched.h clashes with <sched.h>).
 struct CloneArgs {
@@ -125,6 +125,7 @@ const StepInfo kSteps[kStepCount] = {
     {"open", "open the container's pty"},
     {"sendmsg", "pass the pty master"},
     {"open_tree", "clone the runtime's /dev/null for masks"},
+    {"recvfrom", "wait for the runtime to hold the process's pidfd"},
 };
 
 // Owns fds until released; closes what is left on scope exit.
@@ -233,15 +234,6 @@ int CapLastCap() {
   return v;
 }
 
-// Kill and reap a child that failed or that we gave up on. SIGKILL makes the wait short.
-void KillAndReap(int pidfd) {
-  if (pidfd < 0) return;
-  PidfdSendSignal(pidfd, SIGKILL);
-  siginfo_t si;
-  while (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED) < 0 && errno == EINTR) {
-  }
-}
-
 // "/dev/pts/" → "dev/pts"; "/" → "." (relative to the rootfs, for openat2).
 std::string RelPath(const std::string &dest) {
   size_t i = 0;
@@ -332,7 +324,7 @@ void ncri_frame_error(const ChildFrame &f, const SpawnMemory *mem, ncri_error *e
   ncri_fail(err, f.err > 0 ? f.err : EPROTO, s.syscall, s.what, path);
 }
 
-int ncri_spawn(SpawnRequest &&request, SpawnResult *out, ncri_error *err) {
+int ncri_spawn_begin(SpawnRequest &&request, std::unique_ptr<SpawnSetup> *out, ncri_error *err) {
   auto mem = std::make_unique<SpawnMemory>();
   SpawnRequest r = std::move(request);
   PlanBlock &b = mem->block;
@@ -366,7 +358,6 @@ int ncri_spawn(SpawnRequest &&request, SpawnResult *out, ncri_error *err) {
   // stdio, and the runtime's own /dev/null for masks (the container's /dev/null may be
   // anything by then): the child turns this fd into a detached clone of its mount.
   int parent_stdio[3] = {-1, -1, -1};
-  int terminal = -1;
   p.devnull_fd = -1;
   if (!r.rootfs.empty()) {
     p.devnull_fd = child_fds.add(open("/dev/null", O_PATH | O_CLOEXEC));
@@ -586,6 +577,17 @@ int ncri_spawn(SpawnRequest &&request, SpawnResult *out, ncri_error *err) {
   // NODECRI_TEST_CLONE_FALLBACK=1 (read once) exercises the clone(2) paths in tests.
   static const bool force_fallback = getenv("NODECRI_TEST_CLONE_FALLBACK") != nullptr;
   if (force_fallback) p.flags |= kPlanCloneFallback;
+  // NODECRI_TEST_KILL_INTERMEDIATE=1 (read once): the intermediate dies between its clone
+  // and its PID frame in exec sessions, as a kill of the container's cgroup or the OOM
+  // killer may have it.
+  // NODECRI_TEST_PID_FRAME=wrong-pid|two-fds: its PID frame is one the parent must reject.
+  static const bool kill_intermediate = getenv("NODECRI_TEST_KILL_INTERMEDIATE") != nullptr;
+  static const std::string bad_pid_frame = getenv("NODECRI_TEST_PID_FRAME") ? getenv("NODECRI_TEST_PID_FRAME") : "";
+  if (intermediate && r.target_pid != 0) {
+    if (kill_intermediate) p.flags |= kPlanTestKillIntermediate;
+    if (bad_pid_frame == "wrong-pid") p.flags |= kPlanTestPidFrameWrongPid;
+    if (bad_pid_frame == "two-fds") p.flags |= kPlanTestPidFrameTwoFds;
+  }
 
   // The fds the child needs; it closes everything else on entry.
   std::vector<int32_t> keep_fds(child_fds.fds().begin(), child_fds.fds().end());
@@ -611,7 +613,10 @@ int ncri_spawn(SpawnRequest &&request, SpawnResult *out, ncri_error *err) {
   const char *init_envp[] = {nullptr};
   ExecInitArgs stage0{init_fd, sv[1], exec_keep.data(), (int32_t)exec_keep.size(), init_argv, init_envp};
 
-  // Stage 0's stack: only until it has exec'd, which CLONE_VFORK waits for.
+  // Stage 0 runs in our memory (CLONE_VM) and reads what this frame holds: stage0, its
+  // argv, exec_keep, the stack. Each lives in this scope, and the clone returns only once
+  // stage 0 has exec'd or died (CLONE_VFORK), on every path: nothing it may read is freed
+  // under it. The init then reads only its own copy of the plan (the memfd).
   struct Stack {
     void *base = nullptr;
     ~Stack() {
@@ -641,33 +646,115 @@ int ncri_spawn(SpawnRequest &&request, SpawnResult *out, ncri_error *err) {
   if (pid < 0) return ncri_fail(err, (int)-pid, "clone3", "clone container process", nullptr);
 
   child_fds.close_all();
-  int sync = sv[0];
-  bool awaiting_pid = intermediate;  // the intermediate's PID frame comes before any other
-  pid_t inner_pid = -1;              // the real child, once reported (our child: CLONE_PARENT)
-  auto fail = [&](int rc) {
-    if (pidfd >= 0) {
-      KillAndReap(pidfd);
-      close(pidfd);
-    } else if (inner_pid > 0) {
-      // Ours and not reaped, so the pid cannot have been reused.
-      kill(inner_pid, SIGKILL);
-      while (waitpid(inner_pid, nullptr, __WALL) < 0 && errno == EINTR) {
-      }
-    }
-    return rc;
-  };
+  std::unique_ptr<SpawnSetup> s(new SpawnSetup());
+  s->pid_ = (pid_t)pid;
+  s->pidfd_ = pidfd;
+  s->awaiting_pid_ = intermediate;
+  s->wants_terminal_ = r.terminal;
+  s->sync_ = parent_fds.release(sv[0]);
+  for (int i = 0; i < 3; i++) s->stdio_[i] = parent_stdio[i] >= 0 ? parent_fds.release(parent_stdio[i]) : -1;
+  if (r.new_namespaces & CLONE_NEWUSER) {
+    s->uid_map_ = MapText(r.uid_mappings);
+    s->gid_map_ = MapText(r.gid_mappings);
+  }
+  s->memory_ = std::move(mem);
+  *out = std::move(s);
+  return 0;
+}
 
+SpawnSetup::~SpawnSetup() {
+  for (int fd : {pidfd_, intermediate_pidfd_, sync_, stdio_[0], stdio_[1], stdio_[2], terminal_})
+    if (fd >= 0) close(fd);
+  for (int fd : rejected_pidfds_) close(fd);
+}
+
+namespace {
+// The pid a pidfd refers to (its fdinfo's Pid: line): > 0, -1 once reaped, or 0 when the
+// fd is not a pidfd at all.
+int PidfdPid(int fd) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+  FILE *f = fopen(path, "re");
+  if (!f) return 0;
+  char line[256];
+  int pid = 0;
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "Pid:", 4) == 0) {
+      pid = atoi(line + 4);
+      if (pid == 0) pid = -1;
+      break;
+    }
+  }
+  fclose(f);
+  return pid;
+}
+}  // namespace
+
+void SpawnSetup::Reject(int fd) {
+  if (fd < 0) return;
+  if (PidfdPid(fd) != 0) rejected_pidfds_.push_back(fd);
+  else close(fd);
+}
+
+void SpawnSetup::TryReapIntermediate() {
+  if (intermediate_pidfd_ < 0) return;
+  siginfo_t si{};
+  int rc;
+  while ((rc = waitid((idtype_t)P_PIDFD, (id_t)intermediate_pidfd_, &si, WEXITED | WNOHANG)) < 0 && errno == EINTR) {
+  }
+  if (rc == 0 && si.si_pid == 0) return;  // still exiting
+  close(intermediate_pidfd_);
+  intermediate_pidfd_ = -1;
+}
+
+int SpawnSetup::TakeIntermediate() {
+  TryReapIntermediate();
+  int fd = intermediate_pidfd_;
+  intermediate_pidfd_ = -1;
+  return fd;
+}
+
+std::vector<int> SpawnSetup::Abort() {
+  std::vector<int> left;
+  for (int *fd : {&pidfd_, &intermediate_pidfd_}) {
+    if (*fd < 0) continue;
+    PidfdSendSignal(*fd, SIGKILL);
+    left.push_back(*fd);
+    *fd = -1;
+  }
+  for (int fd : rejected_pidfds_) {
+    PidfdSendSignal(fd, SIGKILL);
+    left.push_back(fd);
+  }
+  rejected_pidfds_.clear();
+  // The sync socket goes now: a child still waiting for a byte sees EOF and exits.
+  if (sync_ >= 0) close(sync_);
+  sync_ = -1;
+  return left;
+}
+
+void SpawnSetup::Finish(SpawnResult *out) {
+  out->pid = pid_;
+  out->pidfd = pidfd_;
+  out->sync_fd = sync_;
+  for (int i = 0; i < 3; i++) out->stdio[i] = stdio_[i], stdio_[i] = -1;
+  out->terminal = terminal_;
+  out->warnings = std::move(warnings_);
+  out->memory = std::move(memory_);
+  pidfd_ = sync_ = terminal_ = -1;
+}
+
+int SpawnSetup::Step(ncri_error *err) {
   for (;;) {
-    struct pollfd pfd = {sync, POLLIN, 0};
-    int n = poll(&pfd, 1, kSetupTimeoutMs);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail(ncri_fail_errno(err, "poll", "wait for container setup", nullptr));
-    if (n == 0) return fail(ncri_fail(err, ETIMEDOUT, "poll", "wait for container setup", nullptr));
+    TryReapIntermediate();
     ChildFrame f;
-    // A frame may carry one fd (the pty master): receive it close-on-exec.
+    // A frame carries at most one fd (the pty master, a pidfd): receive it close-on-exec.
+    // Room for more, so that extra fds are seen (and rejected) rather than cut off: the
+    // kernel packs two ints into CMSG_SPACE(sizeof(int)) on 64-bit.
+    constexpr size_t kMaxFds = 8;
     union {
       struct cmsghdr h;
-      char buf[CMSG_SPACE(sizeof(int))];
+      char buf[CMSG_SPACE(sizeof(int) * kMaxFds)];
     } control;
     struct iovec iov = {&f, sizeof f};
     struct msghdr msg{};
@@ -675,88 +762,117 @@ int ncri_spawn(SpawnRequest &&request, SpawnResult *out, ncri_error *err) {
     msg.msg_iovlen = 1;
     msg.msg_control = control.buf;
     msg.msg_controllen = sizeof control.buf;
-    ssize_t got = recvmsg(sync, &msg, MSG_CMSG_CLOEXEC);
+    ssize_t got = recvmsg(sync_, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
     if (got < 0 && errno == EINTR) continue;
-    int passed = -1;
-    if (got > 0) {
-      struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-      if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
-        memcpy(&passed, CMSG_DATA(c), sizeof passed);
-      if (passed >= 0) parent_fds.add(passed);  // closed unless it becomes the terminal
-      if (msg.msg_flags & MSG_CTRUNC)
-        return fail(ncri_fail(err, EPROTO, "recvmsg", "wait for container setup", "unexpected fds from the child"));
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+    if (got < 0) return ncri_fail_errno(err, "recv", "wait for container setup", nullptr);
+    // Every fd of every SCM_RIGHTS header: none may leak, whatever the child sent.
+    int fds[kMaxFds * 2];
+    size_t n_fds = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0)) continue;
+      size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < n && n_fds < sizeof fds / sizeof fds[0]; i++)
+        memcpy(&fds[n_fds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
     }
-    if (got < 0) return fail(ncri_fail_errno(err, "recv", "wait for container setup", nullptr));
+    const char *bad = nullptr;
+    if (msg.msg_flags & MSG_CTRUNC) bad = "more fds from the child than a frame carries";
+    else if (msg.msg_flags & MSG_TRUNC) bad = "a frame longer than a ChildFrame";
+    else if (n_fds > 1) bad = "more than one fd with a frame";
+    else if (got != 0 && got != (ssize_t)sizeof f) bad = "a short frame";
+    if (bad) {
+      for (size_t i = 0; i < n_fds; i++) Reject(fds[i]);
+      return ncri_fail(err, EPROTO, "recvmsg", "wait for container setup", bad);
+    }
+    int passed = n_fds == 1 ? fds[0] : -1;
     if (got == 0) {
-      // The child died without a word (a signal, or a crash): report how.
+      Reject(passed);
+      // Every holder of the child end is gone: the child died without a word (a signal, a
+      // crash). Say how if it is a zombie already (EOF comes as its fds close, a moment
+      // before it is one): never wait here.
       siginfo_t si{};
-      waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED | WNOWAIT);
+      waitid((idtype_t)P_PIDFD, (id_t)pidfd_, &si, WEXITED | WNOWAIT | WNOHANG);
       char what[64];
-      snprintf(what, sizeof what, si.si_code == CLD_EXITED ? "exit status %d" : "signal %d", si.si_status);
-      return fail(ncri_fail(err, ECHILD, "recv", "child died during container setup", what));
+      if (si.si_pid == 0) snprintf(what, sizeof what, "before reporting");
+      else snprintf(what, sizeof what, si.si_code == CLD_EXITED ? "exit status %d" : "signal %d", si.si_status);
+      return ncri_fail(err, ECHILD, "recv", "child died during container setup", what);
     }
-    if (got != (ssize_t)sizeof f) return fail(ncri_fail(err, EPROTO, "recv", "wait for container setup", nullptr));
-    if (awaiting_pid && (f.kind == kFrameReady || f.kind == kFrameWarning))
-      return fail(ncri_fail(err, EPROTO, "recv", "wait for container setup", "a frame before the intermediate's pid"));
-    if (f.kind == kFrameReady) break;
-    if (f.kind == kFrameIdMaps) {
-      // The init (or intermediate: still `pid`) has made its user namespace.
-      std::string base = "/proc/" + std::to_string(pid);
-      if (WriteWhole(base + "/uid_map", MapText(r.uid_mappings), err, "write uid mappings") < 0 ||
-          WriteWhole(base + "/gid_map", MapText(r.gid_mappings), err, "write gid mappings") < 0)
-        return fail(-err->err);
-      char c = kMsgIdMapsWritten;
-      if (send(sync, &c, 1, MSG_NOSIGNAL) != 1)
-        return fail(ncri_fail_errno(err, "send", "release child after id mappings", nullptr));
-      continue;
-    }
-    if (f.kind == kFrameError) {
-      ncri_frame_error(f, mem.get(), err);
-      return fail(-err->err);
-    }
-    if (f.kind == kFrameWarning) {
-      ncri_error w{};
-      ncri_frame_error(f, mem.get(), &w);
-      std::string text = std::string(w.step) + " " + w.path + ": " + strerrorname_np(w.err) + ", clamped to 0";
-      out->warnings.push_back(text);
-      continue;
-    }
-    if (f.kind == kFrameTerminal) {
-      if (!r.terminal || terminal >= 0 || passed < 0)
-        return fail(ncri_fail(err, EPROTO, "recvmsg", "receive the container's pty", nullptr));
-      terminal = passed;
-      continue;
-    }
-    if (passed >= 0) parent_fds.release(passed), close(passed);  // an fd on any other frame
-    if (f.kind == kFramePid) {
-      // The intermediate is done: the real child is our child too (CLONE_PARENT).
-      if (!awaiting_pid || f.value <= 0)
-        return fail(ncri_fail(err, EPROTO, "recv", "wait for container setup", "an unexpected pid frame"));
-      awaiting_pid = false;
-      inner_pid = (pid_t)f.value;
-      int inner = (int)syscall(SYS_pidfd_open, inner_pid, 0);
-      int saved = errno;
-      siginfo_t si{};
-      while (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED) < 0 && errno == EINTR) {
-      }
-      close(pidfd);
-      pidfd = inner;
-      pid = inner_pid;
-      if (inner < 0) return fail(ncri_fail(err, saved, "pidfd_open", "watch container process", nullptr));
-      if (si.si_code != CLD_EXITED || si.si_status != 0)
-        return fail(ncri_fail(err, ECHILD, "waitid", "intermediate process exit", "not a clean exit"));
-      continue;
-    }
+    int rc = HandleFrame(f, passed, err);
+    if (rc != 0) return rc;
   }
+}
 
-  if (r.terminal && terminal < 0) return fail(ncri_fail(err, EPROTO, "recvmsg", "receive the container's pty", "no pty before ready"));
-  out->pid = (pid_t)pid;
-  out->pidfd = pidfd;
-  out->sync_fd = parent_fds.release(sync);
-  for (int i = 0; i < 3; i++) out->stdio[i] = parent_stdio[i] >= 0 ? parent_fds.release(parent_stdio[i]) : -1;
-  out->terminal = terminal >= 0 ? parent_fds.release(terminal) : -1;
-  out->memory = std::move(mem);
-  return 0;
+// One whole frame; `passed` is the fd it carried (-1: none). Takes the fd: it becomes the
+// terminal or the child's pidfd, or is rejected (Reject: a pidfd is kept for Abort).
+int SpawnSetup::HandleFrame(const ChildFrame &f, int passed, ncri_error *err) {
+  struct Passed {
+    SpawnSetup *self;
+    int fd;
+    ~Passed() { self->Reject(fd); }
+    int take() {
+      int v = fd;
+      fd = -1;
+      return v;
+    }
+  } fd{this, passed};
+  if (awaiting_pid_ && f.kind != kFramePid && f.kind != kFrameError && f.kind != kFrameIdMaps)
+    return ncri_fail(err, EPROTO, "recv", "wait for container setup", "a frame before the intermediate's pid");
+  switch (f.kind) {
+    case kFrameReady:
+      if (wants_terminal_ && terminal_ < 0)
+        return ncri_fail(err, EPROTO, "recvmsg", "receive the container's pty", "no pty before ready");
+      return 1;
+    case kFrameIdMaps: {
+      // The init (or the intermediate: still pid_) has made its user namespace. Two short
+      // procfs writes.
+      std::string base = "/proc/" + std::to_string(pid_);
+      if (WriteWhole(base + "/uid_map", uid_map_, err, "write uid mappings") < 0 ||
+          WriteWhole(base + "/gid_map", gid_map_, err, "write gid mappings") < 0)
+        return -err->err;
+      char c = kMsgIdMapsWritten;
+      if (send(sync_, &c, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1)
+        return ncri_fail_errno(err, "send", "release child after id mappings", nullptr);
+      return 0;
+    }
+    case kFrameError:
+      ncri_frame_error(f, memory_.get(), err);
+      return -err->err;
+    case kFrameWarning: {
+      ncri_error w{};
+      ncri_frame_error(f, memory_.get(), &w);
+      warnings_.push_back(std::string(w.step) + " " + w.path + ": " + strerrorname_np(w.err) + ", clamped to 0");
+      return 0;
+    }
+    case kFrameTerminal:
+      if (!wants_terminal_ || terminal_ >= 0 || fd.fd < 0)
+        return ncri_fail(err, EPROTO, "recvmsg", "receive the container's pty", nullptr);
+      terminal_ = fd.take();
+      return 0;
+    case kFramePid: {
+      // The intermediate cloned the real child with CLONE_PARENT|CLONE_PIDFD: our child,
+      // and this pidfd is the one the clone made. From now on we watch it; the intermediate
+      // exits (reaped when it has: TryReapIntermediate).
+      if (!awaiting_pid_ || f.value <= 0 || fd.fd < 0)
+        return ncri_fail(err, EPROTO, "recv", "wait for container setup", "an unexpected pid frame");
+      // The pid we report is the pidfd's own (never the frame's word alone); they must agree.
+      int actual = PidfdPid(fd.fd);
+      if (actual == 0) return ncri_fail(err, EPROTO, "recv", "wait for container setup", "a pid frame without a pidfd");
+      if (actual < 0) return ncri_fail(err, ECHILD, "recv", "child died during container setup", "before its pid arrived");
+      if (actual != (int)f.value)
+        return ncri_fail(err, EPROTO, "recv", "wait for container setup", "a pid frame whose pidfd names another pid");
+      awaiting_pid_ = false;
+      intermediate_pidfd_ = pidfd_;
+      pidfd_ = fd.take();
+      pid_ = (pid_t)actual;
+      // Only now may the child speak (inner_main): we hold what kills and reaps it.
+      char c = kMsgPidHeld;
+      if (send(sync_, &c, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1)
+        return ncri_fail_errno(err, "send", "release the container process", nullptr);
+      return 0;
+    }
+    default:
+      return ncri_fail(err, EPROTO, "recv", "wait for container setup", "an unknown frame");
+  }
 }
 
 }  // namespace ncri

@@ -133,13 +133,69 @@ struct SpawnResult {
   std::unique_ptr<SpawnMemory> memory;
 };
 
+// How long a child may take from the clone to READY.
+constexpr int kSpawnSetupTimeoutMs = 60000;
+
+// A clone between the clone and READY: the parent's side of the sync-socket protocol, as
+// a state machine the caller drives from its event loop (Step whenever sync_fd() is
+// readable), so that no thread blocks while a child sets up (style Rule 7). Owns every fd
+// and pidfd of the spawn until Finish or Abort hands them over; whatever it still owns is
+// closed by the destructor.
+class SpawnSetup {
+ public:
+  SpawnSetup(const SpawnSetup &) = delete;
+  SpawnSetup &operator=(const SpawnSetup &) = delete;
+  ~SpawnSetup();
+  int sync_fd() const { return sync_; }
+  // Handles every frame queued on the sync socket; never blocks. 1 = READY (call Finish),
+  // 0 = more to come, < 0 = failed, with err set (call Abort).
+  int Step(ncri_error *err);
+  // After READY: the live child's fds, warnings and plan strings go to *out.
+  void Finish(SpawnResult *out);
+  // Kills what is alive (SIGKILL) and hands over every pidfd of ours not yet reaped: each
+  // becomes readable once its process is a zombie, and waitid(P_PIDFD, WNOHANG) then reaps
+  // it without blocking. The caller reaps them all (they are our children: nobody else
+  // will) and closes them.
+  std::vector<int> Abort();
+  // The intermediate of a double clone, once it has sent its PID frame and is exiting, if
+  // it is not reaped yet (-1 otherwise): the caller reaps and closes it.
+  int TakeIntermediate();
+  // While true, pidfd() is the intermediate's: its exit before its PID frame fails the
+  // spawn at once (the real child, if cloned, keeps the sync socket open: no EOF comes).
+  bool awaiting_pid() const { return awaiting_pid_; }
+  int pidfd() const { return pidfd_; }
+
+ private:
+  friend int ncri_spawn_begin(SpawnRequest &&req, std::unique_ptr<SpawnSetup> *out, ncri_error *err);
+  SpawnSetup() = default;
+  int HandleFrame(const ChildFrame &f, int passed, ncri_error *err);
+  void TryReapIntermediate();
+  // A received fd we do not take: a pidfd is kept for Abort (its process may be our child,
+  // which nobody else would kill or reap), anything else is closed.
+  void Reject(int fd);
+
+  pid_t pid_ = -1;
+  int pidfd_ = -1;               // the child we report: the intermediate until its PID frame
+  int intermediate_pidfd_ = -1;  // the intermediate after its PID frame, until reaped
+  std::vector<int> rejected_pidfds_;  // pidfds of rejected frames: Abort kills and hands them over
+  int sync_ = -1;
+  bool awaiting_pid_ = false;    // an intermediate's PID frame comes before any other
+  bool wants_terminal_ = false;
+  int stdio_[3] = {-1, -1, -1};
+  int terminal_ = -1;
+  std::string uid_map_, gid_map_;
+  std::vector<std::string> warnings_;
+  std::unique_ptr<SpawnMemory> memory_;
+};
+
 // Opens nodecri-init (beside the addon) into the sealed memfd every clone execs; done by
 // the first spawn otherwise. Returns the fd or -errno.
 int ncri_spawn_prepare(ncri_error *err);
 
-// Builds the plan, clones and waits for READY (blocking: call it off the JS thread).
-// On failure nothing is left: the child is killed and reaped and every fd is closed.
-int ncri_spawn(SpawnRequest &&req, SpawnResult *out, ncri_error *err);
+// Builds the plan and clones. Blocks only until the child has exec'd nodecri-init
+// (CLONE_VFORK): call it off the JS thread. The rest of the setup is *out's to drive. On
+// failure no child exists and every fd is closed.
+int ncri_spawn_begin(SpawnRequest &&req, std::unique_ptr<SpawnSetup> *out, ncri_error *err);
 
 // Decodes a frame from the child into an error (step names, the path it refers to).
 void ncri_frame_error(const ChildFrame &f, const SpawnMemory *mem, ncri_error *err);

@@ -27,6 +27,7 @@ export {
   type LoadedConfig,
   DEFAULT_PATHS,
   loadConfig,
+  loadConfigSync,
   loadOptionsFromFlags,
   overridesFromFlags,
 } from './load';

@@ -2,9 +2,9 @@
  * Loading: defaults, then the main file, then each drop-in `*.toml` in lexical order, then the
  * CLI overrides. Tables merge key by key and everything else (arrays included) replaces, so a
  * drop-in changes only the keys it sets. Runs once at start-up and on reload; all I/O is async
- * so a reload never stalls in-flight RPCs.
+ * so a reload never stalls in-flight RPCs (loadConfigSync is for start-up only).
  */
-import { promises as fs } from 'node:fs';
+import fsSync, { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { TomlError, parse } from 'smol-toml';
 import { type Config, type KeyPath, type LogLevel, type PartialConfig, type RawTable, LOG_LEVELS } from './schema';
@@ -58,6 +58,33 @@ export async function loadConfig(opts: LoadOptions, defaults: DefaultPaths = DEF
     if (text !== null) add(f, text);
   }
 
+  layers.push({
+    raw: encode(ROOT, opts.overrides) as RawTable,
+    label: (field) => (field?.flag !== undefined ? `flag ${field.flag}` : 'overrides'),
+  });
+  return { ...build(layers), sources };
+}
+
+/**
+ * loadConfig with synchronous reads, for the one value needed before libuv's pool starts
+ * (its size): every async fs call would start the pool. Only at start-up, before serving.
+ */
+export function loadConfigSync(opts: LoadOptions, defaults: DefaultPaths = DEFAULT_PATHS): LoadedConfig {
+  const layers: Layer[] = [];
+  const sources: string[] = [];
+  const add = (file: string, text: string): void => {
+    layers.push({ raw: parseToml(file, text), label: () => file });
+    sources.push(file);
+  };
+  const file = opts.file ?? defaults.file;
+  const main = readSync(file, opts.file === null);
+  if (main !== null) add(file, main);
+  const dir = opts.dir ?? defaults.dir;
+  for (const name of listDropInsSync(dir, opts.dir === null)) {
+    const f = path.join(dir, name);
+    const text = readSync(f, false);
+    if (text !== null) add(f, text);
+  }
   layers.push({
     raw: encode(ROOT, opts.overrides) as RawTable,
     label: (field) => (field?.flag !== undefined ? `flag ${field.flag}` : 'overrides'),
@@ -123,14 +150,35 @@ async function read(file: string, optional: boolean): Promise<string | null> {
   }
 }
 
+function readSync(file: string, optional: boolean): string | null {
+  try {
+    return fsSync.readFileSync(file, 'utf8');
+  } catch (e) {
+    if (optional && errnoCode(e) === 'ENOENT') return null;
+    throw cannotRead('file', file, e);
+  }
+}
+
+function listDropInsSync(dir: string, optional: boolean): string[] {
+  try {
+    return dropInNames(fsSync.readdirSync(dir, { withFileTypes: true }));
+  } catch (e) {
+    if (optional && errnoCode(e) === 'ENOENT') return [];
+    throw cannotRead('directory', dir, e);
+  }
+}
+
+function dropInNames(entries: fsSync.Dirent[]): string[] {
+  return entries
+    .filter((e) => e.name.endsWith('.toml') && (e.isFile() || e.isSymbolicLink()))
+    .map((e) => e.name)
+    .sort();
+}
+
 /** `*.toml` names in `dir`, sorted by code unit (not locale) so the order is the same everywhere. */
 async function listDropIns(dir: string, optional: boolean): Promise<string[]> {
   try {
-    const entries = await fs.readdir(dir, { withFileTypes: true });
-    return entries
-      .filter((e) => e.name.endsWith('.toml') && (e.isFile() || e.isSymbolicLink()))
-      .map((e) => e.name)
-      .sort();
+    return dropInNames(await fs.readdir(dir, { withFileTypes: true }));
   } catch (e) {
     if (optional && errnoCode(e) === 'ENOENT') return [];
     throw cannotRead('directory', dir, e);

@@ -27,6 +27,8 @@ export interface Config {
   shutdownTimeout: number;
   /** run the daemon under nodecri-keeper (src/linux/keeper.ts) */
   keeper: boolean;
+  /** threads in libuv's pool; read once, before the pool starts */
+  threadpoolSize: number;
   /** a key of `runtimes` */
   defaultRuntime: string;
   cgroup: CgroupConfig;
@@ -336,6 +338,12 @@ export const SCHEMA: Spec<Config> = {
         'run the daemon under nodecri-keeper, one small process per node (same pid as the daemon) that restarts a crashed daemon, ' +
         'records the exit codes of containers that exit while no daemon runs and holds their log FIFOs so their last output is kept ' +
         '(read at start only)',
+    },
+    threadpoolSize: {
+      key: 'threadpool_size',
+      type: { kind: 'integer', check: between(1, 1024) },
+      default: 16,
+      doc: "threads in libuv's pool (fs calls, DNS, clones); read at start-up only, and UV_THREADPOOL_SIZE, when set, wins",
     },
     defaultRuntime: {
       key: 'default_runtime',

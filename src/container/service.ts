@@ -61,9 +61,10 @@ export interface ContainerHost {
   signalProcess: typeof import('../native/process').signalProcess;
   releaseProcess: typeof import('../native/process').releaseProcess;
   refProcess: typeof import('../native/process').refProcess;
+  reapStrays: typeof import('../native/process').reapStrays;
+  untilExitReapingStrays: typeof import('../native/process').untilExitReapingStrays;
   adoptStarted: typeof import('../native/process').adoptStarted;
   processStartTime: typeof import('../native/process').processStartTime;
-  reapOrphans: () => Promise<Array<{ pid: number }>>;
   unwatchAllExits: typeof import('../native/process').unwatchAllExits;
   dupFd: typeof import('../native/process').dupFd;
   keepAcrossExec: typeof import('../native/process').keepAcrossExec;
@@ -681,15 +682,12 @@ export class ContainerService {
       if (exited) return;
     }
     signal('SIGKILL');
-    // A container's init cannot finish dying while zombies of exec sessions remain in its
-    // PID namespace; those are ours to reap. Collect any the exit watchers missed.
-    for (let i = 0; i < 20; i++) {
-      const exited = await Promise.race([live.done.then(() => true), new Promise<boolean>((res) => setTimeout(() => res(false), 250).unref())]);
-      if (exited) return;
-      const reaped = await this.opts.host.reapOrphans().catch(() => []);
-      if (reaped.length > 0) this.opts.log.warn({ containerId: r.id, reaped: reaped.map((o) => o.pid) }, 'reaped stray exec processes holding the container');
-    }
-    await live.done;
+    // A container's init finishes dying only once every process of its PID namespace is
+    // reaped. Exec processes are our children, each watched by the pidfd its clone made (a
+    // released handle keeps watching until it has reaped); a stray nothing watches (its
+    // intermediate was killed before passing it, or its watcher was lost across a
+    // re-exec) is reaped here, or this would wait forever.
+    await this.opts.host.untilExitReapingStrays(handle, live.done);
   }
 
   /** Kills if running, then removes everything but the log. Unknown id is fine. */
@@ -779,9 +777,6 @@ export class ContainerService {
     // Children of the exec may hold its pipes: do not wait for them beyond a moment.
     const [stdout, stderr] = await Promise.race([outputs, new Promise<[Buffer, Buffer]>((res) => setTimeout(() => res([Buffer.alloc(0), Buffer.alloc(0)]), 1000).unref())]);
     await this.opts.host.releaseProcess(handle).catch(() => {});
-    // Anything the exec left behind (its own children, or itself if its exit was missed)
-    // is re-parented to us as the subreaper: collect it now.
-    void this.opts.host.reapOrphans().catch(() => []);
     if (timedOut) {
       throw new RuntimeError('deadline-exceeded', `command ${JSON.stringify(cmd)} in container ${r.id} timed out after ${timeoutSeconds}s`);
     }
@@ -926,6 +921,13 @@ export class ContainerService {
       }
     }
     for (const fds of handed.values()) closeHanded(fds);
+    // Exec processes were watched by the image before a re-exec, and nothing watches them
+    // now: one that is a zombie already would hold its PID namespace's init forever. Once
+    // every container (and, before, every pod's pause) is watched again, whatever zombie of
+    // ours is left in a container's namespace is such a stray.
+    let strays = 0;
+    for (const live of this.live.values()) if (live.handle) strays += this.opts.host.reapStrays(live.handle);
+    if (strays > 0) this.opts.log.warn({ strays }, 'reaped exec processes nothing watched');
     this.opts.log.info({ containers: this.records.size, handedOver: handoff !== null }, 'containers restored');
   }
 

@@ -18,6 +18,7 @@ import {
   releaseProcess,
   signalProcess,
   startProcess,
+  untilExitReapingStrays,
   type NamespaceSpec,
   type ProcessHandle,
 } from '../native/process';
@@ -115,7 +116,9 @@ export class InfraProcesses {
     } catch {
       // already gone
     }
-    await h.exited;
+    // pause is the init of the pod's PID namespace: it finishes dying only once every
+    // process in it is reaped, strays of exec processes included.
+    await untilExitReapingStrays(h, h.exited);
     await releaseProcess(h);
     this.handles.delete(pid);
   }

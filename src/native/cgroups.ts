@@ -88,8 +88,26 @@ export const cgroupWriteFiles = nativeFunction<(writes: CgroupFileWrite[]) => Pr
 /** Reads each file whole; null where the file or its directory does not exist. */
 export const cgroupReadFiles = nativeFunction<(reads: CgroupFileRead[]) => Promise<(string | null)[]>>('cgroupReadFiles');
 
-/** Kills every task in the cgroups and waits until none is left. */
-export const cgroupKillAll = nativeFunction<(spec: CgroupKillSpec) => Promise<void>>('cgroupKillAll');
+const nKillRound = nativeFunction<(spec: CgroupKillSpec, first: boolean, signal: boolean, expired: boolean) => Promise<{ remaining: number; kernelKills: boolean }>>('cgroupKillRound');
+
+/**
+ * Kills every task in the cgroups and waits until none is left (EBUSY after timeoutMs).
+ * Each round is a short job on the pool; the waits between them are timers on the loop,
+ * so a slow death never holds a pool thread.
+ */
+export async function cgroupKillAll(spec: CgroupKillSpec): Promise<void> {
+  const deadline = performance.now() + Math.max(spec.timeoutMs, 0);
+  const first = await nKillRound(spec, true, false, false);
+  // If tasks outlive cgroup.kill (in hybrid mode a task may sit in v1 cgroups but not in
+  // the unified one), we signal them ourselves after a short grace.
+  const signalFrom = first.kernelKills ? performance.now() + 100 : 0;
+  let remaining = first.remaining;
+  for (let delay = 1; remaining > 0; delay = Math.min(delay * 2, 20)) {
+    await new Promise((r) => setTimeout(r, delay));
+    const now = performance.now();
+    remaining = (await nKillRound(spec, false, now >= signalFrom, now >= deadline)).remaining;
+  }
+}
 
 /**
  * Removes each cgroup directory with the cgroups below it, deepest first, retrying while

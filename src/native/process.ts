@@ -288,12 +288,11 @@ const nSignal = nativeFunction<(pidfd: number, sig: number) => void>('processSig
 const nWatchExit = nativeFunction<(pidfd: number, cb: (e: NativeExit) => void, ref: boolean) => number>('processWatchExit');
 const nUnwatchExit = nativeFunction<(id: number) => void>('processUnwatchExit');
 const nRefExit = nativeFunction<(id: number, ref: boolean) => void>('processRefExit');
+const nReapStrays = nativeFunction<(pidfd: number) => number>('processReapStrays');
 const nPidfdOpen = nativeFunction<(pid: number) => number>('processPidfdOpen');
 const nPidfdPid = nativeFunction<(pidfd: number) => number>('processPidfdPid');
 const nKeepAcrossExec = nativeFunction<(fds: number[], keep: boolean) => void>('processKeepAcrossExec');
 const nDupFd = nativeFunction<(fd: number) => number>('processDupFd');
-const nSetSubreaper = nativeFunction<(on: boolean) => void>('processSetChildSubreaper');
-const nReapOrphans = nativeFunction<(known: number[]) => Promise<(NativeExit & { pid: number })[]>>('processReapOrphans');
 const nPtyResize = nativeFunction<(fd: number, cols: number, rows: number) => void>('processPtyResize');
 
 // ------------------------------------------------------------------ translation
@@ -580,7 +579,8 @@ export function signalProcess(h: ProcessHandle | number, signal: NodeJS.Signals 
 
 /**
  * Frees the handle: a created-but-not-started process is released (it exits without
- * exec), exit watching stops, and the pidfd is closed. Stdio fds are the caller's.
+ * exec), and the pidfd is closed once the process is reaped (at once when it already
+ * was). Stdio fds are the caller's.
  */
 export async function releaseProcess(h: ProcessHandle): Promise<void> {
   const st = state(h);
@@ -593,8 +593,63 @@ export async function releaseProcess(h: ProcessHandle): Promise<void> {
     // The child exits on its own (status 0): reap it through the watcher before closing.
     await h.exited;
   }
-  unwatch(st);
+  if (st.watchId !== null) {
+    // Still running: it stays our child until someone reaps it, and nobody but its watcher
+    // will. The watcher stays (no longer holding the loop) and the pidfd is closed once it
+    // has reaped: a released process never becomes a zombie.
+    nRefExit(st.watchId, false);
+    void h.exited.then(() => {
+      try {
+        fs.closeSync(h.pidfd);
+      } catch {
+        // closed already: an EBADF here must not become an unhandled rejection
+      }
+    });
+    return;
+  }
   fs.closeSync(h.pidfd);
+}
+
+/**
+ * Reaps the strays of `h`'s PID namespace (when it has its own): zombie children of ours
+ * that nothing watches, e.g. an exec child whose intermediate was killed before it passed
+ * the child's pidfd. While one is unreaped, the namespace's init cannot finish its exit.
+ * Returns how many were reaped; 0 for a released handle.
+ */
+export function reapStrays(h: ProcessHandle): number {
+  const st = states.get(h);
+  if (!st || st.released) return 0;
+  try {
+    return nReapStrays(h.pidfd);
+  } catch {
+    return 0;
+  }
+}
+
+/** The first sweep after a kill waits this long, the next ones twice as long each, to 5 s. */
+const straySweepFirstMs = 250;
+const straySweepMaxMs = 5000;
+
+/**
+ * Waits for `until` (the exit of `h`, killed, being recorded), reaping the strays of its PID
+ * namespace meanwhile: at once, then after growing pauses while it has not settled. A
+ * stray gives no event of its own that we could wait for (it is nobody's to watch), so
+ * this polls, but only while a kill has not finished, which strays alone make last.
+ */
+export async function untilExitReapingStrays<T>(h: ProcessHandle, until: Promise<T>): Promise<T> {
+  let settled = false;
+  const done = until.then(
+    () => void (settled = true),
+    () => void (settled = true),
+  );
+  reapStrays(h);
+  for (let ms = straySweepFirstMs; !settled; ms = Math.min(ms * 2, straySweepMaxMs)) {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([done, new Promise<void>((res) => (timer = setTimeout(res, ms)))]);
+    clearTimeout(timer);
+    if (!settled) reapStrays(h);
+  }
+  return until;
 }
 
 function unwatch(st: HandleState): void {
@@ -701,27 +756,7 @@ export function dupFd(fd: number): number {
   return nDupFd(fd);
 }
 
-// ------------------------------------------------------------------ reaping, terminals
-
-/** prctl(PR_SET_CHILD_SUBREAPER): orphans of our containers' sessions are re-parented to us. */
-export function setChildSubreaper(on = true): void {
-  nSetSubreaper(on);
-}
-
-export interface ReapedOrphan extends ExitStatus {
-  pid: number;
-}
-
-/**
- * Reaps zombie orphans re-parented to the daemon, never touching pids we watch by pidfd,
- * pids in `knownPids` (give the pids of detached child_process children here), or
- * children in the daemon's own session (non-detached child_process children, which libuv
- * reaps). Call it on SIGCHLD or periodically.
- */
-export async function reapOrphans(knownPids: number[] = []): Promise<ReapedOrphan[]> {
-  const r = await nReapOrphans(knownPids);
-  return r.map((e) => ({ pid: e.pid, ...toExitStatus(e) }));
-}
+// ------------------------------------------------------------------ terminals
 
 export function resizeTerminal(fd: number, cols: number, rows: number): void {
   nPtyResize(fd, cols, rows);

@@ -13,7 +13,7 @@ import {
   type CgroupLayout, type CgroupManager, CgroupConfigError, type CgroupPaths, type Resources, cgroupManagerFor, createCgroupManager,
   noResources,
 } from '../../src/linux/cgroups';
-import { cgroupNative } from '../../src/native/cgroups';
+import { type CgroupKillSpec, cgroupNative } from '../../src/native/cgroups';
 import { withoutLeaks } from '../helpers/leaks';
 
 const isRoot = process.getuid?.() === 0;
@@ -249,6 +249,31 @@ describe('cgroups (integration)', { skip: isRoot ? false : 'needs root' }, () =>
       } finally {
         manager = prev;
       }
+    }
+  });
+
+  it('kill-all waits for tasks without holding pool threads', { skip: isRoot && !hasV1Freezer() ? 'no v1 freezer' : false }, async () => {
+    // A task in a frozen v1 cgroup cannot die, SIGKILL or not, until it thaws: each kill-all
+    // waits for it until its timeout. More of them than libuv's pool has threads (4 here):
+    // an fs call must not queue behind their waits.
+    const frozen = `${layout.v1Mounts.get('freezer')}/nodecri-test-${randomBytes(4).toString('hex')}`;
+    fs.mkdirSync(frozen);
+    const child = sleeper();
+    try {
+      fs.writeFileSync(`${frozen}/cgroup.procs`, String(child.pid));
+      fs.writeFileSync(`${frozen}/freezer.state`, 'FROZEN');
+      const spec: CgroupKillSpec = { killDirs: [], procsDirs: [frozen], freezerDir: null, freezerVersion: 1, timeoutMs: 3000 };
+      const order: string[] = [];
+      const kills = Array.from({ length: 6 }, () => cgroupNative.cgroupKillAll(spec).then(() => order.push('killed'), (e: SyscallError) => order.push(e.code ?? 'failed')));
+      await fs.promises.stat(frozen);
+      order.push('fs call');
+      await Promise.all(kills);
+      assert.deepEqual(order, ['fs call', ...kills.map(() => 'EBUSY')]);
+    } finally {
+      fs.writeFileSync(`${frozen}/freezer.state`, 'THAWED');
+      child.kill('SIGKILL');
+      await exited(child);
+      fs.rmdirSync(frozen);
     }
   });
 

@@ -22,9 +22,7 @@ import {
   dupFd,
   execProcess,
   handoffProcess,
-  reapOrphans,
   releaseProcess,
-  setChildSubreaper,
   signalProcess,
   startProcess,
 } from '../../src/native/process';
@@ -485,26 +483,76 @@ describe('container process', () => {
       await a.exited;
     }));
 
-  it('reaps orphans re-parented to the subreaper daemon, and only those', () =>
+  it('a child stuck before READY holds no pool thread', { skip: fs.existsSync('/sys/fs/cgroup/freezer/cgroup.procs') ? false : 'no v1 freezer' }, () =>
     inContainerTest(async (ctx) => {
-      setChildSubreaper(true);
+      const init = ctx.track(await createProcess(baseSpec(ctx.rootfs, ['sleep', '60'], { stdout: 'null', stderr: 'null' })));
+      await startProcess(init);
+      // Execs that join a frozen cgroup stop there, before READY, until it thaws.
+      const frozen = `/sys/fs/cgroup/freezer/nodecri-test-${process.pid}-before-ready`;
+      fs.mkdirSync(frozen);
+      const state = (v: string) => fs.writeFileSync(path.join(frozen, 'freezer.state'), v);
+      let execs: Promise<ProcessHandle>[] = [];
       try {
-        // No pid namespace: the orphaned subshell is re-parented to us, not to a container init.
-        const r = await run(ctx, baseSpec(ctx.rootfs, ['sh', '-c', '(sleep 0.2; exit 5) & echo $!'], {
-          namespaces: (['mount', 'ipc', 'uts', 'network'] as const).map((type) => ({ type, path: null })),
-          stdout: 'pipe',
-        }));
-        assert.equal(r.exitCode, 0, r.stderr);
-        const orphan = Number(r.stdout.trim());
-        let reaped: Awaited<ReturnType<typeof reapOrphans>> = [];
-        for (let i = 0; i < 100 && reaped.length === 0; i++) {
-          await new Promise((res) => setTimeout(res, 20));
-          reaped = await reapOrphans();
-        }
-        assert.deepEqual(reaped, [{ pid: orphan, exitCode: 5, signal: null }]);
+        state('FROZEN');
+        // As many as run at once (maxConcurrentExecs, 4) and more, and as many as libuv's
+        // pool has threads (4 here): if each waited on a thread for its READY, the fs call
+        // below would queue behind them until they time out.
+        execs = Array.from({ length: 6 }, () =>
+          execProcess(init, { ...execSpec(['true']), stdout: 'null', stderr: 'null', cgroupProcs: [path.join(frozen, 'cgroup.procs')] }));
+        const order: string[] = [];
+        for (const e of execs) e.then(() => order.push('exec'), () => order.push('exec failed'));
+        await fs.promises.stat(ctx.rootfs);
+        order.push('fs call');
+        state('THAWED');
+        for (const h of await Promise.all(execs)) assert.equal((await h.exited).exitCode, 0);
+        assert.deepEqual(order, ['fs call', ...execs.map(() => 'exec')]);
       } finally {
-        setChildSubreaper(false);
+        state('THAWED');
+        for (const r of await Promise.allSettled(execs)) if (r.status === 'fulfilled') await releaseProcess(r.value);
+        fs.rmdirSync(frozen);
       }
+      signalProcess(init, 'SIGKILL');
+      await init.exited;
+    }));
+
+  it('still reaps a process released while it runs: it never stays a zombie', () =>
+    inContainerTest(async (ctx) => {
+      const h = await createProcess(baseSpec(ctx.rootfs, ['sleep', '30'], { stdout: 'null', stderr: 'null' }));
+      await startProcess(h);
+      await releaseProcess(h);
+      // Killed by someone else after the release (a cgroup kill, say): still our child.
+      process.kill(h.pid, 'SIGKILL');
+      // A released handle's watcher no longer holds the event loop: hold it while we wait.
+      const hold = setInterval(() => undefined, 1000);
+      const st = await h.exited.finally(() => clearInterval(hold));
+      assert.equal(st.signal, 'SIGKILL');
+      assert.equal(fs.existsSync(`/proc/${h.pid}`), false, 'reaped, not a zombie');
+    }));
+
+  it('watches each exec process itself: 200 execs, every exit code and pid right', () =>
+    inContainerTest(async (ctx) => {
+      const init = ctx.track(await createProcess(baseSpec(ctx.rootfs, ['sleep', '60'], { stdout: 'null', stderr: 'null' })));
+      await startProcess(init);
+      const one = async (i: number): Promise<void> => {
+        const code = i % 2 === 0 ? 0 : 3;
+        // It waits for a line on stdin: alive (not yet reaped) while we read its status.
+        const e = await execProcess(init, { ...execSpec(['sh', '-c', `echo $$; read x; exit ${code}`]), stdin: 'pipe' });
+        try {
+          // The handle's pid, seen from the container's namespace, is the shell that runs.
+          const nspid = /^NSpid:\s*\d+\s+(\d+)\s*$/m.exec(fs.readFileSync(`/proc/${e.pid}/status`, 'utf8'))?.[1];
+          fs.writeSync(e.stdin!, 'go\n');
+          fs.closeSync(e.stdin!);
+          const [out, , st] = await Promise.all([collect(e.stdout), collect(e.stderr), e.exited]);
+          assert.equal(st.exitCode, code, `exec ${i}`);
+          assert.equal(out.trim(), nspid, `exec ${i}: the handle watches the process that ran`);
+        } finally {
+          await releaseProcess(e);
+        }
+      };
+      const inFlight = 4;
+      for (let i = 0; i < 200; i += inFlight) await Promise.all(Array.from({ length: inFlight }, (_, k) => one(i + k)));
+      signalProcess(init, 'SIGKILL');
+      await init.exited;
     }));
 
   it('resolves mount points inside the rootfs: image symlinks cannot reach the host', () =>
