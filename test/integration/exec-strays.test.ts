@@ -51,11 +51,11 @@ test('an exec whose intermediate dies after its clone fails at once; StopContain
     await failingExec(env, id);
     await failingExec(env, id);
     // The strays are the daemon's children in the container's namespace, beside its init.
-    assert.ok(childrenIn(env.daemon.proc.pid!, ns).length >= 2, 'the exec children were cloned');
+    assert.ok(childrenIn(env.daemon.workerPid, ns).length >= 2, 'the exec children were cloned');
     await env.client.call('StopContainer', { container_id: id, timeout: '0' });
     const after = await env.client.call('ContainerStatus', { container_id: id });
     assert.equal(after.status?.state, 'CONTAINER_EXITED');
-    assert.deepEqual(childrenIn(env.daemon.proc.pid!, ns), []);
+    assert.deepEqual(childrenIn(env.daemon.workerPid, ns), []);
     await env.client.call('RemovePodSandbox', { pod_sandbox_id: pod.sandboxId });
   });
 });
@@ -99,7 +99,7 @@ for (const [frame, message] of [
 ] as const) {
   test(`a PID frame the daemon rejects (${frame}): the exec fails, its child is killed and reaped, no pidfd leaks`, { timeout: 90_000 }, async () => {
     await withPodEnv({ env: { NODECRI_TEST_PID_FRAME: frame } }, async (env) => {
-      const daemonPid = env.daemon.proc.pid!;
+      const daemonPid = env.daemon.workerPid;
       const pod = await runPod(env);
       const id = await createContainer(env, pod, 'target', { command: ['sleep', '3600'] });
       await env.client.call('StartContainer', { container_id: id });

@@ -39,7 +39,7 @@ const zombies = (pid: number) => childrenOf(pid).filter((c) => c.split(' ')[1] =
 
 test(`${total} ExecSyncs under a CPU hog: every exit code right, no zombie, nothing left`, { timeout: 280_000 }, async () => {
   await withPodEnv({}, async (env) => {
-    const daemonPid = env.daemon.proc.pid!;
+    const daemonPid = env.daemon.workerPid;
     const pod = await runPod(env);
     const target = await createContainer(env, pod, 'target', { command: ['sleep', '3600'] });
     await env.client.call('StartContainer', { container_id: target });
