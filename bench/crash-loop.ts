@@ -47,10 +47,10 @@ function cgroupsUnder(parent: string): number {
   return n;
 }
 
-function processesOf(dir: string, daemonPid: number): number {
+function processesOf(dir: string, daemonPids: number[]): number {
   let n = 0;
   for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid || Number(name) === daemonPid) continue;
+    if (!/^\d+$/.test(name) || Number(name) === process.pid || daemonPids.includes(Number(name))) continue;
     try {
       const text = Buffer.concat([fs.readFileSync(`/proc/${name}/cmdline`), fs.readFileSync(`/proc/${name}/environ`)]);
       if (text.includes(dir)) n++;
@@ -102,7 +102,7 @@ async function main(): Promise<void> {
       sandboxesUnlisted: entries(path.join(runroot, 'sandboxes')).length,
       mounts,
       cgroups: cgroupsUnder(env.cgroupParent),
-      processes: processesOf(env.dir, env.daemon.proc.pid ?? 0),
+      processes: processesOf(env.dir, [env.daemon.proc.pid ?? 0, env.daemon.workerPid]),
       veths: bridgePorts(env.cni.bridge),
       ips: ipamAllocations(env.cni).length,
       stateEntries,

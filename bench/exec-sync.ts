@@ -38,7 +38,7 @@ async function main(): Promise<void> {
       config: { metadata: { name: 'probe-target' }, image: { image: busyboxRef }, command: ['sleep', '3600'], log_path: 'c.log' },
     });
     await env.client.call('StartContainer', { container_id });
-    const pid = env.daemon.proc.pid!;
+    const pid = env.daemon.workerPid;
     const metrics = env.daemon.metricsAddress!;
     for (let i = 0; i < 50; i++) await env.client.call('ExecSync', { container_id, cmd: ['true'], timeout: '10' }); // warm-up
     const before = procStats(pid);

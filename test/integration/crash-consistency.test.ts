@@ -20,10 +20,10 @@ import { createContainer, runPod, until, type Pod } from '../helpers/containers'
 type Op = 'RunPodSandbox' | 'CreateContainer' | 'StartContainer' | 'RemovePodSandbox';
 
 /** Processes other than the daemon whose command line or environment names the test's dir (CNI plugins, pause, container processes). */
-function processesOf(dir: string, daemonPid: number): string[] {
+function processesOf(dir: string, daemonPids: number[]): string[] {
   const out: string[] = [];
   for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid || Number(name) === daemonPid) continue;
+    if (!/^\d+$/.test(name) || Number(name) === process.pid || daemonPids.includes(Number(name))) continue;
     try {
       const cmdline = fs.readFileSync(`/proc/${name}/cmdline`);
       const environ = fs.readFileSync(`/proc/${name}/environ`);
@@ -124,7 +124,7 @@ async function killAtEveryStep(op: Op): Promise<void> {
       leaked.children = leaked.children.filter((c) => !c.startsWith(`${env.daemon.proc.pid} `));
       const links = bridgePorts(env.cni.bridge);
       assert.deepEqual(
-        { ...leaked, links, ips: ipamAllocations(env.cni), processes: processesOf(env.dir, env.daemon.proc.pid ?? 0) },
+        { ...leaked, links, ips: ipamAllocations(env.cni), processes: processesOf(env.dir, [env.daemon.proc.pid ?? 0, env.daemon.workerPid]) },
         { mounts: [], files: [], cgroups: [], children: [], links: [], ips: [], processes: [] },
         `kill at point ${n} of ${op}: leaked`,
       );

@@ -37,7 +37,7 @@ test('a full log disk: whole records only, the dropped bytes counted per contain
       const lines = 500_000;
       const text = 'x'.repeat(99);
       const id = await createContainer(env, pod, 'writer', { command: ['sh', '-c', `yes ${text} | head -n ${lines}`], logPath: 'writer.log' });
-      const pid = env.daemon.proc.pid!;
+      const pid = env.daemon.workerPid;
       const rssBefore = rssBytes(pid);
       let rssMax = rssBefore;
       const sampler = setInterval(() => (rssMax = Math.max(rssMax, rssBytes(pid))), 25);
