@@ -825,14 +825,7 @@ export class ContainerService {
       await fsp.rm(p.file, { force: true });
       return { committed: true, failed: [] };
     }
-    const failed: string[] = [];
-    for (const a of [...p.undos].reverse()) {
-      await this.opts.ops.undo(a).catch((e: unknown) => {
-        failed.push(`${a.kind} ${'path' in a ? a.path : ''}: ${(e as Error).message}`);
-      });
-    }
-    if (failed.length === 0) await fsp.rm(p.file, { force: true });
-    return { committed: false, failed };
+    return { committed: false, failed: await this.opts.ops.replay(p) };
   }
 
   /** After restore: a removal a crash interrupted is finished. */

@@ -3,7 +3,8 @@
  * first side effect (see cleanup.ts and state/op-journal.ts), and the fault points that
  * tests use to kill the daemon inside it.
  */
-import type { OpJournals, OpKind } from '../state/op-journal';
+import fsp from 'node:fs/promises';
+import type { OpJournals, OpKind, PendingOp } from '../state/op-journal';
 import type { Faults } from '../util/faults';
 import type { DurableUndo } from './cleanup';
 import type { Undoer } from './undoer';
@@ -25,6 +26,22 @@ export class Operations {
       point: () => this.faults.point(op),
       finish: () => journal.finish(),
     };
+  }
+
+  /**
+   * Undoes an interrupted operation from its journal, last step first; its journal goes
+   * once every undo succeeded (else it stays for the next start). Resolves to the undos
+   * that failed.
+   */
+  async replay(p: PendingOp): Promise<string[]> {
+    const failed: string[] = [];
+    for (const a of [...p.undos].reverse()) {
+      await this.undo(a).catch((e: unknown) => {
+        failed.push(`${a.kind} ${'path' in a ? a.path : ''}: ${(e as Error).message}`);
+      });
+    }
+    if (failed.length === 0) await fsp.rm(p.file, { force: true });
+    return failed;
   }
 
   /** A fault point of `op` outside any cleanup stack (between teardown steps). */

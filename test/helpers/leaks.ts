@@ -54,24 +54,30 @@ function walk(dir: string, out: string[], onlyDirs: boolean): void {
   }
 }
 
-/** Pids (with their command, and "(zombie)" for one) whose parent is this process. */
-export function childProcesses(): string[] {
-  const out: string[] = [];
+/** The children of `parent`: pid, state letter and command name. */
+export function childrenOf(parent: number): Array<{ pid: number; state: string; comm: string }> {
+  const out: Array<{ pid: number; state: string; comm: string }> = [];
   for (const name of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
       const close = stat.lastIndexOf(')');
-      const fields = stat.slice(close + 2).split(' ');
-      const ppid = Number(fields[1]);
-      // Identity is pid and name; the state only marks a zombie (R and S flip from one
-      // snapshot to the next, and must not make a running child look new).
-      if (ppid === process.pid) out.push(`${name} ${stat.slice(stat.indexOf('(') + 1, close)}${fields[0] === 'Z' ? ' (zombie)' : ''}`);
+      const [state, ppid] = stat.slice(close + 2).split(' ');
+      if (Number(ppid) === parent) out.push({ pid: Number(name), state, comm: stat.slice(stat.indexOf('(') + 1, close) });
     } catch {
       // the process went away while we looked
     }
   }
-  return out.sort();
+  return out;
+}
+
+/** Pids (with their command, and "(zombie)" for one) whose parent is this process. */
+export function childProcesses(): string[] {
+  // Identity is pid and name; the state only marks a zombie (R and S flip from one
+  // snapshot to the next, and must not make a running child look new).
+  return childrenOf(process.pid)
+    .map((c) => `${c.pid} ${c.comm}${c.state === 'Z' ? ' (zombie)' : ''}`)
+    .sort();
 }
 
 export function snapshot(scope: LeakScope): Snapshot {

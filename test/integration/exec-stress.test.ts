@@ -9,9 +9,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import { status as Status, type ServiceError } from '@grpc/grpc-js';
 import { withPodEnv } from '../helpers/pod-env';
+import { childrenOf as children } from '../helpers/leaks';
 import { createContainer, runPod, until } from '../helpers/containers';
 
 const total = Number(process.env.NODECRI_EXEC_STRESS_COUNT ?? 5000);
@@ -19,21 +19,7 @@ const timeouts = 20;
 const inFlight = 8;
 
 /** The daemon's children, as "pid state comm". */
-function childrenOf(pid: number): string[] {
-  const out: string[] = [];
-  for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
-      const close = stat.lastIndexOf(')');
-      const [state, ppid] = stat.slice(close + 2).split(' ');
-      if (Number(ppid) === pid) out.push(`${name} ${state} ${stat.slice(stat.indexOf('(') + 1, close)}`);
-    } catch {
-      // gone while we looked
-    }
-  }
-  return out.sort();
-}
+const childrenOf = (pid: number): string[] => children(pid).map((c) => `${c.pid} ${c.state} ${c.comm}`).sort();
 
 const zombies = (pid: number) => childrenOf(pid).filter((c) => c.split(' ')[1] === 'Z');
 
