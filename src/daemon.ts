@@ -127,9 +127,10 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
   // No child-subreaper flag and no orphan sweep: every process the daemon makes is its own
   // child, watched by the pidfd its clone returned (exec processes too: CLONE_PARENT from
   // the intermediate), and reaped by that watcher alone. Orphans of our children's
-  // children (a CNI plugin's, an exec's in the host PID namespace) go to the keeper (the
-  // subreaper above the daemon; to init without one), as they would under any other parent; a subreaper would have to reap them all, and could only
-  // tell them from our own unreaped children by racing their watchers.
+  // children (a CNI plugin's, an exec's in the host PID namespace) go to the keeper, the
+  // subreaper above the daemon (to init without one): a subreaper here would have to reap
+  // them all, and could only tell them from our own unreaped children by racing their
+  // watchers.
   const { manager: cgroups, layout } = await createCgroupManager({ deviceEnforcement: config.cgroup.deviceEnforcement });
   log.info({ cgroupMode: layout.mode, deviceControl: cgroups.deviceControl }, 'cgroup layout detected');
   if (config.cgroup.favorDynmods) await favorDynmods(log);
