@@ -295,16 +295,11 @@ export class ContainerService {
 
   private async build(id: string, name: string, sandbox: SandboxRecord, config: ContainerConfig__Output, logPath: string | null): Promise<string> {
     const log = this.opts.log.child({ containerId: id, container: `${sandbox.spec.namespace}/${sandbox.spec.name}/${config.metadata!.name}` });
-    this.names.reserve(name, id);
-    let cleanup: CleanupStack;
+    // The journal comes first: a failure to open it leaves nothing to undo.
+    const cleanup = new CleanupStack(log, await this.opts.ops.begin('CreateContainer', id));
     try {
-      cleanup = new CleanupStack(log, await this.opts.ops.begin('CreateContainer', id));
-    } catch (e) {
-      this.names.release(name);
-      throw e;
-    }
-    cleanup.push(`name ${name}`, () => this.names.release(name));
-    try {
+      this.names.reserve(name, id);
+      cleanup.push(`name ${name}`, () => this.names.release(name));
       const imageRef = config.image!.image;
       const image = await this.opts.images.status(imageRef);
       if (!image) throw notFound(`image ${imageRef} is not present: pull it first`);
@@ -519,55 +514,58 @@ export class ContainerService {
       // A crash before the RUNNING record is on disk leaves a process no client was told
       // about: the journal's undo kills what runs in the container's cgroup (it stays CREATED).
       const journal = await this.opts.ops.begin('StartContainer', r.id);
-      await journal.append({ kind: 'cgroup', path: r.cgroupPath, keep: true });
-      journal.point();
-      let live = this.live.get(r.id);
-      if (!live?.handle) {
-        // Created by a daemon that is gone: its held process went with it; make it again.
-        const cleanup = new CleanupStack(this.opts.log);
-        await this.makeProcess(r, await this.spec(r), cleanup).catch(async (e: unknown) => {
-          await journal.finish();
-          throw e;
-        });
-        await cleanup.commit();
-        live = this.live.get(r.id)!;
-        journal.point();
-      }
-      const handle = live.handle!;
-      // Registered before it runs: from then on, were this daemon to die, the keeper (whose
-      // child it becomes) writes its exit down.
-      const [pid, startTime] = [r.pid, r.pidStartTime];
-      if (pid !== null && startTime !== null) this.keeper?.watch(pid, startTime);
       try {
-        await this.opts.host.startProcess(handle);
+        await journal.append({ kind: 'cgroup', path: r.cgroupPath, keep: true });
         journal.point();
-      } catch (e) {
-        if (pid !== null && startTime !== null) void this.keeper?.forget(pid, startTime).catch(() => {});
-        r.state = 'CONTAINER_EXITED';
-        r.exitCode = 128;
-        r.reason = 'StartError';
-        r.message = (e as Error).message;
-        r.finishedAt = nowNanos();
-        r.pid = null;
-        live.closeStdio();
-        this.keeper?.drop(r.id);
-        await live.log?.close();
-        await this.opts.host.releaseProcess(handle).catch(() => {});
-        this.live.delete(r.id);
+        let live = this.live.get(r.id);
+        if (!live?.handle) {
+          // Created by a daemon that is gone: its held process went with it; make it again.
+          const cleanup = new CleanupStack(this.opts.log);
+          await this.makeProcess(r, await this.spec(r), cleanup).catch(async (e: unknown) => {
+            await cleanup.unwind();
+            throw e;
+          });
+          await cleanup.commit();
+          live = this.live.get(r.id)!;
+          journal.point();
+        }
+        const handle = live.handle!;
+        // Registered before it runs: from then on, were this daemon to die, the keeper (whose
+        // child it becomes) writes its exit down.
+        const [pid, startTime] = [r.pid, r.pidStartTime];
+        if (pid !== null && startTime !== null) this.keeper?.watch(pid, startTime);
+      try {
+          await this.opts.host.startProcess(handle);
+          journal.point();
+        } catch (e) {
+          if (pid !== null && startTime !== null) void this.keeper?.forget(pid, startTime).catch(() => {});
+          r.state = 'CONTAINER_EXITED';
+          r.exitCode = 128;
+          r.reason = 'StartError';
+          r.message = (e as Error).message;
+          r.finishedAt = nowNanos();
+          r.pid = null;
+          live.closeStdio();
+          this.keeper?.drop(r.id);
+          await live.log?.close();
+          await this.opts.host.releaseProcess(handle).catch(() => {});
+          this.live.delete(r.id);
+          await this.persist(r);
+          this.opts.events.publish({ containerId: r.id, type: 'CONTAINER_STOPPED_EVENT', createdAt: r.finishedAt, sandboxId: r.sandboxId });
+          throw new RuntimeError('unknown', `start container ${r.id}: ${(e as Error).message}`, { cause: e });
+        }
+        this.opts.host.refProcess(handle, false);
+        r.state = 'CONTAINER_RUNNING';
+        r.startedAt = nowNanos();
         await this.persist(r);
+        journal.point();
+        live.done = this.watchExit(r, live);
+        this.opts.events.publish({ containerId: r.id, type: 'CONTAINER_STARTED_EVENT', createdAt: r.startedAt, sandboxId: r.sandboxId });
+      } finally {
+        // Once this settles the client knows the outcome; only a crash leaves the journal.
         await journal.finish();
-        this.opts.events.publish({ containerId: r.id, type: 'CONTAINER_STOPPED_EVENT', createdAt: r.finishedAt, sandboxId: r.sandboxId });
-        throw new RuntimeError('unknown', `start container ${r.id}: ${(e as Error).message}`, { cause: e });
       }
-      this.opts.host.refProcess(handle, false);
-      r.state = 'CONTAINER_RUNNING';
-      r.startedAt = nowNanos();
-      await this.persist(r);
       journal.point();
-      await journal.finish();
-      journal.point();
-      live.done = this.watchExit(r, live);
-      this.opts.events.publish({ containerId: r.id, type: 'CONTAINER_STARTED_EVENT', createdAt: r.startedAt, sandboxId: r.sandboxId });
     });
   }
 
@@ -695,38 +693,39 @@ export class ContainerService {
     const r = this.get(idOrPrefix);
     if (!r) return;
     // Rolled forward after a crash: the next start finishes the removal.
-    const journal = await this.opts.ops.begin('RemoveContainer', r.id);
-    const step = () => this.opts.ops.point('RemoveContainer');
-    if (r.state === 'CONTAINER_RUNNING' || r.state === 'CONTAINER_CREATED') await this.stop(r.id, 0);
-    await this.locked(r.id, async () => {
-      if (!this.records.has(r.id)) return;
-      step();
-      // Exec'd processes and anything else left in the cgroup go with it.
-      await this.opts.host.cgroups.killAll(r.cgroupPath).catch(() => {});
-      await this.opts.host.cgroups.remove(r.cgroupPath);
-      step();
-      await this.opts.host.unmount(r.rootfs);
-      step();
-      await this.opts.images.releaseRootfs(r.id);
-      step();
-      await fsp.rm(r.runDir, { recursive: true, force: true });
-      step();
-      // The record goes last: until then a restart finds the container and finishes this.
-      await fsp.rm(r.stateDir, { recursive: true, force: true });
-      step();
-      this.records.delete(r.id);
-      this.hasDevicesCgroup.delete(r.id);
-      this.specs.delete(r.id);
-      this.index.delete(r.id);
-      this.names.release(r.name);
-      this.cpuRate.forget(r.id);
-      this.live.delete(r.id);
-      // The series goes with the container, so that its label set stays bounded.
-      this.opts.metrics?.containerLogDroppedBytes.remove({ container_id: r.id });
-      this.keeper?.drop(r.id);
-      this.opts.events.publish({ containerId: r.id, type: 'CONTAINER_DELETED_EVENT', createdAt: nowNanos(), sandboxId: r.sandboxId });
+    await this.opts.ops.teardown('RemoveContainer', r.id, async (step) => {
+      if (r.state === 'CONTAINER_RUNNING' || r.state === 'CONTAINER_CREATED') await this.stop(r.id, 0);
+      await this.locked(r.id, () => this.removeLocked(r, step));
     });
-    await journal.finish();
+  }
+
+  private async removeLocked(r: ContainerRecord, step: () => void): Promise<void> {
+    if (!this.records.has(r.id)) return;
+    step();
+    // Exec'd processes and anything else left in the cgroup go with it.
+    await this.opts.host.cgroups.killAll(r.cgroupPath).catch(() => {});
+    await this.opts.host.cgroups.remove(r.cgroupPath);
+    step();
+    await this.opts.host.unmount(r.rootfs);
+    step();
+    await this.opts.images.releaseRootfs(r.id);
+    step();
+    await fsp.rm(r.runDir, { recursive: true, force: true });
+    step();
+    // The record goes last: until then a restart finds the container and finishes this.
+    await fsp.rm(r.stateDir, { recursive: true, force: true });
+    step();
+    this.records.delete(r.id);
+    this.hasDevicesCgroup.delete(r.id);
+    this.specs.delete(r.id);
+    this.index.delete(r.id);
+    this.names.release(r.name);
+    this.cpuRate.forget(r.id);
+    this.live.delete(r.id);
+    // The series goes with the container, so that its label set stays bounded.
+    this.opts.metrics?.containerLogDroppedBytes.remove({ container_id: r.id });
+    this.keeper?.drop(r.id);
+    this.opts.events.publish({ containerId: r.id, type: 'CONTAINER_DELETED_EVENT', createdAt: nowNanos(), sandboxId: r.sandboxId });
   }
 
   // ------------------------------------------------------------------ exec

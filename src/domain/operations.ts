@@ -44,6 +44,21 @@ export class Operations {
     return failed;
   }
 
+  /**
+   * A teardown (a stop or removal) under its own journal, which the next start rolls
+   * forward if a crash interrupts it. The journal goes when `fn` settles either way: a
+   * failure the client was told of is the client's to retry, not the next start's.
+   * `fn` gets the operation's fault point, to call between its steps.
+   */
+  async teardown<T>(op: OpKind, id: string, fn: (step: () => void) => Promise<T>): Promise<T> {
+    const journal = await this.begin(op, id);
+    try {
+      return await fn(journal.point);
+    } finally {
+      await journal.finish();
+    }
+  }
+
   /** A fault point of `op` outside any cleanup stack (between teardown steps). */
   point(op: OpKind): void {
     this.faults.point(op);

@@ -162,16 +162,11 @@ export class SandboxService {
 
   private async create(id: string, name: string, handler: string, spec: SandboxSpec, signal: AbortSignal | null): Promise<string> {
     const log = this.opts.log.child({ sandboxId: id, pod: `${spec.namespace}/${spec.name}` });
-    this.names.reserve(name, id);
-    let cleanup: CleanupStack;
+    // The journal comes first: a failure to open it leaves nothing to undo.
+    const cleanup = new CleanupStack(log, await this.opts.ops.begin('RunPodSandbox', id));
     try {
-      cleanup = new CleanupStack(log, await this.opts.ops.begin('RunPodSandbox', id));
-    } catch (e) {
-      this.names.release(name);
-      throw e;
-    }
-    cleanup.push(`name ${name}`, () => this.names.release(name));
-    try {
+      this.names.reserve(name, id);
+      cleanup.push(`name ${name}`, () => this.names.release(name));
       const record = await this.build(id, name, handler, spec, cleanup, signal, log);
       // The record is the commit point: once it is on disk the pod exists (a crash from
       // here on leaves a whole pod, which the next start restores).
@@ -358,33 +353,34 @@ export class SandboxService {
   async stop(idOrPrefix: string, signal: AbortSignal | null, op: 'StopPodSandbox' | 'RemovePodSandbox' = 'StopPodSandbox'): Promise<void> {
     const r = this.get(idOrPrefix);
     if (!r) return;
-    await this.locked(r.id, async () => {
-      // Journaled so that a crash half-way is finished by the next start (a stop is
-      // rolled forward: the client asked for it and every step is idempotent).
-      const journal = op === 'StopPodSandbox' ? await this.opts.ops.begin('StopPodSandbox', r.id) : null;
-      const step = () => this.opts.ops.point(op);
-      await this.containers.stopAll(r.id, signal);
-      step();
-      if (r.infra) await this.opts.host.infra.stop(r.infra.pid);
-      step();
-      if (r.network && r.pins.net) {
-        await this.opts.network.detach(r.network, this.networkRequest(r.id, r.spec, r.pins.net, r.cgroup.path));
-        r.network = { ...r.network, ips: [] };
-      }
-      step();
-      if (r.shm.mounted) {
-        await this.opts.host.unmount(r.shm.path);
-        r.shm = { ...r.shm, mounted: false };
-      }
-      step();
-      if (r.state !== 'SANDBOX_NOTREADY') {
-        r.state = 'SANDBOX_NOTREADY';
-        r.notReadyReason = 'stopped';
-        this.opts.events.publish({ containerId: r.id, type: 'CONTAINER_STOPPED_EVENT', createdAt: nowNanos(), sandboxId: r.id });
-      }
-      await this.persist(r);
-      await journal?.finish();
-    });
+    // Journaled so that a crash half-way is finished by the next start (a stop is rolled
+    // forward: the client asked for it and every step is idempotent); within a removal,
+    // the removal's journal covers it.
+    if (op === 'StopPodSandbox') await this.opts.ops.teardown('StopPodSandbox', r.id, (step) => this.locked(r.id, () => this.stopLocked(r, signal, step)));
+    else await this.locked(r.id, () => this.stopLocked(r, signal, () => this.opts.ops.point(op)));
+  }
+
+  private async stopLocked(r: SandboxRecord, signal: AbortSignal | null, step: () => void): Promise<void> {
+    await this.containers.stopAll(r.id, signal);
+    step();
+    if (r.infra) await this.opts.host.infra.stop(r.infra.pid);
+    step();
+    if (r.network && r.pins.net) {
+      await this.opts.network.detach(r.network, this.networkRequest(r.id, r.spec, r.pins.net, r.cgroup.path));
+      r.network = { ...r.network, ips: [] };
+    }
+    step();
+    if (r.shm.mounted) {
+      await this.opts.host.unmount(r.shm.path);
+      r.shm = { ...r.shm, mounted: false };
+    }
+    step();
+    if (r.state !== 'SANDBOX_NOTREADY') {
+      r.state = 'SANDBOX_NOTREADY';
+      r.notReadyReason = 'stopped';
+      this.opts.events.publish({ containerId: r.id, type: 'CONTAINER_STOPPED_EVENT', createdAt: nowNanos(), sandboxId: r.id });
+    }
+    await this.persist(r);
   }
 
   /** RemovePodSandbox: stops if needed, then removes everything. Unknown id is fine. */
@@ -392,29 +388,30 @@ export class SandboxService {
     const r = this.get(idOrPrefix);
     if (!r) return;
     // Rolled forward after a crash: the next start finishes the removal.
-    const journal = await this.opts.ops.begin('RemovePodSandbox', r.id);
-    const step = () => this.opts.ops.point('RemovePodSandbox');
-    await this.stop(r.id, signal, 'RemovePodSandbox');
-    await this.locked(r.id, async () => {
-      if (!this.records.has(r.id)) return;
-      await this.containers.removeAll(r.id);
-      step();
-      for (const p of [r.pins.net, r.pins.ipc, r.pins.uts, r.pins.user]) if (p) await this.opts.host.unpinNamespace(p);
-      step();
-      if (r.infra) await this.opts.host.cgroups.remove(r.infra.cgroupPath);
-      if (r.cgroup.created) await this.removePodCgroup(r);
-      step();
-      await fsp.rm(r.runDir, { recursive: true, force: true });
-      step();
-      await fsp.rm(this.recordFile(r.id), { force: true });
-      step();
-      this.records.delete(r.id);
-      this.index.delete(r.id);
-      this.cpuRate.forget(r.id);
-      this.names.release(r.name);
-      this.opts.events.publish({ containerId: r.id, type: 'CONTAINER_DELETED_EVENT', createdAt: nowNanos(), sandboxId: r.id });
+    await this.opts.ops.teardown('RemovePodSandbox', r.id, async (step) => {
+      await this.stop(r.id, signal, 'RemovePodSandbox');
+      await this.locked(r.id, () => this.removeLocked(r, step));
     });
-    await journal.finish();
+  }
+
+  private async removeLocked(r: SandboxRecord, step: () => void): Promise<void> {
+    if (!this.records.has(r.id)) return;
+    await this.containers.removeAll(r.id);
+    step();
+    for (const p of [r.pins.net, r.pins.ipc, r.pins.uts, r.pins.user]) if (p) await this.opts.host.unpinNamespace(p);
+    step();
+    if (r.infra) await this.opts.host.cgroups.remove(r.infra.cgroupPath);
+    if (r.cgroup.created) await this.removePodCgroup(r);
+    step();
+    await fsp.rm(r.runDir, { recursive: true, force: true });
+    step();
+    await fsp.rm(this.recordFile(r.id), { force: true });
+    step();
+    this.records.delete(r.id);
+    this.index.delete(r.id);
+    this.cpuRate.forget(r.id);
+    this.names.release(r.name);
+    this.opts.events.publish({ containerId: r.id, type: 'CONTAINER_DELETED_EVENT', createdAt: nowNanos(), sandboxId: r.id });
   }
 
   /**
