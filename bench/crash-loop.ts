@@ -12,7 +12,8 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startPodEnv, cgroupDirsFor } from '../test/helpers/pod-env';
-import { ipamAllocations } from '../test/helpers/cni';
+import { bridgePorts, ipamAllocations } from '../test/helpers/cni';
+import { processesNaming } from '../test/helpers/leaks';
 import { podConfig } from '../test/helpers/pods';
 
 const K = Number(process.argv[2] ?? 30);
@@ -45,28 +46,6 @@ function cgroupsUnder(parent: string): number {
     }
   }
   return n;
-}
-
-function processesOf(dir: string, daemonPids: number[]): number {
-  let n = 0;
-  for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid || daemonPids.includes(Number(name))) continue;
-    try {
-      const text = Buffer.concat([fs.readFileSync(`/proc/${name}/cmdline`), fs.readFileSync(`/proc/${name}/environ`)]);
-      if (text.includes(dir)) n++;
-    } catch {
-      // gone
-    }
-  }
-  return n;
-}
-
-function bridgePorts(bridge: string): number {
-  try {
-    return execFileSync('ip', ['-o', 'link', 'show', 'master', bridge], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n').filter(Boolean).length;
-  } catch {
-    return 0;
-  }
 }
 
 async function main(): Promise<void> {
@@ -102,8 +81,8 @@ async function main(): Promise<void> {
       sandboxesUnlisted: entries(path.join(runroot, 'sandboxes')).length,
       mounts,
       cgroups: cgroupsUnder(env.cgroupParent),
-      processes: processesOf(env.dir, [env.daemon.proc.pid ?? 0, env.daemon.workerPid]),
-      veths: bridgePorts(env.cni.bridge),
+      processes: processesNaming(env.dir, [env.daemon.proc.pid ?? 0, env.daemon.workerPid]).length,
+      veths: bridgePorts(env.cni.bridge).length,
       ips: ipamAllocations(env.cni).length,
       stateEntries,
       cniCache: entries(path.join(root, 'cni-cache')).length,

@@ -141,8 +141,9 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
     timeoutMs: 60_000,
   });
   const podNetwork = new PodNetwork(cni, cniRunner, bringUpLoopback, log.child({ component: 'network' }));
+  const journals = new OpJournals(path.join(config.runroot, 'ops'));
   const ops = new Operations(
-    new OpJournals(path.join(config.runroot, 'ops')),
+    journals,
     undoer({
       removeTree,
       unmountIfMounted,
@@ -171,7 +172,7 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
     metrics,
     keeper,
   });
-  await recoverState({ journals: new OpJournals(path.join(config.runroot, 'ops')), sandboxes, containers, handoff, keeper, log: log.child({ component: 'recovery' }) });
+  await recoverState({ journals, sandboxes, containers, handoff, keeper, log: log.child({ component: 'recovery' }) });
 
   let podCidr = '';
   const deps: CriDeps = {

@@ -80,6 +80,25 @@ export function childProcesses(): string[] {
     .sort();
 }
 
+/**
+ * Processes other than `except` and this one whose command line or environment names
+ * `dir` (a test's temp dir): CNI plugins, pause, container processes a runtime left.
+ */
+export function processesNaming(dir: string, except: number[]): string[] {
+  const out: string[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid || except.includes(Number(name))) continue;
+    try {
+      const cmdline = fs.readFileSync(`/proc/${name}/cmdline`);
+      const environ = fs.readFileSync(`/proc/${name}/environ`);
+      if (cmdline.includes(dir) || environ.includes(dir)) out.push(`${name} ${cmdline.toString().replace(/\0/g, ' ').trim()}`);
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
 export function snapshot(scope: LeakScope): Snapshot {
   const files: string[] = [];
   for (const d of scope.dirs ?? []) walk(d, files, false);

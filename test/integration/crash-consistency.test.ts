@@ -13,27 +13,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { startPodEnv, cgroupDirsFor, type PodEnv } from '../helpers/pod-env';
 import { bridgePorts, ipamAllocations } from '../helpers/cni';
-import { diff, snapshot, type LeakScope } from '../helpers/leaks';
+import { diff, processesNaming, snapshot, type LeakScope } from '../helpers/leaks';
 import { podConfig } from '../helpers/pods';
 import { createContainer, runPod, until, type Pod } from '../helpers/containers';
 
 type Op = 'RunPodSandbox' | 'CreateContainer' | 'StartContainer' | 'RemovePodSandbox';
-
-/** Processes other than the daemon whose command line or environment names the test's dir (CNI plugins, pause, container processes). */
-function processesOf(dir: string, daemonPids: number[]): string[] {
-  const out: string[] = [];
-  for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid || daemonPids.includes(Number(name))) continue;
-    try {
-      const cmdline = fs.readFileSync(`/proc/${name}/cmdline`);
-      const environ = fs.readFileSync(`/proc/${name}/environ`);
-      if (cmdline.includes(dir) || environ.includes(dir)) out.push(`${name} ${cmdline.toString().replace(/\0/g, ' ').trim()}`);
-    } catch {
-      // gone
-    }
-  }
-  return out;
-}
 
 function leakScope(env: PodEnv): LeakScope {
   return {
@@ -124,7 +108,7 @@ async function killAtEveryStep(op: Op): Promise<void> {
       leaked.children = leaked.children.filter((c) => !c.startsWith(`${env.daemon.proc.pid} `));
       const links = bridgePorts(env.cni.bridge);
       assert.deepEqual(
-        { ...leaked, links, ips: ipamAllocations(env.cni), processes: processesOf(env.dir, [env.daemon.proc.pid ?? 0, env.daemon.workerPid]) },
+        { ...leaked, links, ips: ipamAllocations(env.cni), processes: processesNaming(env.dir, [env.daemon.proc.pid ?? 0, env.daemon.workerPid]) },
         { mounts: [], files: [], cgroups: [], children: [], links: [], ips: [], processes: [] },
         `kill at point ${n} of ${op}: leaked`,
       );
