@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { type CgroupManager, type Resources, cgroupManagerFor, createCgroupManager, noResources } from '../src/linux/cgroups';
 import {
-  type CgroupCreateSpec, type CgroupDeviceRule, type CgroupFileRead, type CgroupFileWrite, type CgroupKillSpec, type CgroupMount, type CgroupNative,
+  type CgroupCreateSpec, type CgroupDeviceRule, type CgroupFileRead, type CgroupFileWrite, type CgroupKillSpec, type CgroupNative,
   cgroupNative,
 } from '../src/native/cgroups';
 
@@ -23,9 +23,6 @@ type Op =
 class Recorder implements CgroupNative {
   ops: Op[] = [];
   constructor(private readonly inner: CgroupNative) {}
-  cgroupMounts(): Promise<CgroupMount[]> {
-    return this.inner.cgroupMounts();
-  }
   cgroupCreate(specs: CgroupCreateSpec[]): Promise<void> {
     for (const spec of specs) this.ops.push({ kind: 'mkdir', spec });
     return this.inner.cgroupCreate(specs);
