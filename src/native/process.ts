@@ -10,6 +10,7 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
+import { Semaphore } from '../util/semaphore';
 import { nativeFunction } from './binding';
 import {
   CLONE,
@@ -482,24 +483,8 @@ export const maxConcurrentCreates = Math.max(1, Math.min(2, os.availableParallel
  */
 export const maxConcurrentExecs = 4;
 
-/** Runs at most `max` of its calls at once, the others in arrival order. */
-function limiter(max: number): <T>(fn: () => Promise<T>) => Promise<T> {
-  let inFlight = 0;
-  const queue: (() => void)[] = [];
-  return async (fn) => {
-    if (inFlight >= max) await new Promise<void>((r) => queue.push(r));
-    inFlight++;
-    try {
-      return await fn();
-    } finally {
-      inFlight--;
-      queue.shift()?.();
-    }
-  };
-}
-
-const limited = limiter(maxConcurrentCreates);
-const limitedExec = limiter(maxConcurrentExecs);
+const creates = new Semaphore(maxConcurrentCreates);
+const execs = new Semaphore(maxConcurrentExecs);
 
 /**
  * Creates a container process: it is fully set up (namespaces, rootfs, identity, seccomp)
@@ -509,7 +494,7 @@ const limitedExec = limiter(maxConcurrentExecs);
  */
 export async function createProcess(spec: ProcessSpec): Promise<ProcessHandle> {
   const native = toNativeSpec(spec);
-  const c = await limited(() => nCreate(native));
+  const c = await creates.run(() => nCreate(native));
   return makeHandle(c, c.seed);
 }
 
@@ -556,7 +541,7 @@ export async function execProcess(target: ProcessHandle | { pid: number; pidfd: 
     ...identityToNative(spec),
     target: { pid: target.pid, pidfd: target.pidfd },
   };
-  const c = await limitedExec(() => nCreate(native));
+  const c = await execs.run(() => nCreate(native));
   const h = makeHandle(c, c.seed);
   try {
     await startProcess(h);

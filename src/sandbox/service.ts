@@ -12,7 +12,6 @@ import type { Config } from '../config';
 import { CleanupStack } from '../domain/cleanup';
 import type { Operations } from '../domain/operations';
 import type { PendingOp } from '../state/op-journal';
-import { KeyedLock } from '../domain/keyed-lock';
 import { RuntimeError, failedPrecondition, invalidArgument, unavailable } from '../domain/errors';
 import type { EventBus } from '../domain/events';
 import { nowNanos } from '../domain/events';
@@ -23,6 +22,7 @@ import { CpuRate } from '../domain/cpu-rate';
 import type { PodNetwork, PodNetworkAttachment } from '../network/pod-network';
 import type { Logger } from '../obs/logger';
 import { readJson, writeJsonAtomic } from '../state/atomic-file';
+import { KeyedMutex } from '../util/mutex';
 import { checkPathLength, resourceError } from '../domain/limits';
 import { checkCgroupParent } from './cgroup-parent';
 import { hostsFile, podHostname, resolvConf, writeSandboxFiles } from './files';
@@ -78,7 +78,7 @@ export class SandboxService {
   private readonly index = new IdIndex();
   private readonly names = new Registrar();
   private readonly creating = new Map<string, Promise<string>>();
-  private readonly lock = new KeyedLock();
+  private readonly lock = new KeyedMutex();
   private readonly cpuRate = new CpuRate();
   private containers: SandboxContainers = { stopAll: async () => {}, removeAll: async () => {} };
 
