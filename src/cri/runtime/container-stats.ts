@@ -3,6 +3,7 @@ import type { CallContext } from '../context';
 import type { ContainerStats } from '../generated/runtime/v1/ContainerStats';
 import type { ContainerRecord } from '../../container/model';
 import { selectContainers } from '../convert/filter';
+import { sendPages } from '../paging';
 import { cpuUsage, memoryUsage, u64 } from '../convert/stats';
 
 export async function containerStatsOf(ctx: CallContext, r: ContainerRecord): Promise<ContainerStats> {
@@ -27,5 +28,5 @@ export const listContainerStats: Unary<'ListContainerStats'> = async (req, ctx) 
 
 export const streamContainerStats: ServerStream<'StreamContainerStats'> = async (req, ctx, send) => {
   const all = await Promise.all(selectContainers(ctx.deps, req.filter).map((r) => containerStatsOf(ctx, r)));
-  for (let i = 0; i < all.length; i += 100) send({ container_stats: all.slice(i, i + 100) });
+  sendPages(all, send, (container_stats) => ({ container_stats }));
 };

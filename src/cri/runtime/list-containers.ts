@@ -4,6 +4,7 @@ import type { ContainerFilter__Output } from '../generated/runtime/v1/ContainerF
 import type { Container } from '../generated/runtime/v1/Container';
 import { containerListItem } from '../convert/container';
 import { selectContainers } from '../convert/filter';
+import { sendPages } from '../paging';
 
 export function listContainerItems(deps: CriDeps, filter: ContainerFilter__Output | null): Container[] {
   return selectContainers(deps, filter).map(containerListItem);
@@ -13,5 +14,5 @@ export const listContainers: Unary<'ListContainers'> = async (req, { deps }) => 
 
 export const streamContainers: ServerStream<'StreamContainers'> = async (req, { deps }, send) => {
   const items = listContainerItems(deps, req.filter);
-  for (let i = 0; i < items.length; i += 100) send({ containers: items.slice(i, i + 100) });
+  sendPages(items, send, (containers) => ({ containers }));
 };

@@ -4,6 +4,7 @@ import type { PodSandboxFilter__Output } from '../generated/runtime/v1/PodSandbo
 import type { PodSandbox } from '../generated/runtime/v1/PodSandbox';
 import { sandboxListItem } from '../convert/sandbox';
 import { selectSandboxes } from '../convert/filter';
+import { sendPages } from '../paging';
 
 export function listSandboxes(deps: CriDeps, filter: PodSandboxFilter__Output | null): PodSandbox[] {
   return selectSandboxes(deps, filter).map(sandboxListItem);
@@ -11,8 +12,8 @@ export function listSandboxes(deps: CriDeps, filter: PodSandboxFilter__Output | 
 
 export const listPodSandbox: Unary<'ListPodSandbox'> = async (req, { deps }) => ({ items: listSandboxes(deps, req.filter) });
 
-/** The same items as ListPodSandbox, a page of 100 per message. */
+/** The same items as ListPodSandbox, in pages. */
 export const streamPodSandboxes: ServerStream<'StreamPodSandboxes'> = async (req, { deps }, send) => {
   const items = listSandboxes(deps, req.filter);
-  for (let i = 0; i < items.length; i += 100) send({ pod_sandboxes: items.slice(i, i + 100) });
+  sendPages(items, send, (pod_sandboxes) => ({ pod_sandboxes }));
 };

@@ -3,6 +3,7 @@ import type { CallContext } from '../context';
 import type { PodSandboxStats } from '../generated/runtime/v1/PodSandboxStats';
 import type { SandboxRecord } from '../../sandbox/model';
 import { selectSandboxes } from '../convert/filter';
+import { sendPages } from '../paging';
 import { cpuUsage, memoryUsage, u64 } from '../convert/stats';
 
 async function statsOf(ctx: CallContext, r: SandboxRecord): Promise<PodSandboxStats> {
@@ -46,5 +47,5 @@ export const listPodSandboxStats: Unary<'ListPodSandboxStats'> = async (req, ctx
 
 export const streamPodSandboxStats: ServerStream<'StreamPodSandboxStats'> = async (req, ctx, send) => {
   const all = await Promise.all(selectSandboxes(ctx.deps, req.filter).map((r) => statsOf(ctx, r)));
-  for (let i = 0; i < all.length; i += 100) send({ pod_sandbox_stats: all.slice(i, i + 100) });
+  sendPages(all, send, (pod_sandbox_stats) => ({ pod_sandbox_stats }));
 };
