@@ -9,9 +9,10 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { type CgroupManager, type Resources, cgroupManagerFor, createCgroupManager, noResources } from '../src/linux/cgroups';
 import {
-  type CgroupCreateSpec, type CgroupDeviceRule, type CgroupFileRead, type CgroupFileWrite, type CgroupKillSpec, type CgroupMount, type CgroupNative,
+  type CgroupCreateSpec, type CgroupDeviceRule, type CgroupFileRead, type CgroupFileWrite, type CgroupKillSpec, type CgroupNative,
   cgroupNative,
 } from '../src/native/cgroups';
+import { median, quantile } from './stats';
 
 type Op =
   | { kind: 'mkdir'; spec: CgroupCreateSpec }
@@ -23,9 +24,6 @@ type Op =
 class Recorder implements CgroupNative {
   ops: Op[] = [];
   constructor(private readonly inner: CgroupNative) {}
-  cgroupMounts(): Promise<CgroupMount[]> {
-    return this.inner.cgroupMounts();
-  }
   cgroupCreate(specs: CgroupCreateSpec[]): Promise<void> {
     for (const spec of specs) this.ops.push({ kind: 'mkdir', spec });
     return this.inner.cgroupCreate(specs);
@@ -87,16 +85,6 @@ function runSh(script: string): Promise<void> {
   });
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
-function p90(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length * 0.9)];
-}
-
 async function timeIt(n: number, fn: () => Promise<void>): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -153,9 +141,9 @@ async function main(): Promise<void> {
       iterations,
       fileOps: rec.ops.length,
       addonMedianUs: Math.round(median(addon)),
-      addonP90Us: Math.round(p90(addon)),
+      addonP90Us: Math.round(quantile(addon, 0.9)),
       shellPerScriptMedianUs: Math.round(median(shell)),
-      shellPerScriptP90Us: Math.round(p90(shell)),
+      shellPerScriptP90Us: Math.round(quantile(shell, 0.9)),
       shellLoopMeanUs: Math.round(loopMean),
     };
     console.log(JSON.stringify(result));

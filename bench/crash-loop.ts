@@ -15,6 +15,7 @@ import { startPodEnv, cgroupDirsFor } from '../test/helpers/pod-env';
 import { bridgePorts, ipamAllocations } from '../test/helpers/cni';
 import { processesNaming } from '../test/helpers/leaks';
 import { podConfig } from '../test/helpers/pods';
+import { readMountInfo } from '../src/linux/mountinfo';
 
 const K = Number(process.argv[2] ?? 30);
 const P = Number(process.argv[3] ?? 5);
@@ -70,10 +71,7 @@ async function main(): Promise<void> {
     await env.removePods();
     const runroot = env.daemon.runroot;
     const root = env.daemon.root;
-    const mounts = fs
-      .readFileSync('/proc/self/mountinfo', 'utf8')
-      .split('\n')
-      .filter((l) => (l.split(' ')[4] ?? '').startsWith(env.dir)).length;
+    const mounts = (await readMountInfo()).filter((m) => m.mountPoint.startsWith(env.dir)).length;
     const stateEntries = [path.join(runroot, 'sandboxes'), path.join(root, 'sandboxes'), path.join(runroot, 'containers'), path.join(root, 'containers'), path.join(runroot, 'ops')]
       .map((d) => entries(d).length)
       .reduce((a, b) => a + b, 0);

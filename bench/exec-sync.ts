@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { busyboxRef, startPodEnv } from '../test/helpers/pod-env';
 import { podConfig } from '../test/helpers/pods';
+import { quantile } from './stats';
 
 const seconds = Number(process.argv[2] ?? 60);
 
@@ -60,8 +61,7 @@ async function main(): Promise<void> {
     }
     const after = procStats(pid);
     heap.push(await heapUsed(metrics));
-    latencies.sort((a, b) => a - b);
-    const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))].toFixed(2);
+    const q = (p: number) => quantile(latencies, p).toFixed(2);
     const mib = (b: number) => (b / 1048576).toFixed(1);
     process.stdout.write(`ExecSync true: ${latencies.length} calls in ${seconds}s, median ${q(0.5)} ms, p90 ${q(0.9)} ms, p99 ${q(0.99)} ms\n`);
     process.stdout.write(`daemon RSS ${(before.rssKiB / 1024).toFixed(1)} MiB -> ${(after.rssKiB / 1024).toFixed(1)} MiB; CPU ${((after.cpuMs - before.cpuMs) / (seconds * 10)).toFixed(1)}% of a core over the run\n`);

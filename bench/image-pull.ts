@@ -16,6 +16,7 @@ import { startContainerdCri, type Containerd } from './peers/containerd-cri';
 import { startTestDaemon } from '../test/helpers/daemon';
 import { buildImage, pushImage, type LayerEntries } from '../test/helpers/images';
 import { startRegistry } from '../test/helpers/registry';
+import { median } from './stats';
 
 const MB = 1 << 20;
 
@@ -42,11 +43,6 @@ function benchLayer(i: number): LayerEntries {
   for (let k = 0; k < 16; k++) e.push({ name: `l${i}/text/${k}.txt`, type: 'file', mode: 0o644, data: compressible(MB, i * 100 + k) });
   for (let k = 0; k < 256; k++) e.push({ name: `l${i}/small/${k}.txt`, type: 'file', mode: 0o644, data: compressible(16 * 1024, i * 1000 + k) });
   return e;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 async function main(): Promise<void> {

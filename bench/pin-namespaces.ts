@@ -18,6 +18,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { pinNamespaces, unpinNamespace } from '../src/native/namespaces';
+import { quantile } from './stats';
 
 const execFile = promisify(execFileCb);
 const types = ['net', 'ipc', 'uts'] as const;
@@ -35,10 +36,6 @@ async function viaShell(dir: string): Promise<void> {
 async function unpinDir(dir: string): Promise<void> {
   for (const t of types) await unpinNamespace(path.join(dir, t));
   await fs.rmdir(dir);
-}
-
-function quantile(sorted: number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 
 async function main(): Promise<void> {
@@ -69,8 +66,7 @@ async function main(): Promise<void> {
   } finally {
     await fs.rm(root, { recursive: true, force: true });
   }
-  const addon = times.addon.sort((a, b) => a - b);
-  const shell = times.shell.sort((a, b) => a - b);
+  const { addon, shell } = times;
   const fmt = (s: number[]): string =>
     `median ${quantile(s, 0.5).toFixed(3)} ms  p10 ${quantile(s, 0.1).toFixed(3)}  p90 ${quantile(s, 0.9).toFixed(3)}`;
   const fsType = (await execFile('stat', ['-f', '-c', '%T', parent])).stdout.trim();

@@ -27,6 +27,7 @@ import { parseCniConfig } from '../src/network/cni-config';
 import { CniPluginRunner } from '../src/network/cni-plugin';
 import { pauseBinary } from '../src/linux/infra';
 import { containerdInstalled, rssOf, startContainerdCri, type Containerd } from './peers/containerd-cri';
+import { type Summary, summarize } from './stats';
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const mode = (args[0] ?? 'all') as 'sandbox' | 'pod' | 'all';
@@ -34,15 +35,11 @@ const N = Number(args[1] ?? 50);
 const P = Number(args[2] ?? 20);
 const withContainerd = !process.argv.includes('--no-containerd') && containerdInstalled();
 
-interface Stats {
-  median: number;
-  p90: number;
-  n: number;
-}
+type Stats = Pick<Summary, 'median' | 'p90' | 'n'>;
 
 function stats(ms: number[]): Stats {
-  const s = [...ms].sort((a, b) => a - b);
-  return { median: s[Math.floor((s.length - 1) / 2)], p90: s[Math.min(s.length - 1, Math.floor(s.length * 0.9))], n: s.length };
+  const { median, p90, n } = summarize(ms);
+  return { median, p90, n };
 }
 
 const fmt = (s: Stats) => `median ${s.median.toFixed(1)} ms, p90 ${s.p90.toFixed(1)} ms (n=${s.n})`;

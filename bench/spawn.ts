@@ -24,14 +24,10 @@ import {
 } from '../src/native/process';
 import { DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, defaultMounts } from '../src/native/process-spec';
 import { buildRootfs } from '../test/helpers/rootfs';
+import { median } from './stats';
 
 const iterations = Number(process.argv[2] ?? 200);
 const runcIterations = Number(process.argv[3] ?? 30);
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
 
 function minimalSpec(rootfs: string, args: string[]): ProcessSpec {
   return {

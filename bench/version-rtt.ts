@@ -5,6 +5,7 @@
  */
 import { CriClient } from '../test/helpers/cri-client';
 import { startTestDaemon } from '../test/helpers/daemon';
+import { quantile } from './stats';
 
 async function measure(client: CriClient, concurrency: number, seconds: number): Promise<{ rps: number; p50us: number; p99us: number }> {
   const latencies: number[] = [];
@@ -19,11 +20,10 @@ async function measure(client: CriClient, concurrency: number, seconds: number):
   const t0 = performance.now();
   await Promise.all(Array.from({ length: concurrency }, worker));
   const elapsed = (performance.now() - t0) / 1000;
-  latencies.sort((a, b) => a - b);
   return {
     rps: Math.round(latencies.length / elapsed),
-    p50us: Math.round(latencies[Math.floor(latencies.length * 0.5)]),
-    p99us: Math.round(latencies[Math.floor(latencies.length * 0.99)]),
+    p50us: Math.round(quantile(latencies, 0.5)),
+    p99us: Math.round(quantile(latencies, 0.99)),
   };
 }
 

@@ -9,7 +9,7 @@ import { ConfigError, defaultConfig, loadConfig, loadConfigSync, loadOptionsFrom
 import { startDaemon } from './daemon';
 import { restartDaemon } from './restart';
 import { ImageService, type ImageRecord } from './image/service';
-import { createLogger } from './obs/logger';
+import { createLogger, logLevels } from './obs/logger';
 import { addonVersion } from './native/probe';
 import { keeperBinary } from './native/keeper';
 import { daemonReexec } from './native/reexec';
@@ -26,7 +26,7 @@ function withConfigOptions(cmd: Command): Command {
     .option('--root <dir>', 'persistent state and images (default /var/lib/nodecri)')
     .option('--runroot <dir>', 'runtime state (default /run/nodecri)')
     .option('--listen <path>', 'CRI unix socket (default /run/nodecri/nodecri.sock)')
-    .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']))
+    .addOption(new Option('--log-level <level>', 'log level').choices(logLevels))
     .option('--cni-config-dir <dir>', 'CNI network configuration directory')
     .option('--cni-plugin-dir <dir>', 'CNI plugin directory (repeat for several)', collect)
     .option('--metrics-address <host:port>', 'serve /metrics on this address ("" = off)')

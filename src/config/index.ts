@@ -16,7 +16,6 @@ export {
   type StreamingConfig,
   type TracingConfig,
   CGROUP_DRIVERS,
-  LOG_LEVELS,
   RUNTIME_TYPES,
   defaultConfig,
 } from './schema';

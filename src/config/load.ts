@@ -7,7 +7,8 @@
 import fsSync, { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { TomlError, parse } from 'smol-toml';
-import { type Config, type KeyPath, type LogLevel, type PartialConfig, type RawTable, LOG_LEVELS } from './schema';
+import { type LogLevel, logLevels } from '../obs/logger';
+import type { Config, KeyPath, PartialConfig, RawTable } from './schema';
 import { ROOT, decode, defaultConfig, encode, isTable } from './schema';
 import { ConfigError, type Layer, type Provenance, checkLayer, crossCheck, sourceOf } from './validate';
 
@@ -225,9 +226,9 @@ export function loadOptionsFromFlags(flags: ConfigFlags): LoadOptions {
 }
 
 function logLevel(v: string): LogLevel {
-  const level = LOG_LEVELS.find((l) => l === v);
+  const level = logLevels.find((l) => l === v);
   if (level === undefined) {
-    throw ConfigError.atKey('flag --log-level', ['log_level'], `expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(v)}`);
+    throw ConfigError.atKey('flag --log-level', ['log_level'], `expected one of ${logLevels.join(', ')}, got ${JSON.stringify(v)}`);
   }
   return level;
 }

@@ -8,9 +8,9 @@
  */
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { type LogLevel, logLevels } from '../obs/logger';
 
-export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+export type { LogLevel };
 export const CGROUP_DRIVERS = ['cgroupfs', 'systemd'] as const;
 export type CgroupDriver = (typeof CGROUP_DRIVERS)[number];
 export const DEVICE_ENFORCEMENTS = ['auto', 'v1', 'bpf'] as const;
@@ -318,11 +318,11 @@ export const SCHEMA: Spec<Config> = {
     },
     logLevel: {
       key: 'log_level',
-      type: { kind: 'enum', values: LOG_LEVELS },
+      type: { kind: 'enum', values: logLevels },
       default: 'info',
       flag: '--log-level',
       live: true,
-      doc: `log level: ${LOG_LEVELS.join(', ')} (logs are json lines)`,
+      doc: `log level: ${logLevels.join(', ')} (logs are json lines)`,
     },
     shutdownTimeout: {
       key: 'shutdown_timeout',

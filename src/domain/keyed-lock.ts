@@ -1,23 +1,5 @@
 /**
- * Serialises operations on one object (a sandbox, a container) while letting different
- * objects proceed in parallel: kubelet retries a stop while the first is running, and a
- * remove must not interleave with it.
+ * Transitional: src/container/service.ts still imports KeyedLock from here while it is
+ * being split; the merge points it at KeyedMutex in util/mutex.ts and deletes this file.
  */
-export class KeyedLock {
-  private readonly tails = new Map<string, Promise<void>>();
-
-  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.tails.get(key) ?? Promise.resolve();
-    let release!: () => void;
-    const mine = new Promise<void>((r) => (release = r));
-    const tail = prev.then(() => mine);
-    this.tails.set(key, tail);
-    await prev;
-    try {
-      return await fn();
-    } finally {
-      release();
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    }
-  }
-}
+export { KeyedMutex as KeyedLock } from '../util/mutex';

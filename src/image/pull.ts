@@ -11,13 +11,13 @@ import type { ImageConfig as ImageSection } from '../config';
 import { RuntimeError, invalidArgument } from '../domain/errors';
 import type { Logger } from '../obs/logger';
 import type { Metrics } from '../obs/metrics';
+import { Semaphore } from '../util/semaphore';
 import type { Credentials } from './auth';
 import { endpointsFor, type Endpoint } from './endpoints';
 import { readBody } from './http';
 import type { ImageRecord } from './image-store';
 import type { LayerStore } from './layer-store';
 import { unpackLayerStream } from './layer-stream';
-import { Limiter } from './limiter';
 import { layerLimits } from './limits';
 import { chainIds, DigestMismatchError, hostPlatform, parseConfig, parseManifest, selectPlatform, sha256, type Descriptor } from './manifest';
 import { formatReference, parseReference, repoName, tagged, type ImageReference } from './reference';
@@ -64,12 +64,12 @@ const MAX_CONFIG = 8 * 1024 * 1024;
 export class PullManager {
   private readonly inflight = new Map<string, Promise<ImageRecord>>();
   private readonly layerJobs = new Map<string, Promise<void>>();
-  private readonly downloads: Limiter;
+  private readonly downloads: Semaphore;
   private readonly active = new Set<Progress>();
   private timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly deps: PullDeps) {
-    this.downloads = new Limiter(deps.config().maxConcurrentDownloads);
+    this.downloads = new Semaphore(deps.config().maxConcurrentDownloads);
   }
 
   /** Pulls `text`; resolves with the image record. `signal` abandons the wait, not the shared pull. */

@@ -6,16 +6,11 @@
  */
 import fsp from 'node:fs/promises';
 import { unmount } from '../native/mounts';
+import { readMountInfo } from './mountinfo';
 
 /** Mount points from /proc/self/mountinfo (octal escapes decoded). */
 export async function mountPoints(): Promise<Set<string>> {
-  const text = await fsp.readFile('/proc/self/mountinfo', 'utf8');
-  const out = new Set<string>();
-  for (const line of text.split('\n')) {
-    const mp = line.split(' ')[4];
-    if (mp) out.add(mp.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
-  }
-  return out;
+  return new Set((await readMountInfo()).map((m) => m.mountPoint));
 }
 
 /** Mount points at or under `dir`, deepest first. */

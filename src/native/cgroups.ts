@@ -9,16 +9,6 @@
  */
 import { nativeFunction } from './binding';
 
-/** One cgroup or cgroup2 mount, from /proc/self/mountinfo. */
-export interface CgroupMount {
-  mountPoint: string;
-  /** The cgroup mounted there: "/" unless inside a cgroup namespace. */
-  root: string;
-  fstype: 'cgroup' | 'cgroup2';
-  /** v1: includes the controllers ("rw,cpu,cpuacct"); v2: "rw,nsdelegate" and the like. */
-  superOptions: string;
-}
-
 export interface CgroupCreateSpec {
   /** Mount point of the hierarchy; must be a cgroup filesystem. */
   root: string;
@@ -72,9 +62,6 @@ export interface CgroupDeviceRule {
   /** a non-empty combination of r, w and m */
   access: string;
 }
-
-/** The cgroup mounts of this mount namespace. */
-export const cgroupMounts = nativeFunction<() => Promise<CgroupMount[]>>('cgroupMounts');
 
 /** mkdir -p for each spec, in order; existing directories are fine. */
 export const cgroupCreate = nativeFunction<(specs: CgroupCreateSpec[]) => Promise<void>>('cgroupCreate');
@@ -137,7 +124,6 @@ export const cgroupDeviceProgram = nativeFunction<(rules: CgroupDeviceRule[]) =>
 
 /** The facade as one injectable object, so the manager can be driven by a fake in tests. */
 export interface CgroupNative {
-  cgroupMounts(): Promise<CgroupMount[]>;
   cgroupCreate(specs: CgroupCreateSpec[]): Promise<void>;
   cgroupWriteFiles(writes: CgroupFileWrite[]): Promise<number[]>;
   cgroupReadFiles(reads: CgroupFileRead[]): Promise<(string | null)[]>;
@@ -148,7 +134,6 @@ export interface CgroupNative {
 }
 
 export const cgroupNative: CgroupNative = {
-  cgroupMounts,
   cgroupCreate,
   cgroupWriteFiles,
   cgroupReadFiles,

@@ -10,6 +10,7 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
+import { Semaphore } from '../util/semaphore';
 import { nativeFunction } from './binding';
 import {
   CLONE,
@@ -24,11 +25,9 @@ import {
   rlimitNumber,
 } from './process-spec';
 
-export type { NamespaceType } from './process-spec';
-
 // ------------------------------------------------------------------ public types
 
-export interface MountSpec {
+interface MountSpec {
   destination: string;
   /** "bind" for bind mounts (or a bind/rbind option), else the filesystem type */
   type: string | null;
@@ -44,13 +43,13 @@ export interface NamespaceSpec {
   path: string | null;
 }
 
-export interface IdMapping {
+interface IdMapping {
   containerId: number;
   hostId: number;
   size: number;
 }
 
-export interface DeviceSpec {
+interface DeviceSpec {
   path: string;
   type: 'c' | 'b' | 'p' | 'u';
   major: number;
@@ -60,7 +59,7 @@ export interface DeviceSpec {
   gid: number | null;
 }
 
-export interface CapabilitySets {
+interface CapabilitySets {
   bounding: string[];
   effective: string[];
   permitted: string[];
@@ -68,21 +67,21 @@ export interface CapabilitySets {
   ambient: string[];
 }
 
-export interface RlimitSpec {
+interface RlimitSpec {
   /** "RLIMIT_NOFILE" */
   type: string;
   soft: number | bigint;
   hard: number | bigint;
 }
 
-export interface SeccompArgSpec {
+interface SeccompArgSpec {
   index: number;
   value: number | bigint;
   valueTwo: number | bigint;
   op: string;
 }
 
-export interface SeccompRuleSpec {
+interface SeccompRuleSpec {
   names: string[];
   action: string;
   errnoRet: number | null;
@@ -214,7 +213,7 @@ export interface ProcessHandle {
 }
 
 /** What a new daemon image needs to adopt a process (see handoffProcess). */
-export interface AdoptRecord {
+interface AdoptRecord {
   pid: number;
   pidfd: number | null;
   stdin: number | null;
@@ -293,7 +292,6 @@ const nPidfdOpen = nativeFunction<(pid: number) => number>('processPidfdOpen');
 const nPidfdPid = nativeFunction<(pidfd: number) => number>('processPidfdPid');
 const nKeepAcrossExec = nativeFunction<(fds: number[], keep: boolean) => void>('processKeepAcrossExec');
 const nDupFd = nativeFunction<(fd: number) => number>('processDupFd');
-const nPtyResize = nativeFunction<(fd: number, cols: number, rows: number) => void>('processPtyResize');
 
 // ------------------------------------------------------------------ translation
 
@@ -354,7 +352,7 @@ function identityToNative(p: ProcessIdentity): Omit<NativeSpec,
 }
 
 /** Exported for unit tests: the numeric spec the addon receives. */
-export function toNativeSpec(spec: ProcessSpec): NativeSpec {
+function toNativeSpec(spec: ProcessSpec): NativeSpec {
   let newNamespaces = 0;
   const joinNamespaces: { path: string; type: number }[] = [];
   for (const ns of spec.namespaces) {
@@ -473,33 +471,17 @@ function makeHandle(
  * small machines: with a non-preemptible kernel (PREEMPT_NONE), creates on every CPU
  * stall the JS thread for tens of milliseconds.
  */
-export const maxConcurrentCreates = Math.max(1, Math.min(2, os.availableParallelism() - 1));
+const maxConcurrentCreates = Math.max(1, Math.min(2, os.availableParallelism() - 1));
 
 /**
  * Exec sessions (ExecSync probes) wait in a queue of their own: behind a burst of creates
  * they would stall kubelet's probes; an exec's setup joins namespaces and makes none, so
  * a few at once cost little.
  */
-export const maxConcurrentExecs = 4;
+const maxConcurrentExecs = 4;
 
-/** Runs at most `max` of its calls at once, the others in arrival order. */
-function limiter(max: number): <T>(fn: () => Promise<T>) => Promise<T> {
-  let inFlight = 0;
-  const queue: (() => void)[] = [];
-  return async (fn) => {
-    if (inFlight >= max) await new Promise<void>((r) => queue.push(r));
-    inFlight++;
-    try {
-      return await fn();
-    } finally {
-      inFlight--;
-      queue.shift()?.();
-    }
-  };
-}
-
-const limited = limiter(maxConcurrentCreates);
-const limitedExec = limiter(maxConcurrentExecs);
+const creates = new Semaphore(maxConcurrentCreates);
+const execs = new Semaphore(maxConcurrentExecs);
 
 /**
  * Creates a container process: it is fully set up (namespaces, rootfs, identity, seccomp)
@@ -509,7 +491,7 @@ const limitedExec = limiter(maxConcurrentExecs);
  */
 export async function createProcess(spec: ProcessSpec): Promise<ProcessHandle> {
   const native = toNativeSpec(spec);
-  const c = await limited(() => nCreate(native));
+  const c = await creates.run(() => nCreate(native));
   return makeHandle(c, c.seed);
 }
 
@@ -556,7 +538,7 @@ export async function execProcess(target: ProcessHandle | { pid: number; pidfd: 
     ...identityToNative(spec),
     target: { pid: target.pid, pidfd: target.pidfd },
   };
-  const c = await limitedExec(() => nCreate(native));
+  const c = await execs.run(() => nCreate(native));
   const h = makeHandle(c, c.seed);
   try {
     await startProcess(h);
@@ -673,7 +655,7 @@ export function keepAcrossExec(fds: number[], keep = true): void {
 }
 
 /** Every fd the handle holds (pidfd first). */
-export function processFds(h: ProcessHandle): number[] {
+function processFds(h: ProcessHandle): number[] {
   return [h.pidfd, h.stdin, h.stdout, h.stderr, h.terminal].filter((fd): fd is number => fd !== null);
 }
 
@@ -754,10 +736,4 @@ export async function adoptStarted(pid: number, startTime: string | null): Promi
 /** F_DUPFD_CLOEXEC. */
 export function dupFd(fd: number): number {
   return nDupFd(fd);
-}
-
-// ------------------------------------------------------------------ terminals
-
-export function resizeTerminal(fd: number, cols: number, rows: number): void {
-  nPtyResize(fd, cols, rows);
 }

@@ -33,6 +33,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { invalidArgument, unimplemented } from '../domain/errors';
 import { checkPathLength } from '../domain/limits';
+import { type MountInfoEntry, mountOf, parseMountInfo } from '../linux/mountinfo';
 import type { Mount__Output } from '../cri/generated/runtime/v1/Mount';
 import type { SandboxRecord } from '../sandbox/model';
 import type { OciMount } from './types';
@@ -168,34 +169,4 @@ export async function containerMounts(req: MountRequest): Promise<MountPlan> {
     if (!destinations.has(c) && !uncoveredVolumes.includes(c)) uncoveredVolumes.push(c);
   }
   return { mounts, rootfsPropagation, uncoveredVolumes };
-}
-
-export interface MountInfoEntry {
-  mountPoint: string;
-  /** optional fields: shared:N, master:N, propagate_from:N, unbindable */
-  optional: string[];
-}
-
-/** The mount point and optional fields of each line of a mountinfo file. */
-export function parseMountInfo(text: string): MountInfoEntry[] {
-  const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
-  const out: MountInfoEntry[] = [];
-  for (const line of text.split('\n')) {
-    const f = line.split(' ');
-    const sep = f.indexOf('-');
-    if (f.length < 7 || sep < 6) continue;
-    out.push({ mountPoint: unescape(f[4]!), optional: f.slice(6, sep) });
-  }
-  return out;
-}
-
-/** The mount a path is on: the longest mount point containing it, the last (topmost) of equals. */
-export function mountOf(entries: readonly MountInfoEntry[], p: string): MountInfoEntry | null {
-  let best: MountInfoEntry | null = null;
-  for (const e of entries) {
-    const mp = e.mountPoint;
-    const contains = mp === '/' || p === mp || p.startsWith(`${mp}/`);
-    if (contains && (!best || mp.length >= best.mountPoint.length)) best = e;
-  }
-  return best;
 }

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { devMajorMinor } from './devices';
-import { mountOf, parseMountInfo } from './mounts';
 import { parseSignal, stopSignal } from './signals';
 
 describe('parseSignal', () => {
@@ -20,27 +19,6 @@ describe('parseSignal', () => {
     assert.deepEqual(stopSignal('SIGRTMINPLUS2', 'SIGQUIT'), { name: 'SIGRTMIN+2', number: 36 });
     assert.deepEqual(stopSignal('SIGRTMAXMINUS1', null), { name: 'SIGRTMIN+29', number: 63 });
     assert.deepEqual(stopSignal('RUNTIME_DEFAULT', ''), { name: 'SIGTERM', number: 15 });
-  });
-});
-
-describe('mountinfo', () => {
-  const text = [
-    '22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw',
-    '30 22 0:25 / /mnt/with\\040space rw master:7 - tmpfs tmpfs rw',
-    '31 22 0:26 / /mnt rw - tmpfs tmpfs rw',
-    '32 31 0:27 / /mnt rw shared:9 - tmpfs tmpfs rw',
-    '',
-  ].join('\n');
-  it('parses mount points (unescaped) and optional fields', () => {
-    const e = parseMountInfo(text);
-    assert.deepEqual(e.map((x) => x.mountPoint), ['/', '/mnt/with space', '/mnt', '/mnt']);
-    assert.deepEqual(e[1]?.optional, ['master:7']);
-  });
-  it('finds the topmost, longest mount containing a path', () => {
-    const e = parseMountInfo(text);
-    assert.deepEqual(mountOf(e, '/mnt/a/b')?.optional, ['shared:9']);
-    assert.deepEqual(mountOf(e, '/mnt/with space/x')?.optional, ['master:7']);
-    assert.equal(mountOf(e, '/mntx')?.mountPoint, '/');
   });
 });
 

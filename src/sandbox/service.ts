@@ -12,17 +12,18 @@ import type { Config } from '../config';
 import { CleanupStack } from '../domain/cleanup';
 import type { Operations } from '../domain/operations';
 import type { PendingOp } from '../state/op-journal';
-import { KeyedLock } from '../domain/keyed-lock';
 import { RuntimeError, failedPrecondition, invalidArgument, unavailable } from '../domain/errors';
 import type { EventBus } from '../domain/events';
 import { nowNanos } from '../domain/events';
 import { IdIndex, newId, sandboxName } from '../domain/ids';
+import { InFlight } from '../domain/in-flight';
 import { Registrar } from '../domain/registrar';
 import { noResources, type CgroupManager, type CgroupStats, type Resources } from '../linux/cgroups';
 import { CpuRate } from '../domain/cpu-rate';
 import type { PodNetwork, PodNetworkAttachment } from '../network/pod-network';
 import type { Logger } from '../obs/logger';
 import { readJson, writeJsonAtomic } from '../state/atomic-file';
+import { KeyedMutex } from '../util/mutex';
 import { checkPathLength, resourceError } from '../domain/limits';
 import { checkCgroupParent } from './cgroup-parent';
 import { hostsFile, podHostname, resolvConf, writeSandboxFiles } from './files';
@@ -72,13 +73,14 @@ export interface SandboxStats {
 
 /** How long a second identical RunPodSandbox waits for the first (CRI-O's resource store). */
 const inFlightWaitMs = 4 * 60 * 1000;
+const busy = (name: string) => unavailable(`pod sandbox ${name} is still being created; try again`);
 
 export class SandboxService {
   private readonly records = new Map<string, SandboxRecord>();
   private readonly index = new IdIndex();
   private readonly names = new Registrar();
-  private readonly creating = new Map<string, Promise<string>>();
-  private readonly lock = new KeyedLock();
+  private readonly creating = new InFlight<string>({ joinTimeout: { ms: inFlightWaitMs, error: busy } });
+  private readonly lock = new KeyedMutex();
   private readonly cpuRate = new CpuRate();
   private containers: SandboxContainers = { stopAll: async () => {}, removeAll: async () => {} };
 
@@ -127,8 +129,8 @@ export class SandboxService {
     if (runtime.type !== 'native') throw failedPrecondition(`runtime handler ${handler} (type ${runtime.type}) is not supported yet`);
 
     const name = sandboxName(spec);
-    const pending = this.creating.get(name);
-    if (pending) return this.waitForPending(name, pending);
+    const pending = this.creating.join(name);
+    if (pending) return pending;
     const existing = this.names.get(name);
     if (existing) {
       const r = this.records.get(existing);
@@ -139,25 +141,7 @@ export class SandboxService {
     // Bad input is refused before anything exists.
     checkCgroupParent(this.opts.host.cgroups, this.config.cgroup.driver, spec.cgroupParent, id);
     if (spec.logDirectory !== '') checkPathLength('config.log_directory', spec.logDirectory);
-    const creation = this.create(id, name, handler, spec, signal);
-    this.creating.set(name, creation);
-    try {
-      return await creation;
-    } finally {
-      this.creating.delete(name);
-    }
-  }
-
-  private async waitForPending(name: string, pending: Promise<string>): Promise<string> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(unavailable(`pod sandbox ${name} is still being created; try again`)), inFlightWaitMs);
-    });
-    try {
-      return await Promise.race([pending, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return this.creating.start(name, () => this.create(id, name, handler, spec, signal));
   }
 
   private async create(id: string, name: string, handler: string, spec: SandboxSpec, signal: AbortSignal | null): Promise<string> {

@@ -1,4 +1,5 @@
 import type { ServerStream } from '../handlers';
+import { sendPages } from '../paging';
 import { toCriImage } from './convert';
 import { isPinned } from './pinned';
 
@@ -7,7 +8,5 @@ const BATCH = 500;
 
 export const streamImages: ServerStream<'StreamImages'> = async (req, { deps }, send) => {
   const records = await deps.images.list(req.filter?.image?.image || null);
-  for (let i = 0; i < records.length; i += BATCH) {
-    send({ images: records.slice(i, i + BATCH).map((r) => toCriImage(r, isPinned(deps, r))) });
-  }
+  sendPages(records, send, (page) => ({ images: page.map((r) => toCriImage(r, isPinned(deps, r))) }), BATCH);
 };

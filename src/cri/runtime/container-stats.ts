@@ -1,9 +1,9 @@
 import type { ServerStream, Unary } from '../handlers';
 import type { CallContext } from '../context';
 import type { ContainerStats } from '../generated/runtime/v1/ContainerStats';
-import type { ContainerStatsFilter__Output } from '../generated/runtime/v1/ContainerStatsFilter';
 import type { ContainerRecord } from '../../container/model';
-import { matchesLabels } from '../convert/filter';
+import { selectContainers } from '../convert/filter';
+import { sendPages } from '../paging';
 import { cpuUsage, memoryUsage, u64 } from '../convert/stats';
 
 export async function containerStatsOf(ctx: CallContext, r: ContainerRecord): Promise<ContainerStats> {
@@ -18,28 +18,15 @@ export async function containerStatsOf(ctx: CallContext, r: ContainerRecord): Pr
   };
 }
 
-function selected(ctx: CallContext, filter: ContainerStatsFilter__Output | null): ContainerRecord[] {
-  let records = ctx.deps.containers.list();
-  if (filter?.id) {
-    const one = ctx.deps.containers.get(filter.id);
-    records = one ? [one] : [];
-  }
-  if (filter?.pod_sandbox_id) {
-    const sandbox = ctx.deps.sandboxes.get(filter.pod_sandbox_id);
-    records = sandbox ? records.filter((r) => r.sandboxId === sandbox.id) : [];
-  }
-  return records.filter((r) => matchesLabels(r.config.labels, filter?.label_selector));
-}
-
 export const containerStats: Unary<'ContainerStats'> = async (req, ctx) => ({
   stats: await containerStatsOf(ctx, ctx.deps.containers.mustGet(req.container_id)),
 });
 
 export const listContainerStats: Unary<'ListContainerStats'> = async (req, ctx) => ({
-  stats: await Promise.all(selected(ctx, req.filter).map((r) => containerStatsOf(ctx, r))),
+  stats: await Promise.all(selectContainers(ctx.deps, req.filter).map((r) => containerStatsOf(ctx, r))),
 });
 
 export const streamContainerStats: ServerStream<'StreamContainerStats'> = async (req, ctx, send) => {
-  const all = await Promise.all(selected(ctx, req.filter).map((r) => containerStatsOf(ctx, r)));
-  for (let i = 0; i < all.length; i += 100) send({ container_stats: all.slice(i, i + 100) });
+  const all = await Promise.all(selectContainers(ctx.deps, req.filter).map((r) => containerStatsOf(ctx, r)));
+  sendPages(all, send, (container_stats) => ({ container_stats }));
 };

@@ -3,25 +3,16 @@ import type { CriDeps } from '../deps';
 import type { ContainerFilter__Output } from '../generated/runtime/v1/ContainerFilter';
 import type { Container } from '../generated/runtime/v1/Container';
 import { containerListItem } from '../convert/container';
-import { matchesLabels } from '../convert/filter';
+import { selectContainers } from '../convert/filter';
+import { sendPages } from '../paging';
 
 export function listContainerItems(deps: CriDeps, filter: ContainerFilter__Output | null): Container[] {
-  let records = deps.containers.list();
-  if (filter?.id) {
-    const one = deps.containers.get(filter.id);
-    records = one ? [one] : [];
-  }
-  if (filter?.pod_sandbox_id) {
-    const sandbox = deps.sandboxes.get(filter.pod_sandbox_id);
-    records = sandbox ? records.filter((r) => r.sandboxId === sandbox.id) : [];
-  }
-  if (filter?.state) records = records.filter((r) => r.state === filter.state!.state);
-  return records.filter((r) => matchesLabels(r.config.labels, filter?.label_selector)).map(containerListItem);
+  return selectContainers(deps, filter).map(containerListItem);
 }
 
 export const listContainers: Unary<'ListContainers'> = async (req, { deps }) => ({ containers: listContainerItems(deps, req.filter) });
 
 export const streamContainers: ServerStream<'StreamContainers'> = async (req, { deps }, send) => {
   const items = listContainerItems(deps, req.filter);
-  for (let i = 0; i < items.length; i += 100) send({ containers: items.slice(i, i + 100) });
+  sendPages(items, send, (containers) => ({ containers }));
 };

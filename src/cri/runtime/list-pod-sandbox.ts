@@ -3,22 +3,17 @@ import type { CriDeps } from '../deps';
 import type { PodSandboxFilter__Output } from '../generated/runtime/v1/PodSandboxFilter';
 import type { PodSandbox } from '../generated/runtime/v1/PodSandbox';
 import { sandboxListItem } from '../convert/sandbox';
-import { matchesLabels } from '../convert/filter';
+import { selectSandboxes } from '../convert/filter';
+import { sendPages } from '../paging';
 
 export function listSandboxes(deps: CriDeps, filter: PodSandboxFilter__Output | null): PodSandbox[] {
-  let records = deps.sandboxes.list();
-  if (filter?.id) {
-    const one = deps.sandboxes.get(filter.id);
-    records = one ? [one] : [];
-  }
-  if (filter?.state) records = records.filter((r) => r.state === filter.state!.state);
-  return records.filter((r) => matchesLabels(r.spec.labels, filter?.label_selector)).map(sandboxListItem);
+  return selectSandboxes(deps, filter).map(sandboxListItem);
 }
 
 export const listPodSandbox: Unary<'ListPodSandbox'> = async (req, { deps }) => ({ items: listSandboxes(deps, req.filter) });
 
-/** The same items as ListPodSandbox, a page of 100 per message. */
+/** The same items as ListPodSandbox, in pages. */
 export const streamPodSandboxes: ServerStream<'StreamPodSandboxes'> = async (req, { deps }, send) => {
   const items = listSandboxes(deps, req.filter);
-  for (let i = 0; i < items.length; i += 100) send({ pod_sandboxes: items.slice(i, i + 100) });
+  sendPages(items, send, (pod_sandboxes) => ({ pod_sandboxes }));
 };

@@ -9,6 +9,7 @@ import type { Metric } from '../generated/runtime/v1/Metric';
 import type { MetricDescriptor } from '../generated/runtime/v1/MetricDescriptor';
 import type { PodSandboxMetrics } from '../generated/runtime/v1/PodSandboxMetrics';
 import type { CgroupStats } from '../../linux/cgroups';
+import { sendPages } from '../paging';
 
 /** Each metric: its descriptor and how to read it from cgroup stats. */
 const metrics: Array<MetricDescriptor & { type: 'COUNTER' | 'GAUGE'; read: (s: CgroupStats) => bigint | number | null }> = [
@@ -58,5 +59,5 @@ export const listPodSandboxMetrics: Unary<'ListPodSandboxMetrics'> = async (_req
 
 export const streamPodSandboxMetrics: ServerStream<'StreamPodSandboxMetrics'> = async (_req, ctx, send) => {
   const all = await podMetrics(ctx);
-  for (let i = 0; i < all.length; i += 100) send({ pod_sandbox_metrics: all.slice(i, i + 100) });
+  sendPages(all, send, (pod_sandbox_metrics) => ({ pod_sandbox_metrics }));
 };

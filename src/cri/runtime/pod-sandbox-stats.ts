@@ -1,9 +1,9 @@
 import type { ServerStream, Unary } from '../handlers';
 import type { CallContext } from '../context';
 import type { PodSandboxStats } from '../generated/runtime/v1/PodSandboxStats';
-import type { PodSandboxStatsFilter__Output } from '../generated/runtime/v1/PodSandboxStatsFilter';
 import type { SandboxRecord } from '../../sandbox/model';
-import { matchesLabels } from '../convert/filter';
+import { selectSandboxes } from '../convert/filter';
+import { sendPages } from '../paging';
 import { cpuUsage, memoryUsage, u64 } from '../convert/stats';
 
 async function statsOf(ctx: CallContext, r: SandboxRecord): Promise<PodSandboxStats> {
@@ -37,24 +37,15 @@ async function statsOf(ctx: CallContext, r: SandboxRecord): Promise<PodSandboxSt
   };
 }
 
-function selected(ctx: CallContext, filter: PodSandboxStatsFilter__Output | null): SandboxRecord[] {
-  let records = ctx.deps.sandboxes.list();
-  if (filter?.id) {
-    const one = ctx.deps.sandboxes.get(filter.id);
-    records = one ? [one] : [];
-  }
-  return records.filter((r) => matchesLabels(r.spec.labels, filter?.label_selector));
-}
-
 export const podSandboxStats: Unary<'PodSandboxStats'> = async (req, ctx) => ({
   stats: await statsOf(ctx, ctx.deps.sandboxes.mustGet(req.pod_sandbox_id)),
 });
 
 export const listPodSandboxStats: Unary<'ListPodSandboxStats'> = async (req, ctx) => ({
-  stats: await Promise.all(selected(ctx, req.filter).map((r) => statsOf(ctx, r))),
+  stats: await Promise.all(selectSandboxes(ctx.deps, req.filter).map((r) => statsOf(ctx, r))),
 });
 
 export const streamPodSandboxStats: ServerStream<'StreamPodSandboxStats'> = async (req, ctx, send) => {
-  const all = await Promise.all(selected(ctx, req.filter).map((r) => statsOf(ctx, r)));
-  for (let i = 0; i < all.length; i += 100) send({ pod_sandbox_stats: all.slice(i, i + 100) });
+  const all = await Promise.all(selectSandboxes(ctx.deps, req.filter).map((r) => statsOf(ctx, r)));
+  sendPages(all, send, (pod_sandbox_stats) => ({ pod_sandbox_stats }));
 };

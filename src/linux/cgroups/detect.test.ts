@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { CgroupMount } from '../../native/cgroups';
-import { classifyMounts, modeOf } from './detect';
+import { type CgroupMount, classifyMounts, modeOf } from './detect';
 
-const v1 = (mountPoint: string, opts: string, root = '/'): CgroupMount => ({ mountPoint, root, fstype: 'cgroup', superOptions: `rw,${opts}` });
-const v2 = (mountPoint: string, root = '/'): CgroupMount => ({ mountPoint, root, fstype: 'cgroup2', superOptions: 'rw,nsdelegate' });
+const v1 = (mountPoint: string, opts: string, root = '/'): CgroupMount => ({ mountPoint, root, fstype: 'cgroup', superOptions: ['rw', ...opts.split(',')] });
+const v2 = (mountPoint: string, root = '/'): CgroupMount => ({ mountPoint, root, fstype: 'cgroup2', superOptions: ['rw', 'nsdelegate'] });
 
 describe('classifyMounts', () => {
   it('reads a hybrid host (controllers on v1, cgroup2 at unified)', () => {
@@ -33,6 +32,12 @@ describe('classifyMounts', () => {
     ]);
     assert.equal(v1Mounts.get('memory'), '/sys/fs/cgroup/memory');
     assert.equal(unifiedMount, '/sys/fs/cgroup/unified');
+  });
+  it('ignores mounts that are not cgroups', () => {
+    const tmpfs: CgroupMount = { mountPoint: '/sys/fs/cgroup', root: '/', fstype: 'tmpfs', superOptions: ['rw', 'memory'] };
+    const { v1Mounts, unifiedMount } = classifyMounts([tmpfs, v1('/sys/fs/cgroup/pids', 'pids')]);
+    assert.deepEqual([...v1Mounts], [['pids', '/sys/fs/cgroup/pids']]);
+    assert.equal(unifiedMount, null);
   });
   it('a host without cgroups is an error', () => {
     assert.throws(() => modeOf(new Map(), null), /no cgroup hierarchy/);

@@ -1,11 +1,12 @@
 /**
  * Host detection, run once at start-up: which hierarchy each controller lives on, read
- * from /proc/self/mountinfo (through the addon) and the cgroup2 root's cgroup.controllers.
+ * from /proc/self/mountinfo and the cgroup2 root's cgroup.controllers (through the addon).
  * A controller is bound to at most one hierarchy, so in hybrid mode the v1 mounts and the
  * unified root's controllers never overlap (on some hosts hugetlb sits on v2 while the
  * rest are v1).
  */
-import type { CgroupFileRead, CgroupMount, CgroupNative } from '../../native/cgroups';
+import type { CgroupFileRead, CgroupNative } from '../../native/cgroups';
+import { type MountInfoEntry, readMountInfo } from '../mountinfo';
 import type { CgroupMode } from './types';
 
 /** Controller names a v1 mount can carry in its super options (kernel's cgroup_subsys). */
@@ -31,8 +32,15 @@ export interface CgroupLayout {
   deviceFilterErrno: number | null;
 }
 
-/** The pure part of detection: mounts -> where each controller lives. */
-export function classifyMounts(mounts: CgroupMount[]): Pick<CgroupLayout, 'v1Mounts' | 'unifiedMount'> {
+/**
+ * What detection reads of a mount. root is the cgroup mounted there ("/" unless inside a
+ * cgroup namespace); a v1 mount's super options name its controllers (rw,cpu,cpuacct).
+ */
+export type CgroupMount = Pick<MountInfoEntry, 'mountPoint' | 'root' | 'fstype' | 'superOptions'>;
+
+/** The pure part of detection: mounts (of any type) -> where each controller lives. */
+export function classifyMounts(all: readonly CgroupMount[]): Pick<CgroupLayout, 'v1Mounts' | 'unifiedMount'> {
+  const mounts = all.filter((m) => m.fstype === 'cgroup' || m.fstype === 'cgroup2');
   // A hierarchy mounted twice (bind mounts, a cgroup namespace) is used where its root is
   // the hierarchy's root, so that our cgroup paths are absolute in it.
   const ordered = [...mounts.filter((m) => m.root === '/'), ...mounts.filter((m) => m.root !== '/')];
@@ -43,7 +51,7 @@ export function classifyMounts(mounts: CgroupMount[]): Pick<CgroupLayout, 'v1Mou
       unifiedMount ??= m.mountPoint;
       continue;
     }
-    for (const opt of m.superOptions.split(',')) {
+    for (const opt of m.superOptions) {
       if (V1_CONTROLLERS.has(opt) && !v1Mounts.has(opt)) v1Mounts.set(opt, m.mountPoint);
     }
   }
@@ -58,8 +66,8 @@ export function modeOf(v1Mounts: ReadonlyMap<string, string>, unifiedMount: stri
   return unifiedMount === null ? 'v1' : 'hybrid';
 }
 
-export async function detectCgroupLayout(native: CgroupNative): Promise<CgroupLayout> {
-  const { v1Mounts, unifiedMount } = classifyMounts(await native.cgroupMounts());
+export async function detectCgroupLayout(native: CgroupNative, mountInfo: () => Promise<readonly CgroupMount[]> = readMountInfo): Promise<CgroupLayout> {
+  const { v1Mounts, unifiedMount } = classifyMounts(await mountInfo());
   const mode = modeOf(v1Mounts, unifiedMount);
   const memoryMount = v1Mounts.get('memory') ?? null;
   // Both reads are optional: a null comes back for a missing file (memsw exists only

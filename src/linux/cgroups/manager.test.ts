@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { CgroupCreateSpec, CgroupDeviceRule, CgroupFileRead, CgroupFileWrite, CgroupKillSpec, CgroupMount, CgroupNative } from '../../native/cgroups';
+import type { CgroupCreateSpec, CgroupDeviceRule, CgroupFileRead, CgroupFileWrite, CgroupKillSpec, CgroupNative } from '../../native/cgroups';
 import { SyscallError } from '../../native/errors';
 import type { CgroupLayout } from './detect';
 import { checkDeviceControl } from './devices';
@@ -23,9 +23,6 @@ class FakeNative implements CgroupNative {
   throwWrites = new Map<string, string>();
   files = new Map<string, string>();
 
-  async cgroupMounts(): Promise<CgroupMount[]> {
-    return [];
-  }
   async cgroupCreate(specs: CgroupCreateSpec[]): Promise<void> {
     this.calls.push('create');
     this.created.push(...specs);

@@ -8,27 +8,14 @@
  * day wants. The remount keeps the mount's other options (nsdelegate, ...).
  */
 import { execFile } from 'node:child_process';
-import fsp from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { Logger } from '../../obs/logger';
+import { readMountInfo } from '../mountinfo';
 
 const run = promisify(execFile);
 
-/** Mount points and super options of the cgroup2 mounts in a mountinfo text. */
-export function cgroup2Mounts(mountinfo: string): Array<{ mountPoint: string; superOptions: string[] }> {
-  const out: Array<{ mountPoint: string; superOptions: string[] }> = [];
-  for (const line of mountinfo.split('\n')) {
-    const [pre, post] = line.split(' - ');
-    if (!post) continue;
-    const [fstype, , superOpts] = post.split(' ');
-    if (fstype !== 'cgroup2') continue;
-    out.push({ mountPoint: pre.split(' ')[4], superOptions: (superOpts ?? '').split(',').filter(Boolean) });
-  }
-  return out;
-}
-
 export async function favorDynmods(log: Logger): Promise<void> {
-  const mounts = cgroup2Mounts(await fsp.readFile('/proc/self/mountinfo', 'utf8'));
+  const mounts = (await readMountInfo()).filter((m) => m.fstype === 'cgroup2');
   for (const m of mounts) {
     if (m.superOptions.includes('favordynmods')) continue;
     const keep = m.superOptions.filter((o) => o !== 'rw' && o !== 'ro');

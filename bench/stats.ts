@@ -1,0 +1,37 @@
+/**
+ * The statistics the benches report, one definition for all of them: a quantile is the
+ * linear interpolation between the two closest ranks (R's type 7, numpy's default), so the
+ * median of an even count is the mean of the middle two. An empty sample gives NaN.
+ */
+
+/** The q-quantile (0 <= q <= 1) of `xs`, which need not be sorted. */
+export function quantile(xs: readonly number[], q: number): number {
+  if (!(q >= 0 && q <= 1)) throw new RangeError(`a quantile is between 0 and 1, not ${q}`);
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const pos = q * (s.length - 1);
+  const lo = Math.floor(pos);
+  const hi = Math.min(lo + 1, s.length - 1);
+  return s[lo]! + (s[hi]! - s[lo]!) * (pos - lo);
+}
+
+export function median(xs: readonly number[]): number {
+  return quantile(xs, 0.5);
+}
+
+export function mean(xs: readonly number[]): number {
+  return xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length;
+}
+
+export interface Summary {
+  n: number;
+  mean: number;
+  median: number;
+  p10: number;
+  p90: number;
+  p99: number;
+}
+
+export function summarize(xs: readonly number[]): Summary {
+  return { n: xs.length, mean: mean(xs), median: median(xs), p10: quantile(xs, 0.1), p90: quantile(xs, 0.9), p99: quantile(xs, 0.99) };
+}
