@@ -189,7 +189,7 @@ async function main(): Promise<void> {
     registry = await startRegistry();
     const busybox = buildImage([fullBusyboxLayer()], { runConfig: { Cmd: ['sh'], Env: ['PATH=/bin'] } });
     await pushImage(registry.host, 'library/busybox', 'bench', busybox);
-    const pause = buildImage([[{ name: 'pause', type: 'file', mode: 0o755, mtime: 1_677_628_800, data: fs.readFileSync(pauseBinary) }]], {
+    const pause = buildImage([[{ name: 'pause', type: 'file', mode: 0o755, mtime: 1_677_628_800, data: fs.readFileSync(pauseBinary()) }]], {
       runConfig: { Entrypoint: ['/pause'] },
     });
     await pushImage(registry.host, 'pause', '3.9', pause);

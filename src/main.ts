@@ -68,21 +68,38 @@ async function execKeeper(flags: ConfigFlags): Promise<void> {
   if (process.env[keeperFdVar] !== undefined) return;
   const { config } = await loadConfig(loadOptionsFromFlags(flags)).catch(fail);
   if (!config.keeper) return;
-  if (!fs.existsSync(keeperBinary)) {
-    process.stderr.write(`nodecri: ${keeperBinary} is missing (run npm run build:native): running without a keeper\n`);
+  let keeper: string;
+  try {
+    keeper = keeperBinary();
+  } catch (e) {
+    fail(e); // the addon is not built: the daemon could not run either
+  }
+  if (!fs.existsSync(keeper)) {
+    process.stderr.write(`nodecri: ${keeper} is missing (run npm run build:native): running without a keeper\n`);
     return;
   }
   fs.mkdirSync(config.runroot, { recursive: true, mode: 0o711 });
   const argv = [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
   const env = Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ''}`);
   try {
-    daemonReexec(keeperBinary, [keeperBinary, exitsDir(config.runroot), process.execPath, ...argv], env);
+    daemonReexec(keeper, [keeper, exitsDir(config.runroot), process.execPath, ...argv], env);
   } catch (e) {
-    process.stderr.write(`nodecri: cannot exec ${keeperBinary} (${(e as Error).message}): running without a keeper\n`);
+    process.stderr.write(`nodecri: cannot exec ${keeper} (${(e as Error).message}): running without a keeper\n`);
   }
 }
 
+/**
+ * The daemon and `restart` need root (namespaces, mounts, cgroups, and the state dirs under
+ * /run and /var/lib): said in one line, before anything fails half-way with EACCES.
+ */
+function requireRoot(): void {
+  if (process.geteuid?.() === 0) return;
+  process.stderr.write('nodecri must run as root\n');
+  process.exit(1);
+}
+
 async function runDaemon(flags: ConfigFlags): Promise<void> {
+  requireRoot();
   // The pool size first: the keeper's config read below is the first pool work.
   sizeThreadPool(flags);
   await execKeeper(flags);
@@ -118,6 +135,7 @@ withConfigOptions(program.command('daemon', { isDefault: true }).description('ru
 withConfigOptions(program.command('restart').description('restart the running daemon in place; containers and their logs carry on'))
   .option('--timeout <seconds>', 'how long to wait for the new daemon', '60')
   .action(async (flags: ConfigFlags & { timeout: string }) => {
+    requireRoot();
     const loaded = await loadConfig(loadOptionsFromFlags(flags)).catch(fail);
     await restartDaemon(loaded.config.runroot, loaded.config.listen, Number(flags.timeout) * 1000).catch(fail);
   });
@@ -126,7 +144,18 @@ program
   .command('version')
   .description('print the version of nodecri, its addon and the CRI it serves')
   .action(() => {
-    process.stdout.write(`nodecri ${packageVersion}\naddon ${addonVersion()}\nCRI runtime.${criApiVersion}\n`);
+    // Without the addon the other two lines are still true: printed, and the load error
+    // said on stderr (exit code 1), rather than a stack.
+    let addon: string;
+    let missing: Error | null = null;
+    try {
+      addon = addonVersion();
+    } catch (e) {
+      missing = e as Error;
+      addon = 'missing';
+    }
+    process.stdout.write(`nodecri ${packageVersion}\naddon ${addon}\nCRI runtime.${criApiVersion}\n`);
+    if (missing) fail(missing);
   });
 
 withConfigOptions(program.command('config').description('print the effective configuration as TOML'))

@@ -24,7 +24,10 @@ import {
 } from '../native/process';
 import { noResources, type CgroupManager } from './cgroups';
 
-export const pauseBinary = path.join(buildDir, 'nodecri-pause');
+/** The pause binary, built beside the addon (which this loads). */
+export function pauseBinary(): string {
+  return path.join(buildDir(), 'nodecri-pause');
+}
 /** uid and gid of the pause process: the pause image's 65535 (nobody on most images) */
 export const pauseUser = 65535;
 
@@ -72,7 +75,7 @@ export class InfraProcesses {
         additionalGids: [],
         rootReadonly: true,
         namespaces,
-        mounts: [{ destination: '/pause', type: 'bind', source: pauseBinary, options: ['bind', 'ro'] }],
+        mounts: [{ destination: '/pause', type: 'bind', source: pauseBinary(), options: ['bind', 'ro'] }],
         capabilities: { bounding: [], effective: [], permitted: [], inheritable: [], ambient: [] },
         noNewPrivileges: true,
         oomScoreAdj: -998,

@@ -2,6 +2,10 @@
  * The only importer of the compiled addon. Every facility file in src/native/ takes its raw
  * functions from here and declares their types; nothing outside src/native/ sees the
  * untyped module.
+ *
+ * The addon is loaded on first use, not at import: any module (the domain, the CLI's
+ * `--help` and `config`) can be imported on a machine where it is not built, and only a
+ * call that needs the kernel fails, with the error that lists what was tried.
  */
 import path from 'node:path';
 import { toSyscallError } from './errors';
@@ -13,11 +17,21 @@ const candidates = [
   path.join(root, 'build', 'Debug', 'nodecri.node'),
 ];
 
-function load(): { raw: Record<string, unknown>; file: string } {
+interface Loaded {
+  raw: Record<string, unknown>;
+  file: string;
+}
+
+let loaded: Loaded | null = null;
+
+/** The addon, loaded by the first caller; throws (every time) while it cannot be loaded. */
+function addon(): Loaded {
+  if (loaded) return loaded;
   const errors: string[] = [];
   for (const file of candidates) {
     try {
-      return { raw: require(file) as Record<string, unknown>, file };
+      loaded = { raw: require(file) as Record<string, unknown>, file };
+      return loaded;
     } catch (e) {
       errors.push(`${file}: ${(e as Error).message.split('\n')[0]}`);
     }
@@ -25,22 +39,30 @@ function load(): { raw: Record<string, unknown>; file: string } {
   throw new Error(`cannot load the nodecri addon (run npm run build:native); tried:\n  ${errors.join('\n  ')}`);
 }
 
-const { raw, file: loadedFrom } = load();
-
-/** Directory of the build output the addon was loaded from; the pause binary lives there too. */
-export const buildDir = path.dirname(loadedFrom);
+/**
+ * Directory of the build output the addon was loaded from (loading it if no call has yet);
+ * the pause, init and keeper binaries live there too.
+ */
+export function buildDir(): string {
+  return path.dirname(addon().file);
+}
 
 /**
  * Returns the addon export `name`, wrapped so that errors it throws (synchronously or by
- * rejecting) become SyscallErrors.
+ * rejecting) become SyscallErrors. The export is looked up at the first call, which loads
+ * the addon if nothing has yet.
  */
 export function nativeFunction<F extends (...args: never[]) => unknown>(name: string): F {
-  const fn = raw[name];
-  if (typeof fn !== 'function') throw new Error(`the nodecri addon has no export ${name} (stale build?)`);
+  let fn: ((...a: unknown[]) => unknown) | null = null;
   const wrapped = (...args: unknown[]): unknown => {
+    if (!fn) {
+      const found = addon().raw[name];
+      if (typeof found !== 'function') throw new Error(`the nodecri addon has no export ${name} (stale build?)`);
+      fn = found as (...a: unknown[]) => unknown;
+    }
     let result: unknown;
     try {
-      result = (fn as (...a: unknown[]) => unknown)(...args);
+      result = fn(...args);
     } catch (e) {
       throw toSyscallError(e);
     }

@@ -2,8 +2,10 @@
 import path from 'node:path';
 import { buildDir, nativeFunction } from './binding';
 
-/** nodecri-keeper (native/keeper/keeper.cc), built beside the addon. */
-export const keeperBinary = path.join(buildDir, 'nodecri-keeper');
+/** nodecri-keeper (native/keeper/keeper.cc), built beside the addon (which this loads). */
+export function keeperBinary(): string {
+  return path.join(buildDir(), 'nodecri-keeper');
+}
 
 const nSend = nativeFunction<(sock: number, frame: Buffer, fd: number) => void>('keeperSend');
 

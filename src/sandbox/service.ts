@@ -48,6 +48,13 @@ export interface SandboxHost {
   };
 }
 
+/**
+ * The pod network as the sandbox service uses it (PodNetwork in production, a fake in unit
+ * tests): CNI config readiness, ADD and DEL, traffic counters, and the orphan sweep's
+ * view of the CNI cache.
+ */
+export type SandboxNetwork = Pick<PodNetwork, 'waitForConfig' | 'attach' | 'detach' | 'usage' | 'removeCacheTempFiles' | 'cachedAttachments'>;
+
 /** What the sandbox service needs from the container service (bound after both exist). */
 export interface SandboxContainers {
   stopAll(sandboxId: string, signal: AbortSignal | null): Promise<void>;
@@ -59,7 +66,7 @@ export interface SandboxServiceOptions {
   log: Logger;
   events: EventBus;
   host: SandboxHost;
-  network: PodNetwork;
+  network: SandboxNetwork;
   /** journals and fault points of RunPodSandbox, StopPodSandbox and RemovePodSandbox */
   ops: Operations;
 }

@@ -88,8 +88,8 @@ async function withKeeper(opts: KeeperOpts, fn: (k: Keeper) => Promise<void>): P
   const keeperArgs = [path.join(dir, 'exits'), process.execPath, 'node', ...(opts.workerArgs ?? [script])];
   // (prlimit execs the keeper: the same pid)
   const proc = opts.nofile
-    ? spawn('prlimit', [`--nofile=${opts.nofile}:${opts.nofile}`, keeperBinary, ...keeperArgs], { stdio: ['pipe', 'pipe', 'pipe'] })
-    : spawn(keeperBinary, keeperArgs, { stdio: ['pipe', 'pipe', 'pipe'] });
+    ? spawn('prlimit', [`--nofile=${opts.nofile}:${opts.nofile}`, keeperBinary(), ...keeperArgs], { stdio: ['pipe', 'pipe', 'pipe'] })
+    : spawn(keeperBinary(), keeperArgs, { stdio: ['pipe', 'pipe', 'pipe'] });
   const logs: Record<string, unknown>[] = [];
   const out: string[] = [];
   let errText = '';
