@@ -320,8 +320,9 @@ test('after kill -9 and a new start the containers still run and their logs go o
   await withPodEnv({ removePods: true }, async (env) => {
     const pod = await runPod(env);
     const ids = await startCounters(env, pod);
-    await new Promise((r) => setTimeout(r, 500));
-    const before = await Promise.all(ids.map(async (id) => counterValues((await env.client.call('ContainerStatus', { container_id: id })).status!.log_path).length));
+    const logPaths = await Promise.all(ids.map(async (id) => (await env.client.call('ContainerStatus', { container_id: id })).status!.log_path));
+    await until('the counters to log', async () => logPaths.every((p) => counterValues(p).length > 10));
+    const before = logPaths.map((p) => counterValues(p).length);
     await env.restart('kill');
     for (const id of ids) assert.equal((await env.client.call('ContainerStatus', { container_id: id })).status?.state, 'CONTAINER_RUNNING');
     for (const [i, id] of ids.entries()) {

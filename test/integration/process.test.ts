@@ -373,11 +373,19 @@ describe('container process', () => {
       assert.ok(h.terminal !== null);
       const term = new tty.ReadStream(h.terminal);
       let out = '';
-      term.on('data', (d) => (out += d.toString()));
-      term.on('error', () => undefined); // EIO once the slave side is gone
+      // Read until the line is there, or until the slave side is gone (EIO: whatever was
+      // written before has been read by then).
+      const read = new Promise<void>((resolve) => {
+        term.on('data', (d) => {
+          out += d.toString();
+          if (/is-a-tty/.test(out)) resolve();
+        });
+        term.on('error', () => resolve());
+        term.on('close', () => resolve());
+      });
       await startProcess(h);
       assert.equal((await h.exited).exitCode, 0);
-      await new Promise((r) => setTimeout(r, 50));
+      await read;
       term.destroy();
       assert.match(out, /is-a-tty/);
     }));
