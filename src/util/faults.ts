@@ -53,6 +53,8 @@ export function parseFaults(spec: string | undefined): Faults {
  */
 export async function stallLoop(ms: number): Promise<void> {
   if (ms <= 0) return;
+  // Written synchronously (stderr is a pipe or a file), so that a test sees the stall begin.
+  process.stderr.write(`${JSON.stringify({ level: 40, time: Date.now(), msg: `fault injection: the event loop stalls ${ms} ms` })}\n`);
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
   await new Promise((resolve) => setTimeout(resolve, 0));
 }

@@ -116,8 +116,16 @@ export interface PodEnvOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+/**
+ * Where the cgroups under `parent` are, in every hierarchy: one per entry of /sys/fs/cgroup
+ * (v1 controllers and a hybrid host's unified dir), and /sys/fs/cgroup itself when cgroup2
+ * is mounted there (a v2 host).
+ */
 export function cgroupDirsFor(parent: string): string[] {
-  return fs.readdirSync('/sys/fs/cgroup').map((h) => path.join('/sys/fs/cgroup', h, parent));
+  const root = '/sys/fs/cgroup';
+  const dirs = fs.readdirSync(root).map((h) => path.join(root, h, parent));
+  if (fs.existsSync(path.join(root, 'cgroup.controllers'))) dirs.push(path.join(root, parent));
+  return dirs;
 }
 
 export async function startPodEnv(opts: PodEnvOptions = {}): Promise<PodEnv> {

@@ -175,8 +175,9 @@ describe('cgroups (integration)', { skip: isRoot ? false : 'needs root' }, () =>
     underParent(async (parent) => {
       const pod = `${parent}/pod1`;
       await manager.create(pod, noResources());
-      // The child spins only after it has been attached, when told so on stdin.
-      const child = spawn(process.execPath, ['-e', `process.stdin.once('data', () => { const end = Date.now() + 300; while (Date.now() < end); process.exit(0); })`], {
+      // The child spins only after it has been attached, when told so on stdin, until it has
+      // used 300 ms of CPU itself (not of wall time, which a loaded machine would not fill).
+      const child = spawn(process.execPath, ['-e', `process.stdin.once('data', () => { const t0 = process.cpuUsage(); while (process.cpuUsage(t0).user < 300_000); process.exit(0); })`], {
         stdio: ['pipe', 'ignore', 'ignore'],
       });
       await manager.attach(pod, child.pid as number);

@@ -12,6 +12,7 @@ import { status as Status, type ServiceError } from '@grpc/grpc-js';
 import { podConfig } from '../helpers/pods';
 import { busyboxRef, withPodEnv, type PodEnv } from '../helpers/pod-env';
 import { counter, counterValues, createContainer, logLines, output, runPod, until, waitExited } from '../helpers/containers';
+import { memoryLimitOf } from '../helpers/cgroups';
 
 test('logs in CRI format, exit codes and reasons, running then exited', async () => {
   await withPodEnv({ removePods: true }, async (env) => {
@@ -196,7 +197,7 @@ test('mounts: a read-only host dir; /etc/hosts and resolv.conf from the sandbox;
     await env.client.call('UpdateContainerResources', { container_id: id, linux: { memory_limit_in_bytes: String(64 * 1024 * 1024) } });
     const st = await env.client.call('ContainerStatus', { container_id: id, verbose: true });
     const cgroupPath = (JSON.parse(st.info.info) as { cgroupPath: string }).cgroupPath;
-    assert.equal(fs.readFileSync(path.join('/sys/fs/cgroup/memory', cgroupPath, 'memory.limit_in_bytes'), 'utf8').trim(), String(64 * 1024 * 1024));
+    assert.equal(await memoryLimitOf(cgroupPath), String(64 * 1024 * 1024));
     assert.equal(st.status?.resources?.linux?.memory_limit_in_bytes, String(64 * 1024 * 1024));
 
     const stats = (await env.client.call('ContainerStats', { container_id: id })).stats!;
@@ -254,21 +255,58 @@ function assertConsecutive(values: number[], what: string): void {
   for (let i = 0; i < values.length; i++) assert.equal(values[i], i, `${what}: value ${i} is ${values[i]} (gap or duplicate)`);
 }
 
+/** A process has exited: it is a zombie or already reaped (gone from /proc). */
+function hasExited(pid: number): boolean {
+  try {
+    // The state is the field after the command, which is in parentheses and may hold spaces.
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
 test('nodecri restart keeps every container and every log line; an exit during the switch keeps its code', async () => {
-  await withPodEnv({ removePods: true }, async (env) => {
+  // The handoff stalls (NODECRI_FAULTS) once the old image has stopped watching exits: the
+  // test makes a container exit inside that stall, so that only the new image can tell it.
+  await withPodEnv({ removePods: true, env: { NODECRI_FAULTS: 'delay:handoff=3000' } }, async (env) => {
     const pod = await runPod(env);
     const ids = await startCounters(env, pod);
-    const five = await createContainer(env, pod, 'five', { command: ['sh', '-c', 'sleep 0.5; exit 5'] });
-    await new Promise((r) => setTimeout(r, 800));
+    // exits with 5 when told so by SIGUSR1 (a trap: it is the pid 1 of its namespace)
+    const five = await createContainer(env, pod, 'five', { command: ['sh', '-c', 'trap "exit 5" USR1; while :; do sleep 0.05; done'] });
     await env.client.call('StartContainer', { container_id: five });
+    const fivePid = (JSON.parse((await env.client.call('ContainerStatus', { container_id: five, verbose: true })).info.info) as { pid: number }).pid;
+    const logPaths = await Promise.all(ids.map(async (id) => (await env.client.call('ContainerStatus', { container_id: id })).status!.log_path));
+    await until('the counters to log', async () => logPaths.every((p) => counterValues(p).length > 10));
     const pid = env.daemon.proc.pid;
-    await env.restart('graceful');
+    // when the daemon logged `msg` (its log's time is an ISO string), in ms since the epoch
+    const loggedAt = (msg: string): number | undefined => {
+      const l = env.daemon.logs.find((x) => x.msg === msg);
+      return l === undefined ? undefined : typeof l.time === 'number' ? l.time : Date.parse(String(l.time));
+    };
+
+    const restarted = env.restart('graceful');
+    await until('the handoff to stall', async () => env.daemon.logs.some((l) => typeof l.msg === 'string' && l.msg.startsWith('fault injection: the event loop stalls')), 30_000);
+    process.kill(fivePid, 'SIGUSR1');
+    await until('five to exit', async () => hasExited(fivePid));
+    const exitSeenAt = Date.now();
+    await restarted;
     assert.equal(env.daemon.proc.exitCode, null, 'the daemon process lives on');
-    await new Promise((r) => setTimeout(r, 800));
-    for (const id of ids) assert.equal((await env.client.call('ContainerStatus', { container_id: id })).status?.state, 'CONTAINER_RUNNING');
+    const reexec = loggedAt('re-executing');
+    assert.ok(reexec !== undefined && !Number.isNaN(reexec), 'the restart went through the handoff');
+    // The old image logs "re-executing" after the stall: the exit was seen before it, so it
+    // fell between the old image's last watch and the new image's first.
+    assert.ok(exitSeenAt <= reexec, `five exited at ${exitSeenAt} ms, not before the re-exec at ${reexec} ms`);
+
     const st5 = await waitExited(env, five);
     assert.equal(st5.exit_code, 5);
     assert.equal(st5.reason, 'Error');
+    // Recorded by the new image: its finish time is after the old image's last log line.
+    assert.ok(BigInt(st5.finished_at) > BigInt(reexec) * 1_000_000n, `five finished at ${st5.finished_at} ns, the old image re-executed at ${reexec} ms`);
+    for (const id of ids) assert.equal((await env.client.call('ContainerStatus', { container_id: id })).status?.state, 'CONTAINER_RUNNING');
+    // The counters go on logging under the new image.
+    const counted = logPaths.map((p) => counterValues(p).length);
+    await until('the counters to log on', async () => logPaths.every((p, i) => counterValues(p).length > counted[i] + 10));
     for (const id of ids) await env.client.call('StopContainer', { container_id: id, timeout: '0' });
     for (const [i, id] of ids.entries()) {
       const st = (await env.client.call('ContainerStatus', { container_id: id })).status!;
@@ -282,8 +320,9 @@ test('after kill -9 and a new start the containers still run and their logs go o
   await withPodEnv({ removePods: true }, async (env) => {
     const pod = await runPod(env);
     const ids = await startCounters(env, pod);
-    await new Promise((r) => setTimeout(r, 500));
-    const before = await Promise.all(ids.map(async (id) => counterValues((await env.client.call('ContainerStatus', { container_id: id })).status!.log_path).length));
+    const logPaths = await Promise.all(ids.map(async (id) => (await env.client.call('ContainerStatus', { container_id: id })).status!.log_path));
+    await until('the counters to log', async () => logPaths.every((p) => counterValues(p).length > 10));
+    const before = logPaths.map((p) => counterValues(p).length);
     await env.restart('kill');
     for (const id of ids) assert.equal((await env.client.call('ContainerStatus', { container_id: id })).status?.state, 'CONTAINER_RUNNING');
     for (const [i, id] of ids.entries()) {

@@ -13,6 +13,7 @@ import { status as Status, type ServiceError } from '@grpc/grpc-js';
 import { ipamAllocations } from '../helpers/cni';
 import { podConfig } from '../helpers/pods';
 import { withPodEnv } from '../helpers/pod-env';
+import { cpuUsageNanosOf, memoryLimitOf } from '../helpers/cgroups';
 
 function netnsExec(pin: string, args: string[]): string {
   return execFileSync('nsenter', [`--net=${pin}`, ...args], { encoding: 'utf8' });
@@ -49,8 +50,12 @@ test('a pod gets an IP on the bridge, lo and eth0 up, shm of the asked size; sto
     // Stats: cgroup numbers and the pod's traffic (the ping above) from its host veth.
     const stats = (await client.call('PodSandboxStats', { pod_sandbox_id: id })).stats!;
     assert.equal(stats.attributes?.id, id);
-    assert.ok(Number(stats.linux?.memory?.usage_bytes?.value) >= 0);
-    assert.ok(stats.linux?.cpu?.usage_core_nano_seconds !== null);
+    // Both are there, as decimal counts; the CPU time is the pod cgroup's own counter (which
+    // only grows: read after the call, the kernel's is at least what the call said).
+    assert.match(stats.linux?.memory?.usage_bytes?.value ?? 'missing', /^\d+$/, `memory ${JSON.stringify(stats.linux?.memory)}`);
+    assert.match(stats.linux?.cpu?.usage_core_nano_seconds?.value ?? 'missing', /^\d+$/, `cpu ${JSON.stringify(stats.linux?.cpu)}`);
+    const podCgroup = (JSON.parse(st.info.info) as { cgroup: { path: string } }).cgroup.path;
+    assert.ok(BigInt(stats.linux!.cpu!.usage_core_nano_seconds!.value) <= (await cpuUsageNanosOf(podCgroup)));
     assert.equal(stats.linux?.network?.default_interface?.name, 'eth0');
     assert.ok(Number(stats.linux?.network?.default_interface?.rx_bytes?.value) > 0);
     assert.ok(Number(stats.linux?.network?.default_interface?.tx_bytes?.value) > 0);
@@ -60,7 +65,7 @@ test('a pod gets an IP on the bridge, lo and eth0 up, shm of the asked size; sto
     // New pod resources reach the pod cgroup.
     const cgroupPath = (JSON.parse(st.info.info) as { cgroup: { path: string } }).cgroup.path;
     await client.call('UpdatePodSandboxResources', { pod_sandbox_id: id, resources: { memory_limit_in_bytes: String(256 * 1024 * 1024) } });
-    assert.equal(fs.readFileSync(path.join('/sys/fs/cgroup/memory', cgroupPath, 'memory.limit_in_bytes'), 'utf8').trim(), String(256 * 1024 * 1024));
+    assert.equal(await memoryLimitOf(cgroupPath), String(256 * 1024 * 1024));
 
     await client.call('StopPodSandbox', { pod_sandbox_id: id });
     await client.call('StopPodSandbox', { pod_sandbox_id: id });

@@ -60,7 +60,7 @@ test('cleanup stack: undos run last first, retried, failures reported without st
   assert.deepEqual(failed, ['broken']);
   assert.equal(s.size, 0);
   s.push('x', () => void order.push('x'));
-  s.commit();
+  await s.commit();
   assert.deepEqual(await s.unwind(), []);
   assert.equal(order.includes('x'), false);
 });
