@@ -1,12 +1,12 @@
 /**
  * Where a controller's files are on this host, found the way the daemon finds them (its
- * mount classification over the addon's mountinfo), so that the tests that read a cgroup's
+ * mount classification over /proc/self/mountinfo), so that the tests that read a cgroup's
  * files work on a v1, hybrid or v2 host alike.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { classifyMounts } from '../../src/linux/cgroups/detect';
-import { cgroupMounts } from '../../src/native/cgroups';
+import { readMountInfo } from '../../src/linux/mountinfo';
 
 export interface ControllerMount {
   /** the mount point of the hierarchy that carries the controller */
@@ -17,7 +17,7 @@ export interface ControllerMount {
 
 /** The hierarchy `controller` lives on: its v1 mount, else the cgroup2 mount. */
 export async function controllerMount(controller: string): Promise<ControllerMount> {
-  const { v1Mounts, unifiedMount } = classifyMounts(await cgroupMounts());
+  const { v1Mounts, unifiedMount } = classifyMounts(await readMountInfo());
   const v1 = v1Mounts.get(controller);
   if (v1 !== undefined) return { dir: v1, v1: true };
   if (unifiedMount === null) throw new Error(`no hierarchy carries the ${controller} controller`);
