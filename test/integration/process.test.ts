@@ -26,13 +26,9 @@ import {
   signalProcess,
   startProcess,
 } from '../../src/native/process';
-import {
-  DEFAULT_CAPABILITIES,
-  DEFAULT_MASKED_PATHS,
-  DEFAULT_READONLY_PATHS,
-  capabilityMask,
-  defaultMounts,
-} from '../../src/native/process-spec';
+import { capabilityMask } from '../../src/native/process-spec';
+import { DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS } from '../../src/oci';
+import { defaultDev, defaultMounts } from '../helpers/process-defaults';
 import { withoutLeaks } from '../helpers/leaks';
 import { buildRootfs, makeTempDir } from '../helpers/rootfs';
 
@@ -86,14 +82,15 @@ function baseSpec(rootfs: string, args: string[], over: Partial<ProcessSpec> = {
     ...baseProcessSpec(rootfs, args),
     namespaces: (['pid', 'mount', 'ipc', 'uts', 'network'] as const).map((type) => ({ type, path: null })),
     mounts: defaultMounts(),
+    ...defaultDev(),
     hostname: 'nodecri-test',
-    maskedPaths: DEFAULT_MASKED_PATHS,
-    readonlyPaths: DEFAULT_READONLY_PATHS,
+    maskedPaths: [...DEFAULT_MASKED_PATHS],
+    readonlyPaths: [...DEFAULT_READONLY_PATHS],
     env: ['PATH=/bin', 'HOME=/root'],
     capabilities: {
-      bounding: DEFAULT_CAPABILITIES,
-      effective: DEFAULT_CAPABILITIES,
-      permitted: DEFAULT_CAPABILITIES,
+      bounding: [...DEFAULT_CAPABILITIES],
+      effective: [...DEFAULT_CAPABILITIES],
+      permitted: [...DEFAULT_CAPABILITIES],
       inheritable: [],
       ambient: [],
     },
