@@ -6,9 +6,10 @@
  * it in internal/factory/container and containerd in its container_create_linux.go. The
  * runtime's policy defaults (capabilities, masked and read-only paths, kernel mounts,
  * default devices and device rules) are applied here and in the files below, and nowhere
- * later: config.json states everything the container gets. Pure apart from reading: the image's /etc/passwd and /etc/group, the host paths of mounts and
- * devices (stat), a Localhost seccomp profile, and /proc/self/mountinfo when a mount asks
- * for propagation. Each rule is described where it is implemented:
+ * later: config.json states everything the container gets (but the /dev symlinks, which it
+ * has no field for). Pure apart from reading: the image's /etc/passwd and /etc/group, the
+ * host paths of mounts and devices (stat), a Localhost seccomp profile, and
+ * /proc/self/mountinfo when a mount asks for propagation. Each rule is described where it is implemented:
  *   process and env      here (commandLine, environment)
  *   user and groups      user.ts
  *   capabilities         capabilities.ts
@@ -80,6 +81,7 @@ export function defaultRuntimeDefaults(): RuntimeDefaults {
 
 export interface GenerateInput {
   containerId: string;
+  /** what the container is asked to be (the CRI layer's conversion of its config) */
   spec: ContainerSpec;
   /** the image as resolved (a name or digest reference), for the annotation */
   imageName: string;
@@ -165,8 +167,8 @@ export function commandLine(command: readonly string[], args: readonly string[],
 
 /**
  * The environment: PATH's default, HOSTNAME (the pod's), TERM=xterm for a tty, then the
- * image's Env, then the spec's (whose names the CRI layer checked), each later value replacing an earlier one of the same
- * name in place; HOME from the user's passwd entry (else "/") when nothing set it, as runc
+ * image's Env, then the spec's (whose names the CRI layer checked), each later value
+ * replacing an earlier one of the same name in place; HOME from the user's passwd entry (else "/") when nothing set it, as runc
  * does at exec.
  */
 export function environment(opts: {
