@@ -22,7 +22,8 @@ import {
   signalProcess,
   startProcess,
 } from '../src/native/process';
-import { DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, defaultMounts } from '../src/native/process-spec';
+import { DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS } from '../src/oci';
+import { defaultDev, defaultMounts } from '../test/helpers/process-defaults';
 import { buildRootfs } from '../test/helpers/rootfs';
 import { median } from './stats';
 
@@ -39,13 +40,14 @@ function minimalSpec(rootfs: string, args: string[]): ProcessSpec {
 }
 
 function fullSpec(rootfs: string, args: string[]): ProcessSpec {
-  const caps = { bounding: DEFAULT_CAPABILITIES, effective: DEFAULT_CAPABILITIES, permitted: DEFAULT_CAPABILITIES, inheritable: [], ambient: [] };
+  const caps = { bounding: [...DEFAULT_CAPABILITIES], effective: [...DEFAULT_CAPABILITIES], permitted: [...DEFAULT_CAPABILITIES], inheritable: [], ambient: [] };
   return {
     ...minimalSpec(rootfs, args),
     mounts: defaultMounts(),
+    ...defaultDev(),
     hostname: 'bench',
-    maskedPaths: DEFAULT_MASKED_PATHS,
-    readonlyPaths: DEFAULT_READONLY_PATHS,
+    maskedPaths: [...DEFAULT_MASKED_PATHS],
+    readonlyPaths: [...DEFAULT_READONLY_PATHS],
     capabilities: caps,
     noNewPrivileges: true,
   };

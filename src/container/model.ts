@@ -1,20 +1,26 @@
 /**
- * A container as the domain keeps it: what kubelet asked for (the CRI config, kept whole
- * for status), what was made for it, and its lifecycle. Persisted as JSON after every
- * change of state, so that a restarted daemon knows every container, its process and its
- * exit.
+ * A container as the domain keeps it: what kubelet asked for (its ContainerSpec, which
+ * the status is made from), what was made for it, and its lifecycle. Persisted as JSON
+ * after every change of state, so that a restarted daemon knows every container, its
+ * process and its exit.
  */
-import type { ContainerConfig__Output } from '../cri/generated/runtime/v1/ContainerConfig';
 import type { Resources } from '../linux/cgroups';
+import type { ContainerSpec } from './spec';
 
 export type ContainerState = 'CONTAINER_CREATED' | 'CONTAINER_RUNNING' | 'CONTAINER_EXITED' | 'CONTAINER_UNKNOWN';
 
+/**
+ * The record format. 1 kept the CRI ContainerConfig (`config`) where 2 keeps the spec;
+ * records of 1 are not read (no node runs them): see ContainerService.restore.
+ */
+export const containerRecordVersion = 2;
+
 export interface ContainerRecord {
-  version: 1;
+  version: typeof containerRecordVersion;
   id: string;
   name: string;
   sandboxId: string;
-  config: ContainerConfig__Output;
+  spec: ContainerSpec;
   /** the image as resolved at create: its id and the reference kubelet gave */
   image: { id: string; ref: string; name: string };
   state: ContainerState;

@@ -1,10 +1,16 @@
 /**
- * The OCI runtime spec we saved as config.json, turned into the addon's flat ProcessSpec
- * (for the container) or ExecSpec (for an exec into it). config.json stays the record of
- * what was asked; this is the one place that knows both shapes.
+ * The last step of the translation chain (container spec -> OCI spec, oci/generate.ts ->
+ * the addon's process plan, here): the OCI runtime spec we saved as config.json, turned
+ * into the addon's ProcessSpec (for the container) or ExecSpec (for an exec into it).
+ * config.json stays the record of what was asked; this is the one place that knows both
+ * shapes. It adds no policy of its own: what config.json cannot say (the host's cgroup
+ * layout, the stdio, the /dev symlinks the runtime-spec makes the runtime's job) comes from
+ * the caller or from src/oci/. The addon's binding (native/process.ts, with the encodings
+ * of native/process-spec.ts) then only turns names into numbers.
  */
 import type { ExecSpec, ProcessIdentity, ProcessSpec, SeccompSpec, StdioSpec } from '../native/process';
-import type { OciMount, OciSeccomp, OciSpec } from '../oci/types';
+import { DEV_SYMLINKS, isDefaultDevice } from '../oci/devices';
+import type { OciDevice, OciMount, OciSeccomp, OciSpec } from '../oci/types';
 import type { CgroupMode, CgroupPaths } from '../linux/cgroups';
 
 /** How the container sees cgroups: the host's layout and its own cgroup's dirs. */
@@ -81,6 +87,29 @@ function identity(spec: OciSpec, args: string[], cgroupProcs: string[], stdio: S
   };
 }
 
+/**
+ * linux.devices as the addon makes them. A default device (the same node on every host)
+ * names the host's node too: where mknod is refused (a user namespace) it is bound instead.
+ */
+export function deviceSpecs(devices: readonly OciDevice[]): ProcessSpec['devices'] {
+  return devices.map((d) => ({
+    path: d.path,
+    type: d.type,
+    major: d.major,
+    minor: d.minor,
+    fileMode: d.fileMode ?? null,
+    uid: d.uid ?? null,
+    gid: d.gid ?? null,
+    hostPath: isDefaultDevice(d) ? d.path : null,
+  }));
+}
+
+/** The /dev symlinks (oci/devices.ts), made when something is mounted at /dev. */
+export function devSymlinks(mounts: readonly Pick<OciMount, 'destination'>[]): ProcessSpec['symlinks'] {
+  const hasDev = mounts.some((m) => m.destination.replace(/\/+$/, '') === '/dev');
+  return hasDev ? DEV_SYMLINKS.map((l) => ({ path: l.path, target: l.target })) : [];
+}
+
 export function containerProcessSpec(spec: OciSpec, cgroupProcs: string[], stdio: StdioPlan, cgroups: CgroupView): ProcessSpec {
   return {
     ...identity(spec, spec.process.args, cgroupProcs, stdio, spec.process.terminal),
@@ -95,15 +124,8 @@ export function containerProcessSpec(spec: OciSpec, cgroupProcs: string[], stdio
     mounts: spec.mounts
       .flatMap((m) => (m.type === 'cgroup' ? cgroupMounts(m, cgroups) : [m]))
       .map((m) => ({ destination: m.destination, type: m.type, source: m.source, options: m.options })),
-    devices: spec.linux.devices.map((d) => ({
-      path: d.path,
-      type: d.type,
-      major: d.major,
-      minor: d.minor,
-      fileMode: d.fileMode ?? null,
-      uid: d.uid ?? null,
-      gid: d.gid ?? null,
-    })),
+    devices: deviceSpecs(spec.linux.devices),
+    symlinks: devSymlinks(spec.mounts),
     hostname: spec.hostname ?? null,
     domainname: null,
     maskedPaths: spec.linux.maskedPaths,

@@ -31,7 +31,6 @@ import { CpuRate } from '../domain/cpu-rate';
 import { pathLengthError, quotePath, resourceError } from '../domain/limits';
 import { IdIndex, containerName, newId } from '../domain/ids';
 import { Registrar } from '../domain/registrar';
-import type { ContainerConfig__Output } from '../cri/generated/runtime/v1/ContainerConfig';
 import type { ImageService } from '../image/service';
 import type { CgroupManager, CgroupStats, Resources } from '../linux/cgroups';
 import { cgroupProcsFiles } from '../linux/infra';
@@ -44,8 +43,9 @@ import { readJson, writeJsonAtomic } from '../state/atomic-file';
 import type { GenerateInput, GeneratedContainer, ImageConfig } from '../oci/generate';
 import type { OciSpec } from '../oci/types';
 import { CriLogWriter } from './cri-log';
-import type { ContainerRecord } from './model';
+import { containerRecordVersion, type ContainerRecord } from './model';
 import { containerProcessSpec, execProcessSpec, type StdioPlan } from './process-plan';
+import type { ContainerSpec } from './spec';
 
 /** The process and mount facilities a container needs (the addon, or fakes). */
 export interface ContainerHost {
@@ -250,17 +250,14 @@ export class ContainerService {
 
   // ------------------------------------------------------------------ create
 
-  async create(sandboxIdOrPrefix: string, config: ContainerConfig__Output | null): Promise<string> {
-    if (!config) throw invalidArgument('config is missing');
-    if (!config.metadata || config.metadata.name === '') throw invalidArgument('config.metadata.name is empty');
-    if (!config.image || config.image.image === '') throw invalidArgument('config.image.image is empty');
+  async create(sandboxIdOrPrefix: string, spec: ContainerSpec): Promise<string> {
     if (sandboxIdOrPrefix === '') throw invalidArgument('pod_sandbox_id is empty');
     const sandbox = this.opts.sandboxes.get(sandboxIdOrPrefix);
     if (!sandbox) throw notFound(`pod sandbox ${sandboxIdOrPrefix} not found`);
     if (sandbox.state !== 'SANDBOX_READY') throw failedPrecondition(`pod sandbox ${sandbox.id} is not ready`);
-    const logPath = this.logPathOf(sandbox, config.log_path);
+    const logPath = this.logPathOf(sandbox, spec.logPath);
 
-    const name = containerName(config.metadata, sandbox.spec);
+    const name = containerName(spec, sandbox.spec);
     const pending = this.creating.get(name);
     if (pending) return pending;
     const holder = this.names.get(name);
@@ -270,7 +267,7 @@ export class ContainerService {
       throw new RuntimeError('already-exists', `container name ${name} is reserved for ${holder}`);
     }
     const id = newId();
-    const creation = this.build(id, name, sandbox, config, logPath);
+    const creation = this.build(id, name, sandbox, spec, logPath);
     this.creating.set(name, creation);
     try {
       return await creation;
@@ -293,14 +290,14 @@ export class ContainerService {
     return full;
   }
 
-  private async build(id: string, name: string, sandbox: SandboxRecord, config: ContainerConfig__Output, logPath: string | null): Promise<string> {
-    const log = this.opts.log.child({ containerId: id, container: `${sandbox.spec.namespace}/${sandbox.spec.name}/${config.metadata!.name}` });
+  private async build(id: string, name: string, sandbox: SandboxRecord, want: ContainerSpec, logPath: string | null): Promise<string> {
+    const log = this.opts.log.child({ containerId: id, container: `${sandbox.spec.namespace}/${sandbox.spec.name}/${want.name}` });
     // The journal comes first: a failure to open it leaves nothing to undo.
     const cleanup = new CleanupStack(log, await this.opts.ops.begin('CreateContainer', id));
     try {
       this.names.reserve(name, id);
       cleanup.push(`name ${name}`, () => this.names.release(name));
-      const imageRef = config.image!.image;
+      const imageRef = want.image.image;
       const image = await this.opts.images.status(imageRef);
       if (!image) throw notFound(`image ${imageRef} is not present: pull it first`);
 
@@ -320,11 +317,11 @@ export class ContainerService {
       await this.opts.host.mountOverlay(dirs.lowerDirs, dirs.upperDir, dirs.workDir, rootfs);
 
       // The OCI spec, saved as config.json as CRI-O does.
-      const target = config.linux?.security_context?.namespace_options?.pid === 'TARGET' ? config.linux.security_context.namespace_options.target_id : '';
+      const target = want.namespaces.pid === 'TARGET' ? want.namespaces.targetId : '';
       const targetPid = target ? this.targetPid(target) : null;
       const generated = await this.opts.host.generateSpec({
         containerId: id,
-        config,
+        spec: want,
         imageName: imageRef,
         imageConfig: imageConfigOf(image.config as { config?: Record<string, unknown> }),
         rootfs,
@@ -346,11 +343,11 @@ export class ContainerService {
       await this.opts.host.cgroups.create(cgroupPath, generated.resources).catch(throwAsResourceError);
 
       const record: ContainerRecord = {
-        version: 1,
+        version: containerRecordVersion,
         id,
         name,
         sandboxId: sandbox.id,
-        config,
+        spec: want,
         image: { id: image.id, ref: image.repoDigests[0] ?? image.id, name: imageRef },
         state: 'CONTAINER_CREATED',
         createdAt: nowNanos(),
@@ -431,7 +428,7 @@ export class ContainerService {
    */
   private async makeProcess(record: ContainerRecord, spec: OciSpec, cleanup: CleanupStack): Promise<void> {
     const isTty = spec.process.terminal;
-    const stdinWanted = record.config.stdin;
+    const stdinWanted = record.spec.stdin;
     const fifo = (n: string) => path.join(record.runDir, n);
     const toClose: number[] = [];
     const containerEnds: number[] = [];
@@ -899,6 +896,12 @@ export class ContainerService {
     for (const id of ids) {
       const r = await readJson<ContainerRecord>(path.join(dir, id, 'container.json')).catch(() => null);
       if (!r) continue;
+      // A record of an older format (version 1 kept the CRI config, not the spec) is not
+      // read: no node runs one. It is skipped with a line saying so, not restored half-way.
+      if (r.version !== containerRecordVersion || !r.spec) {
+        this.opts.log.error({ containerId: id, version: r.version }, `container record ${id} has format ${r.version}, not ${containerRecordVersion}: not restored`);
+        continue;
+      }
       this.records.set(r.id, r);
       this.index.add(r.id);
       this.names.reserve(r.name, r.id);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import * as processSpec from './process-spec';
 import { CLONE, MS, capabilityMask, parseMountOptions, propagationFlags, rlimitNumber } from './process-spec';
 
 describe('process spec translation', () => {
@@ -38,5 +39,9 @@ describe('process spec translation', () => {
     assert.equal(rlimitNumber('rlimit_nproc'), 6);
     assert.throws(() => rlimitNumber('RLIMIT_FOO'));
     assert.equal(CLONE.NEWPID, 0x20000000);
+  });
+
+  it('carries encodings only: no defaults of its own (policy is src/oci/\'s, stated in config.json)', () => {
+    assert.deepEqual(Object.keys(processSpec).filter((k) => /default/i.test(k)), []);
   });
 });

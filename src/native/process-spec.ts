@@ -1,8 +1,9 @@
 /**
- * Pure translation of the OCI-shaped process spec into the numeric form the addon takes:
- * mount option strings to MS_* flags, capability names to bit masks, rlimit names and
- * namespace types to numbers, plus the runtime's defaults for /dev. No I/O, so it is
- * unit-tested without root.
+ * The encodings of the addon's process plan: mount option strings to MS_* flags,
+ * capability names to bit masks, rlimit names, namespace types and device types to
+ * numbers. No policy: every default a container gets (capabilities, masks, mounts, /dev
+ * devices and symlinks) is in src/oci/ and reaches the plan through config.json
+ * (container/process-plan.ts). No I/O, so it is unit-tested without root.
  */
 
 // <sys/mount.h>
@@ -60,12 +61,6 @@ export const CAPABILITIES = [
   'MAC_OVERRIDE', 'MAC_ADMIN', 'SYSLOG', 'WAKE_ALARM', 'BLOCK_SUSPEND', 'AUDIT_READ', 'PERFMON', 'BPF',
   'CHECKPOINT_RESTORE',
 ] as const;
-
-/** CRI-O's default capability set. */
-export const DEFAULT_CAPABILITIES = [
-  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_SETGID', 'CAP_SETUID', 'CAP_SETPCAP',
-  'CAP_NET_BIND_SERVICE', 'CAP_KILL',
-];
 
 /** "CAP_CHOWN" (or "chown") → bit mask. Unknown names throw: a typo must not silently drop a cap. */
 export function capabilityMask(names: readonly string[]): bigint {
@@ -162,52 +157,5 @@ export function parseMountOptions(options: readonly string[], type: string | nul
   return { flags, remount: 0, propagation, bind, data: data.length > 0 ? data.join(',') : null };
 }
 
-export interface DefaultDevice {
-  path: string;
-  major: number;
-  minor: number;
-}
-
-/** The devices the OCI runtime spec says every container gets. */
-export const DEFAULT_DEVICES: DefaultDevice[] = [
-  { path: '/dev/null', major: 1, minor: 3 },
-  { path: '/dev/zero', major: 1, minor: 5 },
-  { path: '/dev/full', major: 1, minor: 7 },
-  { path: '/dev/random', major: 1, minor: 8 },
-  { path: '/dev/urandom', major: 1, minor: 9 },
-  { path: '/dev/tty', major: 5, minor: 0 },
-];
-
-/** Symlinks the runtime creates in a container's /dev (as runc does). */
-export const DEFAULT_DEV_SYMLINKS: { path: string; target: string }[] = [
-  { path: '/dev/fd', target: '/proc/self/fd' },
-  { path: '/dev/stdin', target: '/proc/self/fd/0' },
-  { path: '/dev/stdout', target: '/proc/self/fd/1' },
-  { path: '/dev/stderr', target: '/proc/self/fd/2' },
-  { path: '/dev/ptmx', target: 'pts/ptmx' },
-  { path: '/dev/core', target: '/proc/kcore' },
-];
-
+/** Device types to their S_IF* mode bits ('u' is the runtime-spec's other name for 'c'). */
 export const S_IF = { c: 0o020000, u: 0o020000, b: 0o060000, p: 0o010000 } as const;
-
-/** runc's default mounts for a container (without the cgroup mount). */
-export function defaultMounts(): { destination: string; type: string; source: string; options: string[] }[] {
-  return [
-    { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
-    { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
-    {
-      destination: '/dev/pts', type: 'devpts', source: 'devpts',
-      options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
-    },
-    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
-    { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
-  ];
-}
-
-export const DEFAULT_MASKED_PATHS = [
-  '/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
-  '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap',
-];
-
-export const DEFAULT_READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];

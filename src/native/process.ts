@@ -14,8 +14,6 @@ import { Semaphore } from '../util/semaphore';
 import { nativeFunction } from './binding';
 import {
   CLONE,
-  DEFAULT_DEVICES,
-  DEFAULT_DEV_SYMLINKS,
   NAMESPACE_FLAGS,
   NamespaceType,
   S_IF,
@@ -57,6 +55,14 @@ interface DeviceSpec {
   fileMode: number | null;
   uid: number | null;
   gid: number | null;
+  /** a host node to bind when mknod is refused (in a user namespace), or null */
+  hostPath: string | null;
+}
+
+interface SymlinkSpec {
+  /** inside the container */
+  path: string;
+  target: string;
 }
 
 interface CapabilitySets {
@@ -132,10 +138,12 @@ export interface ProcessSpec extends ProcessIdentity {
   namespaces: NamespaceSpec[];
   uidMappings: IdMapping[];
   gidMappings: IdMapping[];
-  /** in order; when one is mounted at /dev, the default devices and /dev symlinks are added */
+  /** in order */
   mounts: MountSpec[];
-  /** devices beyond the defaults */
+  /** device nodes made after the mounts (the caller's, defaults included: none are added) */
   devices: DeviceSpec[];
+  /** symlinks made after the devices (an existing file at the path is left) */
+  symlinks: SymlinkSpec[];
   hostname: string | null;
   domainname: string | null;
   maskedPaths: string[];
@@ -160,6 +168,7 @@ export function baseProcessSpec(rootfs: string, args: string[]): ProcessSpec {
     gidMappings: [],
     mounts: [],
     devices: [],
+    symlinks: [],
     hostname: null,
     domainname: null,
     maskedPaths: [],
@@ -377,27 +386,16 @@ function toNativeSpec(spec: ProcessSpec): NativeSpec {
     };
   });
 
-  const devices: NativeSpec['devices'] = [];
-  const symlinks: NativeSpec['symlinks'] = [];
-  const hasDev = spec.mounts.some((m) => m.destination.replace(/\/+$/, '') === '/dev');
-  if (hasDev) {
-    for (const d of DEFAULT_DEVICES) {
-      if (spec.devices.some((x) => x.path === d.path)) continue;
-      devices.push({ path: d.path, hostPath: d.path, mode: S_IF.c | 0o666, uid: 0, gid: 0, major: d.major, minor: d.minor });
-    }
-    for (const l of DEFAULT_DEV_SYMLINKS) symlinks.push({ target: l.target, path: l.path });
-  }
-  for (const d of spec.devices) {
-    devices.push({
-      path: d.path,
-      hostPath: null,
-      mode: S_IF[d.type] | (d.fileMode ?? 0o666),
-      uid: d.uid ?? 0,
-      gid: d.gid ?? 0,
-      major: d.major,
-      minor: d.minor,
-    });
-  }
+  const devices: NativeSpec['devices'] = spec.devices.map((d) => ({
+    path: d.path,
+    hostPath: d.hostPath,
+    mode: S_IF[d.type] | (d.fileMode ?? 0o666),
+    uid: d.uid ?? 0,
+    gid: d.gid ?? 0,
+    major: d.major,
+    minor: d.minor,
+  }));
+  const symlinks: NativeSpec['symlinks'] = spec.symlinks.map((l) => ({ target: l.target, path: l.path }));
 
   return {
     rootfs: spec.rootfs,

@@ -1,12 +1,17 @@
 /**
- * Devices: the CRI config's host devices become linux.devices (made in the container's
- * /dev) with a matching device-cgroup rule, after the default rules every container gets.
+ * Devices: the nodes every container's /dev gets (the runtime-spec's default devices),
+ * then the container spec's host devices, become linux.devices (made in the container's
+ * /dev), each requested one with a matching device-cgroup rule after the default rules
+ * every container gets.
  *
+ * - The default nodes (null, zero, full, random, urandom, tty) are char devices of mode
+ *   0666 owned by root, written into config.json rather than added by the runtime later;
+ *   a requested device at the same path replaces the default one.
  * - A host path is stat'ed (following symlinks, so /dev/disk/by-id/... works) for its type
  *   and major:minor; a missing one is an invalid argument naming it. A directory stands
  *   for every device under it, placed under container_path (containerd and CRI-O both do
  *   this, for /dev/snd and the like).
- * - permissions is a subset of "rwm"; empty means "rwm".
+ * - permissions is a subset of "rwm" (the CRI layer checks it and makes "" "rwm").
  * - The device cgroup denies everything, then allows the devices the runtime-spec says
  *   every container has (null, zero, full, random, urandom, tty, console, ptmx, the pty
  *   slaves) and mknod of any device (creating a node is harmless while the cgroup refuses
@@ -19,9 +24,46 @@ import type { BigIntStats } from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { invalidArgument } from '../domain/errors';
-import type { Device__Output } from '../cri/generated/runtime/v1/Device';
+import type { ContainerDevice } from '../container/spec';
 import type { DeviceRule } from '../linux/cgroups';
 import type { OciDevice, OciDeviceCgroup } from './types';
+
+/** The devices the OCI runtime spec says every container gets (its "Default Devices"). */
+export const DEFAULT_DEVICES: readonly { path: string; major: number; minor: number }[] = [
+  { path: '/dev/null', major: 1, minor: 3 },
+  { path: '/dev/zero', major: 1, minor: 5 },
+  { path: '/dev/full', major: 1, minor: 7 },
+  { path: '/dev/random', major: 1, minor: 8 },
+  { path: '/dev/urandom', major: 1, minor: 9 },
+  { path: '/dev/tty', major: 5, minor: 0 },
+];
+
+/** The default devices as linux.devices entries: char devices, 0666, root's. */
+export function defaultDeviceNodes(): OciDevice[] {
+  return DEFAULT_DEVICES.map((d) => ({ path: d.path, type: 'c', major: d.major, minor: d.minor, fileMode: 0o666, uid: 0, gid: 0 }));
+}
+
+/**
+ * Whether a linux.devices entry is one of the defaults: such a node exists on every host at
+ * the same path, so where mknod is refused (a user namespace) the host's can be bound.
+ */
+export function isDefaultDevice(d: Pick<OciDevice, 'path' | 'type' | 'major' | 'minor'>): boolean {
+  return d.type === 'c' && DEFAULT_DEVICES.some((x) => x.path === d.path && x.major === d.major && x.minor === d.minor);
+}
+
+/**
+ * Symlinks the runtime makes in a container's /dev once its mounts are made (the
+ * runtime-spec's "Dev symbolic links", plus ptmx and core as runc makes them). The
+ * runtime-spec has no config.json field for them: the plan adds them (container/process-plan.ts).
+ */
+export const DEV_SYMLINKS: readonly { path: string; target: string }[] = [
+  { path: '/dev/fd', target: '/proc/self/fd' },
+  { path: '/dev/stdin', target: '/proc/self/fd/0' },
+  { path: '/dev/stdout', target: '/proc/self/fd/1' },
+  { path: '/dev/stderr', target: '/proc/self/fd/2' },
+  { path: '/dev/ptmx', target: 'pts/ptmx' },
+  { path: '/dev/core', target: '/proc/kcore' },
+];
 
 /** The device-cgroup rules every unprivileged container starts from. */
 export function defaultDeviceRules(): OciDeviceCgroup[] {
@@ -85,7 +127,7 @@ export interface DevicePlan {
   rules: OciDeviceCgroup[];
 }
 
-export async function containerDevices(criDevices: Device__Output[], privileged: boolean): Promise<DevicePlan> {
+export async function containerDevices(requested: readonly ContainerDevice[], privileged: boolean): Promise<DevicePlan> {
   const devices: OciDevice[] = [];
   const rules: OciDeviceCgroup[] = privileged ? [{ allow: true, access: 'rwm' }] : defaultDeviceRules();
 
@@ -95,27 +137,20 @@ export async function containerDevices(criDevices: Device__Output[], privileged:
     if (!privileged && type !== 'p') rules.push({ allow: true, type, major, minor, access });
   };
 
-  for (const [i, d] of criDevices.entries()) {
+  for (const [i, d] of requested.entries()) {
     const field = `devices[${i}]`;
-    if (!path.posix.isAbsolute(d.host_path)) throw invalidArgument(`${field}: host_path ${JSON.stringify(d.host_path)} must be an absolute path`);
-    const containerPath = d.container_path === '' ? d.host_path : d.container_path;
-    if (!path.posix.isAbsolute(containerPath)) {
-      throw invalidArgument(`${field}: container_path ${JSON.stringify(d.container_path)} must be an absolute path`);
-    }
-    const access = d.permissions === '' ? 'rwm' : d.permissions;
-    if (!/^[rwm]{1,3}$/.test(access) || new Set(access).size !== access.length) {
-      throw invalidArgument(`${field}: permissions ${JSON.stringify(d.permissions)} must be a combination of r, w and m`);
-    }
+    const containerPath = d.containerPath;
+    const access = d.permissions;
     let st;
     try {
-      st = await fsp.stat(d.host_path, { bigint: true });
+      st = await fsp.stat(d.hostPath, { bigint: true });
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') throw invalidArgument(`${field}: device ${d.host_path} does not exist`);
-      throw invalidArgument(`${field}: device ${d.host_path}: ${(e as Error).message}`);
+      if (code === 'ENOENT' || code === 'ENOTDIR') throw invalidArgument(`${field}: device ${d.hostPath} does not exist`);
+      throw invalidArgument(`${field}: device ${d.hostPath}: ${(e as Error).message}`);
     }
     const type = typeOf(st.mode);
-    if (type === null) throw invalidArgument(`${field}: ${d.host_path} is not a device`);
+    if (type === null) throw invalidArgument(`${field}: ${d.hostPath} is not a device`);
     if (type !== 'dir') {
       addOne(containerPath, st, type, access);
       continue;
@@ -133,7 +168,9 @@ export async function containerDevices(criDevices: Device__Output[], privileged:
         }
       }
     };
-    await walk(d.host_path, containerPath);
+    await walk(d.hostPath, containerPath);
   }
-  return { devices, rules };
+  // The defaults first, unless a requested device takes their path.
+  const taken = new Set(devices.map((d) => d.path));
+  return { devices: [...defaultDeviceNodes().filter((d) => !taken.has(d.path)), ...devices], rules };
 }

@@ -1,10 +1,15 @@
 /**
- * The OCI runtime spec (config.json) of a container, from its image config, its CRI
- * ContainerConfig and its pod sandbox: CreateContainer's spec step, as CRI-O does it in
- * internal/factory/container and containerd in its container_create_linux.go. Pure apart
- * from reading: the image's /etc/passwd and /etc/group, the host paths of mounts and
- * devices (stat), a Localhost seccomp profile, and /proc/self/mountinfo when a mount asks
- * for propagation. Each rule is described where it is implemented:
+ * The OCI runtime spec (config.json) of a container, from its image config, its container
+ * spec (the domain's, converted from the CRI ContainerConfig by src/cri/convert) and its
+ * pod sandbox: CreateContainer's spec step, the first of the translation chain (container
+ * spec -> OCI spec -> the addon's process plan, container/process-plan.ts), as CRI-O does
+ * it in internal/factory/container and containerd in its container_create_linux.go. The
+ * runtime's policy defaults (capabilities, masked and read-only paths, kernel mounts,
+ * default devices and device rules) are applied here and in the files below, and nowhere
+ * later: config.json states everything the container gets (but the /dev symlinks, which it
+ * has no field for). Pure apart from reading: the image's /etc/passwd and /etc/group, the
+ * host paths of mounts and devices (stat), a Localhost seccomp profile, and
+ * /proc/self/mountinfo when a mount asks for propagation. Each rule is described where it is implemented:
  *   process and env      here (commandLine, environment)
  *   user and groups      user.ts
  *   capabilities         capabilities.ts
@@ -16,19 +21,16 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { failedPrecondition, invalidArgument } from '../domain/errors';
-import { checkPathLength } from '../domain/limits';
-import type { ContainerConfig__Output } from '../cri/generated/runtime/v1/ContainerConfig';
-import type { LinuxContainerSecurityContext__Output } from '../cri/generated/runtime/v1/LinuxContainerSecurityContext';
-import { resourcesFromCri } from '../cri/convert/resources';
+import type { ContainerSpec } from '../container/spec';
 import { noResources, type Resources } from '../linux/cgroups';
 import type { NamespaceMode, SandboxRecord } from '../sandbox/model';
 import { DEFAULT_CAPABILITIES, computeCapabilities } from './capabilities';
 import { cgroupDeviceRules, containerDevices } from './devices';
 import { containerMounts } from './mounts';
-import { resolveSeccomp, seccompChoice } from './seccomp';
+import { resolveSeccomp } from './seccomp';
 import { stopSignal, type StopSignal } from './signals';
 import { OCI_VERSION, type OciDeviceCgroup, type OciNamespace, type OciResources, type OciRlimit, type OciSpec } from './types';
-import { criId, resolveUser, type ResolvedUser } from './user';
+import { resolveUser, type ResolvedUser } from './user';
 
 /** The image config fields the spec needs (OCI image-spec config, null where absent). */
 export interface ImageConfig {
@@ -79,7 +81,8 @@ export function defaultRuntimeDefaults(): RuntimeDefaults {
 
 export interface GenerateInput {
   containerId: string;
-  config: ContainerConfig__Output;
+  /** what the container is asked to be (the CRI layer's conversion of its config) */
+  spec: ContainerSpec;
   /** the image as resolved (a name or digest reference), for the annotation */
   imageName: string;
   imageConfig: ImageConfig;
@@ -164,15 +167,15 @@ export function commandLine(command: readonly string[], args: readonly string[],
 
 /**
  * The environment: PATH's default, HOSTNAME (the pod's), TERM=xterm for a tty, then the
- * image's Env, then the CRI envs, each later value replacing an earlier one of the same
- * name in place; HOME from the user's passwd entry (else "/") when nothing set it, as runc
+ * image's Env, then the spec's (whose names the CRI layer checked), each later value
+ * replacing an earlier one of the same name in place; HOME from the user's passwd entry (else "/") when nothing set it, as runc
  * does at exec.
  */
 export function environment(opts: {
   hostname: string;
   tty: boolean;
   imageEnv: readonly string[];
-  criEnv: ReadonlyArray<{ key: string; value: Buffer | string }>;
+  env: ReadonlyArray<{ key: string; value: string }>;
   home: string | null;
 }): string[] {
   const env = new Map<string, string>();
@@ -185,29 +188,20 @@ export function environment(opts: {
     if (eq <= 0) continue; // "KEY" alone or "=x": nothing an image may mean by it
     set(e.slice(0, eq), e.slice(eq + 1));
   }
-  for (const [i, kv] of opts.criEnv.entries()) {
-    if (kv.key === '' || kv.key.includes('=')) throw invalidArgument(`envs[${i}]: invalid name ${JSON.stringify(kv.key)}`);
-    set(kv.key, typeof kv.value === 'string' ? kv.value : kv.value.toString('utf8'));
-  }
+  for (const kv of opts.env) set(kv.key, kv.value);
   if (!env.has('HOME')) set('HOME', opts.home && opts.home !== '' ? opts.home : '/');
   return [...env].map(([k, v]) => `${k}=${v}`);
 }
 
-/** The CRI working_dir, else the image's WorkingDir, else "/". */
-export function workingDir(cri: string, image: string | null): string {
-  if (cri !== '') {
-    if (!path.posix.isAbsolute(cri)) throw invalidArgument(`working_dir ${JSON.stringify(cri)} must be an absolute path`);
-    checkPathLength('working_dir', cri);
-    return path.posix.normalize(cri);
-  }
+/** The spec's working dir (absolute, checked by the CRI layer), else the image's WorkingDir, else "/". */
+export function workingDir(requested: string, image: string | null): string {
+  if (requested !== '') return path.posix.normalize(requested);
   if (image) return path.posix.normalize(path.posix.isAbsolute(image) ? image : `/${image}`);
   return '/';
 }
 
-const modeOf = (m: string | undefined): NamespaceMode => (m as NamespaceMode | undefined) ?? 'POD';
-
 /**
- * Namespaces, by the CRI's NamespaceOption and what the sandbox pinned:
+ * Namespaces, by the spec's modes (the CRI's NamespaceOption) and what the sandbox pinned:
  * - network: NODE → the host's; otherwise the pod's pin (the host's when the pod is on the
  *   host network). CONTAINER and TARGET are not meaningful for the network and are read as
  *   POD, as containerd does.
@@ -279,85 +273,71 @@ export function ociResources(r: Resources, devices: OciDeviceCgroup[]): OciResou
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 export async function generateSpec(input: GenerateInput): Promise<GeneratedContainer> {
-  const { config, sandbox, defaults } = input;
+  const { spec: want, sandbox, defaults } = input;
   if (!ID_RE.test(input.containerId)) throw invalidArgument(`container id ${JSON.stringify(input.containerId)} is not valid`);
-  if (!config.metadata || config.metadata.name === '') throw invalidArgument('metadata.name is required');
   if (!path.isAbsolute(input.rootfs)) throw invalidArgument(`rootfs ${JSON.stringify(input.rootfs)} must be an absolute path`);
   if (input.logPath !== null && !path.isAbsolute(input.logPath)) throw invalidArgument(`log path ${JSON.stringify(input.logPath)} must be absolute`);
 
-  const sc: LinuxContainerSecurityContext__Output | null = config.linux?.security_context ?? null;
-  const privileged = sc?.privileged ?? false;
+  const privileged = want.privileged;
   if (privileged && !sandbox.spec.privileged) {
     throw invalidArgument(`security_context.privileged: sandbox ${sandbox.id} is not privileged, so its containers cannot be`);
   }
-  const nsOpts = sc?.namespace_options ?? null;
-  const modes = {
-    network: modeOf(nsOpts?.network),
-    pid: modeOf(nsOpts?.pid),
-    ipc: modeOf(nsOpts?.ipc),
-    targetId: nsOpts?.target_id ?? '',
-  };
+  const modes = want.namespaces;
   const img = input.imageConfig;
 
   // Process.
-  const argv = commandLine(config.command, config.args, img);
+  const argv = commandLine(want.command, want.args, img);
   const user = await resolveUser({
     rootfs: input.rootfs,
-    runAsUsername: sc?.run_as_username ?? '',
-    runAsUser: sc?.run_as_user ? criId(sc.run_as_user.value, 'run_as_user') : null,
-    runAsGroup: sc?.run_as_group ? criId(sc.run_as_group.value, 'run_as_group') : null,
-    supplementalGroups: (sc?.supplemental_groups ?? []).map((g, i) => criId(g, `supplemental_groups[${i}]`)),
-    strictGroups: sc?.supplemental_groups_policy === 'Strict',
+    runAsUsername: want.user.runAsUsername,
+    runAsUser: want.user.runAsUser,
+    runAsGroup: want.user.runAsGroup,
+    supplementalGroups: want.user.supplementalGroups,
+    strictGroups: want.user.supplementalGroupsPolicy === 'Strict',
     imageUser: img.user,
   });
-  const env = environment({ hostname: sandbox.hostname, tty: config.tty, imageEnv: img.env ?? [], criEnv: config.envs, home: user.home });
-  const cwd = workingDir(config.working_dir, img.workingDir);
+  const env = environment({ hostname: sandbox.hostname, tty: want.tty, imageEnv: img.env ?? [], env: want.env, home: user.home });
+  const cwd = workingDir(want.workingDir, img.workingDir);
   const caps = computeCapabilities({
     defaults: defaults.capabilities,
-    add: sc?.capabilities?.add_capabilities ?? [],
-    drop: sc?.capabilities?.drop_capabilities ?? [],
-    ambient: sc?.capabilities?.add_ambient_capabilities ?? [],
+    add: want.capabilities.add,
+    drop: want.capabilities.drop,
+    ambient: want.capabilities.ambient,
     privileged,
     uid: user.uid,
     capLastCap: defaults.capLastCap,
     hostCapabilities: defaults.hostCapabilities,
   });
 
-  // Resources: the CRI's, with the configured pids limit.
-  const criResources = config.linux?.resources ?? null;
-  const resources: Resources = { ...(resourcesFromCri(criResources) ?? noResources()), pidsLimit: defaults.pidsLimit };
-  let oomScoreAdj: number | null = null;
-  if (criResources) {
-    oomScoreAdj = Number(criResources.oom_score_adj);
-    if (!Number.isInteger(oomScoreAdj) || oomScoreAdj < -1000 || oomScoreAdj > 1000) {
-      throw invalidArgument(`resources.oom_score_adj ${criResources.oom_score_adj} is outside -1000..1000`);
-    }
-  }
+  // Resources: the spec's, with the configured pids limit.
+  const resources: Resources = { ...(want.resources ?? noResources()), pidsLimit: defaults.pidsLimit };
+  const oomScoreAdj = want.oomScoreAdj;
 
   // Filesystem.
   let mountInfoText = input.mountInfo;
   const plan = await containerMounts({
-    criMounts: config.mounts,
+    requested: want.mounts,
     sandbox,
     privileged,
-    readonlyRootfs: sc?.readonly_rootfs ?? false,
+    readonlyRootfs: want.readonlyRootfs,
     hostIpc: modes.ipc === 'NODE' || sandbox.pins.ipc === null,
     mountInfo: async () => (mountInfoText ??= await fsp.readFile('/proc/self/mountinfo', 'utf8')),
     imageVolumes: img.volumes ?? [],
     rootfsBytes: Buffer.byteLength(input.rootfs),
   });
-  const devices = await containerDevices(config.devices, privileged);
+  const devices = await containerDevices(want.devices, privileged);
   // The rules written to config.json are the ones the cgroup enforces.
   resources.devices = cgroupDeviceRules(devices.rules);
 
   // Security.
-  const seccomp = await resolveSeccomp(seccompChoice(sc), privileged, { arch: defaults.arch, capabilities: caps.bounding });
+  const seccomp = await resolveSeccomp(want.seccomp, privileged, { arch: defaults.arch, capabilities: caps.bounding });
   // kubelet always sends its masks (empty lists only for ProcMount Unmasked, which it allows
   // only with a user namespace, which nodecri refuses); an empty list therefore means "not
-  // given" (crictl) and gets kubelet's defaults. containerd would run such a container
-  // unmasked; CRI-O masks it. A privileged container gets no masks (both peers).
-  const masked = privileged ? [] : sc && sc.masked_paths.length > 0 ? [...sc.masked_paths] : [...DEFAULT_MASKED_PATHS];
-  const readonly = privileged ? [] : sc && sc.readonly_paths.length > 0 ? [...sc.readonly_paths] : [...DEFAULT_READONLY_PATHS];
+  // given" (crictl: the CRI layer makes it null) and gets kubelet's defaults. containerd
+  // would run such a container unmasked; CRI-O masks it. A privileged container gets no
+  // masks (both peers).
+  const masked = privileged ? [] : [...(want.maskedPaths ?? DEFAULT_MASKED_PATHS)];
+  const readonly = privileged ? [] : [...(want.readonlyPaths ?? DEFAULT_READONLY_PATHS)];
 
   const ns = namespaces({
     modes,
@@ -367,9 +347,9 @@ export async function generateSpec(input: GenerateInput): Promise<GeneratedConta
     cgroupNamespace: defaults.cgroupNamespace && !privileged,
   });
 
-  const annotations: Record<string, string> = { ...config.annotations };
+  const annotations: Record<string, string> = { ...want.annotations };
   annotations[ANNOTATIONS.containerType] = 'container';
-  annotations[ANNOTATIONS.containerName] = config.metadata.name;
+  annotations[ANNOTATIONS.containerName] = want.name;
   annotations[ANNOTATIONS.sandboxId] = sandbox.id;
   annotations[ANNOTATIONS.sandboxName] = sandbox.spec.name;
   annotations[ANNOTATIONS.sandboxNamespace] = sandbox.spec.namespace;
@@ -380,17 +360,17 @@ export async function generateSpec(input: GenerateInput): Promise<GeneratedConta
   const spec: OciSpec = {
     ociVersion: OCI_VERSION,
     process: {
-      terminal: config.tty,
+      terminal: want.tty,
       user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
       args: argv,
       env,
       cwd,
       capabilities: caps,
       rlimits: defaults.rlimits.map((r) => ({ ...r })),
-      noNewPrivileges: sc?.no_new_privs ?? false,
+      noNewPrivileges: want.noNewPrivileges,
       ...(oomScoreAdj === null ? {} : { oomScoreAdj }),
     },
-    root: { path: input.rootfs, readonly: sc?.readonly_rootfs ?? false },
+    root: { path: input.rootfs, readonly: want.readonlyRootfs },
     // A hostname can only be set in a UTS namespace of the pod's own.
     ...(sandbox.pins.uts ? { hostname: sandbox.hostname } : {}),
     mounts: plan.mounts,
@@ -412,12 +392,12 @@ export async function generateSpec(input: GenerateInput): Promise<GeneratedConta
 
   return {
     spec,
-    stopSignal: stopSignal(config.stop_signal, img.stopSignal),
+    stopSignal: stopSignal(want.stopSignal, img.stopSignal),
     user,
     resources,
-    stdin: config.stdin,
-    stdinOnce: config.stdin_once,
-    tty: config.tty,
+    stdin: want.stdin,
+    stdinOnce: want.stdinOnce,
+    tty: want.tty,
     uncoveredVolumes: plan.uncoveredVolumes,
   };
 }

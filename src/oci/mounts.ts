@@ -23,23 +23,25 @@
  *   bidirectional mount needs it.
  * - selinux_relabel is ignored: nodecri runs without SELinux.
  * - recursive_read_only becomes the runtime-spec's "rro" option and needs readonly and
- *   private propagation (kubelet's own validation).
- * - Image volumes (Mount.image) and id-mapped mounts are refused as unimplemented.
+ *   private propagation (kubelet's own validation, checked by the CRI layer).
+ * - Image volumes (Mount.image) and id-mapped mounts are refused as unimplemented (by the
+ *   CRI layer: the container spec has no room for them).
  * - Image VOLUMEs get no mount of their own (containerd's ignore_image_defined_volumes,
  *   CRI-O's image_volumes=ignore): the directory stays part of the writable rootfs. Those
  *   not covered by a mount are returned so that the caller can report or create them.
  */
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { invalidArgument, unimplemented } from '../domain/errors';
+import { invalidArgument } from '../domain/errors';
 import { checkPathLength } from '../domain/limits';
 import { type MountInfoEntry, mountOf, parseMountInfo } from '../linux/mountinfo';
-import type { Mount__Output } from '../cri/generated/runtime/v1/Mount';
+import type { ContainerMount } from '../container/spec';
 import type { SandboxRecord } from '../sandbox/model';
 import type { OciMount } from './types';
 
 export interface MountRequest {
-  criMounts: Mount__Output[];
+  /** the container spec's mounts (paths absolute, image and id-mapped mounts refused by the CRI layer) */
+  requested: readonly ContainerMount[];
   sandbox: Pick<SandboxRecord, 'shm' | 'files'>;
   privileged: boolean;
   readonlyRootfs: boolean;
@@ -103,27 +105,21 @@ export async function containerMounts(req: MountRequest): Promise<MountPlan> {
   let rootfsPropagation: MountPlan['rootfsPropagation'] = 'rslave';
   let mountInfo: MountInfoEntry[] | null = null;
 
-  for (const [i, m] of req.criMounts.entries()) {
+  for (const [i, m] of req.requested.entries()) {
     const field = `mounts[${i}]`;
-    if (m.image && m.image.image !== '') throw unimplemented(`${field}: image volume mounts are not supported`);
-    if (m.uidMappings.length > 0 || m.gidMappings.length > 0) throw unimplemented(`${field}: id-mapped mounts are not supported`);
-    if (!path.posix.isAbsolute(m.container_path)) {
-      throw invalidArgument(`${field}: container_path ${JSON.stringify(m.container_path)} must be an absolute path`);
-    }
-    if (!path.posix.isAbsolute(m.host_path)) throw invalidArgument(`${field}: host_path ${JSON.stringify(m.host_path)} must be an absolute path`);
-    checkPathLength(`${field}: container_path`, m.container_path, req.rootfsBytes ?? 0);
-    checkPathLength(`${field}: host_path`, m.host_path);
-    const dest = cleanPath(m.container_path);
+    checkPathLength(`${field}: container_path`, m.containerPath, req.rootfsBytes ?? 0);
+    checkPathLength(`${field}: host_path`, m.hostPath);
+    const dest = cleanPath(m.containerPath);
     if (seen.has(dest)) throw invalidArgument(`${field}: more than one mount at ${dest}`);
     seen.add(dest);
 
     let source: string;
     try {
-      source = await fsp.realpath(m.host_path);
+      source = await fsp.realpath(m.hostPath);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') throw invalidArgument(`${field}: host path ${m.host_path} does not exist`);
-      throw invalidArgument(`${field}: host path ${m.host_path}: ${(e as Error).message}`);
+      if (code === 'ENOENT' || code === 'ENOTDIR') throw invalidArgument(`${field}: host path ${m.hostPath} does not exist`);
+      throw invalidArgument(`${field}: host path ${m.hostPath}: ${(e as Error).message}`);
     }
 
     const propagation = PROPAGATION[m.propagation];
@@ -144,11 +140,7 @@ export async function containerMounts(req: MountRequest): Promise<MountPlan> {
     }
 
     const options = ['rbind', propagation, m.readonly ? 'ro' : 'rw'];
-    if (m.recursive_read_only) {
-      if (!m.readonly) throw invalidArgument(`${field}: recursive_read_only needs readonly`);
-      if (m.propagation !== 'PROPAGATION_PRIVATE') throw invalidArgument(`${field}: recursive_read_only needs PROPAGATION_PRIVATE, got ${m.propagation}`);
-      options.push('rro');
-    }
+    if (m.recursiveReadOnly) options.push('rro');
     cri.push({ destination: dest, type: 'bind', source, options });
   }
   cri.sort((a, b) => depth(a.destination) - depth(b.destination)); // Array.prototype.sort is stable

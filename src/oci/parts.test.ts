@@ -15,10 +15,10 @@ describe('parseSignal', () => {
     for (const bad of ['', '0', '65', '32', 'SIGRTMIN-1', 'SIGRTMAX+1', 'SIGFOO']) assert.equal(parseSignal(bad), null, bad);
   });
 
-  it('reads the CRI enum spelling', () => {
-    assert.deepEqual(stopSignal('SIGRTMINPLUS2', 'SIGQUIT'), { name: 'SIGRTMIN+2', number: 36 });
-    assert.deepEqual(stopSignal('SIGRTMAXMINUS1', null), { name: 'SIGRTMIN+29', number: 63 });
-    assert.deepEqual(stopSignal('RUNTIME_DEFAULT', ''), { name: 'SIGTERM', number: 15 });
+  it('the stop signal: the one asked for, else the image\'s, else SIGTERM', () => {
+    assert.deepEqual(stopSignal({ name: 'SIGRTMIN+2', number: 36 }, 'SIGQUIT'), { name: 'SIGRTMIN+2', number: 36 });
+    assert.deepEqual(stopSignal(null, 'SIGQUIT'), { name: 'SIGQUIT', number: 3 });
+    assert.deepEqual(stopSignal(null, ''), { name: 'SIGTERM', number: 15 });
   });
 });
 

@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import { RuntimeError } from '../domain/errors';
 import { ALL_CAPABILITIES, DEFAULT_CAPABILITIES } from './capabilities';
 import { NEVER_ALLOWED, defaultSeccompProfile } from './seccomp-default';
-import { profileFromJson, resolveSeccomp, seccompChoice } from './seccomp';
+import { profileFromJson, resolveSeccomp, type SeccompChoice } from './seccomp';
 import type { OciSeccomp } from './types';
 
 const allowedUnconditionally = (s: OciSeccomp) => new Set(s.syscalls.filter((r) => r.action === 'SCMP_ACT_ALLOW' && !r.args).flatMap((r) => r.names));
@@ -65,18 +65,6 @@ describe('defaultSeccompProfile', () => {
   });
 });
 
-describe('seccompChoice', () => {
-  const sc = (o: object) => ({ seccomp: null, seccomp_profile_path: '', ...o }) as never;
-  it('reads the profile message, then the deprecated path', () => {
-    assert.deepEqual(seccompChoice(null), { kind: 'unconfined' });
-    assert.deepEqual(seccompChoice(sc({})), { kind: 'unconfined' });
-    assert.deepEqual(seccompChoice(sc({ seccomp: { profile_type: 'RuntimeDefault', localhost_ref: '' }, seccomp_profile_path: 'unconfined' })), { kind: 'runtime-default' });
-    assert.deepEqual(seccompChoice(sc({ seccomp_profile_path: 'localhost//etc/p.json' })), { kind: 'localhost', path: '/etc/p.json', field: 'linux.security_context.seccomp_profile_path' });
-    assert.throws(() => seccompChoice(sc({ seccomp_profile_path: 'localhost/p.json' })), invalid(/must be absolute/));
-    assert.throws(() => seccompChoice(sc({ seccomp: { profile_type: 'Unconfined', localhost_ref: '/x' } })), invalid(/localhost_ref must only be set/));
-  });
-});
-
 describe('profileFromJson', () => {
   const ctx = { arch: 'x64', capabilities: ['CAP_CHOWN'] };
   it('reduces a docker-shaped profile for the container', () => {
@@ -123,8 +111,8 @@ describe('profileFromJson', () => {
 
 describe('resolveSeccomp of a Localhost profile', () => {
   const ctx = { arch: 'x64', capabilities: DEFAULT_CAPABILITIES };
-  const sc = (o: object) => ({ seccomp: null, seccomp_profile_path: '', ...o }) as never;
-  const localhost = (p: string) => seccompChoice(sc({ seccomp: { profile_type: 'Localhost', localhost_ref: p } }));
+  // What src/cri/convert/container.ts makes of a Localhost seccomp message and of a profile path.
+  const localhost = (p: string): SeccompChoice => ({ kind: 'localhost', path: p, field: 'linux.security_context.seccomp.localhost_ref' });
   const withDir = async (fn: (dir: string) => Promise<void>) => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nodecri-seccomp-'));
     try {
@@ -141,7 +129,7 @@ describe('resolveSeccomp of a Localhost profile', () => {
       fs.writeFileSync(secret, 'hunter2-secret:$6$salt$hash:19000:0:99999:7:::\n');
       for (const [choice, field] of [
         [localhost(secret), 'linux.security_context.seccomp.localhost_ref'],
-        [seccompChoice(sc({ seccomp_profile_path: `localhost/${secret}` })), 'linux.security_context.seccomp_profile_path'],
+        [{ kind: 'localhost', path: secret, field: 'linux.security_context.seccomp_profile_path' } as SeccompChoice, 'linux.security_context.seccomp_profile_path'],
       ] as const) {
         await assert.rejects(resolveSeccomp(choice, false, ctx), (e: unknown) => {
           assert.ok(e instanceof RuntimeError && e.kind === 'invalid-argument', String(e));

@@ -1,5 +1,6 @@
 /**
- * Which seccomp filter a container gets, from the CRI security context:
+ * Which seccomp filter a container gets, from the CRI security context (read into a
+ * SeccompChoice by src/cri/convert/container.ts):
  * - `seccomp` (SecurityProfile) when present: RuntimeDefault → our default profile
  *   (seccomp-default.ts), Unconfined → none, Localhost → the JSON profile at localhost_ref
  *   (an absolute path on the host, as kubelet sends it).
@@ -16,47 +17,12 @@
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import path from 'node:path';
 import { RuntimeError, invalidArgument } from '../domain/errors';
-import type { LinuxContainerSecurityContext__Output } from '../cri/generated/runtime/v1/LinuxContainerSecurityContext';
 import { defaultSeccompProfile, seccompArchitectures } from './seccomp-default';
 import type { OciSeccomp, OciSeccompArg, OciSyscall, SeccompAction, SeccompOperator } from './types';
 
 /** For a Localhost profile, `field` is the CRI field that named it, for the errors. */
 export type SeccompChoice = { kind: 'unconfined' } | { kind: 'runtime-default' } | { kind: 'localhost'; path: string; field: string };
-
-const LOCALHOST_REF = 'linux.security_context.seccomp.localhost_ref';
-const PROFILE_PATH = 'linux.security_context.seccomp_profile_path';
-
-function localhostPath(p: string, field: string): SeccompChoice {
-  if (!path.isAbsolute(p)) throw invalidArgument(`${field}: seccomp profile path ${JSON.stringify(p)} must be absolute`);
-  return { kind: 'localhost', path: path.normalize(p), field };
-}
-
-/** Reads the CRI fields into one choice; malformed references are invalid arguments. */
-export function seccompChoice(sc: LinuxContainerSecurityContext__Output | null): SeccompChoice {
-  if (!sc) return { kind: 'unconfined' };
-  const sp = sc.seccomp;
-  if (sp) {
-    if (sp.profile_type !== 'Localhost' && sp.localhost_ref !== '') {
-      throw invalidArgument(`seccomp: localhost_ref must only be set for profile_type Localhost, got ${sp.profile_type}`);
-    }
-    switch (sp.profile_type) {
-      case 'RuntimeDefault':
-        return { kind: 'runtime-default' };
-      case 'Unconfined':
-        return { kind: 'unconfined' };
-      case 'Localhost':
-        if (sp.localhost_ref === '') throw invalidArgument('seccomp: profile_type Localhost needs a localhost_ref');
-        return localhostPath(sp.localhost_ref, LOCALHOST_REF);
-    }
-  }
-  const p = sc.seccomp_profile_path;
-  if (p === '' || p === 'unconfined') return { kind: 'unconfined' };
-  if (p === 'runtime/default' || p === 'docker/default') return { kind: 'runtime-default' };
-  if (p.startsWith('localhost/')) return localhostPath(p.slice('localhost/'.length), PROFILE_PATH);
-  throw invalidArgument(`seccomp_profile_path: unknown profile ${JSON.stringify(p)}`);
-}
 
 export interface SeccompContext {
   /** Node's process.arch */

@@ -1,7 +1,7 @@
 /**
  * Stop signals: the image's StopSignal ("SIGTERM", "TERM", "15", "SIGRTMIN+3") or the CRI
- * ContainerConfig stop_signal enum, parsed to a canonical name and its Linux number, for
- * StopContainer. Numbers are Linux's generic ones, the same on x86_64 and aarch64.
+ * ContainerConfig stop_signal enum (read by src/cri/convert/container.ts), parsed to a
+ * canonical name and its Linux number, for StopContainer. Numbers are Linux's generic ones, the same on x86_64 and aarch64.
  */
 import { invalidArgument } from '../domain/errors';
 
@@ -81,19 +81,13 @@ export function parseSignal(text: string): StopSignal | null {
 }
 
 /**
- * The signal StopContainer sends first: the CRI config's stop_signal when it is not
- * RUNTIME_DEFAULT (the ContainerStopSignals feature), else the image's StopSignal, else
+ * The signal StopContainer sends first: the one the container spec asks for (the CRI
+ * stop_signal, the ContainerStopSignals feature), else the image's StopSignal, else
  * SIGTERM. An image StopSignal that is not a signal is an invalid argument at create time
  * rather than a surprise at stop time.
  */
-export function stopSignal(criSignal: string, imageStopSignal: string | null): StopSignal {
-  if (criSignal !== '' && criSignal !== 'RUNTIME_DEFAULT') {
-    // The enum spells SIGRTMIN+n as SIGRTMINPLUSn and SIGRTMAX-n as SIGRTMAXMINUSn.
-    const spelled = criSignal.replace('PLUS', '+').replace('MINUS', '-');
-    const s = parseSignal(spelled);
-    if (!s) throw invalidArgument(`stop_signal: ${JSON.stringify(criSignal)} is not a known signal`);
-    return s;
-  }
+export function stopSignal(requested: StopSignal | null, imageStopSignal: string | null): StopSignal {
+  if (requested !== null) return requested;
   if (imageStopSignal === null || imageStopSignal.trim() === '') return SIGTERM;
   const s = parseSignal(imageStopSignal);
   if (!s) throw invalidArgument(`image stop signal ${JSON.stringify(imageStopSignal)} is not a known signal`);

@@ -14,7 +14,7 @@ import { status as Status, type ServiceError } from '@grpc/grpc-js';
 import { podConfig } from '../helpers/pods';
 import { SyscallError } from '../../src/native/errors';
 import { baseProcessSpec, createProcess, releaseProcess, signalProcess, type ProcessSpec } from '../../src/native/process';
-import { defaultMounts } from '../../src/native/process-spec';
+import { defaultDev, defaultMounts } from '../helpers/process-defaults';
 import { withoutLeaks } from '../helpers/leaks';
 import { buildRootfs, makeTempDir } from '../helpers/rootfs';
 import { busyboxRef, withPodEnv, type PodEnv } from '../helpers/pod-env';
@@ -224,6 +224,7 @@ test('the child refuses a uid or gid of 4294967295 itself (EINVAL at set uid / s
         ...baseProcessSpec(rootfs, ['id', '-u']),
         namespaces: (['mount', 'pid'] as const).map((type) => ({ type, path: null })),
         mounts: defaultMounts(),
+        ...defaultDev(),
         env: ['PATH=/bin'],
         ...over,
       });

@@ -26,14 +26,10 @@ import {
   signalProcess,
   startProcess,
 } from '../../src/native/process';
-import {
-  DEFAULT_CAPABILITIES,
-  DEFAULT_MASKED_PATHS,
-  DEFAULT_READONLY_PATHS,
-  capabilityMask,
-  defaultMounts,
-} from '../../src/native/process-spec';
+import { capabilityMask } from '../../src/native/process-spec';
+import { DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS } from '../../src/oci';
 import { controllerMount } from '../helpers/cgroups';
+import { defaultDev, defaultMounts } from '../helpers/process-defaults';
 import { withoutLeaks } from '../helpers/leaks';
 import { buildRootfs, makeTempDir } from '../helpers/rootfs';
 
@@ -44,10 +40,16 @@ interface Ctx {
   track(h: ProcessHandle): ProcessHandle;
 }
 
+/**
+ * The fds this process holds, less /proc's own and the addon's sealed copy of nodecri-init:
+ * that memfd is made at the first spawn and kept for the life of the process (the addon
+ * loads on first use, so the first test to spawn opens it).
+ */
 function openFds(): string[] {
   return fs.readdirSync('/proc/self/fd').filter((fd) => {
     try {
-      return !fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith('/proc/');
+      const target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+      return !target.startsWith('/proc/') && !target.startsWith('/memfd:nodecri-init');
     } catch {
       return false; // the fd used by readdir itself
     }
@@ -90,14 +92,15 @@ function baseSpec(rootfs: string, args: string[], over: Partial<ProcessSpec> = {
     ...baseProcessSpec(rootfs, args),
     namespaces: (['pid', 'mount', 'ipc', 'uts', 'network'] as const).map((type) => ({ type, path: null })),
     mounts: defaultMounts(),
+    ...defaultDev(),
     hostname: 'nodecri-test',
-    maskedPaths: DEFAULT_MASKED_PATHS,
-    readonlyPaths: DEFAULT_READONLY_PATHS,
+    maskedPaths: [...DEFAULT_MASKED_PATHS],
+    readonlyPaths: [...DEFAULT_READONLY_PATHS],
     env: ['PATH=/bin', 'HOME=/root'],
     capabilities: {
-      bounding: DEFAULT_CAPABILITIES,
-      effective: DEFAULT_CAPABILITIES,
-      permitted: DEFAULT_CAPABILITIES,
+      bounding: [...DEFAULT_CAPABILITIES],
+      effective: [...DEFAULT_CAPABILITIES],
+      permitted: [...DEFAULT_CAPABILITIES],
       inheritable: [],
       ambient: [],
     },

@@ -6,7 +6,7 @@ import { selectContainers, selectSandboxes } from './filter';
 
 const sandbox = (id: string, state: string, labels: Record<string, string>) => ({ id, state, spec: { labels } }) as unknown as SandboxRecord;
 const container = (id: string, sandboxId: string, state: string, labels: Record<string, string>) =>
-  ({ id, sandboxId, state, config: { labels } }) as unknown as ContainerRecord;
+  ({ id, sandboxId, state, spec: { labels } }) as unknown as ContainerRecord;
 
 /** A store looked up as the services do: by id or unique prefix. */
 function lookup<R extends { id: string }>(records: R[]) {

@@ -15,7 +15,7 @@ function matchesLabels(labels: Record<string, string>, selector: Record<string, 
 }
 
 /** A container's labels, as the label selector sees them. */
-export const containerLabels = (r: ContainerRecord): Record<string, string> => r.config.labels;
+export const containerLabels = (r: ContainerRecord): Record<string, string> => r.spec.labels;
 
 /** A sandbox's labels, as the label selector sees them. */
 export const sandboxLabels = (r: SandboxRecord): Record<string, string> => r.spec.labels;

@@ -2,6 +2,7 @@ import type { ServerStream, Unary } from '../handlers';
 import type { CallContext } from '../context';
 import type { ContainerStats } from '../generated/runtime/v1/ContainerStats';
 import type { ContainerRecord } from '../../container/model';
+import { containerAttributes } from '../convert/container';
 import { selectContainers } from '../convert/filter';
 import { sendPages } from '../paging';
 import { cpuUsage, memoryUsage, u64 } from '../convert/stats';
@@ -9,7 +10,7 @@ import { cpuUsage, memoryUsage, u64 } from '../convert/stats';
 export async function containerStatsOf(ctx: CallContext, r: ContainerRecord): Promise<ContainerStats> {
   const s = await ctx.deps.containers.stats(r);
   return {
-    attributes: { id: r.id, metadata: r.config.metadata, labels: r.config.labels, annotations: r.config.annotations },
+    attributes: containerAttributes(r),
     cpu: cpuUsage(s.timestamp, s.cgroup, s.nanoCores),
     memory: memoryUsage(s.timestamp, s.cgroup),
     writable_layer: s.writable
