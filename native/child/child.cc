@@ -319,7 +319,7 @@ long resolve_in_root(const ChildPlan *p, int rootfd, const char *rel, Create las
     if (fd < 0) fail(p, step, fd, report);
     return fd;
   }
-  if (depth > 8) fail(p, step, -ELOOP, report);  // bounded: each level holds 8 KiB of stack
+  if (depth > 8) fail(p, step, -ELOOP, report);  // bounded: each level holds a 4 KiB path buffer on the stack
   char buf[4096];
   size_t n = slen(rel);
   if (n >= sizeof buf) fail(p, step, -ENAMETOOLONG, report);

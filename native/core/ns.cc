@@ -310,7 +310,7 @@ int Child::start(ChildPlan *plan, ncri_error *err, const char *step) {
   stack_ = stack;
   mprotect(stack, page, PROT_NONE);
 
-  // Share the address space with the child (CLONE_VM, as posix_spawn does) unless it will
+  // Share the address space with the child (CLONE_VM, as glibc's posix_spawn does) unless it will
   // change its credentials. A fork-style copy of Node's address space costs more than the
   // namespaces themselves: the clone copies page tables under the mm lock and write-protects
   // every page, and every thread of Node, the event loop included, then takes a fault on

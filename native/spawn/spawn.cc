@@ -8,8 +8,9 @@
 // thread's mask is restored right after. The wait for READY holds no thread: SpawnSetup is
 // driven from the event loop, one non-blocking Step per readable sync socket (Rule 7).
 //
-// How: clone3 with CLONE_PIDFD|CLONE_VM|CLONE_VFORK and the new namespaces as clone flags,
-// as posix_spawn does: sharing the mm avoids copying the page tables of a large Node heap.
+// How: clone3 with CLONE_PIDFD|CLONE_VM|CLONE_VFORK and the new namespaces as clone flags.
+// CLONE_VM|CLONE_VFORK is the pair glibc's posix_spawn clones with (the pidfd and the
+// namespaces are ours): sharing the mm avoids copying the page tables of a large Node heap.
 // The child shares our memory only until it has exec'd nodecri-init (native/child/
 // exec_init.cc), which CLONE_VFORK makes this thread wait for; the init then works on its
 // own copy of the plan, a block we lay out here with offsets for pointers (PlanBlock) and
