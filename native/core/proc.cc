@@ -93,6 +93,15 @@ int ncri_send_with_fd(int sock, const void *data, size_t len, int fd, ncri_error
   return 0;
 }
 
+ssize_t ncri_recv_message(int sock, void *buf, size_t size) {
+  for (;;) {
+    ssize_t n = recv(sock, buf, size, MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return -EAGAIN;
+    return n < 0 ? 0 : n;
+  }
+}
+
 int ncri_pty_resize(int fd, unsigned cols, unsigned rows, ncri_error *err) {
   struct winsize ws = {};
   ws.ws_col = (unsigned short)cols;

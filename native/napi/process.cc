@@ -1,7 +1,8 @@
 // N-API glue for container processes: decode the JS spec into a SpawnRequest, run the
-// clone on the pool (AsyncWorker), keep each created child's sync socket and the text of
+// clone on the pool (AsyncWorker), keep each created child (a core Seed) and the text of
 // its plan strings (to name an error's path) until the child has exec'd, and watch exits
-// with a uv_poll_t on the pidfd.
+// with a uv_poll_t on the pidfd. The syscalls behind these (reading a seed's frames,
+// reaping, the stray sweep) are plain code in core/process.cc.
 //
 // Threading: every export runs on the JS thread of the env that loaded the addon; the
 // registries below are only touched there (the spawn itself runs on a pool thread but
@@ -14,7 +15,6 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include <dirent.h>
 #include <fcntl.h>
 
 #include <functional>
@@ -25,12 +25,9 @@
 
 #include "js_error.h"
 #include "ncri_proc.h"
+#include "process.h"
 #include "registry.h"
 #include "../spawn/spawn.h"
-
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
 
 namespace ncri {
 namespace {
@@ -318,16 +315,15 @@ class FdWatch {
 
 // A created child that has not exec'd yet: its sync socket and its plan's strings (the
 // child itself runs nodecri-init on its own copy of the plan).
-struct Seed {
-  int sync_fd = -1;
+struct SeedEntry {
+  explicit SeedEntry(int sync_fd) : seed(sync_fd) {}
+  Seed seed;
   std::unique_ptr<SpawnMemory> memory;
   FdWatch *watch = nullptr;
-  bool has_error = false;
-  ChildFrame error{};
   std::unique_ptr<Napi::Promise::Deferred> deferred;
 };
 
-std::unordered_map<uint32_t, std::unique_ptr<Seed>> g_seeds;
+std::unordered_map<uint32_t, std::unique_ptr<SeedEntry>> g_seeds;
 uint32_t g_next_seed = 1;
 
 struct ExitWatch {
@@ -339,7 +335,7 @@ struct ExitWatch {
 std::unordered_map<uint32_t, std::unique_ptr<ExitWatch>> g_exit_watches;
 uint32_t g_next_watch = 1;
 
-Seed *FindSeed(Napi::Env env, const Napi::Value &id) {
+SeedEntry *FindSeed(Napi::Env env, const Napi::Value &id) {
   if (!id.IsNumber()) throw Napi::TypeError::New(env, "seed must be a number");
   auto it = g_seeds.find(id.As<Napi::Number>().Uint32Value());
   if (it == g_seeds.end()) {
@@ -353,43 +349,29 @@ Seed *FindSeed(Napi::Env env, const Napi::Value &id) {
 // Reads frames until EOF: the child exec'd (close-on-exec) or died. Then the seed is freed
 // and its promise settled.
 void WatchUntilEof(Napi::Env env, uint32_t id) {
-  Seed *seed = g_seeds.at(id).get();
-  seed->watch = FdWatch::Start(
-      env, seed->sync_fd,
+  SeedEntry *entry = g_seeds.at(id).get();
+  entry->watch = FdWatch::Start(
+      env, entry->seed.sync_fd(),
       [env, id](FdWatch *, int status, int) {
         auto it = g_seeds.find(id);
         if (it == g_seeds.end()) return;
-        Seed *s = it->second.get();
-        bool eof = status < 0;
-        while (!eof) {
-          ChildFrame f;
-          ssize_t n = recv(s->sync_fd, &f, sizeof f, MSG_DONTWAIT);
-          if (n < 0 && errno == EINTR) continue;
-          if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-          if (n <= 0) {
-            eof = true;
-            break;
-          }
-          if (n == (ssize_t)sizeof f && f.kind == kFrameError && !s->has_error) {
-            s->has_error = true;
-            s->error = f;
-          }
-        }
-        std::unique_ptr<Seed> owned = std::move(it->second);
+        if (status >= 0 && !it->second->seed.Drain()) return;
+        std::unique_ptr<SeedEntry> owned = std::move(it->second);
         g_seeds.erase(it);
-        owned->watch->Close();
-        close(owned->sync_fd);
+        owned->watch->Close();  // before the seed closes its socket
+        const ChildFrame *failed = owned->seed.error();
         ncri_error e{};
-        if (owned->has_error) ncri_frame_error(owned->error, owned->memory.get(), &e);
-        owned->memory.reset();
-        if (!owned->deferred) return;
+        if (failed) ncri_frame_error(*failed, owned->memory.get(), &e);
         Napi::HandleScope scope(env);
+        std::unique_ptr<Napi::Promise::Deferred> deferred = std::move(owned->deferred);
+        owned.reset();
+        if (!deferred) return;
         Napi::AsyncContext ctx(env, "ncri.process.start");
         Napi::CallbackScope cscope(env, ctx);
-        if (owned->has_error)
-          owned->deferred->Reject(MakeSyscallError(env, e).Value());
+        if (failed)
+          deferred->Reject(MakeSyscallError(env, e).Value());
         else
-          owned->deferred->Resolve(env.Undefined());
+          deferred->Resolve(env.Undefined());
       },
       true);
 }
@@ -405,13 +387,8 @@ std::unordered_set<int> g_reaping;
 void ReapWhenExited(Napi::Env env, int pidfd, std::function<void()> done) {
   g_reaping.insert(pidfd);
   auto reap = [pidfd, done](FdWatch *w, int status, int) {
-    siginfo_t si{};
-    int rc;
-    while ((rc = waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED | WNOHANG)) < 0 && errno == EINTR) {
-    }
-    if (rc == 0 && si.si_pid == 0 && status >= 0) return;  // spurious readiness: still running
-    // (status < 0 without a reap: a zombie-to-be nobody watches now; the stop of its PID
-    // namespace's init reaps it, ReapStrays)
+    ExitStatus ignored;
+    if (!ncri_exit_collect(pidfd, status < 0, &ignored)) return;  // still running
     if (w) w->Close();
     g_reaping.erase(pidfd);
     close(pidfd);
@@ -526,8 +503,7 @@ void SpawnReady(uint32_t id) {
   p->setup->Finish(&res);
   p->setup.reset();
   uint32_t seed_id = g_next_seed++;
-  auto seed = std::make_unique<Seed>();
-  seed->sync_fd = res.sync_fd;
+  auto seed = std::make_unique<SeedEntry>(res.sync_fd);
   seed->memory = std::move(res.memory);
   g_seeds.emplace(seed_id, std::move(seed));
   Settle(id, [&res, seed_id](Napi::Env env, Napi::Promise::Deferred &d) {
@@ -567,7 +543,8 @@ void WatchSetup(Napi::Env env, std::unique_ptr<SpawnSetup> setup, Napi::Promise:
   try {
     p->watch = FdWatch::Start(env, p->setup->sync_fd(), [id, step](FdWatch *, int, int) { step(id); }, true);
     if (p->setup->awaiting_pid()) {
-      p->intermediate_fd = fcntl(p->setup->pidfd(), F_DUPFD_CLOEXEC, 3);
+      ncri_error ignored{};
+      p->intermediate_fd = ncri_fd_dup(p->setup->pidfd(), &ignored);
       if (p->intermediate_fd < 0) throw Napi::Error::New(env, "dup");
       p->intermediate_watch = FdWatch::Start(
           env, p->intermediate_fd,
@@ -580,11 +557,8 @@ void WatchSetup(Napi::Env env, std::unique_ptr<SpawnSetup> setup, Napi::Promise:
             PendingSpawn *p = it->second.get();
             StopWatchingIntermediate(p);
             if (!p->setup->awaiting_pid()) return;
-            siginfo_t si{};
-            waitid((idtype_t)P_PIDFD, (id_t)p->setup->pidfd(), &si, WEXITED | WNOWAIT | WNOHANG);
             char what[64];
-            if (si.si_pid == 0) snprintf(what, sizeof what, "before its pid frame");
-            else snprintf(what, sizeof what, si.si_code == CLD_EXITED ? "exit status %d" : "signal %d", si.si_status);
+            ncri_describe_exit(p->setup->pidfd(), "before its pid frame", what, sizeof what);
             ncri_fail(&p->error, ECHILD, "waitid", "exec intermediate died before passing the process", what);
             SpawnFailed(id);
           },
@@ -655,15 +629,10 @@ Napi::Value ProcessCreate(const Napi::CallbackInfo &info) {
 // socket), rejects with the child's error if exec failed.
 Napi::Value ProcessStart(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  Seed *seed = FindSeed(env, info[0]);
+  SeedEntry *seed = FindSeed(env, info[0]);
   if (seed->deferred) throw Napi::Error::New(env, "process already started");
-  char c = kMsgStart;
-  // EPIPE means the child is already gone; the EOF below settles the promise either way.
-  if (send(seed->sync_fd, &c, 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EPIPE && errno != ECONNRESET) {
-    ncri_error e{};
-    ncri_fail_errno(&e, "send", "start process", nullptr);
-    throw MakeSyscallError(env, e);
-  }
+  ncri_error e{};
+  if (seed->seed.Start(&e) < 0) throw MakeSyscallError(env, e);
   seed->deferred = std::make_unique<Napi::Promise::Deferred>(env);
   Napi::Promise p = seed->deferred->Promise();
   WatchUntilEof(env, info[0].As<Napi::Number>().Uint32Value());
@@ -674,9 +643,9 @@ Napi::Value ProcessStart(const Napi::CallbackInfo &info) {
 // 0 without exec. Resolves at its EOF.
 Napi::Value ProcessAbort(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  Seed *seed = FindSeed(env, info[0]);
+  SeedEntry *seed = FindSeed(env, info[0]);
   if (seed->deferred) throw Napi::Error::New(env, "process already started");
-  shutdown(seed->sync_fd, SHUT_WR);
+  seed->seed.Release();
   seed->deferred = std::make_unique<Napi::Promise::Deferred>(env);
   Napi::Promise p = seed->deferred->Promise();
   WatchUntilEof(env, info[0].As<Napi::Number>().Uint32Value());
@@ -685,16 +654,15 @@ Napi::Value ProcessAbort(const Napi::CallbackInfo &info) {
 
 // ---------------------------------------------------------------- exits
 
-Napi::Value ExitObject(Napi::Env env, const siginfo_t &si, bool known) {
+Napi::Value ExitObject(Napi::Env env, const ExitStatus &st) {
   Napi::Object o = Napi::Object::New(env);
-  if (!known) {
+  if (!st.known) {
     o.Set("exitCode", env.Null());
     o.Set("signal", env.Null());
     return o;
   }
-  bool exited = si.si_code == CLD_EXITED;
-  o.Set("exitCode", exited ? Napi::Number::New(env, si.si_status) : env.Null());
-  o.Set("signal", exited ? env.Null() : Napi::Number::New(env, si.si_status));
+  o.Set("exitCode", st.exited ? Napi::Number::New(env, st.status) : env.Null());
+  o.Set("signal", st.exited ? env.Null() : Napi::Number::New(env, st.status));
   return o;
 }
 
@@ -716,27 +684,13 @@ Napi::Value ProcessWatchExit(const Napi::CallbackInfo &info) {
       [env, id](FdWatch *, int status, int) {
         auto it = g_exit_watches.find(id);
         if (it == g_exit_watches.end()) return;
-        ExitWatch *ew = it->second.get();
-        siginfo_t si{};
-        bool known = true;
-        for (;;) {
-          int rc = waitid((idtype_t)P_PIDFD, (id_t)ew->pidfd, &si, WEXITED | WNOHANG);
-          if (rc < 0 && errno == EINTR) continue;
-          if (rc < 0) {
-            known = false;  // ECHILD: not ours to reap
-            break;
-          }
-          if (si.si_pid == 0) {
-            if (status < 0) known = false;
-            else return;  // spurious readiness: still running
-          }
-          break;
-        }
+        ExitStatus st;
+        if (!ncri_exit_collect(it->second->pidfd, status < 0, &st)) return;  // still running
         std::unique_ptr<ExitWatch> owned = std::move(it->second);
         g_exit_watches.erase(it);
         owned->watch->Close();
         Napi::HandleScope scope(env);
-        Napi::Value result = ExitObject(env, si, known);
+        Napi::Value result = ExitObject(env, st);
         try {
           owned->callback.Value().MakeCallback(env.Global(), {result}, *owned->context);
         } catch (const Napi::Error &e) {
@@ -765,13 +719,6 @@ Napi::Value ProcessRefExit(const Napi::CallbackInfo &info) {
 
 // ---------------------------------------------------------------- strays
 
-std::string ReadLinkText(const std::string &path) {
-  char buf[128];
-  ssize_t n = readlink(path.c_str(), buf, sizeof buf - 1);
-  if (n <= 0) return "";
-  return std::string(buf, (size_t)n);
-}
-
 // Pids of our children that something here watches or will reap: never strays.
 std::unordered_set<pid_t> WatchedPids() {
   std::unordered_set<pid_t> out;
@@ -788,55 +735,12 @@ std::unordered_set<pid_t> WatchedPids() {
   return out;
 }
 
-// reapStrays(pidfd): reaps each zombie child of ours that nothing watches and that is in
-// the PID namespace of the process behind `pidfd` (when that is not ours), returning how
-// many. Such a stray (an exec child whose intermediate died before passing it, one whose
-// pidfd was rejected or lost across a re-exec) holds that namespace's init from finishing
-// its exit: the kernel waits until every process of the namespace is reaped. Safe against
-// reuse: an unreaped zombie's pid cannot be reused, only we reap our children, and our
-// other children (child_process) never live in a container's PID namespace.
+// reapStrays(pidfd): reaps the zombie children of ours in the PID namespace of the process
+// behind `pidfd` that nothing here watches (ncri_reap_strays), returning how many.
 Napi::Value ProcessReapStrays(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "reapStrays(pidfd)");
-  ncri_error e{};
-  int target = ncri_pidfd_pid(info[0].As<Napi::Number>().Int32Value(), &e);
-  if (target <= 0) return Napi::Number::New(env, 0);
-  std::string ns = ReadLinkText("/proc/" + std::to_string(target) + "/ns/pid");
-  if (ns.empty() || ns == ReadLinkText("/proc/self/ns/pid")) return Napi::Number::New(env, 0);
-  std::unordered_set<pid_t> watched = WatchedPids();
-  int reaped = 0;
-  DIR *tasks = opendir("/proc/self/task");
-  if (!tasks) return Napi::Number::New(env, 0);
-  std::vector<pid_t> children;
-  while (struct dirent *d = readdir(tasks)) {
-    if (d->d_name[0] < '0' || d->d_name[0] > '9') continue;
-    std::string path = std::string("/proc/self/task/") + d->d_name + "/children";
-    FILE *f = fopen(path.c_str(), "re");
-    if (!f) continue;
-    int pid;
-    while (fscanf(f, "%d", &pid) == 1) children.push_back(pid);
-    fclose(f);
-  }
-  closedir(tasks);
-  for (pid_t pid : children) {
-    if (watched.count(pid)) continue;
-    std::string base = "/proc/" + std::to_string(pid);
-    FILE *f = fopen((base + "/stat").c_str(), "re");
-    if (!f) continue;
-    char stat[512];
-    size_t n = fread(stat, 1, sizeof stat - 1, f);
-    fclose(f);
-    stat[n] = 0;
-    const char *close_paren = strrchr(stat, ')');
-    if (!close_paren || close_paren[1] != ' ' || close_paren[2] != 'Z') continue;
-    if (ReadLinkText(base + "/ns/pid") != ns) continue;
-    siginfo_t si{};
-    int rc;
-    while ((rc = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG)) < 0 && errno == EINTR) {
-    }
-    if (rc == 0 && si.si_pid == pid) reaped++;
-  }
-  return Napi::Number::New(env, reaped);
+  return Napi::Number::New(env, ncri_reap_strays(info[0].As<Napi::Number>().Int32Value(), WatchedPids()));
 }
 
 // ---------------------------------------------------------------- small syscalls
@@ -929,9 +833,8 @@ Napi::Value KeeperWatchStart(const Napi::CallbackInfo &info) {
         bool eof = status < 0;
         while (!eof && (events & (UV_READABLE | UV_DISCONNECT))) {
           char buf[65536];
-          ssize_t n = recv(kw->sock, buf, sizeof buf, MSG_DONTWAIT);
-          if (n < 0 && errno == EINTR) continue;
-          if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+          ssize_t n = ncri_recv_message(kw->sock, buf, sizeof buf);
+          if (n == -EAGAIN) return;
           if (n <= 0) {
             eof = true;
             break;
@@ -998,7 +901,7 @@ void Cleanup(void *) {
   }
   g_pending.clear();
   for (auto &s : g_seeds) {
-    shutdown(s.second->sync_fd, SHUT_WR);
+    s.second->seed.Release();
     if (s.second->watch) s.second->watch->Close();
     s.second.release();
   }
