@@ -18,6 +18,11 @@
 // and an oom_score_adj, setresuid or dumpable change in the child stays in the child.
 // clone(2) is used only when clone3 is ENOSYS.
 //
+// Three stages, one function each: PlanSpawn resolves everything the child will do into
+// the plan block and the fds it keeps (parent, before the clone), CloneStage0 clones (the
+// child runs stage 0 on memory PlanSpawn prepared), and the handshake, SpawnSetup, reads
+// the child's frames up to READY (parent, from the loop).
+//
 // Joining a PID namespace only affects children, so in that case (exec sessions, shared
 // pod PID namespaces) the init is an intermediate that joins and unshares, clones the real
 // child (a fork of the small init, never of us) with CLONE_PARENT|CLONE_PIDFD so that it
@@ -25,6 +30,8 @@
 // waits until we say we hold that pidfd (kMsgPidHeld), so the frames on the sync socket are
 // ordered and no step of the child runs before we can kill and reap it.
 #include "spawn.h"
+
+#include "process.h"
 
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -127,30 +134,6 @@ const StepInfo kSteps[kStepCount] = {
     {"sendmsg", "pass the pty master"},
     {"open_tree", "clone the runtime's /dev/null for masks"},
     {"recvfrom", "wait for the runtime to hold the process's pidfd"},
-};
-
-// Owns fds until released; closes what is left on scope exit.
-class FdSet {
- public:
-  ~FdSet() {
-    for (int fd : fds_) close(fd);
-  }
-  int add(int fd) {
-    if (fd >= 0) fds_.push_back(fd);
-    return fd;
-  }
-  int release(int fd) {
-    fds_.erase(std::remove(fds_.begin(), fds_.end(), fd), fds_.end());
-    return fd;
-  }
-  void close_all() {
-    for (int fd : fds_) close(fd);
-    fds_.clear();
-  }
-  const std::vector<int> &fds() const { return fds_; }
-
- private:
-  std::vector<int> fds_;
 };
 
 void *MapStack(size_t size) {
@@ -325,18 +308,45 @@ void ncri_frame_error(const ChildFrame &f, const SpawnMemory *mem, ncri_error *e
   ncri_fail(err, f.err > 0 ? f.err : EPROTO, s.syscall, s.what, path);
 }
 
-int ncri_spawn_begin(SpawnRequest &&request, std::unique_ptr<SpawnSetup> *out, ncri_error *err) {
-  auto mem = std::make_unique<SpawnMemory>();
-  SpawnRequest r = std::move(request);
-  PlanBlock &b = mem->block;
+namespace {
+
+// A spawn planned and not yet cloned: the plan block (in memory, and in the memfd the init
+// reads), the fds the child needs (closed in the parent right after the clone) and the
+// parent's ends of them, and what stage 0 reads from our memory.
+struct SpawnPlan {
+  std::unique_ptr<SpawnMemory> memory = std::make_unique<SpawnMemory>();
+  std::vector<Fd> child_fds;  // every fd the child keeps, the plan's memfd last
+  Fd sync;                    // our end of the sync socket
+  Fd stdio[3];                // our ends of stdio pipes
+  uint64_t clone_namespaces = 0;  // CLONE_NEW* the clone itself creates
+  bool intermediate = false;      // the init is the intermediate of a double clone
+  bool force_clone_fallback = false;
+  // Stage 0's arguments (ExecInitArgs points into these).
+  int init_fd = -1;
+  int child_sync = -1;
+  std::vector<int32_t> exec_keep;
+  std::string plan_fd_text;
+};
+
+// An fd the child keeps; returns it (or the -1 of a failed open, not kept).
+int ChildKeeps(SpawnPlan *s, int fd) {
+  if (fd >= 0) s->child_fds.emplace_back(fd);
+  return fd;
+}
+
+// Stage 1: everything the child will do, resolved here (the child runs only async-signal-
+// safe code on what this prepares): the flat ChildPlan, the fds it uses, the memfd with the
+// block. Runs in the parent, before the clone; on failure every fd it opened is closed.
+int PlanSpawn(SpawnRequest &r, SpawnPlan *s, ncri_error *err) {
+  PlanBlock &b = s->memory->block;
   // Built here and copied to the block's offset 0 once complete (put() may move the block).
   ChildPlan p{};
 
   if (r.args.empty()) return ncri_fail(err, EINVAL, "execve", "check process args", "args is empty");
   if (!r.rootfs.empty() && !(r.new_namespaces & CLONE_NEWNS))
     return ncri_fail(err, EINVAL, "pivot_root", "check rootfs", "a rootfs needs a new mount namespace");
-  int init_fd = InitBinaryFd(err);
-  if (init_fd < 0) return init_fd;
+  s->init_fd = InitBinaryFd(err);
+  if (s->init_fd < 0) return s->init_fd;
 
   if (r.has_seccomp) {
     std::vector<sock_filter> filter;
@@ -347,28 +357,25 @@ int ncri_spawn_begin(SpawnRequest &&request, std::unique_ptr<SpawnSetup> *out, n
     p.seccomp_flags = flags;
   }
 
-  FdSet child_fds;   // closed in the parent right after the clone
-  FdSet parent_fds;  // returned on success
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
     return ncri_fail_errno(err, "socketpair", "create sync socket", nullptr);
-  parent_fds.add(sv[0]);
-  child_fds.add(sv[1]);
+  s->sync.reset(sv[0]);
+  s->child_sync = ChildKeeps(s, sv[1]);
   p.sync_fd = sv[1];
 
   // stdio, and the runtime's own /dev/null for masks (the container's /dev/null may be
   // anything by then): the child turns this fd into a detached clone of its mount.
-  int parent_stdio[3] = {-1, -1, -1};
   p.devnull_fd = -1;
   if (!r.rootfs.empty()) {
-    p.devnull_fd = child_fds.add(open("/dev/null", O_PATH | O_CLOEXEC));
+    p.devnull_fd = ChildKeeps(s, open("/dev/null", O_PATH | O_CLOEXEC));
     if (p.devnull_fd < 0) return ncri_fail_errno(err, "open", "open mask source", "/dev/null");
   }
   if (r.terminal) {
     // The pty is the container's own: the child opens /dev/ptmx in its devpts once it is
     // inside (runc's setupConsole, crun's terminal.c) and sends the master back before
     // READY (kFrameTerminal). Until then its stdio is /dev/null.
-    int devnull = child_fds.add(open("/dev/null", O_RDWR | O_CLOEXEC));
+    int devnull = ChildKeeps(s, open("/dev/null", O_RDWR | O_CLOEXEC));
     if (devnull < 0) return ncri_fail_errno(err, "open", "open stdio", "/dev/null");
     for (int i = 0; i < 3; i++) p.stdio[i] = devnull;
   } else {
@@ -378,7 +385,7 @@ int ncri_spawn_begin(SpawnRequest &&request, std::unique_ptr<SpawnSetup> *out, n
       if (mode >= 0) {
         p.stdio[i] = mode;  // caller-owned
       } else if (mode == kStdioNull) {
-        if (devnull < 0) devnull = child_fds.add(open("/dev/null", O_RDWR | O_CLOEXEC));
+        if (devnull < 0) devnull = ChildKeeps(s, open("/dev/null", O_RDWR | O_CLOEXEC));
         if (devnull < 0) return ncri_fail_errno(err, "open", "open stdio", "/dev/null");
         p.stdio[i] = devnull;
       } else {
@@ -386,11 +393,8 @@ int ncri_spawn_begin(SpawnRequest &&request, std::unique_ptr<SpawnSetup> *out, n
         if (pipe2(fds, O_CLOEXEC) < 0) return ncri_fail_errno(err, "pipe2", "create stdio pipe", nullptr);
         // stdin: the child reads fds[0]; stdout/stderr: the child writes fds[1].
         int child_end = i == 0 ? fds[0] : fds[1];
-        int parent_end = i == 0 ? fds[1] : fds[0];
-        child_fds.add(child_end);
-        parent_fds.add(parent_end);
-        p.stdio[i] = child_end;
-        parent_stdio[i] = parent_end;
+        s->stdio[i].reset(i == 0 ? fds[1] : fds[0]);
+        p.stdio[i] = ChildKeeps(s, child_end);
       }
     }
   }
@@ -400,7 +404,7 @@ int ncri_spawn_begin(SpawnRequest &&request, std::unique_ptr<SpawnSetup> *out, n
   std::vector<int32_t> cgroup_fds;
   std::vector<const char *> cgroup_paths;
   for (const auto &path : r.cgroup_procs) {
-    int fd = child_fds.add(open(path.c_str(), O_WRONLY | O_CLOEXEC));
+    int fd = ChildKeeps(s, open(path.c_str(), O_WRONLY | O_CLOEXEC));
     if (fd < 0) return ncri_fail_errno(err, "open", "open cgroup.procs", path.c_str());
     cgroup_fds.push_back(fd);
     cgroup_paths.push_back(b.str(path));
@@ -427,7 +431,7 @@ int ncri_spawn_begin(SpawnRequest &&request, std::unique_ptr<SpawnSetup> *out, n
   bool joins_user = false, joins_pid = false;
   std::vector<PlanNamespace> join_ns;
   for (const auto &j : joins) {
-    int fd = child_fds.add(open(j.path.c_str(), O_RDONLY | O_CLOEXEC));
+    int fd = ChildKeeps(s, open(j.path.c_str(), O_RDONLY | O_CLOEXEC));
     if (fd < 0) return ncri_fail_errno(err, "open", "open namespace", j.path.c_str());
     join_ns.push_back(PlanNamespace{fd, j.nstype, b.str(j.path)});
     if (j.nstype == CLONE_NEWUSER) joins_user = true;
@@ -447,8 +451,9 @@ int ncri_spawn_begin(SpawnRequest &&request, std::unique_ptr<SpawnSetup> *out, n
   // user namespace is made by the init (unshare), never by the clone: an exec in a user
   // namespace whose maps are not written yet would drop every capability.
   bool creates_user = (r.new_namespaces & CLONE_NEWUSER) != 0;
-  bool intermediate = joins_pid || ((joins_user || creates_user) && (r.new_namespaces & CLONE_NEWPID));
-  uint64_t clone_ns = 0;
+  bool &intermediate = s->intermediate;
+  intermediate = joins_pid || ((joins_user || creates_user) && (r.new_namespaces & CLONE_NEWPID));
+  uint64_t &clone_ns = s->clone_namespaces;
   if (intermediate) {
     p.unshare_flags = r.new_namespaces & ~(uint64_t)CLONE_NEWPID;
     p.inner_clone_flags = r.new_namespaces & CLONE_NEWPID;
@@ -577,6 +582,7 @@ int ncri_spawn_begin(SpawnRequest &&request, std::unique_ptr<SpawnSetup> *out, n
   if (r.new_namespaces & CLONE_NEWUSER) p.flags |= kPlanWaitIdMaps;
   // NODECRI_TEST_CLONE_FALLBACK=1 (read once) exercises the clone(2) paths in tests.
   static const bool force_fallback = getenv("NODECRI_TEST_CLONE_FALLBACK") != nullptr;
+  s->force_clone_fallback = force_fallback;
   if (force_fallback) p.flags |= kPlanCloneFallback;
   // NODECRI_TEST_KILL_INTERMEDIATE=1 (read once): the intermediate dies between its clone
   // and its PID frame in exec sessions, as a kill of the container's cgroup or the OOM
@@ -591,7 +597,8 @@ int ncri_spawn_begin(SpawnRequest &&request, std::unique_ptr<SpawnSetup> *out, n
   }
 
   // The fds the child needs; it closes everything else on entry.
-  std::vector<int32_t> keep_fds(child_fds.fds().begin(), child_fds.fds().end());
+  std::vector<int32_t> keep_fds;
+  for (const Fd &fd : s->child_fds) keep_fds.push_back(fd.get());
   for (int i = 0; i < 3; i++)
     if (p.stdio[i] >= 3) keep_fds.push_back(p.stdio[i]);
   std::sort(keep_fds.begin(), keep_fds.end());
@@ -603,21 +610,26 @@ int ncri_spawn_begin(SpawnRequest &&request, std::unique_ptr<SpawnSetup> *out, n
   // close-on-exec flag) and closed by the init once mapped.
   b.plan() = p;
   b.finish();
-  int plan_fd = child_fds.add((int)syscall(SYS_memfd_create, "nodecri-plan", MFD_CLOEXEC));
+  int plan_fd = ChildKeeps(s, (int)syscall(SYS_memfd_create, "nodecri-plan", MFD_CLOEXEC));
   if (plan_fd < 0) return ncri_fail_errno(err, "memfd_create", "write the process plan", nullptr);
   if (WriteAll(plan_fd, b.bytes().data(), b.bytes().size()) < 0)
     return ncri_fail_errno(err, "write", "write the process plan", nullptr);
-  std::vector<int32_t> exec_keep = keep_fds;
-  exec_keep.push_back(plan_fd);
-  std::string plan_fd_text = std::to_string(plan_fd);
-  const char *init_argv[] = {"nodecri-init", plan_fd_text.c_str(), nullptr};
-  const char *init_envp[] = {nullptr};
-  ExecInitArgs stage0{init_fd, sv[1], exec_keep.data(), (int32_t)exec_keep.size(), init_argv, init_envp};
+  s->exec_keep = keep_fds;
+  s->exec_keep.push_back(plan_fd);
+  s->plan_fd_text = std::to_string(plan_fd);
+  return 0;
+}
 
-  // Stage 0 runs in our memory (CLONE_VM) and reads what this frame holds: stage0, its
-  // argv, exec_keep, the stack. Each lives in this scope, and the clone returns only once
-  // stage 0 has exec'd or died (CLONE_VFORK), on every path: nothing it may read is freed
-  // under it. The init then reads only its own copy of the plan (the memfd).
+// Stage 2: the clone. Stage 0 runs in our memory (CLONE_VM) and reads what this frame holds
+// and what `s` holds: stage0, its argv, exec_keep, the stack. The clone returns only once
+// stage 0 has exec'd or died (CLONE_VFORK), on every path: nothing it may read is freed
+// under it. The init then reads only its own copy of the plan (the memfd). Blocks this
+// (pool) thread for that long.
+int CloneStage0(const SpawnPlan &s, pid_t *pid_out, int *pidfd_out, ncri_error *err) {
+  const char *init_argv[] = {"nodecri-init", s.plan_fd_text.c_str(), nullptr};
+  const char *init_envp[] = {nullptr};
+  ExecInitArgs stage0{s.init_fd, s.child_sync, s.exec_keep.data(), (int32_t)s.exec_keep.size(), init_argv, init_envp};
+
   struct Stack {
     void *base = nullptr;
     ~Stack() {
@@ -629,7 +641,7 @@ int ncri_spawn_begin(SpawnRequest &&request, std::unique_ptr<SpawnSetup> *out, n
 
   int pidfd = -1;
   CloneArgs args{};
-  args.flags = clone_ns | CLONE_PIDFD | CLONE_VM | CLONE_VFORK;
+  args.flags = s.clone_namespaces | CLONE_PIDFD | CLONE_VM | CLONE_VFORK;
   args.pidfd = (uint64_t)(uintptr_t)&pidfd;
   args.exit_signal = SIGCHLD;
   args.stack = (uint64_t)(uintptr_t)stack.base;
@@ -639,35 +651,46 @@ int ncri_spawn_begin(SpawnRequest &&request, std::unique_ptr<SpawnSetup> *out, n
   // open), as glibc's posix_spawn does: stage 0 must never run a handler in our memory.
   uint64_t all = ~0ULL, old = 0;
   syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, sizeof all);
-  long pid = force_fallback ? -ENOSYS : ncri_clone3_run(&args, sizeof args, ncri_exec_init_main, &stage0);
+  long pid = s.force_clone_fallback ? -ENOSYS : ncri_clone3_run(&args, sizeof args, ncri_exec_init_main, &stage0);
   if (pid == -ENOSYS)
     pid = ncri_clone_run(args.flags | SIGCHLD, static_cast<char *>(stack.base) + kStage0StackSize, &pidfd,
                          ncri_exec_init_main, &stage0);
   syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, nullptr, sizeof old);
   if (pid < 0) return ncri_fail(err, (int)-pid, "clone3", "clone container process", nullptr);
+  *pid_out = (pid_t)pid;
+  *pidfd_out = pidfd;
+  return 0;
+}
 
-  child_fds.close_all();
+}  // namespace
+
+// Stage 3, the handshake, is SpawnSetup's: it takes our ends of the spawn's fds and the
+// child, and is driven from the event loop (Step) up to READY.
+int ncri_spawn_begin(SpawnRequest &&request, std::unique_ptr<SpawnSetup> *out, ncri_error *err) {
+  SpawnRequest r = std::move(request);
+  SpawnPlan plan;
+  if (PlanSpawn(r, &plan, err) < 0) return -err->err;
+  pid_t pid = -1;
+  int pidfd = -1;
+  if (CloneStage0(plan, &pid, &pidfd, err) < 0) return -err->err;
+  plan.child_fds.clear();  // the child has its own copies now (or died: its EOF tells)
+
   std::unique_ptr<SpawnSetup> s(new SpawnSetup());
-  s->pid_ = (pid_t)pid;
-  s->pidfd_ = pidfd;
-  s->awaiting_pid_ = intermediate;
+  s->pid_ = pid;
+  s->pidfd_.reset(pidfd);
+  s->awaiting_pid_ = plan.intermediate;
   s->wants_terminal_ = r.terminal;
-  s->sync_ = parent_fds.release(sv[0]);
-  for (int i = 0; i < 3; i++) s->stdio_[i] = parent_stdio[i] >= 0 ? parent_fds.release(parent_stdio[i]) : -1;
+  s->sync_ = std::move(plan.sync);
+  for (int i = 0; i < 3; i++) s->stdio_[i] = std::move(plan.stdio[i]);
   if (r.new_namespaces & CLONE_NEWUSER) {
     s->uid_map_ = MapText(r.uid_mappings);
     s->gid_map_ = MapText(r.gid_mappings);
   }
-  s->memory_ = std::move(mem);
+  s->memory_ = std::move(plan.memory);
   *out = std::move(s);
   return 0;
 }
 
-SpawnSetup::~SpawnSetup() {
-  for (int fd : {pidfd_, intermediate_pidfd_, sync_, stdio_[0], stdio_[1], stdio_[2], terminal_})
-    if (fd >= 0) close(fd);
-  for (int fd : rejected_pidfds_) close(fd);
-}
 
 namespace {
 // The pid a pidfd refers to (its fdinfo's Pid: line): > 0, -1 once reaped, or 0 when the
@@ -693,56 +716,50 @@ int PidfdPid(int fd) {
 
 void SpawnSetup::Reject(int fd) {
   if (fd < 0) return;
-  if (PidfdPid(fd) != 0) rejected_pidfds_.push_back(fd);
+  if (PidfdPid(fd) != 0) rejected_pidfds_.emplace_back(fd);
   else close(fd);
 }
 
 void SpawnSetup::TryReapIntermediate() {
-  if (intermediate_pidfd_ < 0) return;
+  if (intermediate_pidfd_.get() < 0) return;
   siginfo_t si{};
   int rc;
-  while ((rc = waitid((idtype_t)P_PIDFD, (id_t)intermediate_pidfd_, &si, WEXITED | WNOHANG)) < 0 && errno == EINTR) {
+  while ((rc = waitid((idtype_t)P_PIDFD, (id_t)intermediate_pidfd_.get(), &si, WEXITED | WNOHANG)) < 0 && errno == EINTR) {
   }
   if (rc == 0 && si.si_pid == 0) return;  // still exiting
-  close(intermediate_pidfd_);
-  intermediate_pidfd_ = -1;
+  intermediate_pidfd_.reset();
 }
 
 int SpawnSetup::TakeIntermediate() {
   TryReapIntermediate();
-  int fd = intermediate_pidfd_;
-  intermediate_pidfd_ = -1;
-  return fd;
+  return intermediate_pidfd_.release();
 }
 
 std::vector<int> SpawnSetup::Abort() {
   std::vector<int> left;
-  for (int *fd : {&pidfd_, &intermediate_pidfd_}) {
-    if (*fd < 0) continue;
-    PidfdSendSignal(*fd, SIGKILL);
-    left.push_back(*fd);
-    *fd = -1;
+  for (Fd *fd : {&pidfd_, &intermediate_pidfd_}) {
+    if (fd->get() < 0) continue;
+    PidfdSendSignal(fd->get(), SIGKILL);
+    left.push_back(fd->release());
   }
-  for (int fd : rejected_pidfds_) {
-    PidfdSendSignal(fd, SIGKILL);
-    left.push_back(fd);
+  for (Fd &fd : rejected_pidfds_) {
+    PidfdSendSignal(fd.get(), SIGKILL);
+    left.push_back(fd.release());
   }
   rejected_pidfds_.clear();
   // The sync socket goes now: a child still waiting for a byte sees EOF and exits.
-  if (sync_ >= 0) close(sync_);
-  sync_ = -1;
+  sync_.reset();
   return left;
 }
 
 void SpawnSetup::Finish(SpawnResult *out) {
   out->pid = pid_;
-  out->pidfd = pidfd_;
-  out->sync_fd = sync_;
-  for (int i = 0; i < 3; i++) out->stdio[i] = stdio_[i], stdio_[i] = -1;
-  out->terminal = terminal_;
+  out->pidfd = pidfd_.release();
+  out->sync_fd = sync_.release();
+  for (int i = 0; i < 3; i++) out->stdio[i] = stdio_[i].release();
+  out->terminal = terminal_.release();
   out->warnings = std::move(warnings_);
   out->memory = std::move(memory_);
-  pidfd_ = sync_ = terminal_ = -1;
 }
 
 int SpawnSetup::Step(ncri_error *err) {
@@ -763,7 +780,7 @@ int SpawnSetup::Step(ncri_error *err) {
     msg.msg_iovlen = 1;
     msg.msg_control = control.buf;
     msg.msg_controllen = sizeof control.buf;
-    ssize_t got = recvmsg(sync_, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    ssize_t got = recvmsg(sync_.get(), &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
     if (got < 0 && errno == EINTR) continue;
     if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
     if (got < 0) return ncri_fail_errno(err, "recv", "wait for container setup", nullptr);
@@ -791,11 +808,8 @@ int SpawnSetup::Step(ncri_error *err) {
       // Every holder of the child end is gone: the child died without a word (a signal, a
       // crash). Say how if it is a zombie already (EOF comes as its fds close, a moment
       // before it is one): never wait here.
-      siginfo_t si{};
-      waitid((idtype_t)P_PIDFD, (id_t)pidfd_, &si, WEXITED | WNOWAIT | WNOHANG);
       char what[64];
-      if (si.si_pid == 0) snprintf(what, sizeof what, "before reporting");
-      else snprintf(what, sizeof what, si.si_code == CLD_EXITED ? "exit status %d" : "signal %d", si.si_status);
+      ncri_describe_exit(pidfd_.get(), "before reporting", what, sizeof what);
       return ncri_fail(err, ECHILD, "recv", "child died during container setup", what);
     }
     int rc = HandleFrame(f, passed, err);
@@ -820,7 +834,7 @@ int SpawnSetup::HandleFrame(const ChildFrame &f, int passed, ncri_error *err) {
     return ncri_fail(err, EPROTO, "recv", "wait for container setup", "a frame before the intermediate's pid");
   switch (f.kind) {
     case kFrameReady:
-      if (wants_terminal_ && terminal_ < 0)
+      if (wants_terminal_ && terminal_.get() < 0)
         return ncri_fail(err, EPROTO, "recvmsg", "receive the container's pty", "no pty before ready");
       return 1;
     case kFrameIdMaps: {
@@ -831,7 +845,7 @@ int SpawnSetup::HandleFrame(const ChildFrame &f, int passed, ncri_error *err) {
           WriteWhole(base + "/gid_map", gid_map_, err, "write gid mappings") < 0)
         return -err->err;
       char c = kMsgIdMapsWritten;
-      if (send(sync_, &c, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1)
+      if (send(sync_.get(), &c, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1)
         return ncri_fail_errno(err, "send", "release child after id mappings", nullptr);
       return 0;
     }
@@ -845,9 +859,9 @@ int SpawnSetup::HandleFrame(const ChildFrame &f, int passed, ncri_error *err) {
       return 0;
     }
     case kFrameTerminal:
-      if (!wants_terminal_ || terminal_ >= 0 || fd.fd < 0)
+      if (!wants_terminal_ || terminal_.get() >= 0 || fd.fd < 0)
         return ncri_fail(err, EPROTO, "recvmsg", "receive the container's pty", nullptr);
-      terminal_ = fd.take();
+      terminal_.reset(fd.take());
       return 0;
     case kFramePid: {
       // The intermediate cloned the real child with CLONE_PARENT|CLONE_PIDFD: our child,
@@ -862,12 +876,12 @@ int SpawnSetup::HandleFrame(const ChildFrame &f, int passed, ncri_error *err) {
       if (actual != (int)f.value)
         return ncri_fail(err, EPROTO, "recv", "wait for container setup", "a pid frame whose pidfd names another pid");
       awaiting_pid_ = false;
-      intermediate_pidfd_ = pidfd_;
-      pidfd_ = fd.take();
+      intermediate_pidfd_ = std::move(pidfd_);
+      pidfd_.reset(fd.take());
       pid_ = (pid_t)actual;
       // Only now may the child speak (inner_main): we hold what kills and reaps it.
       char c = kMsgPidHeld;
-      if (send(sync_, &c, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1)
+      if (send(sync_.get(), &c, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1)
         return ncri_fail_errno(err, "send", "release the container process", nullptr);
       return 0;
     }

@@ -14,6 +14,7 @@
 #include "ncri_error.h"
 #include "ncri_plan.h"
 #include "ncri_seccomp.h"
+#include "unique_fd.h"
 
 namespace ncri {
 
@@ -145,8 +146,8 @@ class SpawnSetup {
  public:
   SpawnSetup(const SpawnSetup &) = delete;
   SpawnSetup &operator=(const SpawnSetup &) = delete;
-  ~SpawnSetup();
-  int sync_fd() const { return sync_; }
+  ~SpawnSetup() = default;  // closes whatever it still owns
+  int sync_fd() const { return sync_.get(); }
   // Handles every frame queued on the sync socket; never blocks. 1 = READY (call Finish),
   // 0 = more to come, < 0 = failed, with err set (call Abort).
   int Step(ncri_error *err);
@@ -163,7 +164,7 @@ class SpawnSetup {
   // While true, pidfd() is the intermediate's: its exit before its PID frame fails the
   // spawn at once (the real child, if cloned, keeps the sync socket open: no EOF comes).
   bool awaiting_pid() const { return awaiting_pid_; }
-  int pidfd() const { return pidfd_; }
+  int pidfd() const { return pidfd_.get(); }
 
  private:
   friend int ncri_spawn_begin(SpawnRequest &&req, std::unique_ptr<SpawnSetup> *out, ncri_error *err);
@@ -175,14 +176,14 @@ class SpawnSetup {
   void Reject(int fd);
 
   pid_t pid_ = -1;
-  int pidfd_ = -1;               // the child we report: the intermediate until its PID frame
-  int intermediate_pidfd_ = -1;  // the intermediate after its PID frame, until reaped
-  std::vector<int> rejected_pidfds_;  // pidfds of rejected frames: Abort kills and hands them over
-  int sync_ = -1;
+  Fd pidfd_;               // the child we report: the intermediate until its PID frame
+  Fd intermediate_pidfd_;  // the intermediate after its PID frame, until reaped
+  std::vector<Fd> rejected_pidfds_;  // pidfds of rejected frames: Abort kills and hands them over
+  Fd sync_;
   bool awaiting_pid_ = false;    // an intermediate's PID frame comes before any other
   bool wants_terminal_ = false;
-  int stdio_[3] = {-1, -1, -1};
-  int terminal_ = -1;
+  Fd stdio_[3];
+  Fd terminal_;
   std::string uid_map_, gid_map_;
   std::vector<std::string> warnings_;
   std::unique_ptr<SpawnMemory> memory_;
