@@ -33,6 +33,11 @@ if (files.length === 0) {
   console.error('no test files found');
   process.exit(2);
 }
+// A full run starts with the native core's own tests (no Node inside); their failure fails it.
+if (filters.length === 0) {
+  const n = spawnSync(process.execPath, [path.join(__dirname, 'native-tests.js')], { stdio: 'inherit', cwd: root });
+  if (n.status !== 0) process.exit(n.status ?? 1);
+}
 // Every test gets a deadline, so that a hang fails its file instead of the whole run.
 const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=300000', '--test-reporter=spec', ...flags, ...files], {
   stdio: 'inherit',
