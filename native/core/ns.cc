@@ -6,18 +6,22 @@
 //   mkdir -p DIR; create empty DIR/<ns>
 //   block all signals; clone; restore mask   reset dispositions, unblock, PDEATHSIG,
 //                                            close inherited fds but the sync socket
-//                                            [user]  unshare(CLONE_NEWUSER) -> USERNS_READY
+//                                            [user]  unshare(CLONE_NEWUSER) -> ID_MAPS
 //   [user] write setgroups, gid_map, uid_map
-//          -> GO                             [user]  setresgid/setresuid(0) if 0 is mapped
+//          -> ID_MAPS_WRITTEN                [user]  setresgid/setresuid(0) if 0 is mapped
 //                                            unshare(net|ipc|uts|cgroup)
 //                                            write /proc/sys/... (now inside the new ns)
 //                                            -> READY, then wait
 //   bind /proc/CHILD/ns/<ns> on DIR/<ns>
 //   -> EXIT; waitpid(CHILD)                  _exit(0)
 //
-// Any failure in the child comes back as one fixed-size frame {step, errno, index}; the
-// parent turns it into an ncri_error and undoes what it made (mounts, files, directories).
+// The protocol is the container child's (ncri_plan.h): ChildFrames from the child (READY,
+// ID_MAPS, ERROR with {step, -errno, the sysctl's index as value}), one-byte messages from
+// the parent (kMsgIdMapsWritten, kMsgExit), and the steps' names from the one table
+// (core/child_steps.cc). The parent turns an error frame into an ncri_error and undoes what
+// it made (mounts, files, directories).
 #include "ns.h"
+#include "ncri_plan.h"
 #include "unique_fd.h"
 #include "raw_syscall.h"
 
@@ -58,43 +62,11 @@ constexpr size_t kMaxIdMapLines = 340;
 // A sysctl value is one write(2) to a /proc/sys file; the kernel reads at most a page.
 constexpr size_t kMaxSysctlValue = 4096;
 
-using ncri::Fd;
-
-// ---- the sync protocol --------------------------------------------------------------------
-
-enum FrameKind : int32_t {
-  kFrameError = 1,        // child -> parent: {step, err, index}
-  kFrameUsernsReady = 2,  // child -> parent: user namespace made, waiting for the id maps
-  kFrameReady = 3,        // child -> parent: all done; waiting for EXIT if asked to
-  kFrameGo = 4,           // parent -> child: id maps written, continue
-  kFrameExit = 5,         // parent -> child: pins made, exit now
-};
-
-// What the child was doing when it failed; the parent maps it to a step and syscall name.
-enum ChildStep : int32_t {
-  kStepUnshareUser = 1,
-  kStepUnshare,
-  kStepSetns,
-  kStepSysctlOpen,
-  kStepSysctlWrite,
-  kStepSocket,
-  kStepGetFlags,
-  kStepSetFlags,
-  kStepSignals,
-  kStepSetresgid,
-  kStepSetresuid,
-};
-
-struct Frame {
-  int32_t kind;
-  int32_t step;
-  int32_t err;
-  int32_t index;  // which sysctl, for the sysctl steps
-};
+using namespace ncri;  // Fd, and the child protocol: ChildFrame, kFrame*, kMsg*, kStepNs*
 
 // Everything the child needs, resolved by the parent before the clone. The child only
 // reads it (it may share this memory with the parent, see Child::start).
-struct ChildPlan {
+struct NsChildPlan {
   int sock = -1;  // the child's end of the sync socketpair
   pid_t parent_pid = 0;
   bool unshare_user = false;
@@ -144,23 +116,24 @@ long sys_retry(long n, A... args) {
   for (;;) sys(SYS_exit_group, code);
 }
 
-void child_send(int sock, int32_t kind, int32_t step, int32_t err, int32_t index) {
-  Frame f{kind, step, err, index};
+// One frame to the parent; `r` is a failed syscall's -errno (0: none), `index` the sysctl's.
+void child_send(int sock, uint32_t kind, uint32_t step, long r, int64_t index) {
+  ChildFrame f = ncri_make_frame(kind, step, r, 0, index);
   sys_retry(SYS_sendto, sock, &f, sizeof f, MSG_NOSIGNAL, 0L, 0L);
 }
 
 // Reports {step, errno, index} and exits; `r` is the failed syscall's -errno.
-[[noreturn]] void child_fail(const ChildPlan *p, ChildStep step, long r, int index = 0) {
-  child_send(p->sock, kFrameError, step, static_cast<int32_t>(-r), index);
+[[noreturn]] void child_fail(const NsChildPlan *p, ChildStep step, long r, int index = 0) {
+  child_send(p->sock, kFrameError, step, r, index);
   child_exit(1);
 }
 
-// Waits for one frame from the parent; false on EOF or error (the parent is gone or gave
-// up, so the child just exits).
-bool child_recv(int sock, int32_t expect) {
-  Frame f{};
-  long n = sys_retry(SYS_recvfrom, sock, &f, sizeof f, 0L, 0L, 0L);
-  return n == static_cast<long>(sizeof f) && f.kind == expect;
+// Waits for one message byte from the parent; false on EOF, error or another byte (the
+// parent is gone or gave up, so the child just exits).
+bool child_recv(int sock, char expect) {
+  char c = 0;
+  long n = sys_retry(SYS_recvfrom, sock, &c, 1L, 0L, 0L, 0L);
+  return n == 1 && c == expect;
 }
 
 // Closes every inherited fd except stdio and the two kept ones (-1: none). Other pool
@@ -182,7 +155,7 @@ void child_close_fds(int a, int b) {
 }
 
 int child_main(void *arg) {
-  const ChildPlan *p = static_cast<const ChildPlan *>(arg);
+  const NsChildPlan *p = static_cast<const NsChildPlan *>(arg);
 
   // Node's handlers (libuv's SIGCHLD, the inspector's SIGUSR1, ...) would run Node code in
   // here; reset every disposition (the table is the child's own copy: no CLONE_SIGHAND)
@@ -191,7 +164,7 @@ int child_main(void *arg) {
   const unsigned long zero[8] = {};
   for (long sig = 1; sig <= 64; sig++) sys(SYS_rt_sigaction, sig, zero, 0L, 8L);
   long r = sys(SYS_rt_sigprocmask, SIG_SETMASK, zero, 0L, 8L);
-  if (r < 0) child_fail(p, kStepSignals, r);
+  if (r < 0) child_fail(p, kStepNsSignals, r);
 
   // If the parent dies before it tells us to exit, so do we; the check after closes the
   // race with a parent that died before the prctl.
@@ -202,53 +175,53 @@ int child_main(void *arg) {
 
   if (p->unshare_user) {
     r = sys(SYS_unshare, CLONE_NEWUSER);
-    if (r < 0) child_fail(p, kStepUnshareUser, r);
-    child_send(p->sock, kFrameUsernsReady, 0, 0, 0);
-    if (!child_recv(p->sock, kFrameGo)) child_exit(1);
+    if (r < 0) child_fail(p, kStepNsUnshareUser, r);
+    child_send(p->sock, kFrameIdMaps, kStepNone, 0, 0);
+    if (!child_recv(p->sock, kMsgIdMapsWritten)) child_exit(1);
     // Still host root (unmapped, so "nobody" inside) until here. The ipc and mqueue sysctls
     // of a namespace owned by this user namespace are writable only by its root uid, so
     // become it. (glibc's setresuid() would also signal every thread glibc believes this
     // process has; raw syscalls change just this task.)
     if (p->become_root) {
-      if ((r = sys(SYS_setresgid, 0L, 0L, 0L)) < 0) child_fail(p, kStepSetresgid, r);
-      if ((r = sys(SYS_setresuid, 0L, 0L, 0L)) < 0) child_fail(p, kStepSetresuid, r);
+      if ((r = sys(SYS_setresgid, 0L, 0L, 0L)) < 0) child_fail(p, kStepNsSetresgid, r);
+      if ((r = sys(SYS_setresuid, 0L, 0L, 0L)) < 0) child_fail(p, kStepNsSetresuid, r);
     }
   }
   if (p->unshare_flags != 0 && (r = sys(SYS_unshare, p->unshare_flags)) < 0)
-    child_fail(p, kStepUnshare, r);
+    child_fail(p, kStepNsUnshare, r);
   if (p->setns_fd >= 0 && (r = sys(SYS_setns, p->setns_fd, p->setns_type)) < 0)
-    child_fail(p, kStepSetns, r);
+    child_fail(p, kStepNsSetns, r);
 
   // /proc/sys/net and the ipc sysctls resolve to the namespaces of the task that opens the
   // file, so these writes land in the namespaces just made.
   for (size_t i = 0; i < p->nsysctls; i++) {
     const int idx = static_cast<int>(i);
     long fd = sys_retry(SYS_openat, AT_FDCWD, p->sysctl_paths[i], O_WRONLY | O_CLOEXEC, 0L);
-    if (fd < 0) child_fail(p, kStepSysctlOpen, fd, idx);
+    if (fd < 0) child_fail(p, kStepNsSysctlOpen, fd, idx);
     long n = sys_retry(SYS_write, fd, p->sysctl_values[i], p->sysctl_lens[i]);
-    if (n < 0) child_fail(p, kStepSysctlWrite, n, idx);
+    if (n < 0) child_fail(p, kStepNsSysctlWrite, n, idx);
     // A sysctl value is taken in one write; a short one means it was cut.
-    if (static_cast<size_t>(n) != p->sysctl_lens[i]) child_fail(p, kStepSysctlWrite, -EIO, idx);
+    if (static_cast<size_t>(n) != p->sysctl_lens[i]) child_fail(p, kStepNsSysctlWrite, -EIO, idx);
     sys(SYS_close, fd);
   }
 
   if (p->loopback_up) {
     long s = sys(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0L);
-    if (s < 0) child_fail(p, kStepSocket, s);
+    if (s < 0) child_fail(p, kStepNsLoopbackSocket, s);
     struct ifreq ifr;
     for (size_t i = 0; i < sizeof ifr; i++) reinterpret_cast<volatile char *>(&ifr)[i] = 0;
     ifr.ifr_name[0] = 'l';
     ifr.ifr_name[1] = 'o';
-    if ((r = sys(SYS_ioctl, s, SIOCGIFFLAGS, &ifr)) < 0) child_fail(p, kStepGetFlags, r);
+    if ((r = sys(SYS_ioctl, s, SIOCGIFFLAGS, &ifr)) < 0) child_fail(p, kStepNsLoopbackGetFlags, r);
     if ((ifr.ifr_flags & IFF_UP) == 0) {
       ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
-      if ((r = sys(SYS_ioctl, s, SIOCSIFFLAGS, &ifr)) < 0) child_fail(p, kStepSetFlags, r);
+      if ((r = sys(SYS_ioctl, s, SIOCSIFFLAGS, &ifr)) < 0) child_fail(p, kStepNsLoopbackSetFlags, r);
     }
     sys(SYS_close, s);
   }
 
-  child_send(p->sock, kFrameReady, 0, 0, 0);
-  if (p->wait_for_exit) child_recv(p->sock, kFrameExit);  // EXIT or EOF: either way, done
+  child_send(p->sock, kFrameReady, kStepReady, 0, 0);
+  if (p->wait_for_exit) child_recv(p->sock, kMsgExit);  // EXIT or EOF: either way, done
   child_exit(0);
 }
 
@@ -274,10 +247,11 @@ class Child {
   Child(const Child &) = delete;
   Child &operator=(const Child &) = delete;
 
-  int start(ChildPlan *plan, ncri_error *err, const char *step);
-  int send(int32_t kind, ncri_error *err, const char *step);
+  int start(NsChildPlan *plan, ncri_error *err, const char *step);
+  // One message byte (kMsgIdMapsWritten, kMsgExit) to the child.
+  int send(char msg, ncri_error *err, const char *step);
   // Waits for the next frame; turns ERROR frames and an early exit into ncri_error.
-  int recv(Frame *f, const ChildPlan *plan, ncri_error *err, const char *step);
+  int recv(ChildFrame *f, const NsChildPlan *plan, ncri_error *err, const char *step);
   // Waits for the child to exit by itself (after EXIT); kills it if it takes too long.
   void reap();
   void kill_and_reap();
@@ -292,7 +266,7 @@ class Child {
   size_t stack_len_ = 0;
 };
 
-int Child::start(ChildPlan *plan, ncri_error *err, const char *step) {
+int Child::start(NsChildPlan *plan, ncri_error *err, const char *step) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
     return ncri_fail_errno(err, "socketpair", step, nullptr);
@@ -339,11 +313,10 @@ int Child::start(ChildPlan *plan, ncri_error *err, const char *step) {
   return 0;  // child_end closes here: the parent keeps only its own end
 }
 
-int Child::send(int32_t kind, ncri_error *err, const char *step) {
-  Frame f{kind, 0, 0, 0};
+int Child::send(char msg, ncri_error *err, const char *step) {
   ssize_t n;
   do {
-    n = ::send(sock_.get(), &f, sizeof f, MSG_NOSIGNAL);
+    n = ::send(sock_.get(), &msg, 1, MSG_NOSIGNAL);
   } while (n < 0 && errno == EINTR);
   if (n < 0) return ncri_fail_errno(err, "send", step, nullptr);
   return 0;
@@ -385,61 +358,7 @@ void Child::reap() {
   wait_status();
 }
 
-const char *child_step_syscall(int32_t step) {
-  switch (step) {
-    case kStepUnshareUser:
-    case kStepUnshare:
-      return "unshare";
-    case kStepSetns:
-      return "setns";
-    case kStepSysctlOpen:
-      return "open";
-    case kStepSysctlWrite:
-      return "write";
-    case kStepSocket:
-      return "socket";
-    case kStepGetFlags:
-    case kStepSetFlags:
-      return "ioctl";
-    case kStepSignals:
-      return "sigprocmask";
-    case kStepSetresgid:
-      return "setresgid";
-    case kStepSetresuid:
-      return "setresuid";
-    default:
-      return "child";
-  }
-}
-
-const char *child_step_name(int32_t step) {
-  switch (step) {
-    case kStepUnshareUser:
-      return "create user namespace";
-    case kStepUnshare:
-      return "create namespaces";
-    case kStepSetns:
-      return "enter network namespace";
-    case kStepSysctlOpen:
-    case kStepSysctlWrite:
-      return "apply sysctl";
-    case kStepSocket:
-      return "open socket in network namespace";
-    case kStepGetFlags:
-      return "read lo flags";
-    case kStepSetFlags:
-      return "set lo up";
-    case kStepSignals:
-      return "reset signals in namespace child";
-    case kStepSetresgid:
-    case kStepSetresuid:
-      return "become root in user namespace";
-    default:
-      return "namespace child";
-  }
-}
-
-int Child::recv(Frame *f, const ChildPlan *plan, ncri_error *err, const char *step) {
+int Child::recv(ChildFrame *f, const NsChildPlan *plan, ncri_error *err, const char *step) {
   const int64_t deadline = now_ms() + kChildTimeoutMs;
   for (;;) {
     // Poll the socket and the pidfd: a child that died without a frame (killed, or a
@@ -461,12 +380,11 @@ int Child::recv(Frame *f, const ChildPlan *plan, ncri_error *err, const char *st
     if (n == static_cast<ssize_t>(sizeof *f)) {
       if (f->kind != kFrameError) return 0;
       const char *path = nullptr;
-      if ((f->step == kStepSysctlOpen || f->step == kStepSysctlWrite) && f->index >= 0 &&
-          static_cast<size_t>(f->index) < plan->nsysctls)
-        path = plan->sysctl_paths[f->index];
+      if ((f->step == kStepNsSysctlOpen || f->step == kStepNsSysctlWrite) && f->value >= 0 &&
+          static_cast<uint64_t>(f->value) < plan->nsysctls)
+        path = plan->sysctl_paths[f->value];
       kill_and_reap();
-      return ncri_fail(err, f->err > 0 ? f->err : EIO, child_step_syscall(f->step),
-                       child_step_name(f->step), path);
+      return ncri_fail(err, f->err > 0 ? f->err : EIO, ncri_step_syscall(f->step), ncri_step_name(f->step), path);
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !(pfds[1].revents & POLLIN))
       continue;
@@ -642,7 +560,7 @@ int ncri_pin_namespaces(const ncri_pin_request *req, ncri_pin_result *out, ncri_
     result.paths[i] = std::move(pin);
   }
 
-  ChildPlan plan;
+  NsChildPlan plan;
   plan.unshare_user = user;
   plan.become_root = user && maps_id_zero(req->uid_map, req->nuid_map) &&
                      maps_id_zero(req->gid_map, req->ngid_map);
@@ -658,11 +576,11 @@ int ncri_pin_namespaces(const ncri_pin_request *req, ncri_pin_result *out, ncri_
   Child child;
   r = child.start(&plan, err, "start namespace child");
   if (r < 0) return r;
-  Frame f{};
+  ChildFrame f{};
   if (user) {
     r = child.recv(&f, &plan, err, "wait for user namespace");
     if (r < 0) return r;
-    if (f.kind != kFrameUsernsReady) return ncri_fail(err, EPROTO, "recv", "wait for user namespace", nullptr);
+    if (f.kind != kFrameIdMaps) return ncri_fail(err, EPROTO, "recv", "wait for user namespace", nullptr);
     // Maps are written from outside: only a process with CAP_SETUID/CAP_SETGID in the
     // parent user namespace may map arbitrary ids. setgroups must be settled before gid_map.
     if (req->deny_setgroups) {
@@ -675,7 +593,7 @@ int ncri_pin_namespaces(const ncri_pin_request *req, ncri_pin_result *out, ncri_
     if (r < 0) return r;
     r = write_id_map(child.pid(), "uid_map", req->uid_map, req->nuid_map, err);
     if (r < 0) return r;
-    r = child.send(kFrameGo, err, "resume namespace child");
+    r = child.send(kMsgIdMapsWritten, err, "resume namespace child");
     if (r < 0) return r;
   }
   r = child.recv(&f, &plan, err, "wait for namespaces");
@@ -692,7 +610,7 @@ int ncri_pin_namespaces(const ncri_pin_request *req, ncri_pin_result *out, ncri_
   }
 
   // The pins hold the namespaces now; the child's exit no longer matters to them.
-  if (child.send(kFrameExit, nullptr, nullptr) == 0) child.reap();
+  if (child.send(kMsgExit, nullptr, nullptr) == 0) child.reap();
   undo.committed = true;
   *out = std::move(result);
   return 0;
@@ -720,14 +638,14 @@ int ncri_loopback_up(const char *netns_path, ncri_error *err) {
   if (raw < 0) return ncri_fail_errno(err, "open", "open network namespace", netns_path);
   Fd ns(raw);
 
-  ChildPlan plan;
+  NsChildPlan plan;
   plan.setns_fd = ns.get();
   plan.setns_type = CLONE_NEWNET;  // setns fails with EINVAL if the file is another kind
   plan.loopback_up = true;
   Child child;
   int r = child.start(&plan, err, step);
   if (r < 0) return r;
-  Frame f{};
+  ChildFrame f{};
   r = child.recv(&f, &plan, err, step);
   if (r < 0) {
     if (err && err->path[0] == '\0') ncri_fail(err, err->err, err->syscall, err->step, netns_path);

@@ -79,62 +79,6 @@ struct CloneArgs {
       set_tid_size, cgroup;
 };
 
-struct StepInfo {
-  const char *syscall;
-  const char *what;
-};
-
-const StepInfo kSteps[kStepCount] = {
-    {"", "container setup"},
-    {"rt_sigaction", "reset signals"},
-    {"close_range", "close inherited fds"},
-    {"setsid", "start a new session"},
-    {"dup3", "set up stdio"},
-    {"ioctl", "set controlling terminal"},
-    {"write", "join cgroup"},
-    {"recvfrom", "wait for id mappings"},
-    {"setns", "join namespace"},
-    {"unshare", "create namespaces"},
-    {"clone3", "clone into the pid namespace"},
-    {"mount", "set rootfs propagation"},
-    {"mount", "bind rootfs"},
-    {"mkdir", "create mount point"},
-    {"mount", "mount"},
-    {"mount", "remount bind mount"},
-    {"mount", "set mount propagation"},
-    {"mknod", "create device"},
-    {"symlink", "create symlink"},
-    {"write", "set sysctl"},
-    {"sethostname", "set hostname"},
-    {"setdomainname", "set domainname"},
-    {"write", "set oom_score_adj"},
-    {"pivot_root", "pivot to rootfs"},
-    {"umount2", "detach old root"},
-    {"mount", "mask path"},
-    {"mount", "make path read-only"},
-    {"mount", "make rootfs read-only"},
-    {"prlimit64", "set rlimit"},
-    {"prctl", "drop bounding capabilities"},
-    {"prctl", "keep capabilities"},
-    {"setgroups", "set additional groups"},
-    {"setresgid", "set gid"},
-    {"setresuid", "set uid"},
-    {"capset", "set capabilities"},
-    {"prctl", "raise ambient capabilities"},
-    {"prctl", "set no_new_privs"},
-    {"seccomp", "load seccomp filter"},
-    {"chdir", "change to working directory"},
-    {"execve", "find executable"},
-    {"", "ready"},
-    {"recvfrom", "wait for start"},
-    {"execve", "exec process"},
-    {"execveat", "exec nodecri-init"},
-    {"mmap", "read the process plan"},
-    {"open", "open the container's pty"},
-    {"sendmsg", "pass the pty master"},
-    {"open_tree", "clone the runtime's /dev/null for masks"},
-    {"recvfrom", "wait for the runtime to hold the process's pidfd"},
-};
 
 void *MapStack(size_t size) {
   void *p = mmap(nullptr, size + kGuard, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE,
@@ -300,12 +244,9 @@ const char *PlanBlock::text(uint64_t offset) const {
 
 int ncri_spawn_prepare(ncri_error *err) { return InitBinaryFd(err); }
 
-const char *ncri_step_name(uint32_t step) { return step < kStepCount ? kSteps[step].what : "container setup"; }
-
 void ncri_frame_error(const ChildFrame &f, const SpawnMemory *mem, ncri_error *err) {
-  const StepInfo &s = f.step < kStepCount ? kSteps[f.step] : kSteps[0];
   const char *path = mem && f.path ? mem->block.text(f.path) : nullptr;
-  ncri_fail(err, f.err > 0 ? f.err : EPROTO, s.syscall, s.what, path);
+  ncri_fail(err, f.err > 0 ? f.err : EPROTO, ncri_step_syscall(f.step), ncri_step_name(f.step), path);
 }
 
 namespace {

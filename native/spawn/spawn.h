@@ -201,7 +201,4 @@ int ncri_spawn_begin(SpawnRequest &&req, std::unique_ptr<SpawnSetup> *out, ncri_
 // Decodes a frame from the child into an error (step names, the path it refers to).
 void ncri_frame_error(const ChildFrame &f, const SpawnMemory *mem, ncri_error *err);
 
-// The step's description ("find executable") for messages and warnings.
-const char *ncri_step_name(uint32_t step);
-
 }  // namespace ncri

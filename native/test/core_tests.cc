@@ -361,6 +361,27 @@ TEST(ns_pin_loopback_unpin) {
   }
 }
 
+// The user namespace's handshake: ID_MAPS from the child, the maps written, ID_MAPS_WRITTEN.
+TEST(ns_pin_user_namespace) {
+  std::string dir = Scratch("pins-user");
+  ncri_id_map map[] = {{0, 200000, 65536}};
+  ncri_pin_request req{};
+  req.dir = dir;
+  req.kinds = NCRI_NS_USER | NCRI_NS_IPC;
+  req.uid_map = map;
+  req.nuid_map = 1;
+  req.gid_map = map;
+  req.ngid_map = 1;
+  req.deny_setgroups = true;
+  ncri_sysctl sysctls[] = {{"kernel.msgmax", "4096"}};  // writable by the new user namespace's root only
+  req.sysctls = sysctls;
+  req.nsysctls = 1;
+  ncri_pin_result res;
+  OK(ncri_pin_namespaces(&req, &res, &e_));
+  CHECK(FsType(res.paths[3]) == NSFS_MAGIC && FsType(res.paths[1]) == NSFS_MAGIC);
+  for (int i : {1, 3}) OK(ncri_unpin_namespace(res.paths[i].c_str(), &e_));
+}
+
 TEST(ns_pin_failure_leaves_nothing) {
   std::string dir = Scratch("pins-bad") + "/a/b";
   ncri_sysctl sysctls[] = {{"net.ipv4.no_such_sysctl", "1"}};
