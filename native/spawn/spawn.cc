@@ -820,7 +820,7 @@ int SpawnSetup::HandleFrame(const ChildFrame &f, int passed, ncri_error *err) {
       intermediate_pidfd_ = std::move(pidfd_);
       pidfd_.reset(fd.take());
       pid_ = (pid_t)actual;
-      // Only now may the child speak (inner_main): we hold what kills and reaps it.
+      // Only now may the child speak (InnerMain): we hold what kills and reaps it.
       char c = kMsgPidHeld;
       if (send(sync_.get(), &c, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1)
         return ncri_fail_errno(err, "send", "release the container process", nullptr);
