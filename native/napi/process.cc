@@ -430,7 +430,7 @@ struct PendingSpawn {
   // The intermediate's pidfd (a dup: the setup closes its own once reaped) until its PID
   // frame: readable = it died; if no PID frame came first, the spawn fails at once.
   FdWatch *intermediate_watch = nullptr;
-  int intermediate_fd = -1;
+  Fd intermediate_fd;
   uv_timer_t *timer = nullptr;
   ncri_error error{};
   size_t unreaped = 0;
@@ -443,8 +443,7 @@ uint32_t g_next_pending = 1;
 void StopWatchingIntermediate(PendingSpawn *p) {
   if (p->intermediate_watch) p->intermediate_watch->Close();  // stops the poll before the close
   p->intermediate_watch = nullptr;
-  if (p->intermediate_fd >= 0) close(p->intermediate_fd);
-  p->intermediate_fd = -1;
+  p->intermediate_fd.reset();
 }
 
 void StopWaiting(PendingSpawn *p) {
@@ -544,10 +543,10 @@ void WatchSetup(Napi::Env env, std::unique_ptr<SpawnSetup> setup, Napi::Promise:
     p->watch = FdWatch::Start(env, p->setup->sync_fd(), [id, step](FdWatch *, int, int) { step(id); }, true);
     if (p->setup->awaiting_pid()) {
       ncri_error ignored{};
-      p->intermediate_fd = ncri_fd_dup(p->setup->pidfd(), &ignored);
-      if (p->intermediate_fd < 0) throw Napi::Error::New(env, "dup");
+      p->intermediate_fd.reset(ncri_fd_dup(p->setup->pidfd(), &ignored));
+      if (p->intermediate_fd.get() < 0) throw Napi::Error::New(env, "dup");
       p->intermediate_watch = FdWatch::Start(
-          env, p->intermediate_fd,
+          env, p->intermediate_fd.get(),
           [id, step](FdWatch *, int, int) {
             // The intermediate has exited. Its PID frame, if it sent one, is queued on the
             // sync socket already (sent before its exit): read it first.
