@@ -1,5 +1,6 @@
 {
-  # The addon, the init every container clone execs, the pause binary and the keeper. Sources are
+  # The addon, the init every container clone execs, the pause binary, the keeper and the
+  # native core tests (nodecri-core-tests, without Node). Sources are
   # listed by folder so that a new file in native/core, native/napi or native/spawn is
   # picked up without editing this file: core/ is plain syscall code, napi/ is the N-API
   # glue, spawn/ is the parent side of the clone. child/ runs after the clone: stage 0
