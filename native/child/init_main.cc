@@ -102,7 +102,7 @@ bool FixStrings(const char *const *&array, long n) {
 }
 
 [[noreturn]] void DieReport(int sync_fd, long err) {
-  ncri::ChildFrame f = ncri::ncri_make_frame(ncri::kFrameError, ncri::kStepReadPlan, err, 0, 0);
+  ncri::ChildFrame f = ncri_make_frame(ncri::kFrameError, ncri::kStepReadPlan, err, 0, 0);
   if (sync_fd >= 0) raw(SYS_sendto, sync_fd, L(&f), sizeof f, 0x4000 /* MSG_NOSIGNAL */, 0, 0);
   for (;;) raw(SYS_exit_group, 127);
 }

@@ -76,9 +76,8 @@ const StepInfo kSteps[] = {
 static_assert(sizeof kSteps / sizeof kSteps[0] == kStepCount, "one entry per ChildStep, in its order");
 
 }  // namespace
-
-const char *ncri_step_syscall(uint32_t step) { return step < kStepCount ? kSteps[step].syscall : ""; }
-
-const char *ncri_step_name(uint32_t step) { return step < kStepCount ? kSteps[step].what : "container setup"; }
-
 }  // namespace ncri
+
+const char *ncri_step_syscall(uint32_t step) { return step < ncri::kStepCount ? ncri::kSteps[step].syscall : ""; }
+
+const char *ncri_step_name(uint32_t step) { return step < ncri::kStepCount ? ncri::kSteps[step].what : "container setup"; }

@@ -16,8 +16,6 @@
 
 #include "ncri_proc.h"
 
-namespace ncri {
-
 int ncri_pidfd_open(pid_t pid, ncri_error *err) {
   int fd = (int)syscall(SYS_pidfd_open, pid, 0);  // always O_CLOEXEC
   if (fd < 0) return ncri_fail_errno(err, "pidfd_open", "open pidfd", std::to_string(pid).c_str());
@@ -109,5 +107,3 @@ int ncri_pty_resize(int fd, unsigned cols, unsigned rows, ncri_error *err) {
   if (ioctl(fd, TIOCSWINSZ, &ws) < 0) return ncri_fail_errno(err, "ioctl", "resize terminal", nullptr);
   return 0;
 }
-
-}  // namespace ncri

@@ -43,12 +43,14 @@ bool Seed::Drain() {
   }
 }
 
-bool ncri_exit_collect(int pidfd, bool watch_failed, ExitStatus *out) {
+}  // namespace ncri
+
+bool ncri_exit_collect(int pidfd, bool watch_failed, ncri::ExitStatus *out) {
   siginfo_t si{};
   int rc;
   while ((rc = waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED | WNOHANG)) < 0 && errno == EINTR) {
   }
-  *out = ExitStatus{};
+  *out = ncri::ExitStatus{};
   if (rc < 0) return true;  // ECHILD: not ours to reap
   if (si.si_pid == 0) {
     // Still running: a spurious readiness, unless the watch itself failed (then a
@@ -129,5 +131,3 @@ int ncri_reap_strays(int target_pidfd, const std::unordered_set<pid_t> &watched)
   }
   return reaped;
 }
-
-}  // namespace ncri

@@ -113,28 +113,11 @@ struct ChildFrame {
   int64_t value;
 };
 
-// A frame; `path` is a plan-string offset (0: none).
-inline ChildFrame ncri_make_frame(uint32_t kind, uint32_t step, long err, uint64_t path, int64_t value) {
-  ChildFrame f;
-  f.kind = kind;
-  f.step = step;
-  f.err = (int32_t)-err;
-  f.pad = 0;
-  f.path = path;
-  f.value = value;
-  return f;
-}
-
 // Bytes the parent sends to the child.
 constexpr char kMsgIdMapsWritten = 'M';
 constexpr char kMsgPidHeld = 'P';  // to the real child of a double clone: the parent holds your pidfd
 constexpr char kMsgStart = 'S';
 constexpr char kMsgExit = 'X';  // to the namespace child after READY: its namespaces are pinned, exit
-
-// The names of a step (core/child_steps.cc; the child reports only the number): the
-// syscall that failed ("" if none) and what it was doing ("find executable").
-const char *ncri_step_syscall(uint32_t step);
-const char *ncri_step_name(uint32_t step);
 
 struct PlanMount {
   const char *source;   // host path for binds (resolved before pivot_root), or fs source
@@ -280,6 +263,23 @@ struct ExecInitArgs {
 };
 
 }  // namespace ncri
+
+// A frame; `path` is a plan-string offset (0: none).
+inline ncri::ChildFrame ncri_make_frame(uint32_t kind, uint32_t step, long err, uint64_t path, int64_t value) {
+  ncri::ChildFrame f;
+  f.kind = kind;
+  f.step = step;
+  f.err = (int32_t)-err;
+  f.pad = 0;
+  f.path = path;
+  f.value = value;
+  return f;
+}
+
+// The names of a step (core/child_steps.cc; the child reports only the number): the
+// syscall that failed ("" if none) and what it was doing ("find executable").
+const char *ncri_step_syscall(uint32_t step);
+const char *ncri_step_name(uint32_t step);
 
 // Offsets in a plan block -> addresses (init side). Returns false on a pointer outside the
 // block (a bad plan: the init reports EPROTO).

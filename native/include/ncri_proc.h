@@ -8,8 +8,6 @@
 
 #include "ncri_error.h"
 
-namespace ncri {
-
 int ncri_pidfd_open(pid_t pid, ncri_error *err);
 // The pid a pidfd refers to (from /proc/self/fdinfo), or -errno (ESRCH once reaped).
 int ncri_pidfd_pid(int pidfd, ncri_error *err);
@@ -25,5 +23,3 @@ int ncri_send_with_fd(int sock, const void *data, size_t len, int fd, ncri_error
 ssize_t ncri_recv_message(int sock, void *buf, size_t size);
 
 int ncri_pty_resize(int fd, unsigned cols, unsigned rows, ncri_error *err);
-
-}  // namespace ncri

@@ -46,10 +46,12 @@ struct ExitStatus {
   int status = 0;       // the exit code or the signal number
 };
 
+}  // namespace ncri
+
 // Once the pidfd of our child is readable (or its watch failed: watch_failed), reaps it
 // with waitid(P_PIDFD, WNOHANG): false = it still runs (a spurious readiness; keep
 // watching), true = over, with *out saying how.
-bool ncri_exit_collect(int pidfd, bool watch_failed, ExitStatus *out);
+bool ncri_exit_collect(int pidfd, bool watch_failed, ncri::ExitStatus *out);
 
 // "exit status N" or "signal N" of our child behind `pidfd` if it is a zombie already
 // (waitid WNOWAIT: not reaped), else `alive`; for error messages.
@@ -63,5 +65,3 @@ void ncri_describe_exit(int pidfd, const char *alive, char *out, size_t size);
 // reuse: an unreaped zombie's pid cannot be reused, only we reap our children, and our
 // other children (child_process) never live in a container's PID namespace.
 int ncri_reap_strays(int target_pidfd, const std::unordered_set<pid_t> &watched);
-
-}  // namespace ncri

@@ -137,8 +137,6 @@ int InitBinaryFd(ncri_error *err) {
   return fd;
 }
 
-int ncri_spawn_prepare(ncri_error *err) { return InitBinaryFd(err); }
-
 // Stage 2, the clone. Stage 0 runs in our memory (CLONE_VM) and reads what this frame holds
 // and what `s` holds: stage0, its argv, exec_keep, the stack. The clone returns only once
 // stage 0 has exec'd or died (CLONE_VFORK), on every path: nothing it may read is freed
@@ -181,10 +179,16 @@ int CloneStage0(const SpawnPlan &s, pid_t *pid_out, int *pidfd_out, ncri_error *
   return 0;
 }
 
+
+}  // namespace ncri
+
+int ncri_spawn_prepare(ncri_error *err) { return ncri::InitBinaryFd(err); }
+
 // The three stages in order: plan, clone, and the handshake, which SpawnSetup (handshake.cc)
 // takes over with our ends of the spawn's fds and the child, driven from the event loop
 // (Step) up to READY.
-int ncri_spawn_begin(SpawnRequest &&request, std::unique_ptr<SpawnSetup> *out, ncri_error *err) {
+int ncri_spawn_begin(ncri::SpawnRequest &&request, std::unique_ptr<ncri::SpawnSetup> *out, ncri_error *err) {
+  using namespace ncri;
   SpawnRequest r = std::move(request);
   SpawnPlan plan;
   if (PlanSpawn(r, &plan, err) < 0) return -err->err;
@@ -206,6 +210,3 @@ int ncri_spawn_begin(SpawnRequest &&request, std::unique_ptr<SpawnSetup> *out, n
   *out = std::move(s);
   return 0;
 }
-
-
-}  // namespace ncri

@@ -133,10 +133,6 @@ const char *PlanBlock::text(uint64_t offset) const {
   return it == texts_.end() ? nullptr : it->second.c_str();
 }
 
-void ncri_frame_error(const ChildFrame &f, const SpawnMemory *mem, ncri_error *err) {
-  const char *path = mem && f.path ? mem->block.text(f.path) : nullptr;
-  ncri_fail(err, f.err > 0 ? f.err : EPROTO, ncri_step_syscall(f.step), ncri_step_name(f.step), path);
-}
 
 // An fd the child keeps; returns it (or the -1 of a failed open, not kept).
 namespace {
@@ -438,3 +434,8 @@ int PlanSpawn(SpawnRequest &r, SpawnPlan *s, ncri_error *err) {
 }
 
 }  // namespace ncri
+
+void ncri_frame_error(const ncri::ChildFrame &f, const ncri::SpawnMemory *mem, ncri_error *err) {
+  const char *path = mem && f.path ? mem->block.text(f.path) : nullptr;
+  ncri_fail(err, f.err > 0 ? f.err : EPROTO, ncri_step_syscall(f.step), ncri_step_name(f.step), path);
+}

@@ -16,6 +16,14 @@
 #include "ncri_seccomp.h"
 #include "unique_fd.h"
 
+// The C-level entry points (ncri_*, at the end) are global, as every core function is; the
+// C++ types are in namespace ncri. ncri_spawn_begin is declared first for SpawnSetup's friend.
+namespace ncri {
+struct SpawnRequest;
+class SpawnSetup;
+}  // namespace ncri
+int ncri_spawn_begin(ncri::SpawnRequest &&req, std::unique_ptr<ncri::SpawnSetup> *out, ncri_error *err);
+
 namespace ncri {
 
 // Stdio slot modes (besides a caller-owned fd >= 0).
@@ -167,7 +175,7 @@ class SpawnSetup {
   int pidfd() const { return pidfd_.get(); }
 
  private:
-  friend int ncri_spawn_begin(SpawnRequest &&req, std::unique_ptr<SpawnSetup> *out, ncri_error *err);
+  friend int ::ncri_spawn_begin(ncri::SpawnRequest &&req, std::unique_ptr<ncri::SpawnSetup> *out, ncri_error *err);
   SpawnSetup() = default;
   int HandleFrame(const ChildFrame &f, int passed, ncri_error *err);
   void TryReapIntermediate();
@@ -189,6 +197,8 @@ class SpawnSetup {
   std::unique_ptr<SpawnMemory> memory_;
 };
 
+}  // namespace ncri
+
 // Opens nodecri-init (beside the addon) into the sealed memfd every clone execs; done by
 // the first spawn otherwise. Returns the fd or -errno.
 int ncri_spawn_prepare(ncri_error *err);
@@ -196,9 +206,7 @@ int ncri_spawn_prepare(ncri_error *err);
 // Builds the plan and clones. Blocks only until the child has exec'd nodecri-init
 // (CLONE_VFORK): call it off the JS thread. The rest of the setup is *out's to drive. On
 // failure no child exists and every fd is closed.
-int ncri_spawn_begin(SpawnRequest &&req, std::unique_ptr<SpawnSetup> *out, ncri_error *err);
+int ncri_spawn_begin(ncri::SpawnRequest &&req, std::unique_ptr<ncri::SpawnSetup> *out, ncri_error *err);
 
 // Decodes a frame from the child into an error (step names, the path it refers to).
-void ncri_frame_error(const ChildFrame &f, const SpawnMemory *mem, ncri_error *err);
-
-}  // namespace ncri
+void ncri_frame_error(const ncri::ChildFrame &f, const ncri::SpawnMemory *mem, ncri_error *err);

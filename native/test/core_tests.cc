@@ -44,7 +44,7 @@
 #define CGROUP2_SUPER_MAGIC 0x63677270
 #endif
 
-using namespace ncri;  // half of the core is in namespace ncri, half global (both ncri_*)
+using namespace ncri;  // the C++ types (Fd, Seed, SpawnRequest...); the ncri_* functions are global
 
 namespace {
 
@@ -445,9 +445,9 @@ TEST(proc_seed_drains_to_eof) {
   ncri::Seed seed(sv[0]);
   ncri::Fd child(sv[1]);
   CHECK(!seed.Drain() && seed.error() == nullptr);
-  ncri::ChildFrame f = ncri::ncri_make_frame(ncri::kFrameError, ncri::kStepExec, -ENOENT, 0, 0);
+  ncri::ChildFrame f = ncri_make_frame(ncri::kFrameError, ncri::kStepExec, -ENOENT, 0, 0);
   CHECK(send(child.get(), &f, sizeof f, 0) == (ssize_t)sizeof f);
-  ncri::ChildFrame g = ncri::ncri_make_frame(ncri::kFrameError, ncri::kStepSeccomp, -EPERM, 0, 0);
+  ncri::ChildFrame g = ncri_make_frame(ncri::kFrameError, ncri::kStepSeccomp, -EPERM, 0, 0);
   CHECK(send(child.get(), &g, sizeof g, 0) == (ssize_t)sizeof g);
   CHECK(!seed.Drain());
   OK(seed.Start(&e_));
@@ -492,7 +492,7 @@ TEST(proc_keeper_message) {
 int SpawnAndWait(ncri::SpawnRequest req, std::string *failure) {
   std::unique_ptr<ncri::SpawnSetup> setup;
   ncri_error e{};
-  if (ncri::ncri_spawn_begin(std::move(req), &setup, &e) < 0) {
+  if (ncri_spawn_begin(std::move(req), &setup, &e) < 0) {
     *failure = std::string("spawn: ") + e.step + ": " + strerror(e.err);
     return -1;
   }
@@ -530,13 +530,13 @@ int SpawnAndWait(ncri::SpawnRequest req, std::string *failure) {
   }
   if (seed.error()) {
     ncri_error fe{};
-    ncri::ncri_frame_error(*seed.error(), res.memory.get(), &fe);
+    ncri_frame_error(*seed.error(), res.memory.get(), &fe);
     *failure = std::string("exec: ") + fe.step + ": " + strerror(fe.err);
   }
   struct pollfd p = {pidfd.get(), POLLIN, 0};
   poll(&p, 1, -1);
   ncri::ExitStatus st;
-  if (!ncri::ncri_exit_collect(pidfd.get(), false, &st) || !st.known) {
+  if (!ncri_exit_collect(pidfd.get(), false, &st) || !st.known) {
     *failure += " (exit not collected)";
     return -1;
   }
@@ -563,7 +563,7 @@ TEST(spawn_exit_status_and_errors) {
   empty.args.clear();
   std::unique_ptr<ncri::SpawnSetup> setup;
   ncri_error e{};
-  CHECK(ncri::ncri_spawn_begin(std::move(empty), &setup, &e) == -EINVAL && !setup);
+  CHECK(ncri_spawn_begin(std::move(empty), &setup, &e) == -EINVAL && !setup);
 }
 
 TEST(spawn_in_new_namespaces) {
