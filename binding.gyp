@@ -1,5 +1,6 @@
 {
-  # The addon, the init every container clone execs, the pause binary and the keeper. Sources are
+  # The addon, the init every container clone execs, the pause binary, the keeper and the
+  # native core tests (nodecri-core-tests, without Node). Sources are
   # listed by folder so that a new file in native/core, native/napi or native/spawn is
   # picked up without editing this file: core/ is plain syscall code, napi/ is the N-API
   # glue, spawn/ is the parent side of the clone. child/ runs after the clone: stage 0
@@ -45,6 +46,26 @@
       "sources": ["native/pause/pause.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Werror", "-static"],
       "ldflags": ["-static"]
+    },
+    {
+      # Tests of core/ and spawn/ without Node (native/test, run by scripts/native-tests.js):
+      # the same sources as the addon minus the N-API glue. It finds nodecri-init beside it.
+      "target_name": "nodecri-core-tests",
+      "type": "executable",
+      "dependencies": ["nodecri-init"],
+      "sources": [
+        "native/test/core_tests.cc",
+        "<!@(node -p \"require('fs').readdirSync('native/core').filter(f=>f.endsWith('.cc')).map(f=>'native/core/'+f).join(' ')\")",
+        "<!@(node -p \"require('fs').readdirSync('native/spawn').filter(f=>f.endsWith('.cc')).map(f=>'native/spawn/'+f).join(' ')\")",
+        "native/child/exec_init.cc",
+        "native/child/clone_tramp.cc"
+      ],
+      "include_dirs": ["native/include", "native/spawn"],
+      "defines": ["_GNU_SOURCE"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter", "-Wno-missing-field-initializers", "-fstack-protector-strong"],
+      "libraries": ["-lseccomp"]
     },
     {
       # The per-node keeper above the daemon (src/linux/keeper.ts): plain libc and C++.

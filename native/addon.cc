@@ -12,6 +12,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ncri::InitNs(env, exports);
   ncri::InitMount(env, exports);
   ncri::InitProcess(env, exports);
+  ncri::InitKeeper(env, exports);
   ncri::InitFsops(env, exports);
   return exports;
 }

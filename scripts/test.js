@@ -19,7 +19,7 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { spawn } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
 
 const root = path.resolve(__dirname, '..');
 const dist = path.join(root, 'dist');
@@ -31,7 +31,8 @@ function find(dir, out) {
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
     const p = path.join(dir, e.name);
     if (e.isDirectory()) find(p, out);
-    else if (e.name.endsWith('.test.js')) out.push(p);
+    // A compiled test whose source is gone (deleted or renamed since the last build) is stale.
+    else if (e.name.endsWith('.test.js') && fs.existsSync(path.join(root, path.relative(dist, p)).replace(/\.js$/, '.ts'))) out.push(p);
   }
   return out;
 }
@@ -116,6 +117,11 @@ async function main() {
   if (files.length === 0) {
     console.error('no test files found');
     process.exit(2);
+  }
+  // A full run starts with the native core's own tests (no Node inside); their failure fails it.
+  if (filters.length === 0 && !unitOnly) {
+    const n = spawnSync(process.execPath, [path.join(__dirname, 'native-tests.js')], { stdio: 'inherit', cwd: root });
+    if (n.status !== 0) process.exit(n.status ?? 1);
   }
   const summaryFile = path.join(os.tmpdir(), `nodecri-test-summary-${process.pid}.json`);
   const total = { tests: 0, pass: 0, fail: 0, cancelled: 0, skipped: 0, todo: 0 };

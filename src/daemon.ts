@@ -126,7 +126,8 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
 
   // No child-subreaper flag and no orphan sweep: every process the daemon makes is its own
   // child, watched by the pidfd its clone returned (exec processes too: CLONE_PARENT from
-  // the intermediate), and reaped by that watcher alone. Orphans of our children's
+  // the intermediate), and reaped by that watcher (a failed spawn's processes by the addon,
+  // the strays of an exec whose intermediate died by the stop: reapStrays). Orphans of our children's
   // children (a CNI plugin's, an exec's in the host PID namespace) go to the keeper, the
   // subreaper above the daemon (to init without one): a subreaper here would have to reap
   // them all, and could only tell them from our own unreaped children by racing their

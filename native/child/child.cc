@@ -69,37 +69,37 @@ using ncri::sys::L;
 using ncri::sys::raw;
 using namespace ncri;
 
-size_t slen(const char *s) {
+size_t Slen(const char *s) {
   size_t n = 0;
   while (s[n]) n++;
   return n;
 }
 
-bool has_slash(const char *s) {
+bool HasSlash(const char *s) {
   for (; *s; s++)
     if (*s == '/') return true;
   return false;
 }
 
-long send_frame(const ChildPlan *p, uint32_t kind, uint32_t step, long err, const void *path,
+long SendFrame(const ChildPlan *p, uint32_t kind, uint32_t step, long err, const void *path,
                 int64_t value) {
   ChildFrame f = ncri_make_frame(kind, step, err, ncri_plan_offset(path), value);
   return raw(SYS_sendto, p->sync_fd, L(&f), sizeof f, MSG_NOSIGNAL, 0, 0);
 }
 
-[[noreturn]] void die(long code) {
+[[noreturn]] void Die(long code) {
   for (;;) raw(SYS_exit_group, code);
 }
 
-[[noreturn]] void fail(const ChildPlan *p, uint32_t step, long err, const void *path) {
-  send_frame(p, kFrameError, step, err, path, 0);
-  die(127);
+[[noreturn]] void Fail(const ChildPlan *p, uint32_t step, long err, const void *path) {
+  SendFrame(p, kFrameError, step, err, path, 0);
+  Die(127);
 }
 
 #define CHECK(expr, step, path)                  \
   do {                                           \
     long r_ = (expr);                            \
-    if (r_ < 0) fail(p, (step), r_, (path));     \
+    if (r_ < 0) Fail(p, (step), r_, (path));     \
   } while (0)
 
 // Kernel layout of struct sigaction for rt_sigaction on x86_64.
@@ -110,7 +110,7 @@ struct KernelSigaction {
   uint64_t mask;
 };
 
-void reset_signals() {
+void ResetSignals() {
   KernelSigaction sa;
   sa.handler = nullptr;  // SIG_DFL
   sa.flags = 0;
@@ -125,7 +125,7 @@ void reset_signals() {
 }
 
 // Close every fd >= 3 that is not in the (sorted) keep list.
-void close_others(const ChildPlan *p) {
+void CloseOthers(const ChildPlan *p) {
   unsigned int next = 3;
   for (int i = 0; i < p->n_keep_fds; i++) {
     unsigned int fd = (unsigned int)p->keep_fds[i];
@@ -137,21 +137,21 @@ void close_others(const ChildPlan *p) {
 }
 
 // The mount flags that a bind remount must carry over (they may be locked in a user ns).
-uint64_t kept_flags(const char *path) {
+uint64_t KeptFlags(const char *path) {
   struct statfs s;
   if (raw(SYS_statfs, L(path), L(&s)) < 0) return 0;
   return (uint64_t)s.f_flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME);
 }
 
-void write_file(const ChildPlan *p, const char *path, const char *value, size_t len, uint32_t step) {
+void WriteFile(const ChildPlan *p, const char *path, const char *value, size_t len, uint32_t step) {
   long fd = raw(SYS_openat, AT_FDCWD, L(path), O_WRONLY | O_CLOEXEC | O_NOCTTY, 0);
-  if (fd < 0) fail(p, step, fd, path);
+  if (fd < 0) Fail(p, step, fd, path);
   long r = raw(SYS_write, fd, L(value), len);
   raw(SYS_close, fd);
-  if (r < 0) fail(p, step, r, path);
+  if (r < 0) Fail(p, step, r, path);
 }
 
-void setup_stdio(const ChildPlan *p) {
+void SetupStdio(const ChildPlan *p) {
   CHECK(raw(SYS_setsid), kStepSetsid, nullptr);
   for (int i = 0; i < 3; i++) {
     if (p->stdio[i] == i) {
@@ -161,7 +161,7 @@ void setup_stdio(const ChildPlan *p) {
     }
     CHECK(raw(SYS_dup3, p->stdio[i], i, 0), kStepStdio, nullptr);
   }
-  // A terminal's stdio is /dev/null until open_console puts the container's pty there.
+  // A terminal's stdio is /dev/null until OpenConsole puts the container's pty there.
 }
 
 #ifndef TIOCGPTPEER
@@ -171,7 +171,7 @@ constexpr long kDevptsSuperMagic = 0x1cd1;
 
 // A frame with one fd attached (SCM_RIGHTS), as runc's SendRawFd and crun's
 // send_fd_to_socket pass the pty master. Returns what sendmsg returned.
-long send_frame_with_fds(const ChildPlan *p, const ChildFrame &frame, long fd, int copies) {
+long SendFrameWithFds(const ChildPlan *p, const ChildFrame &frame, long fd, int copies) {
   ChildFrame f = frame;
   union {
     struct cmsghdr h;
@@ -196,13 +196,13 @@ long send_frame_with_fds(const ChildPlan *p, const ChildFrame &frame, long fd, i
   return raw(SYS_sendmsg, p->sync_fd, L(&msg), MSG_NOSIGNAL);
 }
 
-long send_frame_with_fd(const ChildPlan *p, const ChildFrame &frame, long fd) {
-  return send_frame_with_fds(p, frame, fd, 1);
+long SendFrameWithFd(const ChildPlan *p, const ChildFrame &frame, long fd) {
+  return SendFrameWithFds(p, frame, fd, 1);
 }
 
 // Passes the pty master to the parent.
-void send_console(const ChildPlan *p, long master) {
-  CHECK(send_frame_with_fd(p, ncri_make_frame(kFrameTerminal, kStepSendConsole, 0, 0, 0), master), kStepSendConsole,
+void SendConsole(const ChildPlan *p, long master) {
+  CHECK(SendFrameWithFd(p, ncri_make_frame(kFrameTerminal, kStepSendConsole, 0, 0, 0), master), kStepSendConsole,
         nullptr);
 }
 
@@ -212,22 +212,22 @@ void send_console(const ChildPlan *p, long master) {
 // devpts ptmx (an exec target's /dev is the container's to change); the slave comes from
 // TIOCGPTPEER (no path lookup), becomes stdio and the controlling terminal, and the
 // master goes to the parent.
-void open_console(const ChildPlan *p) {
+void OpenConsole(const ChildPlan *p) {
   static const char kPtmx[] = "/dev/ptmx";
   long master = raw(SYS_openat, AT_FDCWD, L(kPtmx), O_RDWR | O_NOCTTY | O_CLOEXEC, 0);
-  if (master < 0) fail(p, kStepConsole, master, nullptr);
+  if (master < 0) Fail(p, kStepConsole, master, nullptr);
   struct statfs sf;
   long r = raw(SYS_fstatfs, master, L(&sf));
-  if (r < 0) fail(p, kStepConsole, r, nullptr);
-  if (sf.f_type != kDevptsSuperMagic) fail(p, kStepConsole, -ENOTTY, nullptr);
+  if (r < 0) Fail(p, kStepConsole, r, nullptr);
+  if (sf.f_type != kDevptsSuperMagic) Fail(p, kStepConsole, -ENOTTY, nullptr);
   int unlock = 0;
   CHECK(raw(SYS_ioctl, master, TIOCSPTLCK, L(&unlock)), kStepConsole, nullptr);
   long slave = raw(SYS_ioctl, master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
-  if (slave < 0) fail(p, kStepConsole, slave, nullptr);
+  if (slave < 0) Fail(p, kStepConsole, slave, nullptr);
   for (int i = 0; i < 3; i++) CHECK(raw(SYS_dup3, slave, i, 0), kStepStdio, nullptr);
   raw(SYS_close, slave);
   CHECK(raw(SYS_ioctl, 0, TIOCSCTTY, 0), kStepControllingTty, nullptr);
-  send_console(p, master);
+  SendConsole(p, master);
   raw(SYS_close, master);
 }
 
@@ -235,20 +235,20 @@ void open_console(const ChildPlan *p) {
 // namespace's root. We are still host root, which the new namespace does not map: files we
 // create on filesystems it owns (the /dev tmpfs) would be EOVERFLOW. The switch *to* the
 // namespace's root keeps our capabilities (runc does the same).
-void wait_id_maps(const ChildPlan *p) {
-  send_frame(p, kFrameIdMaps, kStepWaitIdMaps, 0, nullptr, 0);
+void WaitIdMaps(const ChildPlan *p) {
+  SendFrame(p, kFrameIdMaps, kStepWaitIdMaps, 0, nullptr, 0);
   char c = 0;
   long r = raw(SYS_recvfrom, p->sync_fd, L(&c), 1, 0, 0, 0);
-  if (r == 0) die(1);  // the parent gave up
-  if (r < 0 || c != kMsgIdMapsWritten) fail(p, kStepWaitIdMaps, r < 0 ? r : -EPROTO, nullptr);
+  if (r == 0) Die(1);  // the parent gave up
+  if (r < 0 || c != kMsgIdMapsWritten) Fail(p, kStepWaitIdMaps, r < 0 ? r : -EPROTO, nullptr);
   CHECK(raw(SYS_setresgid, 0, 0, 0), kStepSetgid, nullptr);
   CHECK(raw(SYS_setresuid, 0, 0, 0), kStepSetuid, nullptr);
 }
 
-void join(const ChildPlan *p) {
+void Join(const ChildPlan *p) {
   for (int i = 0; i < p->n_cgroup_fds; i++) {
     long r = raw(SYS_write, p->cgroup_fds[i], L("0"), 1);
-    if (r < 0) fail(p, kStepCgroup, r, p->cgroup_paths[i]);
+    if (r < 0) Fail(p, kStepCgroup, r, p->cgroup_paths[i]);
     raw(SYS_close, p->cgroup_fds[i]);
   }
   for (int i = 0; i < p->n_join_ns; i++) {
@@ -256,23 +256,23 @@ void join(const ChildPlan *p) {
     raw(SYS_close, p->join_ns[i].fd);
   }
   if (p->unshare_flags) CHECK(raw(SYS_unshare, p->unshare_flags), kStepUnshare, nullptr);
-  if (p->flags & kPlanWaitIdMaps) wait_id_maps(p);
+  if (p->flags & kPlanWaitIdMaps) WaitIdMaps(p);
 }
 
-void set_oom_score_adj(const ChildPlan *p) {
+void SetOomScoreAdj(const ChildPlan *p) {
   static const char kPath[] = "/proc/self/oom_score_adj";
   long fd = raw(SYS_openat, AT_FDCWD, L(kPath), O_WRONLY | O_CLOEXEC, 0);
-  if (fd < 0) fail(p, kStepOomScoreAdj, fd, p->oom_score_adj);
-  long r = raw(SYS_write, fd, L(p->oom_score_adj), slen(p->oom_score_adj));
+  if (fd < 0) Fail(p, kStepOomScoreAdj, fd, p->oom_score_adj);
+  long r = raw(SYS_write, fd, L(p->oom_score_adj), Slen(p->oom_score_adj));
   if (r < 0 && (r == -EACCES || r == -EPERM) && p->oom_score_adj[0] == '-') {
     // Lowering oom_score_adj needs CAP_SYS_RESOURCE. Like containerd's
     // restrict_oom_score_adj: clamp to 0 and tell the parent, rather than fail.
-    send_frame(p, kFrameWarning, kStepOomScoreAdj, r, p->oom_score_adj, 0);
+    SendFrame(p, kFrameWarning, kStepOomScoreAdj, r, p->oom_score_adj, 0);
     raw(SYS_write, fd, L("0"), 1);
     r = 0;
   }
   raw(SYS_close, fd);
-  if (r < 0) fail(p, kStepOomScoreAdj, r, p->oom_score_adj);
+  if (r < 0) Fail(p, kStepOomScoreAdj, r, p->oom_score_adj);
 }
 
 // Kernel struct open_how for openat2.
@@ -284,7 +284,7 @@ constexpr uint64_t kResolveInRoot = 0x10;
 
 // openat2(rootfd, rel, O_PATH) with symlinks resolved as if rootfd were "/": an image's
 // symlinks can never lead us out of its rootfs.
-long open_in_root(int rootfd, const char *rel) {
+long OpenInRoot(int rootfd, const char *rel) {
   OpenHow how;
   how.flags = O_PATH | O_CLOEXEC;
   how.mode = 0;
@@ -293,7 +293,7 @@ long open_in_root(int rootfd, const char *rel) {
 }
 
 // "/proc/self/fd/<fd>": mount(2) follows it to exactly the inode we resolved.
-void fd_path(char out[32], long fd) {
+void FdPath(char out[32], long fd) {
   const char prefix[] = "/proc/self/fd/";
   size_t k = 0;
   for (size_t i = 0; prefix[i]; i++) out[k++] = prefix[i];
@@ -312,17 +312,17 @@ enum Create { kNoCreate, kCreateDir, kCreateFile };
 // Opens `rel` inside the rootfs (O_PATH), creating missing components (directories, and
 // the last one as `last`) relative to already-resolved parents, never through a path walk
 // that could follow a symlink outside.
-long resolve_in_root(const ChildPlan *p, int rootfd, const char *rel, Create last, uint32_t step, const char *report,
+long ResolveInRoot(const ChildPlan *p, int rootfd, const char *rel, Create last, uint32_t step, const char *report,
                      int depth = 0) {
-  long fd = open_in_root(rootfd, rel);
+  long fd = OpenInRoot(rootfd, rel);
   if (fd != -ENOENT || last == kNoCreate) {
-    if (fd < 0) fail(p, step, fd, report);
+    if (fd < 0) Fail(p, step, fd, report);
     return fd;
   }
-  if (depth > 8) fail(p, step, -ELOOP, report);  // bounded: each level holds 8 KiB of stack
+  if (depth > 8) Fail(p, step, -ELOOP, report);  // bounded: each level holds a 4 KiB path buffer on the stack
   char buf[4096];
-  size_t n = slen(rel);
-  if (n >= sizeof buf) fail(p, step, -ENAMETOOLONG, report);
+  size_t n = Slen(rel);
+  if (n >= sizeof buf) Fail(p, step, -ENAMETOOLONG, report);
   for (size_t i = 0; i <= n; i++) buf[i] = rel[i];
   size_t name_start = 0;
   for (size_t i = 0; i <= n; i++) {
@@ -330,17 +330,17 @@ long resolve_in_root(const ChildPlan *p, int rootfd, const char *rel, Create las
     bool is_last = i == n;
     buf[i] = '\0';
     if (i > name_start) {
-      long cur = open_in_root(rootfd, buf);
+      long cur = OpenInRoot(rootfd, buf);
       if (cur == -ENOENT) {
         long parent;
         if (name_start == 0) {
           parent = raw(SYS_fcntl, rootfd, F_DUPFD_CLOEXEC, 3);
         } else {
           buf[name_start - 1] = '\0';
-          parent = open_in_root(rootfd, buf);
+          parent = OpenInRoot(rootfd, buf);
           buf[name_start - 1] = '/';
         }
-        if (parent < 0) fail(p, step, parent, report);
+        if (parent < 0) Fail(p, step, parent, report);
         const char *name = buf + name_start;
         long r;
         if (is_last && last == kCreateFile) {
@@ -349,13 +349,13 @@ long resolve_in_root(const ChildPlan *p, int rootfd, const char *rel, Create las
         } else {
           r = raw(SYS_mkdirat, parent, L(name), 0755);
         }
-        if (r == -EEXIST && open_in_root(rootfd, buf) == -ENOENT) {
+        if (r == -EEXIST && OpenInRoot(rootfd, buf) == -ENOENT) {
           // A dangling symlink (an image's /dev -> /somewhere): follow it inside the root,
           // i.e. continue with <prefix>/<link target>/<rest of rel>.
           char next[4096];
           long len = raw(SYS_readlinkat, parent, L(name), L(next), sizeof next - 1);
           raw(SYS_close, parent);
-          if (len < 0) fail(p, step, len, report);
+          if (len < 0) Fail(p, step, len, report);
           next[len] = '\0';
           char joined[4096];
           size_t k = 0;
@@ -364,44 +364,44 @@ long resolve_in_root(const ChildPlan *p, int rootfd, const char *rel, Create las
           for (long j = 0; j < len && k < sizeof joined - 1; j++) joined[k++] = next[j];
           if (!is_last)
             for (size_t j = i; j < n && k < sizeof joined - 1; j++) joined[k++] = rel[j];
-          if (k >= sizeof joined - 1) fail(p, step, -ENAMETOOLONG, report);
+          if (k >= sizeof joined - 1) Fail(p, step, -ENAMETOOLONG, report);
           joined[k] = '\0';
           const char *rest = joined;
           while (*rest == '/') rest++;
-          return resolve_in_root(p, rootfd, *rest ? rest : ".", last, step, report, depth + 1);
+          return ResolveInRoot(p, rootfd, *rest ? rest : ".", last, step, report, depth + 1);
         }
         raw(SYS_close, parent);
-        if (r < 0 && r != -EEXIST) fail(p, step, r, report);
-        cur = open_in_root(rootfd, buf);
+        if (r < 0 && r != -EEXIST) Fail(p, step, r, report);
+        cur = OpenInRoot(rootfd, buf);
       }
-      if (cur < 0) fail(p, step, cur, report);
+      if (cur < 0) Fail(p, step, cur, report);
       if (is_last) return cur;
       raw(SYS_close, cur);
     }
     if (!is_last) buf[i] = '/';
     name_start = i + 1;
   }
-  fail(p, step, -ENOENT, report);
+  Fail(p, step, -ENOENT, report);
 }
 
 // Splits rel into its parent (resolved and created in root) and its last component.
-long parent_in_root(const ChildPlan *p, int rootfd, const char *rel, const char **name, uint32_t step, const char *report) {
+long ParentInRoot(const ChildPlan *p, int rootfd, const char *rel, const char **name, uint32_t step, const char *report) {
   char buf[4096];
-  size_t n = slen(rel);
-  if (n >= sizeof buf) fail(p, step, -ENAMETOOLONG, report);
+  size_t n = Slen(rel);
+  if (n >= sizeof buf) Fail(p, step, -ENAMETOOLONG, report);
   size_t slash = n;
   for (size_t i = 0; i < n; i++)
     if (rel[i] == '/') slash = i;
   if (slash == n) {
     *name = rel;
     long fd = raw(SYS_fcntl, rootfd, F_DUPFD_CLOEXEC, 3);
-    if (fd < 0) fail(p, step, fd, report);
+    if (fd < 0) Fail(p, step, fd, report);
     return fd;
   }
   for (size_t i = 0; i < slash; i++) buf[i] = rel[i];
   buf[slash] = '\0';
   *name = rel + slash + 1;
-  return resolve_in_root(p, rootfd, buf, kCreateDir, step, report);
+  return ResolveInRoot(p, rootfd, buf, kCreateDir, step, report);
 }
 
 // Kernel struct mount_attr for mount_setattr.
@@ -413,7 +413,7 @@ struct MountAttr {
 // itself, top mount only (what a MS_REMOUNT|MS_BIND pass did), as crun's
 // get_mount_attr_flags/do_mount_setattr. Only sets: flags the mount already has (locked
 // ones in a user namespace) stay.
-long set_mount_flags(long mfd, uint64_t ms) {
+long SetMountFlags(long mfd, uint64_t ms) {
   MountAttr a{};
   if (ms & MS_RDONLY) a.attr_set |= MOUNT_ATTR_RDONLY;
   if (ms & MS_NOSUID) a.attr_set |= MOUNT_ATTR_NOSUID;
@@ -430,7 +430,7 @@ long set_mount_flags(long mfd, uint64_t ms) {
 }
 
 // MS_PRIVATE/MS_SLAVE/MS_SHARED/MS_UNBINDABLE (|MS_REC) on the mount `mfd` itself.
-long set_mount_propagation(long mfd, uint64_t propagation) {
+long SetMountPropagation(long mfd, uint64_t propagation) {
   MountAttr a{};
   a.propagation = propagation & (MS_PRIVATE | MS_SLAVE | MS_SHARED | MS_UNBINDABLE);
   return raw(SYS_mount_setattr, mfd, L(""), AT_EMPTY_PATH | ((propagation & MS_REC) ? AT_RECURSIVE : 0), L(&a), sizeof a);
@@ -441,24 +441,24 @@ long set_mount_propagation(long mfd, uint64_t propagation) {
 // clone, attach it onto the already-resolved target fd (move_mount), then set the
 // propagation through the same mount fd. A path component swapped after the target was
 // resolved (a shared volume) cannot redirect any of it.
-void bind_on_fd(const ChildPlan *p, const PlanMount &m, long target) {
+void BindOnFd(const ChildPlan *p, const PlanMount &m, long target) {
   unsigned tree_flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | ((m.flags & MS_REC) ? AT_RECURSIVE : 0);
   long tree = raw(SYS_open_tree, AT_FDCWD, L(m.source), tree_flags);
-  if (tree < 0) fail(p, kStepMount, tree, m.target);
+  if (tree < 0) Fail(p, kStepMount, tree, m.target);
   if (m.remount) {
-    long r = set_mount_flags(tree, m.remount);
-    if (r < 0) fail(p, kStepMountRemount, r, m.target);
+    long r = SetMountFlags(tree, m.remount);
+    if (r < 0) Fail(p, kStepMountRemount, r, m.target);
   }
   long r = raw(SYS_move_mount, tree, L(""), target, L(""), MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
-  if (r < 0) fail(p, kStepMount, r, m.target);
+  if (r < 0) Fail(p, kStepMount, r, m.target);
   if (m.propagation) {
-    r = set_mount_propagation(tree, m.propagation);
-    if (r < 0) fail(p, kStepMountPropagation, r, m.target);
+    r = SetMountPropagation(tree, m.propagation);
+    if (r < 0) Fail(p, kStepMountPropagation, r, m.target);
   }
   raw(SYS_close, tree);
 }
 
-void build_rootfs(const ChildPlan *p) {
+void BuildRootfs(const ChildPlan *p) {
   const char *root = p->rootfs;
   CHECK(raw(SYS_mount, 0, L("/"), 0, p->root_propagation, 0), kStepRootPropagation, root);
   // pivot_root refuses a new root, or a parent of it, that is shared. With a shared root
@@ -467,40 +467,40 @@ void build_rootfs(const ChildPlan *p) {
   // their own propagation, which is what carries mounts between host and container.
   if (p->root_propagation & MS_SHARED) {
     long r = raw(SYS_mount, 0, L(root), 0, MS_PRIVATE, 0);
-    if (r < 0 && r != -EINVAL) fail(p, kStepRootPropagation, r, root);
+    if (r < 0 && r != -EINVAL) Fail(p, kStepRootPropagation, r, root);
   }
   // pivot_root needs the new root to be a mount point.
   CHECK(raw(SYS_mount, L(root), L(root), 0, MS_BIND | MS_REC, 0), kStepRootBind, root);
   long rootfd = raw(SYS_openat, AT_FDCWD, L(root), O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
-  if (rootfd < 0) fail(p, kStepRootBind, rootfd, root);
+  if (rootfd < 0) Fail(p, kStepRootBind, rootfd, root);
   char where[32];
 
   for (int i = 0; i < p->n_mounts; i++) {
     const PlanMount &m = p->mounts[i];
-    long fd = resolve_in_root(p, rootfd, m.rel, m.target_is_dir ? kCreateDir : kCreateFile, kStepMountPoint, m.target);
+    long fd = ResolveInRoot(p, rootfd, m.rel, m.target_is_dir ? kCreateDir : kCreateFile, kStepMountPoint, m.target);
     if (m.flags & MS_BIND) {
-      bind_on_fd(p, m, fd);
+      BindOnFd(p, m, fd);
       raw(SYS_close, fd);
       continue;
     }
-    fd_path(where, fd);
+    FdPath(where, fd);
     long r = raw(SYS_mount, L(m.source), L(where), L(m.fstype), m.flags, L(m.data));
     raw(SYS_close, fd);
-    if (r < 0) fail(p, kStepMount, r, m.target);
+    if (r < 0) Fail(p, kStepMount, r, m.target);
     if (m.remount || m.propagation) {
       // A filesystem (not a bind) with a propagation: only binds carry flags or a
       // propagation in our specs; for others re-resolve (the old fd names the directory
       // under the new mount, not the mount).
-      fd = resolve_in_root(p, rootfd, m.rel, kNoCreate, kStepMountRemount, m.target);
-      fd_path(where, fd);
+      fd = ResolveInRoot(p, rootfd, m.rel, kNoCreate, kStepMountRemount, m.target);
+      FdPath(where, fd);
       if (m.remount) {
-        uint64_t f = MS_REMOUNT | MS_BIND | m.remount | kept_flags(where);
+        uint64_t f = MS_REMOUNT | MS_BIND | m.remount | KeptFlags(where);
         r = raw(SYS_mount, 0, L(where), 0, f, 0);
-        if (r < 0) fail(p, kStepMountRemount, r, m.target);
+        if (r < 0) Fail(p, kStepMountRemount, r, m.target);
       }
       if (m.propagation) {
         r = raw(SYS_mount, 0, L(where), 0, m.propagation, 0);
-        if (r < 0) fail(p, kStepMountPropagation, r, m.target);
+        if (r < 0) Fail(p, kStepMountPropagation, r, m.target);
       }
       raw(SYS_close, fd);
     }
@@ -509,32 +509,32 @@ void build_rootfs(const ChildPlan *p) {
   for (int i = 0; i < p->n_devices; i++) {
     const PlanDevice &d = p->devices[i];
     const char *name;
-    long dir = parent_in_root(p, rootfd, d.rel, &name, kStepDevice, d.target);
+    long dir = ParentInRoot(p, rootfd, d.rel, &name, kStepDevice, d.target);
     // Replace whatever is there (an image's file or symlink: unlinkat does not follow).
     raw(SYS_unlinkat, dir, L(name), 0);
     long r = raw(SYS_mknodat, dir, L(name), d.mode, d.dev);
     if (r == -EPERM && d.host_path) {
       // In a user namespace mknod is refused: bind the host's node onto an empty file.
       long f = raw(SYS_openat, dir, L(name), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644);
-      if (f < 0) fail(p, kStepDevice, f, d.target);
+      if (f < 0) Fail(p, kStepDevice, f, d.target);
       raw(SYS_close, f);
-      long fd = resolve_in_root(p, rootfd, d.rel, kNoCreate, kStepDevice, d.target);
-      fd_path(where, fd);
+      long fd = ResolveInRoot(p, rootfd, d.rel, kNoCreate, kStepDevice, d.target);
+      FdPath(where, fd);
       r = raw(SYS_mount, L(d.host_path), L(where), 0, MS_BIND, 0);
       raw(SYS_close, fd);
     } else if (r == 0) {
       r = raw(SYS_fchownat, dir, L(name), d.uid, d.gid, AT_SYMLINK_NOFOLLOW);
     }
     raw(SYS_close, dir);
-    if (r < 0) fail(p, kStepDevice, r, d.target);
+    if (r < 0) Fail(p, kStepDevice, r, d.target);
   }
 
   for (int i = 0; i < p->n_symlinks; i++) {
     const char *name;
-    long dir = parent_in_root(p, rootfd, p->symlinks[i].rel, &name, kStepSymlink, p->symlinks[i].linkpath);
+    long dir = ParentInRoot(p, rootfd, p->symlinks[i].rel, &name, kStepSymlink, p->symlinks[i].linkpath);
     long r = raw(SYS_symlinkat, L(p->symlinks[i].target), dir, L(name));
     raw(SYS_close, dir);
-    if (r < 0 && r != -EEXIST) fail(p, kStepSymlink, r, p->symlinks[i].linkpath);
+    if (r < 0 && r != -EEXIST) Fail(p, kStepSymlink, r, p->symlinks[i].linkpath);
   }
   raw(SYS_close, rootfd);
 
@@ -545,13 +545,13 @@ void build_rootfs(const ChildPlan *p) {
   if (p->devnull_fd >= 0) {
     long tree = raw(SYS_open_tree, p->devnull_fd, L(""), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
     if (tree == -EINVAL) tree = raw(SYS_open_tree, AT_FDCWD, L("/dev/null"), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-    if (tree < 0) fail(p, kStepMaskSource, tree, nullptr);
+    if (tree < 0) Fail(p, kStepMaskSource, tree, nullptr);
     CHECK(raw(SYS_dup3, tree, p->devnull_fd, O_CLOEXEC), kStepMaskSource, nullptr);
     raw(SYS_close, tree);
   }
 }
 
-void pivot(const ChildPlan *p) {
+void Pivot(const ChildPlan *p) {
   bool shared = (p->root_propagation & MS_SHARED) != 0;
   CHECK(raw(SYS_chdir, L(p->rootfs)), kStepPivotRoot, p->rootfs);
   // The current root's mount must not be shared either (it is the old root's parent).
@@ -560,7 +560,7 @@ void pivot(const ChildPlan *p) {
   // removes it without needing a put_old directory inside the rootfs. It is held by fd
   // first: after the pivot "." may name either (runc's pivotRoot fchdirs to it likewise).
   long oldroot = raw(SYS_openat, AT_FDCWD, L("/"), O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
-  if (oldroot < 0) fail(p, kStepPivotRoot, oldroot, "/");
+  if (oldroot < 0) Fail(p, kStepPivotRoot, oldroot, "/");
   CHECK(raw(SYS_pivot_root, L("."), L(".")), kStepPivotRoot, p->rootfs);
   CHECK(raw(SYS_fchdir, oldroot), kStepPivotRoot, "/");
   raw(SYS_close, oldroot);
@@ -576,7 +576,7 @@ void pivot(const ChildPlan *p) {
   if (shared) CHECK(raw(SYS_mount, 0, L("/"), 0, MS_SHARED, 0), kStepRootPropagation, "/");
 }
 
-void mask_and_protect(const ChildPlan *p) {
+void MaskAndProtect(const ChildPlan *p) {
   // Files are masked with the runtime's /dev/null (never the container's, which an image,
   // a volume or a device entry may have made something else): the detached clone made
   // before pivot_root goes onto the first masked file, and each further one gets a clone
@@ -587,13 +587,13 @@ void mask_and_protect(const ChildPlan *p) {
     const char *path = p->masked_paths[i];
     long fd = raw(SYS_openat, AT_FDCWD, L(path), O_PATH | O_CLOEXEC, 0);
     if (fd == -ENOENT) continue;
-    if (fd < 0) fail(p, kStepMaskPath, fd, path);
+    if (fd < 0) Fail(p, kStepMaskPath, fd, path);
     struct stat st;
     long r = raw(SYS_newfstatat, fd, L(""), L(&st), AT_EMPTY_PATH);
-    if (r < 0) fail(p, kStepMaskPath, r, path);
+    if (r < 0) Fail(p, kStepMaskPath, r, path);
     if (S_ISDIR(st.st_mode)) {
       char where[32];
-      fd_path(where, fd);
+      FdPath(where, fd);
       r = raw(SYS_mount, L("tmpfs"), L(where), L("tmpfs"), MS_RDONLY, 0);
     } else if (null_mount < 0) {
       r = raw(SYS_mount, L("/dev/null"), L(path), 0, MS_BIND, 0);  // no rootfs of ours: cannot happen
@@ -601,14 +601,14 @@ void mask_and_protect(const ChildPlan *p) {
       long src = null_mount;
       if (null_attached) {
         src = raw(SYS_open_tree, null_mount, L(""), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
-        if (src < 0) fail(p, kStepMaskPath, src, path);
+        if (src < 0) Fail(p, kStepMaskPath, src, path);
       }
       r = raw(SYS_move_mount, src, L(""), fd, L(""), MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
       if (src != null_mount) raw(SYS_close, src);
       null_attached = true;
     }
     raw(SYS_close, fd);
-    if (r < 0) fail(p, kStepMaskPath, r, path);
+    if (r < 0) Fail(p, kStepMaskPath, r, path);
   }
   if (null_mount >= 0) raw(SYS_close, null_mount);
   for (int i = 0; i < p->n_readonly; i++) {
@@ -616,16 +616,16 @@ void mask_and_protect(const ChildPlan *p) {
     const char *path = p->readonly_paths[i];
     long fd = raw(SYS_openat, AT_FDCWD, L(path), O_PATH | O_CLOEXEC, 0);
     if (fd == -ENOENT) continue;
-    if (fd < 0) fail(p, kStepReadonlyPath, fd, path);
+    if (fd < 0) Fail(p, kStepReadonlyPath, fd, path);
     long tree = raw(SYS_open_tree, fd, L(""), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
-    if (tree < 0) fail(p, kStepReadonlyPath, tree, path);
-    CHECK(set_mount_flags(tree, MS_RDONLY), kStepReadonlyPath, path);
+    if (tree < 0) Fail(p, kStepReadonlyPath, tree, path);
+    CHECK(SetMountFlags(tree, MS_RDONLY), kStepReadonlyPath, path);
     CHECK(raw(SYS_move_mount, tree, L(""), fd, L(""), MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH), kStepReadonlyPath, path);
     raw(SYS_close, tree);
     raw(SYS_close, fd);
   }
   if (p->flags & kPlanRootReadonly) {
-    uint64_t f = MS_BIND | MS_REMOUNT | MS_RDONLY | kept_flags("/");
+    uint64_t f = MS_BIND | MS_REMOUNT | MS_RDONLY | KeptFlags("/");
     CHECK(raw(SYS_mount, 0, L("/"), 0, f, 0), kStepReadonlyRoot, p->rootfs);
   }
 }
@@ -638,16 +638,16 @@ struct CapData {
   uint32_t effective, permitted, inheritable;
 };
 
-void apply_seccomp(const ChildPlan *p) {
+void ApplySeccomp(const ChildPlan *p) {
   sock_fprog prog;
   prog.len = p->seccomp_len;
   prog.filter = const_cast<sock_filter *>(p->seccomp_filter);
   CHECK(raw(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, L(&prog)), kStepSeccomp, nullptr);
 }
 
-// Whether the effective set still holds CAP_SYS_ADMIN after set_identity: with a
+// Whether the effective set still holds CAP_SYS_ADMIN after SetIdentity: with a
 // capability spec, as asked; without one, the kernel keeps them only for uid 0.
-bool keeps_sys_admin(const ChildPlan *p) {
+bool KeepsSysAdmin(const ChildPlan *p) {
   if (p->flags & kPlanHasCaps) return (p->cap_effective & (1ULL << CAP_SYS_ADMIN)) != 0;
   return p->uid == 0;
 }
@@ -655,13 +655,13 @@ bool keeps_sys_admin(const ChildPlan *p) {
 // Identity and capabilities (runc's order): drop the bounding set while we still hold
 // CAP_SETPCAP, keep permitted caps across the uid change, then set the exact sets and the
 // ambient set. Without a capability spec the kernel rules apply unchanged.
-void set_identity(const ChildPlan *p) {
+void SetIdentity(const ChildPlan *p) {
   bool caps = (p->flags & kPlanHasCaps) != 0;
   if (caps) {
     for (int c = 0; c <= p->cap_last_cap; c++) {
       if (p->cap_bounding & (1ULL << c)) continue;
       long r = raw(SYS_prctl, PR_CAPBSET_DROP, c, 0, 0, 0);
-      if (r < 0 && r != -EINVAL) fail(p, kStepBoundingSet, r, nullptr);
+      if (r < 0 && r != -EINVAL) Fail(p, kStepBoundingSet, r, nullptr);
     }
     CHECK(raw(SYS_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0), kStepKeepCaps, nullptr);
   }
@@ -669,8 +669,8 @@ void set_identity(const ChildPlan *p) {
   // still may.
   if (p->flags & kPlanTerminal) CHECK(raw(SYS_fchown, 0, p->uid, p->gid), kStepConsole, nullptr);
   // (uid_t)-1 means "leave unchanged" to setres[ug]id: the process would stay root.
-  if (p->gid == 0xFFFFFFFFu) fail(p, kStepSetgid, -EINVAL, nullptr);
-  if (p->uid == 0xFFFFFFFFu) fail(p, kStepSetuid, -EINVAL, nullptr);
+  if (p->gid == 0xFFFFFFFFu) Fail(p, kStepSetgid, -EINVAL, nullptr);
+  if (p->uid == 0xFFFFFFFFu) Fail(p, kStepSetuid, -EINVAL, nullptr);
   CHECK(raw(SYS_setgroups, p->n_groups, L(p->groups)), kStepSetgroups, nullptr);
   CHECK(raw(SYS_setresgid, p->gid, p->gid, p->gid), kStepSetgid, nullptr);
   CHECK(raw(SYS_setresuid, p->uid, p->uid, p->uid), kStepSetuid, nullptr);
@@ -695,7 +695,7 @@ void set_identity(const ChildPlan *p) {
   }
 }
 
-bool is_executable(const char *path, long *err) {
+bool IsExecutable(const char *path, long *err) {
   struct stat st;
   long r = raw(SYS_newfstatat, AT_FDCWD, L(path), L(&st), 0);
   if (r == 0 && !S_ISREG(st.st_mode)) r = -EACCES;
@@ -705,51 +705,51 @@ bool is_executable(const char *path, long *err) {
 }
 
 // execvp's search, without allocation: fills `out` with the path to exec.
-void resolve_exec(const ChildPlan *p, char *out, size_t cap) {
+void ResolveExec(const ChildPlan *p, char *out, size_t cap) {
   const char *name = p->exec_name;
-  size_t nlen = slen(name);
+  size_t nlen = Slen(name);
   long err = -ENOENT;
-  if (nlen == 0) fail(p, kStepResolveExec, -ENOENT, name);
-  if (has_slash(name)) {
-    if (nlen >= cap) fail(p, kStepResolveExec, -ENAMETOOLONG, name);
+  if (nlen == 0) Fail(p, kStepResolveExec, -ENOENT, name);
+  if (HasSlash(name)) {
+    if (nlen >= cap) Fail(p, kStepResolveExec, -ENAMETOOLONG, name);
     for (size_t i = 0; i <= nlen; i++) out[i] = name[i];
-    if (!is_executable(out, &err)) fail(p, kStepResolveExec, err, name);
+    if (!IsExecutable(out, &err)) Fail(p, kStepResolveExec, err, name);
     return;
   }
   long last = -ENOENT;
   for (int d = 0; d < p->n_exec_dirs; d++) {
     const char *dir = p->exec_dirs[d];
-    size_t dlen = slen(dir);
+    size_t dlen = Slen(dir);
     if (dlen + 1 + nlen >= cap) continue;
     size_t k = 0;
     for (size_t i = 0; i < dlen; i++) out[k++] = dir[i];
     if (k == 0 || out[k - 1] != '/') out[k++] = '/';
     for (size_t i = 0; i <= nlen; i++) out[k++] = name[i];
-    if (is_executable(out, &err)) return;
+    if (IsExecutable(out, &err)) return;
     if (err == -EACCES) last = err;  // like execvp: remember a permission problem
   }
-  fail(p, kStepResolveExec, last, name);
+  Fail(p, kStepResolveExec, last, name);
 }
 
-[[noreturn]] void run(const ChildPlan *p, bool joined) {
+[[noreturn]] void Run(const ChildPlan *p, bool joined) {
   raw(SYS_umask, 0);  // device nodes and mount points get exactly the modes we ask for
-  setup_stdio(p);
-  if (!joined) join(p);
+  SetupStdio(p);
+  if (!joined) Join(p);
 
   // Host /proc is still visible: per-namespace sysctls and our oom_score_adj go through it.
   for (int i = 0; i < p->n_sysctls; i++)
-    write_file(p, p->sysctls[i].path, p->sysctls[i].value, p->sysctls[i].value_len, kStepSysctl);
-  if (p->flags & kPlanHasOom) set_oom_score_adj(p);
+    WriteFile(p, p->sysctls[i].path, p->sysctls[i].value, p->sysctls[i].value_len, kStepSysctl);
+  if (p->flags & kPlanHasOom) SetOomScoreAdj(p);
 
   if (p->rootfs) {
-    build_rootfs(p);
-    pivot(p);
-    mask_and_protect(p);
+    BuildRootfs(p);
+    Pivot(p);
+    MaskAndProtect(p);
   }
-  if (p->flags & kPlanTerminal) open_console(p);
-  if (p->hostname) CHECK(raw(SYS_sethostname, L(p->hostname), slen(p->hostname)), kStepHostname, p->hostname);
+  if (p->flags & kPlanTerminal) OpenConsole(p);
+  if (p->hostname) CHECK(raw(SYS_sethostname, L(p->hostname), Slen(p->hostname)), kStepHostname, p->hostname);
   if (p->domainname)
-    CHECK(raw(SYS_setdomainname, L(p->domainname), slen(p->domainname)), kStepDomainname, p->domainname);
+    CHECK(raw(SYS_setdomainname, L(p->domainname), Slen(p->domainname)), kStepDomainname, p->domainname);
 
   for (int i = 0; i < p->n_rlimits; i++) {
     uint64_t lim[2] = {p->rlimits[i].soft, p->rlimits[i].hard};
@@ -763,32 +763,32 @@ void resolve_exec(const ChildPlan *p, char *out, size_t cap) {
   // Without no_new_privs and without CAP_SYS_ADMIN once the identity is set, it must be
   // loaded while we still hold it, before the identity change: then, as with runc, the
   // profile must also allow the identity steps and the handshake that follow.
-  bool late_seccomp = p->seccomp_filter && (nnp || keeps_sys_admin(p));
-  if (p->seccomp_filter && !late_seccomp) apply_seccomp(p);
-  set_identity(p);
+  bool late_seccomp = p->seccomp_filter && (nnp || KeepsSysAdmin(p));
+  if (p->seccomp_filter && !late_seccomp) ApplySeccomp(p);
+  SetIdentity(p);
   if (nnp) CHECK(raw(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), kStepNoNewPrivs, nullptr);
 
   if (p->cwd) CHECK(raw(SYS_chdir, L(p->cwd)), kStepChdirCwd, p->cwd);
   char exe[4096];
-  resolve_exec(p, exe, sizeof exe);
+  ResolveExec(p, exe, sizeof exe);
 
-  send_frame(p, kFrameReady, kStepReady, 0, nullptr, 0);
+  SendFrame(p, kFrameReady, kStepReady, 0, nullptr, 0);
   char c = 0;
   long r = raw(SYS_recvfrom, p->sync_fd, L(&c), 1, 0, 0, 0);
-  if (r == 0) die(0);  // released without start (the parent aborted or died)
-  if (r < 0 || c != kMsgStart) fail(p, kStepWaitStart, r < 0 ? r : -EPROTO, nullptr);
+  if (r == 0) Die(0);  // released without start (the parent aborted or died)
+  if (r < 0 || c != kMsgStart) Fail(p, kStepWaitStart, r < 0 ? r : -EPROTO, nullptr);
 
   raw(SYS_umask, p->umask);
   // Everything but stdio was opened O_CLOEXEC; make sure of it for anything inherited.
   raw(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
   // A failure here still reaches the parent: the filter is not loaded when it fails, and
   // the start path reads the sync socket until EOF (a frame now fails StartContainer).
-  if (late_seccomp) apply_seccomp(p);
+  if (late_seccomp) ApplySeccomp(p);
   r = raw(SYS_execve, L(exe), L(p->argv), L(p->envp));
-  fail(p, kStepExec, r, p->exec_name);
+  Fail(p, kStepExec, r, p->exec_name);
 }
 
-int inner_main(void *arg) {
+int InnerMain(void *arg) {
   // The real child of a double clone: the intermediate already joined and unshared. Speak
   // only once the parent holds our pidfd (its kMsgPidHeld byte, sent after it received the
   // intermediate's PID frame): our frames then follow that frame, and we never run a step
@@ -798,30 +798,30 @@ int inner_main(void *arg) {
   long r;
   while ((r = raw(SYS_recvfrom, p->sync_fd, L(&c), 1, 0, 0, 0)) == -EINTR) {
   }
-  if (r == 0) die(1);
-  if (r < 0 || c != kMsgPidHeld) fail(p, kStepWaitPidHeld, r < 0 ? r : -EPROTO, nullptr);
-  run(p, true);
+  if (r == 0) Die(1);
+  if (r < 0 || c != kMsgPidHeld) Fail(p, kStepWaitPidHeld, r < 0 ? r : -EPROTO, nullptr);
+  Run(p, true);
 }
 
 }  // namespace
 
 extern "C" int ncri_child_main(void *arg) {
   const ChildPlan *p = static_cast<const ChildPlan *>(arg);
-  reset_signals();
-  close_others(p);
-  run(p, false);
+  ResetSignals();
+  CloseOthers(p);
+  Run(p, false);
 }
 
 extern "C" int ncri_intermediate_main(void *arg) {
   const ChildPlan *p = static_cast<const ChildPlan *>(arg);
-  reset_signals();
-  close_others(p);
-  join(p);
+  ResetSignals();
+  CloseOthers(p);
+  Join(p);
   // The real child is the parent's child (CLONE_PARENT: its exit status goes to the parent,
   // which needs no subreaper), and its pidfd comes from the clone itself (CLONE_PIDFD): no
   // pid is ever looked up, so none can have been reused. runc's nsexec clones its stage 2
   // with CLONE_PARENT for the same reason and sends its pid; we send the pidfd, and the
-  // child waits (inner_main) until the parent says it holds it, so that the PID frame is
+  // child waits (InnerMain) until the parent says it holds it, so that the PID frame is
   // on the sync socket before any frame of the child's (one writer at a time). The one
   // window left: a SIGKILL of this process between the clone and the sendmsg (host root,
   // or the OOM killer or a kill of the container's cgroup, which we joined) leaves the
@@ -832,7 +832,7 @@ extern "C" int ncri_intermediate_main(void *arg) {
   // reaps such strays).
   constexpr size_t kStack = 256 * 1024;
   long stack = raw(SYS_mmap, 0, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (stack < 0 && stack > -4096) fail(p, kStepInnerClone, stack, nullptr);
+  if (stack < 0 && stack > -4096) Fail(p, kStepInnerClone, stack, nullptr);
   // No CLONE_VM: the real child gets a copy of this small process, plan included.
   int pidfd = -1;
   clone_args a;
@@ -847,16 +847,16 @@ extern "C" int ncri_intermediate_main(void *arg) {
   a.set_tid = 0;
   a.set_tid_size = 0;
   a.cgroup = 0;
-  long pid = (p->flags & kPlanCloneFallback) ? -ENOSYS : ncri_clone3_run(&a, sizeof a, inner_main, arg);
-  if (pid == -ENOSYS) pid = ncri_clone_run(a.flags, (char *)stack + kStack, &pidfd, inner_main, arg);
-  if (pid < 0) fail(p, kStepInnerClone, pid, nullptr);
+  long pid = (p->flags & kPlanCloneFallback) ? -ENOSYS : ncri_clone3_run(&a, sizeof a, InnerMain, arg);
+  if (pid == -ENOSYS) pid = ncri_clone_run(a.flags, (char *)stack + kStack, &pidfd, InnerMain, arg);
+  if (pid < 0) Fail(p, kStepInnerClone, pid, nullptr);
   if (p->flags & kPlanTestKillIntermediate) raw(SYS_kill, raw(SYS_getpid), SIGKILL);
   // (Tests: a frame that names another pid, or that carries the pidfd twice.)
   ChildFrame f = ncri_make_frame(kFramePid, kStepInnerClone, 0, 0, (p->flags & kPlanTestPidFrameWrongPid) ? pid + 1 : pid);
-  if (send_frame_with_fds(p, f, pidfd, (p->flags & kPlanTestPidFrameTwoFds) ? 2 : 1) != (long)sizeof f) {
+  if (SendFrameWithFds(p, f, pidfd, (p->flags & kPlanTestPidFrameTwoFds) ? 2 : 1) != (long)sizeof f) {
     // The parent is gone or gave up: the child must not run unknown to it.
     raw(SYS_pidfd_send_signal, pidfd, SIGKILL, 0, 0);
-    die(1);
+    Die(1);
   }
-  die(0);
+  Die(0);
 }

@@ -29,7 +29,7 @@ extern "C" int ncri_exec_init_main(void *arg) {
   const ncri::ExecInitArgs *a = static_cast<const ncri::ExecInitArgs *>(arg);
   for (int i = 0; i < a->n_keep_fds; i++) raw(SYS_fcntl, a->keep_fds[i], F_SETFD, 0);
   long r = raw(SYS_execveat, a->init_fd, L(""), L(a->argv), L(a->envp), AT_EMPTY_PATH);
-  ncri::ChildFrame f = ncri::ncri_make_frame(ncri::kFrameError, ncri::kStepExecInit, r, 0, 0);
+  ncri::ChildFrame f = ncri_make_frame(ncri::kFrameError, ncri::kStepExecInit, r, 0, 0);
   raw(SYS_sendto, a->sync_fd, L(&f), sizeof f, MSG_NOSIGNAL, 0, 0);
   for (;;) raw(SYS_exit_group, 127);
 }

@@ -61,7 +61,7 @@ uint64_t g_size = 0;
 
 // A string: in bounds, and it ends inside the block, whose last byte is a NUL.
 template <typename T>
-bool fix(T *&field) {
+bool Fix(T *&field) {
   uintptr_t off = reinterpret_cast<uintptr_t>(field);
   if (off == 0) return true;  // nullptr stays nullptr
   if (off >= g_size) return false;
@@ -71,7 +71,7 @@ bool fix(T *&field) {
 
 // A counted array: aligned and wholly inside the block (nullptr only when empty).
 template <typename T>
-bool fix_n(T *&field, long n) {
+bool FixN(T *&field, long n) {
   uintptr_t off = reinterpret_cast<uintptr_t>(field);
   if (off == 0) return n == 0;
   if (n < 0 || off % alignof(T) != 0 || off >= g_size || (uint64_t)n > (g_size - off) / sizeof(T)) return false;
@@ -80,7 +80,7 @@ bool fix_n(T *&field, long n) {
 }
 
 // An array of string offsets: counted (n >= 0), or NULL-terminated inside the block (n < 0).
-bool fix_strings(const char *const *&array, long n) {
+bool FixStrings(const char *const *&array, long n) {
   if (n < 0) {
     uintptr_t off = reinterpret_cast<uintptr_t>(array);
     if (off == 0 || off % 8 != 0 || off >= g_size) return false;
@@ -94,20 +94,20 @@ bool fix_strings(const char *const *&array, long n) {
       }
     if (n < 0) return false;
   }
-  if (!fix_n(array, n)) return false;
+  if (!FixN(array, n)) return false;
   const char **a = const_cast<const char **>(array);
   for (long i = 0; i < n; i++)
-    if (!fix(a[i])) return false;
+    if (!Fix(a[i])) return false;
   return true;
 }
 
-[[noreturn]] void die_report(int sync_fd, long err) {
-  ncri::ChildFrame f = ncri::ncri_make_frame(ncri::kFrameError, ncri::kStepReadPlan, err, 0, 0);
+[[noreturn]] void DieReport(int sync_fd, long err) {
+  ncri::ChildFrame f = ncri_make_frame(ncri::kFrameError, ncri::kStepReadPlan, err, 0, 0);
   if (sync_fd >= 0) raw(SYS_sendto, sync_fd, L(&f), sizeof f, 0x4000 /* MSG_NOSIGNAL */, 0, 0);
   for (;;) raw(SYS_exit_group, 127);
 }
 
-long parse_fd(const char *s) {
+long ParseFd(const char *s) {
   long v = 0;
   if (!s || !*s) return -1;
   for (; *s; s++) {
@@ -125,33 +125,33 @@ bool ncri_plan_relocate(ChildPlan *p, uint64_t size) {
   g_base = reinterpret_cast<uintptr_t>(p);
   g_size = size;
   if (size < sizeof(ChildPlan) || reinterpret_cast<const char *>(p)[size - 1] != '\0') return false;
-  bool ok = fix_n(p->keep_fds, p->n_keep_fds) && fix_n(p->cgroup_fds, p->n_cgroup_fds) &&
-            fix_strings(p->cgroup_paths, p->n_cgroup_fds) && fix_n(p->join_ns, p->n_join_ns) && fix(p->rootfs) &&
-            fix_n(p->mounts, p->n_mounts) && fix_n(p->devices, p->n_devices) && fix_n(p->symlinks, p->n_symlinks) &&
-            fix_n(p->sysctls, p->n_sysctls) && fix_strings(p->masked_paths, p->n_masked) &&
-            fix_strings(p->readonly_paths, p->n_readonly) && fix(p->hostname) && fix(p->domainname) &&
-            fix(p->oom_score_adj) && fix_n(p->rlimits, p->n_rlimits) && fix_n(p->groups, p->n_groups) &&
-            fix_n(p->seccomp_filter, p->seccomp_len) && fix(p->cwd) && fix(p->exec_name) &&
-            fix_strings(p->exec_dirs, p->n_exec_dirs) && fix_strings(p->argv, -1) && fix_strings(p->envp, -1) &&
+  bool ok = FixN(p->keep_fds, p->n_keep_fds) && FixN(p->cgroup_fds, p->n_cgroup_fds) &&
+            FixStrings(p->cgroup_paths, p->n_cgroup_fds) && FixN(p->join_ns, p->n_join_ns) && Fix(p->rootfs) &&
+            FixN(p->mounts, p->n_mounts) && FixN(p->devices, p->n_devices) && FixN(p->symlinks, p->n_symlinks) &&
+            FixN(p->sysctls, p->n_sysctls) && FixStrings(p->masked_paths, p->n_masked) &&
+            FixStrings(p->readonly_paths, p->n_readonly) && Fix(p->hostname) && Fix(p->domainname) &&
+            Fix(p->oom_score_adj) && FixN(p->rlimits, p->n_rlimits) && FixN(p->groups, p->n_groups) &&
+            FixN(p->seccomp_filter, p->seccomp_len) && Fix(p->cwd) && Fix(p->exec_name) &&
+            FixStrings(p->exec_dirs, p->n_exec_dirs) && FixStrings(p->argv, -1) && FixStrings(p->envp, -1) &&
             p->exec_name != nullptr;
   if (!ok) return false;
-  for (int i = 0; i < p->n_join_ns; i++) ok = ok && fix(const_cast<ncri::PlanNamespace *>(p->join_ns)[i].path);
+  for (int i = 0; i < p->n_join_ns; i++) ok = ok && Fix(const_cast<ncri::PlanNamespace *>(p->join_ns)[i].path);
   for (int i = 0; i < p->n_mounts; i++) {
     ncri::PlanMount &m = const_cast<ncri::PlanMount *>(p->mounts)[i];
-    ok = ok && fix(m.source) && fix(m.target) && fix(m.rel) && fix(m.fstype) && fix(m.data);
+    ok = ok && Fix(m.source) && Fix(m.target) && Fix(m.rel) && Fix(m.fstype) && Fix(m.data);
   }
   for (int i = 0; i < p->n_devices; i++) {
     ncri::PlanDevice &d = const_cast<ncri::PlanDevice *>(p->devices)[i];
-    ok = ok && fix(d.target) && fix(d.rel) && fix(d.host_path);
+    ok = ok && Fix(d.target) && Fix(d.rel) && Fix(d.host_path);
   }
   for (int i = 0; i < p->n_symlinks; i++) {
     ncri::PlanSymlink &s = const_cast<ncri::PlanSymlink *>(p->symlinks)[i];
-    ok = ok && fix(s.target) && fix(s.linkpath) && fix(s.rel);
+    ok = ok && Fix(s.target) && Fix(s.linkpath) && Fix(s.rel);
   }
   for (int i = 0; i < p->n_sysctls; i++) {
     ncri::PlanSysctl &s = const_cast<ncri::PlanSysctl *>(p->sysctls)[i];
     uintptr_t off = reinterpret_cast<uintptr_t>(s.value);
-    ok = ok && fix(s.path) && off != 0 && off < size && s.value_len <= size - off && fix(s.value);
+    ok = ok && Fix(s.path) && off != 0 && off < size && s.value_len <= size - off && Fix(s.value);
   }
   return ok;
 }
@@ -167,18 +167,18 @@ extern "C" [[noreturn]] void ncri_init_start(long *sp) {
   raw(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0);
   long argc = sp[0];
   const char *const *argv = reinterpret_cast<const char *const *>(sp + 1);
-  long plan_fd = argc >= 2 ? parse_fd(argv[1]) : -1;
-  if (plan_fd < 0) die_report(-1, -EINVAL);
+  long plan_fd = argc >= 2 ? ParseFd(argv[1]) : -1;
+  if (plan_fd < 0) DieReport(-1, -EINVAL);
   struct stat st;
   long r = raw(SYS_fstat, plan_fd, L(&st));
-  if (r < 0) die_report(-1, r);
+  if (r < 0) DieReport(-1, r);
   // Private: relocation writes go to our own copy, never back into the memfd.
   long addr = raw(SYS_mmap, 0, st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_POPULATE, plan_fd, 0);
   raw(SYS_close, plan_fd);
-  if (addr < 0 && addr > -4096) die_report(-1, addr);
+  if (addr < 0 && addr > -4096) DieReport(-1, addr);
   ChildPlan *plan = reinterpret_cast<ChildPlan *>(addr);
   int sync_fd = (uint64_t)st.st_size >= sizeof(ChildPlan) ? plan->sync_fd : -1;
-  if (!ncri_plan_relocate(plan, (uint64_t)st.st_size)) die_report(sync_fd, -EPROTO);
+  if (!ncri_plan_relocate(plan, (uint64_t)st.st_size)) DieReport(sync_fd, -EPROTO);
   if (plan->flags & ncri::kPlanIntermediate) ncri_intermediate_main(plan);
   ncri_child_main(plan);
   for (;;) raw(SYS_exit_group, 127);

@@ -18,7 +18,7 @@ namespace {
 using ncri::Fd;
 
 // mount(2) with EINTR retried (a FUSE-backed source can be interrupted).
-int do_mount(const char *src, const char *target, const char *type, unsigned long flags,
+int DoMount(const char *src, const char *target, const char *type, unsigned long flags,
              const void *data) {
   int r;
   do {
@@ -27,20 +27,20 @@ int do_mount(const char *src, const char *target, const char *type, unsigned lon
   return r;
 }
 
-bool exists(const std::string &path) {
+bool Exists(const std::string &path) {
   struct stat st;
   return lstat(path.c_str(), &st) == 0;
 }
 
 // mount(2) says ENOENT without saying which path; name the first one that is missing so
 // the error points at it (checked only after the failure, so success costs nothing).
-const char *missing_path(std::initializer_list<const std::string *> paths, const char *fallback) {
+const char *MissingPath(std::initializer_list<const std::string *> paths, const char *fallback) {
   for (const std::string *p : paths)
-    if (p && !p->empty() && !exists(*p)) return p->c_str();
+    if (p && !p->empty() && !Exists(*p)) return p->c_str();
   return fallback;
 }
 
-unsigned long propagation_flags(ncri_propagation p) {
+unsigned long PropagationFlags(ncri_propagation p) {
   switch (p) {
     case NCRI_PROP_PRIVATE:
       return MS_PRIVATE;
@@ -63,7 +63,7 @@ unsigned long propagation_flags(ncri_propagation p) {
 // per-mount flags to exactly what it is given, so without these a read-only remount would
 // silently drop nosuid/nodev/noexec from, say, a bind of a nosuid source (and in a user
 // namespace the kernel refuses to clear locked flags with EPERM).
-unsigned long inherited_flags(const char *target, int *err_out) {
+unsigned long InheritedFlags(const char *target, int *err_out) {
   struct statvfs sv;
   if (statvfs(target, &sv) != 0) {
     *err_out = errno;
@@ -81,51 +81,51 @@ unsigned long inherited_flags(const char *target, int *err_out) {
 }
 
 // mount(2) copies at most one page of options (the terminating NUL included).
-size_t option_limit() { return static_cast<size_t>(sysconf(_SC_PAGESIZE)) - 1; }
+size_t OptionLimit() { return static_cast<size_t>(sysconf(_SC_PAGESIZE)) - 1; }
 
 // overlayfs splits its option string at ',' and lowerdir at ':', with '\' as escape. Rather
 // than escape, such paths go through fsconfig(), where each path is its own argument.
-bool plain_overlay_path(const std::string &p) {
+bool PlainOverlayPath(const std::string &p) {
   return p.find_first_of(",:\\") == std::string::npos;
 }
 
 // Builds "lowerdir=L0:L1,upperdir=U,workdir=W[,volatile]"; false if it cannot be expressed
 // (special characters) or does not fit in one page.
-bool overlay_option_string(const ncri_overlay_options *o, std::string *out) {
+bool OverlayOptionString(const ncri_overlay_options *o, std::string *out) {
   std::string s = "lowerdir=";
   for (size_t i = 0; i < o->lower.size(); i++) {
-    if (!plain_overlay_path(o->lower[i])) return false;
+    if (!PlainOverlayPath(o->lower[i])) return false;
     if (i > 0) s += ':';
     s += o->lower[i];
   }
   if (!o->upper.empty()) {
-    if (!plain_overlay_path(o->upper) || !plain_overlay_path(o->work)) return false;
+    if (!PlainOverlayPath(o->upper) || !PlainOverlayPath(o->work)) return false;
     s += ",upperdir=" + o->upper + ",workdir=" + o->work;
   }
   if (o->volatile_) s += ",volatile";
-  if (s.size() > option_limit()) return false;
+  if (s.size() > OptionLimit()) return false;
   *out = std::move(s);
   return true;
 }
 
-int overlay_classic(const char *target, const ncri_overlay_options *o, const std::string &data,
+int OverlayClassic(const char *target, const ncri_overlay_options *o, const std::string &data,
                     ncri_error *err) {
   unsigned long flags = o->readonly ? MS_RDONLY : 0;
-  if (do_mount("overlay", target, "overlay", flags, data.c_str()) == 0) return 0;
+  if (DoMount("overlay", target, "overlay", flags, data.c_str()) == 0) return 0;
   int e = errno;
   const char *path = target;
   if (e == ENOENT) {
     const std::string t(target);
     for (const std::string &l : o->lower)
-      if (!exists(l)) return ncri_fail(err, e, "mount", "mount overlay", l.c_str());
-    path = missing_path({&o->upper, &o->work, &t}, target);
+      if (!Exists(l)) return ncri_fail(err, e, "mount", "mount overlay", l.c_str());
+    path = MissingPath({&o->upper, &o->work, &t}, target);
   }
   return ncri_fail(err, e, "mount", "mount overlay", path);
 }
 
 // The new mount API: one fsconfig() per lower layer ("lowerdir+", Linux >= 6.8), so neither
 // the page-sized option limit nor path escaping applies, and a bad layer is named exactly.
-int overlay_fsconfig(const char *target, const ncri_overlay_options *o, ncri_error *err) {
+int OverlayFsconfig(const char *target, const ncri_overlay_options *o, ncri_error *err) {
   const char *step = "mount overlay";
   Fd fs(fsopen("overlay", FSOPEN_CLOEXEC));
   if (fs.get() < 0) return ncri_fail_errno(err, "fsopen", step, target);
@@ -156,7 +156,7 @@ int overlay_fsconfig(const char *target, const ncri_overlay_options *o, ncri_err
 
 // "lowerdir+" (one fsconfig() per lower layer) arrived in Linux 6.8; older kernels reject
 // the key with EINVAL, which is indistinguishable from a bad layer, so decide by version.
-bool lowerdir_plus_supported() {
+bool LowerdirPlusSupported() {
   static const bool supported = [] {
     struct utsname u;
     int major = 0, minor = 0;
@@ -177,7 +177,7 @@ int ncri_mount_tmpfs(const char *target, const ncri_tmpfs_options *o, ncri_error
     snprintf(data, sizeof data, "mode=%o", o->mode & 07777);
   unsigned long flags = (o->nosuid ? MS_NOSUID : 0) | (o->nodev ? MS_NODEV : 0) |
                         (o->noexec ? MS_NOEXEC : 0) | (o->readonly ? MS_RDONLY : 0);
-  if (do_mount("tmpfs", target, "tmpfs", flags, data) != 0)
+  if (DoMount("tmpfs", target, "tmpfs", flags, data) != 0)
     return ncri_fail_errno(err, "mount", "mount tmpfs", target);
   return 0;
 }
@@ -185,10 +185,10 @@ int ncri_mount_tmpfs(const char *target, const ncri_tmpfs_options *o, ncri_error
 int ncri_bind_mount(const char *src, const char *target, const ncri_bind_options *o,
                     ncri_error *err) {
   unsigned long rec = o->recursive ? MS_REC : 0;
-  if (do_mount(src, target, nullptr, MS_BIND | rec, nullptr) != 0) {
+  if (DoMount(src, target, nullptr, MS_BIND | rec, nullptr) != 0) {
     int e = errno;
     const std::string s(src), t(target);
-    return ncri_fail(err, e, "mount", "bind mount", e == ENOENT ? missing_path({&s, &t}, target) : target);
+    return ncri_fail(err, e, "mount", "bind mount", e == ENOENT ? MissingPath({&s, &t}, target) : target);
   }
   // From here on a failure undoes the bind mount, so the caller never sees a writable or
   // wrongly propagating mount it asked to be otherwise.
@@ -202,14 +202,14 @@ int ncri_bind_mount(const char *src, const char *target, const ncri_bind_options
       r = ncri_fail_errno(err, "mount_setattr", "make bind mount read-only", target);
   } else if (o->readonly) {
     int e = 0;
-    unsigned long keep = inherited_flags(target, &e);
+    unsigned long keep = InheritedFlags(target, &e);
     if (e != 0)
       r = ncri_fail(err, e, "statvfs", "make bind mount read-only", target);
-    else if (do_mount(nullptr, target, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, nullptr) != 0)
+    else if (DoMount(nullptr, target, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, nullptr) != 0)
       r = ncri_fail_errno(err, "mount", "make bind mount read-only", target);
   }
   if (r == 0 && o->propagation != NCRI_PROP_NONE &&
-      do_mount(nullptr, target, nullptr, propagation_flags(o->propagation), nullptr) != 0)
+      DoMount(nullptr, target, nullptr, PropagationFlags(o->propagation), nullptr) != 0)
     r = ncri_fail_errno(err, "mount", "set bind mount propagation", target);
   if (r < 0) umount2(target, MNT_DETACH);  // MNT_DETACH takes a recursive bind's submounts too
   return r;
@@ -221,10 +221,10 @@ int ncri_mount_overlay(const char *target, const ncri_overlay_options *o, ncri_e
   std::string data;
   switch (o->method) {
     case NCRI_OVERLAY_MOUNT:
-      if (!overlay_option_string(o, &data)) return ncri_fail(err, E2BIG, "mount", "mount overlay", target);
-      return overlay_classic(target, o, data, err);
+      if (!OverlayOptionString(o, &data)) return ncri_fail(err, E2BIG, "mount", "mount overlay", target);
+      return OverlayClassic(target, o, data, err);
     case NCRI_OVERLAY_FSCONFIG:
-      return overlay_fsconfig(target, o, err);
+      return OverlayFsconfig(target, o, err);
     default:
       // Measured on 6.18 (native/core called in a loop, 2 lower layers + upper, 3 rounds of
       // 3000 mount+umount pairs, median mount time): mount(2) 107-111 us, new mount API
@@ -233,12 +233,12 @@ int ncri_mount_overlay(const char *target, const ncri_overlay_options *o, ncri_e
       // path for 2 and 500 layers, no option-string escaping, and a bad layer is named by the
       // fsconfig() call that rejected it. mount(2) remains for kernels before 6.8 (and hosts
       // whose seccomp policy refuses fsopen) when the option string fits in a page.
-      if (lowerdir_plus_supported()) {
-        int r = overlay_fsconfig(target, o, err);
+      if (LowerdirPlusSupported()) {
+        int r = OverlayFsconfig(target, o, err);
         if (r != -ENOSYS || !err || strcmp(err->syscall, "fsopen") != 0) return r;
       }
-      if (!overlay_option_string(o, &data)) return ncri_fail(err, E2BIG, "mount", "mount overlay", target);
-      return overlay_classic(target, o, data, err);
+      if (!OverlayOptionString(o, &data)) return ncri_fail(err, E2BIG, "mount", "mount overlay", target);
+      return OverlayClassic(target, o, data, err);
   }
 }
 

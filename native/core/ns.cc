@@ -6,18 +6,22 @@
 //   mkdir -p DIR; create empty DIR/<ns>
 //   block all signals; clone; restore mask   reset dispositions, unblock, PDEATHSIG,
 //                                            close inherited fds but the sync socket
-//                                            [user]  unshare(CLONE_NEWUSER) -> USERNS_READY
+//                                            [user]  unshare(CLONE_NEWUSER) -> ID_MAPS
 //   [user] write setgroups, gid_map, uid_map
-//          -> GO                             [user]  setresgid/setresuid(0) if 0 is mapped
+//          -> ID_MAPS_WRITTEN                [user]  setresgid/setresuid(0) if 0 is mapped
 //                                            unshare(net|ipc|uts|cgroup)
 //                                            write /proc/sys/... (now inside the new ns)
 //                                            -> READY, then wait
 //   bind /proc/CHILD/ns/<ns> on DIR/<ns>
 //   -> EXIT; waitpid(CHILD)                  _exit(0)
 //
-// Any failure in the child comes back as one fixed-size frame {step, errno, index}; the
-// parent turns it into an ncri_error and undoes what it made (mounts, files, directories).
+// The protocol is the container child's (ncri_plan.h): ChildFrames from the child (READY,
+// ID_MAPS, ERROR with {step, -errno, the sysctl's index as value}), one-byte messages from
+// the parent (kMsgIdMapsWritten, kMsgExit), and the steps' names from the one table
+// (core/child_steps.cc). The parent turns an error frame into an ncri_error and undoes what
+// it made (mounts, files, directories).
 #include "ns.h"
+#include "ncri_plan.h"
 #include "unique_fd.h"
 #include "raw_syscall.h"
 
@@ -58,43 +62,11 @@ constexpr size_t kMaxIdMapLines = 340;
 // A sysctl value is one write(2) to a /proc/sys file; the kernel reads at most a page.
 constexpr size_t kMaxSysctlValue = 4096;
 
-using ncri::Fd;
-
-// ---- the sync protocol --------------------------------------------------------------------
-
-enum FrameKind : int32_t {
-  kFrameError = 1,        // child -> parent: {step, err, index}
-  kFrameUsernsReady = 2,  // child -> parent: user namespace made, waiting for the id maps
-  kFrameReady = 3,        // child -> parent: all done; waiting for EXIT if asked to
-  kFrameGo = 4,           // parent -> child: id maps written, continue
-  kFrameExit = 5,         // parent -> child: pins made, exit now
-};
-
-// What the child was doing when it failed; the parent maps it to a step and syscall name.
-enum ChildStep : int32_t {
-  kStepUnshareUser = 1,
-  kStepUnshare,
-  kStepSetns,
-  kStepSysctlOpen,
-  kStepSysctlWrite,
-  kStepSocket,
-  kStepGetFlags,
-  kStepSetFlags,
-  kStepSignals,
-  kStepSetresgid,
-  kStepSetresuid,
-};
-
-struct Frame {
-  int32_t kind;
-  int32_t step;
-  int32_t err;
-  int32_t index;  // which sysctl, for the sysctl steps
-};
+using namespace ncri;  // Fd, and the child protocol: ChildFrame, kFrame*, kMsg*, kStepNs*
 
 // Everything the child needs, resolved by the parent before the clone. The child only
 // reads it (it may share this memory with the parent, see Child::start).
-struct ChildPlan {
+struct NsChildPlan {
   int sock = -1;  // the child's end of the sync socketpair
   pid_t parent_pid = 0;
   bool unshare_user = false;
@@ -119,54 +91,55 @@ struct ChildPlan {
 // only to its own stack, and leaves with exit_group. That is stricter than async-signal-safe.
 
 // The instruction itself is in raw_syscall.h, shared with the container child.
-static inline long raw6(long n, long a, long b, long c, long d, long e, long f) {
+static inline long Raw6(long n, long a, long b, long c, long d, long e, long f) {
   return ncri_raw_syscall(n, a, b, c, d, e, f);
 }
 
 template <typename... A>
-long sys(long n, A... args) {
+long Sys(long n, A... args) {
   long v[6] = {(long)args...};
-  return raw6(n, v[0], v[1], v[2], v[3], v[4], v[5]);
+  return Raw6(n, v[0], v[1], v[2], v[3], v[4], v[5]);
 }
 
 // Retries a raw syscall interrupted by a signal (no handlers are installed, so this is only
 // for stop/continue, but it costs nothing).
 template <typename... A>
-long sys_retry(long n, A... args) {
+long SysRetry(long n, A... args) {
   long r;
   do {
-    r = sys(n, args...);
+    r = Sys(n, args...);
   } while (r == -EINTR);
   return r;
 }
 
-[[noreturn]] void child_exit(int code) {
-  for (;;) sys(SYS_exit_group, code);
+[[noreturn]] void ChildExit(int code) {
+  for (;;) Sys(SYS_exit_group, code);
 }
 
-void child_send(int sock, int32_t kind, int32_t step, int32_t err, int32_t index) {
-  Frame f{kind, step, err, index};
-  sys_retry(SYS_sendto, sock, &f, sizeof f, MSG_NOSIGNAL, 0L, 0L);
+// One frame to the parent; `r` is a failed syscall's -errno (0: none), `index` the sysctl's.
+void ChildSend(int sock, uint32_t kind, uint32_t step, long r, int64_t index) {
+  ChildFrame f = ncri_make_frame(kind, step, r, 0, index);
+  SysRetry(SYS_sendto, sock, &f, sizeof f, MSG_NOSIGNAL, 0L, 0L);
 }
 
 // Reports {step, errno, index} and exits; `r` is the failed syscall's -errno.
-[[noreturn]] void child_fail(const ChildPlan *p, ChildStep step, long r, int index = 0) {
-  child_send(p->sock, kFrameError, step, static_cast<int32_t>(-r), index);
-  child_exit(1);
+[[noreturn]] void ChildFail(const NsChildPlan *p, ChildStep step, long r, int index = 0) {
+  ChildSend(p->sock, kFrameError, step, r, index);
+  ChildExit(1);
 }
 
-// Waits for one frame from the parent; false on EOF or error (the parent is gone or gave
-// up, so the child just exits).
-bool child_recv(int sock, int32_t expect) {
-  Frame f{};
-  long n = sys_retry(SYS_recvfrom, sock, &f, sizeof f, 0L, 0L, 0L);
-  return n == static_cast<long>(sizeof f) && f.kind == expect;
+// Waits for one message byte from the parent; false on EOF, error or another byte (the
+// parent is gone or gave up, so the child just exits).
+bool ChildRecv(int sock, char expect) {
+  char c = 0;
+  long n = SysRetry(SYS_recvfrom, sock, &c, 1L, 0L, 0L, 0L);
+  return n == 1 && c == expect;
 }
 
 // Closes every inherited fd except stdio and the two kept ones (-1: none). Other pool
 // threads may be cloning at the same moment; without this, a sibling child would hold our
 // socket ends open and hide an EOF. Best effort: an fd left open costs only a delayed EOF.
-void child_close_fds(int a, int b) {
+void ChildCloseFds(int a, int b) {
   if (a > b) {
     int t = a;
     a = b;
@@ -175,86 +148,86 @@ void child_close_fds(int a, int b) {
   unsigned long lo = 3;
   for (int keep : {a, b}) {
     if (keep < 3) continue;
-    if (static_cast<unsigned long>(keep) > lo) sys(SYS_close_range, lo, keep - 1L, 0L);
+    if (static_cast<unsigned long>(keep) > lo) Sys(SYS_close_range, lo, keep - 1L, 0L);
     lo = static_cast<unsigned long>(keep) + 1;
   }
-  sys(SYS_close_range, lo, static_cast<long>(~0U), 0L);
+  Sys(SYS_close_range, lo, static_cast<long>(~0U), 0L);
 }
 
-int child_main(void *arg) {
-  const ChildPlan *p = static_cast<const ChildPlan *>(arg);
+int ChildMain(void *arg) {
+  const NsChildPlan *p = static_cast<const NsChildPlan *>(arg);
 
   // Node's handlers (libuv's SIGCHLD, the inspector's SIGUSR1, ...) would run Node code in
   // here; reset every disposition (the table is the child's own copy: no CLONE_SIGHAND)
   // before unblocking what the parent blocked around the clone. An all-zero kernel
   // sigaction is SIG_DFL with no flags and an empty mask; KILL and STOP just fail.
   const unsigned long zero[8] = {};
-  for (long sig = 1; sig <= 64; sig++) sys(SYS_rt_sigaction, sig, zero, 0L, 8L);
-  long r = sys(SYS_rt_sigprocmask, SIG_SETMASK, zero, 0L, 8L);
-  if (r < 0) child_fail(p, kStepSignals, r);
+  for (long sig = 1; sig <= 64; sig++) Sys(SYS_rt_sigaction, sig, zero, 0L, 8L);
+  long r = Sys(SYS_rt_sigprocmask, SIG_SETMASK, zero, 0L, 8L);
+  if (r < 0) ChildFail(p, kStepNsSignals, r);
 
   // If the parent dies before it tells us to exit, so do we; the check after closes the
   // race with a parent that died before the prctl.
-  sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0L, 0L, 0L);
-  if (sys(SYS_getppid) != p->parent_pid) child_exit(1);
+  Sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0L, 0L, 0L);
+  if (Sys(SYS_getppid) != p->parent_pid) ChildExit(1);
 
-  child_close_fds(p->sock, p->setns_fd);
+  ChildCloseFds(p->sock, p->setns_fd);
 
   if (p->unshare_user) {
-    r = sys(SYS_unshare, CLONE_NEWUSER);
-    if (r < 0) child_fail(p, kStepUnshareUser, r);
-    child_send(p->sock, kFrameUsernsReady, 0, 0, 0);
-    if (!child_recv(p->sock, kFrameGo)) child_exit(1);
+    r = Sys(SYS_unshare, CLONE_NEWUSER);
+    if (r < 0) ChildFail(p, kStepNsUnshareUser, r);
+    ChildSend(p->sock, kFrameIdMaps, kStepNone, 0, 0);
+    if (!ChildRecv(p->sock, kMsgIdMapsWritten)) ChildExit(1);
     // Still host root (unmapped, so "nobody" inside) until here. The ipc and mqueue sysctls
     // of a namespace owned by this user namespace are writable only by its root uid, so
     // become it. (glibc's setresuid() would also signal every thread glibc believes this
     // process has; raw syscalls change just this task.)
     if (p->become_root) {
-      if ((r = sys(SYS_setresgid, 0L, 0L, 0L)) < 0) child_fail(p, kStepSetresgid, r);
-      if ((r = sys(SYS_setresuid, 0L, 0L, 0L)) < 0) child_fail(p, kStepSetresuid, r);
+      if ((r = Sys(SYS_setresgid, 0L, 0L, 0L)) < 0) ChildFail(p, kStepNsSetresgid, r);
+      if ((r = Sys(SYS_setresuid, 0L, 0L, 0L)) < 0) ChildFail(p, kStepNsSetresuid, r);
     }
   }
-  if (p->unshare_flags != 0 && (r = sys(SYS_unshare, p->unshare_flags)) < 0)
-    child_fail(p, kStepUnshare, r);
-  if (p->setns_fd >= 0 && (r = sys(SYS_setns, p->setns_fd, p->setns_type)) < 0)
-    child_fail(p, kStepSetns, r);
+  if (p->unshare_flags != 0 && (r = Sys(SYS_unshare, p->unshare_flags)) < 0)
+    ChildFail(p, kStepNsUnshare, r);
+  if (p->setns_fd >= 0 && (r = Sys(SYS_setns, p->setns_fd, p->setns_type)) < 0)
+    ChildFail(p, kStepNsSetns, r);
 
   // /proc/sys/net and the ipc sysctls resolve to the namespaces of the task that opens the
   // file, so these writes land in the namespaces just made.
   for (size_t i = 0; i < p->nsysctls; i++) {
     const int idx = static_cast<int>(i);
-    long fd = sys_retry(SYS_openat, AT_FDCWD, p->sysctl_paths[i], O_WRONLY | O_CLOEXEC, 0L);
-    if (fd < 0) child_fail(p, kStepSysctlOpen, fd, idx);
-    long n = sys_retry(SYS_write, fd, p->sysctl_values[i], p->sysctl_lens[i]);
-    if (n < 0) child_fail(p, kStepSysctlWrite, n, idx);
+    long fd = SysRetry(SYS_openat, AT_FDCWD, p->sysctl_paths[i], O_WRONLY | O_CLOEXEC, 0L);
+    if (fd < 0) ChildFail(p, kStepNsSysctlOpen, fd, idx);
+    long n = SysRetry(SYS_write, fd, p->sysctl_values[i], p->sysctl_lens[i]);
+    if (n < 0) ChildFail(p, kStepNsSysctlWrite, n, idx);
     // A sysctl value is taken in one write; a short one means it was cut.
-    if (static_cast<size_t>(n) != p->sysctl_lens[i]) child_fail(p, kStepSysctlWrite, -EIO, idx);
-    sys(SYS_close, fd);
+    if (static_cast<size_t>(n) != p->sysctl_lens[i]) ChildFail(p, kStepNsSysctlWrite, -EIO, idx);
+    Sys(SYS_close, fd);
   }
 
   if (p->loopback_up) {
-    long s = sys(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0L);
-    if (s < 0) child_fail(p, kStepSocket, s);
+    long s = Sys(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0L);
+    if (s < 0) ChildFail(p, kStepNsLoopbackSocket, s);
     struct ifreq ifr;
     for (size_t i = 0; i < sizeof ifr; i++) reinterpret_cast<volatile char *>(&ifr)[i] = 0;
     ifr.ifr_name[0] = 'l';
     ifr.ifr_name[1] = 'o';
-    if ((r = sys(SYS_ioctl, s, SIOCGIFFLAGS, &ifr)) < 0) child_fail(p, kStepGetFlags, r);
+    if ((r = Sys(SYS_ioctl, s, SIOCGIFFLAGS, &ifr)) < 0) ChildFail(p, kStepNsLoopbackGetFlags, r);
     if ((ifr.ifr_flags & IFF_UP) == 0) {
       ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
-      if ((r = sys(SYS_ioctl, s, SIOCSIFFLAGS, &ifr)) < 0) child_fail(p, kStepSetFlags, r);
+      if ((r = Sys(SYS_ioctl, s, SIOCSIFFLAGS, &ifr)) < 0) ChildFail(p, kStepNsLoopbackSetFlags, r);
     }
-    sys(SYS_close, s);
+    Sys(SYS_close, s);
   }
 
-  child_send(p->sock, kFrameReady, 0, 0, 0);
-  if (p->wait_for_exit) child_recv(p->sock, kFrameExit);  // EXIT or EOF: either way, done
-  child_exit(0);
+  ChildSend(p->sock, kFrameReady, kStepReady, 0, 0);
+  if (p->wait_for_exit) ChildRecv(p->sock, kMsgExit);  // EXIT or EOF: either way, done
+  ChildExit(0);
 }
 
 // ---- parent side ------------------------------------------------------------------------
 
-int64_t now_ms() {
+int64_t NowMs() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
@@ -268,23 +241,24 @@ class Child {
  public:
   Child() = default;
   ~Child() {
-    kill_and_reap();
+    KillAndReap();
     if (stack_ != nullptr) munmap(stack_, stack_len_);
   }
   Child(const Child &) = delete;
   Child &operator=(const Child &) = delete;
 
-  int start(ChildPlan *plan, ncri_error *err, const char *step);
-  int send(int32_t kind, ncri_error *err, const char *step);
+  int Start(NsChildPlan *plan, ncri_error *err, const char *step);
+  // One message byte (kMsgIdMapsWritten, kMsgExit) to the child.
+  int Send(char msg, ncri_error *err, const char *step);
   // Waits for the next frame; turns ERROR frames and an early exit into ncri_error.
-  int recv(Frame *f, const ChildPlan *plan, ncri_error *err, const char *step);
+  int Recv(ChildFrame *f, const NsChildPlan *plan, ncri_error *err, const char *step);
   // Waits for the child to exit by itself (after EXIT); kills it if it takes too long.
-  void reap();
-  void kill_and_reap();
+  void Reap();
+  void KillAndReap();
   pid_t pid() const { return pid_; }
 
  private:
-  int wait_status();
+  int WaitStatus();
   pid_t pid_ = -1;
   Fd pidfd_;
   Fd sock_;
@@ -292,7 +266,7 @@ class Child {
   size_t stack_len_ = 0;
 };
 
-int Child::start(ChildPlan *plan, ncri_error *err, const char *step) {
+int Child::Start(NsChildPlan *plan, ncri_error *err, const char *step) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
     return ncri_fail_errno(err, "socketpair", step, nullptr);
@@ -310,7 +284,7 @@ int Child::start(ChildPlan *plan, ncri_error *err, const char *step) {
   stack_ = stack;
   mprotect(stack, page, PROT_NONE);
 
-  // Share the address space with the child (CLONE_VM, as posix_spawn does) unless it will
+  // Share the address space with the child (CLONE_VM, as glibc's posix_spawn does) unless it will
   // change its credentials. A fork-style copy of Node's address space costs more than the
   // namespaces themselves: the clone copies page tables under the mm lock and write-protects
   // every page, and every thread of Node, the event loop included, then takes a fault on
@@ -327,9 +301,9 @@ int Child::start(ChildPlan *plan, ncri_error *err, const char *step) {
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   int pidfd = -1;
-  // glibc's clone() runs child_main on the new stack and calls no atfork handlers (unlike
+  // glibc's clone() runs ChildMain on the new stack and calls no atfork handlers (unlike
   // fork()), which is what we want: the child touches nothing they would protect.
-  pid_t pid = clone(child_main, static_cast<char *>(stack) + stack_len_,
+  pid_t pid = clone(ChildMain, static_cast<char *>(stack) + stack_len_,
                     (share_memory ? CLONE_VM : 0) | CLONE_PIDFD | SIGCHLD, plan, &pidfd);
   int saved = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
@@ -339,17 +313,16 @@ int Child::start(ChildPlan *plan, ncri_error *err, const char *step) {
   return 0;  // child_end closes here: the parent keeps only its own end
 }
 
-int Child::send(int32_t kind, ncri_error *err, const char *step) {
-  Frame f{kind, 0, 0, 0};
+int Child::Send(char msg, ncri_error *err, const char *step) {
   ssize_t n;
   do {
-    n = ::send(sock_.get(), &f, sizeof f, MSG_NOSIGNAL);
+    n = ::send(sock_.get(), &msg, 1, MSG_NOSIGNAL);
   } while (n < 0 && errno == EINTR);
   if (n < 0) return ncri_fail_errno(err, "send", step, nullptr);
   return 0;
 }
 
-int Child::wait_status() {
+int Child::WaitStatus() {
   int status = 0;
   pid_t r;
   do {
@@ -367,14 +340,14 @@ int Child::wait_status() {
   return r < 0 ? -1 : status;
 }
 
-void Child::kill_and_reap() {
+void Child::KillAndReap() {
   if (pid_ <= 0) return;
   // pid_ is ours and not yet reaped, so it cannot have been reused; pidfd would do the same.
   kill(pid_, SIGKILL);
-  wait_status();
+  WaitStatus();
 }
 
-void Child::reap() {
+void Child::Reap() {
   if (pid_ <= 0) return;
   struct pollfd pfd = {pidfd_.get(), POLLIN, 0};
   int r;
@@ -382,72 +355,18 @@ void Child::reap() {
     r = poll(&pfd, 1, kChildTimeoutMs);
   } while (r < 0 && errno == EINTR);
   if (r <= 0) kill(pid_, SIGKILL);
-  wait_status();
+  WaitStatus();
 }
 
-const char *child_step_syscall(int32_t step) {
-  switch (step) {
-    case kStepUnshareUser:
-    case kStepUnshare:
-      return "unshare";
-    case kStepSetns:
-      return "setns";
-    case kStepSysctlOpen:
-      return "open";
-    case kStepSysctlWrite:
-      return "write";
-    case kStepSocket:
-      return "socket";
-    case kStepGetFlags:
-    case kStepSetFlags:
-      return "ioctl";
-    case kStepSignals:
-      return "sigprocmask";
-    case kStepSetresgid:
-      return "setresgid";
-    case kStepSetresuid:
-      return "setresuid";
-    default:
-      return "child";
-  }
-}
-
-const char *child_step_name(int32_t step) {
-  switch (step) {
-    case kStepUnshareUser:
-      return "create user namespace";
-    case kStepUnshare:
-      return "create namespaces";
-    case kStepSetns:
-      return "enter network namespace";
-    case kStepSysctlOpen:
-    case kStepSysctlWrite:
-      return "apply sysctl";
-    case kStepSocket:
-      return "open socket in network namespace";
-    case kStepGetFlags:
-      return "read lo flags";
-    case kStepSetFlags:
-      return "set lo up";
-    case kStepSignals:
-      return "reset signals in namespace child";
-    case kStepSetresgid:
-    case kStepSetresuid:
-      return "become root in user namespace";
-    default:
-      return "namespace child";
-  }
-}
-
-int Child::recv(Frame *f, const ChildPlan *plan, ncri_error *err, const char *step) {
-  const int64_t deadline = now_ms() + kChildTimeoutMs;
+int Child::Recv(ChildFrame *f, const NsChildPlan *plan, ncri_error *err, const char *step) {
+  const int64_t deadline = NowMs() + kChildTimeoutMs;
   for (;;) {
     // Poll the socket and the pidfd: a child that died without a frame (killed, or a
     // sibling clone still holds its socket end) is seen through the pidfd.
     struct pollfd pfds[2] = {{sock_.get(), POLLIN, 0}, {pidfd_.get(), POLLIN, 0}};
-    int64_t left = deadline - now_ms();
+    int64_t left = deadline - NowMs();
     if (left <= 0) {
-      kill_and_reap();
+      KillAndReap();
       return ncri_fail(err, ETIMEDOUT, "poll", step, nullptr);
     }
     int r = poll(pfds, 2, static_cast<int>(left));
@@ -461,24 +380,23 @@ int Child::recv(Frame *f, const ChildPlan *plan, ncri_error *err, const char *st
     if (n == static_cast<ssize_t>(sizeof *f)) {
       if (f->kind != kFrameError) return 0;
       const char *path = nullptr;
-      if ((f->step == kStepSysctlOpen || f->step == kStepSysctlWrite) && f->index >= 0 &&
-          static_cast<size_t>(f->index) < plan->nsysctls)
-        path = plan->sysctl_paths[f->index];
-      kill_and_reap();
-      return ncri_fail(err, f->err > 0 ? f->err : EIO, child_step_syscall(f->step),
-                       child_step_name(f->step), path);
+      if ((f->step == kStepNsSysctlOpen || f->step == kStepNsSysctlWrite) && f->value >= 0 &&
+          static_cast<uint64_t>(f->value) < plan->nsysctls)
+        path = plan->sysctl_paths[f->value];
+      KillAndReap();
+      return ncri_fail(err, f->err > 0 ? f->err : EIO, ncri_step_syscall(f->step), ncri_step_name(f->step), path);
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !(pfds[1].revents & POLLIN))
       continue;
     if (n > 0) {
-      kill_and_reap();
+      KillAndReap();
       return ncri_fail(err, EPROTO, "recv", step, nullptr);
     }
     // EOF, or the child exited without a frame.
     int status = 0;
     if (pid_ > 0) {
       kill(pid_, SIGKILL);  // EOF while still alive can only mean it is about to die
-      status = wait_status();
+      status = WaitStatus();
     }
     const char *what = (status >= 0 && WIFSIGNALED(status)) ? "namespace child was killed"
                                                             : "namespace child exited early";
@@ -486,7 +404,7 @@ int Child::recv(Frame *f, const ChildPlan *plan, ncri_error *err, const char *st
   }
 }
 
-int write_file(const char *path, const char *data, size_t len, ncri_error *err,
+int WriteFile(const char *path, const char *data, size_t len, ncri_error *err,
                const char *step) {
   int raw;
   do {
@@ -503,7 +421,7 @@ int write_file(const char *path, const char *data, size_t len, ncri_error *err,
   return 0;
 }
 
-int write_id_map(pid_t pid, const char *file, const ncri_id_map *map, size_t n,
+int WriteIdMap(pid_t pid, const char *file, const ncri_id_map *map, size_t n,
                  ncri_error *err) {
   char path[64];
   snprintf(path, sizeof path, "/proc/%d/%s", static_cast<int>(pid), file);
@@ -515,10 +433,10 @@ int write_id_map(pid_t pid, const char *file, const ncri_id_map *map, size_t n,
                        map[i].size);
     data.append(line, static_cast<size_t>(len));
   }
-  return write_file(path, data.data(), data.size(), err, "write user namespace id map");
+  return WriteFile(path, data.data(), data.size(), err, "write user namespace id map");
 }
 
-bool maps_id_zero(const ncri_id_map *map, size_t n) {
+bool MapsIdZero(const ncri_id_map *map, size_t n) {
   for (size_t i = 0; i < n; i++)
     if (map[i].container_id == 0 && map[i].size > 0) return true;
   return false;
@@ -540,7 +458,7 @@ struct PinRollback {
 };
 
 // mkdir -p, recording what it created so that a failed pin can remove it again.
-int make_dirs(const std::string &dir, std::vector<std::string> *created, ncri_error *err) {
+int MakeDirs(const std::string &dir, std::vector<std::string> *created, ncri_error *err) {
   if (mkdir(dir.c_str(), 0755) == 0) {
     created->push_back(dir);
     return 0;
@@ -549,7 +467,7 @@ int make_dirs(const std::string &dir, std::vector<std::string> *created, ncri_er
     size_t slash = dir.find_last_of('/');
     if (slash == std::string::npos || slash == 0)
       return ncri_fail(err, ENOENT, "mkdir", "create pin directory", dir.c_str());
-    int r = make_dirs(dir.substr(0, slash), created, err);
+    int r = MakeDirs(dir.substr(0, slash), created, err);
     if (r < 0) return r;
     if (mkdir(dir.c_str(), 0755) == 0) {
       created->push_back(dir);
@@ -623,7 +541,7 @@ int ncri_pin_namespaces(const ncri_pin_request *req, ncri_pin_result *out, ncri_
   std::string dir = req->dir;
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   PinRollback undo;
-  int r = make_dirs(dir, &undo.dirs, err);
+  int r = MakeDirs(dir, &undo.dirs, err);
   if (r < 0) return r;
 
   // The pin files exist before the child does, so a name clash (O_EXCL: we never mount over
@@ -642,10 +560,10 @@ int ncri_pin_namespaces(const ncri_pin_request *req, ncri_pin_result *out, ncri_
     result.paths[i] = std::move(pin);
   }
 
-  ChildPlan plan;
+  NsChildPlan plan;
   plan.unshare_user = user;
-  plan.become_root = user && maps_id_zero(req->uid_map, req->nuid_map) &&
-                     maps_id_zero(req->gid_map, req->ngid_map);
+  plan.become_root = user && MapsIdZero(req->uid_map, req->nuid_map) &&
+                     MapsIdZero(req->gid_map, req->ngid_map);
   for (int i = 0; i < NCRI_NS_KIND_COUNT; i++)
     if ((req->kinds & (1u << i)) != 0 && kNsCloneFlags[i] != CLONE_NEWUSER)
       plan.unshare_flags |= kNsCloneFlags[i];
@@ -656,29 +574,29 @@ int ncri_pin_namespaces(const ncri_pin_request *req, ncri_pin_result *out, ncri_
   plan.wait_for_exit = true;
 
   Child child;
-  r = child.start(&plan, err, "start namespace child");
+  r = child.Start(&plan, err, "start namespace child");
   if (r < 0) return r;
-  Frame f{};
+  ChildFrame f{};
   if (user) {
-    r = child.recv(&f, &plan, err, "wait for user namespace");
+    r = child.Recv(&f, &plan, err, "wait for user namespace");
     if (r < 0) return r;
-    if (f.kind != kFrameUsernsReady) return ncri_fail(err, EPROTO, "recv", "wait for user namespace", nullptr);
+    if (f.kind != kFrameIdMaps) return ncri_fail(err, EPROTO, "recv", "wait for user namespace", nullptr);
     // Maps are written from outside: only a process with CAP_SETUID/CAP_SETGID in the
     // parent user namespace may map arbitrary ids. setgroups must be settled before gid_map.
     if (req->deny_setgroups) {
       char path[64];
       snprintf(path, sizeof path, "/proc/%d/setgroups", static_cast<int>(child.pid()));
-      r = write_file(path, "deny", 4, err, "deny setgroups in user namespace");
+      r = WriteFile(path, "deny", 4, err, "deny setgroups in user namespace");
       if (r < 0) return r;
     }
-    r = write_id_map(child.pid(), "gid_map", req->gid_map, req->ngid_map, err);
+    r = WriteIdMap(child.pid(), "gid_map", req->gid_map, req->ngid_map, err);
     if (r < 0) return r;
-    r = write_id_map(child.pid(), "uid_map", req->uid_map, req->nuid_map, err);
+    r = WriteIdMap(child.pid(), "uid_map", req->uid_map, req->nuid_map, err);
     if (r < 0) return r;
-    r = child.send(kFrameGo, err, "resume namespace child");
+    r = child.Send(kMsgIdMapsWritten, err, "resume namespace child");
     if (r < 0) return r;
   }
-  r = child.recv(&f, &plan, err, "wait for namespaces");
+  r = child.Recv(&f, &plan, err, "wait for namespaces");
   if (r < 0) return r;
   if (f.kind != kFrameReady) return ncri_fail(err, EPROTO, "recv", "wait for namespaces", nullptr);
 
@@ -692,7 +610,7 @@ int ncri_pin_namespaces(const ncri_pin_request *req, ncri_pin_result *out, ncri_
   }
 
   // The pins hold the namespaces now; the child's exit no longer matters to them.
-  if (child.send(kFrameExit, nullptr, nullptr) == 0) child.reap();
+  if (child.Send(kMsgExit, nullptr, nullptr) == 0) child.Reap();
   undo.committed = true;
   *out = std::move(result);
   return 0;
@@ -720,19 +638,19 @@ int ncri_loopback_up(const char *netns_path, ncri_error *err) {
   if (raw < 0) return ncri_fail_errno(err, "open", "open network namespace", netns_path);
   Fd ns(raw);
 
-  ChildPlan plan;
+  NsChildPlan plan;
   plan.setns_fd = ns.get();
   plan.setns_type = CLONE_NEWNET;  // setns fails with EINVAL if the file is another kind
   plan.loopback_up = true;
   Child child;
-  int r = child.start(&plan, err, step);
+  int r = child.Start(&plan, err, step);
   if (r < 0) return r;
-  Frame f{};
-  r = child.recv(&f, &plan, err, step);
+  ChildFrame f{};
+  r = child.Recv(&f, &plan, err, step);
   if (r < 0) {
     if (err && err->path[0] == '\0') ncri_fail(err, err->err, err->syscall, err->step, netns_path);
     return r;
   }
-  child.reap();
+  child.Reap();
   return 0;
 }

@@ -16,8 +16,6 @@
 
 #include "ncri_proc.h"
 
-namespace ncri {
-
 int ncri_pidfd_open(pid_t pid, ncri_error *err) {
   int fd = (int)syscall(SYS_pidfd_open, pid, 0);  // always O_CLOEXEC
   if (fd < 0) return ncri_fail_errno(err, "pidfd_open", "open pidfd", std::to_string(pid).c_str());
@@ -93,6 +91,15 @@ int ncri_send_with_fd(int sock, const void *data, size_t len, int fd, ncri_error
   return 0;
 }
 
+ssize_t ncri_recv_message(int sock, void *buf, size_t size) {
+  for (;;) {
+    ssize_t n = recv(sock, buf, size, MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return -EAGAIN;
+    return n < 0 ? 0 : n;
+  }
+}
+
 int ncri_pty_resize(int fd, unsigned cols, unsigned rows, ncri_error *err) {
   struct winsize ws = {};
   ws.ws_col = (unsigned short)cols;
@@ -100,5 +107,3 @@ int ncri_pty_resize(int fd, unsigned cols, unsigned rows, ncri_error *err) {
   if (ioctl(fd, TIOCSWINSZ, &ws) < 0) return ncri_fail_errno(err, "ioctl", "resize terminal", nullptr);
   return 0;
 }
-
-}  // namespace ncri

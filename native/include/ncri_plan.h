@@ -1,5 +1,10 @@
 // The flat plan a container's init consumes, and the frames it sends back.
 //
+// The frames, steps and messages here are those of every child the runtime clones: the
+// container's (nodecri-init on a ChildPlan, native/child) and the namespace child that makes
+// and enters pod namespaces (core/ns.cc, on a plan of its own in the cloning thread's
+// memory). One set of numbers, one table of step names (core/child_steps.cc).
+//
 // Everything the child needs is resolved by the parent (native/spawn) before the clone.
 // The parent lays the plan out in one contiguous block (the ChildPlan at offset 0, then
 // the strings and arrays it points to) where every pointer field holds an offset into the
@@ -17,8 +22,8 @@
 
 namespace ncri {
 
-// What the child was doing when it failed. The parent owns the names (spawn.cc), so that
-// the child reports a number and never formats a string.
+// What the child was doing when it failed. The parent owns the names (core/child_steps.cc),
+// so that the child reports a number and never formats a string.
 enum ChildStep : uint32_t {
   kStepNone = 0,
   kStepSignals,
@@ -69,6 +74,19 @@ enum ChildStep : uint32_t {
   kStepSendConsole,  // pass the pty master to the parent (SCM_RIGHTS)
   kStepMaskSource,   // clone the runtime's /dev/null (a detached mount) before pivot_root
   kStepWaitPidHeld,  // the real child of a double clone waits until the parent holds its pidfd
+  // The namespace child (core/ns.cc). For the sysctl steps, the frame's value is the
+  // index of the sysctl in its plan.
+  kStepNsSignals,
+  kStepNsUnshareUser,
+  kStepNsSetresgid,
+  kStepNsSetresuid,
+  kStepNsUnshare,
+  kStepNsSetns,
+  kStepNsSysctlOpen,
+  kStepNsSysctlWrite,
+  kStepNsLoopbackSocket,
+  kStepNsLoopbackGetFlags,
+  kStepNsLoopbackSetFlags,
   kStepCount
 };
 
@@ -78,7 +96,8 @@ enum FrameKind : uint32_t {
   kFrameWarning = 3,  // step degraded (e.g. oom_score_adj clamped); the child goes on
   kFramePid = 4,      // the intermediate cloned the real child: value = its pid (our pid ns),
                       // its pidfd (CLONE_PIDFD) attached (SCM_RIGHTS); answered by kMsgPidHeld
-  kFrameIdMaps = 5,   // made a user namespace: write its id maps, then send kMsgIdMapsWritten
+  kFrameIdMaps = 5,   // made a user namespace: write its id maps (and for the namespace child
+                      // setgroups), then send kMsgIdMapsWritten
   kFrameTerminal = 6, // carries the pty master (SCM_RIGHTS), opened in the container's devpts
 };
 
@@ -94,22 +113,11 @@ struct ChildFrame {
   int64_t value;
 };
 
-// A frame; `path` is a plan-string offset (0: none).
-inline ChildFrame ncri_make_frame(uint32_t kind, uint32_t step, long err, uint64_t path, int64_t value) {
-  ChildFrame f;
-  f.kind = kind;
-  f.step = step;
-  f.err = (int32_t)-err;
-  f.pad = 0;
-  f.path = path;
-  f.value = value;
-  return f;
-}
-
 // Bytes the parent sends to the child.
 constexpr char kMsgIdMapsWritten = 'M';
 constexpr char kMsgPidHeld = 'P';  // to the real child of a double clone: the parent holds your pidfd
 constexpr char kMsgStart = 'S';
+constexpr char kMsgExit = 'X';  // to the namespace child after READY: its namespaces are pinned, exit
 
 struct PlanMount {
   const char *source;   // host path for binds (resolved before pivot_root), or fs source
@@ -255,6 +263,23 @@ struct ExecInitArgs {
 };
 
 }  // namespace ncri
+
+// A frame; `path` is a plan-string offset (0: none).
+inline ncri::ChildFrame ncri_make_frame(uint32_t kind, uint32_t step, long err, uint64_t path, int64_t value) {
+  ncri::ChildFrame f;
+  f.kind = kind;
+  f.step = step;
+  f.err = (int32_t)-err;
+  f.pad = 0;
+  f.path = path;
+  f.value = value;
+  return f;
+}
+
+// The names of a step (core/child_steps.cc; the child reports only the number): the
+// syscall that failed ("" if none) and what it was doing ("find executable").
+const char *ncri_step_syscall(uint32_t step);
+const char *ncri_step_name(uint32_t step);
 
 // Offsets in a plan block -> addresses (init side). Returns false on a pointer outside the
 // block (a bad plan: the init reports EPROTO).

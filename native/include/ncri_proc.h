@@ -1,4 +1,4 @@
-// Process-level helpers that need no clone: pidfds, fd flags, pty size. Plain syscalls,
+// Process-level helpers that need no clone: pidfds, fd flags, keeper messages, pty size. Plain syscalls,
 // no N-API.
 #pragma once
 
@@ -7,8 +7,6 @@
 #include <vector>
 
 #include "ncri_error.h"
-
-namespace ncri {
 
 int ncri_pidfd_open(pid_t pid, ncri_error *err);
 // The pid a pidfd refers to (from /proc/self/fdinfo), or -errno (ESRCH once reaped).
@@ -20,7 +18,8 @@ int ncri_fd_dup(int fd, ncri_error *err);
 // One frame to the keeper (native/keeper/keeper.cc) on its non-blocking SOCK_SEQPACKET
 // socket, with `fd` (if >= 0) attached by SCM_RIGHTS; the frame goes whole or fails (EAGAIN).
 int ncri_send_with_fd(int sock, const void *data, size_t len, int fd, ncri_error *err);
+// One message from a non-blocking socket (EINTR retried): its length, 0 at EOF or on an
+// error (the peer is gone either way), -EAGAIN when none is queued.
+ssize_t ncri_recv_message(int sock, void *buf, size_t size);
 
 int ncri_pty_resize(int fd, unsigned cols, unsigned rows, ncri_error *err);
-
-}  // namespace ncri

@@ -111,13 +111,13 @@ struct Held {
 };
 std::vector<Held> g_held;
 
-int64_t now_ms() {
+int64_t NowMs() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void json_escape(std::string &out, const char *s) {
+void JsonEscape(std::string &out, const char *s) {
   for (; *s; s++) {
     unsigned char c = (unsigned char)*s;
     if (c == '"' || c == '\\') {
@@ -135,7 +135,7 @@ void json_escape(std::string &out, const char *s) {
 
 // One JSON line on stderr, shaped like the daemon's pino lines (level, time, pid, msg).
 // `extra` is pre-rendered JSON members (",\"k\":v") or "".
-void logf(const char *level, const std::string &extra, const char *fmt, ...) {
+void Logf(const char *level, const std::string &extra, const char *fmt, ...) {
   char msg[512];
   va_list ap;
   va_start(ap, fmt);
@@ -153,7 +153,7 @@ void logf(const char *level, const std::string &extra, const char *fmt, ...) {
   line += "\",\"time\":\"";
   line += when;
   line += "\",\"pid\":" + std::to_string(g_self) + ",\"component\":\"keeper\"" + extra + ",\"msg\":\"";
-  json_escape(line, msg);
+  JsonEscape(line, msg);
   line += "\"}\n";
   ssize_t off = 0;
   while (off < (ssize_t)line.size()) {
@@ -166,7 +166,7 @@ void logf(const char *level, const std::string &extra, const char *fmt, ...) {
 
 // open(), but at EMFILE the spare fd is given up for it (and taken again after): the
 // keeper holds two FIFO fds per container, and running out must not cost an exit record.
-int open_spared(const char *path, int flags, mode_t mode = 0) {
+int OpenSpared(const char *path, int flags, mode_t mode = 0) {
   int fd = open(path, flags, mode);
   if (fd < 0 && errno == EMFILE && g_spare_fd >= 0) {
     close(g_spare_fd);
@@ -181,10 +181,10 @@ int open_spared(const char *path, int flags, mode_t mode = 0) {
 
 // Field 22 of /proc/<pid>/stat (clock ticks since boot): with the pid it names one process.
 // A zombie's stat is still readable; "" when it cannot be read.
-std::string start_time_of(pid_t pid) {
+std::string StartTimeOf(pid_t pid) {
   char path[64];
   snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-  int fd = open_spared(path, O_RDONLY | O_CLOEXEC);
+  int fd = OpenSpared(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return "";
   char buf[1024];
   ssize_t n = read(fd, buf, sizeof buf - 1);
@@ -203,7 +203,7 @@ std::string start_time_of(pid_t pid) {
   return std::string(p, len);
 }
 
-bool write_all(int fd, const char *data, size_t len) {
+bool WriteAll(int fd, const char *data, size_t len) {
   while (len > 0) {
     ssize_t n = write(fd, data, len);
     if (n < 0 && errno == EINTR) continue;
@@ -217,20 +217,20 @@ bool write_all(int fd, const char *data, size_t len) {
 // <exits>/<pid>-<start>, written to a temporary name, then renamed: a reader sees the whole
 // record or none. Not synced: the run root is a tmpfs (and were it not, a power cut ends
 // the containers too, so no record of that boot would be read).
-bool write_exit_record(pid_t pid, const std::string &start, bool exited, int value) {
+bool WriteExitRecord(pid_t pid, const std::string &start, bool exited, int value) {
   std::string name = std::to_string(pid) + "-" + start;
   std::string final_path = std::string(g_exits_dir) + "/" + name;
   std::string tmp_path = std::string(g_exits_dir) + "/." + name + ".tmp";
   std::string body = "{\"pid\":" + std::to_string(pid) + ",\"startTime\":\"" + start + "\",\"exitCode\":" +
                      (exited ? std::to_string(value) : "null") + ",\"signal\":" + (exited ? "null" : std::to_string(value)) +
                      "}\n";
-  int fd = open_spared(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int fd = OpenSpared(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0 && errno == ENOENT) {
     mkdir(g_exits_dir, 0700);
-    fd = open_spared(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    fd = OpenSpared(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   }
   if (fd < 0) return false;
-  bool ok = write_all(fd, body.data(), body.size());
+  bool ok = WriteAll(fd, body.data(), body.size());
   int saved = errno;
   close(fd);
   if (ok && rename(tmp_path.c_str(), final_path.c_str()) == 0) return true;
@@ -242,7 +242,7 @@ bool write_exit_record(pid_t pid, const std::string &start, bool exited, int val
 
 // Records left half-written by a keeper or worker that died mid-write: at the keeper's
 // start no writer runs, so every temporary name is stale.
-void remove_stale_temporaries() {
+void RemoveStaleTemporaries() {
   DIR *d = opendir(g_exits_dir);
   if (!d) return;
   while (struct dirent *e = readdir(d)) {
@@ -252,7 +252,7 @@ void remove_stale_temporaries() {
   closedir(d);
 }
 
-void flush_out() {
+void FlushOut() {
   while (g_sock >= 0 && !g_outq.empty()) {
     const std::string &m = g_outq.front();
     ssize_t n = send(g_sock, m.data(), m.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -265,18 +265,18 @@ void flush_out() {
   }
 }
 
-void queue_frame(uint32_t type, const void *payload, uint32_t len) {
+void QueueFrame(uint32_t type, const void *payload, uint32_t len) {
   if (g_sock < 0) return;
   std::string m;
   m.append((const char *)&type, 4);
   m.append((const char *)&len, 4);
   m.append((const char *)payload, len);
   g_outq.push_back(std::move(m));
-  flush_out();
+  FlushOut();
 }
 
 // "<pid> <start time>" (both decimal) of a watch frame.
-bool parse_watch(const std::string &payload, pid_t *pid, std::string *start) {
+bool ParseWatch(const std::string &payload, pid_t *pid, std::string *start) {
   size_t sp = payload.find(' ');
   if (sp == std::string::npos || sp == 0 || sp + 1 >= payload.size()) return false;
   for (size_t i = 0; i < payload.size(); i++)
@@ -288,7 +288,7 @@ bool parse_watch(const std::string &payload, pid_t *pid, std::string *start) {
   return true;
 }
 
-void deliver_deferred() {
+void DeliverDeferred() {
   if (g_worker <= 0) return;
   for (int s = 1; s < NSIG; s++) {
     if (sigismember(&g_deferred, s) == 1) kill(g_worker, s);
@@ -296,7 +296,7 @@ void deliver_deferred() {
   sigemptyset(&g_deferred);
 }
 
-void close_held_if(bool (*pred)(const Held &, const std::string &), const std::string &arg) {
+void CloseHeldIf(bool (*pred)(const Held &, const std::string &), const std::string &arg) {
   for (size_t i = 0; i < g_held.size();) {
     if (pred(g_held[i], arg)) {
       close(g_held[i].fd);
@@ -308,11 +308,11 @@ void close_held_if(bool (*pred)(const Held &, const std::string &), const std::s
 }
 
 // One frame, with the fds that came attached to its message (closed here unless held).
-void on_frame(uint32_t type, const std::string &payload, std::vector<int> &fds) {
+void OnFrame(uint32_t type, const std::string &payload, std::vector<int> &fds) {
   switch (type) {
     case kHold: {
       if (fds.empty()) {
-        logf("warn", "", "hold frame without an fd (lost at the fd limit?), ignored");
+        Logf("warn", "", "hold frame without an fd (lost at the fd limit?), ignored");
         return;
       }
       int fd = fds.front();
@@ -329,27 +329,27 @@ void on_frame(uint32_t type, const std::string &payload, std::vector<int> &fds) 
       return;
     }
     case kDrop:
-      close_held_if([](const Held &h, const std::string &id) { return h.key.compare(0, id.size() + 1, id + "/") == 0; }, payload);
+      CloseHeldIf([](const Held &h, const std::string &id) { return h.key.compare(0, id.size() + 1, id + "/") == 0; }, payload);
       return;
     case kSyncBegin:
       for (auto &h : g_held) h.stale = true;
       for (auto &w : g_watched) w.second.stale = true;
       return;
     case kSyncEnd:
-      close_held_if([](const Held &h, const std::string &) { return h.stale; }, "");
+      CloseHeldIf([](const Held &h, const std::string &) { return h.stale; }, "");
       for (auto it = g_watched.begin(); it != g_watched.end();) it = it->second.stale ? g_watched.erase(it) : std::next(it);
       return;
     case kReady:
       g_ever_ready = true;
       g_worker_ready = true;
-      deliver_deferred();
+      DeliverDeferred();
       return;
     case kWatch:
     case kUnwatch: {
       pid_t pid;
       std::string start;
-      if (!parse_watch(payload, &pid, &start)) {
-        logf("warn", "", "bad watch frame from the worker, ignored");
+      if (!ParseWatch(payload, &pid, &start)) {
+        Logf("warn", "", "bad watch frame from the worker, ignored");
         return;
       }
       if (type == kWatch) {
@@ -361,13 +361,13 @@ void on_frame(uint32_t type, const std::string &payload, std::vector<int> &fds) 
       return;
     }
     default:
-      logf("warn", ",\"type\":" + std::to_string(type), "unknown frame from the worker, ignored");
+      Logf("warn", ",\"type\":" + std::to_string(type), "unknown frame from the worker, ignored");
   }
 }
 
 // Reads what the worker sent, one message (one frame) at a time; returns false at EOF or on
 // an error (the worker is gone). A malformed frame is logged and skipped: the socket stays.
-bool read_worker() {
+bool ReadWorker() {
   for (;;) {
     char buf[8 + kMaxPayload + 1];
     alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 8)];
@@ -387,7 +387,7 @@ bool read_worker() {
       const int *p = (const int *)CMSG_DATA(c);
       for (size_t i = 0; i < count; i++) fds.push_back(p[i]);
     }
-    if (mh.msg_flags & MSG_CTRUNC) logf("warn", "", "an fd from the worker was cut off (at the fd limit?)");
+    if (mh.msg_flags & MSG_CTRUNC) Logf("warn", "", "an fd from the worker was cut off (at the fd limit?)");
     if (n == 0 && fds.empty()) return false;
     uint32_t type = 0, len = 0;
     if (n >= 8) {
@@ -395,34 +395,34 @@ bool read_worker() {
       memcpy(&len, buf + 4, 4);
     }
     if (n < 8 || (mh.msg_flags & MSG_TRUNC) || len > kMaxPayload || (size_t)n != 8 + (size_t)len) {
-      logf("error", ",\"length\":" + std::to_string(n), "malformed frame from the worker, ignored");
+      Logf("error", ",\"length\":" + std::to_string(n), "malformed frame from the worker, ignored");
     } else {
-      on_frame(type, std::string(buf + 8, len), fds);
+      OnFrame(type, std::string(buf + 8, len), fds);
     }
     // Whatever came attached and was not held: one extra fd never shifts onto another frame.
     for (int fd : fds) close(fd);
   }
 }
 
-void close_worker_socket() {
+void CloseWorkerSocket() {
   if (g_sock < 0) return;
-  read_worker();  // what it sent before dying (fds to hold) still counts
+  ReadWorker();  // what it sent before dying (fds to hold) still counts
   close(g_sock);
   g_sock = -1;
   g_outq.clear();
 }
 
-void start_worker() {
+void StartWorker() {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-    logf("fatal", "", "socketpair: %s", strerror(errno));
+    Logf("fatal", "", "socketpair: %s", strerror(errno));
     exit(1);
   }
   // The worker's env names its end; set here, before the fork, as the child only execs.
   setenv("NODECRI_KEEPER_FD", std::to_string(sv[1]).c_str(), 1);
   pid_t pid = fork();
   if (pid < 0) {
-    logf("fatal", "", "fork: %s", strerror(errno));
+    Logf("fatal", "", "fork: %s", strerror(errno));
     exit(1);
   }
   if (pid == 0) {
@@ -451,14 +451,14 @@ void start_worker() {
   fcntl(g_sock, F_SETFL, fcntl(g_sock, F_GETFL) | O_NONBLOCK);
   g_worker = pid;
   g_worker_ready = false;
-  g_worker_started_ms = now_ms();
-  logf("info", ",\"worker\":" + std::to_string(pid), "keeper started the daemon worker %d", (int)pid);
+  g_worker_started_ms = NowMs();
+  Logf("info", ",\"worker\":" + std::to_string(pid), "keeper started the daemon worker %d", (int)pid);
 }
 
-void on_worker_exit(const siginfo_t &si) {
+void OnWorkerExit(const siginfo_t &si) {
   pid_t pid = g_worker;
   g_worker = 0;
-  close_worker_socket();
+  CloseWorkerSocket();
   bool exited = si.si_code == CLD_EXITED;
   int code = exited ? si.si_status : 128 + si.si_status;
   std::string extra = ",\"worker\":" + std::to_string(pid) + (exited ? ",\"exitCode\":" + std::to_string(si.si_status)
@@ -466,30 +466,30 @@ void on_worker_exit(const siginfo_t &si) {
   // A stop signal that landed before the worker's handler was in place killed it: still the
   // stop that was asked for.
   if ((exited && si.si_status == 0) || (g_stopping && si.si_code == CLD_KILLED && si.si_status == g_stop_signal)) {
-    logf("info", extra, "the daemon worker stopped; keeper exiting");
+    Logf("info", extra, "the daemon worker stopped; keeper exiting");
     exit(0);
   }
   if (g_stopping || !g_ever_ready) {
-    logf("error", extra, "the daemon worker failed %s; keeper exiting", g_stopping ? "while stopping" : "before it was ready");
+    Logf("error", extra, "the daemon worker failed %s; keeper exiting", g_stopping ? "while stopping" : "before it was ready");
     exit(code);
   }
-  int64_t lived = now_ms() - g_worker_started_ms;
+  int64_t lived = NowMs() - g_worker_started_ms;
   g_quick_crashes = lived < kQuickCrashMs ? g_quick_crashes + 1 : 0;
   if (g_quick_crashes > kMaxQuickCrashes) {
-    logf("fatal", extra, "the daemon worker crashed %d times in a row within %lld ms of its start; giving up", g_quick_crashes,
+    Logf("fatal", extra, "the daemon worker crashed %d times in a row within %lld ms of its start; giving up", g_quick_crashes,
          (long long)kQuickCrashMs);
     exit(1);
   }
   int64_t delay = g_quick_crashes <= 1 ? 0 : 100LL << (g_quick_crashes - 2);
   if (delay > 5000) delay = 5000;
-  logf("error", extra + ",\"restartInMs\":" + std::to_string(delay), "the daemon worker %d died; starting a new one", (int)pid);
-  g_restart_at_ms = now_ms() + delay;
+  Logf("error", extra + ",\"restartInMs\":" + std::to_string(delay), "the daemon worker %d died; starting a new one", (int)pid);
+  g_restart_at_ms = NowMs() + delay;
 }
 
 // Children that exited: the worker, or processes re-parented here (a container, a pause
 // process, an exec session's leftover). A watched one's status is written down before it is
 // reaped; at most kReapsPerRound orphans per call (g_more_children says more are waiting).
-void reap_children() {
+void ReapChildren() {
   g_more_children = false;
   for (int reaped = 0;; reaped++) {
     if (reaped == kReapsPerRound) {
@@ -507,7 +507,7 @@ void reap_children() {
       siginfo_t done = {};
       while (waitid(P_PID, (id_t)pid, &done, WEXITED) < 0 && errno == EINTR) {
       }
-      on_worker_exit(done);
+      OnWorkerExit(done);
       continue;
     }
     auto watched = g_watched.find(pid);
@@ -515,13 +515,13 @@ void reap_children() {
     if (watched != g_watched.end()) {
       // The registered start time names it; what /proc says (when it can be read) must agree,
       // or this is another process under a reused pid.
-      std::string now = start_time_of(pid);
+      std::string now = StartTimeOf(pid);
       if (now.empty() || now == watched->second.start) start = watched->second.start;
       g_watched.erase(watched);
     }
     bool exited = si.si_code == CLD_EXITED;
-    if (!start.empty() && !write_exit_record(pid, start, exited, si.si_status)) {
-      logf("error", ",\"child\":" + std::to_string(pid), "cannot record the exit of %d: %s", (int)pid, strerror(errno));
+    if (!start.empty() && !WriteExitRecord(pid, start, exited, si.si_status)) {
+      Logf("error", ",\"child\":" + std::to_string(pid), "cannot record the exit of %d: %s", (int)pid, strerror(errno));
     }
     siginfo_t done = {};
     while (waitid(P_PID, (id_t)pid, &done, WEXITED) < 0 && errno == EINTR) {
@@ -533,7 +533,7 @@ void reap_children() {
       uint32_t pad;
       uint64_t start;
     } note = {pid, exited ? 1 : 2, si.si_status, 0, strtoull(start.c_str(), nullptr, 10)};
-    queue_frame(kExit, &note, sizeof note);
+    QueueFrame(kExit, &note, sizeof note);
   }
 }
 
@@ -549,11 +549,11 @@ int main(int argc, char **argv) {
   g_worker_path = argv[2];
   g_worker_argv = argv + 3;
   if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
-    logf("fatal", "", "PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
+    Logf("fatal", "", "PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
     return 1;
   }
   mkdir(g_exits_dir, 0700);
-  remove_stale_temporaries();
+  RemoveStaleTemporaries();
   // Two FIFO fds per container: the soft fd limit (often 1024) would cap the node at ~500
   // containers. Raised to the hard limit, as Node does for itself.
   {
@@ -571,7 +571,7 @@ int main(int argc, char **argv) {
       char b[16];
       ssize_t n = read(fd, b, sizeof b);
       if (n > 0) g_oom_before.assign(b, (size_t)n);
-      if (write(fd, "-999", 4) < 0) logf("info", "", "oom_score_adj -999 not set: %s", strerror(errno));
+      if (write(fd, "-999", 4) < 0) Logf("info", "", "oom_score_adj -999 not set: %s", strerror(errno));
       close(fd);
     }
   }
@@ -585,21 +585,21 @@ int main(int argc, char **argv) {
   sigemptyset(&g_deferred);
   int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sfd < 0) {
-    logf("fatal", "", "signalfd: %s", strerror(errno));
+    Logf("fatal", "", "signalfd: %s", strerror(errno));
     return 1;
   }
-  start_worker();
+  StartWorker();
   for (;;) {
     struct pollfd pfd[2] = {{sfd, POLLIN, 0}, {g_sock, (short)(POLLIN | (g_outq.empty() ? 0 : POLLOUT)), 0}};
     int timeout = g_more_children ? 0 : -1;
     if (g_worker == 0 && g_restart_at_ms >= 0) {
-      int64_t left = g_restart_at_ms - now_ms();
+      int64_t left = g_restart_at_ms - NowMs();
       if (left < 0) left = 0;
       if (timeout < 0 || left < timeout) timeout = (int)left;
     }
     int n = poll(pfd, g_sock >= 0 ? 2 : 1, timeout);
     if (n < 0 && errno != EINTR) {
-      logf("fatal", "", "poll: %s", strerror(errno));
+      Logf("fatal", "", "poll: %s", strerror(errno));
       return 1;
     }
     if (n > 0 && (pfd[0].revents & POLLIN)) {
@@ -614,7 +614,7 @@ int main(int argc, char **argv) {
             kill(g_worker, sig);
             continue;
           }
-          logf("info", "", "stop signal with no worker running; keeper exiting");
+          Logf("info", "", "stop signal with no worker running; keeper exiting");
           return 0;
         }
         if (sig == SIGHUP || sig == SIGUSR2 || sig == SIGUSR1 || sig == SIGQUIT) {
@@ -625,20 +625,20 @@ int main(int argc, char **argv) {
           continue;
         }
         // (Not logged for SIGPIPE: a log line to a closed stderr raises the next one.)
-        if (sig != SIGPIPE) logf("info", ",\"signal\":" + std::to_string(sig), "signal ignored");
+        if (sig != SIGPIPE) Logf("info", ",\"signal\":" + std::to_string(sig), "signal ignored");
       }
     }
     if (n > 0 && g_sock >= 0 && pfd[1].revents) {
-      if (pfd[1].revents & POLLOUT) flush_out();
-      if ((pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) && !read_worker()) {
+      if (pfd[1].revents & POLLOUT) FlushOut();
+      if ((pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) && !ReadWorker()) {
         // The worker closed its end (or died): its exit comes as SIGCHLD.
-        close_worker_socket();
+        CloseWorkerSocket();
       }
     }
-    reap_children();
-    if (g_worker == 0 && g_restart_at_ms >= 0 && now_ms() >= g_restart_at_ms) {
+    ReapChildren();
+    if (g_worker == 0 && g_restart_at_ms >= 0 && NowMs() >= g_restart_at_ms) {
       g_restart_at_ms = -1;
-      start_worker();
+      StartWorker();
     }
   }
 }

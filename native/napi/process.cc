@@ -1,7 +1,9 @@
 // N-API glue for container processes: decode the JS spec into a SpawnRequest, run the
-// clone on the pool (AsyncWorker), keep each created child's sync socket and the text of
+// clone on the pool (AsyncWorker), keep each created child (a core Seed) and the text of
 // its plan strings (to name an error's path) until the child has exec'd, and watch exits
-// with a uv_poll_t on the pidfd.
+// with a uv_poll_t on the pidfd (fd_watch.h). The spec's decoding is process_spec.cc, the
+// keeper's socket keeper.cc. The syscalls behind these (reading a seed's frames,
+// reaping, the stray sweep) are plain code in core/process.cc.
 //
 // Threading: every export runs on the JS thread of the env that loaded the addon; the
 // registries below are only touched there (the spawn itself runs on a pool thread but
@@ -14,7 +16,6 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include <dirent.h>
 #include <fcntl.h>
 
 #include <functional>
@@ -23,311 +24,30 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "fd_watch.h"
 #include "js_error.h"
 #include "ncri_proc.h"
+#include "process.h"
+#include "process_spec.h"
 #include "registry.h"
 #include "../spawn/spawn.h"
 
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
-
 namespace ncri {
 namespace {
-
-// ---------------------------------------------------------------- decoding helpers
-
-[[noreturn]] void BadSpec(Napi::Env env, const std::string &what) {
-  throw Napi::TypeError::New(env, "invalid process spec: " + what);
-}
-
-Napi::Value Get(const Napi::Object &o, const char *key) { return o.Get(key); }
-
-bool IsNull(const Napi::Object &o, const char *key) {
-  Napi::Value v = o.Get(key);
-  return v.IsNull() || v.IsUndefined();
-}
-
-std::string Str(const Napi::Object &o, const char *key) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsString()) BadSpec(o.Env(), std::string(key) + " must be a string");
-  std::string s = v.As<Napi::String>().Utf8Value();
-  if (s.find('\0') != std::string::npos) BadSpec(o.Env(), std::string(key) + " contains a NUL byte");
-  return s;
-}
-
-bool Bool(const Napi::Object &o, const char *key) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsBoolean()) BadSpec(o.Env(), std::string(key) + " must be a boolean");
-  return v.As<Napi::Boolean>().Value();
-}
-
-int64_t Int(const Napi::Object &o, const char *key) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) BadSpec(o.Env(), std::string(key) + " must be a number");
-  return v.As<Napi::Number>().Int64Value();
-}
-
-uint64_t U64(const Napi::Object &o, const char *key) {
-  Napi::Value v = o.Get(key);
-  if (v.IsBigInt()) {
-    bool lossless;
-    return v.As<Napi::BigInt>().Uint64Value(&lossless);
-  }
-  if (v.IsNumber()) return (uint64_t)v.As<Napi::Number>().Int64Value();
-  BadSpec(o.Env(), std::string(key) + " must be a bigint");
-}
-
-Napi::Array Arr(const Napi::Object &o, const char *key) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsArray()) BadSpec(o.Env(), std::string(key) + " must be an array");
-  return v.As<Napi::Array>();
-}
-
-Napi::Object ObjAt(const Napi::Array &a, uint32_t i, const char *what) {
-  Napi::Value v = a.Get(i);
-  if (!v.IsObject()) BadSpec(a.Env(), std::string(what) + " entries must be objects");
-  return v.As<Napi::Object>();
-}
-
-std::vector<std::string> StrArr(const Napi::Object &o, const char *key) {
-  Napi::Array a = Arr(o, key);
-  std::vector<std::string> out;
-  for (uint32_t i = 0; i < a.Length(); i++) {
-    Napi::Value v = a.Get(i);
-    if (!v.IsString()) BadSpec(o.Env(), std::string(key) + " must hold strings");
-    std::string s = v.As<Napi::String>().Utf8Value();
-    if (s.find('\0') != std::string::npos) BadSpec(o.Env(), std::string(key) + " contains a NUL byte");
-    out.push_back(std::move(s));
-  }
-  return out;
-}
-
-std::vector<SpawnRequest::IdMap> IdMaps(const Napi::Object &o, const char *key) {
-  std::vector<SpawnRequest::IdMap> out;
-  Napi::Array a = Arr(o, key);
-  for (uint32_t i = 0; i < a.Length(); i++) {
-    Napi::Object m = ObjAt(a, i, key);
-    out.push_back({(uint32_t)Int(m, "containerId"), (uint32_t)Int(m, "hostId"), (uint32_t)Int(m, "size")});
-  }
-  return out;
-}
-
-SeccompSpec DecodeSeccomp(const Napi::Object &s) {
-  SeccompSpec out;
-  out.default_action = Str(s, "defaultAction");
-  if (!IsNull(s, "defaultErrnoRet")) {
-    out.has_default_errno_ret = true;
-    out.default_errno_ret = (uint32_t)Int(s, "defaultErrnoRet");
-  }
-  out.architectures = StrArr(s, "architectures");
-  out.flags = StrArr(s, "flags");
-  Napi::Array rules = Arr(s, "syscalls");
-  for (uint32_t i = 0; i < rules.Length(); i++) {
-    Napi::Object r = ObjAt(rules, i, "seccomp.syscalls");
-    SeccompRule rule;
-    rule.names = StrArr(r, "names");
-    rule.action = Str(r, "action");
-    if (!IsNull(r, "errnoRet")) {
-      rule.has_errno_ret = true;
-      rule.errno_ret = (uint32_t)Int(r, "errnoRet");
-    }
-    Napi::Array args = Arr(r, "args");
-    for (uint32_t j = 0; j < args.Length(); j++) {
-      Napi::Object a = ObjAt(args, j, "seccomp args");
-      rule.args.push_back({(uint32_t)Int(a, "index"), U64(a, "value"), U64(a, "valueTwo"), Str(a, "op")});
-    }
-    out.syscalls.push_back(std::move(rule));
-  }
-  return out;
-}
-
-SpawnRequest DecodeSpec(const Napi::Object &s) {
-  SpawnRequest r;
-  if (!IsNull(s, "rootfs")) r.rootfs = Str(s, "rootfs");
-  r.root_readonly = Bool(s, "rootReadonly");
-  r.root_propagation = (uint64_t)Int(s, "rootPropagation");
-  r.new_namespaces = (uint64_t)Int(s, "newNamespaces");
-  Napi::Array joins = Arr(s, "joinNamespaces");
-  for (uint32_t i = 0; i < joins.Length(); i++) {
-    Napi::Object j = ObjAt(joins, i, "joinNamespaces");
-    r.join_namespaces.push_back({Str(j, "path"), (int)Int(j, "type")});
-  }
-  r.uid_mappings = IdMaps(s, "uidMappings");
-  r.gid_mappings = IdMaps(s, "gidMappings");
-
-  Napi::Array mounts = Arr(s, "mounts");
-  for (uint32_t i = 0; i < mounts.Length(); i++) {
-    Napi::Object m = ObjAt(mounts, i, "mounts");
-    SpawnRequest::Mount pm;
-    pm.destination = Str(m, "destination");
-    if (!IsNull(m, "source")) pm.source = Str(m, "source");
-    if (!IsNull(m, "type")) {
-      pm.type = Str(m, "type");
-      pm.has_type = true;
-    }
-    if (!IsNull(m, "data")) {
-      pm.data = Str(m, "data");
-      pm.has_data = true;
-    }
-    pm.bind = Bool(m, "bind");
-    pm.flags = (uint64_t)Int(m, "flags");
-    pm.remount = (uint64_t)Int(m, "remount");
-    pm.propagation = (uint64_t)Int(m, "propagation");
-    r.mounts.push_back(std::move(pm));
-  }
-  Napi::Array devices = Arr(s, "devices");
-  for (uint32_t i = 0; i < devices.Length(); i++) {
-    Napi::Object d = ObjAt(devices, i, "devices");
-    SpawnRequest::Device pd;
-    pd.path = Str(d, "path");
-    if (!IsNull(d, "hostPath")) pd.host_path = Str(d, "hostPath");
-    pd.mode = (uint32_t)Int(d, "mode");
-    pd.uid = (uint32_t)Int(d, "uid");
-    pd.gid = (uint32_t)Int(d, "gid");
-    pd.dev = makedev((unsigned)Int(d, "major"), (unsigned)Int(d, "minor"));
-    r.devices.push_back(std::move(pd));
-  }
-  Napi::Array links = Arr(s, "symlinks");
-  for (uint32_t i = 0; i < links.Length(); i++) {
-    Napi::Object l = ObjAt(links, i, "symlinks");
-    r.symlinks.push_back({Str(l, "target"), Str(l, "path")});
-  }
-  Napi::Array sysctls = Arr(s, "sysctls");
-  for (uint32_t i = 0; i < sysctls.Length(); i++) {
-    Napi::Object kv = ObjAt(sysctls, i, "sysctls");
-    r.sysctls.emplace_back(Str(kv, "key"), Str(kv, "value"));
-  }
-  r.masked_paths = StrArr(s, "maskedPaths");
-  r.readonly_paths = StrArr(s, "readonlyPaths");
-  if (!IsNull(s, "hostname")) {
-    r.hostname = Str(s, "hostname");
-    r.has_hostname = true;
-  }
-  if (!IsNull(s, "domainname")) {
-    r.domainname = Str(s, "domainname");
-    r.has_domainname = true;
-  }
-
-  r.args = StrArr(s, "args");
-  r.env = StrArr(s, "env");
-  r.cwd = Str(s, "cwd");
-  r.uid = (uint32_t)Int(s, "uid");
-  r.gid = (uint32_t)Int(s, "gid");
-  Napi::Array gids = Arr(s, "additionalGids");
-  for (uint32_t i = 0; i < gids.Length(); i++) r.additional_gids.push_back(gids.Get(i).As<Napi::Number>().Uint32Value());
-  if (!IsNull(s, "umask")) {
-    r.has_umask = true;
-    r.umask = (uint32_t)Int(s, "umask");
-  }
-  if (!IsNull(s, "capabilities")) {
-    Napi::Object c = Get(s, "capabilities").As<Napi::Object>();
-    r.has_caps = true;
-    r.cap_bounding = U64(c, "bounding");
-    r.cap_effective = U64(c, "effective");
-    r.cap_permitted = U64(c, "permitted");
-    r.cap_inheritable = U64(c, "inheritable");
-    r.cap_ambient = U64(c, "ambient");
-  }
-  r.no_new_privileges = Bool(s, "noNewPrivileges");
-  Napi::Array rl = Arr(s, "rlimits");
-  for (uint32_t i = 0; i < rl.Length(); i++) {
-    Napi::Object l = ObjAt(rl, i, "rlimits");
-    PlanRlimit pl{};
-    pl.resource = (int32_t)Int(l, "resource");
-    pl.soft = U64(l, "soft");
-    pl.hard = U64(l, "hard");
-    r.rlimits.push_back(pl);
-  }
-  if (!IsNull(s, "oomScoreAdj")) {
-    r.has_oom = true;
-    r.oom_score_adj = (int)Int(s, "oomScoreAdj");
-  }
-  if (!IsNull(s, "seccomp")) {
-    r.has_seccomp = true;
-    r.seccomp = DecodeSeccomp(Get(s, "seccomp").As<Napi::Object>());
-  }
-  r.cgroup_procs = StrArr(s, "cgroupProcs");
-  r.terminal = Bool(s, "terminal");
-  Napi::Array stdio = Arr(s, "stdio");
-  if (stdio.Length() != 3) BadSpec(s.Env(), "stdio must have 3 entries");
-  for (uint32_t i = 0; i < 3; i++) r.stdio[i] = stdio.Get(i).As<Napi::Number>().Int32Value();
-  if (!IsNull(s, "target")) {
-    Napi::Object t = Get(s, "target").As<Napi::Object>();
-    r.target_pid = (pid_t)Int(t, "pid");
-    r.target_pidfd = (int)Int(t, "pidfd");
-  }
-  return r;
-}
-
-// ---------------------------------------------------------------- fd watching
-
-// A uv_poll_t on one fd whose callback runs on the loop; closing frees it.
-class FdWatch {
- public:
-  using Callback = std::function<void(FdWatch *, int status, int events)>;
-  static FdWatch *Start(Napi::Env env, int fd, Callback cb, bool ref) {
-    uv_loop_t *loop = nullptr;
-    if (napi_get_uv_event_loop(env, &loop) != napi_ok) throw Napi::Error::New(env, "no event loop");
-    auto *w = new FdWatch();
-    w->cb_ = std::move(cb);
-    w->handle_.data = w;
-    int rc = uv_poll_init(loop, &w->handle_, fd);
-    if (rc < 0) {
-      delete w;
-      ncri_error e{};
-      ncri_fail(&e, -rc, "epoll_ctl", "watch fd", nullptr);
-      throw MakeSyscallError(env, e);
-    }
-    uv_poll_start(&w->handle_, UV_READABLE, [](uv_poll_t *h, int status, int events) {
-      auto *self = static_cast<FdWatch *>(h->data);
-      self->cb_(self, status, events);
-    });
-    if (!ref) uv_unref(reinterpret_cast<uv_handle_t *>(&w->handle_));
-    return w;
-  }
-  // Which readiness wakes it (UV_READABLE, UV_WRITABLE or both).
-  void SetEvents(int events) {
-    if (closing_) return;
-    uv_poll_start(&handle_, events, [](uv_poll_t *h, int status, int ev) {
-      auto *self = static_cast<FdWatch *>(h->data);
-      self->cb_(self, status, ev);
-    });
-  }
-  void Ref(bool on) {
-    if (on) uv_ref(reinterpret_cast<uv_handle_t *>(&handle_));
-    else uv_unref(reinterpret_cast<uv_handle_t *>(&handle_));
-  }
-  // Stops watching; the object is freed by the close callback. Do not close the fd before.
-  void Close() {
-    if (closing_) return;
-    closing_ = true;
-    uv_poll_stop(&handle_);
-    uv_close(reinterpret_cast<uv_handle_t *>(&handle_),
-             [](uv_handle_t *h) { delete static_cast<FdWatch *>(h->data); });
-  }
-
- private:
-  FdWatch() = default;
-  uv_poll_t handle_{};
-  Callback cb_;
-  bool closing_ = false;
-};
 
 // ---------------------------------------------------------------- created children
 
 // A created child that has not exec'd yet: its sync socket and its plan's strings (the
 // child itself runs nodecri-init on its own copy of the plan).
-struct Seed {
-  int sync_fd = -1;
+struct SeedEntry {
+  explicit SeedEntry(int sync_fd) : seed(sync_fd) {}
+  Seed seed;
   std::unique_ptr<SpawnMemory> memory;
   FdWatch *watch = nullptr;
-  bool has_error = false;
-  ChildFrame error{};
   std::unique_ptr<Napi::Promise::Deferred> deferred;
 };
 
-std::unordered_map<uint32_t, std::unique_ptr<Seed>> g_seeds;
+std::unordered_map<uint32_t, std::unique_ptr<SeedEntry>> g_seeds;
 uint32_t g_next_seed = 1;
 
 struct ExitWatch {
@@ -339,7 +59,7 @@ struct ExitWatch {
 std::unordered_map<uint32_t, std::unique_ptr<ExitWatch>> g_exit_watches;
 uint32_t g_next_watch = 1;
 
-Seed *FindSeed(Napi::Env env, const Napi::Value &id) {
+SeedEntry *FindSeed(Napi::Env env, const Napi::Value &id) {
   if (!id.IsNumber()) throw Napi::TypeError::New(env, "seed must be a number");
   auto it = g_seeds.find(id.As<Napi::Number>().Uint32Value());
   if (it == g_seeds.end()) {
@@ -353,43 +73,29 @@ Seed *FindSeed(Napi::Env env, const Napi::Value &id) {
 // Reads frames until EOF: the child exec'd (close-on-exec) or died. Then the seed is freed
 // and its promise settled.
 void WatchUntilEof(Napi::Env env, uint32_t id) {
-  Seed *seed = g_seeds.at(id).get();
-  seed->watch = FdWatch::Start(
-      env, seed->sync_fd,
+  SeedEntry *entry = g_seeds.at(id).get();
+  entry->watch = FdWatch::Start(
+      env, entry->seed.sync_fd(),
       [env, id](FdWatch *, int status, int) {
         auto it = g_seeds.find(id);
         if (it == g_seeds.end()) return;
-        Seed *s = it->second.get();
-        bool eof = status < 0;
-        while (!eof) {
-          ChildFrame f;
-          ssize_t n = recv(s->sync_fd, &f, sizeof f, MSG_DONTWAIT);
-          if (n < 0 && errno == EINTR) continue;
-          if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-          if (n <= 0) {
-            eof = true;
-            break;
-          }
-          if (n == (ssize_t)sizeof f && f.kind == kFrameError && !s->has_error) {
-            s->has_error = true;
-            s->error = f;
-          }
-        }
-        std::unique_ptr<Seed> owned = std::move(it->second);
+        if (status >= 0 && !it->second->seed.Drain()) return;
+        std::unique_ptr<SeedEntry> owned = std::move(it->second);
         g_seeds.erase(it);
-        owned->watch->Close();
-        close(owned->sync_fd);
+        owned->watch->Close();  // before the seed closes its socket
+        const ChildFrame *failed = owned->seed.error();
         ncri_error e{};
-        if (owned->has_error) ncri_frame_error(owned->error, owned->memory.get(), &e);
-        owned->memory.reset();
-        if (!owned->deferred) return;
+        if (failed) ncri_frame_error(*failed, owned->memory.get(), &e);
         Napi::HandleScope scope(env);
+        std::unique_ptr<Napi::Promise::Deferred> deferred = std::move(owned->deferred);
+        owned.reset();
+        if (!deferred) return;
         Napi::AsyncContext ctx(env, "ncri.process.start");
         Napi::CallbackScope cscope(env, ctx);
-        if (owned->has_error)
-          owned->deferred->Reject(MakeSyscallError(env, e).Value());
+        if (failed)
+          deferred->Reject(MakeSyscallError(env, e).Value());
         else
-          owned->deferred->Resolve(env.Undefined());
+          deferred->Resolve(env.Undefined());
       },
       true);
 }
@@ -405,13 +111,8 @@ std::unordered_set<int> g_reaping;
 void ReapWhenExited(Napi::Env env, int pidfd, std::function<void()> done) {
   g_reaping.insert(pidfd);
   auto reap = [pidfd, done](FdWatch *w, int status, int) {
-    siginfo_t si{};
-    int rc;
-    while ((rc = waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED | WNOHANG)) < 0 && errno == EINTR) {
-    }
-    if (rc == 0 && si.si_pid == 0 && status >= 0) return;  // spurious readiness: still running
-    // (status < 0 without a reap: a zombie-to-be nobody watches now; the stop of its PID
-    // namespace's init reaps it, ReapStrays)
+    ExitStatus ignored;
+    if (!ncri_exit_collect(pidfd, status < 0, &ignored)) return;  // still running
     if (w) w->Close();
     g_reaping.erase(pidfd);
     close(pidfd);
@@ -453,7 +154,7 @@ struct PendingSpawn {
   // The intermediate's pidfd (a dup: the setup closes its own once reaped) until its PID
   // frame: readable = it died; if no PID frame came first, the spawn fails at once.
   FdWatch *intermediate_watch = nullptr;
-  int intermediate_fd = -1;
+  Fd intermediate_fd;
   uv_timer_t *timer = nullptr;
   ncri_error error{};
   size_t unreaped = 0;
@@ -466,8 +167,7 @@ uint32_t g_next_pending = 1;
 void StopWatchingIntermediate(PendingSpawn *p) {
   if (p->intermediate_watch) p->intermediate_watch->Close();  // stops the poll before the close
   p->intermediate_watch = nullptr;
-  if (p->intermediate_fd >= 0) close(p->intermediate_fd);
-  p->intermediate_fd = -1;
+  p->intermediate_fd.reset();
 }
 
 void StopWaiting(PendingSpawn *p) {
@@ -526,8 +226,7 @@ void SpawnReady(uint32_t id) {
   p->setup->Finish(&res);
   p->setup.reset();
   uint32_t seed_id = g_next_seed++;
-  auto seed = std::make_unique<Seed>();
-  seed->sync_fd = res.sync_fd;
+  auto seed = std::make_unique<SeedEntry>(res.sync_fd);
   seed->memory = std::move(res.memory);
   g_seeds.emplace(seed_id, std::move(seed));
   Settle(id, [&res, seed_id](Napi::Env env, Napi::Promise::Deferred &d) {
@@ -567,10 +266,11 @@ void WatchSetup(Napi::Env env, std::unique_ptr<SpawnSetup> setup, Napi::Promise:
   try {
     p->watch = FdWatch::Start(env, p->setup->sync_fd(), [id, step](FdWatch *, int, int) { step(id); }, true);
     if (p->setup->awaiting_pid()) {
-      p->intermediate_fd = fcntl(p->setup->pidfd(), F_DUPFD_CLOEXEC, 3);
-      if (p->intermediate_fd < 0) throw Napi::Error::New(env, "dup");
+      ncri_error ignored{};
+      p->intermediate_fd.reset(ncri_fd_dup(p->setup->pidfd(), &ignored));
+      if (p->intermediate_fd.get() < 0) throw Napi::Error::New(env, "dup");
       p->intermediate_watch = FdWatch::Start(
-          env, p->intermediate_fd,
+          env, p->intermediate_fd.get(),
           [id, step](FdWatch *, int, int) {
             // The intermediate has exited. Its PID frame, if it sent one, is queued on the
             // sync socket already (sent before its exit): read it first.
@@ -580,11 +280,8 @@ void WatchSetup(Napi::Env env, std::unique_ptr<SpawnSetup> setup, Napi::Promise:
             PendingSpawn *p = it->second.get();
             StopWatchingIntermediate(p);
             if (!p->setup->awaiting_pid()) return;
-            siginfo_t si{};
-            waitid((idtype_t)P_PIDFD, (id_t)p->setup->pidfd(), &si, WEXITED | WNOWAIT | WNOHANG);
             char what[64];
-            if (si.si_pid == 0) snprintf(what, sizeof what, "before its pid frame");
-            else snprintf(what, sizeof what, si.si_code == CLD_EXITED ? "exit status %d" : "signal %d", si.si_status);
+            ncri_describe_exit(p->setup->pidfd(), "before its pid frame", what, sizeof what);
             ncri_fail(&p->error, ECHILD, "waitid", "exec intermediate died before passing the process", what);
             SpawnFailed(id);
           },
@@ -655,15 +352,10 @@ Napi::Value ProcessCreate(const Napi::CallbackInfo &info) {
 // socket), rejects with the child's error if exec failed.
 Napi::Value ProcessStart(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  Seed *seed = FindSeed(env, info[0]);
+  SeedEntry *seed = FindSeed(env, info[0]);
   if (seed->deferred) throw Napi::Error::New(env, "process already started");
-  char c = kMsgStart;
-  // EPIPE means the child is already gone; the EOF below settles the promise either way.
-  if (send(seed->sync_fd, &c, 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EPIPE && errno != ECONNRESET) {
-    ncri_error e{};
-    ncri_fail_errno(&e, "send", "start process", nullptr);
-    throw MakeSyscallError(env, e);
-  }
+  ncri_error e{};
+  if (seed->seed.Start(&e) < 0) throw MakeSyscallError(env, e);
   seed->deferred = std::make_unique<Napi::Promise::Deferred>(env);
   Napi::Promise p = seed->deferred->Promise();
   WatchUntilEof(env, info[0].As<Napi::Number>().Uint32Value());
@@ -674,9 +366,9 @@ Napi::Value ProcessStart(const Napi::CallbackInfo &info) {
 // 0 without exec. Resolves at its EOF.
 Napi::Value ProcessAbort(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  Seed *seed = FindSeed(env, info[0]);
+  SeedEntry *seed = FindSeed(env, info[0]);
   if (seed->deferred) throw Napi::Error::New(env, "process already started");
-  shutdown(seed->sync_fd, SHUT_WR);
+  seed->seed.Release();
   seed->deferred = std::make_unique<Napi::Promise::Deferred>(env);
   Napi::Promise p = seed->deferred->Promise();
   WatchUntilEof(env, info[0].As<Napi::Number>().Uint32Value());
@@ -685,16 +377,15 @@ Napi::Value ProcessAbort(const Napi::CallbackInfo &info) {
 
 // ---------------------------------------------------------------- exits
 
-Napi::Value ExitObject(Napi::Env env, const siginfo_t &si, bool known) {
+Napi::Value ExitObject(Napi::Env env, const ExitStatus &st) {
   Napi::Object o = Napi::Object::New(env);
-  if (!known) {
+  if (!st.known) {
     o.Set("exitCode", env.Null());
     o.Set("signal", env.Null());
     return o;
   }
-  bool exited = si.si_code == CLD_EXITED;
-  o.Set("exitCode", exited ? Napi::Number::New(env, si.si_status) : env.Null());
-  o.Set("signal", exited ? env.Null() : Napi::Number::New(env, si.si_status));
+  o.Set("exitCode", st.exited ? Napi::Number::New(env, st.status) : env.Null());
+  o.Set("signal", st.exited ? env.Null() : Napi::Number::New(env, st.status));
   return o;
 }
 
@@ -716,27 +407,13 @@ Napi::Value ProcessWatchExit(const Napi::CallbackInfo &info) {
       [env, id](FdWatch *, int status, int) {
         auto it = g_exit_watches.find(id);
         if (it == g_exit_watches.end()) return;
-        ExitWatch *ew = it->second.get();
-        siginfo_t si{};
-        bool known = true;
-        for (;;) {
-          int rc = waitid((idtype_t)P_PIDFD, (id_t)ew->pidfd, &si, WEXITED | WNOHANG);
-          if (rc < 0 && errno == EINTR) continue;
-          if (rc < 0) {
-            known = false;  // ECHILD: not ours to reap
-            break;
-          }
-          if (si.si_pid == 0) {
-            if (status < 0) known = false;
-            else return;  // spurious readiness: still running
-          }
-          break;
-        }
+        ExitStatus st;
+        if (!ncri_exit_collect(it->second->pidfd, status < 0, &st)) return;  // still running
         std::unique_ptr<ExitWatch> owned = std::move(it->second);
         g_exit_watches.erase(it);
         owned->watch->Close();
         Napi::HandleScope scope(env);
-        Napi::Value result = ExitObject(env, si, known);
+        Napi::Value result = ExitObject(env, st);
         try {
           owned->callback.Value().MakeCallback(env.Global(), {result}, *owned->context);
         } catch (const Napi::Error &e) {
@@ -765,13 +442,6 @@ Napi::Value ProcessRefExit(const Napi::CallbackInfo &info) {
 
 // ---------------------------------------------------------------- strays
 
-std::string ReadLinkText(const std::string &path) {
-  char buf[128];
-  ssize_t n = readlink(path.c_str(), buf, sizeof buf - 1);
-  if (n <= 0) return "";
-  return std::string(buf, (size_t)n);
-}
-
 // Pids of our children that something here watches or will reap: never strays.
 std::unordered_set<pid_t> WatchedPids() {
   std::unordered_set<pid_t> out;
@@ -788,78 +458,30 @@ std::unordered_set<pid_t> WatchedPids() {
   return out;
 }
 
-// reapStrays(pidfd): reaps each zombie child of ours that nothing watches and that is in
-// the PID namespace of the process behind `pidfd` (when that is not ours), returning how
-// many. Such a stray (an exec child whose intermediate died before passing it, one whose
-// pidfd was rejected or lost across a re-exec) holds that namespace's init from finishing
-// its exit: the kernel waits until every process of the namespace is reaped. Safe against
-// reuse: an unreaped zombie's pid cannot be reused, only we reap our children, and our
-// other children (child_process) never live in a container's PID namespace.
+// reapStrays(pidfd): reaps the zombie children of ours in the PID namespace of the process
+// behind `pidfd` that nothing here watches (ncri_reap_strays), returning how many.
 Napi::Value ProcessReapStrays(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "reapStrays(pidfd)");
-  ncri_error e{};
-  int target = ncri_pidfd_pid(info[0].As<Napi::Number>().Int32Value(), &e);
-  if (target <= 0) return Napi::Number::New(env, 0);
-  std::string ns = ReadLinkText("/proc/" + std::to_string(target) + "/ns/pid");
-  if (ns.empty() || ns == ReadLinkText("/proc/self/ns/pid")) return Napi::Number::New(env, 0);
-  std::unordered_set<pid_t> watched = WatchedPids();
-  int reaped = 0;
-  DIR *tasks = opendir("/proc/self/task");
-  if (!tasks) return Napi::Number::New(env, 0);
-  std::vector<pid_t> children;
-  while (struct dirent *d = readdir(tasks)) {
-    if (d->d_name[0] < '0' || d->d_name[0] > '9') continue;
-    std::string path = std::string("/proc/self/task/") + d->d_name + "/children";
-    FILE *f = fopen(path.c_str(), "re");
-    if (!f) continue;
-    int pid;
-    while (fscanf(f, "%d", &pid) == 1) children.push_back(pid);
-    fclose(f);
-  }
-  closedir(tasks);
-  for (pid_t pid : children) {
-    if (watched.count(pid)) continue;
-    std::string base = "/proc/" + std::to_string(pid);
-    FILE *f = fopen((base + "/stat").c_str(), "re");
-    if (!f) continue;
-    char stat[512];
-    size_t n = fread(stat, 1, sizeof stat - 1, f);
-    fclose(f);
-    stat[n] = 0;
-    const char *close_paren = strrchr(stat, ')');
-    if (!close_paren || close_paren[1] != ' ' || close_paren[2] != 'Z') continue;
-    if (ReadLinkText(base + "/ns/pid") != ns) continue;
-    siginfo_t si{};
-    int rc;
-    while ((rc = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG)) < 0 && errno == EINTR) {
-    }
-    if (rc == 0 && si.si_pid == pid) reaped++;
-  }
-  return Napi::Number::New(env, reaped);
+  return Napi::Number::New(env, ncri_reap_strays(info[0].As<Napi::Number>().Int32Value(), WatchedPids()));
 }
 
 // ---------------------------------------------------------------- small syscalls
 
-int Check(Napi::Env env, int rc, const ncri_error &e) {
-  if (rc < 0) throw MakeSyscallError(env, e);
-  return rc;
-}
-
 Napi::Value ProcessSignal(const Napi::CallbackInfo &info) {
   ncri_error e{};
-  Check(info.Env(), ncri_pidfd_signal(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(), &e), e);
+  CheckSyscall(info.Env(), ncri_pidfd_signal(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(), &e), e);
   return info.Env().Undefined();
 }
 
 Napi::Value PidfdOpen(const Napi::CallbackInfo &info) {
   ncri_error e{};
-  return Napi::Number::New(info.Env(), Check(info.Env(), ncri_pidfd_open(info[0].As<Napi::Number>().Int32Value(), &e), e));
+  return Napi::Number::New(info.Env(), CheckSyscall(info.Env(), ncri_pidfd_open(info[0].As<Napi::Number>().Int32Value(), &e), e));
 }
 
 Napi::Value PidfdPid(const Napi::CallbackInfo &info) {
   ncri_error e{};
-  return Napi::Number::New(info.Env(), Check(info.Env(), ncri_pidfd_pid(info[0].As<Napi::Number>().Int32Value(), &e), e));
+  return Napi::Number::New(info.Env(), CheckSyscall(info.Env(), ncri_pidfd_pid(info[0].As<Napi::Number>().Int32Value(), &e), e));
 }
 
 Napi::Value FdKeepAcrossExec(const Napi::CallbackInfo &info) {
@@ -867,120 +489,18 @@ Napi::Value FdKeepAcrossExec(const Napi::CallbackInfo &info) {
   std::vector<int> fds;
   for (uint32_t i = 0; i < a.Length(); i++) fds.push_back(a.Get(i).As<Napi::Number>().Int32Value());
   ncri_error e{};
-  Check(info.Env(), ncri_fd_keep_across_exec(fds, info[1].ToBoolean().Value(), &e), e);
+  CheckSyscall(info.Env(), ncri_fd_keep_across_exec(fds, info[1].ToBoolean().Value(), &e), e);
   return info.Env().Undefined();
 }
 
 Napi::Value FdDup(const Napi::CallbackInfo &info) {
   ncri_error e{};
-  return Napi::Number::New(info.Env(), Check(info.Env(), ncri_fd_dup(info[0].As<Napi::Number>().Int32Value(), &e), e));
-}
-
-// keeperSend(sock, frame: Buffer, fd: number | -1): synchronous (MSG_DONTWAIT).
-Napi::Value KeeperSend(const Napi::CallbackInfo &info) {
-  Napi::Buffer<uint8_t> frame = info[1].As<Napi::Buffer<uint8_t>>();
-  ncri_error e{};
-  Check(info.Env(), ncri_send_with_fd(info[0].As<Napi::Number>().Int32Value(), frame.Data(), frame.Length(), info[2].As<Napi::Number>().Int32Value(), &e), e);
-  return info.Env().Undefined();
-}
-
-// keeperWatch(sock, onFrame(frame: Buffer | null), onWritable()): reads the keeper's
-// SOCK_SEQPACKET socket on the loop, one message (one frame) at a time; onFrame(null) once
-// at EOF or an error, after which the watch is gone. The socket stays the caller's to close.
-struct KeeperWatch {
-  FdWatch *watch;
-  int sock;
-  bool writable = false;
-  Napi::FunctionReference on_frame, on_writable;
-  std::unique_ptr<Napi::AsyncContext> context;
-};
-// Never destroyed: its function references must not outlive the env at process exit.
-auto &g_keeper_watches = *new std::unordered_map<uint32_t, std::unique_ptr<KeeperWatch>>();
-
-Napi::Value KeeperWatchStart(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  if (!info[0].IsNumber() || !info[1].IsFunction() || !info[2].IsFunction())
-    throw Napi::TypeError::New(env, "keeperWatch(sock, onFrame, onWritable)");
-  uint32_t id = g_next_watch++;
-  auto w = std::make_unique<KeeperWatch>();
-  w->sock = info[0].As<Napi::Number>().Int32Value();
-  w->on_frame = Napi::Persistent(info[1].As<Napi::Function>());
-  w->on_writable = Napi::Persistent(info[2].As<Napi::Function>());
-  w->context = std::make_unique<Napi::AsyncContext>(env, "ncri.keeper");
-  w->watch = FdWatch::Start(
-      env, w->sock,
-      [env, id](FdWatch *, int status, int events) {
-        auto call = [&](Napi::FunctionReference &fn, std::initializer_list<napi_value> args) {
-          try {
-            fn.Value().MakeCallback(env.Global(), args, *g_keeper_watches.at(id)->context);
-          } catch (const Napi::Error &e) {
-            napi_fatal_exception(env, e.Value());
-          }
-        };
-        auto it = g_keeper_watches.find(id);
-        if (it == g_keeper_watches.end()) return;
-        KeeperWatch *kw = it->second.get();
-        Napi::HandleScope scope(env);
-        if (status >= 0 && (events & UV_WRITABLE)) {
-          call(kw->on_writable, {});
-          it = g_keeper_watches.find(id);
-          if (it == g_keeper_watches.end()) return;
-        }
-        bool eof = status < 0;
-        while (!eof && (events & (UV_READABLE | UV_DISCONNECT))) {
-          char buf[65536];
-          ssize_t n = recv(kw->sock, buf, sizeof buf, MSG_DONTWAIT);
-          if (n < 0 && errno == EINTR) continue;
-          if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-          if (n <= 0) {
-            eof = true;
-            break;
-          }
-          call(kw->on_frame, {Napi::Buffer<char>::Copy(env, buf, (size_t)n)});
-          it = g_keeper_watches.find(id);
-          if (it == g_keeper_watches.end()) return;
-        }
-        if (!eof) return;
-        std::unique_ptr<KeeperWatch> owned = std::move(it->second);
-        g_keeper_watches.erase(it);
-        owned->watch->Close();
-        try {
-          owned->on_frame.Value().MakeCallback(env.Global(), {env.Null()}, *owned->context);
-        } catch (const Napi::Error &e) {
-          napi_fatal_exception(env, e.Value());
-        }
-      },
-      false);
-  w->watch->SetEvents(UV_READABLE | UV_DISCONNECT);
-  g_keeper_watches.emplace(id, std::move(w));
-  return Napi::Number::New(env, id);
-}
-
-// keeperWatchWritable(id, on): whether onWritable is called when the socket takes more.
-Napi::Value KeeperWatchWritable(const Napi::CallbackInfo &info) {
-  auto it = g_keeper_watches.find(info[0].As<Napi::Number>().Uint32Value());
-  if (it != g_keeper_watches.end()) {
-    bool on = info[1].ToBoolean().Value();
-    if (on != it->second->writable) {
-      it->second->writable = on;
-      it->second->watch->SetEvents(UV_READABLE | UV_DISCONNECT | (on ? UV_WRITABLE : 0));
-    }
-  }
-  return info.Env().Undefined();
-}
-
-Napi::Value KeeperWatchStop(const Napi::CallbackInfo &info) {
-  auto it = g_keeper_watches.find(info[0].As<Napi::Number>().Uint32Value());
-  if (it != g_keeper_watches.end()) {
-    it->second->watch->Close();
-    g_keeper_watches.erase(it);
-  }
-  return info.Env().Undefined();
+  return Napi::Number::New(info.Env(), CheckSyscall(info.Env(), ncri_fd_dup(info[0].As<Napi::Number>().Int32Value(), &e), e));
 }
 
 Napi::Value PtyResize(const Napi::CallbackInfo &info) {
   ncri_error e{};
-  Check(info.Env(),
+  CheckSyscall(info.Env(),
         ncri_pty_resize(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Uint32Value(),
                         info[2].As<Napi::Number>().Uint32Value(), &e),
         e);
@@ -998,7 +518,7 @@ void Cleanup(void *) {
   }
   g_pending.clear();
   for (auto &s : g_seeds) {
-    shutdown(s.second->sync_fd, SHUT_WR);
+    s.second->seed.Release();
     if (s.second->watch) s.second->watch->Close();
     s.second.release();
   }
@@ -1030,10 +550,6 @@ void InitProcess(Napi::Env env, Napi::Object exports) {
   exports.Set("processPidfdPid", Napi::Function::New(env, PidfdPid, "processPidfdPid"));
   exports.Set("processKeepAcrossExec", Napi::Function::New(env, FdKeepAcrossExec, "processKeepAcrossExec"));
   exports.Set("processDupFd", Napi::Function::New(env, FdDup, "processDupFd"));
-  exports.Set("keeperSend", Napi::Function::New(env, KeeperSend, "keeperSend"));
-  exports.Set("keeperWatch", Napi::Function::New(env, KeeperWatchStart, "keeperWatch"));
-  exports.Set("keeperWatchWritable", Napi::Function::New(env, KeeperWatchWritable, "keeperWatchWritable"));
-  exports.Set("keeperUnwatch", Napi::Function::New(env, KeeperWatchStop, "keeperUnwatch"));
   exports.Set("processPtyResize", Napi::Function::New(env, PtyResize, "processPtyResize"));
   napi_add_env_cleanup_hook(env, Cleanup, nullptr);
 }

@@ -11,5 +11,6 @@ void InitCgroup(Napi::Env env, Napi::Object exports);
 void InitNs(Napi::Env env, Napi::Object exports);
 void InitMount(Napi::Env env, Napi::Object exports);
 void InitProcess(Napi::Env env, Napi::Object exports);
+void InitKeeper(Napi::Env env, Napi::Object exports);
 void InitFsops(Napi::Env env, Napi::Object exports);
 }  // namespace ncri

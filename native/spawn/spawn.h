@@ -14,6 +14,15 @@
 #include "ncri_error.h"
 #include "ncri_plan.h"
 #include "ncri_seccomp.h"
+#include "unique_fd.h"
+
+// The C-level entry points (ncri_*, at the end) are global, as every core function is; the
+// C++ types are in namespace ncri. ncri_spawn_begin is declared first for SpawnSetup's friend.
+namespace ncri {
+struct SpawnRequest;
+class SpawnSetup;
+}  // namespace ncri
+int ncri_spawn_begin(ncri::SpawnRequest &&req, std::unique_ptr<ncri::SpawnSetup> *out, ncri_error *err);
 
 namespace ncri {
 
@@ -145,8 +154,8 @@ class SpawnSetup {
  public:
   SpawnSetup(const SpawnSetup &) = delete;
   SpawnSetup &operator=(const SpawnSetup &) = delete;
-  ~SpawnSetup();
-  int sync_fd() const { return sync_; }
+  ~SpawnSetup() = default;  // closes whatever it still owns
+  int sync_fd() const { return sync_.get(); }
   // Handles every frame queued on the sync socket; never blocks. 1 = READY (call Finish),
   // 0 = more to come, < 0 = failed, with err set (call Abort).
   int Step(ncri_error *err);
@@ -163,10 +172,10 @@ class SpawnSetup {
   // While true, pidfd() is the intermediate's: its exit before its PID frame fails the
   // spawn at once (the real child, if cloned, keeps the sync socket open: no EOF comes).
   bool awaiting_pid() const { return awaiting_pid_; }
-  int pidfd() const { return pidfd_; }
+  int pidfd() const { return pidfd_.get(); }
 
  private:
-  friend int ncri_spawn_begin(SpawnRequest &&req, std::unique_ptr<SpawnSetup> *out, ncri_error *err);
+  friend int ::ncri_spawn_begin(ncri::SpawnRequest &&req, std::unique_ptr<ncri::SpawnSetup> *out, ncri_error *err);
   SpawnSetup() = default;
   int HandleFrame(const ChildFrame &f, int passed, ncri_error *err);
   void TryReapIntermediate();
@@ -175,18 +184,20 @@ class SpawnSetup {
   void Reject(int fd);
 
   pid_t pid_ = -1;
-  int pidfd_ = -1;               // the child we report: the intermediate until its PID frame
-  int intermediate_pidfd_ = -1;  // the intermediate after its PID frame, until reaped
-  std::vector<int> rejected_pidfds_;  // pidfds of rejected frames: Abort kills and hands them over
-  int sync_ = -1;
+  Fd pidfd_;               // the child we report: the intermediate until its PID frame
+  Fd intermediate_pidfd_;  // the intermediate after its PID frame, until reaped
+  std::vector<Fd> rejected_pidfds_;  // pidfds of rejected frames: Abort kills and hands them over
+  Fd sync_;
   bool awaiting_pid_ = false;    // an intermediate's PID frame comes before any other
   bool wants_terminal_ = false;
-  int stdio_[3] = {-1, -1, -1};
-  int terminal_ = -1;
+  Fd stdio_[3];
+  Fd terminal_;
   std::string uid_map_, gid_map_;
   std::vector<std::string> warnings_;
   std::unique_ptr<SpawnMemory> memory_;
 };
+
+}  // namespace ncri
 
 // Opens nodecri-init (beside the addon) into the sealed memfd every clone execs; done by
 // the first spawn otherwise. Returns the fd or -errno.
@@ -195,12 +206,7 @@ int ncri_spawn_prepare(ncri_error *err);
 // Builds the plan and clones. Blocks only until the child has exec'd nodecri-init
 // (CLONE_VFORK): call it off the JS thread. The rest of the setup is *out's to drive. On
 // failure no child exists and every fd is closed.
-int ncri_spawn_begin(SpawnRequest &&req, std::unique_ptr<SpawnSetup> *out, ncri_error *err);
+int ncri_spawn_begin(ncri::SpawnRequest &&req, std::unique_ptr<ncri::SpawnSetup> *out, ncri_error *err);
 
 // Decodes a frame from the child into an error (step names, the path it refers to).
-void ncri_frame_error(const ChildFrame &f, const SpawnMemory *mem, ncri_error *err);
-
-// The step's description ("find executable") for messages and warnings.
-const char *ncri_step_name(uint32_t step);
-
-}  // namespace ncri
+void ncri_frame_error(const ncri::ChildFrame &f, const ncri::SpawnMemory *mem, ncri_error *err);

@@ -1,0 +1,642 @@
+// Tests of native/core and native/spawn that run without Node: nodecri-core-tests [FILTER]
+// runs every test whose name contains FILTER (all without one) and exits 1 if any failed.
+// Root only (mounts, namespaces, cgroups, clones). The process first moves into a private
+// mount namespace with a tmpfs on its scratch directory, so that every mount a test makes
+// goes with the process. Built by `node-gyp rebuild` beside nodecri-init (the spawn tests
+// exec it), run by scripts/native-tests.js from `npm test`.
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "cgroup.h"
+#include "device_filter.h"
+#include "fsops.h"
+#include "mount.h"
+#include "ncri_proc.h"
+#include "ns.h"
+#include "process.h"
+#include "spawn.h"
+#include "unique_fd.h"
+
+#ifndef TMPFS_MAGIC
+#define TMPFS_MAGIC 0x01021994
+#endif
+#ifndef NSFS_MAGIC
+#define NSFS_MAGIC 0x6e736673
+#endif
+#ifndef CGROUP2_SUPER_MAGIC
+#define CGROUP2_SUPER_MAGIC 0x63677270
+#endif
+
+using namespace ncri;  // the C++ types (Fd, Seed, SpawnRequest...); the ncri_* functions are global
+
+namespace {
+
+// ---------------------------------------------------------------- a tiny runner
+
+struct TestCase {
+  const char *name;
+  void (*fn)();
+};
+std::vector<TestCase> &Registry() {
+  static std::vector<TestCase> tests;
+  return tests;
+}
+struct Register {
+  Register(const char *name, void (*fn)()) { Registry().push_back({name, fn}); }
+};
+int g_failures = 0;
+bool g_current_failed = false;
+
+#define TEST(name)                                 \
+  void name();                                     \
+  Register register_##name(#name, name);           \
+  void name()
+
+// A failed check reports and returns from the test (the next checks would only cascade).
+#define CHECK(cond)                                                              \
+  do {                                                                           \
+    if (!(cond)) {                                                               \
+      fprintf(stderr, "    %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
+      g_current_failed = true;                                                   \
+      return;                                                                    \
+    }                                                                            \
+  } while (0)
+// A core call that must succeed: names its error otherwise.
+#define OK(call)                                                                                   \
+  do {                                                                                             \
+    ncri_error e_{};                                                                               \
+    (void)e_;                                                                                      \
+    int r_ = (call);                                                                               \
+    if (r_ < 0) {                                                                                  \
+      fprintf(stderr, "    %s:%d: %s = %d\n", __FILE__, __LINE__, #call, r_);                     \
+      g_current_failed = true;                                                                     \
+      return;                                                                                      \
+    }                                                                                              \
+  } while (0)
+
+std::string g_scratch;  // a tmpfs of this process's own mount namespace
+
+std::string Scratch(const std::string &name) {
+  std::string p = g_scratch + "/" + name;
+  mkdir(p.c_str(), 0755);
+  return p;
+}
+
+long FsType(const std::string &path) {
+  struct statfs st;
+  return statfs(path.c_str(), &st) == 0 ? (long)st.f_type : -1;
+}
+
+bool Exists(const std::string &path) {
+  struct stat st;
+  return lstat(path.c_str(), &st) == 0;
+}
+
+int CountOpenFds() {
+  int n = 0;
+  DIR *d = opendir("/proc/self/fd");
+  while (struct dirent *e = readdir(d))
+    if (e->d_name[0] != '.') n++;
+  closedir(d);
+  return n - 1;  // the DIR's own fd
+}
+
+// Our children (zombies included), from /proc/self/task/*/children.
+int CountChildren() {
+  int n = 0;
+  DIR *d = opendir("/proc/self/task");
+  while (struct dirent *e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::string path = std::string("/proc/self/task/") + e->d_name + "/children";
+    FILE *f = fopen(path.c_str(), "re");
+    if (!f) continue;
+    int pid;
+    while (fscanf(f, "%d", &pid) == 1) n++;
+    fclose(f);
+  }
+  closedir(d);
+  return n;
+}
+
+// ---------------------------------------------------------------- fsops
+
+TEST(fsops_mknod_xattr_syncfs) {
+  std::string dir = Scratch("fsops");
+  std::string fifo = dir + "/fifo";
+  OK(ncri_mknod(fifo.c_str(), S_IFIFO | 0600, 0, 0, &e_));
+  struct stat st;
+  CHECK(lstat(fifo.c_str(), &st) == 0 && S_ISFIFO(st.st_mode));
+  ncri_error e{};
+  CHECK(ncri_mknod(fifo.c_str(), S_IFIFO | 0600, 0, 0, &e) == -EEXIST && e.err == EEXIST);
+  CHECK(strcmp(e.syscall, "mknod") == 0 && fifo == e.path);
+
+  std::string file = dir + "/file";
+  close(open(file.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+  OK(ncri_lsetxattr(file.c_str(), "trusted.nodecri", "v1", 2, &e_));
+  std::string value;
+  ncri_error ge{};
+  CHECK(ncri_lgetxattr(file.c_str(), "trusted.nodecri", &value, &ge) == 1 && value == "v1");
+  CHECK(ncri_lgetxattr(file.c_str(), "trusted.missing", &value, &ge) == 0);
+  OK(ncri_syncfs(dir.c_str(), &e_));
+}
+
+TEST(fsops_lock_exclusive) {
+  std::string lock = Scratch("lock") + "/daemon.lock";
+  int fd = -1;
+  std::string holder;
+  ncri_error e{};
+  CHECK(ncri_lock_exclusive(lock.c_str(), -1, &fd, &holder, &e) == 0 && fd >= 0);
+  ncri::Fd held(fd);
+  int other = -1;
+  // flock belongs to the open file: a second open of the file is another holder.
+  CHECK(ncri_lock_exclusive(lock.c_str(), -1, &other, &holder, &e) == 1);
+  CHECK(atoi(holder.c_str()) == getpid());
+  // The inherited fd of the same file keeps the lock (a re-exec).
+  int again = -1;
+  CHECK(ncri_lock_exclusive(lock.c_str(), held.get(), &again, &holder, &e) == 0);
+  if (again != held.get()) close(again);
+}
+
+// ---------------------------------------------------------------- mounts
+
+TEST(mount_tmpfs_bind_unmount) {
+  std::string base = Scratch("mounts");
+  std::string t = base + "/tmpfs";
+  mkdir(t.c_str(), 0755);
+  ncri_tmpfs_options o{};
+  o.has_size = true;
+  o.size_bytes = 1 << 20;
+  o.mode = 01777;
+  o.nosuid = o.nodev = true;
+  OK(ncri_mount_tmpfs(t.c_str(), &o, &e_));
+  CHECK(FsType(t) == TMPFS_MAGIC);
+  struct stat st;
+  CHECK(stat(t.c_str(), &st) == 0 && (st.st_mode & 07777) == 01777);
+  struct statfs sf;
+  CHECK(statfs(t.c_str(), &sf) == 0 && (sf.f_flags & ST_NOSUID) && (sf.f_flags & ST_NODEV));
+
+  std::string b = base + "/bind";
+  mkdir(b.c_str(), 0755);
+  ncri_bind_options bo{};
+  bo.readonly = true;
+  OK(ncri_bind_mount(t.c_str(), b.c_str(), &bo, &e_));
+  CHECK(open((b + "/x").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644) < 0 && errno == EROFS);
+  ncri::Fd w(open((t + "/x").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+  CHECK(w.get() >= 0 && Exists(b + "/x"));
+  w.reset();
+
+  OK(ncri_unmount(b.c_str(), false, &e_));
+  CHECK(!Exists(b + "/x"));
+  OK(ncri_unmount(b.c_str(), false, &e_));  // not a mount point any more: idempotent
+  OK(ncri_unmount((base + "/missing").c_str(), true, &e_));
+  OK(ncri_unmount(t.c_str(), true, &e_));
+  CHECK(FsType(t) == TMPFS_MAGIC);  // the scratch tmpfs below
+  ncri_error e{};
+  CHECK(ncri_bind_mount((base + "/missing").c_str(), b.c_str(), &bo, &e) == -ENOENT);
+}
+
+TEST(mount_overlay_both_methods) {
+  std::string base = Scratch("overlay");
+  for (ncri_overlay_method m : {NCRI_OVERLAY_MOUNT, NCRI_OVERLAY_FSCONFIG}) {
+    std::string root = base + (m == NCRI_OVERLAY_MOUNT ? "/m" : "/f");
+    for (const char *d : {"", "/l1", "/l2", "/up", "/work", "/merged"}) mkdir((root + d).c_str(), 0755);
+    close(open((root + "/l1/top").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+    close(open((root + "/l2/bottom").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+    ncri_overlay_options o{};
+    o.lower = {root + "/l1", root + "/l2"};
+    o.upper = root + "/up";
+    o.work = root + "/work";
+    o.method = m;
+    std::string merged = root + "/merged";
+    ncri_error e{};
+    int r = ncri_mount_overlay(merged.c_str(), &o, &e);
+    if (r == -ENOSYS || (m == NCRI_OVERLAY_FSCONFIG && r == -EINVAL)) continue;  // an older kernel
+    CHECK(r == 0);
+    CHECK(Exists(merged + "/top") && Exists(merged + "/bottom"));
+    close(open((merged + "/new").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+    CHECK(Exists(root + "/up/new"));
+    OK(ncri_unmount(merged.c_str(), false, &e_));
+    CHECK(!Exists(merged + "/top"));
+  }
+}
+
+// ---------------------------------------------------------------- cgroups
+
+TEST(cgroup_mounts_listed) {
+  std::vector<ncri_cgroup_mount> mounts;
+  OK(ncri_cgroup_mounts(&mounts, &e_));
+  CHECK(!mounts.empty());  // this host has cgroups mounted (v1, v2 or both)
+  for (const auto &m : mounts) CHECK(m.mount_point[0] == '/' && (m.fstype == "cgroup" || m.fstype == "cgroup2"));
+}
+
+TEST(cgroup_files_on_a_cgroup2_mount) {
+  // cgroup2 mounted again in this mount namespace: the same hierarchy as the host's, so the
+  // test cgroup is a real one (removed at the end).
+  std::string root = Scratch("cgroup2");
+  if (mount("none", root.c_str(), "cgroup2", 0, nullptr) != 0) {
+    fprintf(stderr, "    (no cgroup2: skipped)\n");
+    return;
+  }
+  std::vector<ncri_cgroup_mount> mounts;
+  OK(ncri_cgroup_mounts(&mounts, &e_));
+  bool listed = false;
+  for (const auto &m : mounts) listed = listed || (m.mount_point == root && m.fstype == "cgroup2");
+  CHECK(listed);
+
+  std::string rel = "nodecri-core-test-" + std::to_string(getpid()) + "/child";
+  OK(ncri_cgroup_mkdir(root, rel, {}, &e_));
+  std::string dir = root + "/" + rel;
+  CHECK(FsType(dir) == CGROUP2_SUPER_MAGIC);
+  std::vector<ncri_cgroup_write> writes = {
+      {dir, "cgroup.max.descendants", "7", false, 0},
+      {dir, "no.such.file", "1", true, 0},
+  };
+  OK(ncri_cgroup_write_files(&writes, &e_));
+  CHECK(writes[1].result == ENOENT);
+  std::vector<ncri_cgroup_read> reads = {{dir, "cgroup.max.descendants", false, ""}, {dir, "no.such.file", false, ""}};
+  OK(ncri_cgroup_read_files(&reads, &e_));
+  CHECK(reads[0].found && reads[0].value == "7\n");
+  CHECK(!reads[1].found);
+  // A value split over two writes would be wrong: one write, refused whole.
+  std::vector<ncri_cgroup_write> bad = {{dir, "cgroup.max.descendants", "seven", false, 0}};
+  ncri_error e{};
+  CHECK(ncri_cgroup_write_files(&bad, &e) < 0 && e.err == EINVAL && strcmp(e.syscall, "write") == 0);
+
+  std::string top = root + "/nodecri-core-test-" + std::to_string(getpid());
+  OK(ncri_cgroup_rmdir(top, &e_));
+  CHECK(!Exists(top));
+  OK(ncri_cgroup_rmdir(top, &e_));  // missing: success
+  umount2(root.c_str(), MNT_DETACH);
+}
+
+TEST(cgroup_refuses_a_plain_directory) {
+  std::string dir = Scratch("not-a-cgroup");
+  std::vector<ncri_cgroup_write> writes = {{dir, "cgroup.procs", "0", false, 0}};
+  ncri_error e{};
+  CHECK(ncri_cgroup_write_files(&writes, &e) == -EINVAL && strcmp(e.syscall, "fstatfs") == 0);
+  CHECK(!Exists(dir + "/cgroup.procs"));
+}
+
+// ---------------------------------------------------------------- device filter
+
+TEST(device_program_assembly) {
+  std::vector<struct bpf_insn> prog;
+  std::vector<ncri_device_rule> rules = {
+      {false, 'a', -1, -1, "rwm"},
+      {true, 'c', 1, 3, "rwm"},
+      {true, 'c', 136, -1, "rw"},
+      {false, 'b', 8, 0, "m"},
+  };
+  OK(ncri_device_program(rules, &prog, &e_));
+  CHECK(prog.size() > 4);
+  CHECK(prog.back().code == (BPF_JMP | BPF_EXIT));
+  std::vector<struct bpf_insn> more;
+  rules.push_back({true, 'c', 5, 1, "rw"});
+  OK(ncri_device_program(rules, &more, &e_));
+  CHECK(more.size() > prog.size());
+
+  ncri_error e{};
+  std::vector<struct bpf_insn> none;
+  CHECK(ncri_device_program({{true, 'c', 1, 3, "rwm"}}, &none, &e) == -EINVAL);  // no leading 'a' rule
+  CHECK(ncri_device_program({{false, 'a', -1, -1, "rwm"}, {true, 'x', 1, 3, "r"}}, &none, &e) == -EINVAL);
+  CHECK(ncri_device_program({{false, 'a', -1, -1, "rwm"}, {true, 'c', 1, 3, "rr"}}, &none, &e) == -EINVAL);
+  CHECK(ncri_device_program({{false, 'a', -1, -1, "rwm"}, {true, 'c', kNcriDevMajorMax + 1, 3, "r"}}, &none, &e) == -EINVAL);
+  CHECK(ncri_device_program({{false, 'a', 1, -1, "rwm"}}, &none, &e) == -EINVAL);  // 'a' with a major
+}
+
+// ---------------------------------------------------------------- namespaces
+
+TEST(ns_sysctl_paths) {
+  std::string path;
+  ncri_error e{};
+  OK(ncri_sysctl_path("net.ipv4.ip_forward", &path, &e_));
+  CHECK(path == "/proc/sys/net/ipv4/ip_forward");
+  OK(ncri_sysctl_path("net.ipv4.conf.eth0/1.forwarding", &path, &e_));
+  CHECK(path == "/proc/sys/net/ipv4/conf/eth0.1/forwarding");
+  for (const char *bad : {"", "net..x", "net.ipv4.ip_forward.", "../x", "net.ipv4/../../x/..", "net ipv4"})
+    CHECK(ncri_sysctl_path(bad, &path, &e) == -EINVAL);
+}
+
+TEST(ns_pin_loopback_unpin) {
+  std::string dir = Scratch("pins") + "/pod/ns";
+  ncri_sysctl sysctls[] = {{"net.ipv4.ping_group_range", "0 0"}};
+  ncri_pin_request req{};
+  req.dir = dir;
+  req.kinds = NCRI_NS_NET | NCRI_NS_UTS | NCRI_NS_IPC;
+  req.sysctls = sysctls;
+  req.nsysctls = 1;
+  ncri_pin_result res;
+  OK(ncri_pin_namespaces(&req, &res, &e_));
+  struct stat mine, pinned;
+  CHECK(res.paths[0] == dir + "/net" && FsType(res.paths[0]) == NSFS_MAGIC);
+  CHECK(stat("/proc/self/ns/net", &mine) == 0 && stat(res.paths[0].c_str(), &pinned) == 0 && mine.st_ino != pinned.st_ino);
+  CHECK(res.paths[3].empty());  // no user namespace asked for
+  OK(ncri_loopback_up(res.paths[0].c_str(), &e_));
+  ncri_error e{};
+  CHECK(ncri_loopback_up(res.paths[2].c_str(), &e) == -EINVAL && strcmp(e.syscall, "setns") == 0);  // a uts pin
+  // A second pin of the same kinds in the same place: O_EXCL, and nothing of the first undone.
+  CHECK(ncri_pin_namespaces(&req, &res, &e) == -EEXIST);
+  CHECK(FsType(dir + "/net") == NSFS_MAGIC);
+  for (const char *k : {"net", "uts", "ipc"}) {
+    OK(ncri_unpin_namespace((dir + "/" + k).c_str(), &e_));
+    CHECK(!Exists(dir + "/" + k));
+    OK(ncri_unpin_namespace((dir + "/" + k).c_str(), &e_));  // idempotent
+  }
+}
+
+// The user namespace's handshake: ID_MAPS from the child, the maps written, ID_MAPS_WRITTEN.
+TEST(ns_pin_user_namespace) {
+  std::string dir = Scratch("pins-user");
+  ncri_id_map map[] = {{0, 200000, 65536}};
+  ncri_pin_request req{};
+  req.dir = dir;
+  req.kinds = NCRI_NS_USER | NCRI_NS_IPC;
+  req.uid_map = map;
+  req.nuid_map = 1;
+  req.gid_map = map;
+  req.ngid_map = 1;
+  req.deny_setgroups = true;
+  ncri_sysctl sysctls[] = {{"kernel.msgmax", "4096"}};  // writable by the new user namespace's root only
+  req.sysctls = sysctls;
+  req.nsysctls = 1;
+  ncri_pin_result res;
+  OK(ncri_pin_namespaces(&req, &res, &e_));
+  CHECK(FsType(res.paths[3]) == NSFS_MAGIC && FsType(res.paths[1]) == NSFS_MAGIC);
+  for (int i : {1, 3}) OK(ncri_unpin_namespace(res.paths[i].c_str(), &e_));
+}
+
+TEST(ns_pin_failure_leaves_nothing) {
+  std::string dir = Scratch("pins-bad") + "/a/b";
+  ncri_sysctl sysctls[] = {{"net.ipv4.no_such_sysctl", "1"}};
+  ncri_pin_request req{};
+  req.dir = dir;
+  req.kinds = NCRI_NS_NET;
+  req.sysctls = sysctls;
+  req.nsysctls = 1;
+  ncri_pin_result res;
+  ncri_error e{};
+  int before = CountChildren();
+  CHECK(ncri_pin_namespaces(&req, &res, &e) == -ENOENT);
+  CHECK(strcmp(e.syscall, "open") == 0 && strcmp(e.path, "/proc/sys/net/ipv4/no_such_sysctl") == 0);
+  CHECK(!Exists(g_scratch + "/pins-bad/a"));
+  CHECK(CountChildren() == before);
+}
+
+// ---------------------------------------------------------------- processes
+
+TEST(proc_pidfd_and_exit_collect) {
+  ncri_error e{};
+  int self = ncri_pidfd_open(getpid(), &e);
+  CHECK(self >= 0);
+  ncri::Fd selfd(self);
+  CHECK(ncri_pidfd_pid(self, &e) == getpid());
+  ncri::Fd notpidfd(open("/dev/null", O_RDONLY | O_CLOEXEC));
+  CHECK(ncri_pidfd_pid(notpidfd.get(), &e) == -EBADF);
+  CHECK(ncri_reap_strays(self, {}) == 0);  // our own PID namespace: never swept
+
+  pid_t child = fork();
+  if (child == 0) _exit(3);
+  ncri::Fd pidfd(ncri_pidfd_open(child, &e));
+  CHECK(pidfd.get() >= 0);
+  struct pollfd p = {pidfd.get(), POLLIN, 0};
+  CHECK(poll(&p, 1, -1) == 1);
+  char what[64];
+  ncri_describe_exit(pidfd.get(), "alive", what, sizeof what);
+  CHECK(strcmp(what, "exit status 3") == 0);
+  ncri::ExitStatus st;
+  CHECK(ncri_exit_collect(pidfd.get(), false, &st));
+  CHECK(st.known && st.exited && st.status == 3);
+  CHECK(ncri_pidfd_pid(pidfd.get(), &e) == -ESRCH);  // reaped
+  CHECK(ncri_exit_collect(pidfd.get(), false, &st) && !st.known);  // not ours any more
+
+  child = fork();
+  if (child == 0) {
+    pause();
+    _exit(0);
+  }
+  pidfd.reset(ncri_pidfd_open(child, &e));
+  CHECK(!ncri_exit_collect(pidfd.get(), false, &st));  // still running
+  OK(ncri_pidfd_signal(pidfd.get(), SIGKILL, &e_));
+  struct pollfd q = {pidfd.get(), POLLIN, 0};
+  CHECK(poll(&q, 1, -1) == 1);
+  CHECK(ncri_exit_collect(pidfd.get(), false, &st) && st.known && !st.exited && st.status == SIGKILL);
+}
+
+TEST(proc_seed_drains_to_eof) {
+  int sv[2];
+  CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0);
+  ncri::Seed seed(sv[0]);
+  ncri::Fd child(sv[1]);
+  CHECK(!seed.Drain() && seed.error() == nullptr);
+  ncri::ChildFrame f = ncri_make_frame(ncri::kFrameError, ncri::kStepExec, -ENOENT, 0, 0);
+  CHECK(send(child.get(), &f, sizeof f, 0) == (ssize_t)sizeof f);
+  ncri::ChildFrame g = ncri_make_frame(ncri::kFrameError, ncri::kStepSeccomp, -EPERM, 0, 0);
+  CHECK(send(child.get(), &g, sizeof g, 0) == (ssize_t)sizeof g);
+  CHECK(!seed.Drain());
+  OK(seed.Start(&e_));
+  char c = 0;
+  CHECK(recv(child.get(), &c, 1, 0) == 1 && c == ncri::kMsgStart);
+  child.reset();
+  CHECK(seed.Drain());
+  CHECK(seed.error() && seed.error()->step == ncri::kStepExec && seed.error()->err == ENOENT);  // the first one
+}
+
+TEST(proc_keeper_message) {
+  int sv[2];
+  CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) == 0);
+  ncri::Fd a(sv[0]), b(sv[1]);
+  char buf[16];
+  CHECK(ncri_recv_message(b.get(), buf, sizeof buf) == -EAGAIN);
+  ncri::Fd passed(open("/dev/null", O_RDONLY | O_CLOEXEC));
+  OK(ncri_send_with_fd(a.get(), "hello", 5, passed.get(), &e_));
+  OK(ncri_send_with_fd(a.get(), "x", 1, -1, &e_));
+  struct msghdr mh {};
+  struct iovec iov = {buf, sizeof buf};
+  alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))];
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = cbuf;
+  mh.msg_controllen = sizeof cbuf;
+  CHECK(recvmsg(b.get(), &mh, MSG_CMSG_CLOEXEC) == 5 && memcmp(buf, "hello", 5) == 0);
+  struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+  CHECK(cm && cm->cmsg_type == SCM_RIGHTS);
+  int got;
+  memcpy(&got, CMSG_DATA(cm), sizeof got);
+  close(got);
+  CHECK(ncri_recv_message(b.get(), buf, sizeof buf) == 1 && buf[0] == 'x');
+  a.reset();
+  CHECK(ncri_recv_message(b.get(), buf, sizeof buf) == 0);  // EOF
+}
+
+// ---------------------------------------------------------------- spawn
+
+// Drives one spawn as napi/process.cc does, with poll(2) in place of the loop: Step until
+// READY, Finish, start, the seed's EOF, then the exit. Returns the exit code, or -1.
+int SpawnAndWait(ncri::SpawnRequest req, std::string *failure) {
+  std::unique_ptr<ncri::SpawnSetup> setup;
+  ncri_error e{};
+  if (ncri_spawn_begin(std::move(req), &setup, &e) < 0) {
+    *failure = std::string("spawn: ") + e.step + ": " + strerror(e.err);
+    return -1;
+  }
+  int rc;
+  while ((rc = setup->Step(&e)) == 0) {
+    struct pollfd p = {setup->sync_fd(), POLLIN, 0};
+    poll(&p, 1, ncri::kSpawnSetupTimeoutMs);
+  }
+  if (rc < 0) {
+    *failure = std::string("setup: ") + e.step + ": " + strerror(e.err) + " " + e.path;
+    for (int fd : setup->Abort()) {
+      siginfo_t si{};
+      waitid((idtype_t)3 /* P_PIDFD */, (id_t)fd, &si, WEXITED);
+      close(fd);
+    }
+    return -1;
+  }
+  int intermediate = setup->TakeIntermediate();
+  if (intermediate >= 0) close(intermediate);  // (reaped at its exit by the caller; no double clone here)
+  ncri::SpawnResult res;
+  setup->Finish(&res);
+  setup.reset();
+  ncri::Fd pidfd(res.pidfd);
+  for (int fd : res.stdio)
+    if (fd >= 0) close(fd);
+  ncri::Seed seed(res.sync_fd);
+  if (seed.Start(&e) < 0) {
+    *failure = "start";
+    return -1;
+  }
+  for (;;) {
+    struct pollfd p = {seed.sync_fd(), POLLIN, 0};
+    poll(&p, 1, -1);
+    if (seed.Drain()) break;
+  }
+  if (seed.error()) {
+    ncri_error fe{};
+    ncri_frame_error(*seed.error(), res.memory.get(), &fe);
+    *failure = std::string("exec: ") + fe.step + ": " + strerror(fe.err);
+  }
+  struct pollfd p = {pidfd.get(), POLLIN, 0};
+  poll(&p, 1, -1);
+  ncri::ExitStatus st;
+  if (!ncri_exit_collect(pidfd.get(), false, &st) || !st.known) {
+    *failure += " (exit not collected)";
+    return -1;
+  }
+  return st.exited ? st.status : 128 + st.status;
+}
+
+ncri::SpawnRequest TrivialRequest(const char *program) {
+  ncri::SpawnRequest r;
+  r.args = {program};
+  r.env = {"PATH=/usr/bin:/bin"};
+  r.cwd = "/";
+  for (int &s : r.stdio) s = ncri::kStdioNull;
+  return r;
+}
+
+TEST(spawn_exit_status_and_errors) {
+  std::string failure;
+  CHECK(SpawnAndWait(TrivialRequest("/bin/true"), &failure) == 0);
+  CHECK(SpawnAndWait(TrivialRequest("false"), &failure) == 1);  // found on PATH
+  failure.clear();
+  CHECK(SpawnAndWait(TrivialRequest("/no/such/program"), &failure) == -1 || !failure.empty());
+  CHECK(failure.find("find executable") != std::string::npos);
+  ncri::SpawnRequest empty = TrivialRequest("/bin/true");
+  empty.args.clear();
+  std::unique_ptr<ncri::SpawnSetup> setup;
+  ncri_error e{};
+  CHECK(ncri_spawn_begin(std::move(empty), &setup, &e) == -EINVAL && !setup);
+}
+
+TEST(spawn_in_new_namespaces) {
+  ncri::SpawnRequest r = TrivialRequest("/bin/true");
+  r.new_namespaces = CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET;
+  r.has_hostname = true;
+  r.hostname = "core-test";
+  std::string failure;
+  int code = SpawnAndWait(std::move(r), &failure);
+  if (code != 0) fprintf(stderr, "    %s\n", failure.c_str());
+  CHECK(code == 0);
+}
+
+// The exec path under load: thousands of spawns of /bin/true through ncri_spawn_begin, each
+// exiting 0, leaving no fd and no child (zombie or not) behind.
+TEST(spawn_exec_stress) {
+  const int iterations = getenv("NODECRI_CORE_STRESS") ? atoi(getenv("NODECRI_CORE_STRESS")) : 3000;
+  std::string warm;
+  CHECK(SpawnAndWait(TrivialRequest("/bin/true"), &warm) == 0);  // the init memfd, opened once
+  int fds_before = CountOpenFds();
+  int children_before = CountChildren();
+  for (int i = 0; i < iterations; i++) {
+    std::string failure;
+    int code = SpawnAndWait(TrivialRequest("/bin/true"), &failure);
+    if (code != 0) fprintf(stderr, "    iteration %d: exit %d %s\n", i, code, failure.c_str());
+    CHECK(code == 0);
+  }
+  CHECK(CountOpenFds() == fds_before);
+  CHECK(CountChildren() == children_before);
+  printf("    %d spawns\n", iterations);
+}
+
+// ---------------------------------------------------------------- main
+
+int EnterScratch() {
+  if (unshare(CLONE_NEWNS) != 0) return perror("unshare(CLONE_NEWNS)"), -1;
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return perror("make / private"), -1;
+  char tmpl[] = "/tmp/nodecri-core-tests-XXXXXX";
+  if (!mkdtemp(tmpl)) return perror("mkdtemp"), -1;
+  g_scratch = tmpl;
+  if (mount("tmpfs", tmpl, "tmpfs", 0, "mode=0755") != 0) return perror("mount scratch tmpfs"), -1;
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  if (argv[0][0] != '/') {
+    // spawn finds nodecri-init beside this program by its own path (dladdr gives argv[0]).
+    fprintf(stderr, "run nodecri-core-tests by its absolute path\n");
+    return 2;
+  }
+  if (geteuid() != 0) {
+    fprintf(stderr, "nodecri-core-tests must run as root\n");
+    return 2;
+  }
+  setvbuf(stdout, nullptr, _IOLBF, 0);
+  if (EnterScratch() < 0) return 2;
+  const char *filter = argc > 1 ? argv[1] : "";
+  int run = 0;
+  for (const TestCase &t : Registry()) {
+    if (!strstr(t.name, filter)) continue;
+    run++;
+    g_current_failed = false;
+    printf("  %s\n", t.name);
+    t.fn();
+    if (g_current_failed) {
+      g_failures++;
+      printf("  FAIL %s\n", t.name);
+    }
+  }
+  umount2(g_scratch.c_str(), MNT_DETACH);
+  rmdir(g_scratch.c_str());
+  printf("native core tests: %d run, %d failed\n", run, g_failures);
+  return g_failures == 0 && run > 0 ? 0 : 1;
+}
