@@ -25,6 +25,7 @@ import type { CriLogWriter } from './cri-log';
 import { attachReader, closeFd, containerLogWriter, openFd } from './logs';
 import type { ContainerRecord } from './model';
 import { containerProcessSpec, type StdioPlan } from './process-plan';
+import { holdProcess } from './state-machine';
 
 function imageConfigOf(raw: { config?: Record<string, unknown> } | undefined): ImageConfig {
   const c = (raw?.config ?? {}) as Record<string, unknown>;
@@ -263,8 +264,7 @@ export async function makeProcess(ctx: ContainerContext, record: ContainerRecord
     ctx.keeper?.drop(record.id);
     await logWriter?.close();
   });
-  record.pid = handle.pid;
-  record.pidStartTime = await ctx.opts.host.processStartTime(handle.pid);
+  holdProcess(record, handle.pid, await ctx.opts.host.processStartTime(handle.pid));
   ctx.live.set(record.id, { handle, log: logWriter, readers: logReaders, closeStdio, done: null });
   cleanup.push(`live state of ${record.id}`, () => void ctx.live.delete(record.id));
 }

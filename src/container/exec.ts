@@ -2,7 +2,7 @@
 import net from 'node:net';
 import { RuntimeError, failedPrecondition, invalidArgument } from '../domain/errors';
 import type { ContainerContext } from './context';
-import { exitCodeOf } from './exit';
+import { exitCodeOf } from './state-machine';
 import { execProcessSpec } from './process-plan';
 
 export interface ExecSyncResult {

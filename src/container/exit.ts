@@ -2,21 +2,13 @@
  * A container's exit: once its process is reaped (by the daemon, or by the keeper when the
  * keeper is its parent) and its log drained, the exit is recorded, persisted and emitted.
  */
-import os from 'node:os';
-import { nowNanos } from '../domain/events';
 import type { ExitStatus } from '../native/process';
 import type { ContainerContext, Live } from './context';
 import type { ContainerRecord } from './model';
+import { exitCodeOf, exitMove, transition } from './state-machine';
 
 /** How long an exited container's log may still be drained by its grandchildren. */
 const logDrainMs = 2000;
-
-/** Exit code as the CRI reports it: the code, or 128 + the signal number. */
-export function exitCodeOf(st: ExitStatus): number | null {
-  if (st.exitCode !== null) return st.exitCode;
-  if (st.signal !== null) return 128 + os.constants.signals[st.signal];
-  return null;
-}
 
 /**
  * Records the exit once the process is reaped (by us, or by the keeper when it is the
@@ -61,18 +53,7 @@ async function recordExit(ctx: ContainerContext, r: ContainerRecord, live: Live,
   ctx.keeper?.drop(r.id);
   const code = exitCodeOf(st);
   const stats = await ctx.opts.host.cgroups.stats(r.cgroupPath).catch(() => null);
-  r.state = 'CONTAINER_EXITED';
-  r.finishedAt = nowNanos();
-  r.pid = null;
-  if (code === null) {
-    r.exitCode = 255;
-    r.reason = 'ContainerStatusUnknown';
-    r.message = 'the container exited while nodecri was not its parent, so its exit code is unknown';
-  } else {
-    r.exitCode = code;
-    r.reason = (stats?.oomKillCount ?? 0) > 0 ? 'OOMKilled' : code === 0 ? 'Completed' : 'Error';
-    r.message = '';
-  }
+  transition(r, exitMove(code, (stats?.oomKillCount ?? 0) > 0));
   if (live.handle) await ctx.opts.host.releaseProcess(live.handle).catch(() => {});
   live.handle = null;
   await ctx.persist(r).catch((e: unknown) => ctx.opts.log.error({ err: e, containerId: r.id }, 'cannot persist the exit'));

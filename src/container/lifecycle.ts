@@ -11,6 +11,7 @@ import type { ContainerContext } from './context';
 import { makeProcess } from './create';
 import { watchExit } from './exit';
 import type { ContainerRecord } from './model';
+import { transition } from './state-machine';
 
 export async function start(ctx: ContainerContext, idOrPrefix: string): Promise<void> {
   const r = ctx.mustGet(idOrPrefix);
@@ -44,12 +45,7 @@ export async function start(ctx: ContainerContext, idOrPrefix: string): Promise<
         journal.point();
       } catch (e) {
         if (pid !== null && startTime !== null) void ctx.keeper?.forget(pid, startTime).catch(() => {});
-        r.state = 'CONTAINER_EXITED';
-        r.exitCode = 128;
-        r.reason = 'StartError';
-        r.message = (e as Error).message;
-        r.finishedAt = nowNanos();
-        r.pid = null;
+        transition(r, { to: 'CONTAINER_EXITED', exitCode: 128, reason: 'StartError', message: (e as Error).message });
         live.closeStdio();
         ctx.keeper?.drop(r.id);
         await live.log?.close();
@@ -60,8 +56,7 @@ export async function start(ctx: ContainerContext, idOrPrefix: string): Promise<
         throw new RuntimeError('unknown', `start container ${r.id}: ${(e as Error).message}`, { cause: e });
       }
       ctx.opts.host.refProcess(handle, false);
-      r.state = 'CONTAINER_RUNNING';
-      r.startedAt = nowNanos();
+      transition(r, { to: 'CONTAINER_RUNNING' });
       await ctx.persist(r);
       journal.point();
       live.done = watchExit(ctx, r, live);
@@ -91,12 +86,7 @@ export async function stop(ctx: ContainerContext, idOrPrefix: string, timeoutSec
       await live.log?.close();
       await ctx.opts.host.releaseProcess(live.handle!).catch(() => {});
       ctx.live.delete(r.id);
-      r.state = 'CONTAINER_EXITED';
-      r.finishedAt = nowNanos();
-      r.reason = 'Error';
-      r.message = 'stopped before it was started';
-      r.exitCode = 0;
-      r.pid = null;
+      transition(r, { to: 'CONTAINER_EXITED', exitCode: 0, reason: 'Error', message: 'stopped before it was started' });
       await ctx.persist(r);
     });
     return;

@@ -7,7 +7,6 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { nowNanos } from '../domain/events';
 import { objectIdPattern } from '../sandbox/service';
 import type { PendingOp } from '../state/op-journal';
 import type { SandboxRecord } from '../sandbox/model';
@@ -18,6 +17,7 @@ import { watchExit } from './exit';
 import { closeHanded, takeHandedFifo, type ContainerHandoff } from './handoff';
 import { attachReader, containerLogWriter, openFd } from './logs';
 import type { ContainerRecord } from './model';
+import { dropHeldProcess, transition } from './state-machine';
 import { remove } from './lifecycle';
 
 /**
@@ -141,8 +141,7 @@ async function reapHeld(ctx: ContainerContext, r: ContainerRecord): Promise<void
     ctx.opts.host.refProcess(h, false);
     void h.exited.then(() => ctx.opts.host.releaseProcess(h)).catch(() => {});
   }
-  r.pid = null;
-  r.pidStartTime = null;
+  dropHeldProcess(r);
 }
 
 async function adopt(ctx: ContainerContext, r: ContainerRecord, handed: ContainerHandoff['containers'][string]): Promise<void> {
@@ -153,12 +152,7 @@ async function adopt(ctx: ContainerContext, r: ContainerRecord, handed: Containe
   const recorded = !handle && ctx.keeper && r.pid !== null && r.pidStartTime !== null ? await ctx.keeper.recordedExit(r.pid, r.pidStartTime) : null;
   if (!handle && !recorded) {
     closeHanded(handed);
-    r.state = 'CONTAINER_EXITED';
-    r.finishedAt = nowNanos();
-    r.exitCode = 255;
-    r.reason = 'ContainerStatusUnknown';
-    r.message = 'the container exited while nodecri was down, so its exit code is unknown';
-    r.pid = null;
+    transition(r, { to: 'CONTAINER_EXITED', exitCode: 255, reason: 'ContainerStatusUnknown', message: 'the container exited while nodecri was down, so its exit code is unknown' });
     await ctx.persist(r);
     return;
   }
