@@ -17,12 +17,11 @@ import { CpuRate } from '../domain/cpu-rate';
 import { IdIndex } from '../domain/ids';
 import { Registrar } from '../domain/registrar';
 import type { ImageService } from '../image/service';
-import type { CgroupManager } from '../linux/cgroups';
-import { cgroupProcsFiles } from '../linux/infra';
+import { cgroupProcsFiles, type CgroupManager } from '../linux/cgroups';
 import type { ExitStatus, ProcessHandle } from '../native/process';
 import type { Logger } from '../obs/logger';
 import type { Metrics } from '../obs/metrics';
-import type { SandboxService } from '../sandbox/service';
+import type { SandboxLookup } from '../sandbox/records';
 import { readJson, writeJsonAtomic } from '../state/atomic-file';
 import type { GenerateInput, GeneratedContainer } from '../oci/generate';
 import type { OciSpec } from '../oci/types';
@@ -72,7 +71,8 @@ export interface ContainerServiceOptions {
   log: Logger;
   events: EventBus;
   images: ImageService;
-  sandboxes: SandboxService;
+  /** the pods' records (SandboxRecords, which SandboxService writes) */
+  sandboxes: SandboxLookup;
   host: ContainerHost;
   /** journals and fault points of CreateContainer, StartContainer and RemoveContainer */
   ops: Operations;

@@ -16,6 +16,7 @@
  */
 import type { ContainerConfig__Output } from '../cri/generated/runtime/v1/ContainerConfig';
 import type { CgroupStats, Resources } from '../linux/cgroups';
+import type { SandboxContainers } from '../sandbox/service';
 import type { PendingOp } from '../state/op-journal';
 import type { OciSpec } from '../oci/types';
 import { ContainerContext, type ContainerServiceOptions } from './context';
@@ -32,16 +33,21 @@ export type { ContainerHost, ContainerKeeper, ContainerServiceOptions } from './
 export type { ContainerHandoff } from './handoff';
 export { execOutputLimit, type ExecSyncResult } from './exec';
 
-export class ContainerService {
+export class ContainerService implements SandboxContainers {
   private readonly ctx: ContainerContext;
 
   constructor(opts: ContainerServiceOptions) {
-    const ctx = new ContainerContext(opts);
-    this.ctx = ctx;
-    opts.sandboxes.bindContainers({
-      stopAll: (sandboxId) => stopAll(ctx, sandboxId),
-      removeAll: (sandboxId) => removeAll(ctx, sandboxId),
-    });
+    this.ctx = new ContainerContext(opts);
+  }
+
+  /** Stops every container of a pod (StopPodSandbox; SandboxContainers). */
+  stopAll(sandboxId: string): Promise<void> {
+    return stopAll(this.ctx, sandboxId);
+  }
+
+  /** Removes every container of a pod (RemovePodSandbox; SandboxContainers). */
+  removeAll(sandboxId: string): Promise<void> {
+    return removeAll(this.ctx, sandboxId);
   }
 
   ofSandbox(sandboxId: string): ContainerRecord[] {
