@@ -53,6 +53,9 @@ export interface ContainerHost {
   defaults: GenerateInput['defaults'];
 }
 
+/** What a container needs of the image side: the image, its rootfs over its layers, their release. */
+export type ContainerImages = Pick<ImageService, 'status' | 'prepareRootfs' | 'releaseRootfs' | 'rootfsOwners'>;
+
 /** The keeper above the daemon, when there is one (KeeperLink in src/linux/keeper.ts). */
 export interface ContainerKeeper {
   hold(containerId: string, stream: 'stdout' | 'stderr', fd: number): void;
@@ -70,7 +73,7 @@ export interface ContainerServiceOptions {
   config: () => Config;
   log: Logger;
   events: EventBus;
-  images: ImageService;
+  images: ContainerImages;
   /** the pods' records (SandboxRecords, which SandboxService writes) */
   sandboxes: SandboxLookup;
   host: ContainerHost;

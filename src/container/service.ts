@@ -29,7 +29,7 @@ import type { ContainerRecord } from './model';
 import { restore, rollBack, rollForward, sweepOrphans } from './restore';
 import { stats, updateResources } from './stats';
 
-export type { ContainerHost, ContainerKeeper, ContainerServiceOptions } from './context';
+export type { ContainerHost, ContainerImages, ContainerKeeper, ContainerServiceOptions } from './context';
 export type { ContainerHandoff } from './handoff';
 export { execOutputLimit, type ExecSyncResult } from './exec';
 
