@@ -10,7 +10,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { Config } from '../config';
 import type { Operations } from '../domain/operations';
-import { KeyedLock } from '../domain/keyed-lock';
+import { KeyedMutex } from '../util/mutex';
 import { failedPrecondition } from '../domain/errors';
 import type { EventBus } from '../domain/events';
 import { CpuRate } from '../domain/cpu-rate';
@@ -119,7 +119,7 @@ export class ContainerContext {
   readonly live = new Map<string, Live>();
   readonly specs = new Map<string, OciSpec>();
   readonly cpuRate = new CpuRate();
-  readonly lock = new KeyedLock();
+  readonly lock = new KeyedMutex();
   /** exits being recorded right now: a handoff waits for them */
   readonly recording = new Set<Promise<void>>();
 
