@@ -22,6 +22,7 @@ import { podHost } from './linux/pod-host';
 import { lockStateDirs, StateDirsBusyError } from './linux/state-lock';
 import { KeeperLink } from './linux/keeper';
 import { bringUpLoopback } from './native/namespaces';
+import { SandboxRecords } from './sandbox/records';
 import { SandboxService } from './sandbox/service';
 import { ContainerService } from './container/service';
 import { containerHost } from './linux/container-host';
@@ -154,6 +155,21 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
     }),
     faults,
   );
+  // Containers read the pods' records (a container is made in a ready pod); the sandbox
+  // service writes them and stops and removes a pod's containers through the container
+  // service. So: the records, then the containers, then the sandboxes.
+  const sandboxRecords = new SandboxRecords();
+  const containers = new ContainerService({
+    config: () => config,
+    log: log.child({ component: 'container' }),
+    events,
+    images,
+    sandboxes: sandboxRecords,
+    host: containerHost(cgroups),
+    ops,
+    metrics,
+    keeper,
+  });
   const sandboxes = new SandboxService({
     config: () => config,
     log: log.child({ component: 'sandbox' }),
@@ -161,17 +177,8 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
     host: podHost(cgroups),
     network: podNetwork,
     ops,
-  });
-  const containers = new ContainerService({
-    config: () => config,
-    log: log.child({ component: 'container' }),
-    events,
-    images,
-    sandboxes,
-    host: containerHost(cgroups),
-    ops,
-    metrics,
-    keeper,
+    records: sandboxRecords,
+    containers,
   });
   await recoverState({ journals, sandboxes, containers, handoff, keeper, log: log.child({ component: 'recovery' }) });
 

@@ -22,7 +22,7 @@ import {
   type NamespaceSpec,
   type ProcessHandle,
 } from '../native/process';
-import { noResources, type CgroupManager } from './cgroups';
+import { cgroupProcsFiles, noResources, type CgroupManager } from './cgroups';
 
 /** The pause binary, built beside the addon (which this loads). */
 export function pauseBinary(): string {
@@ -36,11 +36,6 @@ export interface InfraRequest {
   pins: { net: string | null; ipc: string | null; uts: string | null };
   /** the cgroup the infra process gets (made here, under the pod's) */
   cgroupPath: string;
-}
-
-/** cgroup.procs files of every hierarchy the cgroup lives in. */
-export function cgroupProcsFiles(cgroups: CgroupManager, cgroupPath: string): string[] {
-  return [...new Set(Object.values(cgroups.paths(cgroupPath)))].map((dir) => path.join(dir, 'cgroup.procs'));
 }
 
 export class InfraProcesses {

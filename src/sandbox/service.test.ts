@@ -231,6 +231,8 @@ interface Env {
   events: RecordingBus;
   journals: OpJournals;
   service: SandboxService;
+  /** what the container side was asked: stopAll <id>, removeAll <id> */
+  containerCalls: string[];
   /** a second service over the same disk and kernel: a restarted daemon */
   restarted(): SandboxService;
 }
@@ -244,6 +246,9 @@ function makeEnv(): Env {
   const world = new World(path.join(dir, 'cgroupfs'));
   const events = new RecordingBus();
   const journals = new OpJournals(path.join(config.runroot, 'ops'));
+  const containerCalls: string[] = [];
+  // The container side of the sandbox service, recording what it is asked.
+  const containers = { stopAll: async (s: string) => void containerCalls.push(`stopAll ${s}`), removeAll: async (s: string) => void containerCalls.push(`removeAll ${s}`) };
   const make = (): SandboxService => {
     const host = world.host();
     const ops = new Operations(
@@ -257,9 +262,9 @@ function makeEnv(): Env {
       }),
       noFaults,
     );
-    return new SandboxService({ config: () => config, log, events, host, network: world.network(cniConfig), ops });
+    return new SandboxService({ config: () => config, log, events, host, network: world.network(cniConfig), ops, containers });
   };
-  return { dir, config, world, events, journals, service: make(), restarted: make };
+  return { dir, config, world, events, journals, service: make(), containerCalls, restarted: make };
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -284,11 +289,6 @@ function recordFile(e: Env, id: string): string {
 
 async function recordOnDisk(e: Env, id: string): Promise<SandboxRecord> {
   return fromJson<SandboxRecord>(await fsp.readFile(recordFile(e, id), 'utf8'));
-}
-
-/** The container side of the sandbox service, recording what it is asked. */
-function bindContainers(service: SandboxService, calls: string[]): void {
-  service.bindContainers({ stopAll: async (s) => void calls.push(`stopAll ${s}`), removeAll: async (s) => void calls.push(`removeAll ${s}`) });
 }
 
 /** Nothing of any pod is left: kernel, CNI, disk, journals, names. */
@@ -513,8 +513,7 @@ describe('SandboxService with a fake host', { timeout: 60_000 }, () => {
     const { service, world } = env;
     const id = await service.run(podSpec(), null);
     const runDir = runDirOf(env, id);
-    const containerCalls: string[] = [];
-    bindContainers(service, containerCalls);
+    const containerCalls = env.containerCalls;
 
     let mark = world.calls.length;
     await service.stop(id, null);

@@ -28,6 +28,7 @@ import { checkPathLength, resourceError } from '../domain/limits';
 import { checkCgroupParent } from './cgroup-parent';
 import { hostsFile, podHostname, resolvConf, writeSandboxFiles } from './files';
 import type { SandboxRecord, SandboxSpec, SandboxState } from './model';
+import { SandboxRecords } from './records';
 
 /** The kernel facilities a sandbox needs (the addon in production, fakes in unit tests). */
 export interface SandboxHost {
@@ -55,7 +56,10 @@ export interface SandboxHost {
  */
 export type SandboxNetwork = Pick<PodNetwork, 'waitForConfig' | 'attach' | 'detach' | 'usage' | 'removeCacheTempFiles' | 'cachedAttachments'>;
 
-/** What the sandbox service needs from the container service (bound after both exist). */
+/**
+ * What the sandbox service needs from the container side: a pod's containers stopped and
+ * removed with it (ContainerService, made before the sandbox service; see records.ts).
+ */
 export interface SandboxContainers {
   stopAll(sandboxId: string, signal: AbortSignal | null): Promise<void>;
   removeAll(sandboxId: string): Promise<void>;
@@ -69,6 +73,9 @@ export interface SandboxServiceOptions {
   network: SandboxNetwork;
   /** journals and fault points of RunPodSandbox, StopPodSandbox and RemovePodSandbox */
   ops: Operations;
+  /** the pods' records, which the container side reads too; a store of its own when absent */
+  records?: SandboxRecords;
+  containers: SandboxContainers;
 }
 
 export interface SandboxStats {
@@ -83,18 +90,18 @@ const inFlightWaitMs = 4 * 60 * 1000;
 const busy = (name: string) => unavailable(`pod sandbox ${name} is still being created; try again`);
 
 export class SandboxService {
-  private readonly records = new Map<string, SandboxRecord>();
-  private readonly index = new IdIndex();
+  private readonly store: SandboxRecords;
+  private readonly records: Map<string, SandboxRecord>;
+  private readonly index: IdIndex;
   private readonly names = new Registrar();
   private readonly creating = new InFlight<string>({ joinTimeout: { ms: inFlightWaitMs, error: busy } });
   private readonly lock = new KeyedMutex();
   private readonly cpuRate = new CpuRate();
-  private containers: SandboxContainers = { stopAll: async () => {}, removeAll: async () => {} };
 
-  constructor(private readonly opts: SandboxServiceOptions) {}
-
-  bindContainers(c: SandboxContainers): void {
-    this.containers = c;
+  constructor(private readonly opts: SandboxServiceOptions) {
+    this.store = opts.records ?? new SandboxRecords();
+    this.records = this.store.byId;
+    this.index = this.store.index;
   }
 
   private get config(): Config {
@@ -115,17 +122,15 @@ export class SandboxService {
   }
 
   get(idOrPrefix: string): SandboxRecord | null {
-    const id = this.index.resolve(idOrPrefix, 'sandbox');
-    return id ? (this.records.get(id) ?? null) : null;
+    return this.store.get(idOrPrefix);
   }
 
   mustGet(idOrPrefix: string): SandboxRecord {
-    const id = this.index.mustResolve(idOrPrefix, 'sandbox');
-    return this.records.get(id)!;
+    return this.store.mustGet(idOrPrefix);
   }
 
   list(): SandboxRecord[] {
-    return [...this.records.values()];
+    return this.store.list();
   }
 
   /** RunPodSandbox: returns the sandbox id (an existing one for an identical retry). */
@@ -352,7 +357,7 @@ export class SandboxService {
   }
 
   private async stopLocked(r: SandboxRecord, signal: AbortSignal | null, step: () => void): Promise<void> {
-    await this.containers.stopAll(r.id, signal);
+    await this.opts.containers.stopAll(r.id, signal);
     step();
     if (r.infra) await this.opts.host.infra.stop(r.infra.pid);
     step();
@@ -387,7 +392,7 @@ export class SandboxService {
 
   private async removeLocked(r: SandboxRecord, step: () => void): Promise<void> {
     if (!this.records.has(r.id)) return;
-    await this.containers.removeAll(r.id);
+    await this.opts.containers.removeAll(r.id);
     step();
     for (const p of [r.pins.net, r.pins.ipc, r.pins.uts, r.pins.user]) if (p) await this.opts.host.unpinNamespace(p);
     step();

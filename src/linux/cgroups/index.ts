@@ -4,6 +4,7 @@
  *   const cgroups = await createCgroupManager();
  *   await cgroups.create('/kubepods/pod1', { ...noResources(), memoryLimitBytes: 256n << 20n });
  */
+import path from 'node:path';
 import type { CgroupNative } from '../../native/cgroups';
 import { type CgroupfsOptions, defaultCgroupfsOptions } from './cgroupfs-base';
 import { CgroupfsV1Manager } from './cgroupfs-v1';
@@ -41,4 +42,9 @@ export async function createCgroupManager(opts: CreateCgroupManagerOptions = {})
   const options = { ...defaultCgroupfsOptions, ...opts };
   checkDeviceControl(layout, options.deviceEnforcement, errnoName);
   return { manager: cgroupManagerFor(layout, native, options), layout };
+}
+
+/** cgroup.procs files of every hierarchy the cgroup lives in. */
+export function cgroupProcsFiles(cgroups: CgroupManager, cgroupPath: string): string[] {
+  return [...new Set(Object.values(cgroups.paths(cgroupPath)))].map((dir) => path.join(dir, 'cgroup.procs'));
 }

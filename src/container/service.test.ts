@@ -1,0 +1,499 @@
+/**
+ * ContainerService over a fake host: no root, no addon, no kernel objects but files, FIFOs
+ * and pipes in a temp dir. The fake's "processes" are promises the test settles; their
+ * stdout is the real FIFO the service made, reopened through /proc/self/fd.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import type { Config } from '../config';
+import { RuntimeError } from '../domain/errors';
+import type { ContainerEvent, ContainerEventType, EventBus } from '../domain/events';
+import { Operations } from '../domain/operations';
+import { undoer } from '../domain/undoer';
+import type { ContainerSpec } from './spec';
+import { noResources, type CgroupManager, type CgroupStats } from '../linux/cgroups';
+import type { ExitStatus, ProcessHandle, ProcessSpec } from '../native/process';
+import { createLogger } from '../obs/logger';
+import type { GeneratedContainer, GenerateInput } from '../oci/generate';
+import type { OciSpec } from '../oci/types';
+import type { SandboxRecord } from '../sandbox/model';
+import { SandboxRecords } from '../sandbox/records';
+import { OpJournals } from '../state/op-journal';
+import { noFaults } from '../util/faults';
+import type { ContainerRecord } from './model';
+import { ContainerService, type ContainerHost, type ContainerImages } from './service';
+
+const run = promisify(execFile);
+const exists = (p: string) => fsp.access(p).then(() => true, () => false);
+const tmpRoots: string[] = [];
+const fakes: Fake[] = [];
+after(async () => {
+  for (const f of fakes) await f.close();
+  for (const d of tmpRoots) await fsp.rm(d, { recursive: true, force: true });
+});
+
+/** A fake process: the test settles its exit; it may ignore the stop signal. */
+class FakeProcess {
+  readonly signals: string[] = [];
+  released = false;
+  started = false;
+  /** one per handle given out: a daemon that dies loses its handles' exits */
+  private watchers: Array<(st: ExitStatus) => void> = [];
+  /** write ends of the container's stdout/stderr FIFOs, as its own */
+  private readonly outputs: number[] = [];
+  ignoresStopSignal = false;
+
+  constructor(readonly pid: number, stdio: Array<ProcessSpec['stdout']>) {
+    for (const s of stdio) if (typeof s === 'object' && s !== null && 'fd' in s) this.outputs.push(fs.openSync(`/proc/self/fd/${s.fd}`, 'w'));
+  }
+
+  write(text: string): void {
+    if (this.outputs[0] !== undefined) fs.writeSync(this.outputs[0], text);
+  }
+
+  exit(st: ExitStatus): void {
+    for (const fd of this.outputs.splice(0)) fs.closeSync(fd);
+    for (const w of this.watchers.splice(0)) w(st);
+  }
+
+  /** the daemon that holds its handles is gone */
+  forgetHandles(): void {
+    this.watchers = [];
+  }
+
+  handle(): ProcessHandle {
+    const exited = new Promise<ExitStatus>((res) => this.watchers.push(res));
+    return { pid: this.pid, pidfd: -1, stdin: null, stdout: null, stderr: null, terminal: null, warnings: [], exited } as unknown as ProcessHandle;
+  }
+}
+
+interface Fake {
+  svc: ContainerService;
+  host: ContainerHost;
+  root: string;
+  runroot: string;
+  sandbox: SandboxRecord;
+  processes: Map<number, FakeProcess>;
+  /** processes a restarted daemon finds alive, by pid */
+  adoptable: Map<number, FakeProcess>;
+  calls: string[];
+  events: ContainerEvent[];
+  nextEvent(type: ContainerEventType, containerId: string): Promise<ContainerEvent>;
+  fail: { createProcess?: Error; startProcess?: Error; processStartTime?: Error };
+  images: ContainerImages & { released: string[] };
+  /**
+   * A new service over the same dirs and host: a restarted daemon. The old one hands over
+   * (it stops reading logs) and its handles watch nothing more.
+   */
+  restart(): Promise<ContainerService>;
+  /** removes every container of the current service: nothing is left to keep the test process alive */
+  close(): Promise<void>;
+}
+
+
+function fakeCgroups(calls: string[], root: string): CgroupManager {
+  return {
+    mode: 'v2',
+    deviceControl: 'none',
+    create: async (p: string) => void calls.push(`cgroup create ${p}`),
+    update: async (p: string) => void calls.push(`cgroup update ${p}`),
+    attach: async () => {},
+    stats: async () => ({ oomKillCount: 0 }) as unknown as CgroupStats,
+    killAll: async (p: string) => void calls.push(`cgroup killAll ${p}`),
+    remove: async (p: string) => void calls.push(`cgroup remove ${p}`),
+    paths: (p: string) => ({ unified: path.join(root, 'cgroup', p) }),
+  } as unknown as CgroupManager;
+}
+
+function minimalSpec(rootfs: string, cgroupsPath: string): OciSpec {
+  return {
+    ociVersion: '1.1.0',
+    process: {
+      terminal: false,
+      user: { uid: 0, gid: 0, additionalGids: [] },
+      args: ['/app'],
+      env: [],
+      cwd: '/',
+      capabilities: { bounding: [], effective: [], permitted: [], inheritable: [], ambient: [] },
+      noNewPrivileges: true,
+      rlimits: [],
+    },
+    root: { path: rootfs, readonly: false },
+    hostname: 'pod',
+    mounts: [],
+    linux: { namespaces: [], devices: [], maskedPaths: [], readonlyPaths: [], sysctl: {}, cgroupsPath },
+  } as unknown as OciSpec;
+}
+
+async function setup(): Promise<Fake> {
+  const base = await fsp.mkdtemp(path.join(os.tmpdir(), 'nodecri-container-unit-'));
+  tmpRoots.push(base);
+  const root = path.join(base, 'root');
+  const runroot = path.join(base, 'run');
+  const calls: string[] = [];
+  const processes = new Map<number, FakeProcess>();
+  const adoptable = new Map<number, FakeProcess>();
+  const fail: Fake['fail'] = {};
+  let nextPid = 1000;
+  const cgroups = fakeCgroups(calls, base);
+  const events: ContainerEvent[] = [];
+  const waiters: Array<{ type: ContainerEventType; id: string; resolve: (e: ContainerEvent) => void }> = [];
+  const bus = {
+    publish(e: ContainerEvent) {
+      events.push(e);
+      for (const w of waiters.splice(0)) {
+        if (w.type === e.type && w.id === e.containerId) w.resolve(e);
+        else waiters.push(w);
+      }
+    },
+  } as unknown as EventBus;
+  const nextEvent = (type: ContainerEventType, id: string) => new Promise<ContainerEvent>((resolve) => waiters.push({ type, id, resolve }));
+
+  const released: string[] = [];
+  const images: Fake['images'] = {
+    released,
+    status: async (ref: string) => (ref === 'busybox' ? { id: 'sha256:b', repoDigests: ['busybox@sha256:d'], config: {} } : null),
+    prepareRootfs: async (_image: string, id: string) => {
+      const d = path.join(root, 'rootfs-store', id);
+      for (const s of ['lower', 'upper', 'work']) await fsp.mkdir(path.join(d, s), { recursive: true });
+      return { lowerDirs: [path.join(d, 'lower')], upperDir: path.join(d, 'upper'), workDir: path.join(d, 'work') };
+    },
+    releaseRootfs: async (id: string) => {
+      released.push(id);
+      await fsp.rm(path.join(root, 'rootfs-store', id), { recursive: true, force: true });
+    },
+    rootfsOwners: async () => [],
+  } as unknown as Fake['images'];
+
+  const find = (h: ProcessHandle) => processes.get(h.pid) ?? adoptable.get(h.pid)!;
+  const host: ContainerHost = {
+    cgroups,
+    mountOverlay: async (_l, _u, _w, target) => void calls.push(`mount ${target}`),
+    unmount: async (target) => void calls.push(`unmount ${target}`),
+    mkfifo: async (p) => {
+      if (await exists(p)) throw Object.assign(new Error(`mknod ${p}: EEXIST`), { code: 'EEXIST' });
+      await run('mkfifo', ['-m', '600', p]);
+    },
+    removeTree: (dir) => fsp.rm(dir, { recursive: true, force: true }),
+    createProcess: async (spec: ProcessSpec) => {
+      if (fail.createProcess) throw fail.createProcess;
+      const p = new FakeProcess(nextPid++, [spec.stdout, spec.stderr]);
+      processes.set(p.pid, p);
+      calls.push(`createProcess ${p.pid}`);
+      return p.handle();
+    },
+    startProcess: async (h) => {
+      if (fail.startProcess) throw fail.startProcess;
+      find(h).started = true;
+    },
+    execProcess: async () => {
+      throw new Error('no exec in this fake');
+    },
+    signalProcess: (h, sig) => {
+      const p = typeof h === 'number' ? processes.get(h)! : find(h);
+      p.signals.push(String(sig));
+      if (sig === 'SIGKILL') p.exit({ exitCode: null, signal: 'SIGKILL' });
+      else if (!p.ignoresStopSignal) p.exit({ exitCode: null, signal: sig as NodeJS.Signals });
+    },
+    releaseProcess: async (h) => {
+      find(h).released = true;
+    },
+    refProcess: () => {},
+    reapStrays: () => 0,
+    untilExitReapingStrays: (_h, until) => until,
+    adoptStarted: async (pid, startTime) => {
+      const p = adoptable.get(pid);
+      return p && startTime === `${pid}0` ? p.handle() : null;
+    },
+    processStartTime: async (pid) => {
+      if (fail.processStartTime) throw fail.processStartTime;
+      return `${pid}0`;
+    },
+    unwatchAllExits: () => 0,
+    dupFd: () => {
+      throw new Error('no dup in this fake');
+    },
+    keepAcrossExec: () => {},
+    generateSpec: async (input: GenerateInput) =>
+      ({
+        spec: minimalSpec(input.rootfs, `/pod/nodecri-${input.containerId}`),
+        stopSignal: { name: 'SIGTERM', number: 15 },
+        resources: noResources(),
+      }) as unknown as GeneratedContainer,
+    defaults: {} as GenerateInput['defaults'],
+  };
+
+  const sandboxes = new SandboxRecords();
+  const sandbox = {
+    version: 1,
+    id: 'f'.repeat(64),
+    name: 'k8s_pod_ns_uid_0',
+    state: 'SANDBOX_READY',
+    spec: { name: 'pod', namespace: 'ns', uid: 'uid', attempt: 0, logDirectory: path.join(base, 'logs') },
+    infra: null,
+  } as unknown as SandboxRecord;
+  sandboxes.byId.set(sandbox.id, sandbox);
+  sandboxes.index.add(sandbox.id);
+
+  const log = createLogger('fatal', { write: () => {} });
+  const make = () =>
+    new ContainerService({
+      config: () => ({ root, runroot }) as Config,
+      log,
+      events: bus,
+      images,
+      sandboxes,
+      host,
+      ops: new Operations(
+        new OpJournals(path.join(runroot, 'ops')),
+        undoer({
+          removeTree: host.removeTree,
+          unmountIfMounted: async (p) => void calls.push(`unmount ${p}`),
+          cgroups,
+          detachNetwork: async () => {},
+          releaseRootfs: (id) => images.releaseRootfs(id),
+        }),
+        noFaults,
+      ),
+      metrics: null,
+      keeper: null,
+    });
+  let current = make();
+  const restart = async () => {
+    await current.prepareHandoff();
+    for (const p of processes.values()) p.forgetHandles();
+    current = make();
+    return current;
+  };
+  const close = async () => {
+    for (const c of current.list()) await current.remove(c.id);
+  };
+  const fake = { svc: current, host, root, runroot, sandbox, processes, adoptable, calls, events, nextEvent, fail, images, restart, close };
+  fakes.push(fake);
+  return fake;
+}
+
+/** A container's spec as the CRI layer would hand it over: the defaults everywhere. */
+function containerConfig(name = 'app', logPath = 'app/0.log'): ContainerSpec {
+  return {
+    name,
+    attempt: 0,
+    image: { image: 'busybox', annotations: {}, userSpecifiedImage: '', runtimeHandler: '', imageRef: '' },
+    command: [],
+    args: [],
+    workingDir: '',
+    env: [],
+    mounts: [],
+    devices: [],
+    labels: {},
+    annotations: {},
+    logPath,
+    stdin: false,
+    stdinOnce: false,
+    tty: false,
+    stopSignal: null,
+    resources: null,
+    oomScoreAdj: null,
+    privileged: false,
+    namespaces: { network: 'POD', pid: 'CONTAINER', ipc: 'POD', targetId: '' },
+    user: { runAsUsername: '', runAsUser: null, runAsGroup: null, supplementalGroups: [], supplementalGroupsPolicy: 'Merge' },
+    capabilities: { add: [], drop: [], ambient: [] },
+    readonlyRootfs: false,
+    noNewPrivileges: false,
+    maskedPaths: null,
+    readonlyPaths: null,
+    seccomp: { kind: 'unconfined' },
+  };
+}
+
+const onDisk = async (r: ContainerRecord) => JSON.parse(await fsp.readFile(path.join(r.stateDir, 'container.json'), 'utf8')) as ContainerRecord;
+const journals = async (f: Fake) => (await fsp.readdir(path.join(f.runroot, 'ops')).catch(() => [] as string[])).filter((n) => !n.startsWith('.'));
+
+describe('ContainerService over a fake host', { timeout: 60_000 }, () => {
+  it('creates, starts, records the exit with its log, reports it, and removes', async () => {
+    const f = await setup();
+    const id = await f.svc.create(f.sandbox.id, containerConfig());
+    assert.match(id, /^[0-9a-f]{64}$/);
+    assert.equal(await f.svc.create(f.sandbox.id, containerConfig()), id, 'an identical retry gets the same container');
+    const r = f.svc.mustGet(id.slice(0, 12));
+    assert.equal(r.state, 'CONTAINER_CREATED');
+    assert.equal(r.sandboxId, f.sandbox.id);
+    const proc = f.processes.get(r.pid!)!;
+    assert.equal(r.pidStartTime, `${proc.pid}0`);
+    assert.ok(await exists(path.join(r.stateDir, 'config.json')));
+    assert.equal((await onDisk(r)).state, 'CONTAINER_CREATED');
+    assert.ok(f.calls.includes(`mount ${r.rootfs}`));
+    assert.ok(f.calls.includes(`cgroup create ${r.cgroupPath}`));
+    assert.deepEqual(await journals(f), [], 'the create journal is gone once it committed');
+    assert.equal(f.svc.ofSandbox(f.sandbox.id).length, 1);
+
+    await f.svc.start(id);
+    assert.equal(r.state, 'CONTAINER_RUNNING');
+    assert.ok(proc.started);
+    assert.notEqual(r.startedAt, '0');
+    assert.equal((await onDisk(r)).state, 'CONTAINER_RUNNING');
+    await assert.rejects(f.svc.start(id), (e: unknown) => e instanceof RuntimeError && e.kind === 'failed-precondition');
+
+    const stopped = f.nextEvent('CONTAINER_STOPPED_EVENT', id);
+    proc.write('hello\n');
+    proc.exit({ exitCode: 0, signal: null });
+    await stopped;
+    const status = f.svc.mustGet(id);
+    assert.deepEqual(
+      { state: status.state, exitCode: status.exitCode, reason: status.reason, pid: status.pid, pidStartTime: status.pidStartTime },
+      { state: 'CONTAINER_EXITED', exitCode: 0, reason: 'Completed', pid: null, pidStartTime: null },
+    );
+    assert.notEqual(status.finishedAt, '0');
+    assert.ok(BigInt(status.finishedAt) >= BigInt(status.startedAt));
+    assert.equal((await onDisk(r)).state, 'CONTAINER_EXITED');
+    assert.ok(proc.released, 'the process handle is released once the exit is recorded');
+    assert.match(await fsp.readFile(r.logPath, 'utf8'), /^\S+ stdout F hello\n$/);
+
+    await f.svc.remove(id);
+    assert.equal(f.svc.get(id), null);
+    assert.ok(f.calls.includes(`cgroup killAll ${r.cgroupPath}`) && f.calls.includes(`cgroup remove ${r.cgroupPath}`));
+    assert.ok(f.calls.includes(`unmount ${r.rootfs}`));
+    assert.deepEqual(f.images.released, [id]);
+    assert.equal(await exists(r.stateDir), false);
+    assert.equal(await exists(r.runDir), false);
+    assert.ok(await exists(r.logPath), 'the log stays');
+    assert.deepEqual(
+      f.events.filter((e) => e.containerId === id).map((e) => e.type),
+      ['CONTAINER_CREATED_EVENT', 'CONTAINER_STARTED_EVENT', 'CONTAINER_STOPPED_EVENT', 'CONTAINER_DELETED_EVENT'],
+    );
+    assert.deepEqual(await journals(f), []);
+    await f.svc.remove(id); // unknown: fine
+    assert.notEqual(await f.svc.create(f.sandbox.id, containerConfig()), id, 'the name is free again');
+  });
+
+  it('stops with the stop signal, then SIGKILL once the timeout passes', async () => {
+    const f = await setup();
+    const stubborn = await f.svc.create(f.sandbox.id, containerConfig('stubborn', ''));
+    const polite = await f.svc.create(f.sandbox.id, containerConfig('polite', ''));
+    await f.svc.start(stubborn);
+    await f.svc.start(polite);
+    const s = f.processes.get(f.svc.mustGet(stubborn).pid!)!;
+    const p = f.processes.get(f.svc.mustGet(polite).pid!)!;
+    s.ignoresStopSignal = true;
+
+    await f.svc.stop(stubborn, 1);
+    assert.deepEqual(s.signals, ['SIGTERM', 'SIGKILL']);
+    const rs = f.svc.mustGet(stubborn);
+    assert.deepEqual([rs.state, rs.exitCode, rs.reason], ['CONTAINER_EXITED', 137, 'Error']);
+
+    // A timeout it never reaches: the exit of the stop signal ends the wait.
+    await f.svc.stop(polite, 3600);
+    assert.deepEqual(p.signals, ['SIGTERM']);
+    const rp = f.svc.mustGet(polite);
+    assert.deepEqual([rp.state, rp.exitCode, rp.reason], ['CONTAINER_EXITED', 143, 'Error']);
+
+    await f.svc.stop(polite, 0); // exited already: nothing more is sent
+    assert.deepEqual(p.signals, ['SIGTERM']);
+    await assert.rejects(f.svc.stop('0'.repeat(64), 0), (e: unknown) => e instanceof RuntimeError && e.kind === 'not-found');
+  });
+
+  it('a container stopped before it was started exits without running, and the pod stops and removes all its containers', async () => {
+    const f = await setup();
+    const a = await f.svc.create(f.sandbox.id, containerConfig('a', ''));
+    const b = await f.svc.create(f.sandbox.id, containerConfig('b', ''));
+    await f.svc.start(b);
+    await f.svc.stopAll(f.sandbox.id);
+    const ra = f.svc.mustGet(a);
+    assert.deepEqual([ra.state, ra.exitCode, ra.reason, ra.message, ra.pid], ['CONTAINER_EXITED', 0, 'Error', 'stopped before it was started', null]);
+    assert.ok(f.processes.get(1000)!.released && !f.processes.get(1000)!.started);
+    assert.equal(f.svc.mustGet(b).state, 'CONTAINER_EXITED');
+    await assert.rejects(f.svc.start(a), (e: unknown) => e instanceof RuntimeError && e.kind === 'failed-precondition');
+    await f.svc.removeAll(f.sandbox.id);
+    assert.deepEqual(f.svc.list(), []);
+  });
+
+  it('a failed create undoes every step', async () => {
+    const f = await setup();
+    f.fail.createProcess = Object.assign(new Error('clone: EPERM'), { code: 'EPERM' });
+    await assert.rejects(f.svc.create(f.sandbox.id, containerConfig()), /EPERM/);
+    assert.deepEqual(f.svc.list(), []);
+    const ids = (await fsp.readdir(path.join(f.root, 'containers')).catch(() => [] as string[])).concat(await fsp.readdir(path.join(f.runroot, 'containers')).catch(() => [] as string[]));
+    assert.deepEqual(ids, [], 'no container dir is left');
+    assert.equal(f.images.released.length, 1, 'the rootfs is released');
+    assert.ok(f.calls.some((c) => c.startsWith('cgroup remove')));
+    assert.ok(f.calls.some((c) => c.startsWith('unmount ')));
+    assert.deepEqual(await journals(f), []);
+    delete f.fail.createProcess;
+    assert.match(await f.svc.create(f.sandbox.id, containerConfig()), /^[0-9a-f]{64}$/, 'the name was released');
+  });
+
+  it('a start that fails making the process again unwinds its cleanup stack and stays created', async () => {
+    const f = await setup();
+    const id = await f.svc.create(f.sandbox.id, containerConfig());
+    const held = f.processes.get(f.svc.mustGet(id).pid!)!;
+    // A restarted daemon: the held process died with the old one.
+    const svc = await f.restart();
+    await svc.restore(null);
+    const r = svc.mustGet(id);
+    assert.deepEqual([r.state, r.pid, r.pidStartTime], ['CONTAINER_CREATED', null, null]);
+
+    f.fail.processStartTime = new Error('no such process');
+    await assert.rejects(svc.start(id), /no such process/);
+    const remade = f.processes.get(held.pid + 1)!;
+    assert.deepEqual(remade.signals, ['SIGKILL'], 'the process made for the start is killed');
+    assert.ok(remade.released);
+    assert.deepEqual([r.state, r.pid], ['CONTAINER_CREATED', null]);
+    assert.deepEqual(await journals(f), [], 'the client was told: no journal is left');
+
+    delete f.fail.processStartTime;
+    await svc.start(id);
+    assert.equal(r.state, 'CONTAINER_RUNNING');
+    assert.equal(r.pid, held.pid + 2);
+  });
+
+  it('a start the kernel refuses leaves the container exited with StartError', async () => {
+    const f = await setup();
+    const id = await f.svc.create(f.sandbox.id, containerConfig());
+    const proc = f.processes.get(f.svc.mustGet(id).pid!)!;
+    f.fail.startProcess = new Error('exec /app: ENOENT');
+    const stopped = f.nextEvent('CONTAINER_STOPPED_EVENT', id);
+    await assert.rejects(f.svc.start(id), (e: unknown) => e instanceof RuntimeError && /ENOENT/.test(e.message));
+    await stopped;
+    const r = f.svc.mustGet(id);
+    assert.deepEqual([r.state, r.exitCode, r.reason, r.message, r.pid, r.startedAt], ['CONTAINER_EXITED', 128, 'StartError', 'exec /app: ENOENT', null, '0']);
+    assert.ok(proc.released);
+    assert.equal((await onDisk(r)).state, 'CONTAINER_EXITED');
+  });
+
+  it('restores persisted records: a running container is adopted and its exit recorded; a gone one is exited, code unknown', async () => {
+    const f = await setup();
+    const alive = await f.svc.create(f.sandbox.id, containerConfig('alive', ''));
+    const gone = await f.svc.create(f.sandbox.id, containerConfig('gone', ''));
+    await f.svc.start(alive);
+    await f.svc.start(gone);
+    const pAlive = f.processes.get(f.svc.mustGet(alive).pid!)!;
+    // The daemon dies here; the next one finds the first process still there.
+    f.adoptable.set(pAlive.pid, pAlive);
+    const svc = await f.restart();
+    await svc.restore(null);
+    assert.equal(svc.list().length, 2);
+    const ra = svc.mustGet(alive);
+    assert.deepEqual([ra.state, ra.pid], ['CONTAINER_RUNNING', pAlive.pid]);
+    const rg = svc.mustGet(gone);
+    assert.deepEqual([rg.state, rg.exitCode, rg.reason, rg.pid], ['CONTAINER_EXITED', 255, 'ContainerStatusUnknown', null]);
+    assert.equal((await onDisk(rg)).state, 'CONTAINER_EXITED');
+
+    const stopped = f.nextEvent('CONTAINER_STOPPED_EVENT', alive);
+    pAlive.exit({ exitCode: 3, signal: null });
+    await stopped;
+    assert.deepEqual([ra.state, ra.exitCode, ra.reason], ['CONTAINER_EXITED', 3, 'Error']);
+    assert.equal((await onDisk(ra)).exitCode, 3);
+    await assert.rejects(svc.create(f.sandbox.id, containerConfig('alive', '')), (e: unknown) => e instanceof RuntimeError && e.kind === 'already-exists');
+  });
+
+  it('loads no native code', () => {
+    const loaded = Object.keys(require.cache).filter((k) => k.endsWith('.node') || /[/\\]native[/\\](binding|process|fs|mounts)\.js$/.test(k));
+    assert.deepEqual(loaded, []);
+  });
+});
