@@ -9,16 +9,17 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { type CgroupManager, type Resources, cgroupManagerFor, createCgroupManager, noResources } from '../src/linux/cgroups';
 import {
-  type CgroupCreateSpec, type CgroupDeviceRule, type CgroupFileRead, type CgroupFileWrite, type CgroupKillSpec, type CgroupNative,
+  type CgroupCreateSpec,
+  type CgroupDeviceRule,
+  type CgroupFileRead,
+  type CgroupFileWrite,
+  type CgroupKillSpec,
+  type CgroupNative,
   cgroupNative,
 } from '../src/native/cgroups';
 import { median, quantile } from './stats';
 
-type Op =
-  | { kind: 'mkdir'; spec: CgroupCreateSpec }
-  | { kind: 'write'; w: CgroupFileWrite }
-  | { kind: 'read'; r: CgroupFileRead }
-  | { kind: 'rmdir'; dir: string };
+type Op = { kind: 'mkdir'; spec: CgroupCreateSpec } | { kind: 'write'; w: CgroupFileWrite } | { kind: 'read'; r: CgroupFileRead } | { kind: 'rmdir'; dir: string };
 
 /** Passes through to the addon and records what was asked. */
 class Recorder implements CgroupNative {
@@ -149,7 +150,9 @@ async function main(): Promise<void> {
     console.log(JSON.stringify(result));
     console.log(`cgroup create+limits+remove (${layout.mode}, ${rec.ops.length} file ops, ${iterations} runs)`);
     console.log(`  addon:                      median ${result.addonMedianUs} µs (p90 ${result.addonP90Us} µs)`);
-    console.log(`  sh -c script per iteration: median ${result.shellPerScriptMedianUs} µs (p90 ${result.shellPerScriptP90Us} µs)  ratio ${(median(shell) / median(addon)).toFixed(1)}x`);
+    console.log(
+      `  sh -c script per iteration: median ${result.shellPerScriptMedianUs} µs (p90 ${result.shellPerScriptP90Us} µs)  ratio ${(median(shell) / median(addon)).toFixed(1)}x`,
+    );
     console.log(`  one sh looping the script:  mean   ${result.shellLoopMeanUs} µs  ratio ${(loopMean / median(addon)).toFixed(1)}x`);
   } finally {
     await manager.remove(parent);

@@ -94,7 +94,9 @@ async function main(): Promise<void> {
     execFileSync('sh', ['-c', `grep -o '${env.dir}[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l`], { stdio: 'ignore' });
     for (const d of cgroupDirsFor(env.cgroupParent)) {
       try {
-        execFileSync('sh', ['-c', `find ${d} -depth -type d | while read c; do cat $c/cgroup.procs 2>/dev/null | xargs -r kill -9; rmdir $c 2>/dev/null || true; done`], { stdio: 'ignore' });
+        execFileSync('sh', ['-c', `find ${d} -depth -type d | while read c; do cat $c/cgroup.procs 2>/dev/null | xargs -r kill -9; rmdir $c 2>/dev/null || true; done`], {
+          stdio: 'ignore',
+        });
       } catch {
         // not there
       }

@@ -64,10 +64,14 @@ async function main(): Promise<void> {
     const q = (p: number) => quantile(latencies, p).toFixed(2);
     const mib = (b: number) => (b / 1048576).toFixed(1);
     process.stdout.write(`ExecSync true: ${latencies.length} calls in ${seconds}s, median ${q(0.5)} ms, p90 ${q(0.9)} ms, p99 ${q(0.99)} ms\n`);
-    process.stdout.write(`daemon RSS ${(before.rssKiB / 1024).toFixed(1)} MiB -> ${(after.rssKiB / 1024).toFixed(1)} MiB; CPU ${((after.cpuMs - before.cpuMs) / (seconds * 10)).toFixed(1)}% of a core over the run\n`);
+    process.stdout.write(
+      `daemon RSS ${(before.rssKiB / 1024).toFixed(1)} MiB -> ${(after.rssKiB / 1024).toFixed(1)} MiB; CPU ${((after.cpuMs - before.cpuMs) / (seconds * 10)).toFixed(1)}% of a core over the run\n`,
+    );
     process.stdout.write(`V8 heap used (MiB) along the run: ${heap.map(mib).join(' -> ')}\n`);
     process.stdout.write(`RSS (MiB) along the run: ${[...rss, after.rssKiB].map((k) => (k / 1024).toFixed(1)).join(' -> ')}\n`);
-    process.stdout.write(`${JSON.stringify({ bench: 'exec-sync', seconds, calls: latencies.length, medianMs: Number(q(0.5)), p90Ms: Number(q(0.9)), rssKiB: [before.rssKiB, after.rssKiB], heapBytes: heap })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ bench: 'exec-sync', seconds, calls: latencies.length, medianMs: Number(q(0.5)), p90Ms: Number(q(0.9)), rssKiB: [before.rssKiB, after.rssKiB], heapBytes: heap })}\n`,
+    );
   } finally {
     await env.cleanup();
   }

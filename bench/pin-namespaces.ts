@@ -67,8 +67,7 @@ async function main(): Promise<void> {
     await fs.rm(root, { recursive: true, force: true });
   }
   const { addon, shell } = times;
-  const fmt = (s: number[]): string =>
-    `median ${quantile(s, 0.5).toFixed(3)} ms  p10 ${quantile(s, 0.1).toFixed(3)}  p90 ${quantile(s, 0.9).toFixed(3)}`;
+  const fmt = (s: number[]): string => `median ${quantile(s, 0.5).toFixed(3)} ms  p10 ${quantile(s, 0.1).toFixed(3)}  p90 ${quantile(s, 0.9).toFixed(3)}`;
   const fsType = (await execFile('stat', ['-f', '-c', '%T', parent])).stdout.trim();
   console.log(`pin net+ipc+uts, ${runs} runs each, pins under ${parent} (${fsType}); node ${process.version}, linux ${os.release()}`);
   console.log(`  pinNamespaces (addon)             ${fmt(addon)}`);

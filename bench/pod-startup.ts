@@ -128,20 +128,29 @@ async function measure(rt: Runtime, logRoot: string, image: string): Promise<Res
         return { ms: performance.now() - t0, id: sb.id };
       }),
     );
-    await teardown(rt, par.map((p) => p.id));
+    await teardown(
+      rt,
+      par.map((p) => p.id),
+    );
     r.sandboxPar = stats(par.map((p) => p.ms));
   }
   if (mode !== 'sandbox') {
     const seq: Array<{ ms: number; parts: number[]; sandbox: string }> = [];
     for (let i = 0; i < N; i++) seq.push(await startPod(rt, logRoot, image));
-    await teardown(rt, seq.map((p) => p.sandbox));
+    await teardown(
+      rt,
+      seq.map((p) => p.sandbox),
+    );
     r.podSeq = stats(seq.map((p) => p.ms));
     r.podParts = [0, 1, 2, 3].map((k) => stats(seq.map((p) => p.parts[k])).median);
     const before = rt.rss();
     const par = await Promise.all(Array.from({ length: P }, () => startPod(rt, logRoot, image)));
     await new Promise((res) => setTimeout(res, 500));
     r.rssPerPodKiB = (rt.rss() - before) / P;
-    await teardown(rt, par.map((p) => p.sandbox));
+    await teardown(
+      rt,
+      par.map((p) => p.sandbox),
+    );
     r.podPar = stats(par.map((p) => p.ms));
   }
   return r;
@@ -171,7 +180,9 @@ function report(name: string, r: Result): void {
   if (r.sandboxSeq) process.stdout.write(`${name} RunPodSandbox sequential: ${fmt(r.sandboxSeq)}\n${name} RunPodSandbox ${P} parallel: ${fmt(r.sandboxPar!)}\n`);
   if (r.podSeq) {
     process.stdout.write(`${name} pod to first log line sequential: ${fmt(r.podSeq)}\n`);
-    process.stdout.write(`${name}   median parts: runp ${r.podParts![0].toFixed(1)}, create ${r.podParts![1].toFixed(1)}, start ${r.podParts![2].toFixed(1)}, first line ${r.podParts![3].toFixed(1)} ms\n`);
+    process.stdout.write(
+      `${name}   median parts: runp ${r.podParts![0].toFixed(1)}, create ${r.podParts![1].toFixed(1)}, start ${r.podParts![2].toFixed(1)}, first line ${r.podParts![3].toFixed(1)} ms\n`,
+    );
     process.stdout.write(`${name} pod to first log line ${P} parallel: ${fmt(r.podPar!)}\n`);
     process.stdout.write(`${name} memory per running pod: ${r.rssPerPodKiB!.toFixed(0)} KiB\n`);
   }
@@ -217,7 +228,12 @@ async function main(): Promise<void> {
 
     let theirs: Result | null = null;
     if (withContainerd) {
-      containerd = await startContainerdCri(path.join(dir, 'containerd'), { cniConfDir: cni.confDir, cniBinDir: debianCniDir, pauseImage: `${registry.host}/pause:3.9`, registryHost: registry.host });
+      containerd = await startContainerdCri(path.join(dir, 'containerd'), {
+        cniConfDir: cni.confDir,
+        cniBinDir: debianCniDir,
+        pauseImage: `${registry.host}/pause:3.9`,
+        registryHost: registry.host,
+      });
       const sock = containerd.sock;
       const peer: Runtime = {
         name: 'containerd',
@@ -237,11 +253,17 @@ async function main(): Promise<void> {
     if (floor) process.stdout.write(`CNI floor (bridge + host-local ADD, called directly): ${fmt(floor)}\n`);
     const ratio = (a?: Stats, b?: Stats) => (a && b ? (a.median / b.median).toFixed(2) : 'n/a');
     if (theirs) {
-      if (ours.sandboxSeq) process.stdout.write(`RunPodSandbox nodecri/containerd: sequential ${ratio(ours.sandboxSeq, theirs.sandboxSeq)}x, parallel ${ratio(ours.sandboxPar, theirs.sandboxPar)}x\n`);
+      if (ours.sandboxSeq)
+        process.stdout.write(
+          `RunPodSandbox nodecri/containerd: sequential ${ratio(ours.sandboxSeq, theirs.sandboxSeq)}x, parallel ${ratio(ours.sandboxPar, theirs.sandboxPar)}x\n`,
+        );
       if (ours.podSeq) process.stdout.write(`pod startup nodecri/containerd: sequential ${ratio(ours.podSeq, theirs.podSeq)}x, parallel ${ratio(ours.podPar, theirs.podPar)}x\n`);
     }
-    if (floor && ours.sandboxSeq) process.stdout.write(`RunPodSandbox nodecri/CNI floor: ${ratio(ours.sandboxSeq, floor)}x (${(ours.sandboxSeq.median - floor.median).toFixed(1)} ms above it)\n`);
-    process.stdout.write(`${JSON.stringify({ bench: 'pod-startup', N, P, nodecri: ours, containerd: theirs, cniFloor: floor }, (_k, v: unknown) => (typeof v === 'number' ? Math.round(v * 10) / 10 : v))}\n`);
+    if (floor && ours.sandboxSeq)
+      process.stdout.write(`RunPodSandbox nodecri/CNI floor: ${ratio(ours.sandboxSeq, floor)}x (${(ours.sandboxSeq.median - floor.median).toFixed(1)} ms above it)\n`);
+    process.stdout.write(
+      `${JSON.stringify({ bench: 'pod-startup', N, P, nodecri: ours, containerd: theirs, cniFloor: floor }, (_k, v: unknown) => (typeof v === 'number' ? Math.round(v * 10) / 10 : v))}\n`,
+    );
   } catch (e) {
     process.stdout.write(`bench failed: ${(e as { details?: string }).details ?? (e as Error).stack}\n`);
     process.exitCode = 1;

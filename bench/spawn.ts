@@ -13,15 +13,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import {
-  ProcessHandle,
-  ProcessSpec,
-  baseProcessSpec,
-  createProcess,
-  releaseProcess,
-  signalProcess,
-  startProcess,
-} from '../src/native/process';
+import { ProcessHandle, ProcessSpec, baseProcessSpec, createProcess, releaseProcess, signalProcess, startProcess } from '../src/native/process';
 import { DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS } from '../src/oci';
 import { defaultDev, defaultMounts } from '../test/helpers/process-defaults';
 import { buildRootfs } from '../test/helpers/rootfs';

@@ -205,7 +205,7 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
   };
 
   let metricsServer: MetricsServer | null = null;
-  let cri: CriServer | null = null;
+  let cri: CriServer;
   try {
     if (config.metrics.enabled) metricsServer = await startMetricsServer(config.metrics.address, metrics.registry);
     cri = await startCriServer({ socketPath: config.listen, socketGid, deps, log, metrics, faults });
@@ -268,7 +268,9 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
         });
         log.info({ containers: Object.keys(handed.containers).length }, 're-executing');
         await logWritten(log);
-        const env = Object.entries({ ...process.env, NODECRI_REEXEC: '1', ...locks.keepAcrossExec(), ...keeper?.keepAcrossExec(), ...handoffEnv }).map(([k, v]) => `${k}=${v ?? ''}`);
+        const env = Object.entries({ ...process.env, NODECRI_REEXEC: '1', ...locks.keepAcrossExec(), ...keeper?.keepAcrossExec(), ...handoffEnv }).map(
+          ([k, v]) => `${k}=${v ?? ''}`,
+        );
         daemonReexec(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], env);
       })();
       try {
@@ -336,7 +338,11 @@ async function recoverOperations(
     if (op === 'RunPodSandbox' || op === 'CreateContainer' || op === 'StartContainer') {
       const r = op === 'RunPodSandbox' ? await sandboxes.rollBack(p) : await containers.rollBack(p);
       if (r.failed.length > 0) log.error({ op, id, failed: r.failed }, `could not undo all of an interrupted ${op}; will retry at the next start`);
-      else log.warn({ op, id, undone: r.committed ? 0 : p.undos.length }, r.committed ? `${op} of ${id} was complete when the daemon stopped` : `rolled back an interrupted ${op} of ${id}`);
+      else
+        log.warn(
+          { op, id, undone: r.committed ? 0 : p.undos.length },
+          r.committed ? `${op} of ${id} was complete when the daemon stopped` : `rolled back an interrupted ${op} of ${id}`,
+        );
     } else {
       later.push(p);
     }

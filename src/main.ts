@@ -53,7 +53,7 @@ function sizeThreadPool(flags: ConfigFlags): void {
   try {
     size = loadConfigSync(loadOptionsFromFlags(flags)).config.threadpoolSize;
   } catch {
-    size = defaultConfig().threadpoolSize;  // startDaemon reports the config error
+    size = defaultConfig().threadpoolSize; // startDaemon reports the config error
   }
   process.env.UV_THREADPOOL_SIZE = String(size);
   process.env.NODECRI_THREADPOOL_FROM_CONFIG = '1';
@@ -126,9 +126,7 @@ async function runDaemon(flags: ConfigFlags): Promise<void> {
   process.on('SIGUSR2', () => void daemon.handOver());
 }
 
-const program = new Command('nodecri')
-  .description('a Kubernetes CRI v1 container runtime')
-  .version(packageVersion, '-v, --version');
+const program = new Command('nodecri').description('a Kubernetes CRI v1 container runtime').version(packageVersion, '-v, --version');
 
 withConfigOptions(program.command('daemon', { isDefault: true }).description('run the CRI server (the default)')).action(runDaemon);
 
@@ -214,7 +212,13 @@ function imageRows(records: ImageRecord[]): string[][] {
 
 function printTable(header: string[], rows: string[][]): void {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  for (const r of [header, ...rows]) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()}\n`);
+  for (const r of [header, ...rows])
+    process.stdout.write(
+      `${r
+        .map((c, i) => c.padEnd(widths[i]))
+        .join('  ')
+        .trimEnd()}\n`,
+    );
 }
 
 const image = program.command('image').description('the image store, without a daemon (works beside a running one)');

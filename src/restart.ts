@@ -49,7 +49,7 @@ export async function restartDaemon(runroot: string, socket: string, timeoutMs: 
   try {
     process.kill(before.pid, 'SIGUSR2');
   } catch (e) {
-    throw new Error(`cannot signal daemon pid ${before.pid}: ${(e as Error).message}`);
+    throw new Error(`cannot signal daemon pid ${before.pid}: ${(e as Error).message}`, { cause: e });
   }
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {

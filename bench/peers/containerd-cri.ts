@@ -21,10 +21,7 @@ export function containerdInstalled(): boolean {
  * Starts containerd in `dir`. With `cri` null, its CRI plugin is off (the image-pull bench
  * talks to it with ctr).
  */
-export async function startContainerdCri(
-  dir: string,
-  cri: { cniConfDir: string; cniBinDir: string; pauseImage: string; registryHost: string } | null,
-): Promise<Containerd> {
+export async function startContainerdCri(dir: string, cri: { cniConfDir: string; cniBinDir: string; pauseImage: string; registryHost: string } | null): Promise<Containerd> {
   const opts = cri;
   fs.mkdirSync(dir, { recursive: true });
   const sock = path.join(dir, 'containerd.sock');

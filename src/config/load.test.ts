@@ -28,10 +28,7 @@ async function setup(files: Record<string, string>): Promise<{ dir: string; drop
 /** Loads with the case's files standing in for the default /etc paths. */
 async function load(files: Record<string, string>, opts: Partial<LoadOptions> = {}) {
   const c = await setup(files);
-  const loaded = await loadConfig(
-    { file: null, dir: null, overrides: {}, ...opts },
-    { file: c.main, dir: c.dropins },
-  );
+  const loaded = await loadConfig({ file: null, dir: null, overrides: {}, ...opts }, { file: c.main, dir: c.dropins });
   return { ...loaded, ...c };
 }
 

@@ -44,11 +44,14 @@ describe('planReload', () => {
       { key: 'network.cni_plugin_dirs', source: '/etc/nodecri/nodecri.d/network.toml' },
       { key: 'image.max_concurrent_downloads', source: '/etc/nodecri/nodecri.d/image.toml' },
     ]);
-    assert.deepEqual(plan.config, changed((c) => {
-      c.logLevel = 'debug';
-      c.image.pauseImage = 'registry.example/pause:4';
-      c.image.registries = next.image.registries;
-    }));
+    assert.deepEqual(
+      plan.config,
+      changed((c) => {
+        c.logLevel = 'debug';
+        c.image.pauseImage = 'registry.example/pause:4';
+        c.image.registries = next.image.registries;
+      }),
+    );
     assert.deepEqual(running, before, 'the running config is not changed in place');
     next.image.registries[0].mirrors[0].location = 'changed.later';
     assert.equal(plan.config.image.registries[0].mirrors[0].location, 'mirror.example', 'the plan shares nothing with the new load');

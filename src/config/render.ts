@@ -8,10 +8,7 @@ import { stringify } from 'smol-toml';
 import { type AnySpec, type Config, type RawTable, type TableSpec, ROOT, encode, formatPath } from './schema';
 
 export function renderToml(config: Config): string {
-  const out = [
-    '# nodecri configuration.',
-    '# Drop-ins in the config directory (*.toml, lexical order) override single keys of this file.',
-  ];
+  const out = ['# nodecri configuration.', '# Drop-ins in the config directory (*.toml, lexical order) override single keys of this file.'];
   // the TOML-shaped tree: snake_case keys, nulls already dropped
   renderTable(ROOT, encode(ROOT, config) as RawTable, [], out, true);
   return out.join('\n') + '\n';

@@ -222,29 +222,22 @@ const hostPort: Check<string> = (v) => {
 const httpUrlOrEmpty: Check<string> = (v) => {
   if (v === '') return null;
   const url = URL.canParse(v) ? new URL(v) : null;
-  return url !== null && (url.protocol === 'http:' || url.protocol === 'https:')
-    ? null
-    : `expected an http(s) url or "", got ${quote(v)}`;
+  return url !== null && (url.protocol === 'http:' || url.protocol === 'https:') ? null : `expected an http(s) url or "", got ${quote(v)}`;
 };
 
 /** A registry host or a registries.conf prefix/location: no scheme, no spaces. */
-const registryRef: Check<string> = (v) =>
-  v !== '' && !v.includes('://') && !/\s/.test(v) ? null : `expected a registry reference without a scheme, got ${quote(v)}`;
+const registryRef: Check<string> = (v) => (v !== '' && !v.includes('://') && !/\s/.test(v) ? null : `expected a registry reference without a scheme, got ${quote(v)}`);
 
 const imageName: Check<string> = (v) => (v !== '' && !/\s/.test(v) ? null : `expected an image name, got ${quote(v)}`);
 
-const repoNamespace: Check<string> = (v) =>
-  !/\s/.test(v) && !v.startsWith('/') && !v.endsWith('/') ? null : `expected a repository namespace, got ${quote(v)}`;
+const repoNamespace: Check<string> = (v) => (!/\s/.test(v) && !v.startsWith('/') && !v.endsWith('/') ? null : `expected a repository namespace, got ${quote(v)}`);
 
 /** A group as /etc/group names it (shadow-utils' rule, as useradd checks it), or a gid. */
 const groupNameOrId: Check<string> = (v) =>
-  (/^\d+$/.test(v) && Number(v) <= 0xfffffffe) || /^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$/.test(v)
-    ? null
-    : `expected a group name or a numeric gid, got ${quote(v)}`;
+  (/^\d+$/.test(v) && Number(v) <= 0xfffffffe) || /^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$/.test(v) ? null : `expected a group name or a numeric gid, got ${quote(v)}`;
 
 /** Runtime names are RuntimeClass handlers, which Kubernetes requires to be DNS labels. */
-const dnsLabel: Check<string> = (v) =>
-  /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(v) ? null : `expected a dns label (a-z, 0-9, -), got ${quote(v)}`;
+const dnsLabel: Check<string> = (v) => (/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(v) ? null : `expected a dns label (a-z, 0-9, -), got ${quote(v)}`);
 
 // ---- the table ----
 

@@ -27,7 +27,11 @@ describe('validateConfig', () => {
 
   it('checks host:port addresses', () => {
     for (const ok of ['127.0.0.1:9090', '0.0.0.0:0', ':9090', 'localhost:65535', '[::1]:9090', '[::]:1']) {
-      assert.equal(problem((c) => (c.metrics.address = ok)), null, ok);
+      assert.equal(
+        problem((c) => (c.metrics.address = ok)),
+        null,
+        ok,
+      );
     }
     for (const bad of ['127.0.0.1', '1.2.3.4:65536', '::1:9090', '[::1]', '[1.2.3.4]:1', 'a b:1', 'http://x:1', '']) {
       assert.equal(
@@ -53,7 +57,11 @@ describe('validateConfig', () => {
 
   it('takes a group name or a gid for the socket', () => {
     for (const ok of ['docker', '_kube-cri', 'machine$', '0', '4294967294']) {
-      assert.equal(problem((c) => (c.api.socketGroup = ok)), null, ok);
+      assert.equal(
+        problem((c) => (c.api.socketGroup = ok)),
+        null,
+        ok,
+      );
     }
     for (const bad of ['', '4294967295', '-1', 'a:b', 'two words', '1abc', 'x'.repeat(33)]) {
       assert.equal(
@@ -72,10 +80,7 @@ describe('validateConfig', () => {
       problem((c) => (c.runtimes.crun = { type: 'oci', path: null, root: null })),
       'config: key "runtimes.crun.path": required for an oci runtime',
     );
-    assert.match(
-      problem((c) => (c.runtimes['Crun'] = { type: 'oci', path: '/c', root: null })) ?? '',
-      /key "runtimes\.Crun": expected a dns label/,
-    );
+    assert.match(problem((c) => (c.runtimes['Crun'] = { type: 'oci', path: '/c', root: null })) ?? '', /key "runtimes\.Crun": expected a dns label/);
     const reg = { prefix: null, location: 'r.io', insecure: false, blocked: false, mirrors: [] };
     assert.equal(
       problem((c) => (c.image.registries = [reg, { ...reg, prefix: 'r.io', location: 'other.io' }])),

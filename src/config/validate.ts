@@ -59,14 +59,7 @@ function typeName(v: unknown): string {
   return typeof v;
 }
 
-function checkValue(
-  spec: AnySpec,
-  v: unknown,
-  at: KeyPath,
-  field: AnyField | null,
-  layer: Layer,
-  provenance: Provenance,
-): void {
+function checkValue(spec: AnySpec, v: unknown, at: KeyPath, field: AnyField | null, layer: Layer, provenance: Provenance): void {
   const fail = (problem: string): never => {
     throw ConfigError.atKey(layer.label(field), at, problem);
   };

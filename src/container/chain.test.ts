@@ -39,7 +39,10 @@ before(async () => {
   await fsp.mkdir(hostShared, { recursive: true });
   await fsp.symlink(hostData, path.join(dir, 'host/link'));
   profile = path.join(dir, 'profile.json');
-  await fsp.writeFile(profile, JSON.stringify({ defaultAction: 'SCMP_ACT_ERRNO', architectures: ['SCMP_ARCH_X86_64'], syscalls: [{ names: ['read', 'write'], action: 'SCMP_ACT_ALLOW' }] }));
+  await fsp.writeFile(
+    profile,
+    JSON.stringify({ defaultAction: 'SCMP_ACT_ERRNO', architectures: ['SCMP_ARCH_X86_64'], syscalls: [{ names: ['read', 'write'], action: 'SCMP_ACT_ALLOW' }] }),
+  );
   const run = path.join(dir, 'sandbox');
   sandbox = {
     version: 1,
@@ -172,7 +175,12 @@ async function chain(spec: ContainerSpec, over: Partial<GenerateInput> = {}): Pr
   });
   // Through JSON, as config.json is written and read back.
   const saved = JSON.parse(JSON.stringify(generated.spec));
-  const plan = containerProcessSpec(saved, ['/sys/fs/cgroup/cpu/kubepods/poduid1/nodecri-c0ffee/cgroup.procs'], { stdin: 'pipe', stdout: { fd: 10 }, stderr: { fd: 11 } }, cgroupView);
+  const plan = containerProcessSpec(
+    saved,
+    ['/sys/fs/cgroup/cpu/kubepods/poduid1/nodecri-c0ffee/cgroup.procs'],
+    { stdin: 'pipe', stdout: { fd: 10 }, stderr: { fd: 11 } },
+    cgroupView,
+  );
   return { spec, generated, plan };
 }
 
@@ -201,7 +209,11 @@ const mountChecks: Table<ContainerMount> = {
 };
 
 const deviceChecks: Table<ContainerDevice> = {
-  hostPath: (c) => assert.deepEqual(c.plan.devices.filter((d) => d.path === '/dev/xzero').map((d) => [d.type, d.major, d.minor]), [['c', 1, 5]]),
+  hostPath: (c) =>
+    assert.deepEqual(
+      c.plan.devices.filter((d) => d.path === '/dev/xzero').map((d) => [d.type, d.major, d.minor]),
+      [['c', 1, 5]],
+    ),
   containerPath: (c) => assert.ok(c.plan.devices.some((d) => d.path === '/dev/xzero' && d.hostPath === null)),
   // the device cgroup rule, in config.json and handed to the cgroup manager
   permissions: (c) => {
@@ -224,9 +236,11 @@ const resourceChecks: Table<Resources> = {
   devices: (c) => assert.deepEqual(c.generated.resources.devices?.[0], { allow: false, type: 'a', major: null, minor: null, access: 'rwm' }),
 };
 
-const sub = <T>(table: Table<T>): Check => async (c) => {
-  for (const check of Object.values(table) as Check[]) await check(c);
-};
+const sub =
+  <T>(table: Table<T>): Check =>
+  async (c) => {
+    for (const check of Object.values(table) as Check[]) await check(c);
+  };
 
 const checks: Table<ContainerSpec> = {
   name: (c) => assert.equal(c.generated.spec.annotations['io.kubernetes.cri.container-name'], 'app-full'),

@@ -185,7 +185,10 @@ export class ContainerContext {
     if (devices === undefined) return files;
     let has = this.hasDevicesCgroup.get(r.id);
     if (has === undefined) {
-      has = await fsp.access(devices).then(() => true, () => false);
+      has = await fsp.access(devices).then(
+        () => true,
+        () => false,
+      );
       this.hasDevicesCgroup.set(r.id, has);
       if (!has) this.opts.log.warn({ containerId: r.id }, `container ${r.id} has no devices cgroup (made before device enforcement): its device rules are not enforced`);
     }

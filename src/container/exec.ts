@@ -24,10 +24,7 @@ export async function execSync(ctx: ContainerContext, idOrPrefix: string, cmd: s
   const live = ctx.live.get(r.id);
   if (r.state !== 'CONTAINER_RUNNING' || !live?.handle) throw failedPrecondition(`container ${r.id} is not running`);
   const spec = await ctx.spec(r);
-  const handle = await ctx.opts.host.execProcess(
-    live.handle,
-    execProcessSpec(spec, cmd, await ctx.cgroupProcs(r), { stdin: 'null', stdout: 'pipe', stderr: 'pipe' }, false),
-  );
+  const handle = await ctx.opts.host.execProcess(live.handle, execProcessSpec(spec, cmd, await ctx.cgroupProcs(r), { stdin: 'null', stdout: 'pipe', stderr: 'pipe' }, false));
   const collect = (fd: number | null): Promise<Buffer> =>
     new Promise((resolve) => {
       if (fd === null) return resolve(Buffer.alloc(0));

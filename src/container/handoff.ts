@@ -44,7 +44,7 @@ export async function prepareHandoff(ctx: ContainerContext): Promise<ContainerHa
     const fds = stopReading(ctx, id, live);
     if (Object.keys(fds).length > 0) handoff.containers[id] = fds;
   }
-  await Promise.all([...ctx.live.values()].map((l) => l.log?.drain()));
+  await Promise.all([...ctx.live.values()].flatMap((l) => (l.log ? [l.log.drain()] : [])));
   return handoff;
 }
 

@@ -40,7 +40,7 @@ export async function start(ctx: ContainerContext, idOrPrefix: string): Promise<
       // child it becomes) writes its exit down.
       const [pid, startTime] = [r.pid, r.pidStartTime];
       if (pid !== null && startTime !== null) ctx.keeper?.watch(pid, startTime);
-    try {
+      try {
         await ctx.opts.host.startProcess(handle);
         journal.point();
       } catch (e) {
@@ -105,10 +105,7 @@ export async function stop(ctx: ContainerContext, idOrPrefix: string, timeoutSec
   };
   if (timeoutSeconds > 0) {
     signal(r.stopSignal);
-    const exited = await Promise.race([
-      live.done.then(() => true),
-      new Promise<boolean>((res) => setTimeout(() => res(false), timeoutSeconds * 1000).unref()),
-    ]);
+    const exited = await Promise.race([live.done.then(() => true), new Promise<boolean>((res) => setTimeout(() => res(false), timeoutSeconds * 1000).unref())]);
     if (exited) return;
   }
   signal('SIGKILL');

@@ -53,7 +53,11 @@ describe('containerProcessSpec', () => {
     assert.equal(p.umask, 0o027);
     assert.deepEqual([p.hostname, p.domainname, p.rootPropagation, p.seccomp, p.oomScoreAdj], [null, null, null, null, null]);
     // the addon has no time namespace: it is left out
-    assert.deepEqual(p.namespaces, [{ type: 'mount', path: null }, { type: 'user', path: null }, { type: 'network', path: '/pin/net' }]);
+    assert.deepEqual(p.namespaces, [
+      { type: 'mount', path: null },
+      { type: 'user', path: null },
+      { type: 'network', path: '/pin/net' },
+    ]);
     assert.deepEqual(p.sysctls, { 'net.ipv4.ip_forward': '1' });
     assert.deepEqual(p.mounts, [{ destination: '/sys/fs/cgroup', type: 'cgroup2', source: 'cgroup2', options: ['ro'] }]);
     // nothing at /dev: no symlinks; a device not one of the defaults has no host node to bind
@@ -69,19 +73,22 @@ describe('containerProcessSpec', () => {
     assert.equal(devSymlinks([{ destination: '/dev/' }]).length, 6);
   });
 
-  it('cgroup v1: a tmpfs with each hierarchy\'s own dir bound once, read-only unless rw', () => {
+  it("cgroup v1: a tmpfs with each hierarchy's own dir bound once, read-only unless rw", () => {
     const m = { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['rw'] };
     const out = cgroupMounts(m, { mode: 'v1', paths: { cpu: '/sys/fs/cgroup/cpu,cpuacct/c', cpuacct: '/sys/fs/cgroup/cpu,cpuacct/c', memory: '/sys/fs/cgroup/memory/c' } });
-    assert.deepEqual(out.map((x) => [x.destination, x.source, x.options.at(-1)]), [
-      ['/sys/fs/cgroup', 'tmpfs', 'mode=755'],
-      ['/sys/fs/cgroup/cpu', '/sys/fs/cgroup/cpu,cpuacct/c', 'rw'],
-      ['/sys/fs/cgroup/memory', '/sys/fs/cgroup/memory/c', 'rw'],
-    ]);
+    assert.deepEqual(
+      out.map((x) => [x.destination, x.source, x.options.at(-1)]),
+      [
+        ['/sys/fs/cgroup', 'tmpfs', 'mode=755'],
+        ['/sys/fs/cgroup/cpu', '/sys/fs/cgroup/cpu,cpuacct/c', 'rw'],
+        ['/sys/fs/cgroup/memory', '/sys/fs/cgroup/memory/c', 'rw'],
+      ],
+    );
   });
 });
 
 describe('execProcessSpec', () => {
-  it('runs as the container\'s process does, with its own command, stdio and terminal', () => {
+  it("runs as the container's process does, with its own command, stdio and terminal", () => {
     const e = execProcessSpec(oci(), ['sh'], ['/c.procs'], stdio, true);
     assert.deepEqual([e.args, e.env, e.uid, e.gid, e.additionalGids, e.terminal], [['sh'], ['A=b'], 5, 6, [6], true]);
     assert.ok(!('mounts' in e));

@@ -27,9 +27,7 @@ export interface CgroupView {
 export function cgroupMounts(m: OciMount, view: CgroupView): OciMount[] {
   const ro = m.options.includes('ro');
   if (view.mode === 'v2') return [{ ...m, type: 'cgroup2', source: 'cgroup2' }];
-  const out: OciMount[] = [
-    { destination: m.destination, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'noexec', 'nodev', 'mode=755'] },
-  ];
+  const out: OciMount[] = [{ destination: m.destination, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'noexec', 'nodev', 'mode=755'] }];
   const seen = new Set<string>();
   for (const [controller, dir] of Object.entries(view.paths)) {
     if (!dir || seen.has(dir)) continue;
@@ -116,9 +114,7 @@ export function containerProcessSpec(spec: OciSpec, cgroupProcs: string[], stdio
     rootfs: spec.root.path,
     rootReadonly: spec.root.readonly,
     rootPropagation: spec.linux.rootfsPropagation ?? null,
-    namespaces: spec.linux.namespaces
-      .filter((n) => n.type !== 'time')
-      .map((n) => ({ type: n.type as Exclude<typeof n.type, 'time'>, path: n.path ?? null })),
+    namespaces: spec.linux.namespaces.filter((n) => n.type !== 'time').map((n) => ({ type: n.type as Exclude<typeof n.type, 'time'>, path: n.path ?? null })),
     uidMappings: (spec.linux.uidMappings ?? []).map((m) => ({ containerId: m.containerID, hostId: m.hostID, size: m.size })),
     gidMappings: (spec.linux.gidMappings ?? []).map((m) => ({ containerId: m.containerID, hostId: m.hostID, size: m.size })),
     mounts: spec.mounts

@@ -30,7 +30,11 @@ import type { ContainerRecord } from './model';
 import { ContainerService, type ContainerHost, type ContainerImages } from './service';
 
 const run = promisify(execFile);
-const exists = (p: string) => fsp.access(p).then(() => true, () => false);
+const exists = (p: string) =>
+  fsp.access(p).then(
+    () => true,
+    () => false,
+  );
 const tmpRoots: string[] = [];
 const fakes: Fake[] = [];
 after(async () => {
@@ -49,7 +53,10 @@ class FakeProcess {
   private readonly outputs: number[] = [];
   ignoresStopSignal = false;
 
-  constructor(readonly pid: number, stdio: Array<ProcessSpec['stdout']>) {
+  constructor(
+    readonly pid: number,
+    stdio: Array<ProcessSpec['stdout']>,
+  ) {
     for (const s of stdio) if (typeof s === 'object' && s !== null && 'fd' in s) this.outputs.push(fs.openSync(`/proc/self/fd/${s.fd}`, 'w'));
   }
 
@@ -95,7 +102,6 @@ interface Fake {
   /** removes every container of the current service: nothing is left to keep the test process alive */
   close(): Promise<void>;
 }
-
 
 function fakeCgroups(calls: string[], root: string): CgroupManager {
   return {
@@ -418,7 +424,9 @@ describe('ContainerService over a fake host', { timeout: 60_000 }, () => {
     f.fail.createProcess = Object.assign(new Error('clone: EPERM'), { code: 'EPERM' });
     await assert.rejects(f.svc.create(f.sandbox.id, containerConfig()), /EPERM/);
     assert.deepEqual(f.svc.list(), []);
-    const ids = (await fsp.readdir(path.join(f.root, 'containers')).catch(() => [] as string[])).concat(await fsp.readdir(path.join(f.runroot, 'containers')).catch(() => [] as string[]));
+    const ids = (await fsp.readdir(path.join(f.root, 'containers')).catch(() => [] as string[])).concat(
+      await fsp.readdir(path.join(f.runroot, 'containers')).catch(() => [] as string[]),
+    );
     assert.deepEqual(ids, [], 'no container dir is left');
     assert.equal(f.images.released.length, 1, 'the rootfs is released');
     assert.ok(f.calls.some((c) => c.startsWith('cgroup remove')));

@@ -17,9 +17,7 @@ import type { ExitStatus } from '../native/process';
 import type { ContainerRecord, ContainerState } from './model';
 
 /** A move, with what the new state needs. */
-export type ContainerMove =
-  | { to: 'CONTAINER_RUNNING' }
-  | { to: 'CONTAINER_EXITED'; exitCode: number; reason: string; message: string };
+export type ContainerMove = { to: 'CONTAINER_RUNNING' } | { to: 'CONTAINER_EXITED'; exitCode: number; reason: string; message: string };
 
 const moves: Record<ContainerState, readonly ContainerState[]> = {
   CONTAINER_CREATED: ['CONTAINER_RUNNING', 'CONTAINER_EXITED'],

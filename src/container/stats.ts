@@ -21,7 +21,10 @@ export async function updateResources(ctx: ContainerContext, idOrPrefix: string,
   });
 }
 
-export async function stats(ctx: ContainerContext, r: ContainerRecord): Promise<{ timestamp: string; cgroup: CgroupStats | null; nanoCores: bigint | null; writable: { bytes: bigint; inodes: bigint } | null }> {
+export async function stats(
+  ctx: ContainerContext,
+  r: ContainerRecord,
+): Promise<{ timestamp: string; cgroup: CgroupStats | null; nanoCores: bigint | null; writable: { bytes: bigint; inodes: bigint } | null }> {
   const timestamp = nowNanos();
   const cgroup = r.state === 'CONTAINER_RUNNING' ? await ctx.opts.host.cgroups.stats(r.cgroupPath).catch(() => null) : null;
   const nanoCores = cgroup?.cpuUsageNanos != null ? ctx.cpuRate.sample(r.id, cgroup.cpuUsageNanos, BigInt(timestamp)) : null;

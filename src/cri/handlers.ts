@@ -10,11 +10,7 @@ import type { CallContext } from './context';
 type AllHandlers = RuntimeServiceHandlers & ImageServiceHandlers;
 export type RpcName = keyof AllHandlers & string;
 
-type Shape<H> = H extends grpc.handleUnaryCall<infer Q, infer R>
-  ? [Q, R]
-  : H extends grpc.handleServerStreamingCall<infer Q, infer R>
-    ? [Q, R]
-    : never;
+type Shape<H> = H extends grpc.handleUnaryCall<infer Q, infer R> ? [Q, R] : H extends grpc.handleServerStreamingCall<infer Q, infer R> ? [Q, R] : never;
 type RequestOf<H> = Shape<H>[0];
 type ResponseOf<H> = Shape<H>[1];
 
@@ -25,10 +21,6 @@ export type Response<N extends RpcName> = ResponseOf<AllHandlers[N]>;
 export type Unary<N extends RpcName> = (req: Request<N>, ctx: CallContext) => Promise<Response<N>>;
 
 /** A server-streaming RPC: `send` each message; resolve to end the stream. */
-export type ServerStream<N extends RpcName> = (
-  req: Request<N>,
-  ctx: CallContext,
-  send: (message: Response<N>) => void,
-) => Promise<void>;
+export type ServerStream<N extends RpcName> = (req: Request<N>, ctx: CallContext, send: (message: Response<N>) => void) => Promise<void>;
 
 export type AnyHandler = Unary<RpcName> | ServerStream<RpcName>;

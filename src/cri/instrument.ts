@@ -95,11 +95,7 @@ async function invoke<T>(opts: InstrumentOptions, operation: string, fn: () => P
   return fn();
 }
 
-export function instrumentUnary(
-  opts: InstrumentOptions,
-  shape: CallShape,
-  impl: (req: unknown, ctx: CallContext) => Promise<unknown>,
-): grpc.handleUnaryCall<unknown, unknown> {
+export function instrumentUnary(opts: InstrumentOptions, shape: CallShape, impl: (req: unknown, ctx: CallContext) => Promise<unknown>): grpc.handleUnaryCall<unknown, unknown> {
   return (call, callback) => {
     const { ctx, span, finish } = begin(opts, shape, call, opts.forced);
     runInSpan(span, () => invoke(opts, shape.operation, () => impl(call.request, ctx))).then(

@@ -64,11 +64,14 @@ function planFor(type: protobuf.Type, seen: Set<protobuf.Type>): ((obj: Record<s
       else dst[name] = sub(v as Record<string, unknown>);
     });
   }
-  const plan = steps.length === 0 ? null : (obj: Record<string, unknown>) => {
-    const copy = { ...obj };
-    for (const step of steps) step(obj, copy);
-    return copy;
-  };
+  const plan =
+    steps.length === 0
+      ? null
+      : (obj: Record<string, unknown>) => {
+          const copy = { ...obj };
+          for (const step of steps) step(obj, copy);
+          return copy;
+        };
   redactPlans.set(type, plan);
   return plan;
 }

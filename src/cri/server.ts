@@ -114,7 +114,15 @@ export async function startCriServer(opts: CriServerOptions): Promise<CriServer>
   for (const service of ['RuntimeService', 'ImageService'] as ServiceName[]) {
     const def = serviceDefinition(service);
     const impl: grpc.UntypedServiceImplementation = {};
-    const iopts: InstrumentOptions = { service, deps: opts.deps, log: opts.log, metrics: opts.metrics, draining: draining.signal, forced: forced.signal, faults: opts.faults ?? noFaults };
+    const iopts: InstrumentOptions = {
+      service,
+      deps: opts.deps,
+      log: opts.log,
+      metrics: opts.metrics,
+      draining: draining.signal,
+      forced: forced.signal,
+      faults: opts.faults ?? noFaults,
+    };
     for (const [name, method] of Object.entries(def)) {
       // proto-loader keeps each message's descriptor beside the method; its name is the
       // message type, which the redaction in the logs needs.

@@ -44,7 +44,9 @@ export function truncateDetails(text: string): string {
   const bytes = Buffer.byteLength(text);
   if (bytes <= maxDetailsBytes) return text;
   const note = ` ... (${bytes} bytes in all, truncated)`;
-  let cut = Buffer.from(text).subarray(0, maxDetailsBytes - Buffer.byteLength(note)).toString();
+  let cut = Buffer.from(text)
+    .subarray(0, maxDetailsBytes - Buffer.byteLength(note))
+    .toString();
   if (cut.endsWith('\uFFFD')) cut = cut.slice(0, -1); // a multi-byte character cut in two
   return cut + note;
 }

@@ -17,10 +17,7 @@ export function sandboxName(meta: { name: string; namespace: string; uid: string
 }
 
 /** k8s_<container>_<pod>_<namespace>_<uid>_<attempt>. */
-export function containerName(
-  container: { name: string; attempt: number },
-  pod: { name: string; namespace: string; uid: string },
-): string {
+export function containerName(container: { name: string; attempt: number }, pod: { name: string; namespace: string; uid: string }): string {
   return ['k8s', container.name, pod.name, pod.namespace, pod.uid, String(container.attempt)].join(delimiter);
 }
 

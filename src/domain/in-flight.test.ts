@@ -41,7 +41,10 @@ describe('InFlight', { timeout: 10_000 }, () => {
     const f = new InFlight<string>();
     const d = deferred<string>();
     const first = f.start('pod', () => d.promise);
-    await assert.rejects(f.start('pod', async () => 'x'), /already being created/);
+    await assert.rejects(
+      f.start('pod', async () => 'x'),
+      /already being created/,
+    );
     d.resolve('id1');
     assert.equal(await first, 'id1');
   });

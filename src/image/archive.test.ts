@@ -45,21 +45,25 @@ test('archive: files by name, through symlinks and hard links inside it; the las
     file('empty', ''),
   ];
   for (const gzip of [false, true]) {
-    await withArchive(entries, async (src, scratch) => {
-      assert.equal(await text(src, 'index.json'), '{}');
-      assert.equal(await text(src, '/index.json'), '{}');
-      assert.equal(await text(src, 'blobs/sha256/aa'), 'blob a');
-      assert.equal(await text(src, 'dup/layer.tar'), 'blob a');
-      assert.equal(await text(src, 'sha/aa'), 'blob a');
-      assert.equal(await text(src, 'hard'), 'blob a');
-      assert.equal(await text(src, 'chain'), 'blob a');
-      assert.equal(await text(src, 'empty'), '');
-      assert.equal(await text(src, 'missing'), null);
-      assert.equal(await text(src, 'blobs/sha256/missing'), null);
-      await assert.rejects(text(src, 'blobs'), /"blobs" in archive .* is a dir, not a regular file/);
-      // Only a gzip'd archive needs scratch: one decompressed tar, nothing else.
-      assert.deepEqual(fs.existsSync(scratch) ? fs.readdirSync(scratch) : [], gzip ? ['archive.tar'] : []);
-    }, gzip);
+    await withArchive(
+      entries,
+      async (src, scratch) => {
+        assert.equal(await text(src, 'index.json'), '{}');
+        assert.equal(await text(src, '/index.json'), '{}');
+        assert.equal(await text(src, 'blobs/sha256/aa'), 'blob a');
+        assert.equal(await text(src, 'dup/layer.tar'), 'blob a');
+        assert.equal(await text(src, 'sha/aa'), 'blob a');
+        assert.equal(await text(src, 'hard'), 'blob a');
+        assert.equal(await text(src, 'chain'), 'blob a');
+        assert.equal(await text(src, 'empty'), '');
+        assert.equal(await text(src, 'missing'), null);
+        assert.equal(await text(src, 'blobs/sha256/missing'), null);
+        await assert.rejects(text(src, 'blobs'), /"blobs" in archive .* is a dir, not a regular file/);
+        // Only a gzip'd archive needs scratch: one decompressed tar, nothing else.
+        assert.deepEqual(fs.existsSync(scratch) ? fs.readdirSync(scratch) : [], gzip ? ['archive.tar'] : []);
+      },
+      gzip,
+    );
   }
 });
 

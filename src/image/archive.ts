@@ -75,11 +75,7 @@ export function dirSource(dir: string): ImageSource {
 
 // ---- an archive ----
 
-type Node =
-  | { kind: 'file'; offset: number; size: number }
-  | { kind: 'symlink'; target: string }
-  | { kind: 'dir' }
-  | { kind: 'other'; type: string };
+type Node = { kind: 'file'; offset: number; size: number } | { kind: 'symlink'; target: string } | { kind: 'dir' } | { kind: 'other'; type: string };
 
 /** The most symlinks one lookup follows, as Linux's MAXSYMLINKS. */
 const MAX_HOPS = 40;
@@ -188,7 +184,8 @@ export class ArchiveSource implements ImageSource {
   async file(name: string, what: string): Promise<SourceFile | null> {
     const { key, node } = this.resolve(name);
     if (node === undefined) return null;
-    if (node.kind !== 'file') throw invalidArgument(`${what}: ${JSON.stringify(key)} in ${this.name} is ${node.kind === 'other' ? node.type : `a ${node.kind}`}, not a regular file`);
+    if (node.kind !== 'file')
+      throw invalidArgument(`${what}: ${JSON.stringify(key)} in ${this.name} is ${node.kind === 'other' ? node.type : `a ${node.kind}`}, not a regular file`);
     const { offset, size } = node;
     const tar = this.tar;
     return { size, open: () => (size === 0 ? Readable.from([]) : fs.createReadStream(tar, { start: offset, end: offset + size - 1 })) };

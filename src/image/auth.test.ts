@@ -7,10 +7,9 @@ import { anonymous, basicHeader, credentialsFrom, parseChallenges } from './auth
 import { RegistryClient } from './registry-client';
 
 test('bearer challenge with quoted params', () => {
-  assert.deepEqual(
-    parseChallenges('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull"'),
-    [{ scheme: 'bearer', params: { realm: 'https://auth.docker.io/token', service: 'registry.docker.io', scope: 'repository:library/busybox:pull' } }],
-  );
+  assert.deepEqual(parseChallenges('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull"'), [
+    { scheme: 'bearer', params: { realm: 'https://auth.docker.io/token', service: 'registry.docker.io', scope: 'repository:library/busybox:pull' } },
+  ]);
 });
 
 test('basic challenge, several challenges, escapes and unquoted values', () => {

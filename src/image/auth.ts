@@ -53,7 +53,9 @@ export function credentialsFrom(auth: AuthConfigFields | null | undefined): Cred
  */
 export function credentialsKey(c: Credentials): string {
   if (c.username === null && c.password === null && c.identityToken === null && c.registryToken === null) return 'anonymous';
-  return createHash('sha256').update(JSON.stringify([c.username, c.password, c.identityToken, c.registryToken])).digest('hex');
+  return createHash('sha256')
+    .update(JSON.stringify([c.username, c.password, c.identityToken, c.registryToken]))
+    .digest('hex');
 }
 
 export function basicHeader(c: Credentials): string | null {

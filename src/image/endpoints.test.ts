@@ -8,9 +8,7 @@ const defaults = { defaultRegistry: 'docker.io', defaultNamespace: 'library' };
 const reg = (r: Partial<RegistryConfig> & { location: string }): RegistryConfig => ({ prefix: null, insecure: false, blocked: false, mirrors: [], ...r });
 
 test('no entry: the registry itself over https; docker.io goes to registry-1.docker.io', () => {
-  assert.deepEqual(endpointsFor(parseReference('busybox', defaults), []), [
-    { host: 'registry-1.docker.io', repository: 'library/busybox', insecure: false, mirror: false },
-  ]);
+  assert.deepEqual(endpointsFor(parseReference('busybox', defaults), []), [{ host: 'registry-1.docker.io', repository: 'library/busybox', insecure: false, mirror: false }]);
 });
 
 test('a prefix rewrites to its location; mirrors come first; blocked drops the location', () => {
@@ -19,12 +17,8 @@ test('a prefix rewrites to its location; mirrors come first; blocked drops the l
     reg({ prefix: 'docker.io', location: 'docker.io', blocked: true, mirrors: [{ location: '127.0.0.1:5000', insecure: true }] }),
     reg({ prefix: 'quay.io/team', location: 'mirror.local/quay/team', mirrors: [{ location: 'm1:5000/x', insecure: false }] }),
   ];
-  assert.deepEqual(endpointsFor(parseReference('registry.k8s.io/pause:3.9', defaults), conf), [
-    { host: '127.0.0.1:5000', repository: 'pause', insecure: true, mirror: false },
-  ]);
-  assert.deepEqual(endpointsFor(parseReference('busybox', defaults), conf), [
-    { host: '127.0.0.1:5000', repository: 'library/busybox', insecure: true, mirror: true },
-  ]);
+  assert.deepEqual(endpointsFor(parseReference('registry.k8s.io/pause:3.9', defaults), conf), [{ host: '127.0.0.1:5000', repository: 'pause', insecure: true, mirror: false }]);
+  assert.deepEqual(endpointsFor(parseReference('busybox', defaults), conf), [{ host: '127.0.0.1:5000', repository: 'library/busybox', insecure: true, mirror: true }]);
   assert.deepEqual(endpointsFor(parseReference('quay.io/team/app', defaults), conf), [
     { host: 'm1:5000', repository: 'x/app', insecure: false, mirror: true },
     { host: 'mirror.local', repository: 'quay/team/app', insecure: false, mirror: false },

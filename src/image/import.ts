@@ -162,7 +162,14 @@ async function importDockerArchive(deps: ImportDeps, source: ImageSource, value:
     if (opts.tag) tags.push(normalizedTag(deps, opts.tag));
     out.push(
       await importImage(deps, layers, diffIds, [configDigest], opts.signal, (chain) => ({
-        configDigest, configBody, manifests: [], manifestDigest: null, layers: chain, diffIds, tags, repoDigests: [],
+        configDigest,
+        configBody,
+        manifests: [],
+        manifestDigest: null,
+        layers: chain,
+        diffIds,
+        tags,
+        repoDigests: [],
       })),
     );
   }
@@ -204,7 +211,8 @@ async function importOciLayout(deps: ImportDeps, source: ImageSource, indexBody:
     const configBody = await readBlob(source, manifest.config.digest, `manifest ${manifestDigest}`);
     const config = parseConfig(configBody, `config ${manifest.config.digest}`);
     const diffIds = config.rootfs.diff_ids;
-    if (diffIds.length !== manifest.layers.length) throw invalidArgument(`config ${manifest.config.digest} lists ${diffIds.length} layers but the manifest has ${manifest.layers.length}`);
+    if (diffIds.length !== manifest.layers.length)
+      throw invalidArgument(`config ${manifest.config.digest} lists ${diffIds.length} layers but the manifest has ${manifest.layers.length}`);
     const layers = [];
     for (const l of manifest.layers) {
       const file = await blobFile(source, l.digest, `manifest ${manifestDigest}`);
@@ -225,7 +233,14 @@ async function importOciLayout(deps: ImportDeps, source: ImageSource, indexBody:
     if (opts.tag) tags.push(normalizedTag(deps, opts.tag));
     out.push(
       await importImage(deps, layers, diffIds, [manifest.config.digest, ...manifests.map((m) => m.digest)], opts.signal, (chain) => ({
-        configDigest: manifest.config.digest, configBody, manifests, manifestDigest, layers: chain, diffIds, tags, repoDigests,
+        configDigest: manifest.config.digest,
+        configBody,
+        manifests,
+        manifestDigest,
+        layers: chain,
+        diffIds,
+        tags,
+        repoDigests,
       })),
     );
   }

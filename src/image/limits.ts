@@ -40,7 +40,12 @@ export function unpackLimit(l: LayerLimits, compressed: number): UnpackLimit | n
   return limit;
 }
 
-const UNITS: Array<[number, string]> = [[2 ** 40, 'TiB'], [2 ** 30, 'GiB'], [2 ** 20, 'MiB'], [2 ** 10, 'KiB']];
+const UNITS: Array<[number, string]> = [
+  [2 ** 40, 'TiB'],
+  [2 ** 30, 'GiB'],
+  [2 ** 20, 'MiB'],
+  [2 ** 10, 'KiB'],
+];
 
 /** 536870912 → "512 MiB", 104510400 → "99.7 MiB". */
 export function humanBytes(n: number): string {

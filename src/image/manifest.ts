@@ -119,9 +119,7 @@ export function hostPlatform(): Platform {
 
 /** The manifest of `index` for `platform`: exact variant first, then any variant. */
 export function selectPlatform(index: ImageIndex, platform: Platform, what: string): Descriptor {
-  const candidates = index.manifests.filter(
-    (m) => m.platform && m.platform.os === platform.os && m.platform.architecture === platform.architecture,
-  );
+  const candidates = index.manifests.filter((m) => m.platform && m.platform.os === platform.os && m.platform.architecture === platform.architecture);
   const want = platform.variant ?? '';
   const exact = candidates.find((m) => (m.platform?.variant ?? (platform.architecture === 'arm64' ? 'v8' : '')) === want);
   const chosen = exact ?? candidates[0];

@@ -200,7 +200,16 @@ export class PullManager {
   }
 
   /** Fetches and unpacks one layer unless it is present or already being fetched. */
-  private async ensureLayer(ep: Endpoint, creds: Credentials, desc: Descriptor, diffId: string, chainId: string, parent: string | null, signal: AbortSignal, progress: Progress): Promise<void> {
+  private async ensureLayer(
+    ep: Endpoint,
+    creds: Credentials,
+    desc: Descriptor,
+    diffId: string,
+    chainId: string,
+    parent: string | null,
+    signal: AbortSignal,
+    progress: Progress,
+  ): Promise<void> {
     let job = this.layerJobs.get(chainId);
     if (job === undefined) {
       job = (async () => {

@@ -27,7 +27,10 @@ test('registries, ports, tags and digests', () => {
 
 test('invalid references are refused naming the reference', () => {
   for (const bad of ['', 'Busybox', 'a//b', 'app:', 'app@sha256:xyz', 'app:bad tag', '-x']) {
-    assert.throws(() => parseReference(bad, defaults), (e: RuntimeError) => e.kind === 'invalid-argument' && e.message.includes(JSON.stringify(bad)));
+    assert.throws(
+      () => parseReference(bad, defaults),
+      (e: RuntimeError) => e.kind === 'invalid-argument' && e.message.includes(JSON.stringify(bad)),
+    );
   }
 });
 

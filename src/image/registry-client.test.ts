@@ -50,7 +50,10 @@ test('bearer token flow: token fetched with basic credentials, cached, errors na
     assert.equal(reg.tokenRequests.length, 1);
     assert.match(reg.tokenRequests[0], /service=fake&scope=repository%3Ateam%2Fapp%3Apull/);
     // The token is reused; an unknown tag is manifest unknown.
-    await assert.rejects(client.getManifest(ep, creds, 'v2', signal), (e: RuntimeError) => e.kind === 'not-found' && /manifest unknown: .*team\/app:v2 not found \(MANIFEST_UNKNOWN/.test(e.message));
+    await assert.rejects(
+      client.getManifest(ep, creds, 'v2', signal),
+      (e: RuntimeError) => e.kind === 'not-found' && /manifest unknown: .*team\/app:v2 not found \(MANIFEST_UNKNOWN/.test(e.message),
+    );
     assert.equal(reg.tokenRequests.length, 1);
     // No credentials: the token service refuses; the error names the registry.
     const fresh = new RegistryClient({ userAgent: 'test', idleTimeoutMs: 5000 });

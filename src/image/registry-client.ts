@@ -40,8 +40,10 @@ function registryErrorText(body: Buffer): string {
 function connectionFailure(e: unknown): boolean {
   if (e instanceof HttpTimeoutError) return true;
   const code = (e as NodeJS.ErrnoException | null)?.code ?? '';
-  return /^(ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|EPIPE|EPROTO|ERR_SSL_|UND_ERR|DEPTH_ZERO|UNABLE_TO_VERIFY|CERT_|SELF_SIGNED)/.test(code) ||
-    (e instanceof Error && /socket hang up|wrong version number|TLS/.test(e.message));
+  return (
+    /^(ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|EPIPE|EPROTO|ERR_SSL_|UND_ERR|DEPTH_ZERO|UNABLE_TO_VERIFY|CERT_|SELF_SIGNED)/.test(code) ||
+    (e instanceof Error && /socket hang up|wrong version number|TLS/.test(e.message))
+  );
 }
 
 export class RegistryClient {

@@ -31,7 +31,16 @@ test('round trip: long names, links, devices, binary xattrs, any chunking', asyn
   ]);
   for (const chunk of [1, 7, 512, 513, 100_000]) {
     const got = await collect(tar, chunk);
-    assert.deepEqual(got.map((e) => [e.h.name, e.h.type]), [['dir/', 'directory'], [long, 'file'], ['sym', 'symlink'], ['hard', 'link'], ['null', 'char']]);
+    assert.deepEqual(
+      got.map((e) => [e.h.name, e.h.type]),
+      [
+        ['dir/', 'directory'],
+        [long, 'file'],
+        ['sym', 'symlink'],
+        ['hard', 'link'],
+        ['null', 'char'],
+      ],
+    );
     assert.equal(got[0].h.mode, 0o1777);
     assert.equal(got[0].h.uid, 7);
     assert.equal(got[0].h.mtime, 1234);

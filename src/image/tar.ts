@@ -126,7 +126,10 @@ function number(b: Buffer, start: number, len: number): number {
     for (let i = 1; i < field.length; i++) v = v * 256 + field[i];
     return v;
   }
-  const s = field.toString('latin1').replace(/[\0 ]+.*$/s, '').trim();
+  const s = field
+    .toString('latin1')
+    .replace(/[\0 ]+.*$/s, '')
+    .trim();
   if (s === '') return 0;
   if (!/^[0-7]+$/.test(s)) throw new TarFormatError(`bad numeric field ${JSON.stringify(s)}`);
   return parseInt(s, 8);
@@ -158,7 +161,15 @@ export function parsePax(data: Buffer): Map<string, Buffer> {
 }
 
 const TYPES: Record<string, TarEntryType> = {
-  '0': 'file', '\0': 'file', '7': 'file', '1': 'link', '2': 'symlink', '3': 'char', '4': 'block', '5': 'directory', '6': 'fifo',
+  '0': 'file',
+  '\0': 'file',
+  '7': 'file',
+  '1': 'link',
+  '2': 'symlink',
+  '3': 'char',
+  '4': 'block',
+  '5': 'directory',
+  '6': 'fifo',
 };
 
 /**
@@ -194,8 +205,8 @@ export async function* readTar(source: AsyncIterable<Buffer>): AsyncGenerator<Ta
     const records = new Map([...global, ...(pax ?? [])]);
     const magic = h.toString('latin1', 257, 262);
     const prefix = magic === 'ustar' ? cstring(h, 345, 155) : '';
-    let name = longName ?? (prefix ? `${prefix}/${cstring(h, 0, 100)}` : cstring(h, 0, 100));
-    let linkname = longLink ?? cstring(h, 157, 100);
+    const name = longName ?? (prefix ? `${prefix}/${cstring(h, 0, 100)}` : cstring(h, 0, 100));
+    const linkname = longLink ?? cstring(h, 157, 100);
     const header: TarHeader = {
       name,
       type,
@@ -211,8 +222,8 @@ export async function* readTar(source: AsyncIterable<Buffer>): AsyncGenerator<Ta
     };
     for (const [k, v] of records) {
       const s = () => v.toString('utf8');
-      if (k === 'path') name = header.name = s();
-      else if (k === 'linkpath') linkname = header.linkname = s();
+      if (k === 'path') header.name = s();
+      else if (k === 'linkpath') header.linkname = s();
       else if (k === 'size' && type === 'file') header.size = Number(s());
       else if (k === 'uid') header.uid = Number(s());
       else if (k === 'gid') header.gid = Number(s());
@@ -298,7 +309,7 @@ function ustarBlock(e: TarWriteEntry, name: string, linkname: string, flag: stri
 
 /** The header block(s) of one entry: a PAX header first when names are long or xattrs set. */
 export function tarHeader(e: TarWriteEntry): Buffer {
-  const size = e.type === 'file' ? e.size ?? 0 : 0;
+  const size = e.type === 'file' ? (e.size ?? 0) : 0;
   const linkname = e.linkname ?? '';
   const records: Buffer[] = [];
   if (Buffer.byteLength(e.name) > 100) records.push(paxRecord('path', Buffer.from(e.name)));

@@ -50,7 +50,14 @@ async function unpackBeside(entries: (host: string) => Entry[], check: (dirs: { 
     const tar = buildTar(entries(host));
     let err: unknown = null;
     try {
-      await unpackLayer(readTar((async function* () { yield tar; })()), dest);
+      await unpackLayer(
+        readTar(
+          (async function* () {
+            yield tar;
+          })(),
+        ),
+        dest,
+      );
     } catch (e) {
       err = e;
     }
@@ -66,7 +73,10 @@ async function unpackBeside(entries: (host: string) => Entry[], check: (dirs: { 
 
 const file = (name: string): Entry => ({ name, type: 'file', data: Buffer.from('x\n') });
 const chain = (levels: number): Entry[] => {
-  const e: Entry[] = [{ name: 'x/', type: 'directory' }, { name: 'x/l1', type: 'symlink', linkname: '..' }];
+  const e: Entry[] = [
+    { name: 'x/', type: 'directory' },
+    { name: 'x/l1', type: 'symlink', linkname: '..' },
+  ];
   for (let k = 2; k <= levels; k++) e.push({ name: `x/l${k}`, type: 'symlink', linkname: `l${k - 1}/..` });
   return e;
 };
@@ -85,20 +95,35 @@ test('unpack: relative symlink chains, each climbing one real level, are refused
   const levels = 12;
   await unpackBeside((host) => [...chain(levels), file(`x/l${levels}${host}/pwned`)], refused(new RegExp(`goes through the symlink "x/l${levels}"`)));
   // A symlink may point anywhere (it is the container's business); it is never followed.
-  await unpackBeside(() => chain(levels), (d, err) => {
-    assert.equal(err, null);
-    assert.equal(fs.readlinkSync(path.join(d.dest, `x/l${levels}`)), `l${levels - 1}/..`);
-  });
+  await unpackBeside(
+    () => chain(levels),
+    (d, err) => {
+      assert.equal(err, null);
+      assert.equal(fs.readlinkSync(path.join(d.dest, `x/l${levels}`)), `l${levels - 1}/..`);
+    },
+  );
 });
 
 test('unpack: hard links to files outside, through symlinks, or to the layer root are refused', asRoot, async () => {
-  await unpackBeside((host) => [{ name: 'h', type: 'link', linkname: path.join(host, 'victim') }], refused(/hard link "h" points to ".*victim", which is not a file of this layer/));
+  await unpackBeside(
+    (host) => [{ name: 'h', type: 'link', linkname: path.join(host, 'victim') }],
+    refused(/hard link "h" points to ".*victim", which is not a file of this layer/),
+  );
   await unpackBeside((host) => [...chain(12), { name: 'h', type: 'link', linkname: `x/l12${host}/victim` }], refused(/which is not a file of this layer/));
-  await unpackBeside((host) => [{ name: 's', type: 'symlink', linkname: host }, { name: 'h', type: 'link', linkname: 's/victim' }], refused(/which is not a file of this layer/));
+  await unpackBeside(
+    (host) => [
+      { name: 's', type: 'symlink', linkname: host },
+      { name: 'h', type: 'link', linkname: 's/victim' },
+    ],
+    refused(/which is not a file of this layer/),
+  );
   await unpackBeside(() => [{ name: 'h', type: 'link', linkname: './' }], refused(/which is not a file of this layer/));
   await unpackBeside(() => [{ name: 'h', type: 'link', linkname: '../host/victim' }], refused(/has a "\.\." component/));
   // A hard link to a symlink is that symlink: nothing goes through it either.
-  await unpackBeside((host) => [{ name: 's', type: 'symlink', linkname: host }, { name: 'h', type: 'link', linkname: 's' }, file('h/pwned')], refused(/goes through the symlink "h"/));
+  await unpackBeside(
+    (host) => [{ name: 's', type: 'symlink', linkname: host }, { name: 'h', type: 'link', linkname: 's' }, file('h/pwned')],
+    refused(/goes through the symlink "h"/),
+  );
 });
 
 test('unpack: ".." entries and degenerate whiteouts are refused; the root stays a directory', asRoot, async () => {
@@ -109,18 +134,24 @@ test('unpack: ".." entries and degenerate whiteouts are refused; the root stays 
     await unpackBeside(() => [file('a/b/keep'), file(name)], refused(/refusing layer: whiteout ".*" names no file/));
   }
   // The root entry itself, in any spelling, only sets the root's metadata.
-  await unpackBeside(() => [file('keep'), { name: './', type: 'symlink', linkname: '/' }, { name: '.', type: 'file' }, { name: '/', type: 'directory', mode: 0o750 }], (d, err) => {
-    assert.equal(err, null);
-    assert.deepEqual(fs.readdirSync(d.dest), ['keep']);
-    assert.equal(fs.statSync(d.dest).mode & 0o777, 0o750);
-  });
+  await unpackBeside(
+    () => [file('keep'), { name: './', type: 'symlink', linkname: '/' }, { name: '.', type: 'file' }, { name: '/', type: 'directory', mode: 0o750 }],
+    (d, err) => {
+      assert.equal(err, null);
+      assert.deepEqual(fs.readdirSync(d.dest), ['keep']);
+      assert.equal(fs.statSync(d.dest).mode & 0o777, 0o750);
+    },
+  );
 });
 
 test('unpack: a legit opaque dir and whiteouts still work', asRoot, async () => {
-  await unpackBeside(() => [file('a/x'), file('a/.wh..wh..opq'), file('.wh.gone'), file('b/.wh.old')], (d, err) => {
-    assert.equal(err, null);
-    assert.ok(fs.lstatSync(path.join(d.dest, 'gone')).isCharacterDevice());
-    assert.ok(fs.lstatSync(path.join(d.dest, 'b/old')).isCharacterDevice());
-    assert.deepEqual(fs.readdirSync(path.join(d.dest, 'a')), ['x']);
-  });
+  await unpackBeside(
+    () => [file('a/x'), file('a/.wh..wh..opq'), file('.wh.gone'), file('b/.wh.old')],
+    (d, err) => {
+      assert.equal(err, null);
+      assert.ok(fs.lstatSync(path.join(d.dest, 'gone')).isCharacterDevice());
+      assert.ok(fs.lstatSync(path.join(d.dest, 'b/old')).isCharacterDevice());
+      assert.deepEqual(fs.readdirSync(path.join(d.dest, 'a')), ['x']);
+    },
+  );
 });

@@ -16,8 +16,16 @@ describe('mountinfo', { timeout: 10_000 }, () => {
 
   it('parses every field of a line', () => {
     assert.deepEqual(parseMountInfo(text)[0], {
-      mountId: 22, parentId: 1, device: '8:1', root: '/', mountPoint: '/', options: ['rw', 'relatime'], optional: ['shared:1'],
-      fstype: 'ext4', source: '/dev/sda1', superOptions: ['rw'],
+      mountId: 22,
+      parentId: 1,
+      device: '8:1',
+      root: '/',
+      mountPoint: '/',
+      options: ['rw', 'relatime'],
+      optional: ['shared:1'],
+      fstype: 'ext4',
+      source: '/dev/sda1',
+      superOptions: ['rw'],
     });
   });
 
@@ -54,7 +62,7 @@ describe('mountinfo', { timeout: 10_000 }, () => {
     assert.equal(mountOf(e, '/mntx')?.mountPoint, '/');
   });
 
-  it('reads this process\'s table', async () => {
+  it("reads this process's table", async () => {
     const e = await readMountInfo();
     assert.ok(e.some((m) => m.mountPoint === '/'));
     assert.ok(e.some((m) => m.fstype === 'proc'));

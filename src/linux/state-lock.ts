@@ -14,7 +14,10 @@ import { keepAcrossExec } from '../native/process';
 const inheritedVar = 'NODECRI_LOCK_FDS';
 
 export class StateDirsBusyError extends Error {
-  constructor(readonly file: string, readonly holder: string) {
+  constructor(
+    readonly file: string,
+    readonly holder: string,
+  ) {
     super(`${file} is held by nodecri pid ${holder || '(unknown)'}: one daemon per root and runroot (stop it, or give this one its own --root and --runroot)`);
     this.name = 'StateDirsBusyError';
   }
@@ -27,7 +30,10 @@ export interface StateLocks {
 }
 
 export async function lockStateDirs(dirs: string[]): Promise<StateLocks> {
-  const inherited = (process.env[inheritedVar] ?? '').split(',').filter((s) => /^\d+$/.test(s)).map(Number);
+  const inherited = (process.env[inheritedVar] ?? '')
+    .split(',')
+    .filter((s) => /^\d+$/.test(s))
+    .map(Number);
   delete process.env[inheritedVar];
   const files = [...new Set(dirs.map((d) => path.resolve(d)))].map((d) => path.join(d, 'nodecri.lock'));
   const fds: number[] = [];

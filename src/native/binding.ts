@@ -12,10 +12,7 @@ import { toSyscallError } from './errors';
 
 // Compiled to dist/src/native/binding.js: three levels under the package root.
 const root = path.resolve(__dirname, '..', '..', '..');
-const candidates = [
-  path.join(root, 'build', 'Release', 'nodecri.node'),
-  path.join(root, 'build', 'Debug', 'nodecri.node'),
-];
+const candidates = [path.join(root, 'build', 'Release', 'nodecri.node'), path.join(root, 'build', 'Debug', 'nodecri.node')];
 
 interface Loaded {
   raw: Record<string, unknown>;

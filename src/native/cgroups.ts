@@ -75,7 +75,8 @@ export const cgroupWriteFiles = nativeFunction<(writes: CgroupFileWrite[]) => Pr
 /** Reads each file whole; null where the file or its directory does not exist. */
 export const cgroupReadFiles = nativeFunction<(reads: CgroupFileRead[]) => Promise<(string | null)[]>>('cgroupReadFiles');
 
-const nKillRound = nativeFunction<(spec: CgroupKillSpec, first: boolean, signal: boolean, expired: boolean) => Promise<{ remaining: number; kernelKills: boolean }>>('cgroupKillRound');
+const nKillRound =
+  nativeFunction<(spec: CgroupKillSpec, first: boolean, signal: boolean, expired: boolean) => Promise<{ remaining: number; kernelKills: boolean }>>('cgroupKillRound');
 
 /**
  * Kills every task in the cgroups and waits until none is left (EBUSY after timeoutMs).

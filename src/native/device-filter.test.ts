@@ -99,8 +99,17 @@ describe('cgroup device program', () => {
     // leading deny-all is the last block (2).
     const blockSize = (r: CgroupDeviceRule) => 1 + (r.access.length === 3 ? 0 : 3) + (r.major === null ? 0 : 1) + (r.minor === null ? 0 : 1) + 2;
     assert.equal(prog.length, 6 + defaults.slice(1).reduce((n, r) => n + blockSize(r), 0) + 2);
-    assert.deepEqual(prog.slice(0, 6).map((i) => i.code), [0x61, 0x54, 0x61, 0x74, 0x61, 0x61]);
-    assert.deepEqual(prog.slice(-2).map((i) => [i.code, i.imm]), [[0xb7, 0], [0x95, 0]]);
+    assert.deepEqual(
+      prog.slice(0, 6).map((i) => i.code),
+      [0x61, 0x54, 0x61, 0x74, 0x61, 0x61],
+    );
+    assert.deepEqual(
+      prog.slice(-2).map((i) => [i.code, i.imm]),
+      [
+        [0xb7, 0],
+        [0x95, 0],
+      ],
+    );
     // Every jump lands inside the program, on the first instruction of a later block.
     const starts = new Set<number>([prog.length - 2]);
     prog.forEach((i, pc) => {
@@ -134,7 +143,11 @@ describe('cgroup device program', () => {
         for (const major of [1, 5, 7, 10, 136]) {
           for (const minor of [0, 3, 9, 183]) {
             for (let access = 1; access <= 7; access++) {
-              assert.equal(run(prog, type, access, major, minor), reference(rules, type, access, major, minor), `${JSON.stringify(rules)}: ${type} ${major}:${minor} access ${access}`);
+              assert.equal(
+                run(prog, type, access, major, minor),
+                reference(rules, type, access, major, minor),
+                `${JSON.stringify(rules)}: ${type} ${major}:${minor} access ${access}`,
+              );
             }
           }
         }

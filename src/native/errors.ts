@@ -29,8 +29,7 @@ interface NativeErrorShape {
 }
 
 function isNativeError(e: unknown): e is NativeErrorShape {
-  return e instanceof Error && typeof (e as Partial<NativeErrorShape>).code === 'string' &&
-    typeof (e as Partial<NativeErrorShape>).errno === 'number';
+  return e instanceof Error && typeof (e as Partial<NativeErrorShape>).code === 'string' && typeof (e as Partial<NativeErrorShape>).errno === 'number';
 }
 
 /** Converts an error thrown by the addon; anything else is returned unchanged. */

@@ -51,15 +51,10 @@ type OverlayMethod = 'auto' | 'mount' | 'fsconfig';
 
 const nativeTmpfs = nativeFunction<(target: string, opts: TmpfsOptions) => Promise<void>>('mountTmpfs');
 const nativeBind = nativeFunction<(src: string, target: string, opts: BindMountOptions) => Promise<void>>('mountBind');
-const nativeOverlay = nativeFunction<
-  (
-    lowerDirs: string[],
-    upperDir: string | null,
-    workDir: string | null,
-    target: string,
-    opts: OverlayOptions & { method: OverlayMethod },
-  ) => Promise<void>
->('mountOverlay');
+const nativeOverlay =
+  nativeFunction<(lowerDirs: string[], upperDir: string | null, workDir: string | null, target: string, opts: OverlayOptions & { method: OverlayMethod }) => Promise<void>>(
+    'mountOverlay',
+  );
 const nativeUnmount = nativeFunction<(target: string, opts: UnmountOptions) => Promise<void>>('mountUnmount');
 
 function absolute(what: string, p: string): void {
@@ -98,13 +93,7 @@ export async function bindMount(src: string, target: string, opts: BindMountOpti
  * paths need several pages); on older kernels it uses mount(2) and fails with E2BIG when the
  * options do not fit. A failure leaves nothing mounted.
  */
-export async function mountOverlay(
-  lowerDirs: string[],
-  upperDir: string | null,
-  workDir: string | null,
-  target: string,
-  opts: OverlayOptions,
-): Promise<void> {
+export async function mountOverlay(lowerDirs: string[], upperDir: string | null, workDir: string | null, target: string, opts: OverlayOptions): Promise<void> {
   if (lowerDirs.length === 0 || lowerDirs.length > maxOverlayLowerDirs) {
     throw new RangeError(`overlay needs 1 to ${maxOverlayLowerDirs} lower dirs, not ${lowerDirs.length}`);
   }

@@ -105,9 +105,7 @@ export function checkPinRequest(opts: PinNamespacesOptions): void {
     }
     const ns = sysctlNamespace(key);
     if (ns === null) {
-      throw new InvalidNamespaceRequestError(
-        `sysctl ${key} is not namespaced (allowed: net.*, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*)`,
-      );
+      throw new InvalidNamespaceRequestError(`sysctl ${key} is not namespaced (allowed: net.*, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*)`);
     }
     if (!types.includes(ns)) {
       throw new InvalidNamespaceRequestError(`sysctl ${key} needs a new ${ns} namespace, which is not in ${types.join(',')}`);

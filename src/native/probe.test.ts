@@ -26,6 +26,9 @@ describe('kernel floor', () => {
     const probes = probeSyscalls();
     assert.ok(probes.some((p) => p.name === 'close_range(CLOSE_RANGE_CLOEXEC)'));
     assert.ok(probes.some((p) => p.name === 'mount_setattr'));
-    assert.deepEqual(probes.filter((p) => !p.supported), []);
+    assert.deepEqual(
+      probes.filter((p) => !p.supported),
+      [],
+    );
   });
 });

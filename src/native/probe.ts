@@ -38,7 +38,10 @@ export const probeSyscalls = nativeFunction<() => SyscallProbe[]>('probeSyscalls
 export function kernelFloorError(probes: readonly SyscallProbe[], release: string): string | null {
   const missing = probes.filter((p) => !p.supported);
   if (missing.length === 0) return null;
-  const floor = missing.map((p) => p.since).sort(compareReleases).at(-1)!;
+  const floor = missing
+    .map((p) => p.since)
+    .sort(compareReleases)
+    .at(-1)!;
   const list = missing.map((p) => `${p.name} (Linux ${p.since})`).join(', ');
   return `kernel ${release} lacks ${list}: nodecri needs Linux ${floor} or newer`;
 }

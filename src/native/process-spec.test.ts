@@ -41,7 +41,10 @@ describe('process spec translation', () => {
     assert.equal(CLONE.NEWPID, 0x20000000);
   });
 
-  it('carries encodings only: no defaults of its own (policy is src/oci/\'s, stated in config.json)', () => {
-    assert.deepEqual(Object.keys(processSpec).filter((k) => /default/i.test(k)), []);
+  it("carries encodings only: no defaults of its own (policy is src/oci/'s, stated in config.json)", () => {
+    assert.deepEqual(
+      Object.keys(processSpec).filter((k) => /default/i.test(k)),
+      [],
+    );
   });
 });

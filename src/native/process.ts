@@ -12,16 +12,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import { Semaphore } from '../util/semaphore';
 import { nativeFunction } from './binding';
-import {
-  CLONE,
-  NAMESPACE_FLAGS,
-  NamespaceType,
-  S_IF,
-  capabilityMask,
-  parseMountOptions,
-  propagationFlags,
-  rlimitNumber,
-} from './process-spec';
+import { CLONE, NAMESPACE_FLAGS, NamespaceType, S_IF, capabilityMask, parseMountOptions, propagationFlags, rlimitNumber } from './process-spec';
 
 // ------------------------------------------------------------------ public types
 
@@ -258,8 +249,14 @@ interface NativeSpec {
   uidMappings: IdMapping[];
   gidMappings: IdMapping[];
   mounts: {
-    destination: string; source: string | null; type: string | null; data: string | null;
-    bind: boolean; flags: number; remount: number; propagation: number;
+    destination: string;
+    source: string | null;
+    type: string | null;
+    data: string | null;
+    bind: boolean;
+    flags: number;
+    remount: number;
+    propagation: number;
   }[];
   devices: { path: string; hostPath: string | null; mode: number; uid: number; gid: number; major: number; minor: number }[];
   symlinks: { target: string; path: string }[];
@@ -280,7 +277,10 @@ interface NativeSpec {
   rlimits: { resource: number; soft: bigint; hard: bigint }[];
   oomScoreAdj: number | null;
   seccomp: {
-    defaultAction: string; defaultErrnoRet: number | null; architectures: string[]; flags: string[];
+    defaultAction: string;
+    defaultErrnoRet: number | null;
+    architectures: string[];
+    flags: string[];
     syscalls: { names: string[]; action: string; errnoRet: number | null; args: { index: number; value: bigint; valueTwo: bigint; op: string }[] }[];
   } | null;
   cgroupProcs: string[];
@@ -320,9 +320,27 @@ function big(v: number | bigint): bigint {
   return BigInt(v);
 }
 
-function identityToNative(p: ProcessIdentity): Omit<NativeSpec,
-  'rootfs' | 'rootReadonly' | 'rootPropagation' | 'newNamespaces' | 'joinNamespaces' | 'uidMappings' | 'gidMappings' |
-  'mounts' | 'devices' | 'symlinks' | 'sysctls' | 'maskedPaths' | 'readonlyPaths' | 'hostname' | 'domainname' | 'target'> {
+function identityToNative(
+  p: ProcessIdentity,
+): Omit<
+  NativeSpec,
+  | 'rootfs'
+  | 'rootReadonly'
+  | 'rootPropagation'
+  | 'newNamespaces'
+  | 'joinNamespaces'
+  | 'uidMappings'
+  | 'gidMappings'
+  | 'mounts'
+  | 'devices'
+  | 'symlinks'
+  | 'sysctls'
+  | 'maskedPaths'
+  | 'readonlyPaths'
+  | 'hostname'
+  | 'domainname'
+  | 'target'
+> {
   if (p.args.length === 0) throw new Error('process args must not be empty');
   return {
     args: p.args,
@@ -418,12 +436,10 @@ function toNativeSpec(spec: ProcessSpec): NativeSpec {
   };
 }
 
-const signalNames = new Map<number, NodeJS.Signals>(
-  Object.entries(os.constants.signals).map(([name, n]) => [n, name as NodeJS.Signals]),
-);
+const signalNames = new Map<number, NodeJS.Signals>(Object.entries(os.constants.signals).map(([name, n]) => [n, name as NodeJS.Signals]));
 
 function toExitStatus(e: NativeExit): ExitStatus {
-  return { exitCode: e.exitCode, signal: e.signal === null ? null : signalNames.get(e.signal) ?? null };
+  return { exitCode: e.exitCode, signal: e.signal === null ? null : (signalNames.get(e.signal) ?? null) };
 }
 
 // ------------------------------------------------------------------ handles
@@ -452,11 +468,15 @@ function makeHandle(
   let resolveExit!: (e: ExitStatus) => void;
   const exited = new Promise<ExitStatus>((r) => (resolveExit = r));
   const h = { ...fields, exited } as unknown as ProcessHandle;
-  st.watchId = nWatchExit(fields.pidfd, (e) => {
-    st.watchId = null;
-    watching.delete(st);
-    resolveExit(toExitStatus(e));
-  }, true);
+  st.watchId = nWatchExit(
+    fields.pidfd,
+    (e) => {
+      st.watchId = null;
+      watching.delete(st);
+      resolveExit(toExitStatus(e));
+    },
+    true,
+  );
   watching.add(st);
   states.set(h, st);
   return h;

@@ -39,7 +39,7 @@ export function parseCniConfig(file: string, text: string): CniNetworkConfig {
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${file}: invalid JSON: ${(e as Error).message}`);
+    throw new Error(`${file}: invalid JSON: ${(e as Error).message}`, { cause: e });
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${file}: not a JSON object`);
   const obj = raw as Record<string, unknown>;

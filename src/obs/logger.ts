@@ -34,9 +34,7 @@ export function createLogger(level: LogLevel, destination?: DestinationStream): 
  * for that), then writes what is still buffered synchronously.
  */
 export async function logWritten(log: Logger): Promise<void> {
-  const dest = (log as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as
-    | (EventEmitter & { _writing?: boolean; flushSync?: () => void })
-    | undefined;
+  const dest = (log as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as (EventEmitter & { _writing?: boolean; flushSync?: () => void }) | undefined;
   if (!dest) return;
   if (dest._writing === true) await once(dest, 'drain');
   try {

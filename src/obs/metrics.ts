@@ -25,10 +25,7 @@ export interface Metrics {
  * Buckets from 25 µs to 2 min: Version and list calls take well under a millisecond,
  * RunPodSandbox tens of milliseconds, a pull or a stop with a grace period much longer.
  */
-const operationBuckets = [
-  0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
-  10, 30, 60, 120,
-];
+const operationBuckets = [0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 export function createMetrics(): Metrics {
   const registry = new Registry();

@@ -151,7 +151,7 @@ const allowedNames = (s: OciSeccomp) => new Set(s.syscalls.filter((r) => r.actio
 
 describe('commandLine', () => {
   const img = { entrypoint: ['/entry'], cmd: ['cmd1', 'cmd2'] };
-  it('follows kubelet\'s command/args rules', () => {
+  it("follows kubelet's command/args rules", () => {
     assert.deepEqual(commandLine([], [], img), ['/entry', 'cmd1', 'cmd2']);
     assert.deepEqual(commandLine([], ['a'], img), ['/entry', 'a']);
     assert.deepEqual(commandLine(['/bin/x'], [], img), ['/bin/x']);
@@ -165,7 +165,7 @@ describe('commandLine', () => {
 });
 
 describe('generateSpec: process', () => {
-  it('env: defaults, image env, the spec\'s env overriding by key', async () => {
+  it("env: defaults, image env, the spec's env overriding by key", async () => {
     const { spec: oci } = await generateSpec(
       input({
         spec: spec({
@@ -186,7 +186,7 @@ describe('generateSpec: process', () => {
     assert.equal(tty, true);
   });
 
-  it('cwd: the spec\'s working dir, else image WorkingDir, else /', async () => {
+  it("cwd: the spec's working dir, else image WorkingDir, else /", async () => {
     assert.equal((await generateSpec(input({ spec: spec({ workingDir: '/w' }), imageConfig: image({ workingDir: '/img' }) }))).spec.process.cwd, '/w');
     assert.equal((await generateSpec(input({ imageConfig: image({ workingDir: '/img' }) }))).spec.process.cwd, '/img');
     assert.equal((await generateSpec(input({ imageConfig: image({ workingDir: 'rel/dir/' }) }))).spec.process.cwd, '/rel/dir/');
@@ -210,15 +210,15 @@ describe('generateSpec: process', () => {
     await assert.rejects(generateSpec(input({ imageConfig: image({ user: 'ghost' }) })), invalid(/user "ghost" not found/));
   });
 
-  it('stop signal: the spec\'s, else the image StopSignal, else SIGTERM', async () => {
+  it("stop signal: the spec's, else the image StopSignal, else SIGTERM", async () => {
     assert.deepEqual((await generateSpec(input())).stopSignal, { name: 'SIGTERM', number: 15 });
     assert.deepEqual((await generateSpec(input({ imageConfig: image({ stopSignal: 'SIGQUIT' }) }))).stopSignal, { name: 'SIGQUIT', number: 3 });
     assert.deepEqual((await generateSpec(input({ imageConfig: image({ stopSignal: '10' }) }))).stopSignal, { name: 'SIGUSR1', number: 10 });
     assert.deepEqual((await generateSpec(input({ imageConfig: image({ stopSignal: 'rtmin+3' }) }))).stopSignal, { name: 'SIGRTMIN+3', number: 37 });
-    assert.deepEqual(
-      (await generateSpec(input({ spec: spec({ stopSignal: { name: 'SIGINT', number: 2 } }), imageConfig: image({ stopSignal: 'SIGQUIT' }) }))).stopSignal,
-      { name: 'SIGINT', number: 2 },
-    );
+    assert.deepEqual((await generateSpec(input({ spec: spec({ stopSignal: { name: 'SIGINT', number: 2 } }), imageConfig: image({ stopSignal: 'SIGQUIT' }) }))).stopSignal, {
+      name: 'SIGINT',
+      number: 2,
+    });
     await assert.rejects(generateSpec(input({ imageConfig: image({ stopSignal: 'SIGNOPE' }) })), invalid(/image stop signal "SIGNOPE"/));
   });
 });
@@ -228,12 +228,13 @@ describe('generateSpec: security', () => {
     const root = (await generateSpec(input())).spec.process.capabilities;
     assert.equal(root.bounding.length, DEFAULT_CAPABILITIES.length);
     assert.deepEqual(root.effective, root.bounding);
-    const user = (await generateSpec(input({ spec: spec({ ...asUser({ runAsUser: 1000 }), capabilities: { add: ['NET_RAW'], drop: ['KILL'], ambient: [] } }) }))).spec.process.capabilities;
+    const user = (await generateSpec(input({ spec: spec({ ...asUser({ runAsUser: 1000 }), capabilities: { add: ['NET_RAW'], drop: ['KILL'], ambient: [] } }) }))).spec.process
+      .capabilities;
     assert.ok(user.bounding.includes('CAP_NET_RAW') && !user.bounding.includes('CAP_KILL'));
     assert.deepEqual([user.effective, user.permitted], [[], []]);
   });
 
-  it('masked and readonly paths: kubelet defaults, or the spec\'s lists', async () => {
+  it("masked and readonly paths: kubelet defaults, or the spec's lists", async () => {
     const d = (await generateSpec(input())).spec.linux;
     assert.deepEqual(d.maskedPaths, DEFAULT_MASKED_PATHS);
     assert.deepEqual(d.readonlyPaths, DEFAULT_READONLY_PATHS);
@@ -275,7 +276,8 @@ describe('generateSpec: security', () => {
   });
 
   it('seccomp: RuntimeDefault follows the capabilities (CAP_SYS_ADMIN lifts the mount and namespace refusals)', async () => {
-    const s = (await generateSpec(input({ spec: spec({ seccomp: { kind: 'runtime-default' }, capabilities: { add: ['SYS_ADMIN'], drop: [], ambient: [] } }) }))).spec.linux.seccomp!;
+    const s = (await generateSpec(input({ spec: spec({ seccomp: { kind: 'runtime-default' }, capabilities: { add: ['SYS_ADMIN'], drop: [], ambient: [] } }) }))).spec.linux
+      .seccomp!;
     const allowed = allowedNames(s);
     for (const n of ['unshare', 'mount', 'setns', 'clone', 'clone3']) assert.ok(allowed.has(n), n);
     assert.ok(!allowed.has('keyctl'));
@@ -296,7 +298,7 @@ describe('generateSpec: security', () => {
 });
 
 describe('generateSpec: mounts', () => {
-  it('defaults, pod files, then the spec\'s mounts sorted by depth', async () => {
+  it("defaults, pod files, then the spec's mounts sorted by depth", async () => {
     const { spec: oci } = await generateSpec(
       input({
         spec: spec({
@@ -323,7 +325,7 @@ describe('generateSpec: mounts', () => {
     assert.equal(oci.linux.rootfsPropagation, 'rslave');
   });
 
-  it('a mount at /etc/hosts replaces the pod\'s; host IPC uses the host /dev/shm', async () => {
+  it("a mount at /etc/hosts replaces the pod's; host IPC uses the host /dev/shm", async () => {
     const hosts = path.join(hostDir, 'hosts');
     await fsp.writeFile(hosts, '127.0.0.1 localhost\n');
     const { spec: oci } = await generateSpec(
@@ -391,7 +393,10 @@ describe('generateSpec: linux', () => {
     ]);
     assert.deepEqual(await ns({ pid: 'POD' }, { podPidNamespace: '/proc/42/ns/pid' }).then((l) => l[0]), { type: 'pid', path: '/proc/42/ns/pid' });
     assert.deepEqual(await ns({ pid: 'TARGET', targetId: 'abc' }, { targetPid: 77 }).then((l) => l[0]), { type: 'pid', path: '/proc/77/ns/pid' });
-    assert.deepEqual((await ns({ pid: 'NODE', network: 'NODE', ipc: 'NODE' })).map((n) => n.type), ['uts', 'mount']);
+    assert.deepEqual(
+      (await ns({ pid: 'NODE', network: 'NODE', ipc: 'NODE' })).map((n) => n.type),
+      ['uts', 'mount'],
+    );
     // POD in a pod made without a shared PID namespace: the container gets its own.
     assert.deepEqual(await ns({ pid: 'POD' }).then((l) => l[0]), { type: 'pid' });
     await assert.rejects(ns({ pid: 'TARGET', targetId: 'abc' }), /target container "abc" has no running process/);
@@ -399,7 +404,10 @@ describe('generateSpec: linux', () => {
     // A pod on the host network has no uts pin: no uts namespace and no hostname.
     const hostNet = { ...sandbox, pins: { ...sandbox.pins, net: null, uts: null } };
     const r = await generateSpec(input({ sandbox: hostNet }));
-    assert.deepEqual(r.spec.linux.namespaces.map((n) => n.type), ['pid', 'ipc', 'mount']);
+    assert.deepEqual(
+      r.spec.linux.namespaces.map((n) => n.type),
+      ['pid', 'ipc', 'mount'],
+    );
     assert.equal(r.spec.hostname, undefined);
     assert.equal((await generateSpec(input())).spec.hostname, 'web-0');
     const cg = await generateSpec(input({ defaults: { ...defaultRuntimeDefaults(), cgroupNamespace: true } }));
@@ -439,7 +447,7 @@ describe('generateSpec: linux', () => {
     assert.equal(none.spec.process.oomScoreAdj, undefined);
   });
 
-  it('devices: the default nodes, then the spec\'s, stat\'ed for type and numbers; missing is an error', async () => {
+  it("devices: the default nodes, then the spec's, stat'ed for type and numbers; missing is an error", async () => {
     const defaults = (await generateSpec(input())).spec.linux.devices;
     assert.deepEqual(defaults, [
       { path: '/dev/null', type: 'c', major: 1, minor: 3, fileMode: 0o666, uid: 0, gid: 0 },
@@ -458,13 +466,19 @@ describe('generateSpec: linux', () => {
     assert.deepEqual(r.spec.linux.resources.devices.at(-1), { allow: true, type: 'c', major: 1, minor: 3, access: 'rw' });
     // A device asked for at a default's path replaces the default node.
     const over = await generateSpec(input({ spec: spec({ devices: [{ hostPath: '/dev/zero', containerPath: '/dev/null', permissions: 'rwm' }] }) }));
-    assert.deepEqual(over.spec.linux.devices.filter((d) => d.path === '/dev/null').map((d) => d.minor), [5]);
+    assert.deepEqual(
+      over.spec.linux.devices.filter((d) => d.path === '/dev/null').map((d) => d.minor),
+      [5],
+    );
     assert.equal(over.spec.linux.devices.length, defaults.length);
     await assert.rejects(
       generateSpec(input({ spec: spec({ devices: [{ hostPath: '/dev/nodecri-none', containerPath: '/dev/x', permissions: 'rwm' }] }) })),
       invalid(/devices\[0\]: device \/dev\/nodecri-none does not exist/),
     );
-    await assert.rejects(generateSpec(input({ spec: spec({ devices: [{ hostPath: hostDir + '/hosts', containerPath: '/dev/x', permissions: 'rwm' }] }) })), invalid(/is not a device/));
+    await assert.rejects(
+      generateSpec(input({ spec: spec({ devices: [{ hostPath: hostDir + '/hosts', containerPath: '/dev/x', permissions: 'rwm' }] }) })),
+      invalid(/is not a device/),
+    );
   });
 
   it('the device rules of config.json are the ones handed to the cgroup manager', async () => {
@@ -484,7 +498,7 @@ describe('generateSpec: linux', () => {
     assert.deepEqual(priv.resources.devices, [{ allow: true, type: 'a', major: null, minor: null, access: 'rwm' }]);
   });
 
-  it('annotations: the spec\'s, then ours (which cannot be overridden)', async () => {
+  it("annotations: the spec's, then ours (which cannot be overridden)", async () => {
     const r = await generateSpec(input({ spec: spec({ annotations: { a: 'b', 'io.kubernetes.cri.sandbox-id': 'spoof' } }) }));
     assert.deepEqual(r.spec.annotations, {
       a: 'b',

@@ -132,9 +132,7 @@ export async function containerMounts(req: MountRequest): Promise<MountPlan> {
         throw invalidArgument(`${field}: host path ${source} is on mount ${under?.mountPoint ?? '?'}, which is not shared, so ${m.propagation} cannot work`);
       }
       if (propagation === 'rslave' && !shared && !slave) {
-        throw invalidArgument(
-          `${field}: host path ${source} is on mount ${under?.mountPoint ?? '?'}, which is neither shared nor slave, so ${m.propagation} cannot work`,
-        );
+        throw invalidArgument(`${field}: host path ${source} is on mount ${under?.mountPoint ?? '?'}, which is neither shared nor slave, so ${m.propagation} cannot work`);
       }
       if (propagation === 'rshared') rootfsPropagation = 'rshared';
     }

@@ -15,7 +15,7 @@ describe('parseSignal', () => {
     for (const bad of ['', '0', '65', '32', 'SIGRTMIN-1', 'SIGRTMAX+1', 'SIGFOO']) assert.equal(parseSignal(bad), null, bad);
   });
 
-  it('the stop signal: the one asked for, else the image\'s, else SIGTERM', () => {
+  it("the stop signal: the one asked for, else the image's, else SIGTERM", () => {
     assert.deepEqual(stopSignal({ name: 'SIGRTMIN+2', number: 36 }, 'SIGQUIT'), { name: 'SIGRTMIN+2', number: 36 });
     assert.deepEqual(stopSignal(null, 'SIGQUIT'), { name: 'SIGQUIT', number: 3 });
     assert.deepEqual(stopSignal(null, ''), { name: 'SIGTERM', number: 15 });
@@ -26,8 +26,7 @@ describe('devMajorMinor', () => {
   it('decodes Linux dev_t', () => {
     assert.deepEqual(devMajorMinor(0x103n), { major: 1, minor: 3 });
     assert.deepEqual(devMajorMinor(0x8800n), { major: 136, minor: 0 });
-    const makedev = (major: bigint, minor: bigint) =>
-      ((major & 0xfffn) << 8n) | ((major & ~0xfffn) << 32n) | (minor & 0xffn) | ((minor & ~0xffn) << 12n);
+    const makedev = (major: bigint, minor: bigint) => ((major & 0xfffn) << 8n) | ((major & ~0xfffn) << 32n) | (minor & 0xffn) | ((minor & ~0xffn) << 12n);
     assert.equal(makedev(259n, 0xfffffn), 0xfff103ffn);
     assert.deepEqual(devMajorMinor(makedev(259n, 0xfffffn)), { major: 259, minor: 0xfffff });
     assert.deepEqual(devMajorMinor(makedev(0x1001n, 5n)), { major: 0x1001, minor: 5 });

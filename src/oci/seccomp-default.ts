@@ -48,7 +48,8 @@
  */
 import type { OciSeccomp, OciSyscall } from './types';
 
-/** Always allowed. Grouped for reading; the order means nothing. */
+/** Always allowed. Grouped for reading, one line per group (so not formatted); the order means nothing. */
+// prettier-ignore
 const ALLOWED: readonly string[] = [
   // file descriptors and file I/O
   'read', 'write', 'readv', 'writev', 'pread64', 'pwrite64', 'preadv', 'pwritev', 'preadv2', 'pwritev2',
@@ -128,10 +129,27 @@ const BY_CAPABILITY: ReadonlyArray<{ caps: readonly string[]; names: readonly st
   {
     caps: ['CAP_SYS_ADMIN'],
     names: [
-      'unshare', 'setns', 'clone', 'clone3',
-      'mount', 'umount', 'umount2', 'pivot_root',
-      'fsopen', 'fsconfig', 'fsmount', 'fspick', 'move_mount', 'open_tree', 'mount_setattr',
-      'sethostname', 'setdomainname', 'quotactl', 'quotactl_fd', 'lookup_dcookie', 'fanotify_init',
+      'unshare',
+      'setns',
+      'clone',
+      'clone3',
+      'mount',
+      'umount',
+      'umount2',
+      'pivot_root',
+      'fsopen',
+      'fsconfig',
+      'fsmount',
+      'fspick',
+      'move_mount',
+      'open_tree',
+      'mount_setattr',
+      'sethostname',
+      'setdomainname',
+      'quotactl',
+      'quotactl_fd',
+      'lookup_dcookie',
+      'fanotify_init',
     ],
   },
   { caps: ['CAP_SYS_ADMIN', 'CAP_BPF'], names: ['bpf'] },
@@ -151,15 +169,41 @@ const BY_CAPABILITY: ReadonlyArray<{ caps: readonly string[]; names: readonly st
 
 /** Never allowed by this profile, whatever the capabilities (listed for the tests and readers). */
 export const NEVER_ALLOWED: readonly string[] = [
-  'keyctl', 'add_key', 'request_key', 'kexec_load', 'kexec_file_load', 'swapon', 'swapoff', 'userfaultfd',
-  'io_uring_setup', 'io_uring_enter', 'io_uring_register',
-  'modify_ldt', 'vm86', 'vm86old', 'uselib', 'nfsservctl', 'create_module', 'get_kernel_syms', 'query_module',
-  'sysfs', 'ustat', '_sysctl', 'pciconfig_iobase', 'pciconfig_read', 'pciconfig_write',
+  'keyctl',
+  'add_key',
+  'request_key',
+  'kexec_load',
+  'kexec_file_load',
+  'swapon',
+  'swapoff',
+  'userfaultfd',
+  'io_uring_setup',
+  'io_uring_enter',
+  'io_uring_register',
+  'modify_ldt',
+  'vm86',
+  'vm86old',
+  'uselib',
+  'nfsservctl',
+  'create_module',
+  'get_kernel_syms',
+  'query_module',
+  'sysfs',
+  'ustat',
+  '_sysctl',
+  'pciconfig_iobase',
+  'pciconfig_read',
+  'pciconfig_write',
 ];
 
 const CLONE_NAMESPACE_FLAGS =
-  0x00020000 /* NEWNS */ | 0x04000000 /* NEWUTS */ | 0x08000000 /* NEWIPC */ | 0x10000000 /* NEWUSER */ |
-  0x20000000 /* NEWPID */ | 0x40000000 /* NEWNET */ | 0x02000000; /* NEWCGROUP */
+  0x00020000 /* NEWNS */ |
+  0x04000000 /* NEWUTS */ |
+  0x08000000 /* NEWIPC */ |
+  0x10000000 /* NEWUSER */ |
+  0x20000000 /* NEWPID */ |
+  0x40000000 /* NEWNET */ |
+  0x02000000; /* NEWCGROUP */
 
 /** Personalities a container may ask for: PER_LINUX, PER_LINUX32, UNAME26, both, and the query. */
 const PERSONALITIES: readonly number[] = [0x0, 0x8, 0x20000, 0x20008, 0xffffffff];

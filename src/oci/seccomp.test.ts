@@ -30,9 +30,35 @@ describe('defaultSeccompProfile', () => {
   it('refuses namespaces, mounts and the other dangerous calls by default', () => {
     const allowed = allowedUnconditionally(base);
     for (const n of [
-      'unshare', 'setns', 'mount', 'umount2', 'pivot_root', 'keyctl', 'add_key', 'request_key', 'kexec_load', 'init_module',
-      'finit_module', 'delete_module', 'bpf', 'perf_event_open', 'swapon', 'swapoff', 'reboot', 'clock_settime', 'settimeofday',
-      'acct', 'lookup_dcookie', 'open_by_handle_at', 'userfaultfd', 'quotactl', 'iopl', 'ioperm', 'personality', 'clone', 'clone3',
+      'unshare',
+      'setns',
+      'mount',
+      'umount2',
+      'pivot_root',
+      'keyctl',
+      'add_key',
+      'request_key',
+      'kexec_load',
+      'init_module',
+      'finit_module',
+      'delete_module',
+      'bpf',
+      'perf_event_open',
+      'swapon',
+      'swapoff',
+      'reboot',
+      'clock_settime',
+      'settimeofday',
+      'acct',
+      'lookup_dcookie',
+      'open_by_handle_at',
+      'userfaultfd',
+      'quotactl',
+      'iopl',
+      'ioperm',
+      'personality',
+      'clone',
+      'clone3',
     ]) {
       assert.ok(!allowed.has(n), n);
     }
@@ -41,7 +67,10 @@ describe('defaultSeccompProfile', () => {
   it('allows clone only without namespace flags, and makes clone3 fail with ENOSYS', () => {
     const clone = base.syscalls.find((r) => r.names.includes('clone'));
     assert.deepEqual(clone, { names: ['clone'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 0x7e020000, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }] });
-    assert.deepEqual(base.syscalls.find((r) => r.names.includes('clone3')), { names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: 38 });
+    assert.deepEqual(
+      base.syscalls.find((r) => r.names.includes('clone3')),
+      { names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: 38 },
+    );
   });
 
   it('allows only the harmless personalities', () => {
@@ -102,7 +131,12 @@ describe('profileFromJson', () => {
     assert.throws(() => profileFromJson({ defaultAction: 'SCMP_ACT_MAYBE' }, '/p.json', ctx), invalid(/unsupported action "SCMP_ACT_MAYBE"/));
     assert.throws(() => profileFromJson({ defaultAction: 'SCMP_ACT_ALLOW', listenerPath: '/run/l.sock' }, '/p.json', ctx), invalid(/listenerPath/));
     assert.throws(
-      () => profileFromJson({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['x'], action: 'SCMP_ACT_ERRNO', args: [{ index: 6, value: 0, op: 'SCMP_CMP_EQ' }] }] }, '/p.json', ctx),
+      () =>
+        profileFromJson(
+          { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['x'], action: 'SCMP_ACT_ERRNO', args: [{ index: 6, value: 0, op: 'SCMP_CMP_EQ' }] }] },
+          '/p.json',
+          ctx,
+        ),
       invalid(/syscalls\[0\].args\[0\]: index must be 0..5/),
     );
     assert.throws(() => profileFromJson({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ action: 'SCMP_ACT_ERRNO' }] }, '/p.json', ctx), invalid(/syscalls\[0\]: no syscall names/));
@@ -155,7 +189,10 @@ describe('resolveSeccomp of a Localhost profile', () => {
       await assert.rejects(resolveSeccomp(localhost(big), false, ctx), invalid(/is larger than 1 MiB$/));
       const bad = path.join(dir, 'bad.json');
       fs.writeFileSync(bad, '{"defaultAction": "SCMP_ACT_MAYBE"}');
-      await assert.rejects(resolveSeccomp(localhost(bad), false, ctx), invalid(new RegExp(`^${field.replace(/\./g, '\\.')}: seccomp profile .*: defaultAction: unsupported action`)));
+      await assert.rejects(
+        resolveSeccomp(localhost(bad), false, ctx),
+        invalid(new RegExp(`^${field.replace(/\./g, '\\.')}: seccomp profile .*: defaultAction: unsupported action`)),
+      );
       const good = path.join(dir, 'good.json');
       fs.writeFileSync(good, '{"defaultAction": "SCMP_ACT_ALLOW"}');
       assert.equal((await resolveSeccomp(localhost(good), false, ctx))?.defaultAction, 'SCMP_ACT_ALLOW');

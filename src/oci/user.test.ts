@@ -61,7 +61,7 @@ describe('parsePasswd / parseGroup', () => {
 });
 
 describe('resolveUser', () => {
-  it('defaults to root with root\'s groups from /etc/group', async () => {
+  it("defaults to root with root's groups from /etc/group", async () => {
     const u = await resolveUser(req({}));
     assert.deepEqual([u.uid, u.gid, u.additionalGids, u.name, u.home], [0, 0, [0, 10], 'root', '/root']);
   });

@@ -402,15 +402,32 @@ describe('SandboxService with a fake host', { timeout: 60_000 }, () => {
   const failures: Array<{ at: Step; undone: (id: string, runDir: string) => string[] }> = [
     { at: 'waitForConfig', undone: () => [] },
     { at: 'pinNamespaces', undone: (_id, runDir) => [`removeTree ${runDir}`] },
-    { at: 'cgroups.create', undone: (id, runDir) => [`cgroups.remove /nodecri/pod-${id}`, 'unpinNamespace ipc', 'unpinNamespace uts', 'unpinNamespace net', `removeTree ${runDir}`] },
+    {
+      at: 'cgroups.create',
+      undone: (id, runDir) => [`cgroups.remove /nodecri/pod-${id}`, 'unpinNamespace ipc', 'unpinNamespace uts', 'unpinNamespace net', `removeTree ${runDir}`],
+    },
     {
       at: 'attach',
       // The attach failed: nothing to DEL in-process (the plugin rolled itself back).
-      undone: (id, runDir) => [`unmount ${runDir}/shm`, `cgroups.remove /nodecri/pod-${id}`, 'unpinNamespace ipc', 'unpinNamespace uts', 'unpinNamespace net', `removeTree ${runDir}`],
+      undone: (id, runDir) => [
+        `unmount ${runDir}/shm`,
+        `cgroups.remove /nodecri/pod-${id}`,
+        'unpinNamespace ipc',
+        'unpinNamespace uts',
+        'unpinNamespace net',
+        `removeTree ${runDir}`,
+      ],
     },
     {
       at: 'mountShm',
-      undone: (id, runDir) => [`detach ${id.slice(0, 12)}`, `cgroups.remove /nodecri/pod-${id}`, 'unpinNamespace ipc', 'unpinNamespace uts', 'unpinNamespace net', `removeTree ${runDir}`],
+      undone: (id, runDir) => [
+        `detach ${id.slice(0, 12)}`,
+        `cgroups.remove /nodecri/pod-${id}`,
+        'unpinNamespace ipc',
+        'unpinNamespace uts',
+        'unpinNamespace net',
+        `removeTree ${runDir}`,
+      ],
     },
     {
       at: 'infra.start',
@@ -525,14 +542,20 @@ describe('SandboxService with a fake host', { timeout: 60_000 }, () => {
     assert.equal(r.shm.mounted, false);
     assert.equal((await recordOnDisk(env, id)).state, 'SANDBOX_NOTREADY');
     // The pins stay until removal.
-    assert.deepEqual(world.left().mounts, ['net', 'uts', 'ipc'].map((t) => path.join(runDir, 'ns', t)));
+    assert.deepEqual(
+      world.left().mounts,
+      ['net', 'uts', 'ipc'].map((t) => path.join(runDir, 'ns', t)),
+    );
 
     // A second stop unmounts nothing and only repeats the DEL (idempotent, as CNI's); the
     // containers are asked again, as they may have been made since.
     mark = world.calls.length;
     await service.stop(id, null);
     assert.deepEqual(world.since(mark), [`detach ${id.slice(0, 12)}`]);
-    assert.deepEqual(env.events.published.map((e) => e.type).filter((t) => t === 'CONTAINER_STOPPED_EVENT'), ['CONTAINER_STOPPED_EVENT']);
+    assert.deepEqual(
+      env.events.published.map((e) => e.type).filter((t) => t === 'CONTAINER_STOPPED_EVENT'),
+      ['CONTAINER_STOPPED_EVENT'],
+    );
 
     mark = world.calls.length;
     await service.remove(id, null);
@@ -674,11 +697,31 @@ describe('SandboxService with a fake host', { timeout: 60_000 }, () => {
   describe('validation: refused naming the field, leaving nothing', () => {
     const cases: Array<{ what: string; spec: Partial<SandboxSpec>; kind: string; message: RegExp }> = [
       { what: 'an unknown runtime handler', spec: { runtimeHandler: 'kata' }, kind: 'invalid-argument', message: /^runtime handler "kata" is not configured$/ },
-      { what: 'a systemd slice as cgroup_parent', spec: { cgroupParent: 'kubepods-besteffort.slice' }, kind: 'invalid-argument', message: /^linux\.cgroup_parent "kubepods-besteffort\.slice" is a systemd slice, but the cgroup driver is cgroupfs/ },
+      {
+        what: 'a systemd slice as cgroup_parent',
+        spec: { cgroupParent: 'kubepods-besteffort.slice' },
+        kind: 'invalid-argument',
+        message: /^linux\.cgroup_parent "kubepods-besteffort\.slice" is a systemd slice, but the cgroup driver is cgroupfs/,
+      },
       { what: 'a relative cgroup_parent', spec: { cgroupParent: 'kubepods/pod1' }, kind: 'invalid-argument', message: /^linux\.cgroup_parent "kubepods\/pod1" is not absolute/ },
-      { what: 'a cgroupfs path as cgroup_parent', spec: { cgroupParent: '/sys/fs/cgroup/kubepods' }, kind: 'invalid-argument', message: /^linux\.cgroup_parent .* is a filesystem path under the cgroup mounts/ },
-      { what: 'a cgroup_parent the manager refuses', spec: { cgroupParent: '/kubepods/../x' }, kind: 'invalid-argument', message: /^linux\.cgroup_parent "\/kubepods\/\.\.\/x": cgroup path .* has \.\./ },
-      { what: 'a log_directory over NAME_MAX', spec: { logDirectory: `/var/log/pods/${'x'.repeat(300)}` }, kind: 'invalid-argument', message: /^config\.log_directory .* has a component of 300 bytes, over NAME_MAX/ },
+      {
+        what: 'a cgroupfs path as cgroup_parent',
+        spec: { cgroupParent: '/sys/fs/cgroup/kubepods' },
+        kind: 'invalid-argument',
+        message: /^linux\.cgroup_parent .* is a filesystem path under the cgroup mounts/,
+      },
+      {
+        what: 'a cgroup_parent the manager refuses',
+        spec: { cgroupParent: '/kubepods/../x' },
+        kind: 'invalid-argument',
+        message: /^linux\.cgroup_parent "\/kubepods\/\.\.\/x": cgroup path .* has \.\./,
+      },
+      {
+        what: 'a log_directory over NAME_MAX',
+        spec: { logDirectory: `/var/log/pods/${'x'.repeat(300)}` },
+        kind: 'invalid-argument',
+        message: /^config\.log_directory .* has a component of 300 bytes, over NAME_MAX/,
+      },
       {
         what: 'a net sysctl on the host network',
         spec: { sysctls: { 'net.ipv4.ip_forward': '1' }, namespaces: { network: 'NODE', pid: 'CONTAINER', ipc: 'POD', targetId: '', userns: 'NODE' } },
@@ -691,8 +734,18 @@ describe('SandboxService with a fake host', { timeout: 60_000 }, () => {
         kind: 'invalid-argument',
         message: /^sysctl kernel\.shmmax cannot be set for a pod on the host IPC namespace$/,
       },
-      { what: 'a pod user namespace', spec: { namespaces: { network: 'POD', pid: 'CONTAINER', ipc: 'POD', targetId: '', userns: 'POD' } }, kind: 'failed-precondition', message: /userns_options mode POD/ },
-      { what: 'a resource the cgroup manager refuses', spec: { resources: { ...noResources(), memoryLimitBytes: -5n } }, kind: 'invalid-argument', message: /^linux\.resources\.memory_limit_in_bytes: must not be negative$/ },
+      {
+        what: 'a pod user namespace',
+        spec: { namespaces: { network: 'POD', pid: 'CONTAINER', ipc: 'POD', targetId: '', userns: 'POD' } },
+        kind: 'failed-precondition',
+        message: /userns_options mode POD/,
+      },
+      {
+        what: 'a resource the cgroup manager refuses',
+        spec: { resources: { ...noResources(), memoryLimitBytes: -5n } },
+        kind: 'invalid-argument',
+        message: /^linux\.resources\.memory_limit_in_bytes: must not be negative$/,
+      },
     ];
     for (const c of cases) {
       test(c.what, async () => {

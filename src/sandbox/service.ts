@@ -42,7 +42,11 @@ export interface SandboxHost {
   removeTree(dir: string): Promise<void>;
   cgroups: CgroupManager;
   infra: {
-    start(req: { runDir: string; pins: { net: string | null; ipc: string | null; uts: string | null }; cgroupPath: string }): Promise<{ pid: number; startTime: string | null; warnings: string[] }>;
+    start(req: {
+      runDir: string;
+      pins: { net: string | null; ipc: string | null; uts: string | null };
+      cgroupPath: string;
+    }): Promise<{ pid: number; startTime: string | null; warnings: string[] }>;
     stop(pid: number): Promise<void>;
     /** re-watches a running infra process after a restart; false when it is gone or the pid names another process */
     adopt(pid: number, startTime: string | null): Promise<boolean>;
@@ -186,15 +190,7 @@ export class SandboxService {
     }
   }
 
-  private async build(
-    id: string,
-    name: string,
-    handler: string,
-    spec: SandboxSpec,
-    cleanup: CleanupStack,
-    signal: AbortSignal | null,
-    log: Logger,
-  ): Promise<SandboxRecord> {
+  private async build(id: string, name: string, handler: string, spec: SandboxSpec, cleanup: CleanupStack, signal: AbortSignal | null, log: Logger): Promise<SandboxRecord> {
     const cfg = this.config;
     const hostNetwork = spec.namespaces.network === 'NODE';
     const hostIpc = spec.namespaces.ipc === 'NODE';
@@ -432,8 +428,7 @@ export class SandboxService {
   async stats(r: SandboxRecord): Promise<SandboxStats> {
     const timestamp = nowNanos();
     const cgroup = await this.opts.host.cgroups.stats(r.cgroup.path).catch(() => null);
-    const nanoCores =
-      cgroup?.cpuUsageNanos != null ? this.cpuRate.sample(r.id, cgroup.cpuUsageNanos, BigInt(timestamp)) : null;
+    const nanoCores = cgroup?.cpuUsageNanos != null ? this.cpuRate.sample(r.id, cgroup.cpuUsageNanos, BigInt(timestamp)) : null;
     const network = r.network && r.state === 'SANDBOX_READY' ? await this.opts.network.usage(r.network) : null;
     return { timestamp, cgroup, nanoCores, network: network && r.network ? { name: r.network.ifName, ...network } : null };
   }
@@ -514,12 +509,10 @@ export class SandboxService {
       const m = /^pod-([0-9a-f]{64})$/.exec(n);
       if (!m || known(m[1])) continue;
       const p = path.posix.join(cfg.cgroup.defaultParent, n);
-      await this.opts.ops
-        .undo({ kind: 'cgroup', path: p })
-        .then(
-          () => removed.push(`cgroup ${p}`),
-          (e: unknown) => this.opts.log.error({ err: e, cgroup: p }, 'cannot remove an orphaned pod cgroup'),
-        );
+      await this.opts.ops.undo({ kind: 'cgroup', path: p }).then(
+        () => removed.push(`cgroup ${p}`),
+        (e: unknown) => this.opts.log.error({ err: e, cgroup: p }, 'cannot remove an orphaned pod cgroup'),
+      );
     }
     return removed;
   }
@@ -547,8 +540,7 @@ export class SandboxService {
       const missing = [r.pins.net, r.pins.ipc, r.pins.uts, r.pins.user].filter((p): p is string => p !== null && !mounts.has(p));
       if (r.state === 'SANDBOX_READY' && (infraGone || missing.length > 0 || (r.shm.mounted && !mounts.has(r.shm.path)))) {
         r.state = 'SANDBOX_NOTREADY' as SandboxState;
-        r.notReadyReason =
-          missing.length > 0 ? `namespace pins gone: ${missing.join(', ')}` : infraGone ? `infra process ${r.infra!.pid} gone` : 'shm mount gone';
+        r.notReadyReason = missing.length > 0 ? `namespace pins gone: ${missing.join(', ')}` : infraGone ? `infra process ${r.infra!.pid} gone` : 'shm mount gone';
         if (r.shm.mounted && !mounts.has(r.shm.path)) r.shm = { ...r.shm, mounted: false };
         await this.persist(r);
       }

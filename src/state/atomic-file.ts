@@ -53,9 +53,7 @@ export function toJson(value: unknown, space?: number): string {
 
 export function fromJson<T>(text: string): T {
   return JSON.parse(text, (_k, v: unknown) =>
-    v !== null && typeof v === 'object' && typeof (v as { $bigint?: unknown }).$bigint === 'string' && Object.keys(v).length === 1
-      ? BigInt((v as { $bigint: string }).$bigint)
-      : v,
+    v !== null && typeof v === 'object' && typeof (v as { $bigint?: unknown }).$bigint === 'string' && Object.keys(v).length === 1 ? BigInt((v as { $bigint: string }).$bigint) : v,
   ) as T;
 }
 

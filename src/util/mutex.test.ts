@@ -60,7 +60,10 @@ describe('KeyedMutex', { timeout: 10_000 }, () => {
 
   it('a section that throws releases its key', async () => {
     const m = new KeyedMutex();
-    await assert.rejects(m.run('k', async () => Promise.reject(new Error('no'))), /no/);
+    await assert.rejects(
+      m.run('k', async () => Promise.reject(new Error('no'))),
+      /no/,
+    );
     assert.equal(await m.run('k', async () => 1), 1);
     assert.equal(m.size, 0);
   });

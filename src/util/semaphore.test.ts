@@ -15,10 +15,12 @@ describe('Semaphore', { timeout: 10_000 }, () => {
     const s = new Semaphore(2);
     const order: number[] = [];
     const gates = [gate(), gate(), gate(), gate()];
-    const runs = gates.map((g, i) => s.run(async () => {
-      order.push(i);
-      await g.promise;
-    }));
+    const runs = gates.map((g, i) =>
+      s.run(async () => {
+        order.push(i);
+        await g.promise;
+      }),
+    );
     await settle();
     assert.deepEqual(order, [0, 1]);
     assert.equal(s.holders, 2);

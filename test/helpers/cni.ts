@@ -105,4 +105,3 @@ export function bridgePorts(bridge: string): string[] {
     return []; // no bridge (yet)
   }
 }
-

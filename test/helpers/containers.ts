@@ -92,7 +92,6 @@ export async function output(env: PodEnv, pod: Pod, name: string, o: RunOpts): P
   return { out, code: st.exit_code };
 }
 
-
 /** A container command printing a counter (0, 1, 2, ...) every 10 ms. */
 export const counter = ['sh', '-c', 'i=0; while true; do echo $i; i=$((i+1)); sleep 0.01; done'];
 

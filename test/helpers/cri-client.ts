@@ -39,9 +39,7 @@ export class CriClient {
   call<N extends ClientRpc>(name: N, request: In<N>, options: grpc.CallOptions = {}): Promise<Out<N>> {
     const client = this.clientFor(name);
     return new Promise((resolve, reject) => {
-      client[name].call(client, request, new grpc.Metadata(), options, (err: grpc.ServiceError | null, res: Out<N>) =>
-        err ? reject(err) : resolve(res),
-      );
+      client[name].call(client, request, new grpc.Metadata(), options, (err: grpc.ServiceError | null, res: Out<N>) => (err ? reject(err) : resolve(res)));
     });
   }
 

@@ -72,12 +72,17 @@ export async function startTestDaemon(opts: StartOptions = {}): Promise<TestDaem
     ...(process.env.NODECRI_NODE_ARGS ? process.env.NODECRI_NODE_ARGS.split(' ') : []),
     mainJs,
     'daemon',
-    '--config', configFile,
-    '--config-dir', configDir,
+    '--config',
+    configFile,
+    '--config-dir',
+    configDir,
     ...(opts.rootInConfig ? [] : ['--root', root]),
-    '--runroot', runroot,
-    '--listen', socket,
-    '--cni-config-dir', path.join(dir, 'cni'),
+    '--runroot',
+    runroot,
+    '--listen',
+    socket,
+    '--cni-config-dir',
+    path.join(dir, 'cni'),
     ...(opts.args ?? []),
   ];
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
@@ -127,7 +132,14 @@ export async function startTestDaemon(opts: StartOptions = {}): Promise<TestDaem
   };
   let metricsAddress: string | null = null;
   const daemon: TestDaemon = {
-    dir, root, runroot, socket, configFile, configDir, proc, logs,
+    dir,
+    root,
+    runroot,
+    socket,
+    configFile,
+    configDir,
+    proc,
+    logs,
     stderr: () => stderrText,
     get workerPid() {
       return worker?.pid ?? proc.pid!;

@@ -86,14 +86,15 @@ export interface BuildOptions {
 export function buildLayer(entries: LayerEntries, gzip = true, docker = false): BuiltLayer {
   const tar = buildTar(entries);
   const blob = gzip ? zlib.gzipSync(tar, { level: 1 }) : tar;
-  const mediaType = docker
-    ? 'application/vnd.docker.image.rootfs.diff.tar.gzip'
-    : gzip ? 'application/vnd.oci.image.layer.v1.tar+gzip' : 'application/vnd.oci.image.layer.v1.tar';
+  const mediaType = docker ? 'application/vnd.docker.image.rootfs.diff.tar.gzip' : gzip ? 'application/vnd.oci.image.layer.v1.tar+gzip' : 'application/vnd.oci.image.layer.v1.tar';
   return { blob, digest: sha256(blob), diffId: sha256(tar), mediaType };
 }
 
 export function buildImage(layers: LayerEntries[], opts: BuildOptions = {}): BuiltImage {
-  return assembleImage(layers.map((l) => buildLayer(l, opts.gzip ?? true, opts.docker ?? false)), opts);
+  return assembleImage(
+    layers.map((l) => buildLayer(l, opts.gzip ?? true, opts.docker ?? false)),
+    opts,
+  );
 }
 
 export function assembleImage(built: BuiltLayer[], opts: BuildOptions = {}): BuiltImage {
@@ -118,7 +119,11 @@ export function assembleImage(built: BuiltLayer[], opts: BuildOptions = {}): Bui
     JSON.stringify({
       schemaVersion: 2,
       mediaType: manifestMediaType,
-      config: { mediaType: opts.docker ? 'application/vnd.docker.container.image.v1+json' : 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
+      config: {
+        mediaType: opts.docker ? 'application/vnd.docker.container.image.v1+json' : 'application/vnd.oci.image.config.v1+json',
+        digest: sha256(config),
+        size: config.length,
+      },
       layers: built.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.blob.length })),
     }),
   );
@@ -191,10 +196,7 @@ export async function pushBlob(host: string, repo: string, blob: Buffer, opts: P
     }
     await ok(await fetch(withDigest(location, digest), { method: 'PUT', headers: h }), `finish upload of ${digest}`);
   } else {
-    await ok(
-      await fetch(withDigest(location, digest), { method: 'PUT', headers: { ...h, 'content-type': 'application/octet-stream' }, body: blob }),
-      `upload of ${digest}`,
-    );
+    await ok(await fetch(withDigest(location, digest), { method: 'PUT', headers: { ...h, 'content-type': 'application/octet-stream' }, body: blob }), `upload of ${digest}`);
   }
   return digest;
 }

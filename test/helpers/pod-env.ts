@@ -61,9 +61,13 @@ export function busyboxLayout(dir: string): string {
 
 /** `nodecri image import` of an OCI layout into the pod env rooted at `dir` (the daemon may run). */
 function importLayout(dir: string, layout: string): void {
-  execFileSync(process.execPath, [mainJs, 'image', 'import', layout, '--config', path.join(dir, 'nodecri.toml'), '--config-dir', path.join(dir, 'nodecri.d'), '--root', path.join(dir, 'root')], {
-    stdio: 'pipe',
-  });
+  execFileSync(
+    process.execPath,
+    [mainJs, 'image', 'import', layout, '--config', path.join(dir, 'nodecri.toml'), '--config-dir', path.join(dir, 'nodecri.d'), '--root', path.join(dir, 'root')],
+    {
+      stdio: 'pipe',
+    },
+  );
 }
 
 /**
@@ -170,7 +174,11 @@ export async function startPodEnv(opts: PodEnvOptions = {}): Promise<PodEnv> {
         // execFileSync: the closed client's connection ends only once this loop runs again,
         // and the daemon's graceful shutdown would wait for it (shutdown_timeout).
         const d = env.daemon;
-        const { stdout: out } = await execFileAsync(process.execPath, [mainJs, 'restart', '--config', d.configFile, '--config-dir', d.configDir, '--root', d.root, '--runroot', d.runroot, '--listen', d.socket], { encoding: 'utf8' });
+        const { stdout: out } = await execFileAsync(
+          process.execPath,
+          [mainJs, 'restart', '--config', d.configFile, '--config-dir', d.configDir, '--root', d.root, '--runroot', d.runroot, '--listen', d.socket],
+          { encoding: 'utf8' },
+        );
         if (!/restarted in place/.test(out)) throw new Error(`nodecri restart said: ${out}`);
       }
       env.client = new CriClient(env.daemon.socket);

@@ -120,7 +120,7 @@ export async function startProxy(target: string, hooks: ProxyHooks = {}): Promis
     const r: ProxyRequest = { method: req.method ?? 'GET', path: req.url ?? '/' };
     requests.push(r);
     const up = http.request({ host: target.split(':')[0], port: Number(target.split(':')[1]), method: req.method, path: req.url, headers: req.headers }, (ur) => {
-      const rewrite = ur.statusCode === 200 ? proxy.hooks.rewrite?.(r) ?? null : null;
+      const rewrite = ur.statusCode === 200 ? (proxy.hooks.rewrite?.(r) ?? null) : null;
       if (rewrite === null) {
         res.writeHead(ur.statusCode ?? 502, ur.headers);
         ur.pipe(res);

@@ -10,7 +10,13 @@ import fs from 'node:fs';
 import { before, describe, it } from 'node:test';
 import { SyscallError } from '../../src/native/errors';
 import {
-  type CgroupLayout, type CgroupManager, CgroupConfigError, type CgroupPaths, type Resources, cgroupManagerFor, createCgroupManager,
+  type CgroupLayout,
+  type CgroupManager,
+  CgroupConfigError,
+  type CgroupPaths,
+  type Resources,
+  cgroupManagerFor,
+  createCgroupManager,
   noResources,
 } from '../../src/linux/cgroups';
 import { type CgroupKillSpec, cgroupNative } from '../../src/native/cgroups';
@@ -31,7 +37,10 @@ function read(dir: string, file: string): string {
 }
 
 function procs(dir: string): number[] {
-  return read(dir, 'cgroup.procs').split('\n').filter((l) => l !== '').map(Number);
+  return read(dir, 'cgroup.procs')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map(Number);
 }
 
 /** Runs `body` under a fresh parent cgroup; cleans up and checks for leaks either way. */
@@ -52,7 +61,10 @@ async function underParent(body: (parent: string) => Promise<void>): Promise<voi
 }
 
 function hasV1Freezer(): boolean {
-  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => / - cgroup \S+ \S*\bfreezer\b/.test(l));
+  return fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((l) => / - cgroup \S+ \S*\bfreezer\b/.test(l));
 }
 
 function hasCgroup2(): boolean {
@@ -177,9 +189,13 @@ describe('cgroups (integration)', { skip: isRoot ? false : 'needs root' }, () =>
       await manager.create(pod, noResources());
       // The child spins only after it has been attached, when told so on stdin, until it has
       // used 300 ms of CPU itself (not of wall time, which a loaded machine would not fill).
-      const child = spawn(process.execPath, ['-e', `process.stdin.once('data', () => { const t0 = process.cpuUsage(); while (process.cpuUsage(t0).user < 300_000); process.exit(0); })`], {
-        stdio: ['pipe', 'ignore', 'ignore'],
-      });
+      const child = spawn(
+        process.execPath,
+        ['-e', `process.stdin.once('data', () => { const t0 = process.cpuUsage(); while (process.cpuUsage(t0).user < 300_000); process.exit(0); })`],
+        {
+          stdio: ['pipe', 'ignore', 'ignore'],
+        },
+      );
       await manager.attach(pod, child.pid as number);
       const s1 = await manager.stats(pod);
       assert.equal(typeof s1.cpuUsageNanos, 'bigint');
@@ -265,7 +281,12 @@ describe('cgroups (integration)', { skip: isRoot ? false : 'needs root' }, () =>
       fs.writeFileSync(`${frozen}/freezer.state`, 'FROZEN');
       const spec: CgroupKillSpec = { killDirs: [], procsDirs: [frozen], freezerDir: null, freezerVersion: 1, timeoutMs: 3000 };
       const order: string[] = [];
-      const kills = Array.from({ length: 6 }, () => cgroupNative.cgroupKillAll(spec).then(() => order.push('killed'), (e: SyscallError) => order.push(e.code ?? 'failed')));
+      const kills = Array.from({ length: 6 }, () =>
+        cgroupNative.cgroupKillAll(spec).then(
+          () => order.push('killed'),
+          (e: SyscallError) => order.push(e.code ?? 'failed'),
+        ),
+      );
       await fs.promises.stat(frozen);
       order.push('fs call');
       await Promise.all(kills);
@@ -281,9 +302,15 @@ describe('cgroups (integration)', { skip: isRoot ? false : 'needs root' }, () =>
   it('the v2 manager works on the cgroup2 hierarchy with whatever controllers it offers', { skip: isRoot && !hasCgroup2() ? 'no cgroup2 mount' : false }, async () => {
     // On a pure v2 host this is the real manager; on a hybrid host it is the v2 manager
     // pointed at the unified mount, where only some controllers (here: hugetlb) live.
-    const v2Layout: CgroupLayout = layout.mode === 'v2' ? layout : {
-      ...layout, mode: 'v2', v1Mounts: new Map(), memswSupported: false,
-    };
+    const v2Layout: CgroupLayout =
+      layout.mode === 'v2'
+        ? layout
+        : {
+            ...layout,
+            mode: 'v2',
+            v1Mounts: new Map(),
+            memswSupported: false,
+          };
     const prev = manager;
     manager = cgroupManagerFor(v2Layout, cgroupNative, { killTimeoutMs: 5000, deviceEnforcement: 'auto' });
     try {
@@ -351,7 +378,9 @@ describe('cgroups (integration)', { skip: isRoot ? false : 'needs root' }, () =>
       // A limit below what the kernel accepts is the kernel's EINVAL, as the caller's bad
       // input naming the resource, the file and the errno.
       await manager.create(`${parent}/pod1`, noResources());
-      await assert.rejects(manager.update(`${parent}/pod1`, { ...noResources(), cpuQuota: 10 }), (e: unknown) =>
-        e instanceof CgroupConfigError && e.field === 'cpuQuota' && /^cpuQuota: "10" refused by the kernel for cpu\.(cfs_quota_us|max) \(EINVAL\)$/.test(e.message));
+      await assert.rejects(
+        manager.update(`${parent}/pod1`, { ...noResources(), cpuQuota: 10 }),
+        (e: unknown) => e instanceof CgroupConfigError && e.field === 'cpuQuota' && /^cpuQuota: "10" refused by the kernel for cpu\.(cfs_quota_us|max) \(EINVAL\)$/.test(e.message),
+      );
     }));
 });

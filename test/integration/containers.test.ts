@@ -24,13 +24,10 @@ test('logs in CRI format, exit codes and reasons, running then exited', async ()
     assert.equal(st.exit_code, 0);
     assert.equal(st.reason, 'Completed');
     const lines = logLines(st.log_path);
-    assert.deepEqual(
-      lines.map((l) => [l.stream, l.tag, l.text]).sort(),
-      [
-        ['stderr', 'F', 'err'],
-        ['stdout', 'F', 'hello'],
-      ],
-    );
+    assert.deepEqual(lines.map((l) => [l.stream, l.tag, l.text]).sort(), [
+      ['stderr', 'F', 'err'],
+      ['stdout', 'F', 'hello'],
+    ]);
 
     const three = await createContainer(env, pod, 'three', { command: ['sh', '-c', 'exit 3'] });
     await env.client.call('StartContainer', { container_id: three });
@@ -93,7 +90,10 @@ test('security: run_as_user, readonly rootfs, dropped capabilities, seccomp prof
     const user = await output(env, pod, 'user', { command: ['id', '-u'], linux: { security_context: { run_as_user: { value: '1000' } } } });
     assert.equal(user.out, '1000');
 
-    const ro = await output(env, pod, 'ro', { command: ['sh', '-c', 'touch /newfile 2>/dev/null && echo wrote || echo refused'], linux: { security_context: { readonly_rootfs: true } } });
+    const ro = await output(env, pod, 'ro', {
+      command: ['sh', '-c', 'touch /newfile 2>/dev/null && echo wrote || echo refused'],
+      linux: { security_context: { readonly_rootfs: true } },
+    });
     assert.equal(ro.out, 'refused');
 
     const caps = await output(env, pod, 'caps', {
@@ -127,7 +127,10 @@ test('shared PID namespace: pause is PID 1 as 65535, its memory closed to the si
   await withPodEnv({ removePods: true }, async (env) => {
     const pod = await runPod(env, podConfig({ pid: 'POD' }));
     const shared = { namespace_options: { network: 'POD', pid: 'POD', ipc: 'POD' } };
-    const status = await output(env, pod, 'status', { command: ['sh', '-c', 'cat /proc/1/cmdline; echo; grep -E "^(Uid|Gid|Groups):" /proc/1/status'], linux: { security_context: shared } });
+    const status = await output(env, pod, 'status', {
+      command: ['sh', '-c', 'cat /proc/1/cmdline; echo; grep -E "^(Uid|Gid|Groups):" /proc/1/status'],
+      linux: { security_context: shared },
+    });
     assert.match(status.out, /^\/pause\0?\n/);
     assert.match(status.out, /^Uid:\s+65535\s+65535\s+65535\s+65535$/m);
     assert.match(status.out, /^Gid:\s+65535\s+65535\s+65535\s+65535$/m);
@@ -136,7 +139,10 @@ test('shared PID namespace: pause is PID 1 as 65535, its memory closed to the si
     // A sibling with the default capabilities (no CAP_SYS_PTRACE), as root and as pause's own
     // uid, cannot open pause's memory for writing.
     const openMem = ['sh', '-c', '(exec 3<>/proc/1/mem) 2>&1; echo rc=$?'];
-    for (const [name, sc] of [['mem-root', shared], ['mem-65535', { ...shared, run_as_user: { value: '65535' }, run_as_group: { value: '65535' } }]] as const) {
+    for (const [name, sc] of [
+      ['mem-root', shared],
+      ['mem-65535', { ...shared, run_as_user: { value: '65535' }, run_as_group: { value: '65535' } }],
+    ] as const) {
       const r = await output(env, pod, name, { command: openMem, linux: { security_context: sc } });
       assert.match(r.out, /Permission denied/, `${name}: ${r.out}`);
       assert.doesNotMatch(r.out, /rc=0/, name);
@@ -204,7 +210,10 @@ test('mounts: a read-only host dir; /etc/hosts and resolv.conf from the sandbox;
     assert.ok(Number(stats.memory?.working_set_bytes?.value) > 0);
     assert.ok(stats.writable_layer?.used_bytes !== null);
     const listed = await env.client.call('ListContainerStats', { filter: { pod_sandbox_id: pod.sandboxId } });
-    assert.deepEqual(listed.stats.map((x) => x.attributes?.id), [id]);
+    assert.deepEqual(
+      listed.stats.map((x) => x.attributes?.id),
+      [id],
+    );
 
     const descriptors = await env.client.call('ListMetricDescriptors', {});
     assert.ok(descriptors.descriptors.some((d) => d.name === 'container_memory_working_set_bytes'));
@@ -361,7 +370,12 @@ test('bad input is a clear error and leaves nothing behind', async () => {
         Status.INVALID_ARGUMENT,
         /nope/,
       ],
-      ['absolute log path', { pod_sandbox_id: pod.sandboxId, config: { ...base, log_path: '/var/log/x.log' } }, Status.INVALID_ARGUMENT, /config\.log_path "\/var\/log\/x\.log" must be relative/],
+      [
+        'absolute log path',
+        { pod_sandbox_id: pod.sandboxId, config: { ...base, log_path: '/var/log/x.log' } },
+        Status.INVALID_ARGUMENT,
+        /config\.log_path "\/var\/log\/x\.log" must be relative/,
+      ],
       ['log path escaping', { pod_sandbox_id: pod.sandboxId, config: { ...base, log_path: '../x.log' } }, Status.INVALID_ARGUMENT, /leaves the pod's log directory/],
       [
         'a Localhost seccomp profile that is a secret, not JSON',

@@ -43,10 +43,7 @@ test('Version, Status, RuntimeConfig and an unimplemented RPC over the socket', 
 
     // A CNI config appearing later makes the network ready without a restart.
     fs.mkdirSync(path.join(d.dir, 'cni'), { recursive: true });
-    fs.writeFileSync(
-      path.join(d.dir, 'cni', '10-test.conflist'),
-      JSON.stringify({ cniVersion: '1.0.0', name: 'test', plugins: [{ type: 'bridge' }] }),
-    );
+    fs.writeFileSync(path.join(d.dir, 'cni', '10-test.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: 'test', plugins: [{ type: 'bridge' }] }));
     await until('NetworkReady', async () => {
       const st = await client.call('Status', {});
       return st.status?.conditions.find((c) => c.type === 'NetworkReady')?.status === true;
@@ -183,7 +180,10 @@ test('SIGHUP applies the log level; a changed root keeps its running value and i
   const client = new CriClient(d.socket);
   try {
     await client.call('Version', {});
-    assert.equal(d.logs.some((l) => l.msg === 'request'), false);
+    assert.equal(
+      d.logs.some((l) => l.msg === 'request'),
+      false,
+    );
     const otherRoot = path.join(d.dir, 'other-root');
     fs.writeFileSync(d.configFile, `root = "${otherRoot}"\nlog_level = "debug"\n`);
     d.proc.kill('SIGHUP');
@@ -296,7 +296,10 @@ test('with tracing on, a span per RPC is exported over OTLP/HTTP', async () => {
     // A graceful stop flushes the batch.
     d.proc.kill('SIGTERM');
     assert.equal((await d.exited).code, 0);
-    assert.ok(posts.some((p) => p.url === '/v1/traces' && p.bytes > 0), `collector got ${JSON.stringify(posts)}`);
+    assert.ok(
+      posts.some((p) => p.url === '/v1/traces' && p.bytes > 0),
+      `collector got ${JSON.stringify(posts)}`,
+    );
   } finally {
     client.close();
     await d.cleanup();
@@ -361,10 +364,16 @@ test('the socket only ever appears with its final mode: 0600 root only, 0660 wit
   }
 
   // A group by name (one the host has), and a bare gid.
-  const line = fs.readFileSync('/etc/group', 'utf8').split('\n').find((l) => /^[a-z_][^:]*:[^:]*:[1-9]\d*:/.test(l));
+  const line = fs
+    .readFileSync('/etc/group', 'utf8')
+    .split('\n')
+    .find((l) => /^[a-z_][^:]*:[^:]*:[1-9]\d*:/.test(l));
   assert.ok(line, 'the host has a group other than root');
   const [name, , gid] = line.split(':');
-  for (const [group, want] of [[name, Number(gid)], ['4321', 4321]] as const) {
+  for (const [group, want] of [
+    [name, Number(gid)],
+    ['4321', 4321],
+  ] as const) {
     const gdir = makeTempDir();
     const gsocket = path.join(gdir, 'run', 'nodecri.sock');
     const { seen: gseen, result: g } = await everySeen(gsocket, () => startTestDaemon({ dir: gdir, config: `[api]\nsocket_group = "${group}"\n` }));

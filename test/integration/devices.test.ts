@@ -147,7 +147,11 @@ function assertDenied(r: Awaited<ReturnType<typeof readNodes>>, loop: Loop): voi
 }
 
 function v1DevicesList(cgroupPath: string): string[] {
-  return fs.readFileSync(path.join(V1_DEVICES, cgroupPath, 'devices.list'), 'utf8').trim().split('\n').sort();
+  return fs
+    .readFileSync(path.join(V1_DEVICES, cgroupPath, 'devices.list'), 'utf8')
+    .trim()
+    .split('\n')
+    .sort();
 }
 
 /** The default rules as the v1 devices cgroup lists them (src/oci/devices.ts). */
@@ -156,62 +160,73 @@ const DEFAULT_V1_LIST = ['b *:* m', 'c *:* m', 'c 1:3 rwm', 'c 1:5 rwm', 'c 1:7 
 /** BPF program fds the daemon holds: none may stay open after an attach. */
 function daemonBpfFds(env: PodEnv): string[] {
   const dir = `/proc/${env.daemon.workerPid}/fd`;
-  return fs.readdirSync(dir).map((fd) => {
-    try {
-      return fs.readlinkSync(path.join(dir, fd));
-    } catch {
-      return '';
-    }
-  }).filter((l) => l.startsWith('anon_inode:bpf'));
+  return fs
+    .readdirSync(dir)
+    .map((fd) => {
+      try {
+        return fs.readlinkSync(path.join(dir, fd));
+      } catch {
+        return '';
+      }
+    })
+    .filter((l) => l.startsWith('anon_inode:bpf'));
 }
 
 const dropIn = (mode: string) => ({ '50-devices.toml': `[cgroup]\ndevice_enforcement = "${mode}"\n` });
 
-test('the v1 devices cgroup alone refuses the nodes an image ships; a rule the parent refuses fails CreateContainer cleanly', { ...TIMEOUT, skip: skip || (!hasV1Devices && 'no v1 devices controller') }, async () => {
-  await withLoopDevice(async (loop) => {
-    await withPodEnv({ removePods: true, dropIns: dropIn('v1') }, async (env) => {
-      importHostileImage(env, loop);
-      const pod = await runPod(env, false);
-      const c = await startSleeper(env, pod, 'hostile', false);
-      assertDenied(await readNodes(env, c.id, loop), loop);
-      assert.deepEqual(v1DevicesList(c.cgroupPath), DEFAULT_V1_LIST);
-      if (unified !== null) assert.deepEqual(await cgroupDevicePrograms(path.join(unified, c.cgroupPath)), [], 'no BPF program: v1 alone');
-      await env.client.call('RemoveContainer', { container_id: c.id });
+test(
+  'the v1 devices cgroup alone refuses the nodes an image ships; a rule the parent refuses fails CreateContainer cleanly',
+  { ...TIMEOUT, skip: skip || (!hasV1Devices && 'no v1 devices controller') },
+  async () => {
+    await withLoopDevice(async (loop) => {
+      await withPodEnv({ removePods: true, dropIns: dropIn('v1') }, async (env) => {
+        importHostileImage(env, loop);
+        const pod = await runPod(env, false);
+        const c = await startSleeper(env, pod, 'hostile', false);
+        assertDenied(await readNodes(env, c.id, loop), loop);
+        assert.deepEqual(v1DevicesList(c.cgroupPath), DEFAULT_V1_LIST);
+        if (unified !== null) assert.deepEqual(await cgroupDevicePrograms(path.join(unified, c.cgroupPath)), [], 'no BPF program: v1 alone');
+        await env.client.call('RemoveContainer', { container_id: c.id });
 
-      // The pod's devices cgroup now refuses mknod of char devices, so the container's
-      // first devices.allow ("c *:* m") is refused by the kernel: a clear error, and the
-      // leak check proves nothing stays.
-      const podCgroup = path.posix.dirname(c.cgroupPath);
-      fs.writeFileSync(path.join(V1_DEVICES, podCgroup, 'devices.deny'), 'c *:* m');
-      await assert.rejects(env.client.call('CreateContainer', createRequest(pod, 'refused', false)), (e: ServiceError) => {
-        assert.equal(e.code, Status.UNKNOWN);
-        assert.match(e.details, /write cgroup file: write \/sys\/fs\/cgroup\/devices\/.*\/devices\.allow: Operation not permitted/);
-        return true;
+        // The pod's devices cgroup now refuses mknod of char devices, so the container's
+        // first devices.allow ("c *:* m") is refused by the kernel: a clear error, and the
+        // leak check proves nothing stays.
+        const podCgroup = path.posix.dirname(c.cgroupPath);
+        fs.writeFileSync(path.join(V1_DEVICES, podCgroup, 'devices.deny'), 'c *:* m');
+        await assert.rejects(env.client.call('CreateContainer', createRequest(pod, 'refused', false)), (e: ServiceError) => {
+          assert.equal(e.code, Status.UNKNOWN);
+          assert.match(e.details, /write cgroup file: write \/sys\/fs\/cgroup\/devices\/.*\/devices\.allow: Operation not permitted/);
+          return true;
+        });
+        assert.deepEqual((await env.client.call('ListContainers', {})).containers, []);
       });
-      assert.deepEqual((await env.client.call('ListContainers', {})).containers, []);
     });
-  });
-});
+  },
+);
 
-test('the cgroup2 BPF device program alone refuses the nodes an image ships, and no fd stays open', { ...TIMEOUT, skip: skip || (unified === null && 'no cgroup2 mount') }, async () => {
-  await withLoopDevice(async (loop) => {
-    await withPodEnv({ removePods: true, dropIns: dropIn('bpf') }, async (env) => {
-      importHostileImage(env, loop);
-      const pod = await runPod(env, false);
-      const c = await startSleeper(env, pod, 'hostile', false);
-      assertDenied(await readNodes(env, c.id, loop), loop);
-      // Alone: the container has no v1 devices cgroup (its tasks stay in the daemon's,
-      // which allows everything), and exactly one program on its cgroup2 dir.
-      assert.equal(fs.existsSync(path.join(V1_DEVICES, c.cgroupPath)), false);
-      assert.equal((await cgroupDevicePrograms(path.join(unified as string, c.cgroupPath))).length, 1);
-      // The pod's own cgroup has none: only containers are filtered.
-      assert.deepEqual(await cgroupDevicePrograms(path.join(unified as string, path.posix.dirname(c.cgroupPath))), []);
-      assert.deepEqual(daemonBpfFds(env), []);
-      // /dev/null and the like (the default allow list) still work.
-      assert.equal((await exec(env, c.id, 'echo x > /dev/null && head -c 4 /dev/zero | wc -c')).out.trim(), '4');
+test(
+  'the cgroup2 BPF device program alone refuses the nodes an image ships, and no fd stays open',
+  { ...TIMEOUT, skip: skip || (unified === null && 'no cgroup2 mount') },
+  async () => {
+    await withLoopDevice(async (loop) => {
+      await withPodEnv({ removePods: true, dropIns: dropIn('bpf') }, async (env) => {
+        importHostileImage(env, loop);
+        const pod = await runPod(env, false);
+        const c = await startSleeper(env, pod, 'hostile', false);
+        assertDenied(await readNodes(env, c.id, loop), loop);
+        // Alone: the container has no v1 devices cgroup (its tasks stay in the daemon's,
+        // which allows everything), and exactly one program on its cgroup2 dir.
+        assert.equal(fs.existsSync(path.join(V1_DEVICES, c.cgroupPath)), false);
+        assert.equal((await cgroupDevicePrograms(path.join(unified as string, c.cgroupPath))).length, 1);
+        // The pod's own cgroup has none: only containers are filtered.
+        assert.deepEqual(await cgroupDevicePrograms(path.join(unified as string, path.posix.dirname(c.cgroupPath))), []);
+        assert.deepEqual(daemonBpfFds(env), []);
+        // /dev/null and the like (the default allow list) still work.
+        assert.equal((await exec(env, c.id, 'echo x > /dev/null && head -c 4 /dev/zero | wc -c')).out.trim(), '4');
+      });
     });
-  });
-});
+  },
+);
 
 test('both on a hybrid host by default: a privileged container reads the nodes; UpdateContainerResources keeps the rules', { ...TIMEOUT, skip }, async () => {
   await withLoopDevice(async (loop) => {
@@ -239,10 +254,14 @@ test('both on a hybrid host by default: a privileged container reads the nodes; 
       if (before.programs !== null) assert.equal(before.programs.length, 1);
 
       await env.client.call('UpdateContainerResources', { container_id: plain.id, linux: { cpu_shares: '256', memory_limit_in_bytes: String(64 << 20) } });
-      assert.deepEqual({
-        list: hasV1Devices ? v1DevicesList(plain.cgroupPath) : null,
-        programs: programs === null ? null : await cgroupDevicePrograms(programs),
-      }, before, 'the same rules and the same program after the update');
+      assert.deepEqual(
+        {
+          list: hasV1Devices ? v1DevicesList(plain.cgroupPath) : null,
+          programs: programs === null ? null : await cgroupDevicePrograms(programs),
+        },
+        before,
+        'the same rules and the same program after the update',
+      );
       assertDenied(await readNodes(env, plain.id, loop), loop);
       assert.deepEqual(daemonBpfFds(env), []);
 
@@ -254,38 +273,42 @@ test('both on a hybrid host by default: a privileged container reads the nodes; 
   });
 });
 
-test('bad device rules are refused before anything is made; the addon refuses what it cannot express', { timeout: 60_000, skip: process.getuid?.() !== 0 ? 'needs root' : false }, async () => {
-  const { manager } = await createCgroupManager();
-  const parent = `/nodecri-test-devices-${randomBytes(4).toString('hex')}`;
-  // The parent in every hierarchy (or the one, on v2): none may exist after a refusal.
-  const made = () => [...new Set(Object.values(manager.paths(parent)))].filter((d) => fs.existsSync(d));
-  try {
-    const deny = { allow: false, type: 'a', major: null, minor: null, access: 'rwm' } as const;
-    await assert.rejects(
-      manager.create(`${parent}/c`, { ...noResources(), devices: [deny, { allow: true, type: 'c', major: 5000, minor: null, access: 'r' }] }),
-      (e: unknown) => e instanceof CgroupConfigError && /device rule 1 .*major must be null \(any\) or an integer in 0\.\.4095/.test((e as Error).message),
-    );
-    await assert.rejects(manager.create(`${parent}/c`, { ...noResources(), devices: [{ allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' }] }), CgroupConfigError);
-    assert.deepEqual(made(), [], 'no cgroup dir was made');
+test(
+  'bad device rules are refused before anything is made; the addon refuses what it cannot express',
+  { timeout: 60_000, skip: process.getuid?.() !== 0 ? 'needs root' : false },
+  async () => {
+    const { manager } = await createCgroupManager();
+    const parent = `/nodecri-test-devices-${randomBytes(4).toString('hex')}`;
+    // The parent in every hierarchy (or the one, on v2): none may exist after a refusal.
+    const made = () => [...new Set(Object.values(manager.paths(parent)))].filter((d) => fs.existsSync(d));
+    try {
+      const deny = { allow: false, type: 'a', major: null, minor: null, access: 'rwm' } as const;
+      await assert.rejects(
+        manager.create(`${parent}/c`, { ...noResources(), devices: [deny, { allow: true, type: 'c', major: 5000, minor: null, access: 'r' }] }),
+        (e: unknown) => e instanceof CgroupConfigError && /device rule 1 .*major must be null \(any\) or an integer in 0\.\.4095/.test((e as Error).message),
+      );
+      await assert.rejects(manager.create(`${parent}/c`, { ...noResources(), devices: [{ allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' }] }), CgroupConfigError);
+      assert.deepEqual(made(), [], 'no cgroup dir was made');
 
-    if (unified !== null) {
-      // Below the manager's checks: the addon says EINVAL, names the cgroup and attaches nothing.
-      const dir = path.join(unified, parent);
-      fs.mkdirSync(dir);
-      try {
-        await assert.rejects(cgroupDeviceFilter(dir, [deny, { allow: true, type: 'c', major: 1, minor: 1 << 20, access: 'r' }]), (e: unknown) => {
-          assert.ok(e instanceof SyscallError);
-          assert.deepEqual([e.code, e.syscall, e.step, e.path], ['EINVAL', 'bpf', 'build device program', dir]);
-          return true;
-        });
-        assert.deepEqual(await cgroupDevicePrograms(dir), []);
-        // And a dir that is not on cgroup2 is refused before anything is loaded.
-        await assert.rejects(cgroupDeviceFilter('/tmp', [deny]), (e: unknown) => e instanceof SyscallError && e.code === 'EINVAL' && e.step === 'attach device program');
-      } finally {
-        fs.rmdirSync(dir);
+      if (unified !== null) {
+        // Below the manager's checks: the addon says EINVAL, names the cgroup and attaches nothing.
+        const dir = path.join(unified, parent);
+        fs.mkdirSync(dir);
+        try {
+          await assert.rejects(cgroupDeviceFilter(dir, [deny, { allow: true, type: 'c', major: 1, minor: 1 << 20, access: 'r' }]), (e: unknown) => {
+            assert.ok(e instanceof SyscallError);
+            assert.deepEqual([e.code, e.syscall, e.step, e.path], ['EINVAL', 'bpf', 'build device program', dir]);
+            return true;
+          });
+          assert.deepEqual(await cgroupDevicePrograms(dir), []);
+          // And a dir that is not on cgroup2 is refused before anything is loaded.
+          await assert.rejects(cgroupDeviceFilter('/tmp', [deny]), (e: unknown) => e instanceof SyscallError && e.code === 'EINVAL' && e.step === 'attach device program');
+        } finally {
+          fs.rmdirSync(dir);
+        }
       }
+    } finally {
+      await manager.remove(parent).catch(() => {});
     }
-  } finally {
-    await manager.remove(parent).catch(() => {});
-  }
-});
+  },
+);

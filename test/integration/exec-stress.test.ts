@@ -19,7 +19,10 @@ const timeouts = 20;
 const inFlight = 8;
 
 /** The daemon's children, as "pid state comm". */
-const childrenOf = (pid: number): string[] => children(pid).map((c) => `${c.pid} ${c.state} ${c.comm}`).sort();
+const childrenOf = (pid: number): string[] =>
+  children(pid)
+    .map((c) => `${c.pid} ${c.state} ${c.comm}`)
+    .sort();
 
 const zombies = (pid: number) => childrenOf(pid).filter((c) => c.split(' ')[1] === 'Z');
 

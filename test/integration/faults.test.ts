@@ -77,7 +77,9 @@ test('a full log disk: whole records only, the dropped bytes counted per contain
       // A resource bound, not a timing: 50 MB through the daemon must not be buffered.
       assert.ok(rssMax - rssBefore < 100 * 1024 * 1024, `daemon RSS grew by ${((rssMax - rssBefore) / 1048576).toFixed(1)} MiB`);
       assert.ok(rssMax < 200 * 1024 * 1024, `daemon RSS peaked at ${(rssMax / 1048576).toFixed(1)} MiB`);
-      process.stderr.write(`# full log disk: ${kept.length} records kept, ${m[1]} bytes dropped, ${warnings.length} warnings, daemon RSS ${(rssBefore / 1048576).toFixed(1)} -> max ${(rssMax / 1048576).toFixed(1)} MiB\n`);
+      process.stderr.write(
+        `# full log disk: ${kept.length} records kept, ${m[1]} bytes dropped, ${warnings.length} warnings, daemon RSS ${(rssBefore / 1048576).toFixed(1)} -> max ${(rssMax / 1048576).toFixed(1)} MiB\n`,
+      );
 
       await env.client.call('RemoveContainer', { container_id: id });
       assert.doesNotMatch(await (await fetch(`http://${env.daemon.metricsAddress}/metrics`)).text(), new RegExp(id), 'the series goes with the container');
@@ -122,7 +124,10 @@ test('5 pods under one cgroup_parent that did not exist: each stopped and remove
     assert.equal((await env.client.call('ListPodSandbox', {})).items.length, 0);
     // Only kubelet's parent is left, empty: nothing of the pods is in it.
     for (const d of existing()) {
-      const children = fs.readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+      const children = fs
+        .readdirSync(d, { withFileTypes: true })
+        .filter((e) => e.isDirectory())
+        .map((e) => e.name);
       assert.deepEqual(children, [], `${d} is empty`);
       fs.rmdirSync(d);
     }
@@ -149,7 +154,11 @@ test('a record from before (the first pod "created" the shared cgroup_parent) is
     assert.equal((await env.client.call('ExecSync', { container_id: container, cmd: ['true'], timeout: 10 })).exit_code, 0);
     await env.client.call('RemovePodSandbox', { pod_sandbox_id: second.sandboxId });
     for (const d of cgroupDirsFor(parent).filter((x) => fs.existsSync(x))) {
-      assert.deepEqual(fs.readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()), [], `${d} is empty`);
+      assert.deepEqual(
+        fs.readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()),
+        [],
+        `${d} is empty`,
+      );
       fs.rmdirSync(d);
     }
   });
@@ -178,12 +187,16 @@ function leaksSince(env: PodEnv, scope: ReturnType<typeof leakScope>, before: Re
 }
 
 async function refused(what: string, call: Promise<unknown>, message: RegExp): Promise<void> {
-  await assert.rejects(call, (e: ServiceError) => {
-    assert.ok(e.code !== undefined, `${what}: ${String(e)}`);
-    assert.equal(e.code, Status.INVALID_ARGUMENT, `${what}: ${e.details}`);
-    assert.match(e.details, message, what);
-    return true;
-  }, what);
+  await assert.rejects(
+    call,
+    (e: ServiceError) => {
+      assert.ok(e.code !== undefined, `${what}: ${String(e)}`);
+      assert.equal(e.code, Status.INVALID_ARGUMENT, `${what}: ${e.details}`);
+      assert.match(e.details, message, what);
+      return true;
+    },
+    what,
+  );
 }
 
 test('bad cgroup parents and over-long log directories are INVALID_ARGUMENT naming the field, and leave nothing', async () => {
@@ -232,26 +245,46 @@ test('bad resources, unified keys and over-long paths in CreateContainer are INV
     const scope = leakScope(env);
     const before = snapshot(scope);
     const base = { metadata: { name: 'bad', attempt: 0 }, image: { image: busyboxRef }, command: ['true'], log_path: 'bad.log' };
-    const create = (extra: object) => env.client.call('CreateContainer', { pod_sandbox_id: pod.sandboxId, sandbox_config: pod.sandboxConfig, config: { ...base, ...extra } } as never);
+    const create = (extra: object) =>
+      env.client.call('CreateContainer', { pod_sandbox_id: pod.sandboxId, sandbox_config: pod.sandboxConfig, config: { ...base, ...extra } } as never);
     const resources = (r: object) => ({ linux: { resources: r } });
     const cases: Array<[string, object, RegExp]> = [
       ['a cpu list', resources({ cpuset_cpus: '0-1;reboot' }), /^linux\.resources\.cpuset_cpus: "0-1;reboot" is not a cpu\/node list/],
       ['a backwards range', resources({ cpuset_cpus: '1-0' }), /^linux\.resources\.cpuset_cpus: "1-0": range 1-0 goes backwards$/],
       // syntax the kernel takes, CPUs it does not have: its refusal, named
-      ['CPUs that are not there', resources({ cpuset_cpus: '4000-4001' }), /^linux\.resources\.cpuset_cpus: "4000-4001" refused by the kernel for cpuset\.cpus \(E(RANGE|INVAL)\)$/],
+      [
+        'CPUs that are not there',
+        resources({ cpuset_cpus: '4000-4001' }),
+        /^linux\.resources\.cpuset_cpus: "4000-4001" refused by the kernel for cpuset\.cpus \(E(RANGE|INVAL)\)$/,
+      ],
       ['memory nodes that are not there', resources({ cpuset_mems: '63' }), /^linux\.resources\.cpuset_mems: "63" refused by the kernel/],
       ['a unified key leaving the cgroup', resources({ unified: { '../memory.max': '1' } }), /^linux\.resources\.unified: key not allowed: "\.\.\/memory\.max"$/],
       ['a unified key with a slash', resources({ unified: { 'memory.max/x': '1' } }), /^linux\.resources\.unified: key not allowed/],
       ['a unified key the manager drives', resources({ unified: { 'cgroup.procs': '1' } }), /^linux\.resources\.unified: key not allowed: "cgroup\.procs"$/],
-      ['a log path component over NAME_MAX', { log_path: `${'x'.repeat(300)}.log` }, /^config\.log_path ".*": the log file ".*" has a component of 304 bytes, over NAME_MAX \(255\)$/],
+      [
+        'a log path component over NAME_MAX',
+        { log_path: `${'x'.repeat(300)}.log` },
+        /^config\.log_path ".*": the log file ".*" has a component of 304 bytes, over NAME_MAX \(255\)$/,
+      ],
       ['a log path over PATH_MAX', { log_path: `${`${'x'.repeat(200)}/`.repeat(21)}y.log` }, /^config\.log_path ".*": the log file ".*" is \d+ bytes, over PATH_MAX \(4096\)$/],
-      ['a mount path over PATH_MAX', { mounts: [{ container_path: `/${'x'.repeat(200)}`.repeat(20), host_path: env.dir }] }, /^mounts\[0\]: container_path ".*" is \d+ bytes where it is made, over PATH_MAX/],
-      ['a mount path component over NAME_MAX', { mounts: [{ container_path: `/${'x'.repeat(256)}`, host_path: env.dir }] }, /^mounts\[0\]: container_path ".*" has a component of 256 bytes/],
+      [
+        'a mount path over PATH_MAX',
+        { mounts: [{ container_path: `/${'x'.repeat(200)}`.repeat(20), host_path: env.dir }] },
+        /^mounts\[0\]: container_path ".*" is \d+ bytes where it is made, over PATH_MAX/,
+      ],
+      [
+        'a mount path component over NAME_MAX',
+        { mounts: [{ container_path: `/${'x'.repeat(256)}`, host_path: env.dir }] },
+        /^mounts\[0\]: container_path ".*" has a component of 256 bytes/,
+      ],
       ['a working dir over PATH_MAX', { working_dir: `/${'x'.repeat(4096)}` }, /^working_dir ".*" is 4097 bytes, over PATH_MAX/],
     ];
     for (const [what, extra, message] of cases) await refused(what, create(extra), message);
     assert.deepEqual(leaksSince(env, scope, before), { mounts: [], files: [], cgroups: [], children: [] });
-    assert.deepEqual((await env.client.call('ListContainers', {})).containers.map((c) => c.id), [sleeper]);
+    assert.deepEqual(
+      (await env.client.call('ListContainers', {})).containers.map((c) => c.id),
+      [sleeper],
+    );
     // A live update with a bad value is named the same way, and the container runs on.
     await refused(
       'an update to CPUs that are not there',

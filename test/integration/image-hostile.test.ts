@@ -19,8 +19,17 @@ import { buildTar, TAR_END, tarHeader, tarPadding } from '../../src/image/tar';
 import { CriClient } from '../helpers/cri-client';
 import { mainJs, makeTempDir, startTestDaemon } from '../helpers/daemon';
 import {
-  assembleImage, buildImage, buildLayer, dirEntries, filesLayer, gzipWithZeros, pushImage, writeOciLayout, zerosBombLayer,
-  type BuiltImage, type LayerEntries,
+  assembleImage,
+  buildImage,
+  buildLayer,
+  dirEntries,
+  filesLayer,
+  gzipWithZeros,
+  pushImage,
+  writeOciLayout,
+  zerosBombLayer,
+  type BuiltImage,
+  type LayerEntries,
 } from '../helpers/images';
 import { startRegistry, type TestRegistry } from '../helpers/registry';
 
@@ -121,7 +130,10 @@ const re = (s: string) => new RegExp(s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
  * the depth of the directory the archive is extracted into.
  */
 function climbingChain(levels: number): LayerEntries {
-  const e: LayerEntries = [{ name: 'x/', type: 'directory' }, { name: 'x/l1', type: 'symlink', linkname: '..' }];
+  const e: LayerEntries = [
+    { name: 'x/', type: 'directory' },
+    { name: 'x/l1', type: 'symlink', linkname: '..' },
+  ];
   for (let k = 2; k <= levels; k++) e.push({ name: `x/l${k}`, type: 'symlink', linkname: `l${k - 1}/..` });
   return e;
 }
@@ -286,7 +298,11 @@ test('PullImage: layers whose links or whiteouts aim outside their directory or 
         layer: [{ name: 's', type: 'symlink', linkname: host }, { name: 'h', type: 'link', linkname: 's' }, f('h/pwned')],
         error: /tar entry "h\/pwned" goes through the symlink "h"/,
       },
-      { tag: 'hardlink-out', layer: [...climbingChain(4), { name: 'h', type: 'link', linkname: `x/l4${host}/victim` }], error: /hard link "h" points to .*, which is not a file of this layer/ },
+      {
+        tag: 'hardlink-out',
+        layer: [...climbingChain(4), { name: 'h', type: 'link', linkname: `x/l4${host}/victim` }],
+        error: /hard link "h" points to .*, which is not a file of this layer/,
+      },
       { tag: 'whiteout-through-link', layer: [{ name: 's', type: 'symlink', linkname: host }, f('s/.wh.victim')], error: /tar entry "s\/.wh.victim" goes through the symlink "s"/ },
       { tag: 'opaque-through-link', layer: [{ name: 's', type: 'symlink', linkname: host }, f('s/sub/.wh..wh..opq')], error: /goes through the symlink "s"/ },
       { tag: 'whiteout-root', layer: [f('keep.txt'), f('.wh.')], error: /refusing layer: whiteout "\.wh\." names no file/ },

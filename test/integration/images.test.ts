@@ -20,8 +20,19 @@ import { createLogger } from '../../src/obs/logger';
 import { CriClient } from '../helpers/cri-client';
 import { mainJs, makeTempDir, startTestDaemon, type TestDaemon } from '../helpers/daemon';
 import {
-  assembleImage, buildImage, buildIndex, buildLayer, busyboxLayer, dockerArchive, filesLayer, noise, pushImage, pushIndex,
-  tarOfDir, writeOciLayout, type BuiltImage,
+  assembleImage,
+  buildImage,
+  buildIndex,
+  buildLayer,
+  busyboxLayer,
+  dockerArchive,
+  filesLayer,
+  noise,
+  pushImage,
+  pushIndex,
+  tarOfDir,
+  writeOciLayout,
+  type BuiltImage,
 } from '../helpers/images';
 import { startProxy, startRegistry, type TestRegistry } from '../helpers/registry';
 
@@ -52,10 +63,7 @@ before(async () => {
   await pushImage(authReg.host, 'private/busybox', '1.0', busybox, { auth: creds });
 
   whiteouts = buildImage([
-    [
-      ...busyboxLayer(),
-      ...filesLayer({ 'a/x': 'x\n', 'a/y': 'y\n', 'b/keep': 'keep\n', 'b/old': 'old\n', gone: 'gone\n' }),
-    ],
+    [...busyboxLayer(), ...filesLayer({ 'a/x': 'x\n', 'a/y': 'y\n', 'b/keep': 'keep\n', 'b/old': 'old\n', gone: 'gone\n' })],
     filesLayer({ '.wh.gone': '', 'a/.wh..wh..opq': '', 'a/new': 'new\n', 'b/.wh.old': '' }),
   ]);
   await pushImage(reg.host, 'test/whiteouts', 'v1', whiteouts);
@@ -208,14 +216,11 @@ test('a missing tag says manifest unknown; a registry that is down fails within 
       );
       await assert.rejects(c.call('PullImage', { image: { image: `${closedHost}/x:1` } }), grpcError(Status.UNAVAILABLE, new RegExp(`registry ${closedHost} unreachable`)));
       const t0 = Date.now();
-      await assert.rejects(
-        c.call('PullImage', { image: { image: `${silentHost}/x:1` } }),
-        (e: ServiceError) => {
-          assert.ok(e.code === Status.DEADLINE_EXCEEDED || e.code === Status.UNAVAILABLE, e.details);
-          assert.match(e.details, new RegExp(silentHost));
-          return true;
-        },
-      );
+      await assert.rejects(c.call('PullImage', { image: { image: `${silentHost}/x:1` } }), (e: ServiceError) => {
+        assert.ok(e.code === Status.DEADLINE_EXCEEDED || e.code === Status.UNAVAILABLE, e.details);
+        assert.match(e.details, new RegExp(silentHost));
+        return true;
+      });
       const took = Date.now() - t0;
       assert.ok(took >= 1900, `the pull waited its 2 s pull_timeout (${took} ms)`);
       assert.deepEqual((await c.call('ListImages', {})).images, []);
@@ -327,8 +332,18 @@ test('whiteouts and opaque dirs give the right merged view through a real overla
 test('layers that would escape their directory are refused and nothing is stored', async () => {
   const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'nodecri-outside-'));
   try {
-    const dotdot = buildImage([[{ name: 'ok.txt', type: 'file', data: Buffer.from('ok') }, { name: '../escape', type: 'file', data: Buffer.from('x') }]]);
-    const viaLink = buildImage([[{ name: 'link', type: 'symlink', linkname: outside }, { name: 'link/pwned', type: 'file', data: Buffer.from('x') }]]);
+    const dotdot = buildImage([
+      [
+        { name: 'ok.txt', type: 'file', data: Buffer.from('ok') },
+        { name: '../escape', type: 'file', data: Buffer.from('x') },
+      ],
+    ]);
+    const viaLink = buildImage([
+      [
+        { name: 'link', type: 'symlink', linkname: outside },
+        { name: 'link/pwned', type: 'file', data: Buffer.from('x') },
+      ],
+    ]);
     const hardlink = buildImage([[{ name: 'h', type: 'link', linkname: '/etc/shadow' }]]);
     await pushImage(reg.host, 'test/evil', 'dotdot', dotdot);
     await pushImage(reg.host, 'test/evil', 'link', viaLink);
@@ -380,7 +395,19 @@ test('kill -9 in the middle of a pull: no partial image after restart, and the p
         assert.equal((await c.call('PullImage', { image })).image_ref, big.configDigest);
         const st = await c.call('ImageStatus', { image });
         assert.equal(st.image?.id, big.configDigest);
-        assert.equal(fs.statSync(path.join(second.root, 'images', 'layers', (JSON.parse((await c.call('ImageStatus', { image, verbose: true })).info.info) as { chainIDs: string[] }).chainIDs[1].slice(7), 'diff', 'noise.bin')).size, 4 << 20);
+        assert.equal(
+          fs.statSync(
+            path.join(
+              second.root,
+              'images',
+              'layers',
+              (JSON.parse((await c.call('ImageStatus', { image, verbose: true })).info.info) as { chainIDs: string[] }).chainIDs[1].slice(7),
+              'diff',
+              'noise.bin',
+            ),
+          ).size,
+          4 << 20,
+        );
       });
     } finally {
       fs.rmSync(first.dir, { recursive: true, force: true });

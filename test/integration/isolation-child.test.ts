@@ -94,7 +94,10 @@ test('a Bidirectional mount of a shared host dir: the host loses no mount, and m
         sh('mount', '-t', 'tmpfs', 'tmpfs', sub);
         fs.writeFileSync(path.join(sub, 'marker'), sub);
       }
-      const watched = () => hostMounts().filter((m) => m.startsWith(`${env.dir}/`)).sort();
+      const watched = () =>
+        hostMounts()
+          .filter((m) => m.startsWith(`${env.dir}/`))
+          .sort();
       const before = watched();
       assert.ok(before.includes(leaf) && before.includes(otherLeaf), `set up: ${before.join(' ')}`);
 
@@ -137,11 +140,28 @@ test('a Bidirectional mount of a shared host dir: the host loses no mount, and m
 // getgid/setgid/setuid and stats a file): no close_range, sendto, recvfrom, setresuid,
 // setgroups, capset, chdir... that only the runtime's setup makes.
 const echoSyscalls = [
-  'execve', 'brk', 'arch_prctl', 'set_tid_address', 'set_robust_list', 'rseq', 'prlimit64', 'readlink', 'getrandom',
-  'mprotect', 'prctl', 'getuid', 'getgid', 'setuid', 'setgid', 'newfstatat', 'write', 'exit_group', 'exit',
+  'execve',
+  'brk',
+  'arch_prctl',
+  'set_tid_address',
+  'set_robust_list',
+  'rseq',
+  'prlimit64',
+  'readlink',
+  'getrandom',
+  'mprotect',
+  'prctl',
+  'getuid',
+  'getgid',
+  'setuid',
+  'setgid',
+  'newfstatat',
+  'write',
+  'exit_group',
+  'exit',
 ];
 
-test('seccomp is the last step before execve: a kill-by-default profile with only the command\'s syscalls runs it', async () => {
+test("seccomp is the last step before execve: a kill-by-default profile with only the command's syscalls runs it", async () => {
   await withPodEnv({ removePods: true }, async (env) => {
     const pod = await runPod(env);
     const profile = path.join(env.dir, 'echo-only.json');
@@ -310,12 +330,19 @@ test('a tty container gets its pty from its own devpts (pts/0 of a fresh instanc
     assert.deepEqual(lines.slice(4, 6).sort(), ['0', 'ptmx'], r.out);
     assert.equal(lines.at(-1), 'done');
     // As another user the slave is still its controlling terminal, and its own.
-    const u = await run(env, pod, 'tty-user', { tty: true, command: ['sh', '-c', 'tty; stat -c %u /dev/pts/0; echo done'], linux: { security_context: { run_as_user: { value: '1000' } } } });
-    assert.deepEqual(u.out.split(/\r?\n/).map((l) => l.trim()), ['/dev/pts/0', '1000', 'done']);
+    const u = await run(env, pod, 'tty-user', {
+      tty: true,
+      command: ['sh', '-c', 'tty; stat -c %u /dev/pts/0; echo done'],
+      linux: { security_context: { run_as_user: { value: '1000' } } },
+    });
+    assert.deepEqual(
+      u.out.split(/\r?\n/).map((l) => l.trim()),
+      ['/dev/pts/0', '1000', 'done'],
+    );
   });
 });
 
-test('masks bind the runtime\'s /dev/null, not whatever the container\'s /dev/null is', async () => {
+test("masks bind the runtime's /dev/null, not whatever the container's /dev/null is", async () => {
   await withPodEnv({ removePods: true }, async (env) => {
     const pod = await runPod(env);
     // The container's /dev/null is another device here (a CRI device entry; an image or a
@@ -329,7 +356,11 @@ test('masks bind the runtime\'s /dev/null, not whatever the container\'s /dev/nu
     const lines = r.out.split('\n').map((l) => l.trim());
     assert.equal(r.code, 0, r.out);
     assert.equal(lines[0], '16', `the container's /dev/null is /dev/zero: ${r.out}`);
-    assert.deepEqual(lines.slice(1, -1).filter((l) => l !== '0'), [], `masked files read empty: ${r.out}`);
+    assert.deepEqual(
+      lines.slice(1, -1).filter((l) => l !== '0'),
+      [],
+      `masked files read empty: ${r.out}`,
+    );
     assert.equal(lines.at(-1), '1:3', `masked /proc/keys is the host's /dev/null: ${r.out}`);
   });
 });

@@ -68,7 +68,14 @@ test('an ExecSync being set up is out of reach of the container it enters', asyn
     for (;;) {
       const r = await run(['/bin/sh', '-c', '[ -e /tmp/done ] && /bin/cat /tmp/found && echo END']);
       if (r.stdout.toString().includes('END')) {
-        const found = [...new Set(r.stdout.toString().split('\n').filter((l) => l && l !== 'END'))];
+        const found = [
+          ...new Set(
+            r.stdout
+              .toString()
+              .split('\n')
+              .filter((l) => l && l !== 'END'),
+          ),
+        ];
         assert.deepEqual(found.slice(0, 10), [], `exec processes a container could look into (${found.length} in all)`);
         break;
       }

@@ -114,7 +114,11 @@ async function withKeeper(opts: KeeperOpts, fn: (k: Keeper) => Promise<void>): P
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
   const k: Keeper = {
-    proc, dir, logs, out, exited,
+    proc,
+    dir,
+    logs,
+    out,
+    exited,
     async send(m) {
       const done = (l: string) => l === 'sent' || l.startsWith('orphan ');
       const before = out.filter(done).length;
@@ -206,7 +210,14 @@ test('the keeper writes exit records only for the processes the worker registere
     const pids: number[] = [];
     for (let i = 0; i < 2; i++) {
       await k.send({ type: 0, orphan: go });
-      pids.push(Number(k.out.filter((l) => l.startsWith('orphan ')).at(-1)!.slice(7)));
+      pids.push(
+        Number(
+          k.out
+            .filter((l) => l.startsWith('orphan '))
+            .at(-1)!
+            .slice(7),
+        ),
+      );
     }
     const startOf = (pid: number) => fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[19];
     const [watched, other] = pids;
@@ -226,7 +237,12 @@ test('at its fd limit (every fd held for containers) the keeper still records a 
     await until('the stand-in worker up', async () => k.out.includes('up'));
     const go = path.join(k.dir, 'go');
     await k.send({ type: 0, orphan: go });
-    const pid = Number(k.out.filter((l) => l.startsWith('orphan ')).at(-1)!.slice(7));
+    const pid = Number(
+      k.out
+        .filter((l) => l.startsWith('orphan '))
+        .at(-1)!
+        .slice(7),
+    );
     const start = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[19];
     await k.send({ type: 6, payload: `${pid} ${start}` });
     // Holds until an fd no longer fits in the keeper's table.

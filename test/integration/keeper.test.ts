@@ -40,7 +40,11 @@ test('a container that exits while the worker is dead keeps its exit code and it
     // Waits (on a file the test makes once the worker is dead), then writes 2,000 lines to
     // stdout and one to stderr (well under a pipe's 64 KiB: it never blocks) and exits 7.
     const bye = await createContainer(env, pod, 'bye', {
-      command: ['sh', '-c', 'echo before; while [ ! -e /release/go ]; do sleep 0.02; done; echo bye; i=0; while [ $i -lt 2000 ]; do echo line$i; i=$((i+1)); done; echo bye-err >&2; exit 7'],
+      command: [
+        'sh',
+        '-c',
+        'echo before; while [ ! -e /release/go ]; do sleep 0.02; done; echo bye; i=0; while [ $i -lt 2000 ]; do echo line$i; i=$((i+1)); done; echo bye-err >&2; exit 7',
+      ],
       mounts,
     });
     const late = await createContainer(env, pod, 'late', {
@@ -64,7 +68,10 @@ test('a container that exits while the worker is dead keeps its exit code and it
     const lines = logLines(byeLog);
     const out = lines.filter((l) => l.stream === 'stdout').map((l) => `${l.tag} ${l.text}`);
     assert.deepEqual(out, ['F before', 'F bye', ...Array.from({ length: 2000 }, (_, i) => `F line${i}`)]);
-    assert.deepEqual(lines.filter((l) => l.stream === 'stderr').map((l) => l.text), ['bye-err']);
+    assert.deepEqual(
+      lines.filter((l) => l.stream === 'stderr').map((l) => l.text),
+      ['bye-err'],
+    );
 
     // Still running across the kill: now the keeper's child; its exit comes from the keeper.
     assert.equal((await env.client.call('ContainerStatus', { container_id: late })).status?.state, 'CONTAINER_RUNNING');
@@ -72,7 +79,10 @@ test('a container that exits while the worker is dead keeps its exit code and it
     const st2 = await waitExited(env, late);
     assert.equal(st2.exit_code, 9);
     assert.equal(st2.reason, 'Error');
-    assert.deepEqual(logLines(lateLog).map((l) => l.text), ['hello', 'late']);
+    assert.deepEqual(
+      logLines(lateLog).map((l) => l.text),
+      ['hello', 'late'],
+    );
 
     // Exit records go once the container records hold the exits.
     await until('exit records removed', async () => fs.readdirSync(path.join(env.daemon.runroot, 'exits')).length === 0);
@@ -123,14 +133,17 @@ test('after a graceful restart the worker still reaches the keeper: a later kill
     await until('the first line logged', async () => fs.existsSync(logPath) && logLines(logPath).length > 0);
     const ready = readyLines(env).length;
     await env.restart('graceful');
-    await until('the re-exec\'d worker ready', async () => readyLines(env).length > ready);
+    await until("the re-exec'd worker ready", async () => readyLines(env).length > ready);
     const line = readyLines(env).at(-1)!;
     assert.equal(line.reexec, true);
     assert.equal(line.keeper, true, 'the keeper socket survived the execve');
     await killWorker(env, () => fs.writeFileSync(path.join(release, 'go'), ''));
     const st = await waitExited(env, id);
     assert.equal(st.exit_code, 7);
-    assert.deepEqual(logLines(logPath).map((l) => l.text), ['before', 'bye']);
+    assert.deepEqual(
+      logLines(logPath).map((l) => l.text),
+      ['before', 'bye'],
+    );
   });
 });
 

@@ -267,7 +267,12 @@ test('bind mount: a writable bind with propagation, and a missing source named i
     try {
       const [m] = mountsAt(target);
       assert.ok(m.mountOptions.includes('rw'));
-      assert.match(readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === target) ?? '', / shared:\d+/);
+      assert.match(
+        readFileSync('/proc/self/mountinfo', 'utf8')
+          .split('\n')
+          .find((l) => l.split(' ')[4] === target) ?? '',
+        / shared:\d+/,
+      );
       await fs.writeFile(path.join(target, 'f'), 'x');
       assert.equal(await fs.readFile(path.join(src, 'f'), 'utf8'), 'x');
       await fs.rm(path.join(src, 'f'));

@@ -13,14 +13,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { inTempDir as inTempDirChecked } from '../helpers/leaks';
 import { SyscallError } from '../../src/native/errors';
-import {
-  InvalidNamespaceRequestError,
-  bringUpLoopback,
-  pinNamespaces,
-  unpinNamespace,
-  unpinNamespaces,
-  type PinnedNamespaces,
-} from '../../src/native/namespaces';
+import { InvalidNamespaceRequestError, bringUpLoopback, pinNamespaces, unpinNamespace, unpinNamespaces, type PinnedNamespaces } from '../../src/native/namespaces';
 
 const execFile = promisify(execFileCb);
 
@@ -76,7 +69,10 @@ test('pins net, ipc and uts as nsfs mounts that nsenter can enter', async () => 
       });
       const mounts = mountsUnder(pinDir);
       assert.deepEqual(mounts.map((m) => m.mountPoint).sort(), [pins.ipc, pins.net, pins.uts].sort());
-      assert.ok(mounts.every((m) => m.fsType === 'nsfs'), JSON.stringify(mounts));
+      assert.ok(
+        mounts.every((m) => m.fsType === 'nsfs'),
+        JSON.stringify(mounts),
+      );
 
       // New namespaces, not the host's.
       assert.notEqual(nsInode(pins.net!), nsInode('/proc/self/ns/net'));
@@ -88,8 +84,7 @@ test('pins net, ipc and uts as nsfs mounts that nsenter can enter', async () => 
       assert.match(links[0], /^1: lo: </);
 
       // The sysctls were written inside the new namespaces, and only there.
-      const inside = await sh('nsenter', `--net=${pins.net}`, `--ipc=${pins.ipc}`, 'cat',
-        '/proc/sys/net/ipv4/ip_forward', '/proc/sys/kernel/shmmax');
+      const inside = await sh('nsenter', `--net=${pins.net}`, `--ipc=${pins.ipc}`, 'cat', '/proc/sys/net/ipv4/ip_forward', '/proc/sys/kernel/shmmax');
       assert.deepEqual(inside.trim().split('\n'), ['1', '123456789']);
       assert.notEqual((await fs.readFile('/proc/sys/kernel/shmmax', 'utf8')).trim(), '123456789');
 
@@ -191,18 +186,15 @@ test('a sysctl that is not namespaced, malformed, or for a namespace not made is
 test('a sysctl the kernel does not have fails with a clear error and leaves nothing', async () => {
   await inTempDir(async (dir) => {
     const pinDir = path.join(dir, 'a', 'b');
-    await assert.rejects(
-      pinNamespaces({ types: ['net', 'ipc', 'uts'], dir: pinDir, sysctls: { 'net.ipv4.no_such_sysctl': '1' }, ...noUser }),
-      (e: unknown) => {
-        assert.ok(e instanceof SyscallError);
-        assert.equal(e.code, 'ENOENT');
-        assert.equal(e.syscall, 'open');
-        assert.equal(e.step, 'apply sysctl');
-        assert.equal(e.path, '/proc/sys/net/ipv4/no_such_sysctl');
-        assert.match(e.message, /^apply sysctl: open \/proc\/sys\/net\/ipv4\/no_such_sysctl: No such file or directory$/);
-        return true;
-      },
-    );
+    await assert.rejects(pinNamespaces({ types: ['net', 'ipc', 'uts'], dir: pinDir, sysctls: { 'net.ipv4.no_such_sysctl': '1' }, ...noUser }), (e: unknown) => {
+      assert.ok(e instanceof SyscallError);
+      assert.equal(e.code, 'ENOENT');
+      assert.equal(e.syscall, 'open');
+      assert.equal(e.step, 'apply sysctl');
+      assert.equal(e.path, '/proc/sys/net/ipv4/no_such_sysctl');
+      assert.match(e.message, /^apply sysctl: open \/proc\/sys\/net\/ipv4\/no_such_sysctl: No such file or directory$/);
+      return true;
+    });
     // The directories it created are gone too.
     await assert.rejects(fs.stat(path.join(dir, 'a')), { code: 'ENOENT' });
     assert.deepEqual(mountsUnder(dir), []);
@@ -242,12 +234,21 @@ test('user namespace: maps written before the others are made, which it then own
     try {
       assert.equal(mountsUnder(dir).length, 5);
       const uidMap = (await sh('nsenter', `--user=${pins.user}`, 'cat', '/proc/self/uid_map', '/proc/self/gid_map', '/proc/self/setgroups')).trim().split('\n');
-      assert.deepEqual(uidMap.map((l) => l.trim().split(/\s+/).join(' ')), ['0 200000 65536', '0 200000 65536', 'deny']);
+      assert.deepEqual(
+        uidMap.map((l) => l.trim().split(/\s+/).join(' ')),
+        ['0 200000 65536', '0 200000 65536', 'deny'],
+      );
       assert.notEqual(nsInode(pins.cgroup!), nsInode('/proc/self/ns/cgroup'));
       const inside = await sh('nsenter', `--net=${pins.net}`, `--ipc=${pins.ipc}`, 'cat', '/proc/sys/kernel/shmmax', '/proc/sys/net/ipv4/ping_group_range');
       // ping_group_range was written as "0 0" from inside the user namespace: the host sees
       // those gids through the map.
-      assert.deepEqual(inside.trim().split('\n').map((l) => l.replace(/\s+/g, ' ')), ['7777777', '200000 200000']);
+      assert.deepEqual(
+        inside
+          .trim()
+          .split('\n')
+          .map((l) => l.replace(/\s+/g, ' ')),
+        ['7777777', '200000 200000'],
+      );
       const asRoot = await sh('nsenter', `--user=${pins.user}`, `--net=${pins.net}`, 'cat', '/proc/sys/net/ipv4/ping_group_range');
       assert.equal(asRoot.trim().replace(/\s+/g, ' '), '0 0');
       // The net namespace belongs to the new user namespace: entering both works as its root.
@@ -255,16 +256,14 @@ test('user namespace: maps written before the others are made, which it then own
     } finally {
       await unpinNamespaces(pins);
     }
-    await assert.rejects(
-      pinNamespaces({ types: ['user', 'net'], dir, sysctls: {}, uidMap: null, gidMap: null }),
-      InvalidNamespaceRequestError,
-    );
+    await assert.rejects(pinNamespaces({ types: ['user', 'net'], dir, sysctls: {}, uidMap: null, gidMap: null }), InvalidNamespaceRequestError);
     // A failure after the id maps (in the child that became root of the user namespace)
     // is reported the same way and undone the same way.
-    await assert.rejects(
-      pinNamespaces({ types: ['user', 'ipc'], dir: path.join(dir, 'x'), sysctls: { 'kernel.msg_no_such': '1' }, uidMap: map, gidMap: map }),
-      { code: 'ENOENT', step: 'apply sysctl', path: '/proc/sys/kernel/msg_no_such' },
-    );
+    await assert.rejects(pinNamespaces({ types: ['user', 'ipc'], dir: path.join(dir, 'x'), sysctls: { 'kernel.msg_no_such': '1' }, uidMap: map, gidMap: map }), {
+      code: 'ENOENT',
+      step: 'apply sysctl',
+      path: '/proc/sys/kernel/msg_no_such',
+    });
     await assert.rejects(fs.stat(path.join(dir, 'x')), { code: 'ENOENT' });
   });
 });
@@ -273,9 +272,7 @@ test('user namespace: maps written before the others are made, which it then own
 test('50 pins made in parallel: 50 distinct namespaces, all pinned', async () => {
   await inTempDir(async (dir) => {
     const dirs = Array.from({ length: 50 }, (_, i) => path.join(dir, `pod${i}`));
-    const results = await Promise.allSettled(
-      dirs.map((d) => pinNamespaces({ types: ['net', 'ipc', 'uts'], dir: d, sysctls: { 'net.ipv4.ip_forward': '1' }, ...noUser })),
-    );
+    const results = await Promise.allSettled(dirs.map((d) => pinNamespaces({ types: ['net', 'ipc', 'uts'], dir: d, sysctls: { 'net.ipv4.ip_forward': '1' }, ...noUser })));
     const pins = results.filter((r): r is PromiseFulfilledResult<PinnedNamespaces> => r.status === 'fulfilled').map((r) => r.value);
     try {
       for (const r of results) if (r.status === 'rejected') throw r.reason;

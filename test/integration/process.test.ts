@@ -84,7 +84,10 @@ async function inContainerTest(body: (ctx: Ctx) => Promise<void>): Promise<void>
   // Every pidfd, sync socket and stdio end the test was given or the addon opened is closed.
   await new Promise((r) => setImmediate(r));
   const leaked = openFds().filter((fd) => !fdsBefore.includes(fd));
-  assert.deepEqual(leaked.map((fd) => `${fd} -> ${fs.readlinkSync(`/proc/self/fd/${fd}`)}`), []);
+  assert.deepEqual(
+    leaked.map((fd) => `${fd} -> ${fs.readlinkSync(`/proc/self/fd/${fd}`)}`),
+    [],
+  );
 }
 
 function baseSpec(rootfs: string, args: string[], over: Partial<ProcessSpec> = {}): ProcessSpec {
@@ -174,9 +177,12 @@ const defaultCapHex = capabilityMask(DEFAULT_CAPABILITIES).toString(16).padStart
 describe('container process', () => {
   it('runs as pid 1 with its hostname, the default caps and no_new_privs', () =>
     inContainerTest(async (ctx) => {
-      const r = await run(ctx, baseSpec(ctx.rootfs, ['sh', '-c', 'echo $$; hostname; ulimit -n; cat /proc/sys/net/ipv4/ip_forward; cat /proc/self/status'], {
-        sysctls: { 'net.ipv4.ip_forward': '1' },
-      }));
+      const r = await run(
+        ctx,
+        baseSpec(ctx.rootfs, ['sh', '-c', 'echo $$; hostname; ulimit -n; cat /proc/sys/net/ipv4/ip_forward; cat /proc/self/status'], {
+          sysctls: { 'net.ipv4.ip_forward': '1' },
+        }),
+      );
       assert.equal(r.exitCode, 0, r.stderr);
       const lines = r.stdout.split('\n');
       assert.equal(lines[0], '1');
@@ -219,9 +225,12 @@ describe('container process', () => {
       fs.writeFileSync(path.join(ctx.rootfs, 'secret'), 'top secret\n');
       fs.mkdirSync(path.join(ctx.rootfs, 'secrets'));
       fs.writeFileSync(path.join(ctx.rootfs, 'secrets', 'key'), 'k');
-      const r = await run(ctx, baseSpec(ctx.rootfs, ['sh', '-c', 'cat /secret; ls /secrets; cat /proc/kcore | wc -c'], {
-        maskedPaths: [...DEFAULT_MASKED_PATHS, '/secret', '/secrets'],
-      }));
+      const r = await run(
+        ctx,
+        baseSpec(ctx.rootfs, ['sh', '-c', 'cat /secret; ls /secrets; cat /proc/kcore | wc -c'], {
+          maskedPaths: [...DEFAULT_MASKED_PATHS, '/secret', '/secrets'],
+        }),
+      );
       assert.equal(r.exitCode, 0, r.stderr);
       assert.equal(r.stdout.trim(), '0');
     }));
@@ -272,7 +281,11 @@ describe('container process', () => {
       await startProcess(h);
       // Its own session and process group, not the daemon's.
       const stat = fs.readFileSync(`/proc/${h.pid}/stat`, 'utf8');
-      const [pgrp, session] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').slice(2, 4).map(Number);
+      const [pgrp, session] = stat
+        .slice(stat.lastIndexOf(')') + 2)
+        .split(' ')
+        .slice(2, 4)
+        .map(Number);
       assert.deepEqual([pgrp, session], [h.pid, h.pid]);
       signalProcess(h, 'SIGKILL');
       assert.deepEqual(await h.exited, { exitCode: null, signal: 'SIGKILL' });
@@ -329,7 +342,7 @@ describe('container process', () => {
       assert.deepEqual(pos.handle.warnings, []);
     }));
 
-  it("changes nothing of this process: its oom_score_adj, its dumpable flag", () =>
+  it('changes nothing of this process: its oom_score_adj, its dumpable flag', () =>
     inContainerTest(async (ctx) => {
       const oomBefore = fs.readFileSync('/proc/self/oom_score_adj', 'utf8');
       assert.equal(dumpable(), true);
@@ -451,7 +464,10 @@ describe('container process', () => {
   it('rejects an invalid seccomp profile before cloning, naming the bad word', () =>
     inContainerTest(async (ctx) => {
       const seccomp = {
-        defaultAction: 'SCMP_ACT_ALLOW', defaultErrnoRet: null, architectures: [], flags: [],
+        defaultAction: 'SCMP_ACT_ALLOW',
+        defaultErrnoRet: null,
+        architectures: [],
+        flags: [],
         syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_BOGUS', errnoRet: null, args: [] }],
       };
       await assert.rejects(createProcess(baseSpec(ctx.rootfs, ['true'], { seccomp })), (e: unknown) => {
@@ -473,10 +489,13 @@ describe('container process', () => {
         const r = await run(ctx, baseSpec(ctx.rootfs, ['cat', '/proc/self/cgroup'], { cgroupProcs: procs }));
         assert.equal(r.exitCode, 0, r.stderr);
         assert.match(r.stdout, new RegExp(`^${line}/${path.basename(cg)}$`, 'm'));
-        const withNs = await run(ctx, baseSpec(ctx.rootfs, ['cat', '/proc/self/cgroup'], {
-          cgroupProcs: procs,
-          namespaces: (['pid', 'mount', 'ipc', 'uts', 'network', 'cgroup'] as const).map((type) => ({ type, path: null })),
-        }));
+        const withNs = await run(
+          ctx,
+          baseSpec(ctx.rootfs, ['cat', '/proc/self/cgroup'], {
+            cgroupProcs: procs,
+            namespaces: (['pid', 'mount', 'ipc', 'uts', 'network', 'cgroup'] as const).map((type) => ({ type, path: null })),
+          }),
+        );
         assert.match(withNs.stdout, new RegExp(`^${line}/$`, 'm'));
       } finally {
         fs.rmdirSync(cg);
@@ -487,12 +506,12 @@ describe('container process', () => {
     inContainerTest(async (ctx) => {
       const a = ctx.track(await createProcess(baseSpec(ctx.rootfs, ['sleep', '30'], { stdout: 'null', stderr: 'null' })));
       await startProcess(a);
-      const b = await run(ctx, baseSpec(ctx.rootfs, ['sh', '-c', 'ps -o pid,args; echo $$'], {
-        namespaces: [
-          { type: 'pid', path: `/proc/${a.pid}/ns/pid` },
-          ...(['mount', 'ipc', 'uts', 'network'] as const).map((type) => ({ type, path: null })),
-        ],
-      }));
+      const b = await run(
+        ctx,
+        baseSpec(ctx.rootfs, ['sh', '-c', 'ps -o pid,args; echo $$'], {
+          namespaces: [{ type: 'pid', path: `/proc/${a.pid}/ns/pid` }, ...(['mount', 'ipc', 'uts', 'network'] as const).map((type) => ({ type, path: null }))],
+        }),
+      );
       assert.equal(b.exitCode, 0, b.stderr);
       assert.match(b.stdout, /^\s*1\s+sleep 30$/m);
       assert.ok(Number(b.stdout.trim().split('\n').pop()) > 1);
@@ -515,10 +534,13 @@ describe('container process', () => {
         // As many as run at once (maxConcurrentExecs, 4) and more, and as many as libuv's
         // pool has threads (4 here): if each waited on a thread for its READY, the fs call
         // below would queue behind them until they time out.
-        execs = Array.from({ length: 6 }, () =>
-          execProcess(init, { ...execSpec(['true']), stdout: 'null', stderr: 'null', cgroupProcs: [path.join(frozen, 'cgroup.procs')] }));
+        execs = Array.from({ length: 6 }, () => execProcess(init, { ...execSpec(['true']), stdout: 'null', stderr: 'null', cgroupProcs: [path.join(frozen, 'cgroup.procs')] }));
         const order: string[] = [];
-        for (const e of execs) e.then(() => order.push('exec'), () => order.push('exec failed'));
+        for (const e of execs)
+          e.then(
+            () => order.push('exec'),
+            () => order.push('exec failed'),
+          );
         await fs.promises.stat(ctx.rootfs);
         order.push('fs call');
         state('THAWED');
@@ -531,7 +553,8 @@ describe('container process', () => {
       }
       signalProcess(init, 'SIGKILL');
       await init.exited;
-    }));
+    }),
+  );
 
   it('still reaps a process released while it runs: it never stays a zombie', () =>
     inContainerTest(async (ctx) => {

@@ -36,16 +36,25 @@ test('a pod gets an IP on the bridge, lo and eth0 up, shm of the asked size; sto
     execFileSync('ping', ['-c', '1', '-W', '2', ip]);
     const df = execFileSync('df', ['-B1', '--output=size', info.shm.path], { encoding: 'utf8' }).split('\n')[1].trim();
     assert.equal(Number(df), 128 * 1024 * 1024);
-    const mountLine = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === info.shm.path)!;
+    const mountLine = fs
+      .readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .find((l) => l.split(' ')[4] === info.shm.path)!;
     assert.match(mountLine, /nosuid,nodev,noexec/);
 
     const list = await client.call('ListPodSandbox', { filter: { label_selector: { app: 'web' } } });
-    assert.deepEqual(list.items.map((i) => i.id), [id]);
+    assert.deepEqual(
+      list.items.map((i) => i.id),
+      [id],
+    );
     assert.equal((await client.call('ListPodSandbox', { filter: { label_selector: { app: 'db' } } })).items.length, 0);
     assert.equal((await client.call('ListPodSandbox', { filter: { state: { state: 'SANDBOX_NOTREADY' } } })).items.length, 0);
 
     const streamed = await client.stream('StreamPodSandboxes', {});
-    assert.deepEqual(streamed.flatMap((m) => m.pod_sandboxes.map((p) => p.id)), [id]);
+    assert.deepEqual(
+      streamed.flatMap((m) => m.pod_sandboxes.map((p) => p.id)),
+      [id],
+    );
 
     // Stats: cgroup numbers and the pod's traffic (the ping above) from its host veth.
     const stats = (await client.call('PodSandboxStats', { pod_sandbox_id: id })).stats!;
@@ -60,7 +69,10 @@ test('a pod gets an IP on the bridge, lo and eth0 up, shm of the asked size; sto
     assert.ok(Number(stats.linux?.network?.default_interface?.rx_bytes?.value) > 0);
     assert.ok(Number(stats.linux?.network?.default_interface?.tx_bytes?.value) > 0);
     const listed = await client.call('ListPodSandboxStats', { filter: { label_selector: { app: 'web' } } });
-    assert.deepEqual(listed.stats.map((x) => x.attributes?.id), [id]);
+    assert.deepEqual(
+      listed.stats.map((x) => x.attributes?.id),
+      [id],
+    );
 
     // New pod resources reach the pod cgroup.
     const cgroupPath = (JSON.parse(st.info.info) as { cgroup: { path: string } }).cgroup.path;
@@ -158,7 +170,7 @@ test('after kill -9, a pause pid now naming another process is never adopted (no
       assert.equal(sleep.exitCode, null);
       assert.equal(sleep.signalCode, null);
       assert.ok(!dead(sleep.pid!));
-      for (const end = Date.now() + 10_000; !dead(kept.pid) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+      for (const end = Date.now() + 10_000; !dead(kept.pid) && Date.now() < end;) await new Promise((r) => setTimeout(r, 20));
       assert.ok(dead(kept.pid), `the adopted pause ${kept.pid} was not stopped`);
     } finally {
       sleep.kill('SIGKILL');

@@ -100,7 +100,9 @@ describe('nodecri CLI without the addon', { timeout: 120_000 }, () => {
 
   test('daemon as root says the addon cannot load, without a stack', { skip: process.getuid?.() !== 0 && 'needs root' }, async () => {
     const state = path.join(dir, 'state');
-    const r = await run([main, 'daemon', '--root', path.join(state, 'root'), '--runroot', path.join(state, 'run'), '--listen', path.join(state, 'run', 'nodecri.sock')], { cwd: dir });
+    const r = await run([main, 'daemon', '--root', path.join(state, 'root'), '--runroot', path.join(state, 'run'), '--listen', path.join(state, 'run', 'nodecri.sock')], {
+      cwd: dir,
+    });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^nodecri: cannot load the nodecri addon/);
     assert.doesNotMatch(r.stderr, /\n\s+at /);

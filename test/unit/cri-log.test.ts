@@ -24,7 +24,11 @@ test('a stream is paused while more than the high-water mark waits to be written
     await log.ended;
     await log.close();
     assert.ok(pausedOnce, 'the stream was paused while the queue was over the mark');
-    const written = fs.readFileSync(path.join(dir, 'c.log'), 'utf8').trim().split('\n').map((l) => l.split(' ').slice(3).join(' '));
+    const written = fs
+      .readFileSync(path.join(dir, 'c.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' ').slice(3).join(' '));
     assert.deepEqual(written, lines);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -135,7 +135,10 @@ test('every call is counted, timed and logged with its request id', async () => 
   await client.call('Version', {});
   await assert.rejects(client.call('ContainerStatus', { container_id: '' }), (e: ServiceError) => e.code === Status.INVALID_ARGUMENT);
   await assert.rejects(client.call('Exec', { container_id: 'x', cmd: ['sh'] }), (e: ServiceError) => e.code === Status.UNIMPLEMENTED);
-  assert.deepEqual(await Promise.all(series.map(metricValue)), before.map((n) => n + 1));
+  assert.deepEqual(
+    await Promise.all(series.map(metricValue)),
+    before.map((n) => n + 1),
+  );
   const text = await metrics.registry.metrics();
   assert.match(text, /nodecri_operations_duration_seconds_bucket\{le="0.0001",operation="Version"\}/);
   const req = lines.find((l) => l.operation === 'Version' && l.msg === 'request');

@@ -13,7 +13,10 @@ test('registrar: one id per name, idempotent for the holder, names the holder ot
   const r = new Registrar();
   r.reserve('k8s_a', 'id1');
   r.reserve('k8s_a', 'id1');
-  assert.throws(() => r.reserve('k8s_a', 'id2'), (e: NameTakenError) => e.holder === 'id1' && /reserved for id1/.test(e.message));
+  assert.throws(
+    () => r.reserve('k8s_a', 'id2'),
+    (e: NameTakenError) => e.holder === 'id1' && /reserved for id1/.test(e.message),
+  );
   assert.equal(r.get('k8s_a'), 'id1');
   r.releaseId('id1');
   assert.equal(r.get('k8s_a'), null);
@@ -35,9 +38,18 @@ test('id index: unique prefixes resolve, ambiguous and empty ones are invalid', 
   assert.equal(ix.resolve('abc', 'container'), 'abc123');
   assert.equal(ix.resolve('ff', 'container'), 'ff');
   assert.equal(ix.resolve('zz', 'container'), null);
-  assert.throws(() => ix.resolve('ab', 'container'), (e: RuntimeError) => e.kind === 'invalid-argument' && /ambiguous/.test(e.message));
-  assert.throws(() => ix.resolve('', 'sandbox'), (e: RuntimeError) => e.kind === 'invalid-argument' && /sandbox id is empty/.test(e.message));
-  assert.throws(() => ix.mustResolve('zz', 'sandbox'), (e: RuntimeError) => e.kind === 'not-found' && /sandbox zz not found/.test(e.message));
+  assert.throws(
+    () => ix.resolve('ab', 'container'),
+    (e: RuntimeError) => e.kind === 'invalid-argument' && /ambiguous/.test(e.message),
+  );
+  assert.throws(
+    () => ix.resolve('', 'sandbox'),
+    (e: RuntimeError) => e.kind === 'invalid-argument' && /sandbox id is empty/.test(e.message),
+  );
+  assert.throws(
+    () => ix.mustResolve('zz', 'sandbox'),
+    (e: RuntimeError) => e.kind === 'not-found' && /sandbox zz not found/.test(e.message),
+  );
   ix.delete('abc123');
   assert.equal(ix.resolve('ab', 'container'), 'abd456');
 });

@@ -62,7 +62,11 @@ test('the domain type-checks without src/cri/ (tsconfig.domain.json)', { timeout
     .split('\n')
     .map((l) => path.resolve(root, l.trim()))
     .filter((f) => f.startsWith(`${cri}${path.sep}`));
-  assert.deepEqual(reached.map((f) => path.relative(root, f)), [], 'the domain program reaches src/cri/');
+  assert.deepEqual(
+    reached.map((f) => path.relative(root, f)),
+    [],
+    'the domain program reaches src/cri/',
+  );
   // The program really is the domain: the container module and the OCI generator are in it.
   const files = new Set(r.stdout.split('\n').map((l) => path.resolve(root, l.trim())));
   for (const f of ['src/container/service.ts', 'src/oci/generate.ts', 'src/sandbox/service.ts']) assert.ok(files.has(path.join(root, f)), f);

@@ -125,7 +125,7 @@ const full = (): ContainerConfig__Output =>
   });
 
 describe('containerSpecFromCri', () => {
-  it('carries every field into the spec, in the domain\'s names', () => {
+  it("carries every field into the spec, in the domain's names", () => {
     assert.deepEqual(containerSpecFromCri(full()), {
       name: 'app',
       attempt: 2,
@@ -189,15 +189,29 @@ describe('containerSpecFromCri', () => {
       [withSc({ run_as_user: { value: '4294967295' } }), /^run_as_user: "4294967295" is not a valid id \(it is \(uid_t\)-1/],
       [withSc({ run_as_group: { value: 'x' } }), /^run_as_group: "x" is not a valid id/],
       [withSc({ supplemental_groups: ['1', '-1'] }), /^supplemental_groups\[1\]: "-1"/],
-      [config({ envs: [{ key: 'A', value: Buffer.from('') }, { key: 'B=C', value: Buffer.from('') }] }), /^envs\[1\]: invalid name "B=C"/],
+      [
+        config({
+          envs: [
+            { key: 'A', value: Buffer.from('') },
+            { key: 'B=C', value: Buffer.from('') },
+          ],
+        }),
+        /^envs\[1\]: invalid name "B=C"/,
+      ],
       [config({ envs: [{ key: '', value: Buffer.from('') }] }), /^envs\[0\]: invalid name ""/],
       [config({ working_dir: 'rel' }), /^working_dir "rel" must be an absolute path/],
       [config({ working_dir: `/${'x'.repeat(256)}` }), /^working_dir .* over NAME_MAX/],
-      [config({ linux: { resources: { ...full().linux!.resources!, oom_score_adj: '1001' }, security_context: null } }), /^resources\.oom_score_adj 1001 is outside -1000\.\.1000$/],
+      [
+        config({ linux: { resources: { ...full().linux!.resources!, oom_score_adj: '1001' }, security_context: null } }),
+        /^resources\.oom_score_adj 1001 is outside -1000\.\.1000$/,
+      ],
       [config({ mounts: [mount({}), mount({ container_path: 'x' })] }), /^mounts\[1\]: container_path "x" must be an absolute path/],
       [config({ mounts: [mount({ host_path: 'h' })] }), /^mounts\[0\]: host_path "h" must be an absolute path/],
       [config({ mounts: [mount({ recursive_read_only: true })] }), /^mounts\[0\]: recursive_read_only needs readonly$/],
-      [config({ mounts: [mount({ recursive_read_only: true, readonly: true, propagation: 'PROPAGATION_HOST_TO_CONTAINER' })] }), /^mounts\[0\]: recursive_read_only needs PROPAGATION_PRIVATE, got PROPAGATION_HOST_TO_CONTAINER$/],
+      [
+        config({ mounts: [mount({ recursive_read_only: true, readonly: true, propagation: 'PROPAGATION_HOST_TO_CONTAINER' })] }),
+        /^mounts\[0\]: recursive_read_only needs PROPAGATION_PRIVATE, got PROPAGATION_HOST_TO_CONTAINER$/,
+      ],
       [config({ devices: [{ host_path: 'dev/null', container_path: '', permissions: '' }] }), /^devices\[0\]: host_path "dev\/null" must be an absolute path/],
       [config({ devices: [{ host_path: '/dev/null', container_path: 'x', permissions: '' }] }), /^devices\[0\]: container_path "x" must be an absolute path/],
       [config({ devices: [{ host_path: '/dev/null', container_path: '', permissions: 'rx' }] }), /^devices\[0\]: permissions "rx" must be a combination/],
@@ -228,8 +242,16 @@ describe('seccompChoice', () => {
     assert.deepEqual(seccompChoice(sc({ seccomp: { profile_type: 'Unconfined', localhost_ref: '' } })), { kind: 'unconfined' });
     assert.deepEqual(seccompChoice(sc({ seccomp: { profile_type: 'RuntimeDefault', localhost_ref: '' }, seccomp_profile_path: 'unconfined' })), { kind: 'runtime-default' });
     for (const p of ['runtime/default', 'docker/default']) assert.deepEqual(seccompChoice(sc({ seccomp_profile_path: p })), { kind: 'runtime-default' });
-    assert.deepEqual(seccompChoice(sc({ seccomp: { profile_type: 'Localhost', localhost_ref: '/etc//p.json' } })), { kind: 'localhost', path: '/etc/p.json', field: 'linux.security_context.seccomp.localhost_ref' });
-    assert.deepEqual(seccompChoice(sc({ seccomp_profile_path: 'localhost//etc/p.json' })), { kind: 'localhost', path: '/etc/p.json', field: 'linux.security_context.seccomp_profile_path' });
+    assert.deepEqual(seccompChoice(sc({ seccomp: { profile_type: 'Localhost', localhost_ref: '/etc//p.json' } })), {
+      kind: 'localhost',
+      path: '/etc/p.json',
+      field: 'linux.security_context.seccomp.localhost_ref',
+    });
+    assert.deepEqual(seccompChoice(sc({ seccomp_profile_path: 'localhost//etc/p.json' })), {
+      kind: 'localhost',
+      path: '/etc/p.json',
+      field: 'linux.security_context.seccomp_profile_path',
+    });
     assert.throws(() => seccompChoice(sc({ seccomp_profile_path: 'localhost/p.json' })), invalid(/must be absolute/));
     assert.throws(() => seccompChoice(sc({ seccomp: { profile_type: 'Unconfined', localhost_ref: '/x' } })), invalid(/localhost_ref must only be set/));
   });
@@ -281,7 +303,10 @@ describe('container records to the CRI', () => {
     assert.deepEqual(s.annotations, asked.annotations);
     assert.deepEqual(s.mounts, asked.mounts);
     assert.equal(s.user, null);
-    assert.deepEqual([s.id, s.state, s.log_path, s.image_ref, s.image_id], ['c1', 'CONTAINER_RUNNING', '/var/log/pods/x/app/2.log', 'docker.io/library/busybox@sha256:d', 'sha256:img']);
+    assert.deepEqual(
+      [s.id, s.state, s.log_path, s.image_ref, s.image_id],
+      ['c1', 'CONTAINER_RUNNING', '/var/log/pods/x/app/2.log', 'docker.io/library/busybox@sha256:d', 'sha256:img'],
+    );
   });
 
   it('the list item too', () => {

@@ -5,8 +5,7 @@ import type { SandboxRecord } from '../../sandbox/model';
 import { selectContainers, selectSandboxes } from './filter';
 
 const sandbox = (id: string, state: string, labels: Record<string, string>) => ({ id, state, spec: { labels } }) as unknown as SandboxRecord;
-const container = (id: string, sandboxId: string, state: string, labels: Record<string, string>) =>
-  ({ id, sandboxId, state, spec: { labels } }) as unknown as ContainerRecord;
+const container = (id: string, sandboxId: string, state: string, labels: Record<string, string>) => ({ id, sandboxId, state, spec: { labels } }) as unknown as ContainerRecord;
 
 /** A store looked up as the services do: by id or unique prefix. */
 function lookup<R extends { id: string }>(records: R[]) {

@@ -37,10 +37,7 @@ interface Lookup<R> {
  * narrow to at most one, and a prefix that names nothing selects nothing; state and labels
  * must match.
  */
-export function selectContainers(
-  deps: { containers: Lookup<ContainerRecord>; sandboxes: Lookup<SandboxRecord> },
-  filter: ContainerSelection | null,
-): ContainerRecord[] {
+export function selectContainers(deps: { containers: Lookup<ContainerRecord>; sandboxes: Lookup<SandboxRecord> }, filter: ContainerSelection | null): ContainerRecord[] {
   let records = deps.containers.list();
   if (filter?.id) {
     const one = deps.containers.get(filter.id);

@@ -11,9 +11,7 @@ export function cpuUsage(timestamp: string, cg: CgroupStats | null, nanoCores: b
 
 export function memoryUsage(timestamp: string, cg: CgroupStats | null): MemoryUsage {
   const available =
-    cg?.memoryLimitBytes != null && cg.memoryWorkingSetBytes != null && cg.memoryLimitBytes > cg.memoryWorkingSetBytes
-      ? cg.memoryLimitBytes - cg.memoryWorkingSetBytes
-      : null;
+    cg?.memoryLimitBytes != null && cg.memoryWorkingSetBytes != null && cg.memoryLimitBytes > cg.memoryWorkingSetBytes ? cg.memoryLimitBytes - cg.memoryWorkingSetBytes : null;
   return {
     timestamp,
     working_set_bytes: u64(cg?.memoryWorkingSetBytes),

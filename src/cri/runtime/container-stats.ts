@@ -13,9 +13,7 @@ export async function containerStatsOf(ctx: CallContext, r: ContainerRecord): Pr
     attributes: containerAttributes(r),
     cpu: cpuUsage(s.timestamp, s.cgroup, s.nanoCores),
     memory: memoryUsage(s.timestamp, s.cgroup),
-    writable_layer: s.writable
-      ? { timestamp: s.timestamp, fs_id: { mountpoint: r.rootfs }, used_bytes: u64(s.writable.bytes), inodes_used: u64(s.writable.inodes) }
-      : null,
+    writable_layer: s.writable ? { timestamp: s.timestamp, fs_id: { mountpoint: r.rootfs }, used_bytes: u64(s.writable.bytes), inodes_used: u64(s.writable.inodes) } : null,
   };
 }
 

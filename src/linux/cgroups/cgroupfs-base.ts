@@ -8,8 +8,16 @@ import os from 'node:os';
 import type { CgroupCreateSpec, CgroupFileWrite, CgroupKillSpec, CgroupNative } from '../../native/cgroups';
 import { SyscallError } from '../../native/errors';
 import {
-  CgroupConfigError, type ControllerWriter, type ResourceField, type WriteContext, ancestors, checkCgroupDirLength, errnoName, joinDir,
-  relativeCgroupPath, unique,
+  CgroupConfigError,
+  type ControllerWriter,
+  type ResourceField,
+  type WriteContext,
+  ancestors,
+  checkCgroupDirLength,
+  errnoName,
+  joinDir,
+  relativeCgroupPath,
+  unique,
 } from './common';
 import { cpu } from './cpu';
 import { cpuset } from './cpuset';
@@ -18,9 +26,7 @@ import { deviceControlFor, v1DeviceWrites, validateDeviceRules } from './devices
 import { hugetlb } from './hugetlb';
 import { memory, v1NeedsCurrentLimit } from './memory';
 import { pids } from './pids';
-import type {
-  CgroupManager, CgroupMode, CgroupPaths, CgroupStats, ControllerName, DeviceControl, DeviceEnforcement, DeviceRule, Resources,
-} from './types';
+import type { CgroupManager, CgroupMode, CgroupPaths, CgroupStats, ControllerName, DeviceControl, DeviceEnforcement, DeviceRule, Resources } from './types';
 
 /** The writers, in the order their files are written. */
 export const WRITERS: readonly ControllerWriter[] = [cpuset, cpu, memory, pids, hugetlb];
@@ -44,9 +50,7 @@ export const defaultCgroupfsOptions: CgroupfsOptions = { killTimeoutMs: 10_000, 
  * v2 core files the manager itself drives; a `unified` resource must not write them, or
  * it could move tasks, kill or freeze behind the manager's back.
  */
-const RESERVED_UNIFIED = new Set([
-  'cgroup.procs', 'cgroup.threads', 'cgroup.kill', 'cgroup.freeze', 'cgroup.subtree_control', 'cgroup.type',
-]);
+const RESERVED_UNIFIED = new Set(['cgroup.procs', 'cgroup.threads', 'cgroup.kill', 'cgroup.freeze', 'cgroup.subtree_control', 'cgroup.type']);
 const UNIFIED_KEY = /^[a-z][a-z0-9_]*\.[A-Za-z0-9_.]+$/;
 
 interface PlannedWrite extends CgroupFileWrite {
@@ -140,9 +144,7 @@ export abstract class CgroupfsBase implements CgroupManager {
   async attach(path: string, pid: number): Promise<void> {
     const rel = relativeCgroupPath(path);
     if (!Number.isSafeInteger(pid) || pid <= 0) throw new CgroupConfigError(`invalid pid: ${pid}`);
-    await this.native.cgroupWriteFiles(
-      this.dirs(rel).map((dir) => ({ dir, file: 'cgroup.procs', value: String(pid), mayFail: false })),
-    );
+    await this.native.cgroupWriteFiles(this.dirs(rel).map((dir) => ({ dir, file: 'cgroup.procs', value: String(pid), mayFail: false })));
   }
 
   async killAll(path: string): Promise<void> {
@@ -192,14 +194,10 @@ export abstract class CgroupfsBase implements CgroupManager {
     const { mount, controllers } = target;
     const dirs = [mount, ...ancestors(rel).map((a) => joinDir(mount, a))];
     const line = controllers.map((c) => `+${c}`).join(' ');
-    const results = await this.native.cgroupWriteFiles(
-      dirs.map((dir) => ({ dir, file: 'cgroup.subtree_control', value: line, mayFail: true })),
-    );
+    const results = await this.native.cgroupWriteFiles(dirs.map((dir) => ({ dir, file: 'cgroup.subtree_control', value: line, mayFail: true })));
     const failed = dirs.filter((_, i) => results[i] !== 0);
     if (failed.length === 0) return;
-    await this.native.cgroupWriteFiles(
-      failed.flatMap((dir) => controllers.map((c) => ({ dir, file: 'cgroup.subtree_control', value: `+${c}`, mayFail: true }))),
-    );
+    await this.native.cgroupWriteFiles(failed.flatMap((dir) => controllers.map((c) => ({ dir, file: 'cgroup.subtree_control', value: `+${c}`, mayFail: true }))));
   }
 
   private async apply(rel: string, r: Resources): Promise<void> {

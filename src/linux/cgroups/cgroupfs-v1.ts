@@ -72,10 +72,7 @@ export class CgroupfsV1Manager extends CgroupfsBase {
     // binds hugetlb there, unified keys). Enabling a controller in a cgroup's
     // subtree_control forbids tasks in that cgroup itself (cgroup2's no-internal-process
     // rule), which a v1-style layout with tasks at several levels would trip over.
-    const wanted = [
-      ...WRITERS.filter((w) => w.wants(r) && this.v1Mount(w.name) === null).map((w) => w.name),
-      ...Object.keys(r.unified).map(controllerOfKey),
-    ];
+    const wanted = [...WRITERS.filter((w) => w.wants(r) && this.v1Mount(w.name) === null).map((w) => w.name), ...Object.keys(r.unified).map(controllerOfKey)];
     return { mount: this.layout.unifiedMount, controllers: unique(wanted.filter((c) => this.onUnified(c))) };
   }
 
@@ -111,9 +108,12 @@ export class CgroupfsV1Manager extends CgroupfsBase {
     // v1 CPU time is cpuacct's; without it, the unified cgroup's cpu.stat (a core file in
     // every v2 cgroup) still counts it.
     const cpuRead = cpuacct?.version === 1 ? { dir: cpuacct.dir, file: 'cpuacct.usage' } : unified !== null ? { dir: unified, file: 'cpu.stat' } : null;
-    const memFiles = mem === null ? [] : mem.version === 1
-      ? ['memory.usage_in_bytes', 'memory.stat', 'memory.limit_in_bytes', 'memory.oom_control']
-      : ['memory.current', 'memory.stat', 'memory.max', 'memory.events'];
+    const memFiles =
+      mem === null
+        ? []
+        : mem.version === 1
+          ? ['memory.usage_in_bytes', 'memory.stat', 'memory.limit_in_bytes', 'memory.oom_control']
+          : ['memory.current', 'memory.stat', 'memory.max', 'memory.events'];
     // A file every cgroup has tells "no such cgroup" from "no data": notify_on_release in
     // v1, cgroup.type in cgroup2.
     const v1Dir = this.managed.map((c) => this.placement(c, rel)).find((p) => p?.version === 1)?.dir ?? null;
@@ -130,9 +130,12 @@ export class CgroupfsV1Manager extends CgroupfsBase {
     const cpuText = cpuRead ? values[i++] : null;
     const m = memFiles.map(() => values[i++]);
     const pidsText = pids ? values[i++] : null;
-    const memStats = mem === null
-      ? { memoryUsageBytes: null, memoryWorkingSetBytes: null, memoryLimitBytes: null, oomKillCount: null }
-      : mem.version === 1 ? memoryStatsV1(m[0], m[1], m[2], m[3]) : memoryStatsV2(m[0], m[1], m[2], m[3]);
+    const memStats =
+      mem === null
+        ? { memoryUsageBytes: null, memoryWorkingSetBytes: null, memoryLimitBytes: null, oomKillCount: null }
+        : mem.version === 1
+          ? memoryStatsV1(m[0], m[1], m[2], m[3])
+          : memoryStatsV2(m[0], m[1], m[2], m[3]);
     return {
       cpuUsageNanos: cpuRead === null ? null : cpuRead.file === 'cpuacct.usage' ? cpuUsageV1(cpuText) : cpuUsageV2(cpuText),
       ...memStats,

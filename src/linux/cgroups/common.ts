@@ -142,9 +142,7 @@ export function unique<T>(xs: Iterable<T>): T[] {
   return [...new Set(xs)];
 }
 
-const errnoNames = new Map<number, string>(
-  Object.entries(os.constants.errno).map(([name, n]) => [n, name] as [number, string]),
-);
+const errnoNames = new Map<number, string>(Object.entries(os.constants.errno).map(([name, n]) => [n, name] as [number, string]));
 
 /** "ENOENT" for 2, like the addon's error codes. */
 export function errnoName(errno: number): string {

@@ -8,10 +8,20 @@ const v2 = (mountPoint: string, root = '/'): CgroupMount => ({ mountPoint, root,
 describe('classifyMounts', () => {
   it('reads a hybrid host (controllers on v1, cgroup2 at unified)', () => {
     const { v1Mounts, unifiedMount } = classifyMounts([
-      v1('/sys/fs/cgroup/cpu', 'cpu'), v1('/sys/fs/cgroup/cpuacct', 'cpuacct'), v1('/sys/fs/cgroup/memory', 'memory'),
-      v1('/sys/fs/cgroup/systemd', 'name=systemd'), v2('/sys/fs/cgroup/unified'),
+      v1('/sys/fs/cgroup/cpu', 'cpu'),
+      v1('/sys/fs/cgroup/cpuacct', 'cpuacct'),
+      v1('/sys/fs/cgroup/memory', 'memory'),
+      v1('/sys/fs/cgroup/systemd', 'name=systemd'),
+      v2('/sys/fs/cgroup/unified'),
     ]);
-    assert.deepEqual([...v1Mounts], [['cpu', '/sys/fs/cgroup/cpu'], ['cpuacct', '/sys/fs/cgroup/cpuacct'], ['memory', '/sys/fs/cgroup/memory']]);
+    assert.deepEqual(
+      [...v1Mounts],
+      [
+        ['cpu', '/sys/fs/cgroup/cpu'],
+        ['cpuacct', '/sys/fs/cgroup/cpuacct'],
+        ['memory', '/sys/fs/cgroup/memory'],
+      ],
+    );
     assert.equal(unifiedMount, '/sys/fs/cgroup/unified');
     assert.equal(modeOf(v1Mounts, unifiedMount), 'hybrid');
   });
@@ -28,7 +38,10 @@ describe('classifyMounts', () => {
   });
   it('prefers a mount of the hierarchy root over a bind mount of a sub-cgroup', () => {
     const { v1Mounts, unifiedMount } = classifyMounts([
-      v1('/mnt/sub', 'memory', '/kubepods'), v1('/sys/fs/cgroup/memory', 'memory'), v2('/mnt/u', '/x'), v2('/sys/fs/cgroup/unified'),
+      v1('/mnt/sub', 'memory', '/kubepods'),
+      v1('/sys/fs/cgroup/memory', 'memory'),
+      v2('/mnt/u', '/x'),
+      v2('/sys/fs/cgroup/unified'),
     ]);
     assert.equal(v1Mounts.get('memory'), '/sys/fs/cgroup/memory');
     assert.equal(unifiedMount, '/sys/fs/cgroup/unified');

@@ -10,10 +10,7 @@ import { type MountInfoEntry, readMountInfo } from '../mountinfo';
 import type { CgroupMode } from './types';
 
 /** Controller names a v1 mount can carry in its super options (kernel's cgroup_subsys). */
-const V1_CONTROLLERS = new Set([
-  'cpu', 'cpuacct', 'cpuset', 'memory', 'devices', 'freezer', 'net_cls', 'blkio', 'perf_event',
-  'net_prio', 'hugetlb', 'pids', 'rdma', 'misc',
-]);
+const V1_CONTROLLERS = new Set(['cpu', 'cpuacct', 'cpuset', 'memory', 'devices', 'freezer', 'net_cls', 'blkio', 'perf_event', 'net_prio', 'hugetlb', 'pids', 'rdma', 'misc']);
 
 export interface CgroupLayout {
   mode: CgroupMode;

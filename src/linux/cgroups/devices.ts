@@ -68,9 +68,7 @@ export function deviceControlFor(layout: CgroupLayout, enforcement: DeviceEnforc
  */
 export function checkDeviceControl(layout: CgroupLayout, enforcement: DeviceEnforcement, errnoName: (n: number) => string): DeviceControl {
   const control = deviceControlFor(layout, enforcement);
-  const bpfWhy = layout.unifiedMount === null
-    ? 'no cgroup2 hierarchy is mounted'
-    : `the kernel refused a cgroup device program (bpf: ${errnoName(layout.deviceFilterErrno ?? 0)})`;
+  const bpfWhy = layout.unifiedMount === null ? 'no cgroup2 hierarchy is mounted' : `the kernel refused a cgroup device program (bpf: ${errnoName(layout.deviceFilterErrno ?? 0)})`;
   if (enforcement === 'v1' && !control.v1) throw new CgroupConfigError('cgroup.device_enforcement = "v1" but the v1 devices controller is not mounted');
   if (enforcement === 'bpf' && !control.bpf) throw new CgroupConfigError(`cgroup.device_enforcement = "bpf" but ${bpfWhy}`);
   if (!control.v1 && !control.bpf) {

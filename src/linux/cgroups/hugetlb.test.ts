@@ -27,11 +27,23 @@ describe('hugepage size names (as mm/hugetlb_cgroup.c prints them)', () => {
 });
 
 describe('hugetlb writer', () => {
-  const r = { ...noResources(), hugepageLimits: [{ pageSize: '2MB', limit: 4n << 20n }, { pageSize: '1048576kB', limit: -1n }] };
+  const r = {
+    ...noResources(),
+    hugepageLimits: [
+      { pageSize: '2MB', limit: 4n << 20n },
+      { pageSize: '1048576kB', limit: -1n },
+    ],
+  };
   it('v1 writes hugetlb.<size>.limit_in_bytes', () => {
-    assert.deepEqual(hugetlb.v1(r, ctx).map((w) => `${w.file}=${w.value}`), ['hugetlb.2MB.limit_in_bytes=4194304', 'hugetlb.1GB.limit_in_bytes=-1']);
+    assert.deepEqual(
+      hugetlb.v1(r, ctx).map((w) => `${w.file}=${w.value}`),
+      ['hugetlb.2MB.limit_in_bytes=4194304', 'hugetlb.1GB.limit_in_bytes=-1'],
+    );
   });
   it('v2 writes hugetlb.<size>.max', () => {
-    assert.deepEqual(hugetlb.v2(r, ctx).map((w) => `${w.file}=${w.value}`), ['hugetlb.2MB.max=4194304', 'hugetlb.1GB.max=max']);
+    assert.deepEqual(
+      hugetlb.v2(r, ctx).map((w) => `${w.file}=${w.value}`),
+      ['hugetlb.2MB.max=4194304', 'hugetlb.1GB.max=max'],
+    );
   });
 });

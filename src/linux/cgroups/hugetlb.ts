@@ -44,7 +44,6 @@ function entries(r: Resources): { size: string; limit: bigint }[] {
 export const hugetlb: ControllerWriter = {
   name: 'hugetlb',
   wants: (r) => r.hugepageLimits.length > 0,
-  v1: (r): FileValue[] =>
-    entries(r).map((e) => fv(`hugetlb.${e.size}.limit_in_bytes`, e.limit < 0n ? '-1' : String(e.limit))),
+  v1: (r): FileValue[] => entries(r).map((e) => fv(`hugetlb.${e.size}.limit_in_bytes`, e.limit < 0n ? '-1' : String(e.limit))),
   v2: (r): FileValue[] => entries(r).map((e) => fv(`hugetlb.${e.size}.max`, e.limit < 0n ? 'max' : String(e.limit))),
 };

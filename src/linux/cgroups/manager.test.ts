@@ -34,7 +34,7 @@ class FakeNative implements CgroupNative {
       const code = this.throwWrites.get(`${x.dir}/${x.file}`);
       if (code && !x.mayFail) throw new SyscallError(`write cgroup file: write ${x.dir}/${x.file}: ${code}`, code, 0, 'write', `${x.dir}/${x.file}`, 'write cgroup file');
     }
-    return writes.map((w) => (w.mayFail ? this.failWrites.get(`${w.dir}/${w.file}`) ?? 0 : 0));
+    return writes.map((w) => (w.mayFail ? (this.failWrites.get(`${w.dir}/${w.file}`) ?? 0) : 0));
   }
   async cgroupReadFiles(reads: CgroupFileRead[]): Promise<(string | null)[]> {
     this.calls.push('read');
@@ -83,13 +83,27 @@ describe('v1 manager on a hybrid host', () => {
     const m = cgroupManagerFor(hybrid, n, opts);
     assert.equal(m.mode, 'hybrid');
     await m.create('/a/b', {
-      ...noResources(), cpuShares: 512, cpusetCpus: '0', memoryLimitBytes: 1n << 30n, memorySwapLimitBytes: 2n << 30n,
-      pidsLimit: 10, hugepageLimits: [{ pageSize: '2MB', limit: 2097152n }],
+      ...noResources(),
+      cpuShares: 512,
+      cpusetCpus: '0',
+      memoryLimitBytes: 1n << 30n,
+      memorySwapLimitBytes: 2n << 30n,
+      pidsLimit: 10,
+      hugepageLimits: [{ pageSize: '2MB', limit: 2097152n }],
     });
-    assert.deepEqual(n.created.map((s) => `${s.root}:${s.path}:${s.inheritFiles.join(',')}`), [
-      '/cg/cpu:a/b:', '/cg/cpuacct:a/b:', '/cg/cpuset:a/b:cpuset.cpus,cpuset.mems', '/cg/memory:a/b:', '/cg/pids:a/b:', '/cg/freezer:a/b:',
-      '/cg/devices:a/b:', '/cg/unified:a/b:',
-    ]);
+    assert.deepEqual(
+      n.created.map((s) => `${s.root}:${s.path}:${s.inheritFiles.join(',')}`),
+      [
+        '/cg/cpu:a/b:',
+        '/cg/cpuacct:a/b:',
+        '/cg/cpuset:a/b:cpuset.cpus,cpuset.mems',
+        '/cg/memory:a/b:',
+        '/cg/pids:a/b:',
+        '/cg/freezer:a/b:',
+        '/cg/devices:a/b:',
+        '/cg/unified:a/b:',
+      ],
+    );
     assert.deepEqual(n.writes.map(w), [
       // hugetlb lives on cgroup2 here: enable it from the root down to the parent
       '/cg/unified/cgroup.subtree_control=+hugetlb?',
@@ -107,8 +121,15 @@ describe('v1 manager on a hybrid host', () => {
   it('lists paths per controller, hugetlb on the unified side', () => {
     const p = cgroupManagerFor(hybrid, new FakeNative(), opts).paths('/x');
     assert.deepEqual(p, {
-      cpu: '/cg/cpu/x', cpuacct: '/cg/cpuacct/x', cpuset: '/cg/cpuset/x', memory: '/cg/memory/x', pids: '/cg/pids/x',
-      hugetlb: '/cg/unified/x', freezer: '/cg/freezer/x', devices: '/cg/devices/x', unified: '/cg/unified/x',
+      cpu: '/cg/cpu/x',
+      cpuacct: '/cg/cpuacct/x',
+      cpuset: '/cg/cpuset/x',
+      memory: '/cg/memory/x',
+      pids: '/cg/pids/x',
+      hugetlb: '/cg/unified/x',
+      freezer: '/cg/freezer/x',
+      devices: '/cg/devices/x',
+      unified: '/cg/unified/x',
     });
   });
 
@@ -165,11 +186,15 @@ describe('v1 manager on a hybrid host', () => {
     const n = new FakeNative();
     const m = cgroupManagerFor(pureV2, n, opts);
     n.throwWrites.set('/cg/x/cpuset.cpus', 'ERANGE');
-    await assert.rejects(m.update('/x', { ...noResources(), cpusetCpus: '64' }), (e: unknown) =>
-      e instanceof CgroupConfigError && e.field === 'cpusetCpus' && /"64" refused by the kernel for cpuset.cpus \(ERANGE\)/.test(e.detail));
+    await assert.rejects(
+      m.update('/x', { ...noResources(), cpusetCpus: '64' }),
+      (e: unknown) => e instanceof CgroupConfigError && e.field === 'cpusetCpus' && /"64" refused by the kernel for cpuset.cpus \(ERANGE\)/.test(e.detail),
+    );
     n.throwWrites.set('/cg/x/memory.nosuch', 'ENOENT');
-    await assert.rejects(m.update('/x', { ...noResources(), unified: { 'memory.nosuch': '1' } }), (e: unknown) =>
-      e instanceof CgroupConfigError && e.field === 'unified' && /"memory.nosuch" is not a control file/.test(e.message));
+    await assert.rejects(
+      m.update('/x', { ...noResources(), unified: { 'memory.nosuch': '1' } }),
+      (e: unknown) => e instanceof CgroupConfigError && e.field === 'unified' && /"memory.nosuch" is not a control file/.test(e.message),
+    );
     // Anything else stays the host's failure.
     n.throwWrites.set('/cg/x/pids.max', 'EACCES');
     await assert.rejects(m.update('/x', { ...noResources(), pidsLimit: 5 }), (e: unknown) => e instanceof SyscallError && e.code === 'EACCES');
@@ -178,7 +203,11 @@ describe('v1 manager on a hybrid host', () => {
   it('refuses cpu lists the kernel would, control characters and paths too long for their files, before any directory', async () => {
     const n = new FakeNative();
     const m = cgroupManagerFor(hybrid, n, opts);
-    for (const [v, re] of [['3-1', /range 3-1 goes backwards/], ['0,', /not a cpu\/node list/], ['99999999999', /is not a cpu\/node number/]] as const) {
+    for (const [v, re] of [
+      ['3-1', /range 3-1 goes backwards/],
+      ['0,', /not a cpu\/node list/],
+      ['99999999999', /is not a cpu\/node number/],
+    ] as const) {
       await assert.rejects(m.create('/x', { ...noResources(), cpusetCpus: v }), (e: unknown) => e instanceof CgroupConfigError && e.field === 'cpusetCpus' && re.test(e.message));
     }
     await assert.rejects(m.create('/a\nb', noResources()), /control character/);
@@ -194,8 +223,10 @@ describe('v1 manager on a hybrid host', () => {
     n.failWrites.set('/cg/cpu/x/cpu.cfs_period_us', 22);
     await m.update('/x', { ...noResources(), cpuQuota: 1000, cpuPeriod: 10000 });
     n.failWrites.set('/cg/cpu/x/cpu.cfs_period_us', 13);
-    await assert.rejects(m.update('/x', { ...noResources(), cpuQuota: 1000, cpuPeriod: 10000 }),
-      (e: unknown) => e instanceof SyscallError && e.code === 'EACCES' && e.path === '/cg/cpu/x/cpu.cfs_period_us');
+    await assert.rejects(
+      m.update('/x', { ...noResources(), cpuQuota: 1000, cpuPeriod: 10000 }),
+      (e: unknown) => e instanceof SyscallError && e.code === 'EACCES' && e.path === '/cg/cpu/x/cpu.cfs_period_us',
+    );
   });
 
   it('a v1 host without cgroup2 refuses unified keys and has no kill file', async () => {
@@ -215,8 +246,14 @@ describe('v2 manager', () => {
     const m = cgroupManagerFor(pureV2, n, opts);
     assert.equal(m.mode, 'v2');
     await m.create('/a/b', {
-      ...noResources(), cpuShares: 1024, cpuQuota: -1, cpuPeriod: 100000, memoryLimitBytes: 1n << 30n, memorySwapLimitBytes: 1n << 30n,
-      pidsLimit: -1, unified: { 'io.weight': 'default 50' },
+      ...noResources(),
+      cpuShares: 1024,
+      cpuQuota: -1,
+      cpuPeriod: 100000,
+      memoryLimitBytes: 1n << 30n,
+      memorySwapLimitBytes: 1n << 30n,
+      pidsLimit: -1,
+      unified: { 'io.weight': 'default 50' },
     });
     assert.deepEqual(n.created, [{ root: '/cg', path: 'a/b', inheritFiles: [] }]);
     assert.deepEqual(n.writes.map(w), [
@@ -315,7 +352,10 @@ describe('device rules', () => {
     assert.ok(!bpf.created.some((c) => c.root === '/cg/devices'));
     assert.equal(mbpf.paths('/a/b').devices, undefined);
     assert.ok(!bpf.writes.some((x) => x.file.startsWith('devices.')));
-    assert.deepEqual(bpf.deviceFilters.map((f) => f.dir), ['/cg/unified/a/b']);
+    assert.deepEqual(
+      bpf.deviceFilters.map((f) => f.dir),
+      ['/cg/unified/a/b'],
+    );
   });
 
   it('v2: the program on the cgroup dir', async () => {
@@ -323,7 +363,10 @@ describe('device rules', () => {
     const m = cgroupManagerFor(pureV2, n, opts);
     assert.deepEqual(m.deviceControl, { v1: false, bpf: true });
     await m.create('/a/b', withDevices);
-    assert.deepEqual(n.deviceFilters.map((f) => f.dir), ['/cg/a/b']);
+    assert.deepEqual(
+      n.deviceFilters.map((f) => f.dir),
+      ['/cg/a/b'],
+    );
   });
 
   it('an update without device rules leaves them as they are', async () => {
@@ -363,6 +406,9 @@ describe('device rules', () => {
     assert.throws(() => checkDeviceControl(noBpf, 'bpf', name), /"bpf" but the kernel refused a cgroup device program \(bpf: EPERM\)/);
     assert.throws(() => checkDeviceControl(pureV2, 'v1', name), /"v1" but the v1 devices controller is not mounted/);
     const v1NoDevices = { ...hybrid, mode: 'v1' as const, unifiedMount: null, deviceFilterErrno: null, v1Mounts: new Map([['cpu', '/cg/cpu']]) };
-    assert.throws(() => checkDeviceControl(v1NoDevices, 'auto', name), /cannot be enforced on this host: the v1 devices controller is not mounted and no cgroup2 hierarchy is mounted/);
+    assert.throws(
+      () => checkDeviceControl(v1NoDevices, 'auto', name),
+      /cannot be enforced on this host: the v1 devices controller is not mounted and no cgroup2 hierarchy is mounted/,
+    );
   });
 });

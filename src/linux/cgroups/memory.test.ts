@@ -51,10 +51,8 @@ describe('memory v1 writer ordering (runc setMemoryAndSwap)', () => {
     assert.deepEqual(files(w), [`memory.limit_in_bytes=${GiB}`, `memory.memsw.limit_in_bytes=${2n * GiB}`]);
   });
   it('unlimited swap is written first; unlimited memory lifts an unset swap too', () => {
-    assert.deepEqual(files(memoryV1Writes(r(GiB, -1n), { memswSupported: true, currentMemoryLimit: GiB })),
-      ['memory.memsw.limit_in_bytes=-1', `memory.limit_in_bytes=${GiB}`]);
-    assert.deepEqual(files(memoryV1Writes(r(-1n, null), { memswSupported: true, currentMemoryLimit: GiB })),
-      ['memory.memsw.limit_in_bytes=-1', 'memory.limit_in_bytes=-1']);
+    assert.deepEqual(files(memoryV1Writes(r(GiB, -1n), { memswSupported: true, currentMemoryLimit: GiB })), ['memory.memsw.limit_in_bytes=-1', `memory.limit_in_bytes=${GiB}`]);
+    assert.deepEqual(files(memoryV1Writes(r(-1n, null), { memswSupported: true, currentMemoryLimit: GiB })), ['memory.memsw.limit_in_bytes=-1', 'memory.limit_in_bytes=-1']);
   });
   it('needs the current limit only when both are written', () => {
     assert.equal(v1NeedsCurrentLimit(r(GiB, 2n * GiB), true), true);

@@ -23,10 +23,7 @@ function v1Swap(r: Resources, memsw: boolean): bigint | null {
     // No swap accounting: "unlimited" and "no swap beyond memory" ask for nothing that
     // needs enforcing, so they are dropped; a real swap allowance cannot be honoured.
     if (swap === -1n || swap === mem) return null;
-    throw new CgroupConfigError(
-      `memory swap limit ${swap} requested but this host has no swap accounting (memory.memsw.limit_in_bytes)`,
-      'memorySwapLimitBytes',
-    );
+    throw new CgroupConfigError(`memory swap limit ${swap} requested but this host has no swap accounting (memory.memsw.limit_in_bytes)`, 'memorySwapLimitBytes');
   }
   if (mem !== null && mem >= 0n && swap >= 0n && swap < mem) {
     throw new CgroupConfigError(`memory+swap limit ${swap} must not be below the memory limit ${mem}`, 'memorySwapLimitBytes');
