@@ -106,33 +106,6 @@ bool IsBlank(const std::string &s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return c == ' ' || c == '\n' || c == '\t'; });
 }
 
-// "\040" in mountinfo is a space (and so on for tab, newline, backslash).
-std::string UnescapeMountinfo(const std::string &s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); i++) {
-    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3' &&
-        s[i + 2] >= '0' && s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
-      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
-      i += 3;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
-std::vector<std::string> SplitSpaces(const std::string &line) {
-  std::vector<std::string> out;
-  size_t i = 0;
-  while (i < line.size()) {
-    size_t j = line.find(' ', i);
-    if (j == std::string::npos) j = line.size();
-    if (j > i) out.push_back(line.substr(i, j - i));
-    i = j + 1;
-  }
-  return out;
-}
-
 // Names of the sub-directories (child cgroups) of an open directory. Takes a fresh O_RDONLY
 // fd because fdopendir needs one and owns it afterwards.
 int ListSubdirs(int dirfd, std::vector<std::string> *out) {
@@ -324,35 +297,6 @@ int KillRound(const ncri_cgroup_kill_spec &spec, ncri_error *err) {
 }
 
 }  // namespace
-
-int ncri_cgroup_mounts(std::vector<ncri_cgroup_mount> *out, ncri_error *err) {
-  const char *path = "/proc/self/mountinfo";
-  Fd fd(RetryEintr([&] { return open(path, O_RDONLY | O_CLOEXEC); }));
-  if (fd.get() < 0) return ncri_fail_errno(err, "open", "read mount table", path);
-  std::string text;
-  char buf[16384];
-  for (;;) {
-    ssize_t n = RetryEintr([&] { return read(fd.get(), buf, sizeof buf); });
-    if (n < 0) return ncri_fail_errno(err, "read", "read mount table", path);
-    if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
-  }
-  out->clear();
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    std::vector<std::string> f = SplitSpaces(text.substr(start, end - start));
-    start = end + 1;
-    // id parent maj:min root mount-point options [optional...] - fstype source super-options
-    auto sep = std::find(f.begin(), f.end(), "-");
-    if (f.size() < 7 || sep == f.end() || f.end() - sep < 4) continue;
-    const std::string &fstype = *(sep + 1);
-    if (fstype != "cgroup" && fstype != "cgroup2") continue;
-    out->push_back({UnescapeMountinfo(f[4]), UnescapeMountinfo(f[3]), fstype, *(sep + 3)});
-  }
-  return 0;
-}
 
 int ncri_cgroup_mkdir(const std::string &root, const std::string &rel,
                       const std::vector<std::string> &inherit_files, ncri_error *err) {

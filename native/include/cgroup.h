@@ -13,17 +13,6 @@
 
 #include "ncri_error.h"
 
-// One cgroup mount from /proc/self/mountinfo.
-struct ncri_cgroup_mount {
-  std::string mount_point;    // unescaped ("\040" -> " ")
-  std::string root;           // the cgroup path mounted there ("/" unless in a cgroup ns)
-  std::string fstype;         // "cgroup" or "cgroup2"
-  std::string super_options;  // v1: "rw,cpu,cpuacct" (the controllers), v2: "rw,nsdelegate"
-};
-
-// Every cgroup and cgroup2 mount of this mount namespace, in mountinfo order.
-int ncri_cgroup_mounts(std::vector<ncri_cgroup_mount> *out, ncri_error *err);
-
 // mkdir -p of `rel` below the hierarchy mounted at `root`, one component at a time relative
 // to the previous one's fd (an existing component is fine). For every component, each file
 // in `inherit_files` that reads back empty is filled with the parent's value: a new v1

@@ -1,7 +1,6 @@
 // N-API glue for the cgroup facility: decodes arguments on the JS thread, runs the core
 // function on a pool thread (cgroupfs writes, rmdir and kill-all can all sleep in the
 // kernel) and settles a Promise. Exports, all returning Promises:
-//   cgroupMounts()                                  -> [{mountPoint, root, fstype, superOptions}]
 //   cgroupCreate([{root, path, inheritFiles}])      -> undefined
 //   cgroupWriteFiles([{dir, file, value, mayFail}]) -> [errno per entry, 0 = written]
 //   cgroupReadFiles([{dir, file}])                  -> [string | null per entry]
@@ -102,29 +101,6 @@ std::vector<ncri_device_rule> DeviceRules(Napi::Env env, Napi::Value v, const ch
 }
 
 // ---- workers
-
-class MountsWorker : public PromiseWorker {
- public:
-  explicit MountsWorker(Napi::Env env) : PromiseWorker(env, "cgroupMounts") {}
-
- protected:
-  int Run(ncri_error *err) override { return ncri_cgroup_mounts(&mounts_, err); }
-  Napi::Value Result(Napi::Env env) override {
-    Napi::Array out = Napi::Array::New(env, mounts_.size());
-    for (size_t i = 0; i < mounts_.size(); i++) {
-      Napi::Object o = Napi::Object::New(env);
-      o.Set("mountPoint", mounts_[i].mount_point);
-      o.Set("root", mounts_[i].root);
-      o.Set("fstype", mounts_[i].fstype);
-      o.Set("superOptions", mounts_[i].super_options);
-      out.Set(static_cast<uint32_t>(i), o);
-    }
-    return out;
-  }
-
- private:
-  std::vector<ncri_cgroup_mount> mounts_;
-};
 
 struct CreateSpec {
   std::string root, path;
@@ -285,10 +261,6 @@ class DeviceProbeWorker : public PromiseWorker {
 
 // ---- exports
 
-Napi::Value Mounts(const Napi::CallbackInfo &info) {
-  return (new MountsWorker(info.Env()))->Queue();
-}
-
 Napi::Value Create(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   Napi::Array a = ArrayArg(info, 0, "cgroupCreate specs");
@@ -381,7 +353,6 @@ Napi::Value DeviceProgram(const Napi::CallbackInfo &info) {
 }  // namespace
 
 void InitCgroup(Napi::Env env, Napi::Object exports) {
-  exports.Set("cgroupMounts", Napi::Function::New(env, Mounts, "cgroupMounts"));
   exports.Set("cgroupCreate", Napi::Function::New(env, Create, "cgroupCreate"));
   exports.Set("cgroupWriteFiles", Napi::Function::New(env, WriteFiles, "cgroupWriteFiles"));
   exports.Set("cgroupReadFiles", Napi::Function::New(env, ReadFiles, "cgroupReadFiles"));

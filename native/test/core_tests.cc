@@ -239,13 +239,6 @@ TEST(mount_overlay_both_methods) {
 
 // ---------------------------------------------------------------- cgroups
 
-TEST(cgroup_mounts_listed) {
-  std::vector<ncri_cgroup_mount> mounts;
-  OK(ncri_cgroup_mounts(&mounts, &e_));
-  CHECK(!mounts.empty());  // this host has cgroups mounted (v1, v2 or both)
-  for (const auto &m : mounts) CHECK(m.mount_point[0] == '/' && (m.fstype == "cgroup" || m.fstype == "cgroup2"));
-}
-
 TEST(cgroup_files_on_a_cgroup2_mount) {
   // cgroup2 mounted again in this mount namespace: the same hierarchy as the host's, so the
   // test cgroup is a real one (removed at the end).
@@ -254,12 +247,6 @@ TEST(cgroup_files_on_a_cgroup2_mount) {
     fprintf(stderr, "    (no cgroup2: skipped)\n");
     return;
   }
-  std::vector<ncri_cgroup_mount> mounts;
-  OK(ncri_cgroup_mounts(&mounts, &e_));
-  bool listed = false;
-  for (const auto &m : mounts) listed = listed || (m.mount_point == root && m.fstype == "cgroup2");
-  CHECK(listed);
-
   std::string rel = "nodecri-core-test-" + std::to_string(getpid()) + "/child";
   OK(ncri_cgroup_mkdir(root, rel, {}, &e_));
   std::string dir = root + "/" + rel;
