@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { mountTable } from './mountinfo';
 
 export interface LeakScope {
   /** Mount points under these prefixes are tracked (e.g. the test's temp root). */
@@ -27,11 +28,8 @@ export interface Snapshot {
 
 function mountPoints(prefixes: string[]): string[] {
   const out: string[] = [];
-  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const mp = line.split(' ')[4];
-    if (!mp) continue;
-    const decoded = mp.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-    if (prefixes.some((p) => decoded === p || decoded.startsWith(p.endsWith('/') ? p : `${p}/`))) out.push(decoded);
+  for (const { mountPoint } of mountTable()) {
+    if (prefixes.some((p) => mountPoint === p || mountPoint.startsWith(p.endsWith('/') ? p : `${p}/`))) out.push(mountPoint);
   }
   return out.sort();
 }

@@ -21,6 +21,7 @@ import {
 } from '../../src/linux/cgroups';
 import { type CgroupKillSpec, cgroupNative } from '../../src/native/cgroups';
 import { withoutLeaks } from '../helpers/leaks';
+import { mountTable } from '../helpers/mountinfo';
 
 const isRoot = process.getuid?.() === 0;
 const MiB = 1n << 20n;
@@ -61,14 +62,11 @@ async function underParent(body: (parent: string) => Promise<void>): Promise<voi
 }
 
 function hasV1Freezer(): boolean {
-  return fs
-    .readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .some((l) => / - cgroup \S+ \S*\bfreezer\b/.test(l));
+  return mountTable().some((m) => m.fstype === 'cgroup' && m.superOptions.includes('freezer'));
 }
 
 function hasCgroup2(): boolean {
-  return fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(' - cgroup2 ');
+  return mountTable().some((m) => m.fstype === 'cgroup2');
 }
 
 function sleeper(): ChildProcess {

@@ -22,6 +22,7 @@ import { devMajorMinor } from '../../src/oci/devices';
 import { CgroupConfigError, createCgroupManager, noResources } from '../../src/linux/cgroups';
 import { cgroupDeviceFilter, cgroupDevicePrograms } from '../../src/native/cgroups';
 import { SyscallError } from '../../src/native/errors';
+import { mountTable } from '../helpers/mountinfo';
 
 const TIMEOUT = { timeout: 180_000 };
 const hostileRef = 'docker.io/library/hostile-devices:test';
@@ -29,12 +30,7 @@ const V1_DEVICES = '/sys/fs/cgroup/devices';
 
 /** The cgroup2 mount beside (hybrid) or instead of (v2) the v1 hierarchies. */
 function unifiedMount(): string | null {
-  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const f = line.split(' ');
-    const sep = f.indexOf('-');
-    if (sep > 0 && f[sep + 1] === 'cgroup2') return f[4];
-  }
-  return null;
+  return mountTable().find((m) => m.fstype === 'cgroup2')?.mountPoint ?? null;
 }
 const unified = unifiedMount();
 const hasV1Devices = fs.existsSync(path.join(V1_DEVICES, 'devices.list'));

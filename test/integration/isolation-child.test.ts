@@ -19,6 +19,7 @@ import { withoutLeaks } from '../helpers/leaks';
 import { buildRootfs, makeTempDir } from '../helpers/rootfs';
 import { busyboxRef, withPodEnv, type PodEnv } from '../helpers/pod-env';
 import { createContainer, runPod, waitExited, type Pod, type RunOpts } from '../helpers/containers';
+import { mountTable } from '../helpers/mountinfo';
 
 function privilegedPod(): { metadata: { uid: string } } {
   const p = podConfig();
@@ -50,11 +51,7 @@ async function exec(env: PodEnv, id: string, cmd: string): Promise<string> {
 
 /** The host's mount points (decoded), from this process's mountinfo. */
 function hostMounts(): string[] {
-  return fs
-    .readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => l.split(' ')[4]!.replace(/\\(\d{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))));
+  return mountTable().map((m) => m.mountPoint);
 }
 
 const sh = (...args: string[]) => execFileSync(args[0]!, args.slice(1), { stdio: 'pipe' });
@@ -281,12 +278,7 @@ test('the child refuses a uid or gid of 4294967295 itself (EINVAL at set uid / s
 
 /** The mount options of each mount point in a mountinfo text. */
 function mountOptions(mountinfo: string): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  for (const l of mountinfo.split('\n').filter(Boolean)) {
-    const f = l.split(' ');
-    out.set(f[4]!, f[5]!.split(','));
-  }
-  return out;
+  return new Map(mountTable(mountinfo).map((m) => [m.mountPoint, m.options]));
 }
 
 test('bind mounts get their flags on the mount itself: a readOnly volume is read-only, /dev/shm nosuid,nodev,noexec, propagation as asked', async () => {
@@ -312,7 +304,7 @@ test('bind mounts get their flags on the mount itself: a readOnly volume is read
     assert.ok(opts.get('/rw')?.includes('rw'), `/rw: ${opts.get('/rw')}`);
     for (const f of ['nosuid', 'nodev', 'noexec']) assert.ok(opts.get('/dev/shm')?.includes(f), `/dev/shm ${f}: ${opts.get('/dev/shm')}`);
     // The host's own mounts of these dirs are untouched (the flags went on the container's copy).
-    const host = mountOptions(fs.readFileSync('/proc/self/mountinfo', 'utf8'));
+    const host = new Map(mountTable().map((m) => [m.mountPoint, m.options]));
     for (const [mp, o] of host) if (mp.startsWith(env.dir)) assert.ok(!(mp.endsWith('/shm') && o.includes('ro')), `${mp} ${o}`);
   });
 });

@@ -7,13 +7,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile as execFileCb } from 'node:child_process';
 import fs from 'node:fs/promises';
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { inTempDir as inTempDirChecked } from '../helpers/leaks';
 import { SyscallError } from '../../src/native/errors';
 import { InvalidNamespaceRequestError, bringUpLoopback, pinNamespaces, unpinNamespace, unpinNamespaces, type PinnedNamespaces } from '../../src/native/namespaces';
+import { mountTable } from '../helpers/mountinfo';
 
 const execFile = promisify(execFileCb);
 
@@ -31,17 +32,9 @@ interface MountInfo {
 }
 
 function mountsUnder(prefix: string): MountInfo[] {
-  const out: MountInfo[] = [];
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    if (!line) continue;
-    const [left, right] = line.split(' - ');
-    const mp = left.split(' ')[4].replace(/\\(\d{3})/g, (_: string, o: string) => String.fromCharCode(parseInt(o, 8)));
-    if (mp === prefix || mp.startsWith(`${prefix}/`)) {
-      const [fsType, source] = right.split(' ');
-      out.push({ mountPoint: mp, fsType, source });
-    }
-  }
-  return out;
+  return mountTable()
+    .filter((m) => m.mountPoint === prefix || m.mountPoint.startsWith(`${prefix}/`))
+    .map((m) => ({ mountPoint: m.mountPoint, fsType: m.fstype, source: m.source }));
 }
 
 function nsInode(p: string): number {

@@ -14,6 +14,7 @@ import { ipamAllocations } from '../helpers/cni';
 import { podConfig } from '../helpers/pods';
 import { withPodEnv } from '../helpers/pod-env';
 import { cpuUsageNanosOf, memoryLimitOf } from '../helpers/cgroups';
+import { mountTable } from '../helpers/mountinfo';
 
 function netnsExec(pin: string, args: string[]): string {
   return execFileSync('nsenter', [`--net=${pin}`, ...args], { encoding: 'utf8' });
@@ -36,11 +37,9 @@ test('a pod gets an IP on the bridge, lo and eth0 up, shm of the asked size; sto
     execFileSync('ping', ['-c', '1', '-W', '2', ip]);
     const df = execFileSync('df', ['-B1', '--output=size', info.shm.path], { encoding: 'utf8' }).split('\n')[1].trim();
     assert.equal(Number(df), 128 * 1024 * 1024);
-    const mountLine = fs
-      .readFileSync('/proc/self/mountinfo', 'utf8')
-      .split('\n')
-      .find((l) => l.split(' ')[4] === info.shm.path)!;
-    assert.match(mountLine, /nosuid,nodev,noexec/);
+    const shm = mountTable().find((m) => m.mountPoint === info.shm.path);
+    assert.ok(shm, `${info.shm.path} is a mount point`);
+    for (const o of ['nosuid', 'nodev', 'noexec']) assert.ok(shm.options.includes(o), `${info.shm.path} is ${o}: ${shm.options.join(',')}`);
 
     const list = await client.call('ListPodSandbox', { filter: { label_selector: { app: 'web' } } });
     assert.deepEqual(
