@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { objectIdPattern } from '../sandbox/service';
+import { objectIdPattern } from '../domain/ids';
 import type { PendingOp } from '../state/op-journal';
 import type { SandboxRecord } from '../sandbox/model';
 import { readJson } from '../state/atomic-file';

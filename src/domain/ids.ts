@@ -5,6 +5,9 @@
 import { randomBytes } from 'node:crypto';
 import { invalidArgument, notFound } from './errors';
 
+/** Ids are 64 hex digits (newId); anything else under our dirs is not ours to judge. */
+export const objectIdPattern = /^[0-9a-f]{64}$/;
+
 export function newId(): string {
   return randomBytes(32).toString('hex');
 }

@@ -15,7 +15,7 @@ import type { PendingOp } from '../state/op-journal';
 import { RuntimeError, failedPrecondition, invalidArgument, unavailable } from '../domain/errors';
 import type { EventBus } from '../domain/events';
 import { nowNanos } from '../domain/events';
-import { IdIndex, newId, sandboxName } from '../domain/ids';
+import { IdIndex, newId, objectIdPattern, sandboxName } from '../domain/ids';
 import { InFlight } from '../domain/in-flight';
 import { Registrar } from '../domain/registrar';
 import { noResources, type CgroupManager, type CgroupStats, type Resources } from '../linux/cgroups';
@@ -551,9 +551,6 @@ export class SandboxService {
     this.opts.log.info({ sandboxes: this.records.size }, 'pod sandboxes restored');
   }
 }
-
-/** Ids are 64 hex digits (newId); anything else under our dirs is not ours to judge. */
-export const objectIdPattern = /^[0-9a-f]{64}$/;
 
 /** The pod's resources are PodSandboxConfig.linux.resources (with the overhead). */
 function throwAsResourceError(e: unknown): never {
