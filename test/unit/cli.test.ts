@@ -23,13 +23,31 @@ interface Run {
 
 function run(args: string[], opts: { cwd: string; uid?: number; gid?: number }): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd: opts.cwd, uid: opts.uid, gid: opts.gid, stdio: ['ignore', 'pipe', 'pipe'] });
+    // A process switched to another user cannot write to c8's coverage dir (NODE_V8_COVERAGE
+    // names one of root's; node says so on stderr at exit, and puts the variable back if it is
+    // only deleted): it writes to a dir of its own, moved into c8's once it has exited.
+    const env = { ...process.env };
+    const coverage = opts.uid !== undefined ? (process.env.NODE_V8_COVERAGE ?? null) : null;
+    const ownCoverage = coverage ? fs.mkdtempSync(path.join(os.tmpdir(), 'nodecri-cli-coverage-')) : null;
+    if (ownCoverage) {
+      fs.chownSync(ownCoverage, opts.uid!, opts.gid ?? opts.uid!);
+      env.NODE_V8_COVERAGE = ownCoverage;
+    }
+    const collect = () => {
+      if (!coverage || !ownCoverage) return;
+      for (const f of fs.readdirSync(ownCoverage)) fs.copyFileSync(path.join(ownCoverage, f), path.join(coverage, f));
+      fs.rmSync(ownCoverage, { recursive: true, force: true });
+    };
+    const child = spawn(process.execPath, args, { cwd: opts.cwd, uid: opts.uid, gid: opts.gid, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    child.on('close', (code, signal) => {
+      collect();
+      resolve({ code, signal, stdout, stderr });
+    });
   });
 }
 
