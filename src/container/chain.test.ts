@@ -21,6 +21,7 @@ import { DEV_SYMLINKS, defaultDeviceNodes } from '../oci/devices';
 import type { SandboxRecord } from '../sandbox/model';
 import { containerProcessSpec, deviceSpecs } from './process-plan';
 import type { ContainerDevice, ContainerMount, ContainerSpec } from './spec';
+import { readySandboxRecord } from '../../test/helpers/specs';
 
 let dir: string;
 let hostData: string;
@@ -44,42 +45,10 @@ before(async () => {
     JSON.stringify({ defaultAction: 'SCMP_ACT_ERRNO', architectures: ['SCMP_ARCH_X86_64'], syscalls: [{ names: ['read', 'write'], action: 'SCMP_ACT_ALLOW' }] }),
   );
   const run = path.join(dir, 'sandbox');
-  sandbox = {
-    version: 1,
-    id: 'sb0123456789',
-    name: 'k8s_POD_web_default_uid1_0',
-    spec: {
-      name: 'web',
-      namespace: 'default',
-      uid: 'uid1',
-      attempt: 0,
-      hostname: 'web-0',
-      logDirectory: '/var/log/pods/default_web_uid1',
-      dns: null,
-      portMappings: [],
-      labels: {},
-      annotations: {},
-      cgroupParent: '/kubepods/poduid1',
-      sysctls: {},
-      namespaces: { network: 'POD', pid: 'POD', ipc: 'POD', targetId: '', userns: 'NODE' },
-      resources: null,
-      runtimeHandler: '',
-      shmSizeBytes: 64n << 20n,
-      privileged: true,
-    },
-    runtimeHandler: 'native',
-    state: 'SANDBOX_READY',
-    createdAt: '0',
-    runDir: run,
-    pins: { net: `${run}/ns/net`, ipc: `${run}/ns/ipc`, uts: `${run}/ns/uts`, user: null },
-    shm: { path: `${run}/shm`, mounted: true },
-    files: { hostname: `${run}/hostname`, resolvConf: `${run}/resolv.conf`, hosts: `${run}/hosts` },
-    hostname: 'web-0',
-    cgroup: { path: '/kubepods/poduid1', created: true },
-    network: null,
-    infra: { pid: 42, startTime: '1', cgroupPath: '/kubepods/poduid1/nodecri-infra-x' },
-    notReadyReason: '',
-  };
+  sandbox = readySandboxRecord(run, {
+    spec: { namespaces: { network: 'POD', pid: 'POD', ipc: 'POD', targetId: '', userns: 'NODE' }, privileged: true },
+    record: { infra: { pid: 42, startTime: '1', cgroupPath: '/kubepods/poduid1/nodecri-infra-x' } },
+  });
 });
 after(async () => {
   await fsp.rm(dir, { recursive: true, force: true });

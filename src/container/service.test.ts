@@ -28,6 +28,7 @@ import { OpJournals } from '../state/op-journal';
 import { noFaults } from '../util/faults';
 import type { ContainerRecord } from './model';
 import { ContainerService, type ContainerHost, type ContainerImages } from './service';
+import { bareContainerSpec } from '../../test/helpers/specs';
 
 const run = promisify(execFile);
 const exists = (p: string) =>
@@ -287,35 +288,7 @@ async function setup(): Promise<Fake> {
 
 /** A container's spec as the CRI layer would hand it over: the defaults everywhere. */
 function containerConfig(name = 'app', logPath = 'app/0.log'): ContainerSpec {
-  return {
-    name,
-    attempt: 0,
-    image: { image: 'busybox', annotations: {}, userSpecifiedImage: '', runtimeHandler: '', imageRef: '' },
-    command: [],
-    args: [],
-    workingDir: '',
-    env: [],
-    mounts: [],
-    devices: [],
-    labels: {},
-    annotations: {},
-    logPath,
-    stdin: false,
-    stdinOnce: false,
-    tty: false,
-    stopSignal: null,
-    resources: null,
-    oomScoreAdj: null,
-    privileged: false,
-    namespaces: { network: 'POD', pid: 'CONTAINER', ipc: 'POD', targetId: '' },
-    user: { runAsUsername: '', runAsUser: null, runAsGroup: null, supplementalGroups: [], supplementalGroupsPolicy: 'Merge' },
-    capabilities: { add: [], drop: [], ambient: [] },
-    readonlyRootfs: false,
-    noNewPrivileges: false,
-    maskedPaths: null,
-    readonlyPaths: null,
-    seccomp: { kind: 'unconfined' },
-  };
+  return bareContainerSpec({ name, logPath });
 }
 
 const onDisk = async (r: ContainerRecord) => JSON.parse(await fsp.readFile(path.join(r.stateDir, 'container.json'), 'utf8')) as ContainerRecord;

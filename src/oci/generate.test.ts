@@ -19,6 +19,7 @@ import {
   type ImageConfig,
 } from './generate';
 import type { OciSeccomp } from './types';
+import { bareContainerSpec, readySandboxRecord } from '../../test/helpers/specs';
 
 let dir: string;
 let rootfs: string;
@@ -36,80 +37,13 @@ before(async () => {
   await fsp.symlink(path.join(hostDir, 'data'), path.join(hostDir, 'link'));
   const run = path.join(dir, 'sandbox');
   await fsp.mkdir(run);
-  sandbox = {
-    version: 1,
-    id: 'sb0123456789',
-    name: 'k8s_POD_web_default_uid1_0',
-    spec: {
-      name: 'web',
-      namespace: 'default',
-      uid: 'uid1',
-      attempt: 0,
-      hostname: 'web-0',
-      logDirectory: '/var/log/pods/default_web_uid1',
-      dns: null,
-      portMappings: [],
-      labels: {},
-      annotations: {},
-      cgroupParent: '/kubepods/poduid1',
-      sysctls: {},
-      namespaces: { network: 'POD', pid: 'CONTAINER', ipc: 'POD', targetId: '', userns: 'NODE' },
-      resources: null,
-      runtimeHandler: '',
-      shmSizeBytes: 64n << 20n,
-      privileged: false,
-    },
-    runtimeHandler: 'native',
-    state: 'SANDBOX_READY',
-    createdAt: '0',
-    runDir: run,
-    pins: { net: `${run}/ns/net`, ipc: `${run}/ns/ipc`, uts: `${run}/ns/uts`, user: null },
-    shm: { path: `${run}/shm`, mounted: true },
-    files: { hostname: `${run}/hostname`, resolvConf: `${run}/resolv.conf`, hosts: `${run}/hosts` },
-    hostname: 'web-0',
-    cgroup: { path: '/kubepods/poduid1', created: true },
-    network: null,
-    infra: null,
-    notReadyReason: '',
-  };
+  sandbox = readySandboxRecord(run);
 });
 after(async () => {
   await fsp.rm(dir, { recursive: true, force: true });
 });
 
-/** A container spec that asks for nothing special (what the CRI layer makes of a bare config). */
-function spec(over: Partial<ContainerSpec> = {}): ContainerSpec {
-  return {
-    name: 'app',
-    attempt: 0,
-    image: { image: 'busybox', annotations: {}, userSpecifiedImage: '', runtimeHandler: '', imageRef: '' },
-    command: [],
-    args: [],
-    workingDir: '',
-    env: [],
-    mounts: [],
-    devices: [],
-    labels: {},
-    annotations: {},
-    logPath: 'app/0.log',
-    stdin: false,
-    stdinOnce: false,
-    tty: false,
-    stopSignal: null,
-    resources: null,
-    oomScoreAdj: null,
-    privileged: false,
-    namespaces: { network: 'POD', pid: 'CONTAINER', ipc: 'POD', targetId: '' },
-    user: { runAsUsername: '', runAsUser: null, runAsGroup: null, supplementalGroups: [], supplementalGroupsPolicy: 'Merge' },
-    capabilities: { add: [], drop: [], ambient: [] },
-    readonlyRootfs: false,
-    noNewPrivileges: false,
-    maskedPaths: null,
-    readonlyPaths: null,
-    seccomp: { kind: 'unconfined' },
-    ...over,
-  };
-}
+const spec = bareContainerSpec;
 
 function mount(over: Partial<ContainerMount>): ContainerMount {
   return { containerPath: '', hostPath: '', readonly: false, recursiveReadOnly: false, propagation: 'PROPAGATION_PRIVATE', selinuxRelabel: false, ...over };
