@@ -247,9 +247,20 @@ TEST(cgroup_files_on_a_cgroup2_mount) {
     fprintf(stderr, "    (no cgroup2: skipped)\n");
     return;
   }
+  std::string top = root + "/nodecri-core-test-" + std::to_string(getpid());
   std::string rel = "nodecri-core-test-" + std::to_string(getpid()) + "/child";
   OK(ncri_cgroup_mkdir(root, rel, {}, &e_));
   std::string dir = root + "/" + rel;
+  // A real cgroup of the host's hierarchy: removed (child, then parent) however the test
+  // returns, a failed check included. The rmdirs after the checks below test that removal.
+  struct RemoveCgroups {
+    std::string child, parent, mount_point;
+    ~RemoveCgroups() {
+      rmdir(child.c_str());
+      rmdir(parent.c_str());
+      umount2(mount_point.c_str(), MNT_DETACH);
+    }
+  } remove_cgroups{dir, top, root};
   CHECK(FsType(dir) == CGROUP2_SUPER_MAGIC);
   std::vector<ncri_cgroup_write> writes = {
       {dir, "cgroup.max.descendants", "7", false, 0},
@@ -266,11 +277,9 @@ TEST(cgroup_files_on_a_cgroup2_mount) {
   ncri_error e{};
   CHECK(ncri_cgroup_write_files(&bad, &e) < 0 && e.err == EINVAL && strcmp(e.syscall, "write") == 0);
 
-  std::string top = root + "/nodecri-core-test-" + std::to_string(getpid());
   OK(ncri_cgroup_rmdir(top, &e_));
   CHECK(!Exists(top));
   OK(ncri_cgroup_rmdir(top, &e_));  // missing: success
-  umount2(root.c_str(), MNT_DETACH);
 }
 
 TEST(cgroup_refuses_a_plain_directory) {
