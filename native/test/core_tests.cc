@@ -15,6 +15,7 @@
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -483,60 +484,117 @@ TEST(proc_keeper_message) {
 
 // ---------------------------------------------------------------- spawn
 
+// Milliseconds left until `deadline` (CLOCK_MONOTONIC ms), at least 0.
+int64_t NowMs() {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+int MsLeft(int64_t deadline) {
+  int64_t left = deadline - NowMs();
+  return left > 0 ? (int)left : 0;
+}
+
+// Reaps a pidfd of our child that is exiting or dead (blocks until it is), then closes it.
+void ReapPidfd(int fd) {
+  siginfo_t si{};
+  while (waitid((idtype_t)3 /* P_PIDFD */, (id_t)fd, &si, WEXITED) < 0 && errno == EINTR) {
+  }
+  close(fd);
+}
+
+// A spawned process that has exec'd its command: its pidfd and our ends of its pipes.
+struct Spawned {
+  pid_t pid = -1;
+  ncri::Fd pidfd;
+  ncri::Fd stdio[3];
+};
+
 // Drives one spawn as napi/process.cc does, with poll(2) in place of the loop: Step until
-// READY, Finish, start, the seed's EOF, then the exit. Returns the exit code, or -1.
-int SpawnAndWait(ncri::SpawnRequest req, std::string *failure) {
+// READY (Abort if kSpawnSetupTimeoutMs passes first, as the addon's timer does), reap the
+// intermediate of a double clone, Finish, start, and wait for the seed's EOF (exec'd or
+// died). Returns 0, or -1 with *failure set and nothing left behind.
+int SpawnStarted(ncri::SpawnRequest req, Spawned *out, std::string *failure) {
   std::unique_ptr<ncri::SpawnSetup> setup;
   ncri_error e{};
   if (ncri_spawn_begin(std::move(req), &setup, &e) < 0) {
     *failure = std::string("spawn: ") + e.step + ": " + strerror(e.err);
     return -1;
   }
+  const int64_t deadline = NowMs() + ncri::kSpawnSetupTimeoutMs;
   int rc;
   while ((rc = setup->Step(&e)) == 0) {
+    if (MsLeft(deadline) == 0) {
+      rc = ncri_fail(&e, ETIMEDOUT, "poll", "wait for container setup", nullptr);
+      break;
+    }
     struct pollfd p = {setup->sync_fd(), POLLIN, 0};
-    poll(&p, 1, ncri::kSpawnSetupTimeoutMs);
+    poll(&p, 1, MsLeft(deadline));
   }
   if (rc < 0) {
     *failure = std::string("setup: ") + e.step + ": " + strerror(e.err) + " " + e.path;
-    for (int fd : setup->Abort()) {
-      siginfo_t si{};
-      waitid((idtype_t)3 /* P_PIDFD */, (id_t)fd, &si, WEXITED);
-      close(fd);
-    }
+    for (int fd : setup->Abort()) ReapPidfd(fd);
     return -1;
   }
   int intermediate = setup->TakeIntermediate();
-  if (intermediate >= 0) close(intermediate);  // (reaped at its exit by the caller; no double clone here)
+  if (intermediate >= 0) ReapPidfd(intermediate);  // it has sent its PID frame and is exiting
   ncri::SpawnResult res;
   setup->Finish(&res);
   setup.reset();
-  ncri::Fd pidfd(res.pidfd);
-  for (int fd : res.stdio)
-    if (fd >= 0) close(fd);
+  out->pid = res.pid;
+  out->pidfd.reset(res.pidfd);
+  for (int i = 0; i < 3; i++) out->stdio[i].reset(res.stdio[i]);
+  if (res.terminal >= 0) close(res.terminal);
   ncri::Seed seed(res.sync_fd);
-  if (seed.Start(&e) < 0) {
-    *failure = "start";
-    return -1;
-  }
-  for (;;) {
+  bool exec_done = seed.Start(&e) == 0;
+  if (!exec_done) *failure = "start";
+  while (exec_done && !seed.Drain()) {
     struct pollfd p = {seed.sync_fd(), POLLIN, 0};
-    poll(&p, 1, -1);
-    if (seed.Drain()) break;
+    if (poll(&p, 1, MsLeft(deadline)) == 0) {
+      *failure = "timed out waiting for the exec";
+      exec_done = false;
+    }
   }
-  if (seed.error()) {
+  if (exec_done && seed.error()) {
     ncri_error fe{};
     ncri_frame_error(*seed.error(), res.memory.get(), &fe);
     *failure = std::string("exec: ") + fe.step + ": " + strerror(fe.err);
   }
-  struct pollfd p = {pidfd.get(), POLLIN, 0};
-  poll(&p, 1, -1);
+  if (!exec_done) {
+    ncri_pidfd_signal(out->pidfd.get(), SIGKILL, &e);
+    ReapPidfd(out->pidfd.release());
+    for (ncri::Fd &fd : out->stdio) fd.reset();
+    return -1;
+  }
+  return 0;
+}
+
+// Waits (at most kSpawnSetupTimeoutMs, then kills it) for a spawned process's exit and
+// collects it. Returns the exit code (128 + signal when killed), or -1.
+int WaitExit(Spawned *s, std::string *failure) {
+  struct pollfd p = {s->pidfd.get(), POLLIN, 0};
+  if (poll(&p, 1, ncri::kSpawnSetupTimeoutMs) == 0) {
+    *failure += " (timed out: killed)";
+    ncri_error e{};
+    ncri_pidfd_signal(s->pidfd.get(), SIGKILL, &e);
+    ReapPidfd(s->pidfd.release());
+    return -1;
+  }
   ncri::ExitStatus st;
-  if (!ncri_exit_collect(pidfd.get(), false, &st) || !st.known) {
+  if (!ncri_exit_collect(s->pidfd.get(), false, &st) || !st.known) {
     *failure += " (exit not collected)";
     return -1;
   }
+  s->pidfd.reset();
   return st.exited ? st.status : 128 + st.status;
+}
+
+// One spawn from the clone to its exit: the exit code (as WaitExit), or -1 with *failure set.
+int SpawnAndWait(ncri::SpawnRequest req, std::string *failure) {
+  Spawned s;
+  if (SpawnStarted(std::move(req), &s, failure) < 0) return -1;
+  for (ncri::Fd &fd : s.stdio) fd.reset();
+  return WaitExit(&s, failure);
 }
 
 ncri::SpawnRequest TrivialRequest(const char *program) {
@@ -594,14 +652,30 @@ TEST(spawn_exec_stress) {
 
 // ---------------------------------------------------------------- main
 
+// The scratch directory: NODECRI_CORE_SCRATCH (made and removed by scripts/native-tests.js,
+// which can remove it after killing us), else one of our own, removed at our exit. The
+// tmpfs on it is in our private mount namespace: it goes with the process, however it ends.
+bool g_own_scratch = false;
+
 int EnterScratch() {
   if (unshare(CLONE_NEWNS) != 0) return perror("unshare(CLONE_NEWNS)"), -1;
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return perror("make / private"), -1;
-  char tmpl[] = "/tmp/nodecri-core-tests-XXXXXX";
-  if (!mkdtemp(tmpl)) return perror("mkdtemp"), -1;
-  g_scratch = tmpl;
-  if (mount("tmpfs", tmpl, "tmpfs", 0, "mode=0755") != 0) return perror("mount scratch tmpfs"), -1;
+  const char *given = getenv("NODECRI_CORE_SCRATCH");
+  if (given && *given) {
+    g_scratch = given;
+  } else {
+    char tmpl[] = "/tmp/nodecri-core-tests-XXXXXX";
+    if (!mkdtemp(tmpl)) return perror("mkdtemp"), -1;
+    g_scratch = tmpl;
+    g_own_scratch = true;
+  }
+  if (mount("tmpfs", g_scratch.c_str(), "tmpfs", 0, "mode=0755") != 0) return perror("mount scratch tmpfs"), -1;
   return 0;
+}
+
+void LeaveScratch() {
+  umount2(g_scratch.c_str(), MNT_DETACH);
+  if (g_own_scratch) rmdir(g_scratch.c_str());
 }
 
 }  // namespace
@@ -617,7 +691,10 @@ int main(int argc, char **argv) {
     return 2;
   }
   setvbuf(stdout, nullptr, _IOLBF, 0);
-  if (EnterScratch() < 0) return 2;
+  if (EnterScratch() < 0) {
+    LeaveScratch();
+    return 2;
+  }
   const char *filter = argc > 1 ? argv[1] : "";
   int run = 0;
   for (const TestCase &t : Registry()) {
@@ -631,8 +708,7 @@ int main(int argc, char **argv) {
       printf("  FAIL %s\n", t.name);
     }
   }
-  umount2(g_scratch.c_str(), MNT_DETACH);
-  rmdir(g_scratch.c_str());
+  LeaveScratch();
   printf("native core tests: %d run, %d failed\n", run, g_failures);
   return g_failures == 0 && run > 0 ? 0 : 1;
 }
