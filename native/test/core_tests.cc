@@ -136,6 +136,22 @@ int CountChildren() {
   return n;
 }
 
+// Whether CountChildren sees our children at all (a kernel without the children files would
+// make every "no child left" check pass): one forked child must raise the count by one.
+bool ChildCountingWorks() {
+  int before = CountChildren();
+  pid_t child = fork();
+  if (child == 0) {
+    pause();
+    _exit(0);
+  }
+  if (child < 0) return false;
+  bool seen = CountChildren() == before + 1;
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  return seen && CountChildren() == before;
+}
+
 // ---------------------------------------------------------------- fsops
 
 TEST(fsops_mknod_xattr_syncfs) {
@@ -389,6 +405,7 @@ TEST(ns_pin_failure_leaves_nothing) {
   req.nsysctls = 1;
   ncri_pin_result res;
   ncri_error e{};
+  CHECK(ChildCountingWorks());
   int before = CountChildren();
   CHECK(ncri_pin_namespaces(&req, &res, &e) == -ENOENT);
   CHECK(strcmp(e.syscall, "open") == 0 && strcmp(e.path, "/proc/sys/net/ipv4/no_such_sysctl") == 0);
@@ -639,6 +656,7 @@ TEST(spawn_exec_stress) {
   const int iterations = getenv("NODECRI_CORE_STRESS") ? atoi(getenv("NODECRI_CORE_STRESS")) : 3000;
   std::string warm;
   CHECK(SpawnAndWait(TrivialRequest("/bin/true"), &warm) == 0);  // the init memfd, opened once
+  CHECK(ChildCountingWorks());
   int fds_before = CountOpenFds();
   int children_before = CountChildren();
   for (int i = 0; i < iterations; i++) {
