@@ -499,6 +499,34 @@ TEST(proc_keeper_message) {
   CHECK(ncri_recv_message(b.get(), buf, sizeof buf) == 0);  // EOF
 }
 
+// ---------------------------------------------------------------- step names
+
+// child_steps.cc's table is checked for its length at compile time; these anchors, spread
+// over it (the first, both ends of the clone child's steps, the namespace child's first and
+// last), catch an entry added, dropped or moved in the middle.
+TEST(step_names_follow_the_enum) {
+  struct Anchor {
+    uint32_t step;
+    const char *syscall, *name;
+  };
+  const Anchor anchors[] = {
+      {ncri::kStepSignals, "rt_sigaction", "reset signals"},
+      {ncri::kStepSysctl, "write", "set sysctl"},
+      {ncri::kStepResolveExec, "execve", "find executable"},
+      {ncri::kStepWaitPidHeld, "recvfrom", "wait for the runtime to hold the process's pidfd"},
+      {ncri::kStepNsSignals, "sigprocmask", "reset signals in namespace child"},
+      {ncri::kStepNsSysctlWrite, "write", "apply sysctl"},
+      {ncri::kStepNsLoopbackSetFlags, "ioctl", "set lo up"},
+  };
+  for (const Anchor &a : anchors) {
+    if (strcmp(ncri_step_syscall(a.step), a.syscall) != 0 || strcmp(ncri_step_name(a.step), a.name) != 0)
+      fprintf(stderr, "    step %u: %s / %s\n", a.step, ncri_step_syscall(a.step), ncri_step_name(a.step));
+    CHECK(strcmp(ncri_step_syscall(a.step), a.syscall) == 0 && strcmp(ncri_step_name(a.step), a.name) == 0);
+  }
+  CHECK(ncri::kStepNsLoopbackSetFlags + 1 == ncri::kStepCount);
+  CHECK(strcmp(ncri_step_name(ncri::kStepCount), "container setup") == 0);  // out of range
+}
+
 // ---------------------------------------------------------------- spawn
 
 // Milliseconds left until `deadline` (CLOCK_MONOTONIC ms), at least 0.
