@@ -6,9 +6,11 @@
 // exec it), run by scripts/native-tests.js from `npm test`.
 #include <dirent.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -336,6 +338,49 @@ TEST(device_program_assembly) {
 
 // ---------------------------------------------------------------- namespaces
 
+// Runs `fn` in a forked child that has joined the namespace pinned at `ns_path` and returns
+// what it wrote back; "setns failed" if it could not join.
+std::string InNamespace(const std::string &ns_path, const std::function<std::string()> &fn) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) return "pipe failed";
+  pid_t child = fork();
+  if (child == 0) {
+    int fd = open(ns_path.c_str(), O_RDONLY | O_CLOEXEC);
+    std::string out = fd >= 0 && setns(fd, 0) == 0 ? fn() : "setns failed";
+    ssize_t n = write(p[1], out.data(), out.size());
+    _exit(n == (ssize_t)out.size() ? 0 : 1);
+  }
+  close(p[1]);
+  std::string out;
+  char buf[256];
+  ssize_t n;
+  while ((n = read(p[0], buf, sizeof buf)) > 0) out.append(buf, n);
+  close(p[0]);
+  waitpid(child, nullptr, 0);
+  return out;
+}
+
+std::string ReadFile(const char *path) {
+  std::string out;
+  FILE *f = fopen(path, "re");
+  if (!f) return "(cannot open)";
+  char buf[256];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  fclose(f);
+  return out;
+}
+
+// "up" or "down": lo's IFF_UP in the caller's network namespace.
+std::string LoopbackState() {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct ifreq ifr {};
+  strcpy(ifr.ifr_name, "lo");
+  bool ok = s >= 0 && ioctl(s, SIOCGIFFLAGS, &ifr) == 0;
+  if (s >= 0) close(s);
+  return !ok ? "(no flags)" : (ifr.ifr_flags & IFF_UP) ? "up" : "down";
+}
+
 TEST(ns_sysctl_paths) {
   std::string path;
   ncri_error e{};
@@ -361,7 +406,11 @@ TEST(ns_pin_loopback_unpin) {
   CHECK(res.paths[0] == dir + "/net" && FsType(res.paths[0]) == NSFS_MAGIC);
   CHECK(stat("/proc/self/ns/net", &mine) == 0 && stat(res.paths[0].c_str(), &pinned) == 0 && mine.st_ino != pinned.st_ino);
   CHECK(res.paths[3].empty());  // no user namespace asked for
+  // The sysctl landed in the new network namespace (whose lo starts down), read from inside.
+  CHECK(InNamespace(res.paths[0], [] { return ReadFile("/proc/sys/net/ipv4/ping_group_range"); }) == "0\t0\n");
+  CHECK(InNamespace(res.paths[0], LoopbackState) == "down");
   OK(ncri_loopback_up(res.paths[0].c_str(), &e_));
+  CHECK(InNamespace(res.paths[0], LoopbackState) == "up");
   ncri_error e{};
   CHECK(ncri_loopback_up(res.paths[2].c_str(), &e) == -EINVAL && strcmp(e.syscall, "setns") == 0);  // a uts pin
   // A second pin of the same kinds in the same place: O_EXCL, and nothing of the first undone.
@@ -392,6 +441,7 @@ TEST(ns_pin_user_namespace) {
   ncri_pin_result res;
   OK(ncri_pin_namespaces(&req, &res, &e_));
   CHECK(FsType(res.paths[3]) == NSFS_MAGIC && FsType(res.paths[1]) == NSFS_MAGIC);
+  CHECK(InNamespace(res.paths[1], [] { return ReadFile("/proc/sys/kernel/msgmax"); }) == "4096\n");
   for (int i : {1, 3}) OK(ncri_unpin_namespace(res.paths[i].c_str(), &e_));
 }
 
@@ -409,6 +459,16 @@ TEST(ns_pin_failure_leaves_nothing) {
   int before = CountChildren();
   CHECK(ncri_pin_namespaces(&req, &res, &e) == -ENOENT);
   CHECK(strcmp(e.syscall, "open") == 0 && strcmp(e.path, "/proc/sys/net/ipv4/no_such_sysctl") == 0);
+  CHECK(!Exists(g_scratch + "/pins-bad/a"));
+  CHECK(CountChildren() == before);
+
+  // A sysctl that exists but refuses the value: the write step fails, naming its path.
+  ncri_sysctl refused[] = {{"net.ipv4.ip_forward", "not-a-number"}};
+  req.sysctls = refused;
+  e = ncri_error{};
+  CHECK(ncri_pin_namespaces(&req, &res, &e) == -EINVAL);
+  CHECK(strcmp(e.syscall, "write") == 0 && strcmp(e.step, "apply sysctl") == 0);
+  CHECK(strcmp(e.path, "/proc/sys/net/ipv4/ip_forward") == 0);
   CHECK(!Exists(g_scratch + "/pins-bad/a"));
   CHECK(CountChildren() == before);
 }
