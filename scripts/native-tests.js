@@ -2,7 +2,8 @@
 // Runs the native core's own tests (native/test/core_tests.cc): a plain executable built by
 // `node-gyp rebuild` beside the addon, with no Node inside. Needs root (mounts, namespaces,
 // cgroups, clones). `node scripts/native-tests.js [FILTER]` runs the tests whose name holds
-// FILTER; NODECRI_CORE_STRESS=N sets the exec stress test's iterations (3000).
+// FILTER; NODECRI_CORE_STRESS=N sets the plain exec stress test's iterations (3000), and the
+// joined and aborted ones' (a tenth of N each).
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');

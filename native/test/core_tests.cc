@@ -711,6 +711,12 @@ ncri::SpawnRequest TrivialRequest(const char *program) {
   return r;
 }
 
+// The stress tests' iterations: NODECRI_CORE_STRESS (3000) scaled, `of_3000` at the default.
+int StressIterations(int of_3000) {
+  int total = getenv("NODECRI_CORE_STRESS") ? atoi(getenv("NODECRI_CORE_STRESS")) : 3000;
+  return total * of_3000 / 3000;
+}
+
 TEST(spawn_exit_status_and_errors) {
   std::string failure;
   CHECK(SpawnAndWait(TrivialRequest("/bin/true"), &failure) == 0);
@@ -741,7 +747,7 @@ TEST(spawn_in_new_namespaces) {
 // The exec path under load: thousands of spawns of /bin/true through ncri_spawn_begin, each
 // exiting 0, leaving no fd and no child (zombie or not) behind.
 TEST(spawn_exec_stress) {
-  const int iterations = getenv("NODECRI_CORE_STRESS") ? atoi(getenv("NODECRI_CORE_STRESS")) : 3000;
+  const int iterations = StressIterations(3000);
   std::string warm;
   CHECK(SpawnAndWait(TrivialRequest("/bin/true"), &warm) == 0);  // the init memfd, opened once
   CHECK(ChildCountingWorks());
@@ -756,6 +762,131 @@ TEST(spawn_exec_stress) {
   CHECK(CountOpenFds() == fds_before);
   CHECK(CountChildren() == children_before);
   printf("    %d spawns\n", iterations);
+}
+
+// A long-lived exec target: /bin/cat as the init of a new PID namespace, its stdin a pipe
+// of ours, so that it ends with us however we end. Killed at the end of the test, reaping
+// the strays of its namespace meanwhile (as the daemon does: untilExitReapingStrays): an
+// exec child whose intermediate was aborted after cloning it is our child, and the
+// namespace's init cannot finish its exit until it is reaped.
+struct ExecTarget {
+  Spawned s;
+  int strays = 0;
+  bool Start(std::string *failure) {
+    ncri::SpawnRequest r = TrivialRequest("/bin/cat");
+    r.new_namespaces = CLONE_NEWPID;
+    r.stdio[0] = ncri::kStdioPipe;
+    return SpawnStarted(std::move(r), &s, failure) == 0;
+  }
+  ncri::SpawnRequest ExecRequest(std::vector<std::string> args) const {
+    ncri::SpawnRequest r = TrivialRequest(args[0].c_str());
+    r.args = std::move(args);
+    r.target_pid = s.pid;
+    r.target_pidfd = s.pidfd.get();
+    return r;
+  }
+  // Returns whether it was reaped.
+  bool Stop() {
+    if (s.pidfd.get() < 0) return true;
+    s.stdio[0].reset();
+    ncri_error e{};
+    ncri_pidfd_signal(s.pidfd.get(), SIGKILL, &e);
+    const int64_t deadline = NowMs() + ncri::kSpawnSetupTimeoutMs;
+    for (;;) {
+      strays += ncri_reap_strays(s.pidfd.get(), {s.pid});  // not the target itself, a zombie of that namespace too
+      struct pollfd p = {s.pidfd.get(), POLLIN, 0};
+      if (poll(&p, 1, 50) == 1) break;
+      if (MsLeft(deadline) == 0) return false;
+    }
+    ReapPidfd(s.pidfd.release());
+    return true;
+  }
+  ~ExecTarget() { Stop(); }
+};
+
+std::string ReadAll(int fd) {
+  std::string out;
+  char buf[256];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, n);
+  return out;
+}
+
+// Exec into a running container's PID namespace, as execProcess does: the plan joins the
+// target's namespaces that differ from ours, the init joins them and clones the real child
+// into the PID namespace (the intermediate), which passes its pidfd in its PID frame. A
+// few hundred of them, each exiting 0; then one with all three stdio pipes, checked in the
+// target's PID namespace; nothing left behind.
+TEST(spawn_exec_into_pid_namespace_stress) {
+  const int iterations = StressIterations(300);
+  CHECK(ChildCountingWorks());
+  std::string failure;
+  ExecTarget target;
+  if (!target.Start(&failure)) fprintf(stderr, "    target: %s\n", failure.c_str());
+  CHECK(target.s.pidfd.get() >= 0);
+  CHECK(SpawnAndWait(target.ExecRequest({"/bin/true"}), &failure) == 0);  // warm
+  int fds_before = CountOpenFds();
+  int children_before = CountChildren();
+  for (int i = 0; i < iterations; i++) {
+    int code = SpawnAndWait(target.ExecRequest({"/bin/true"}), &failure);
+    if (code != 0) fprintf(stderr, "    iteration %d: exit %d %s\n", i, code, failure.c_str());
+    CHECK(code == 0);
+  }
+  CHECK(CountOpenFds() == fds_before);
+  CHECK(CountChildren() == children_before);
+
+  Spawned piped;
+  ncri::SpawnRequest r = target.ExecRequest({"/bin/sh", "-c", "read line; echo \"$line\" out; readlink /proc/self/ns/pid; echo err >&2"});
+  for (int &slot : r.stdio) slot = ncri::kStdioPipe;
+  if (SpawnStarted(std::move(r), &piped, &failure) < 0) fprintf(stderr, "    piped: %s\n", failure.c_str());
+  CHECK(piped.pidfd.get() >= 0 && piped.stdio[0].get() >= 0 && piped.stdio[1].get() >= 0 && piped.stdio[2].get() >= 0);
+  CHECK(write(piped.stdio[0].get(), "in\n", 3) == 3);
+  piped.stdio[0].reset();
+  char target_ns[64] = {};
+  std::string link = "/proc/" + std::to_string(target.s.pid) + "/ns/pid";
+  CHECK(readlink(link.c_str(), target_ns, sizeof target_ns - 1) > 0);
+  CHECK(ReadAll(piped.stdio[1].get()) == std::string("in out\n") + target_ns + "\n");
+  CHECK(ReadAll(piped.stdio[2].get()) == "err\n");
+  for (ncri::Fd &fd : piped.stdio) fd.reset();
+  CHECK(WaitExit(&piped, &failure) == 0);
+  CHECK(CountOpenFds() == fds_before);
+
+  CHECK(target.Stop());
+  CHECK(target.strays == 0);  // every exec child was collected through its pidfd
+  printf("    %d execs into a PID namespace\n", iterations);
+}
+
+// Spawns aborted right after the clone (the addon's path for a timeout or a setup error
+// while the child sets up): plain ones, and exec ones whose intermediate may be anywhere
+// between its start and its PID frame. Abort kills and hands over every pidfd; an exec
+// child the intermediate had cloned but not yet passed is a stray of the target's PID
+// namespace, reaped by the target's stop. No fd or child is left.
+TEST(spawn_abort_after_clone_stress) {
+  const int iterations = StressIterations(300);
+  CHECK(ChildCountingWorks());
+  std::string failure;
+  CHECK(SpawnAndWait(TrivialRequest("/bin/true"), &failure) == 0);  // the init memfd, opened once
+  int fds_before = CountOpenFds();
+  int children_before = CountChildren();
+  {
+    ExecTarget target;
+    if (!target.Start(&failure)) fprintf(stderr, "    target: %s\n", failure.c_str());
+    CHECK(target.s.pidfd.get() >= 0);
+    for (int i = 0; i < iterations; i++) {
+      ncri::SpawnRequest r = i % 2 ? target.ExecRequest({"/bin/true"}) : TrivialRequest("/bin/true");
+      std::unique_ptr<ncri::SpawnSetup> setup;
+      ncri_error e{};
+      if (ncri_spawn_begin(std::move(r), &setup, &e) < 0) fprintf(stderr, "    iteration %d: %s\n", i, e.step);
+      CHECK(setup);
+      std::vector<int> left = setup->Abort();
+      CHECK(!left.empty());  // at least the child (or the intermediate) we cloned
+      for (int fd : left) ReapPidfd(fd);
+    }
+    CHECK(target.Stop());
+    printf("    %d aborted spawns, %d strays reaped\n", iterations, target.strays);
+  }
+  CHECK(CountOpenFds() == fds_before);
+  CHECK(CountChildren() == children_before);
 }
 
 // ---------------------------------------------------------------- main
