@@ -191,10 +191,12 @@ int ncri_spawn_begin(ncri::SpawnRequest &&request, std::unique_ptr<ncri::SpawnSe
   using namespace ncri;
   SpawnRequest r = std::move(request);
   SpawnPlan plan;
-  if (PlanSpawn(r, &plan, err) < 0) return -err->err;
+  int rc = PlanSpawn(r, &plan, err);
+  if (rc < 0) return rc;
   pid_t pid = -1;
   int pidfd = -1;
-  if (CloneStage0(plan, &pid, &pidfd, err) < 0) return -err->err;
+  rc = CloneStage0(plan, &pid, &pidfd, err);
+  if (rc < 0) return rc;
   plan.child_fds.clear();  // the child has its own copies now (or died: its EOF tells)
 
   std::unique_ptr<SpawnSetup> s(new SpawnSetup());

@@ -6,15 +6,18 @@
 // exec it), run by scripts/native-tests.js from `npm test`.
 #include <dirent.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -135,6 +138,22 @@ int CountChildren() {
   return n;
 }
 
+// Whether CountChildren sees our children at all (a kernel without the children files would
+// make every "no child left" check pass): one forked child must raise the count by one.
+bool ChildCountingWorks() {
+  int before = CountChildren();
+  pid_t child = fork();
+  if (child == 0) {
+    pause();
+    _exit(0);
+  }
+  if (child < 0) return false;
+  bool seen = CountChildren() == before + 1;
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  return seen && CountChildren() == before;
+}
+
 // ---------------------------------------------------------------- fsops
 
 TEST(fsops_mknod_xattr_syncfs) {
@@ -247,9 +266,20 @@ TEST(cgroup_files_on_a_cgroup2_mount) {
     fprintf(stderr, "    (no cgroup2: skipped)\n");
     return;
   }
+  std::string top = root + "/nodecri-core-test-" + std::to_string(getpid());
   std::string rel = "nodecri-core-test-" + std::to_string(getpid()) + "/child";
   OK(ncri_cgroup_mkdir(root, rel, {}, &e_));
   std::string dir = root + "/" + rel;
+  // A real cgroup of the host's hierarchy: removed (child, then parent) however the test
+  // returns, a failed check included. The rmdirs after the checks below test that removal.
+  struct RemoveCgroups {
+    std::string child, parent, mount_point;
+    ~RemoveCgroups() {
+      rmdir(child.c_str());
+      rmdir(parent.c_str());
+      umount2(mount_point.c_str(), MNT_DETACH);
+    }
+  } remove_cgroups{dir, top, root};
   CHECK(FsType(dir) == CGROUP2_SUPER_MAGIC);
   std::vector<ncri_cgroup_write> writes = {
       {dir, "cgroup.max.descendants", "7", false, 0},
@@ -266,11 +296,9 @@ TEST(cgroup_files_on_a_cgroup2_mount) {
   ncri_error e{};
   CHECK(ncri_cgroup_write_files(&bad, &e) < 0 && e.err == EINVAL && strcmp(e.syscall, "write") == 0);
 
-  std::string top = root + "/nodecri-core-test-" + std::to_string(getpid());
   OK(ncri_cgroup_rmdir(top, &e_));
   CHECK(!Exists(top));
   OK(ncri_cgroup_rmdir(top, &e_));  // missing: success
-  umount2(root.c_str(), MNT_DETACH);
 }
 
 TEST(cgroup_refuses_a_plain_directory) {
@@ -310,6 +338,49 @@ TEST(device_program_assembly) {
 
 // ---------------------------------------------------------------- namespaces
 
+// Runs `fn` in a forked child that has joined the namespace pinned at `ns_path` and returns
+// what it wrote back; "setns failed" if it could not join.
+std::string InNamespace(const std::string &ns_path, const std::function<std::string()> &fn) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) return "pipe failed";
+  pid_t child = fork();
+  if (child == 0) {
+    int fd = open(ns_path.c_str(), O_RDONLY | O_CLOEXEC);
+    std::string out = fd >= 0 && setns(fd, 0) == 0 ? fn() : "setns failed";
+    ssize_t n = write(p[1], out.data(), out.size());
+    _exit(n == (ssize_t)out.size() ? 0 : 1);
+  }
+  close(p[1]);
+  std::string out;
+  char buf[256];
+  ssize_t n;
+  while ((n = read(p[0], buf, sizeof buf)) > 0) out.append(buf, n);
+  close(p[0]);
+  waitpid(child, nullptr, 0);
+  return out;
+}
+
+std::string ReadFile(const char *path) {
+  std::string out;
+  FILE *f = fopen(path, "re");
+  if (!f) return "(cannot open)";
+  char buf[256];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  fclose(f);
+  return out;
+}
+
+// "up" or "down": lo's IFF_UP in the caller's network namespace.
+std::string LoopbackState() {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct ifreq ifr {};
+  strcpy(ifr.ifr_name, "lo");
+  bool ok = s >= 0 && ioctl(s, SIOCGIFFLAGS, &ifr) == 0;
+  if (s >= 0) close(s);
+  return !ok ? "(no flags)" : (ifr.ifr_flags & IFF_UP) ? "up" : "down";
+}
+
 TEST(ns_sysctl_paths) {
   std::string path;
   ncri_error e{};
@@ -335,7 +406,11 @@ TEST(ns_pin_loopback_unpin) {
   CHECK(res.paths[0] == dir + "/net" && FsType(res.paths[0]) == NSFS_MAGIC);
   CHECK(stat("/proc/self/ns/net", &mine) == 0 && stat(res.paths[0].c_str(), &pinned) == 0 && mine.st_ino != pinned.st_ino);
   CHECK(res.paths[3].empty());  // no user namespace asked for
+  // The sysctl landed in the new network namespace (whose lo starts down), read from inside.
+  CHECK(InNamespace(res.paths[0], [] { return ReadFile("/proc/sys/net/ipv4/ping_group_range"); }) == "0\t0\n");
+  CHECK(InNamespace(res.paths[0], LoopbackState) == "down");
   OK(ncri_loopback_up(res.paths[0].c_str(), &e_));
+  CHECK(InNamespace(res.paths[0], LoopbackState) == "up");
   ncri_error e{};
   CHECK(ncri_loopback_up(res.paths[2].c_str(), &e) == -EINVAL && strcmp(e.syscall, "setns") == 0);  // a uts pin
   // A second pin of the same kinds in the same place: O_EXCL, and nothing of the first undone.
@@ -366,6 +441,7 @@ TEST(ns_pin_user_namespace) {
   ncri_pin_result res;
   OK(ncri_pin_namespaces(&req, &res, &e_));
   CHECK(FsType(res.paths[3]) == NSFS_MAGIC && FsType(res.paths[1]) == NSFS_MAGIC);
+  CHECK(InNamespace(res.paths[1], [] { return ReadFile("/proc/sys/kernel/msgmax"); }) == "4096\n");
   for (int i : {1, 3}) OK(ncri_unpin_namespace(res.paths[i].c_str(), &e_));
 }
 
@@ -379,9 +455,20 @@ TEST(ns_pin_failure_leaves_nothing) {
   req.nsysctls = 1;
   ncri_pin_result res;
   ncri_error e{};
+  CHECK(ChildCountingWorks());
   int before = CountChildren();
   CHECK(ncri_pin_namespaces(&req, &res, &e) == -ENOENT);
   CHECK(strcmp(e.syscall, "open") == 0 && strcmp(e.path, "/proc/sys/net/ipv4/no_such_sysctl") == 0);
+  CHECK(!Exists(g_scratch + "/pins-bad/a"));
+  CHECK(CountChildren() == before);
+
+  // A sysctl that exists but refuses the value: the write step fails, naming its path.
+  ncri_sysctl refused[] = {{"net.ipv4.ip_forward", "not-a-number"}};
+  req.sysctls = refused;
+  e = ncri_error{};
+  CHECK(ncri_pin_namespaces(&req, &res, &e) == -EINVAL);
+  CHECK(strcmp(e.syscall, "write") == 0 && strcmp(e.step, "apply sysctl") == 0);
+  CHECK(strcmp(e.path, "/proc/sys/net/ipv4/ip_forward") == 0);
   CHECK(!Exists(g_scratch + "/pins-bad/a"));
   CHECK(CountChildren() == before);
 }
@@ -472,62 +559,147 @@ TEST(proc_keeper_message) {
   CHECK(ncri_recv_message(b.get(), buf, sizeof buf) == 0);  // EOF
 }
 
+// ---------------------------------------------------------------- step names
+
+// child_steps.cc's table is checked for its length at compile time; these anchors, spread
+// over it (the first, both ends of the clone child's steps, the namespace child's first and
+// last), catch an entry added, dropped or moved in the middle.
+TEST(step_names_follow_the_enum) {
+  struct Anchor {
+    uint32_t step;
+    const char *syscall, *name;
+  };
+  const Anchor anchors[] = {
+      {ncri::kStepSignals, "rt_sigaction", "reset signals"},
+      {ncri::kStepSysctl, "write", "set sysctl"},
+      {ncri::kStepResolveExec, "execve", "find executable"},
+      {ncri::kStepWaitPidHeld, "recvfrom", "wait for the runtime to hold the process's pidfd"},
+      {ncri::kStepNsSignals, "sigprocmask", "reset signals in namespace child"},
+      {ncri::kStepNsSysctlWrite, "write", "apply sysctl"},
+      {ncri::kStepNsLoopbackSetFlags, "ioctl", "set lo up"},
+  };
+  for (const Anchor &a : anchors) {
+    if (strcmp(ncri_step_syscall(a.step), a.syscall) != 0 || strcmp(ncri_step_name(a.step), a.name) != 0)
+      fprintf(stderr, "    step %u: %s / %s\n", a.step, ncri_step_syscall(a.step), ncri_step_name(a.step));
+    CHECK(strcmp(ncri_step_syscall(a.step), a.syscall) == 0 && strcmp(ncri_step_name(a.step), a.name) == 0);
+  }
+  CHECK(ncri::kStepNsLoopbackSetFlags + 1 == ncri::kStepCount);
+  CHECK(strcmp(ncri_step_name(ncri::kStepCount), "container setup") == 0);  // out of range
+}
+
 // ---------------------------------------------------------------- spawn
 
+// Milliseconds left until `deadline` (CLOCK_MONOTONIC ms), at least 0.
+int64_t NowMs() {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+int MsLeft(int64_t deadline) {
+  int64_t left = deadline - NowMs();
+  return left > 0 ? (int)left : 0;
+}
+
+// Reaps a pidfd of our child that is exiting or dead (blocks until it is), then closes it.
+void ReapPidfd(int fd) {
+  siginfo_t si{};
+  while (waitid((idtype_t)3 /* P_PIDFD */, (id_t)fd, &si, WEXITED) < 0 && errno == EINTR) {
+  }
+  close(fd);
+}
+
+// A spawned process that has exec'd its command: its pidfd and our ends of its pipes.
+struct Spawned {
+  pid_t pid = -1;
+  ncri::Fd pidfd;
+  ncri::Fd stdio[3];
+};
+
 // Drives one spawn as napi/process.cc does, with poll(2) in place of the loop: Step until
-// READY, Finish, start, the seed's EOF, then the exit. Returns the exit code, or -1.
-int SpawnAndWait(ncri::SpawnRequest req, std::string *failure) {
+// READY (Abort if kSpawnSetupTimeoutMs passes first, as the addon's timer does), reap the
+// intermediate of a double clone, Finish, start, and wait for the seed's EOF (exec'd or
+// died). Returns 0, or -1 with *failure set and nothing left behind.
+int SpawnStarted(ncri::SpawnRequest req, Spawned *out, std::string *failure) {
   std::unique_ptr<ncri::SpawnSetup> setup;
   ncri_error e{};
   if (ncri_spawn_begin(std::move(req), &setup, &e) < 0) {
     *failure = std::string("spawn: ") + e.step + ": " + strerror(e.err);
     return -1;
   }
+  const int64_t deadline = NowMs() + ncri::kSpawnSetupTimeoutMs;
   int rc;
   while ((rc = setup->Step(&e)) == 0) {
+    if (MsLeft(deadline) == 0) {
+      rc = ncri_fail(&e, ETIMEDOUT, "poll", "wait for container setup", nullptr);
+      break;
+    }
     struct pollfd p = {setup->sync_fd(), POLLIN, 0};
-    poll(&p, 1, ncri::kSpawnSetupTimeoutMs);
+    poll(&p, 1, MsLeft(deadline));
   }
   if (rc < 0) {
     *failure = std::string("setup: ") + e.step + ": " + strerror(e.err) + " " + e.path;
-    for (int fd : setup->Abort()) {
-      siginfo_t si{};
-      waitid((idtype_t)3 /* P_PIDFD */, (id_t)fd, &si, WEXITED);
-      close(fd);
-    }
+    for (int fd : setup->Abort()) ReapPidfd(fd);
     return -1;
   }
   int intermediate = setup->TakeIntermediate();
-  if (intermediate >= 0) close(intermediate);  // (reaped at its exit by the caller; no double clone here)
+  if (intermediate >= 0) ReapPidfd(intermediate);  // it has sent its PID frame and is exiting
   ncri::SpawnResult res;
   setup->Finish(&res);
   setup.reset();
-  ncri::Fd pidfd(res.pidfd);
-  for (int fd : res.stdio)
-    if (fd >= 0) close(fd);
+  out->pid = res.pid;
+  out->pidfd.reset(res.pidfd);
+  for (int i = 0; i < 3; i++) out->stdio[i].reset(res.stdio[i]);
+  if (res.terminal >= 0) close(res.terminal);
   ncri::Seed seed(res.sync_fd);
-  if (seed.Start(&e) < 0) {
-    *failure = "start";
-    return -1;
-  }
-  for (;;) {
+  bool exec_done = seed.Start(&e) == 0;
+  if (!exec_done) *failure = "start";
+  while (exec_done && !seed.Drain()) {
     struct pollfd p = {seed.sync_fd(), POLLIN, 0};
-    poll(&p, 1, -1);
-    if (seed.Drain()) break;
+    if (poll(&p, 1, MsLeft(deadline)) == 0) {
+      *failure = "timed out waiting for the exec";
+      exec_done = false;
+    }
   }
-  if (seed.error()) {
+  if (exec_done && seed.error()) {
     ncri_error fe{};
     ncri_frame_error(*seed.error(), res.memory.get(), &fe);
     *failure = std::string("exec: ") + fe.step + ": " + strerror(fe.err);
   }
-  struct pollfd p = {pidfd.get(), POLLIN, 0};
-  poll(&p, 1, -1);
+  if (!exec_done) {
+    ncri_pidfd_signal(out->pidfd.get(), SIGKILL, &e);
+    ReapPidfd(out->pidfd.release());
+    for (ncri::Fd &fd : out->stdio) fd.reset();
+    return -1;
+  }
+  return 0;
+}
+
+// Waits (at most kSpawnSetupTimeoutMs, then kills it) for a spawned process's exit and
+// collects it. Returns the exit code (128 + signal when killed), or -1.
+int WaitExit(Spawned *s, std::string *failure) {
+  struct pollfd p = {s->pidfd.get(), POLLIN, 0};
+  if (poll(&p, 1, ncri::kSpawnSetupTimeoutMs) == 0) {
+    *failure += " (timed out: killed)";
+    ncri_error e{};
+    ncri_pidfd_signal(s->pidfd.get(), SIGKILL, &e);
+    ReapPidfd(s->pidfd.release());
+    return -1;
+  }
   ncri::ExitStatus st;
-  if (!ncri_exit_collect(pidfd.get(), false, &st) || !st.known) {
+  if (!ncri_exit_collect(s->pidfd.get(), false, &st) || !st.known) {
     *failure += " (exit not collected)";
     return -1;
   }
+  s->pidfd.reset();
   return st.exited ? st.status : 128 + st.status;
+}
+
+// One spawn from the clone to its exit: the exit code (as WaitExit), or -1 with *failure set.
+int SpawnAndWait(ncri::SpawnRequest req, std::string *failure) {
+  Spawned s;
+  if (SpawnStarted(std::move(req), &s, failure) < 0) return -1;
+  for (ncri::Fd &fd : s.stdio) fd.reset();
+  return WaitExit(&s, failure);
 }
 
 ncri::SpawnRequest TrivialRequest(const char *program) {
@@ -539,13 +711,21 @@ ncri::SpawnRequest TrivialRequest(const char *program) {
   return r;
 }
 
+// The stress tests' iterations: NODECRI_CORE_STRESS (3000) scaled, `of_3000` at the default.
+int StressIterations(int of_3000) {
+  int total = getenv("NODECRI_CORE_STRESS") ? atoi(getenv("NODECRI_CORE_STRESS")) : 3000;
+  return total * of_3000 / 3000;
+}
+
 TEST(spawn_exit_status_and_errors) {
   std::string failure;
   CHECK(SpawnAndWait(TrivialRequest("/bin/true"), &failure) == 0);
   CHECK(SpawnAndWait(TrivialRequest("false"), &failure) == 1);  // found on PATH
   failure.clear();
-  CHECK(SpawnAndWait(TrivialRequest("/no/such/program"), &failure) == -1 || !failure.empty());
-  CHECK(failure.find("find executable") != std::string::npos);
+  // The child looks the program up before READY: its error frame fails the setup (the
+  // child exits 127, and Abort reaps it), naming the step, the errno and the path.
+  CHECK(SpawnAndWait(TrivialRequest("/no/such/program"), &failure) == -1);
+  CHECK(failure == std::string("setup: find executable: ") + strerror(ENOENT) + " /no/such/program");
   ncri::SpawnRequest empty = TrivialRequest("/bin/true");
   empty.args.clear();
   std::unique_ptr<ncri::SpawnSetup> setup;
@@ -567,9 +747,10 @@ TEST(spawn_in_new_namespaces) {
 // The exec path under load: thousands of spawns of /bin/true through ncri_spawn_begin, each
 // exiting 0, leaving no fd and no child (zombie or not) behind.
 TEST(spawn_exec_stress) {
-  const int iterations = getenv("NODECRI_CORE_STRESS") ? atoi(getenv("NODECRI_CORE_STRESS")) : 3000;
+  const int iterations = StressIterations(3000);
   std::string warm;
   CHECK(SpawnAndWait(TrivialRequest("/bin/true"), &warm) == 0);  // the init memfd, opened once
+  CHECK(ChildCountingWorks());
   int fds_before = CountOpenFds();
   int children_before = CountChildren();
   for (int i = 0; i < iterations; i++) {
@@ -583,16 +764,157 @@ TEST(spawn_exec_stress) {
   printf("    %d spawns\n", iterations);
 }
 
+// A long-lived exec target: /bin/cat as the init of a new PID namespace, its stdin a pipe
+// of ours, so that it ends with us however we end. Killed at the end of the test, reaping
+// the strays of its namespace meanwhile (as the daemon does: untilExitReapingStrays): an
+// exec child whose intermediate was aborted after cloning it is our child, and the
+// namespace's init cannot finish its exit until it is reaped.
+struct ExecTarget {
+  Spawned s;
+  int strays = 0;
+  bool Start(std::string *failure) {
+    ncri::SpawnRequest r = TrivialRequest("/bin/cat");
+    r.new_namespaces = CLONE_NEWPID;
+    r.stdio[0] = ncri::kStdioPipe;
+    return SpawnStarted(std::move(r), &s, failure) == 0;
+  }
+  ncri::SpawnRequest ExecRequest(std::vector<std::string> args) const {
+    ncri::SpawnRequest r = TrivialRequest(args[0].c_str());
+    r.args = std::move(args);
+    r.target_pid = s.pid;
+    r.target_pidfd = s.pidfd.get();
+    return r;
+  }
+  // Returns whether it was reaped.
+  bool Stop() {
+    if (s.pidfd.get() < 0) return true;
+    s.stdio[0].reset();
+    ncri_error e{};
+    ncri_pidfd_signal(s.pidfd.get(), SIGKILL, &e);
+    const int64_t deadline = NowMs() + ncri::kSpawnSetupTimeoutMs;
+    for (;;) {
+      strays += ncri_reap_strays(s.pidfd.get(), {s.pid});  // not the target itself, a zombie of that namespace too
+      struct pollfd p = {s.pidfd.get(), POLLIN, 0};
+      if (poll(&p, 1, 50) == 1) break;
+      if (MsLeft(deadline) == 0) return false;
+    }
+    ReapPidfd(s.pidfd.release());
+    return true;
+  }
+  ~ExecTarget() { Stop(); }
+};
+
+std::string ReadAll(int fd) {
+  std::string out;
+  char buf[256];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, n);
+  return out;
+}
+
+// Exec into a running container's PID namespace, as execProcess does: the plan joins the
+// target's namespaces that differ from ours, the init joins them and clones the real child
+// into the PID namespace (the intermediate), which passes its pidfd in its PID frame. A
+// few hundred of them, each exiting 0; then one with all three stdio pipes, checked in the
+// target's PID namespace; nothing left behind.
+TEST(spawn_exec_into_pid_namespace_stress) {
+  const int iterations = StressIterations(300);
+  CHECK(ChildCountingWorks());
+  std::string failure;
+  ExecTarget target;
+  if (!target.Start(&failure)) fprintf(stderr, "    target: %s\n", failure.c_str());
+  CHECK(target.s.pidfd.get() >= 0);
+  CHECK(SpawnAndWait(target.ExecRequest({"/bin/true"}), &failure) == 0);  // warm
+  int fds_before = CountOpenFds();
+  int children_before = CountChildren();
+  for (int i = 0; i < iterations; i++) {
+    int code = SpawnAndWait(target.ExecRequest({"/bin/true"}), &failure);
+    if (code != 0) fprintf(stderr, "    iteration %d: exit %d %s\n", i, code, failure.c_str());
+    CHECK(code == 0);
+  }
+  CHECK(CountOpenFds() == fds_before);
+  CHECK(CountChildren() == children_before);
+
+  Spawned piped;
+  ncri::SpawnRequest r = target.ExecRequest({"/bin/sh", "-c", "read line; echo \"$line\" out; readlink /proc/self/ns/pid; echo err >&2"});
+  for (int &slot : r.stdio) slot = ncri::kStdioPipe;
+  if (SpawnStarted(std::move(r), &piped, &failure) < 0) fprintf(stderr, "    piped: %s\n", failure.c_str());
+  CHECK(piped.pidfd.get() >= 0 && piped.stdio[0].get() >= 0 && piped.stdio[1].get() >= 0 && piped.stdio[2].get() >= 0);
+  CHECK(write(piped.stdio[0].get(), "in\n", 3) == 3);
+  piped.stdio[0].reset();
+  char target_ns[64] = {};
+  std::string link = "/proc/" + std::to_string(target.s.pid) + "/ns/pid";
+  CHECK(readlink(link.c_str(), target_ns, sizeof target_ns - 1) > 0);
+  CHECK(ReadAll(piped.stdio[1].get()) == std::string("in out\n") + target_ns + "\n");
+  CHECK(ReadAll(piped.stdio[2].get()) == "err\n");
+  for (ncri::Fd &fd : piped.stdio) fd.reset();
+  CHECK(WaitExit(&piped, &failure) == 0);
+  CHECK(CountOpenFds() == fds_before);
+
+  CHECK(target.Stop());
+  CHECK(target.strays == 0);  // every exec child was collected through its pidfd
+  printf("    %d execs into a PID namespace\n", iterations);
+}
+
+// Spawns aborted right after the clone (the addon's path for a timeout or a setup error
+// while the child sets up): plain ones, and exec ones whose intermediate may be anywhere
+// between its start and its PID frame. Abort kills and hands over every pidfd; an exec
+// child the intermediate had cloned but not yet passed is a stray of the target's PID
+// namespace, reaped by the target's stop. No fd or child is left.
+TEST(spawn_abort_after_clone_stress) {
+  const int iterations = StressIterations(300);
+  CHECK(ChildCountingWorks());
+  std::string failure;
+  CHECK(SpawnAndWait(TrivialRequest("/bin/true"), &failure) == 0);  // the init memfd, opened once
+  int fds_before = CountOpenFds();
+  int children_before = CountChildren();
+  {
+    ExecTarget target;
+    if (!target.Start(&failure)) fprintf(stderr, "    target: %s\n", failure.c_str());
+    CHECK(target.s.pidfd.get() >= 0);
+    for (int i = 0; i < iterations; i++) {
+      ncri::SpawnRequest r = i % 2 ? target.ExecRequest({"/bin/true"}) : TrivialRequest("/bin/true");
+      std::unique_ptr<ncri::SpawnSetup> setup;
+      ncri_error e{};
+      if (ncri_spawn_begin(std::move(r), &setup, &e) < 0) fprintf(stderr, "    iteration %d: %s\n", i, e.step);
+      CHECK(setup);
+      std::vector<int> left = setup->Abort();
+      CHECK(!left.empty());  // at least the child (or the intermediate) we cloned
+      for (int fd : left) ReapPidfd(fd);
+    }
+    CHECK(target.Stop());
+    printf("    %d aborted spawns, %d strays reaped\n", iterations, target.strays);
+  }
+  CHECK(CountOpenFds() == fds_before);
+  CHECK(CountChildren() == children_before);
+}
+
 // ---------------------------------------------------------------- main
+
+// The scratch directory: NODECRI_CORE_SCRATCH (made and removed by scripts/native-tests.js,
+// which can remove it after killing us), else one of our own, removed at our exit. The
+// tmpfs on it is in our private mount namespace: it goes with the process, however it ends.
+bool g_own_scratch = false;
 
 int EnterScratch() {
   if (unshare(CLONE_NEWNS) != 0) return perror("unshare(CLONE_NEWNS)"), -1;
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return perror("make / private"), -1;
-  char tmpl[] = "/tmp/nodecri-core-tests-XXXXXX";
-  if (!mkdtemp(tmpl)) return perror("mkdtemp"), -1;
-  g_scratch = tmpl;
-  if (mount("tmpfs", tmpl, "tmpfs", 0, "mode=0755") != 0) return perror("mount scratch tmpfs"), -1;
+  const char *given = getenv("NODECRI_CORE_SCRATCH");
+  if (given && *given) {
+    g_scratch = given;
+  } else {
+    char tmpl[] = "/tmp/nodecri-core-tests-XXXXXX";
+    if (!mkdtemp(tmpl)) return perror("mkdtemp"), -1;
+    g_scratch = tmpl;
+    g_own_scratch = true;
+  }
+  if (mount("tmpfs", g_scratch.c_str(), "tmpfs", 0, "mode=0755") != 0) return perror("mount scratch tmpfs"), -1;
   return 0;
+}
+
+void LeaveScratch() {
+  umount2(g_scratch.c_str(), MNT_DETACH);
+  if (g_own_scratch) rmdir(g_scratch.c_str());
 }
 
 }  // namespace
@@ -608,7 +930,10 @@ int main(int argc, char **argv) {
     return 2;
   }
   setvbuf(stdout, nullptr, _IOLBF, 0);
-  if (EnterScratch() < 0) return 2;
+  if (EnterScratch() < 0) {
+    LeaveScratch();
+    return 2;
+  }
   const char *filter = argc > 1 ? argv[1] : "";
   int run = 0;
   for (const TestCase &t : Registry()) {
@@ -622,8 +947,7 @@ int main(int argc, char **argv) {
       printf("  FAIL %s\n", t.name);
     }
   }
-  umount2(g_scratch.c_str(), MNT_DETACH);
-  rmdir(g_scratch.c_str());
+  LeaveScratch();
   printf("native core tests: %d run, %d failed\n", run, g_failures);
   return g_failures == 0 && run > 0 ? 0 : 1;
 }
