@@ -41,17 +41,50 @@ const isUnit = (f) => f.startsWith(path.join(dist, 'src') + path.sep) || f.start
 
 /** The file running now, whose group an interrupt of this script must take down too. */
 let current = null;
-for (const sig of ['SIGINT', 'SIGTERM']) {
+for (const [sig, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+]) {
   process.on(sig, () => {
-    if (current) {
+    if (!current) process.exit(code);
+    const pid = current.pid;
+    const group = (s) => {
       try {
-        process.kill(-current.pid, 'SIGTERM');
+        process.kill(-pid, s);
       } catch {
         // already gone
       }
-    }
-    process.exit(130);
+    };
+    group('SIGTERM');
+    setTimeout(() => {
+      group('SIGKILL');
+      process.exit(code);
+    }, KILL_GRACE_MS).unref();
+    current.once('exit', () => setTimeout(() => (group('SIGKILL'), process.exit(code)), 100));
   });
+}
+
+/** Whether any process of group `pgid` is left. */
+function groupAlive(pgid) {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (e) {
+    return e.code === 'EPERM';
+  }
+}
+
+/** Kills what is left of group `pgid` and waits (up to KILL_GRACE_MS) until it is gone. */
+async function killGroup(pgid) {
+  const end = Date.now() + KILL_GRACE_MS;
+  while (groupAlive(pgid) && Date.now() < end) {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 /** Runs one file; resolves with its counts, or null when it produced none (crashed or hung). */
@@ -68,7 +101,8 @@ function runFile(file, flags, summaryFile) {
       ...flags,
       file,
     ];
-    const child = spawn(process.execPath, args, { stdio: 'inherit', cwd: root, detached: true });
+    // stdin is not the terminal's: in a group of its own, a read of it would stop the file.
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'], cwd: root, detached: true });
     current = child;
     let timedOut = false;
     let killTimer = null;
@@ -85,12 +119,16 @@ function runFile(file, flags, summaryFile) {
       group('SIGTERM');
       killTimer = setTimeout(() => group('SIGKILL'), KILL_GRACE_MS);
     }, FILE_TIMEOUT_MS);
-    child.on('exit', (code, signal) => {
+    child.on('exit', async (code, signal) => {
       current = null;
       clearTimeout(deadline);
       if (killTimer) clearTimeout(killTimer);
-      // The file's leftovers in its group (a daemon it did not stop) must not outlive it.
-      group('SIGKILL');
+      // The file's leftovers in its group (a daemon it did not stop) must not outlive it,
+      // nor still hold mounts or cgroups when the next file takes its leak baseline.
+      if (groupAlive(child.pid)) {
+        console.error(`# ${path.relative(root, file)} left processes in its group: killing them`);
+        await killGroup(child.pid);
+      }
       let counts = null;
       try {
         counts = JSON.parse(fs.readFileSync(summaryFile, 'utf8'));

@@ -9,6 +9,7 @@ import { ConfigError, loadConfig, type Config, type LoadOptions } from './config
 import { planReload } from './config/reload';
 import { startCriServer, type CriServer } from './cri/server';
 import type { CriDeps } from './cri/deps';
+import { checkAddon } from './native/binding';
 import { kernelFloorError, probeSyscalls, uname } from './native/probe';
 import { ImageService } from './image/service';
 import { CniConfigWatcher } from './network/cni-config';
@@ -82,6 +83,14 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
   const socketGid = await socketGroupId(loaded.config, loaded.sourceOf);
   const log = createLogger(config.logLevel);
   const faults = parseFaults(process.env.NODECRI_FAULTS);
+  // The addon is loaded on first use: load it now, and refuse a build that lacks an export
+  // some facility file declares, before anything is touched rather than in a request.
+  try {
+    checkAddon();
+  } catch (e) {
+    log.fatal({ err: e }, (e as Error).message);
+    throw e;
+  }
   const host = uname();
   // The container child needs these syscalls and cannot say so itself (it would leak fds
   // or resolve paths unconfined): refuse to start on an older kernel, naming what lacks.

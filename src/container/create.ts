@@ -12,7 +12,7 @@ import path from 'node:path';
 import { CleanupStack } from '../domain/cleanup';
 import { RuntimeError, failedPrecondition, invalidArgument, notFound } from '../domain/errors';
 import { nowNanos } from '../domain/events';
-import { pathLengthError, quotePath, resourceError } from '../domain/limits';
+import { pathLengthError, quotePath, throwAsResourceError } from '../domain/limits';
 import { containerName, newId } from '../domain/ids';
 import type { ProcessHandle } from '../native/process';
 import type { SandboxRecord } from '../sandbox/model';
@@ -258,9 +258,4 @@ export async function makeProcess(ctx: ContainerContext, record: ContainerRecord
   holdProcess(record, handle.pid, await ctx.opts.host.processStartTime(handle.pid));
   ctx.live.set(record.id, { handle, log: logWriter, readers: logReaders, closeStdio, done: null });
   cleanup.push(`live state of ${record.id}`, () => void ctx.live.delete(record.id));
-}
-
-/** A container's resources are ContainerConfig.linux.resources (UpdateContainerResources: linux). */
-export function throwAsResourceError(e: unknown): never {
-  throw resourceError(e, 'linux.resources');
 }

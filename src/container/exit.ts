@@ -13,9 +13,14 @@ const logDrainMs = 2000;
 /**
  * Records the exit once the process is reaped (by us, or by the keeper when it is the
  * keeper's child; `known` when that happened before this daemon started) and its log
- * drained.
+ * drained. Never rejects: nothing but a stop awaits it, so a failure is logged here rather
+ * than left to become an unhandled rejection.
  */
 export async function watchExit(ctx: ContainerContext, r: ContainerRecord, live: Live, known: ExitStatus | null = null): Promise<void> {
+  await watchExitOnce(ctx, r, live, known).catch((e: unknown) => ctx.opts.log.error({ err: e, containerId: r.id }, `cannot record the exit of container ${r.id}`));
+}
+
+async function watchExitOnce(ctx: ContainerContext, r: ContainerRecord, live: Live, known: ExitStatus | null): Promise<void> {
   const keeper = ctx.keeper;
   const pid = r.pid;
   const startTime = r.pidStartTime;

@@ -11,12 +11,12 @@ import type { ContainerContext } from './context';
 import { makeProcess } from './create';
 import { watchExit } from './exit';
 import type { ContainerRecord } from './model';
-import { transition } from './state-machine';
+import { canMove, transition } from './state-machine';
 
 export async function start(ctx: ContainerContext, idOrPrefix: string): Promise<void> {
   const r = ctx.mustGet(idOrPrefix);
   await ctx.locked(r.id, async () => {
-    if (r.state !== 'CONTAINER_CREATED') throw failedPrecondition(`container ${r.id} is ${r.state.replace('CONTAINER_', '').toLowerCase()}, not created`);
+    if (!canMove(r.state, 'CONTAINER_RUNNING')) throw failedPrecondition(`container ${r.id} is ${r.state.replace('CONTAINER_', '').toLowerCase()}, not created`);
     // A crash before the RUNNING record is on disk leaves a process no client was told
     // about: the journal's undo kills what runs in the container's cgroup (it stays CREATED).
     const journal = await ctx.opts.ops.begin('StartContainer', r.id);
@@ -141,7 +141,7 @@ async function removeLocked(ctx: ContainerContext, r: ContainerRecord, step: () 
   step();
   await fsp.rm(r.runDir, { recursive: true, force: true });
   step();
-  // The record goes last: until then a restart finds the container and finishes ctx.
+  // The record goes last: until then a restart finds the container and finishes the removal.
   await fsp.rm(r.stateDir, { recursive: true, force: true });
   step();
   ctx.records.delete(r.id);

@@ -10,8 +10,8 @@ import type { ContainerSpec } from './spec';
 export type ContainerState = 'CONTAINER_CREATED' | 'CONTAINER_RUNNING' | 'CONTAINER_EXITED' | 'CONTAINER_UNKNOWN';
 
 /**
- * The record format. 1 kept the CRI ContainerConfig (`config`) where 2 keeps the spec;
- * records of 1 are not read (no node runs them): see ContainerService.restore.
+ * The record format. 1 kept the CRI ContainerConfig (`config`) where 2 keeps the spec; a
+ * start that finds a record of 1 stops, naming it (no node runs them): see restore.ts.
  */
 export const containerRecordVersion = 2;
 

@@ -16,7 +16,7 @@ import type { CriLogWriter } from './cri-log';
 import { watchExit } from './exit';
 import { closeHanded, takeHandedFifo, type ContainerHandoff } from './handoff';
 import { attachReader, containerLogWriter, openFd } from './logs';
-import type { ContainerRecord } from './model';
+import { containerRecordVersion, type ContainerRecord } from './model';
 import { dropHeldProcess, transition } from './state-machine';
 import { remove } from './lifecycle';
 
@@ -104,8 +104,17 @@ export async function restore(ctx: ContainerContext, handoff: ContainerHandoff |
     // no containers yet
   }
   for (const id of ids) {
-    const r = await readJson<ContainerRecord>(path.join(dir, id, 'container.json')).catch(() => null);
+    const file = ctx.recordFile(path.join(dir, id));
+    const r = await readJson<ContainerRecord>(file).catch(() => null);
     if (!r) continue;
+    // A record of another format (1 kept the CRI config, not the spec) is not guessed at:
+    // the start stops, naming it. Skipping it would let the orphan sweep remove the dirs of
+    // a container that may still run; no node runs a format-1 build, so none should exist.
+    if (r.version !== containerRecordVersion || !r.spec) {
+      throw new Error(
+        `container record ${file} has format ${String(r.version)}, and this nodecri reads format ${containerRecordVersion} only: remove the container with the nodecri that made it, or remove ${path.join(dir, id)} and its processes by hand`,
+      );
+    }
     ctx.records.set(r.id, r);
     ctx.index.add(r.id);
     ctx.names.reserve(r.name, r.id);

@@ -447,6 +447,18 @@ describe('ContainerService over a fake host', { timeout: 60_000 }, () => {
     assert.equal((await onDisk(r)).state, 'CONTAINER_EXITED');
   });
 
+  it('refuses to start on a record of an older format, naming it, rather than skip it (the sweep would remove a live container)', async () => {
+    const f = await setup();
+    const id = await f.svc.create(f.sandbox.id, containerConfig('old', ''));
+    const r = f.svc.mustGet(id);
+    const file = path.join(r.stateDir, 'container.json');
+    const { spec, ...rest } = await onDisk(r);
+    await fsp.writeFile(file, JSON.stringify({ ...rest, version: 1, config: { metadata: { name: spec.name } } }));
+    const svc = await f.restart();
+    await assert.rejects(svc.restore(null), (e: Error) => e.message.includes(`container record ${file} has format 1`));
+    assert.ok(fs.existsSync(r.stateDir), 'the record is left as it was');
+  });
+
   it('restores persisted records: a running container is adopted and its exit recorded; a gone one is exited, code unknown', async () => {
     const f = await setup();
     const alive = await f.svc.create(f.sandbox.id, containerConfig('alive', ''));

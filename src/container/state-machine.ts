@@ -2,7 +2,8 @@
  * A container's state, changed in one place. A record is born CREATED (create.ts) and makes
  * at most two moves: CREATED -> RUNNING (started), then -> EXITED (its exit recorded); or
  * CREATED -> EXITED at once (its start failed, or it was stopped before it was started).
- * EXITED is final, and UNKNOWN is only ever reported, never entered. Each move sets the
+ * EXITED is final. UNKNOWN (the CRI's) is never entered: an exit nobody saw is EXITED with
+ * reason ContainerStatusUnknown (exitMove). Each move sets the
  * state with what goes with it (the time, the exit code, reason and message, the process
  * gone), so no record can say RUNNING without a start time or EXITED with a pid. A move
  * from anywhere else is refused, naming the container and both states.

@@ -8,7 +8,7 @@ import { failedPrecondition } from '../domain/errors';
 import { nowNanos } from '../domain/events';
 import type { CgroupStats, Resources } from '../linux/cgroups';
 import type { ContainerContext } from './context';
-import { throwAsResourceError } from './create';
+import { throwAsResourceError } from '../domain/limits';
 import type { ContainerRecord } from './model';
 
 export async function updateResources(ctx: ContainerContext, idOrPrefix: string, resources: Resources | null): Promise<void> {

@@ -59,3 +59,11 @@ export function resourceError(e: unknown, at: string): unknown {
   if (!(e instanceof CgroupConfigError) || e.field === null) return e;
   return invalidArgument(`${at}.${criResourceNames[e.field]}: ${e.detail}`);
 }
+
+/**
+ * resourceError for the resources of a pod or a container, which the CRI names
+ * linux.resources in both configs (and in UpdateContainerResources); a catch handler.
+ */
+export function throwAsResourceError(e: unknown): never {
+  throw resourceError(e, 'linux.resources');
+}

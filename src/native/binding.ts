@@ -21,6 +21,9 @@ interface Loaded {
 
 let loaded: Loaded | null = null;
 
+/** Every export a facility file has asked for, so that a stale build is found at start-up. */
+const wanted = new Set<string>();
+
 /** The addon, loaded by the first caller; throws (every time) while it cannot be loaded. */
 function addon(): Loaded {
   if (loaded) return loaded;
@@ -45,11 +48,22 @@ export function buildDir(): string {
 }
 
 /**
+ * Loads the addon and checks that it has every export the facility files declared (those
+ * imported so far: the daemon imports them all), so that a stale build stops the start
+ * instead of failing a request later; throws naming the missing ones.
+ */
+export function checkAddon(): void {
+  const missing = [...wanted].filter((name) => typeof addon().raw[name] !== 'function');
+  if (missing.length > 0) throw new Error(`the nodecri addon ${addon().file} has no export ${missing.join(', ')} (stale build? run npm run build:native)`);
+}
+
+/**
  * Returns the addon export `name`, wrapped so that errors it throws (synchronously or by
  * rejecting) become SyscallErrors. The export is looked up at the first call, which loads
  * the addon if nothing has yet.
  */
 export function nativeFunction<F extends (...args: never[]) => unknown>(name: string): F {
+  wanted.add(name);
   let fn: ((...a: unknown[]) => unknown) | null = null;
   const wrapped = (...args: unknown[]): unknown => {
     if (!fn) {

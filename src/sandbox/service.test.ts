@@ -24,6 +24,7 @@ import { OpJournals } from '../state/op-journal';
 import { noFaults } from '../util/faults';
 import type { SandboxRecord, SandboxSpec } from './model';
 import { SandboxService, type SandboxHost, type SandboxNetwork } from './service';
+import { SandboxRecords } from './records';
 
 const log = createLogger('fatal');
 
@@ -262,7 +263,7 @@ function makeEnv(): Env {
       }),
       noFaults,
     );
-    return new SandboxService({ config: () => config, log, events, host, network: world.network(cniConfig), ops, containers });
+    return new SandboxService({ config: () => config, log, events, host, network: world.network(cniConfig), ops, containers, records: new SandboxRecords() });
   };
   return { dir, config, world, events, journals, service: make(), containerCalls, restarted: make };
 }

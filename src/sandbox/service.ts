@@ -24,7 +24,7 @@ import type { PodNetwork, PodNetworkAttachment } from '../network/pod-network';
 import type { Logger } from '../obs/logger';
 import { readJson, writeJsonAtomic } from '../state/atomic-file';
 import { KeyedMutex } from '../util/mutex';
-import { checkPathLength, resourceError } from '../domain/limits';
+import { checkPathLength, throwAsResourceError } from '../domain/limits';
 import { checkCgroupParent } from './cgroup-parent';
 import { hostsFile, podHostname, resolvConf, writeSandboxFiles } from './files';
 import type { SandboxRecord, SandboxSpec, SandboxState } from './model';
@@ -77,8 +77,8 @@ export interface SandboxServiceOptions {
   network: SandboxNetwork;
   /** journals and fault points of RunPodSandbox, StopPodSandbox and RemovePodSandbox */
   ops: Operations;
-  /** the pods' records, which the container side reads too; a store of its own when absent */
-  records?: SandboxRecords;
+  /** the pods' records, which the container side reads too (made first: see records.ts) */
+  records: SandboxRecords;
   containers: SandboxContainers;
 }
 
@@ -103,7 +103,7 @@ export class SandboxService {
   private readonly cpuRate = new CpuRate();
 
   constructor(private readonly opts: SandboxServiceOptions) {
-    this.store = opts.records ?? new SandboxRecords();
+    this.store = opts.records;
     this.records = this.store.byId;
     this.index = this.store.index;
   }
@@ -550,9 +550,4 @@ export class SandboxService {
     }
     this.opts.log.info({ sandboxes: this.records.size }, 'pod sandboxes restored');
   }
-}
-
-/** The pod's resources are PodSandboxConfig.linux.resources (with the overhead). */
-function throwAsResourceError(e: unknown): never {
-  throw resourceError(e, 'linux.resources');
 }
