@@ -64,20 +64,30 @@ for (const [sig, code] of [
   });
 }
 
-/** Whether any process of group `pgid` is left. */
-function groupAlive(pgid) {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch (e) {
-    return e.code === 'EPERM';
+/**
+ * The living processes of group `pgid`, as "pid (comm)". Zombies are left out: one whose
+ * parent died went to init, whose to reap it is (this machine's init may never do it).
+ */
+function groupMembers(pgid) {
+  const out = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      const fields = stat.slice(close + 2).split(' ');
+      if (Number(fields[2]) === pgid && fields[0] !== 'Z') out.push(`${name} (${stat.slice(stat.indexOf('(') + 1, close)})`);
+    } catch {
+      // gone meanwhile
+    }
   }
+  return out;
 }
 
 /** Kills what is left of group `pgid` and waits (up to KILL_GRACE_MS) until it is gone. */
 async function killGroup(pgid) {
   const end = Date.now() + KILL_GRACE_MS;
-  while (groupAlive(pgid) && Date.now() < end) {
+  while (groupMembers(pgid).length > 0 && Date.now() < end) {
     try {
       process.kill(-pgid, 'SIGKILL');
     } catch {
@@ -125,8 +135,9 @@ function runFile(file, flags, summaryFile) {
       if (killTimer) clearTimeout(killTimer);
       // The file's leftovers in its group (a daemon it did not stop) must not outlive it,
       // nor still hold mounts or cgroups when the next file takes its leak baseline.
-      if (groupAlive(child.pid)) {
-        console.error(`# ${path.relative(root, file)} left processes in its group: killing them`);
+      const left = groupMembers(child.pid);
+      if (left.length > 0) {
+        console.error(`# ${path.relative(root, file)} left processes in its group: ${left.join(', ')}; killing them`);
         await killGroup(child.pid);
       }
       let counts = null;
