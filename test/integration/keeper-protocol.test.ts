@@ -9,6 +9,7 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { makeTempDir } from '../helpers/daemon';
+import { childrenOf } from '../helpers/leaks';
 import { until } from '../helpers/containers';
 import { keeperBinary } from '../../src/native/keeper';
 import { KeeperLink, keeperFdVar, exitsDir } from '../../src/linux/keeper';
@@ -141,11 +142,39 @@ async function withKeeper(opts: KeeperOpts, fn: (k: Keeper) => Promise<void>): P
   try {
     await fn(k);
   } finally {
+    // The keeper's worker and the orphans it was given outlive a kill -9 of the keeper (they
+    // go to init): they are found first and killed after it, and are gone before the next test.
+    const descendants = proc.pid === undefined ? [] : descendantsOf(proc.pid);
     if (proc.exitCode === null && proc.signalCode === null) {
       proc.kill('SIGKILL');
       await exited;
     }
+    for (const pid of descendants) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+    await until("the keeper's worker and orphans gone", async () => descendants.every((pid) => !fs.existsSync(`/proc/${pid}`) || /^Z/.test(processState(pid))));
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Every living descendant of `pid`, children first. */
+function descendantsOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const c of childrenOf(pid)) out.push(c.pid, ...descendantsOf(c.pid));
+  return out;
+}
+
+/** The state letter of `pid` (R, S, Z...), or "" when it is gone. */
+function processState(pid: number): string {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch {
+    return '';
   }
 }
 
