@@ -29,27 +29,32 @@ import type { OciSpec } from '../oci/types';
 import type { CriLogWriter } from './cri-log';
 import type { ContainerRecord } from './model';
 
+/** The process calls of the addon (src/native/process.ts) a container needs. */
+type ProcessCalls = Pick<
+  typeof import('../native/process'),
+  | 'createProcess'
+  | 'startProcess'
+  | 'execProcess'
+  | 'signalProcess'
+  | 'releaseProcess'
+  | 'refProcess'
+  | 'reapStrays'
+  | 'untilExitReapingStrays'
+  | 'adoptStarted'
+  | 'processStartTime'
+  | 'unwatchAllExits'
+  | 'dupFd'
+  | 'keepAcrossExec'
+>;
+
 /** The process and mount facilities a container needs (the addon, or fakes). */
-export interface ContainerHost {
+export interface ContainerHost extends ProcessCalls {
   cgroups: CgroupManager;
   mountOverlay(lowerDirs: string[], upperDir: string, workDir: string, target: string): Promise<void>;
   unmount(target: string): Promise<void>;
   mkfifo(path: string): Promise<void>;
   /** detaches every mount under a dir, then removes it (the orphan sweep's) */
   removeTree(dir: string): Promise<void>;
-  createProcess: typeof import('../native/process').createProcess;
-  startProcess: typeof import('../native/process').startProcess;
-  execProcess: typeof import('../native/process').execProcess;
-  signalProcess: typeof import('../native/process').signalProcess;
-  releaseProcess: typeof import('../native/process').releaseProcess;
-  refProcess: typeof import('../native/process').refProcess;
-  reapStrays: typeof import('../native/process').reapStrays;
-  untilExitReapingStrays: typeof import('../native/process').untilExitReapingStrays;
-  adoptStarted: typeof import('../native/process').adoptStarted;
-  processStartTime: typeof import('../native/process').processStartTime;
-  unwatchAllExits: typeof import('../native/process').unwatchAllExits;
-  dupFd: typeof import('../native/process').dupFd;
-  keepAcrossExec: typeof import('../native/process').keepAcrossExec;
   generateSpec(input: GenerateInput): Promise<GeneratedContainer>;
   defaults: GenerateInput['defaults'];
 }
