@@ -45,6 +45,8 @@ type ProcessCalls = Pick<
   | 'unwatchAllExits'
   | 'dupFd'
   | 'keepAcrossExec'
+  | 'resizeTerminal'
+  | 'terminalWriter'
 >;
 
 /** The process and mount facilities a container needs (the addon, or fakes). */

@@ -227,6 +227,10 @@ async function setup(): Promise<Fake> {
       throw new Error('no dup in this fake');
     },
     keepAcrossExec: () => {},
+    resizeTerminal: () => {},
+    terminalWriter: () => {
+      throw new Error('no terminal in this fake');
+    },
     generateSpec: async (input: GenerateInput) =>
       ({
         spec: minimalSpec(input.rootfs, `/pod/nodecri-${input.containerId}`),
@@ -349,6 +353,41 @@ describe('ContainerService over a fake host', { timeout: 60_000 }, () => {
     assert.deepEqual(await journals(f), []);
     await f.svc.remove(id); // unknown: fine
     assert.notEqual(await f.svc.create(f.sandbox.id, containerConfig()), id, 'the name is free again');
+  });
+
+  it('runningContainer: NOT_FOUND for an unknown id, FAILED_PRECONDITION naming the state otherwise', async () => {
+    const f = await setup();
+    const kind = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (e) {
+        return e instanceof RuntimeError ? `${e.kind}: ${e.message}` : String(e);
+      }
+      return 'no error';
+    };
+    assert.match(
+      kind(() => f.svc.runningContainer('0123456789ab')),
+      /^not-found: container 0123456789ab not found/,
+    );
+    const id = await f.svc.create(f.sandbox.id, containerConfig('running', ''));
+    assert.match(
+      kind(() => f.svc.runningContainer(id)),
+      /^failed-precondition: .* is not running \(it is created\)/,
+    );
+    await f.svc.start(id);
+    assert.equal(f.svc.runningContainer(id.slice(0, 10)).id, id);
+    const proc = f.processes.get(f.svc.mustGet(id).pid!)!;
+    const stopped = f.nextEvent('CONTAINER_STOPPED_EVENT', id);
+    proc.exit({ exitCode: 3, signal: null });
+    await stopped;
+    assert.match(
+      kind(() => f.svc.runningContainer(id)),
+      /^failed-precondition: .* is not running \(it is exited\)/,
+    );
+    await assert.rejects(
+      f.svc.execStream(id, ['true'], { stdin: null, stdout: null, stderr: null, tty: false, onResize: () => {} }, new AbortController().signal),
+      (e: unknown) => e instanceof RuntimeError && e.kind === 'failed-precondition',
+    );
   });
 
   it('stops with the stop signal, then SIGKILL once the timeout passes', async () => {

@@ -16,11 +16,12 @@
  */
 import type { CgroupStats, Resources } from '../linux/cgroups';
 import type { SandboxContainers } from '../sandbox/service';
+import type { StreamIO } from '../domain/stream-io';
 import type { PendingOp } from '../state/op-journal';
 import type { OciSpec } from '../oci/types';
 import { ContainerContext, type ContainerServiceOptions } from './context';
 import { create } from './create';
-import { execSync, type ExecSyncResult } from './exec';
+import { execStream, execSync, runningContainer, type ExecSyncResult } from './exec';
 import { prepareHandoff, type ContainerHandoff } from './handoff';
 import { remove, removeAll, start, stop, stopAll } from './lifecycle';
 import { reopenLog } from './logs';
@@ -94,6 +95,19 @@ export class ContainerService implements SandboxContainers {
 
   execSync(idOrPrefix: string, cmd: string[], timeoutSeconds: number, signal: AbortSignal | null): Promise<ExecSyncResult> {
     return execSync(this.ctx, idOrPrefix, cmd, timeoutSeconds, signal);
+  }
+
+  /** The container for an Exec or Attach: NOT_FOUND, or FAILED_PRECONDITION naming its state when it is not running. */
+  runningContainer(idOrPrefix: string): ContainerRecord {
+    return runningContainer(this.ctx, idOrPrefix);
+  }
+
+  /**
+   * The streaming Exec: `cmd` in the running container with its stdio on `io` (pipes, or a
+   * pty); resolves with its exit code; an abort of `signal` kills it and rejects.
+   */
+  execStream(idOrPrefix: string, cmd: string[], io: StreamIO, signal: AbortSignal): Promise<{ exitCode: number }> {
+    return execStream(this.ctx, idOrPrefix, cmd, io, signal);
   }
 
   updateResources(idOrPrefix: string, resources: Resources | null): Promise<void> {
