@@ -6,7 +6,8 @@
  * - create.ts: CreateContainer (validate, reserve the name, rootfs, OCI spec, cgroup, log
  *   FIFOs, the process held before exec, persist), each step pushing its undo;
  * - lifecycle.ts: start, stop and remove (and a pod's stopAll and removeAll);
- * - exit.ts: an exit reaped, its log drained, recorded; exec.ts: ExecSync;
+ * - exit.ts: an exit reaped, its log drained, recorded; exec.ts: ExecSync and the
+ *   streaming Exec; attach.ts: Attach;
  * - logs.ts: the output read into the CRI log; stats.ts: usage and UpdateContainerResources;
  * - restore.ts: recovery after a restart or a crash; handoff.ts: the graceful re-exec.
  *
@@ -20,6 +21,7 @@ import type { StreamIO } from '../domain/stream-io';
 import type { PendingOp } from '../state/op-journal';
 import type { OciSpec } from '../oci/types';
 import { ContainerContext, type ContainerServiceOptions } from './context';
+import { attach } from './attach';
 import { create } from './create';
 import { execStream, execSync, runningContainer, type ExecSyncResult } from './exec';
 import { prepareHandoff, type ContainerHandoff } from './handoff';
@@ -108,6 +110,14 @@ export class ContainerService implements SandboxContainers {
    */
   execStream(idOrPrefix: string, cmd: string[], io: StreamIO, signal: AbortSignal): Promise<{ exitCode: number }> {
     return execStream(this.ctx, idOrPrefix, cmd, io, signal);
+  }
+
+  /**
+   * Attach: `io` on the running container's own stdio (its output as the log gets it, its
+   * stdin when it was created with one) until it exits or `signal` aborts.
+   */
+  attach(idOrPrefix: string, io: StreamIO, signal: AbortSignal): Promise<void> {
+    return attach(this.ctx, idOrPrefix, io, signal);
   }
 
   updateResources(idOrPrefix: string, resources: Resources | null): Promise<void> {
