@@ -328,6 +328,32 @@ describe('container process', () => {
       assert.equal((await init.exited).signal, 'SIGKILL');
     }));
 
+  it('execs into a running container with a terminal of its own, which takes input and a size', () =>
+    inContainerTest(async (ctx) => {
+      const init = ctx.track(await createProcess(baseSpec(ctx.rootfs, ['sleep', '30'], { stdout: 'null', stderr: 'null' })));
+      await startProcess(init);
+      const e = ctx.track(await execProcess(init, { ...execSpec(['sh', '-c', '[ -t 0 ] && read a && stty size && echo got-$a']), terminal: true }));
+      assert.ok(e.terminal !== null);
+      assert.equal(e.stdout, null);
+      resizeTerminal(e.terminal, { width: 90, height: 30 });
+      const term = new tty.ReadStream(e.terminal);
+      let out = '';
+      const read = new Promise<void>((resolve) => {
+        term.on('data', (d) => (out += d.toString()));
+        term.on('error', () => resolve());
+        term.on('close', () => resolve());
+      });
+      const input = terminalWriter(e.terminal);
+      input.end('x\n');
+      assert.equal((await e.exited).exitCode, 0, out);
+      await read;
+      term.destroy();
+      assert.match(out, /30 90/);
+      assert.match(out, /got-x/);
+      signalProcess(init, 'SIGKILL');
+      await init.exited;
+    }));
+
   it('clamps a negative oom_score_adj to 0 with a warning', () =>
     inContainerTest(async (ctx) => {
       const h = ctx.track(await createProcess(baseSpec(ctx.rootfs, ['cat', '/proc/self/oom_score_adj'], { oomScoreAdj: -998 })));
