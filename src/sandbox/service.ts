@@ -7,12 +7,13 @@
  * namespaces.
  */
 import fsp from 'node:fs/promises';
+import type * as net from 'node:net';
 import path from 'node:path';
 import type { Config } from '../config';
 import { CleanupStack } from '../domain/cleanup';
 import type { Operations } from '../domain/operations';
 import type { PendingOp } from '../state/op-journal';
-import { RuntimeError, failedPrecondition, invalidArgument, unavailable } from '../domain/errors';
+import { RuntimeError, failedPrecondition, invalidArgument, unavailable, unimplemented } from '../domain/errors';
 import type { EventBus } from '../domain/events';
 import { nowNanos } from '../domain/events';
 import { IdIndex, newId, objectIdPattern, sandboxName } from '../domain/ids';
@@ -131,6 +132,18 @@ export class SandboxService {
 
   mustGet(idOrPrefix: string): SandboxRecord {
     return this.store.mustGet(idOrPrefix);
+  }
+
+  /** The pod, if it is ready (PortForward): NOT_FOUND, or FAILED_PRECONDITION when it is not. */
+  readySandbox(idOrPrefix: string): SandboxRecord {
+    const r = this.store.mustGet(idOrPrefix);
+    if (r.state !== 'SANDBOX_READY') throw failedPrecondition(`pod sandbox ${r.id} is not ready`);
+    return r;
+  }
+
+  // A placeholder of issue 13's contract until the branch attachpf brings the domain side.
+  portForward(idOrPrefix: string, port: number): Promise<net.Socket> {
+    return Promise.reject(unimplemented(`port-forward to port ${port} of pod ${idOrPrefix} is not implemented`));
   }
 
   list(): SandboxRecord[] {
