@@ -11,11 +11,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { withPodEnv, type PodEnv } from '../helpers/pod-env';
 import { runPod, until, type Pod } from '../helpers/containers';
 import { busyboxRef } from '../helpers/pod-env';
 import { childrenOf } from '../helpers/leaks';
+import { podConfig } from '../helpers/pods';
 import { openPortForward, openRemoteCommand, runRemoteCommand, type RemoteCommandSession, type StreamTransport } from '../helpers/streaming-client';
 
 /** The transports the streaming server speaks (SPDY joins once its framing is merged). */
@@ -193,6 +195,25 @@ async function readAll(s: Duplex): Promise<Buffer> {
   for await (const c of s) chunks.push(c as Buffer);
   return Buffer.concat(chunks);
 }
+
+test("port-forward to a host-network pod reaches the host's localhost", { timeout: 120_000 }, async () => {
+  await withPodEnv({ removePods: true }, async (env) => {
+    const pod = await runPod(env, podConfig({ hostNetwork: true }));
+    const server = net.createServer((c) => c.end('from the host\n'));
+    await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+    try {
+      const port = (server.address() as net.AddressInfo).port;
+      const session = await openPortForward((await env.client.call('PortForward', { pod_sandbox_id: pod.sandboxId, port: [port] })).url, { transport: main });
+      try {
+        assert.equal((await readAll(await session.connect(port))).toString(), 'from the host\n');
+      } finally {
+        session.close();
+      }
+    } finally {
+      server.close();
+    }
+  });
+});
 
 test("port-forward reaches httpd on the pod's localhost, two streams at once, 10 MiB whole", { timeout: 180_000 }, async () => {
   await withPodEnv({ removePods: true }, async (env) => {
