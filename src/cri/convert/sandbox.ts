@@ -46,6 +46,14 @@ export function sandboxSpecFromCri(config: PodSandboxConfig__Output | null, runt
   const sc = config.linux?.security_context ?? null;
   const ns = sc?.namespace_options ?? null;
   const userns = ns?.userns_options?.mode;
+  // A pod on the host's network is in the host's UTS namespace too (kubelet sends no
+  // hostname for one): a hostname of its own could only be the node's, renamed. containerd
+  // refuses it as well (runc: "unable to set hostname without a private UTS namespace").
+  if (ns?.network === 'NODE' && config.hostname !== '') {
+    throw invalidArgument(
+      `config.hostname ${JSON.stringify(config.hostname)} is set for a pod on the host network (config.linux.security_context.namespace_options.network NODE), which shares the node's UTS namespace and so has no hostname of its own`,
+    );
+  }
   return {
     name: meta.name,
     namespace: meta.namespace,
