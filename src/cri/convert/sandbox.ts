@@ -108,7 +108,10 @@ export function sandboxStatusToCri(r: SandboxRecord): PodSandboxStatus {
     },
     labels: r.spec.labels,
     annotations: r.spec.annotations,
-    runtime_handler: r.runtimeHandler,
+    // As it was asked for ("" for the default), as containerd reports it in the status and
+    // the list: a client compares it with what it sent. The resolved name is in the
+    // verbose info.
+    runtime_handler: r.spec.runtimeHandler,
   };
 }
 
@@ -120,7 +123,7 @@ export function sandboxListItem(r: SandboxRecord): PodSandbox {
     created_at: r.createdAt,
     labels: r.spec.labels,
     annotations: r.spec.annotations,
-    runtime_handler: r.runtimeHandler,
+    runtime_handler: r.spec.runtimeHandler,
   };
 }
 
@@ -135,6 +138,7 @@ export function sandboxInfo(r: SandboxRecord): Record<string, string> {
       files: r.files,
       network: r.network,
       infra: r.infra,
+      runtimeHandler: r.runtimeHandler,
       notReadyReason: r.notReadyReason,
       spec: { ...r.spec, shmSizeBytes: r.spec.shmSizeBytes.toString(), resources: r.spec.resources ? 'set' : null },
     }),
