@@ -493,6 +493,24 @@ describe('ContainerService over a fake host', { timeout: 60_000 }, () => {
     await assert.rejects(f.svc.stop('0'.repeat(64), 0), (e: unknown) => e instanceof RuntimeError && e.kind === 'not-found');
   });
 
+  it('a stop whose caller gives up stops waiting and sends nothing more: the container runs on', async () => {
+    const f = await setup();
+    const id = await f.svc.create(f.sandbox.id, containerConfig('stubborn', ''));
+    await f.svc.start(id);
+    const s = f.processes.get(f.svc.mustGet(id).pid!)!;
+    s.ignoresStopSignal = true;
+    const caller = new AbortController();
+    const stopping = f.svc.stop(id, 3600, caller.signal);
+    assert.deepEqual(s.signals, ['SIGTERM'], 'the stop signal goes at once');
+    caller.abort();
+    await assert.rejects(stopping, (e: unknown) => e instanceof DOMException && e.name === 'AbortError');
+    assert.deepEqual(s.signals, ['SIGTERM'], 'no SIGKILL');
+    assert.equal(f.svc.mustGet(id).state, 'CONTAINER_RUNNING');
+    // A stop that is waited for still ends it.
+    await f.svc.stop(id, 0);
+    assert.deepEqual(s.signals, ['SIGTERM', 'SIGKILL']);
+  });
+
   it('a container stopped before it was started exits without running, and the pod stops and removes all its containers', async () => {
     const f = await setup();
     const a = await f.svc.create(f.sandbox.id, containerConfig('a', ''));
