@@ -324,6 +324,21 @@ describe('streaming server', { timeout: 60_000 }, () => {
   });
 });
 
+describe('an idle connection', { timeout: 60_000 }, () => {
+  it('is closed after the idle timeout, aborting its call', async () => {
+    const idle = await StreamingServer.start({ address: '127.0.0.1:0', tls: null, domain, log, idleTimeoutMs: 200 });
+    try {
+      reset();
+      const url = idle.exec({ containerId: 'c1', cmd: ['hang'], stdin: true, stdout: true, stderr: false, tty: false });
+      const s = await openRemoteCommand(url, { transport: 'websocket', stdin: true, stdout: true, stderr: false, tty: false });
+      await seen.aborted.promise; // nothing was sent either way
+      await s.done;
+    } finally {
+      await idle.close();
+    }
+  });
+});
+
 describe('streaming server over https', { timeout: 60_000 }, () => {
   let dir: string;
   let tlsServer: StreamingServer;
