@@ -5,7 +5,19 @@ import * as net from 'node:net';
 import { afterEach, describe, it } from 'node:test';
 import * as zlib from 'node:zlib';
 import { SPDY3_DICTIONARY } from './dictionary';
-import { FLAG_FIN, FrameType, decodeFrameHead, encodeData, encodeHeaderBlock, encodePing, encodeSynStream, encodeWindowUpdate } from './frames';
+import {
+  FLAG_FIN,
+  FrameType,
+  decodeFrameHead,
+  encodeData,
+  encodeGoAway,
+  encodeHeaderBlock,
+  encodePing,
+  encodeRstStream,
+  encodeSynReply,
+  encodeSynStream,
+  encodeWindowUpdate,
+} from './frames';
 import { RstStatus, SpdyError, SpdySession, type SpdySessionOptions, SpdyStream } from './session';
 
 const cleanups: Array<() => void> = [];
@@ -259,14 +271,14 @@ describe('SpdySession over a real socket', { timeout: 120_000 }, () => {
   });
 
   it('GOAWAY from the client: streams open go on to their end, new ones are refused, then the socket closes', async () => {
-    const { server, client, serverSocket } = await sessionPair();
-    const frames = frameReader(serverSocket);
+    const { server, client } = await sessionPair();
     let serverStream: SpdyStream | null = null;
     server.on('stream', (s: SpdyStream) => (serverStream = s));
     const s = await client.openStream({ streamtype: 'stdin' });
     // Play spdystream's GOAWAY (last good stream id 0: the client accepted none of the server's) by hand, the stream still open.
     (client as unknown as { socket: net.Socket }).socket.write(Buffer.from('80030007000000080000000000000000', 'hex'));
-    await until(() => frames.frames.length >= 0 && (server as unknown as { peerWentAway: boolean }).peerWentAway);
+    await until(() => (server as unknown as { peerWentAway: boolean }).peerWentAway);
+    await assert.rejects(client.openStream({ streamtype: 'late' }), (e: SpdyError) => e.code === 'ERR_SPDY_STREAM_RESET' && e.status === RstStatus.REFUSED_STREAM);
     s.end('last words');
     serverStream!.end('reply');
     assert.equal((await readAll(serverStream!)).toString(), 'last words');
@@ -298,6 +310,64 @@ describe('SpdySession over a real socket', { timeout: 120_000 }, () => {
     assert.equal(e.code, 'ERR_SPDY_CONNECTION_LOST');
     await once(server, 'close');
     assert.equal(server.streamCount, 0);
+  });
+});
+
+describe('SpdySession and the bytes moby/spdystream writes', { timeout: 30_000 }, () => {
+  // Written by spdystream's own framer (spdy.Framer.WriteFrame, github.com/moby/spdystream at
+  // f0be51f, go1.19), as Connection.CreateStream, Stream.Close and Connection.Ping send them:
+  // kubectl's error stream, then its stdout stream (whose header block refers back into the
+  // same zlib context), an empty DATA with FIN, a ping. 78f9 e3c6a7c2 opens Go's zlib stream:
+  // best compression, the dictionary's Adler-32.
+  const GO_SYN_STREAM_1_ERROR = '80030001000000290000000100000000000078f9e3c6a7c26260606004a7b392a2d4c45c6851c29a0a0a6800000000ffff';
+  const GO_SYN_STREAM_3_STDOUT = '800300010000001900000003000000000000c22ac5565c92925f5a02000000ffff';
+  const GO_DATA_1_FIN = '0000000101000000';
+  const GO_PING_1 = '800300060000000400000001';
+  // Written after the two SYN_STREAMs by the same framer, so its block continues that zlib stream: only its fixed part is compared.
+  const GO_SYN_REPLY_2_EMPTY = '800300020000000e000000026260606000000000ffff';
+
+  it("accepts spdystream's streams, FIN and ping byte for byte, and replies what it can inflate", async () => {
+    const { serverSocket, clientSocket } = await socketPair();
+    const server = new SpdySession(serverSocket, { role: 'server' });
+    const streams: SpdyStream[] = [];
+    server.on('stream', (s: SpdyStream) => streams.push(s));
+    const reader = frameReader(clientSocket);
+    clientSocket.write(Buffer.from(GO_SYN_STREAM_1_ERROR + GO_SYN_STREAM_3_STDOUT + GO_DATA_1_FIN + GO_PING_1, 'hex'));
+    await until(() => reader.frames.some((f) => f.head.control && f.head.type === FrameType.PING));
+    assert.deepEqual(
+      streams.map((s) => [s.id, { ...s.headers }]),
+      [
+        [1, { streamtype: 'error' }],
+        [3, { streamtype: 'stdout' }],
+      ],
+    );
+    await readAll(streams[0]); // FIN came: the stream's readable side ends
+    const ping = reader.frames.find((f) => f.head.control && f.head.type === FrameType.PING)!;
+    assert.equal(Buffer.concat([encodePing(1).subarray(0, 8), ping.payload]).toString('hex'), GO_PING_1, 'the ping is echoed as it came');
+    // The replies inflate in one context with the dictionary, as spdystream's reader does.
+    const inflate = zlib.createInflate({ dictionary: SPDY3_DICTIONARY });
+    const replies = reader.frames.filter((f) => f.head.control && f.head.type === FrameType.SYN_REPLY);
+    assert.deepEqual(
+      replies.map((r) => r.payload.readUInt32BE(0)),
+      [1, 3],
+    );
+    for (const r of replies) {
+      const out: Buffer[] = [];
+      const onData = (c: Buffer) => out.push(c);
+      inflate.on('data', onData);
+      inflate.write(r.payload.subarray(4));
+      await new Promise<void>((res) => inflate.flush(zlib.constants.Z_SYNC_FLUSH, () => res()));
+      inflate.off('data', onData);
+      assert.equal(Buffer.concat(out).toString('hex'), '00000000', 'an empty header block');
+    }
+    inflate.close();
+    // Our own frames are Go's bytes where no compression is involved.
+    assert.equal(encodeData(1, FLAG_FIN, Buffer.alloc(0)).toString('hex'), GO_DATA_1_FIN);
+    assert.equal(encodePing(1).toString('hex'), GO_PING_1);
+    assert.equal(encodeRstStream(3, RstStatus.CANCEL).toString('hex'), '80030003000000080000000300000005');
+    assert.equal(encodeGoAway(0, 0).toString('hex'), '80030007000000080000000000000000');
+    assert.equal(GO_SYN_REPLY_2_EMPTY.slice(0, 24), encodeSynReply(2, 0, Buffer.alloc(10)).toString('hex').slice(0, 24));
+    server.destroy();
   });
 });
 

@@ -139,6 +139,12 @@ interface StreamState {
   acknowledged: number;
 }
 
+/**
+ * One SPDY stream: the bytes of its DATA frames, both halves closed by FIN (end()). Emits
+ * 'headers' (SpdyHeaders) for a HEADERS frame. Every stream the peer writes to must be read
+ * (or destroyed): a stream whose buffer is full stops the whole session reading, which is how
+ * a peer that ignores windows (spdystream) is slowed down.
+ */
 export class SpdyStream extends Duplex {
   readonly id: number;
   /** The headers of its SYN_STREAM, lower-case names, as the peer (or we) sent them. */
@@ -444,8 +450,13 @@ export class SpdySession extends EventEmitter {
 
   // ---- outbound
 
+  /**
+   * Room to write: nothing queued behind a header block, and the socket under our mark or not
+   * asking for a drain (a socket whose own high-water mark is above ours never emits 'drain'
+   * for us to wait on).
+   */
   private canWrite(): boolean {
-    return !this.dead && this.outPending.length === 0 && this.socket.writableLength < this.outboundHighWaterMark;
+    return !this.dead && this.outPending.length === 0 && (this.socket.writableLength < this.outboundHighWaterMark || !this.socket.writableNeedDrain);
   }
 
   private writeFrame(bytes: Buffer): void {
