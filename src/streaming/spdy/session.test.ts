@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import * as net from 'node:net';
+import { Duplex } from 'node:stream';
 import { afterEach, describe, it } from 'node:test';
 import * as zlib from 'node:zlib';
 import { SPDY3_DICTIONARY } from './dictionary';
@@ -40,6 +41,42 @@ async function socketPair(): Promise<{ serverSocket: net.Socket; clientSocket: n
     clientSocket.destroy();
   });
   return { serverSocket, clientSocket };
+}
+
+/**
+ * Two connected in-memory streams with no kernel buffer in between: what one side writes waits
+ * (in its writable buffer) until the other reads, so a test can see exactly what a session queues.
+ */
+function duplexPair(): [Duplex, Duplex] {
+  const sides: Duplex[] = [];
+  const waiting: Array<(() => void) | null> = [null, null];
+  for (let i = 0; i < 2; i++) {
+    const me = i;
+    const other = 1 - i;
+    sides.push(
+      new Duplex({
+        read() {
+          // What is pushed into this side comes from the other side's write.
+          const release = waiting[other];
+          waiting[other] = null;
+          release?.();
+        },
+        write(chunk: Buffer, _encoding, callback) {
+          if (sides[other].push(chunk)) callback();
+          else waiting[me] = callback;
+        },
+        final(callback) {
+          sides[other].push(null);
+          callback();
+        },
+        destroy(err, callback) {
+          if (!sides[other].destroyed) sides[other].destroy();
+          callback(err);
+        },
+      }),
+    );
+  }
+  return [sides[0], sides[1]];
 }
 
 async function sessionPair(serverOpts: Partial<SpdySessionOptions> = {}, clientOpts: Partial<SpdySessionOptions> = {}) {
@@ -417,6 +454,48 @@ describe('SpdySession against a hostile peer', { timeout: 60_000 }, () => {
     b.raw.write(Buffer.from('8003000600000003000000', 'hex')); // a PING of 3 bytes
     await b.reader.closed;
     assert.ok(b.reader.frames.some(isGoAwayProtocolError));
+  });
+
+  it('a peer that floods pings and reads nothing: the answers queue up to a bound, then the session stops reading', async () => {
+    const [serverSide, peer] = duplexPair();
+    const server = new SpdySession(serverSide, { role: 'server' });
+    const limit = 4 * 256 * 1024;
+    let maxQueued = 0;
+    const write = serverSide.write.bind(serverSide) as (b: Buffer) => boolean;
+    (serverSide as unknown as { write: (b: Buffer) => boolean }).write = (b: Buffer) => {
+      const ok = write(b);
+      maxQueued = Math.max(maxQueued, serverSide.writableLength);
+      return ok;
+    };
+    peer.pause();
+    const count = 200_000;
+    for (let i = 0; i < count; i++) peer.write(encodePing(2 * i + 1));
+    await until(() => server.inboundPaused);
+    assert.ok(maxQueued <= limit + 12, `the answers queued ${maxQueued} bytes`);
+    let echoed = 0;
+    peer.on('data', (c: Buffer) => (echoed += c.length));
+    peer.resume();
+    await until(() => echoed === count * 12);
+    assert.ok(maxQueued <= limit + 12, `the answers queued ${maxQueued} bytes`);
+    server.destroy();
+  });
+
+  it('streams past maxConcurrentStreams are refused until one goes', async () => {
+    const { server, client } = await sessionPair({ maxConcurrentStreams: 3 });
+    const serverStreams: SpdyStream[] = [];
+    server.on('stream', (s: SpdyStream) => serverStreams.push(s.on('error', () => {})));
+    const open = await Promise.all([1, 2, 3].map((i) => client.openStream({ n: String(i) })));
+    for (const s of open) s.on('error', () => {});
+    await assert.rejects(client.openStream({ n: '4' }), (e: SpdyError) => e.code === 'ERR_SPDY_STREAM_RESET' && e.status === RstStatus.REFUSED_STREAM);
+    open[0].end();
+    serverStreams[0].resume();
+    serverStreams[0].end();
+    await readAll(open[0]);
+    await until(() => server.streamCount === 2);
+    const fifth = await client.openStream({ n: '5' });
+    assert.equal(serverStreams.at(-1)!.headers.n, '5');
+    fifth.destroy();
+    client.close();
   });
 
   it('unknown control frames are skipped, and a stream id that does not increase gets RST_STREAM PROTOCOL_ERROR; the session lives on', async () => {

@@ -98,6 +98,8 @@ export interface SpdySessionOptions {
   outboundHighWaterMark?: number;
   /** Send WINDOW_UPDATE as streams are read. Default: in the server role (spdystream, whom the client role imitates, sends none). */
   sendWindowUpdates?: boolean;
+  /** Streams the peer may have open at once; more are refused (RST_STREAM REFUSED_STREAM). Default 1000. */
+  maxConcurrentStreams?: number;
 }
 
 export type SpdyErrorCode = 'ERR_SPDY_PROTOCOL' | 'ERR_SPDY_STREAM_RESET' | 'ERR_SPDY_CONNECTION_LOST' | 'ERR_SPDY_GOAWAY' | 'ERR_SPDY_SESSION_CLOSED';
@@ -211,6 +213,14 @@ export class SpdySession extends EventEmitter {
   private readonly maxDataFrameLength: number;
   private readonly outboundHighWaterMark: number;
   private readonly sendWindowUpdates: boolean;
+  private readonly maxConcurrentStreams: number;
+  /**
+   * What the socket may hold before the session stops reading: answers to the peer's frames
+   * (PING, SYN_REPLY, RST_STREAM) are queued without waiting, and a peer that sends those
+   * without reading ours must not grow that queue without bound.
+   */
+  private readonly outboundBacklogLimit: number;
+  private peerStreamCount = 0;
 
   private readonly streams = new Map<number, SpdyStream>();
   private nextStreamId: number;
@@ -261,6 +271,8 @@ export class SpdySession extends EventEmitter {
     this.maxDataFrameLength = opts.maxDataFrameLength ?? 64 * 1024;
     this.outboundHighWaterMark = opts.outboundHighWaterMark ?? 256 * 1024;
     this.sendWindowUpdates = opts.sendWindowUpdates ?? opts.role === 'server';
+    this.maxConcurrentStreams = opts.maxConcurrentStreams ?? 1000;
+    this.outboundBacklogLimit = 4 * this.outboundHighWaterMark;
     this.decompressor = new HeaderDecompressor(opts.maxHeaderBlockLength ?? 1024 * 1024);
     this.nextStreamId = opts.role === 'client' ? 1 : 2;
     this.nextPingId = opts.role === 'client' ? 1 : 2;
@@ -271,7 +283,10 @@ export class SpdySession extends EventEmitter {
     }
 
     socket.on('data', (chunk: Buffer) => this.onSocketData(chunk));
-    socket.on('drain', () => this.kickWriters());
+    socket.on('drain', () => {
+      this.kickWriters();
+      this.pump();
+    });
     socket.on('end', () => this.onSocketEnd());
     socket.on('error', (err: Error) => this.terminate(new SpdyError('ERR_SPDY_CONNECTION_LOST', `SPDY connection failed: ${err.message}`)));
     socket.on('close', () => {
@@ -365,7 +380,10 @@ export class SpdySession extends EventEmitter {
   }
 
   private forget(stream: SpdyStream): void {
-    if (this.streams.get(stream.id) === stream) this.streams.delete(stream.id);
+    if (this.streams.get(stream.id) === stream) {
+      this.streams.delete(stream.id);
+      if (this.isPeerStreamId(stream.id)) this.peerStreamCount--;
+    }
     if (this.stalled.delete(stream)) this.pump();
     if (this.peerWentAway && this.streams.size === 0) this.endSocketWhenFlushed();
   }
@@ -508,7 +526,7 @@ export class SpdySession extends EventEmitter {
   // ---- inbound
 
   private blocked(): boolean {
-    return this.inflating || this.stalled.size > 0;
+    return this.inflating || this.stalled.size > 0 || this.socket.writableLength > this.outboundBacklogLimit;
   }
 
   private onSocketData(chunk: Buffer): void {
@@ -672,21 +690,23 @@ export class SpdySession extends EventEmitter {
     );
   }
 
-  private peerOpensOdd(): boolean {
-    return this.role === 'server';
+  /** The client opens odd stream ids, the server even ones. */
+  private isPeerStreamId(id: number): boolean {
+    return id % 2 === (this.role === 'server' ? 1 : 0);
   }
 
   private onSynStream(id: number, flags: number, headers: SpdyHeaders): void {
-    if (id === 0 || id % 2 !== (this.peerOpensOdd() ? 1 : 0) || id <= this.lastPeerStreamId) {
+    if (id === 0 || !this.isPeerStreamId(id) || id <= this.lastPeerStreamId) {
       this.writeFrame(encodeRstStream(id, RstStatus.PROTOCOL_ERROR));
       return;
     }
-    if (this.goingAway || this.peerWentAway || this.listenerCount('stream') === 0) {
+    if (this.goingAway || this.peerWentAway || this.listenerCount('stream') === 0 || this.peerStreamCount >= this.maxConcurrentStreams) {
       this.writeFrame(encodeRstStream(id, RstStatus.REFUSED_STREAM));
       return;
     }
     this.lastPeerStreamId = id;
     const stream = this.newStream(id, headers);
+    this.peerStreamCount++;
     // The reply is queued before anything the stream's handler writes.
     stream.state.replied = true;
     this.sendHeaderFrame(encodeHeaderBlock({}), (compressed) => encodeSynReply(id, 0, compressed));
@@ -819,6 +839,7 @@ export class SpdySession extends EventEmitter {
     this.pings.clear();
     const streams = [...this.streams.values()];
     this.streams.clear();
+    this.peerStreamCount = 0;
     for (const stream of streams) {
       const open = stream.state.open;
       stream.state.open = null;
