@@ -17,6 +17,7 @@ import { tokenTtlMs } from './request-cache';
 import { readStreamingTls, StreamingServer } from './server';
 import { SpdySession } from './spdy/session';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -295,6 +296,51 @@ describe('streaming server', { timeout: 60_000 }, () => {
     assert.ok(most <= 2 * (64 * 1024 + 16), `the server buffered ${most} bytes`);
   });
 
+  it('spdy: negotiates the first offered version it knows; before v4 the error stream has the message', async () => {
+    const opts = { transport: 'spdy' as const, stdin: false, stdout: true, stderr: false, tty: false };
+    const s = await openRemoteCommand(execUrl(['exit', '0']), { ...opts, protocol: 'v9.channel.k8s.io, v3.channel.k8s.io, v4.channel.k8s.io' });
+    assert.equal(s.protocol, 'v3.channel.k8s.io');
+    assert.deepEqual([(await s.done).exitCode, (await s.done).status], [0, null]);
+    for (const protocol of ['v2.channel.k8s.io', 'channel.k8s.io']) {
+      const r = await runRemoteCommand(execUrl(['exit', '3']), { ...opts, protocol });
+      assert.equal(r.error, 'command terminated with non-zero exit code: error executing command [exit 3], exit code 3', protocol);
+    }
+  });
+
+  it('spdy port-forward: streams at once, 4 MiB each way whole; pairs without requestID; bad streams reset', async () => {
+    const pf = await openPortForward(server.portForward({ sandboxId: 'p1', ports: [] }), { transport: 'spdy' });
+    const [a, b] = await Promise.all([pf.connect(echoPort), pf.connect(echoPort)]);
+    const big = randomBytes(4 << 20);
+    const got: Buffer[] = [];
+    let n = 0;
+    const whole = new Promise<void>((resolve) =>
+      a.on('data', (c: Buffer) => {
+        got.push(c);
+        if ((n += c.length) === big.length) resolve();
+      }),
+    );
+    a.write(big);
+    b.write('ping');
+    const [pong] = (await once(b, 'data')) as [Buffer];
+    assert.equal(pong.toString(), 'ping');
+    await whole;
+    assert.ok(Buffer.concat(got).equals(big));
+    pf.close();
+
+    // an old client: no requestID, the pair is error n and data n+2
+    const { session } = await rawSpdy(server.portForward({ sandboxId: 'p1', ports: [] }), 'portforward.k8s.io');
+    await session.openStream({ streamtype: 'error', port: String(echoPort) }, { fin: true });
+    const data = await session.openStream({ streamtype: 'data', port: String(echoPort) });
+    data.on('error', () => {});
+    data.write('old');
+    const [old] = (await once(data, 'data')) as [Buffer];
+    assert.equal(old.toString(), 'old');
+    const bad = await session.openStream({ streamtype: 'data', port: '0', requestid: '9' });
+    const [reset] = (await once(bad, 'error')) as [Error];
+    assert.match(reset.message, /reset by the peer/);
+    session.destroy();
+  });
+
   it('spdy: a slow client keeps what the server buffers bounded (flow control)', async () => {
     reset();
     const { session } = await rawSpdy(execUrl(['flood']));
@@ -345,8 +391,8 @@ describe('streaming server', { timeout: 60_000 }, () => {
 });
 
 /** The SPDY upgrade by hand, for what the client helper does not expose. */
-async function rawSpdy(url: string): Promise<{ session: SpdySession }> {
-  const req = http.request(url, { method: 'POST', headers: { Connection: 'Upgrade', Upgrade: 'SPDY/3.1', 'X-Stream-Protocol-Version': 'v4.channel.k8s.io' } });
+async function rawSpdy(url: string, protocol = 'v4.channel.k8s.io'): Promise<{ session: SpdySession }> {
+  const req = http.request(url, { method: 'POST', headers: { Connection: 'Upgrade', Upgrade: 'SPDY/3.1', 'X-Stream-Protocol-Version': protocol } });
   req.end();
   const [, socket, head] = (await once(req, 'upgrade')) as [http.IncomingMessage, net.Socket, Buffer];
   if (head.length > 0) socket.unshift(head);

@@ -285,6 +285,7 @@ export async function openPortForward(url: string, opts: { transport: StreamTran
 async function openSpdyPortForward(url: string, tls: ClientTls | undefined): Promise<PortForwardSession> {
   const { session } = await spdyUpgrade(url, 'portforward.k8s.io', tls);
   let nextRequest = 0;
+  const opened = new Set<SpdyStream>();
   return {
     async connect(port) {
       const requestid = String(nextRequest++);
@@ -298,9 +299,15 @@ async function openSpdyPortForward(url: string, tls: ClientTls | undefined): Pro
         if (message) data.destroy(new Error(message));
       });
       error.on('error', () => {});
+      opened.add(data);
+      data.once('close', () => opened.delete(data));
       return data;
     },
-    close: () => session.close(),
+    // the caller asked for the end: its streams end quietly, not with the session's error
+    close: () => {
+      for (const s of opened) s.destroy();
+      session.close();
+    },
   };
 }
 
