@@ -416,6 +416,39 @@ describe('an idle connection', { timeout: 60_000 }, () => {
   });
 });
 
+describe('spdy streams a client does not finish opening', { timeout: 60_000 }, () => {
+  it('a command whose streams are not all open within the creation timeout is dropped, never run', async () => {
+    const quick = await StreamingServer.start({ address: '127.0.0.1:0', tls: null, domain, log, streamCreationTimeoutMs: 200 });
+    try {
+      reset();
+      let ran = false;
+      void seen.started.promise.then(() => (ran = true));
+      const { session } = await rawSpdy(quick.exec({ containerId: 'c1', cmd: ['echo'], stdin: false, stdout: true, stderr: false, tty: false }));
+      const error = await session.openStream({ streamtype: 'error' }, { fin: true }); // and no stdout stream
+      error.on('error', () => {}); // the connection lost, as expected
+      await once(session, 'close');
+      assert.equal(ran, false);
+    } finally {
+      await quick.close();
+    }
+  });
+
+  it('a port-forward pair left incomplete is answered on its error stream', async () => {
+    const quick = await StreamingServer.start({ address: '127.0.0.1:0', tls: null, domain, log, streamCreationTimeoutMs: 200 });
+    try {
+      const { session } = await rawSpdy(quick.portForward({ sandboxId: 'p1', ports: [] }), 'portforward.k8s.io');
+      const error = await session.openStream({ streamtype: 'error', port: '80', requestid: '7' }, { fin: true });
+      let text = '';
+      error.on('data', (b: Buffer) => (text += b.toString()));
+      await once(error, 'end');
+      assert.equal(text, 'timed out waiting for streams of request 7');
+      session.destroy();
+    } finally {
+      await quick.close();
+    }
+  });
+});
+
 describe('streaming server over https', { timeout: 60_000 }, () => {
   let dir: string;
   let tlsServer: StreamingServer;
