@@ -20,8 +20,8 @@ import { childrenOf } from '../helpers/leaks';
 import { podConfig } from '../helpers/pods';
 import { openPortForward, openRemoteCommand, runRemoteCommand, type RemoteCommandSession, type StreamTransport } from '../helpers/streaming-client';
 
-/** The transports the streaming server speaks (SPDY joins once its framing is merged). */
-const transports: StreamTransport[] = ['websocket'];
+/** The transports the streaming server speaks. */
+const transports: StreamTransport[] = ['spdy', 'websocket'];
 /** The one most tests use: kubectl's and crictl's. */
 const main = transports[0];
 
@@ -262,8 +262,10 @@ test("port-forward reaches httpd on the pod's localhost, two streams at once, 10
     } finally {
       session.close();
     }
-    // Nothing listens there: the stream fails with the connect's error.
-    const refused = await openPortForward((await env.client.call('PortForward', { pod_sandbox_id: pod.sandboxId, port: [9] })).url, { transport: main });
+    // Nothing listens there: the stream fails with the connect's error. (Over WebSocket, whose
+    // messages are ordered: the SPDY client may see its data stream end before the error
+    // stream's text has come.)
+    const refused = await openPortForward((await env.client.call('PortForward', { pod_sandbox_id: pod.sandboxId, port: [9] })).url, { transport: 'websocket' });
     try {
       const s = await refused.connect(9);
       await assert.rejects(readAll(s), /ECONNREFUSED|refused/);
