@@ -228,6 +228,7 @@ test("port-forward reaches httpd on the pod's localhost, two streams at once, 10
       const r = await env.client.call('ExecSync', { container_id: id, cmd: ['wget', '-q', '-O', '-', 'http://127.0.0.1:8080/'], timeout: '5' });
       return r.exit_code === 0;
     });
+    const fdsBefore = daemonFds(env.daemon.workerPid).length;
     for (const transport of transports) {
       // Two streams at once: in one session over SPDY; over WebSocket a session has one
       // connection per port (kubelet's protocol), so two sessions.
@@ -272,5 +273,7 @@ test("port-forward reaches httpd on the pod's localhost, two streams at once, 10
     } finally {
       refused.close();
     }
+    // Every connection in the pod and to the client is closed with its session.
+    await until("the daemon's port-forward fds closed", async () => daemonFds(env.daemon.workerPid).length <= fdsBefore, 60_000);
   });
 });
