@@ -61,7 +61,9 @@ function stopReading(ctx: ContainerContext, id: string, live: Live): ContainerHa
     // has not read is still in the pipe. Read what is there now (bounded: a busy writer
     // refills it; the rest stays in the pipe for the next image).
     let taken = 0;
-    while (taken < handoffDrainLimit) {
+    // A pty master is a blocking fd (libuv leaves a master blocking): a read of an empty
+    // one would never return. It is not handed over either, so it is not read here.
+    while (!r.terminal && taken < handoffDrainLimit) {
       let n: number;
       try {
         n = fs.readSync(r.fd, chunk, 0, chunk.length, null);

@@ -7,6 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { withPodEnv } from '../helpers/pod-env';
 import { counter, counterValues, createContainer, logLines, runPod, until } from '../helpers/containers';
 
@@ -82,5 +83,19 @@ test(`${restarts} graceful restarts while 5 containers exit at random moments an
       `${wrongExits.length} of ${exiters.length} exit codes wrong, ${lostWords.length} last words lost, ${wrongLogs.length} faults in the 5 counters' logs; the first: ${JSON.stringify(found)}`,
     );
     assert.equal(env.daemon.logs.filter((l) => l.msg === 're-executing').length, restarts, 'every restart went through the handoff');
+  });
+});
+
+test('a graceful restart with a terminal container running completes: its pty master, a blocking fd, is not read in the handoff', { timeout: 120_000 }, async () => {
+  await withPodEnv({ removePods: true }, async (env) => {
+    const pod = await runPod(env);
+    const id = await createContainer(env, pod, 'tty', { command: ['sh', '-c', 'echo hello; exec sleep 3600'], tty: true });
+    await env.client.call('StartContainer', { container_id: id });
+    const log = `${(pod.sandboxConfig as { log_directory: string }).log_directory}/tty.log`;
+    // Its output read: the master is empty now, where a read would have blocked the handoff.
+    await until('the terminal output in the log', async () => fs.existsSync(log) && fs.readFileSync(log, 'utf8').includes('hello'));
+    await env.restart('graceful');
+    const st = (await env.client.call('ContainerStatus', { container_id: id })).status!;
+    assert.equal(st.id, id);
   });
 });
