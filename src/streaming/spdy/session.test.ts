@@ -323,6 +323,19 @@ describe('SpdySession over a real socket', { timeout: 120_000 }, () => {
     await Promise.all([once(server, 'close'), once(client, 'close')]);
   });
 
+  it('close(): a peer that never closes its side is cut off after the grace', async () => {
+    const [serverSide, peer] = duplexPair();
+    const server = new SpdySession(serverSide, { role: 'server', closeGraceMs: 50 });
+    const got: Buffer[] = [];
+    peer.on('data', (c: Buffer) => got.push(c)); // reads, but never ends its side
+    let peerSawEnd = false;
+    peer.on('end', () => (peerSawEnd = true));
+    server.close();
+    await once(server, 'close');
+    assert.ok(peerSawEnd, 'our side was ended first');
+    assert.equal(Buffer.concat(got).toString('hex'), '80030007000000080000000000000000', 'GOAWAY OK, no stream accepted');
+  });
+
   it('answers pings both ways', async () => {
     const { server, client } = await sessionPair();
     await client.ping();

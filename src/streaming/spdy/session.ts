@@ -102,6 +102,8 @@ export interface SpdySessionOptions {
   sendWindowUpdates?: boolean;
   /** Streams the peer may have open at once; more are refused (RST_STREAM REFUSED_STREAM). Default 1000. */
   maxConcurrentStreams?: number;
+  /** After close() has ended our side, how long the peer has to close its side before the socket is destroyed. Default 5 s. */
+  closeGraceMs?: number;
 }
 
 export type SpdyErrorCode = 'ERR_SPDY_PROTOCOL' | 'ERR_SPDY_STREAM_RESET' | 'ERR_SPDY_CONNECTION_LOST' | 'ERR_SPDY_GOAWAY' | 'ERR_SPDY_SESSION_CLOSED';
@@ -218,6 +220,7 @@ export class SpdySession extends EventEmitter {
   private readonly outboundHighWaterMark: number;
   private readonly sendWindowUpdates: boolean;
   private readonly maxConcurrentStreams: number;
+  private readonly closeGraceMs: number;
   /**
    * What the socket may hold before the session stops reading: answers to the peer's frames
    * (PING, SYN_REPLY, RST_STREAM) are queued without waiting, and a peer that sends those
@@ -278,6 +281,7 @@ export class SpdySession extends EventEmitter {
     this.outboundHighWaterMark = opts.outboundHighWaterMark ?? 256 * 1024;
     this.sendWindowUpdates = opts.sendWindowUpdates ?? opts.role === 'server';
     this.maxConcurrentStreams = opts.maxConcurrentStreams ?? 1000;
+    this.closeGraceMs = opts.closeGraceMs ?? 5000;
     this.outboundBacklogLimit = 4 * this.outboundHighWaterMark;
     this.decompressor = new HeaderDecompressor(opts.maxHeaderBlockLength ?? 1024 * 1024);
     this.nextStreamId = opts.role === 'client' ? 1 : 2;
@@ -358,12 +362,18 @@ export class SpdySession extends EventEmitter {
     });
   }
 
-  /** GOAWAY, then ends the socket once the frames queued before it are written. */
+  /**
+   * GOAWAY, then ends the socket once the frames queued before it are written. The peer closes
+   * its side on the GOAWAY (spdystream does at once); one that has not within closeGraceMs of
+   * our end is cut off, so a client cannot hold a closed session open.
+   */
   close(): void {
     if (this.dead || this.goingAway) return;
     this.goingAway = true;
     this.writeFrame(encodeGoAway(this.lastPeerStreamId, GoAwayStatus.OK));
     this.endSocketWhenFlushed();
+    const timer = setTimeout(() => this.socket.destroy(), this.closeGraceMs);
+    this.socket.once('close', () => clearTimeout(timer));
   }
 
   /** Abrupt: the socket is destroyed, every stream with it (without an error). */
