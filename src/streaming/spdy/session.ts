@@ -50,6 +50,11 @@
  *   (ERR_SPDY_CONNECTION_LOST). A frame that breaks the protocol gets GOAWAY PROTOCOL_ERROR, an
  *   'error' event (only when someone listens: a hostile peer must not crash the daemon) and the
  *   end of the connection.
+ * - Bounds against a hostile peer: control frames of at most maxControlFrameLength (DATA is
+ *   streamed through, never buffered whole), header blocks that inflate to at most
+ *   maxHeaderBlockLength, at most maxConcurrentStreams of its streams open, and no reading
+ *   while our answers to its frames (PING, SYN_REPLY, RST_STREAM) fill the socket past four
+ *   times outboundHighWaterMark. Unknown control frame types are skipped (draft 3.1, 2.2.1).
  */
 import { EventEmitter } from 'node:events';
 import type * as net from 'node:net';
@@ -339,7 +344,7 @@ export class SpdySession extends EventEmitter {
       return Promise.reject(err as Error);
     }
     this.nextStreamId += 2;
-    const stream = this.newStream(id, { ...headers });
+    const stream = this.newStream(id, Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v])));
     const opened = new Promise<SpdyStream>((resolve, reject) => {
       stream.state.open = { resolve, reject };
     });
