@@ -359,6 +359,16 @@ describe('streaming server', { timeout: 60_000 }, () => {
     data.write('old');
     const [old] = (await once(data, 'data')) as [Buffer];
     assert.equal(old.toString(), 'old');
+    // a connection whose stream the client resets is closed on the pod's side
+    const closed = once(echo, 'connection').then(([sock]) => once(sock as net.Socket, 'close'));
+    await session.openStream({ streamtype: 'error', port: String(echoPort), requestid: 'r' }, { fin: true });
+    const doomed = await session.openStream({ streamtype: 'data', port: String(echoPort), requestid: 'r' });
+    doomed.on('error', () => {});
+    doomed.write('x');
+    await once(doomed, 'data');
+    doomed.reset();
+    await closed;
+
     const bad = await session.openStream({ streamtype: 'data', port: '0', requestid: '9' });
     const [reset] = (await once(bad, 'error')) as [Error];
     assert.match(reset.message, /reset by the peer/);
