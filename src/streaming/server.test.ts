@@ -42,6 +42,8 @@ const seen = {
   /** flood: server-side bytes buffered each time the domain had to wait for a drain */
   blockedBuffers: [] as number[],
   blocked: deferred<number>(),
+  /** slowcat: the most stdin held unread on the server */
+  stdinBuffered: 0,
 };
 
 function reset(): void {
@@ -50,6 +52,7 @@ function reset(): void {
   seen.sizes = [];
   seen.blockedBuffers = [];
   seen.blocked = deferred();
+  seen.stdinBuffered = 0;
 }
 
 const floodBytes = 32 << 20;
@@ -71,6 +74,18 @@ const domain: StreamingDomain = {
         const stdin = io.stdin!;
         stdin.pipe(io.stdout!, { end: false });
         await once(stdin, 'end');
+        return { exitCode: 0 };
+      }
+      case 'slowcat': {
+        // reads a chunk, yields to the loop, reads the next: the client is faster
+        const stdin = io.stdin!;
+        let total = 0;
+        for await (const chunk of stdin) {
+          seen.stdinBuffered = Math.max(seen.stdinBuffered, stdin.readableLength);
+          total += (chunk as Buffer).length;
+          await new Promise((r) => setImmediate(r));
+        }
+        io.stdout?.write(`${total}\n`);
         return { exitCode: 0 };
       }
       case 'sizes':
@@ -173,6 +188,15 @@ describe('streaming server', { timeout: 60_000 }, () => {
         const r = await runRemoteCommand(execUrl(['cat'], { stdin: true }), { transport, stdin: true, stdout: true, stderr: false, tty: false, input });
         assert.equal(r.exitCode, 0);
         assert.ok(r.stdout.equals(input), `got ${r.stdout.length} bytes`);
+      });
+
+      it('exec: a client faster than the command is held back: what stdin holds unread stays bounded', async () => {
+        reset();
+        const input = Buffer.alloc(3 << 20, 'y');
+        const r = await runRemoteCommand(execUrl(['slowcat'], { stdin: true }), { transport, stdin: true, stdout: true, stderr: false, tty: false, input });
+        assert.equal(r.stdout.toString(), `${input.length}\n`);
+        // the stream's high-water mark and one message or window beyond it, never the backlog
+        assert.ok(seen.stdinBuffered <= 256 * 1024, `stdin held ${seen.stdinBuffered} bytes`);
       });
 
       it('exec: terminal sizes reach the domain, the latest replayed', async () => {
@@ -335,6 +359,16 @@ describe('streaming server', { timeout: 60_000 }, () => {
     data.write('old');
     const [old] = (await once(data, 'data')) as [Buffer];
     assert.equal(old.toString(), 'old');
+    // a connection whose stream the client resets is closed on the pod's side
+    const closed = once(echo, 'connection').then(([sock]) => once(sock as net.Socket, 'close'));
+    await session.openStream({ streamtype: 'error', port: String(echoPort), requestid: 'r' }, { fin: true });
+    const doomed = await session.openStream({ streamtype: 'data', port: String(echoPort), requestid: 'r' });
+    doomed.on('error', () => {});
+    doomed.write('x');
+    await once(doomed, 'data');
+    doomed.reset();
+    await closed;
+
     const bad = await session.openStream({ streamtype: 'data', port: '0', requestid: '9' });
     const [reset] = (await once(bad, 'error')) as [Error];
     assert.match(reset.message, /reset by the peer/);

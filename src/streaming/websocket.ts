@@ -202,6 +202,10 @@ export async function forwardPort(domain: StreamingDomain, sandboxId: string, po
     gone.addEventListener('abort', finish);
     socket.on('error', finish);
     socket.on('close', finish);
+    // The client resetting its stream (or the channel going away) ends the connection too: the
+    // session may live on with other connections, and this socket would otherwise stay open.
+    input.on('close', () => !input.readableEnded && finish());
+    output.on('close', () => !output.writableFinished && finish());
     // The pod closing its side ends the data toward the client; the client closing its
     // side (EOF on the data stream) half-closes the socket, as kubelet's io.Copy does.
     socket.pipe(output, { end: false });

@@ -120,6 +120,15 @@ describe('streaming exec', { timeout: 180_000 }, () => {
   });
 });
 
+it('a restart invalidates the URLs not yet used (tokens live in memory only)', { timeout: 120_000 }, async () => {
+  const url = await execUrl(['true']);
+  await env.restart('graceful');
+  await assert.rejects(runRemoteCommand(url, opts('websocket')), (e: unknown) => e instanceof UpgradeRefused || (e instanceof Error && /ECONNREFUSED/.test(e.message)));
+  // the new daemon's server answers its own URLs
+  const again = await runRemoteCommand(await execUrl(['echo', 'after']), opts('spdy'));
+  assert.equal(again.stdout.toString(), 'after\n');
+});
+
 it('an expired token is refused (404)', { timeout: 120_000 }, async () => {
   // StreamToken: tokens are checked as if used 61 s later, past kubelet's minute
   await withPodEnv({ env: { NODECRI_FAULTS: 'delay:StreamToken=61000' }, removePods: true }, async (late) => {

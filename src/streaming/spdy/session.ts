@@ -39,7 +39,9 @@
  *   as spdystream drops it.
  * - RST_STREAM from the peer destroys the stream: with an error (code ERR_SPDY_STREAM_RESET),
  *   unless our half was already closed, when the peer is only discarding what it no longer
- *   wants (kubectl resets every stream it has not finished when it closes). Destroying a stream
+ *   wants (kubectl resets every stream it has not finished when it closes). Errors caused by
+ *   the peer go only to streams with an 'error' listener (destroyWith): a client must not be
+ *   able to crash the daemon through a stream nobody has started listening to. Destroying a stream
  *   locally before both halves closed sends RST_STREAM CANCEL, as spdystream's Reset().
  * - GOAWAY from the peer: no new streams either way; the streams open go on, and the socket is
  *   ended when the last is gone (spdystream closes the connection itself once it has read a
@@ -48,6 +50,11 @@
  *   (ERR_SPDY_CONNECTION_LOST). A frame that breaks the protocol gets GOAWAY PROTOCOL_ERROR, an
  *   'error' event (only when someone listens: a hostile peer must not crash the daemon) and the
  *   end of the connection.
+ * - Bounds against a hostile peer: control frames of at most maxControlFrameLength (DATA is
+ *   streamed through, never buffered whole), header blocks that inflate to at most
+ *   maxHeaderBlockLength, at most maxConcurrentStreams of its streams open, and no reading
+ *   while our answers to its frames (PING, SYN_REPLY, RST_STREAM) fill the socket past four
+ *   times outboundHighWaterMark. Unknown control frame types are skipped (draft 3.1, 2.2.1).
  */
 import { EventEmitter } from 'node:events';
 import type * as net from 'node:net';
@@ -100,6 +107,8 @@ export interface SpdySessionOptions {
   sendWindowUpdates?: boolean;
   /** Streams the peer may have open at once; more are refused (RST_STREAM REFUSED_STREAM). Default 1000. */
   maxConcurrentStreams?: number;
+  /** After close() has ended our side, how long the peer has to close its side before the socket is destroyed. Default 5 s. */
+  closeGraceMs?: number;
 }
 
 export type SpdyErrorCode = 'ERR_SPDY_PROTOCOL' | 'ERR_SPDY_STREAM_RESET' | 'ERR_SPDY_CONNECTION_LOST' | 'ERR_SPDY_GOAWAY' | 'ERR_SPDY_SESSION_CLOSED';
@@ -153,6 +162,8 @@ export class SpdyStream extends Duplex {
   readonly headers: SpdyHeaders;
   /** The headers of the SYN_REPLY (the client role's streams); empty until then. */
   replyHeaders: SpdyHeaders = Object.create(null) as SpdyHeaders;
+  /** Why the peer or the wire ended the stream before both halves closed (also when no 'error' listener heard it); null otherwise. */
+  abortError: SpdyError | null = null;
   /** @internal */
   readonly state: StreamState;
 
@@ -214,6 +225,7 @@ export class SpdySession extends EventEmitter {
   private readonly outboundHighWaterMark: number;
   private readonly sendWindowUpdates: boolean;
   private readonly maxConcurrentStreams: number;
+  private readonly closeGraceMs: number;
   /**
    * What the socket may hold before the session stops reading: answers to the peer's frames
    * (PING, SYN_REPLY, RST_STREAM) are queued without waiting, and a peer that sends those
@@ -239,6 +251,8 @@ export class SpdySession extends EventEmitter {
   private dataFlags = 0;
   private skipLeft = 0;
   private inflating = false;
+  /** a stream was just handed to an openStream caller: see onSynReply */
+  private yielding = false;
   /** streams whose read buffer is full: the session reads no more until they are read */
   private readonly stalled = new Set<SpdyStream>();
   private pumping = false;
@@ -272,6 +286,7 @@ export class SpdySession extends EventEmitter {
     this.outboundHighWaterMark = opts.outboundHighWaterMark ?? 256 * 1024;
     this.sendWindowUpdates = opts.sendWindowUpdates ?? opts.role === 'server';
     this.maxConcurrentStreams = opts.maxConcurrentStreams ?? 1000;
+    this.closeGraceMs = opts.closeGraceMs ?? 5000;
     this.outboundBacklogLimit = 4 * this.outboundHighWaterMark;
     this.decompressor = new HeaderDecompressor(opts.maxHeaderBlockLength ?? 1024 * 1024);
     this.nextStreamId = opts.role === 'client' ? 1 : 2;
@@ -329,7 +344,7 @@ export class SpdySession extends EventEmitter {
       return Promise.reject(err as Error);
     }
     this.nextStreamId += 2;
-    const stream = this.newStream(id, { ...headers });
+    const stream = this.newStream(id, Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v])));
     const opened = new Promise<SpdyStream>((resolve, reject) => {
       stream.state.open = { resolve, reject };
     });
@@ -352,12 +367,18 @@ export class SpdySession extends EventEmitter {
     });
   }
 
-  /** GOAWAY, then ends the socket once the frames queued before it are written. */
+  /**
+   * GOAWAY, then ends the socket once the frames queued before it are written. The peer closes
+   * its side on the GOAWAY (spdystream does at once); one that has not within closeGraceMs of
+   * our end is cut off, so a client cannot hold a closed session open.
+   */
   close(): void {
     if (this.dead || this.goingAway) return;
     this.goingAway = true;
     this.writeFrame(encodeGoAway(this.lastPeerStreamId, GoAwayStatus.OK));
     this.endSocketWhenFlushed();
+    const timer = setTimeout(() => this.socket.destroy(), this.closeGraceMs);
+    this.socket.once('close', () => clearTimeout(timer));
   }
 
   /** Abrupt: the socket is destroyed, every stream with it (without an error). */
@@ -526,7 +547,7 @@ export class SpdySession extends EventEmitter {
   // ---- inbound
 
   private blocked(): boolean {
-    return this.inflating || this.stalled.size > 0 || this.socket.writableLength > this.outboundBacklogLimit;
+    return this.inflating || this.yielding || this.stalled.size > 0 || this.socket.writableLength > this.outboundBacklogLimit;
   }
 
   private onSocketData(chunk: Buffer): void {
@@ -730,6 +751,15 @@ export class SpdySession extends EventEmitter {
     stream.state.open = null;
     stream.state.handedOut = true;
     open?.resolve(stream);
+    if (open) {
+      // The caller gets a turn (its await continues in a microtask) to attach listeners before
+      // the session handles the next frame, which may be this stream's RST_STREAM or data.
+      this.yielding = true;
+      setImmediate(() => {
+        this.yielding = false;
+        this.pump();
+      });
+    }
   }
 
   private onHeaders(id: number, flags: number, headers: SpdyHeaders): void {
@@ -751,7 +781,7 @@ export class SpdySession extends EventEmitter {
       open.reject(err);
     }
     // Not handed out yet (the open was rejected instead), or our half already closed: nobody needs an error event.
-    stream.destroy(!stream.state.handedOut || stream.state.localFinished ? undefined : err);
+    destroyWith(stream, stream.state.localFinished ? null : err);
   }
 
   private onPing(id: number): void {
@@ -777,7 +807,7 @@ export class SpdySession extends EventEmitter {
           stream.state.open.reject(err);
           stream.state.open = null;
         }
-        stream.destroy(stream.state.handedOut ? err : undefined);
+        destroyWith(stream, err);
       }
     }
     if (this.streams.size === 0) this.endSocketWhenFlushed();
@@ -844,7 +874,7 @@ export class SpdySession extends EventEmitter {
       const open = stream.state.open;
       stream.state.open = null;
       open?.reject(closed);
-      stream.destroy(err && stream.state.handedOut ? err : undefined);
+      destroyWith(stream, err);
     }
     this.compressor.close();
     this.decompressor.close();
@@ -853,6 +883,17 @@ export class SpdySession extends EventEmitter {
     // Keep reading (and dropping) so that the peer's close is seen and the socket can close.
     this.socket.resume();
   }
+}
+
+/**
+ * Destroys a stream the peer or the wire ended, with `err` only where someone can hear it: a
+ * stream not yet handed out (its open is rejected instead), or one without an 'error' listener,
+ * closes without one, since an 'error' nobody listens to would throw and take the daemon down
+ * because of what a client did. A stream's readers see it close before its end either way.
+ */
+function destroyWith(stream: SpdyStream, err: SpdyError | null): void {
+  stream.abortError ??= err;
+  stream.destroy(err && stream.state.handedOut && stream.listenerCount('error') > 0 ? err : undefined);
 }
 
 const KNOWN_CONTROL_TYPES: ReadonlySet<number> = new Set(Object.values(FrameType));
