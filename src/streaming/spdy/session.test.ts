@@ -225,6 +225,44 @@ describe('SpdySession over a real socket', { timeout: 120_000 }, () => {
     client.close();
   });
 
+  it('an upload into a reader that consumes by read() (paused mode) finishes: the window is acknowledged as data arrives', async () => {
+    // Our client honours the windows the server's WINDOW_UPDATEs announce; acknowledging only
+    // in _read (called before the bytes it returns leave the buffer) left it waiting forever.
+    const { server, client } = await sessionPair();
+    const data = randomBytes(12 * 1024 * 1024);
+    const atServer = new Promise<Buffer>((resolve, reject) =>
+      server.on('stream', (s: SpdyStream) => {
+        const chunks: Buffer[] = [];
+        (async () => {
+          for await (const c of s) chunks.push(c as Buffer);
+          resolve(Buffer.concat(chunks));
+        })().catch(reject);
+        s.end();
+      }),
+    );
+    const s = await client.openStream({ streamtype: 'stdin' });
+    s.end(data);
+    s.resume();
+    assert.equal(sha(await atServer), sha(data));
+    client.close();
+  });
+
+  it('a peer that sends FIN and goes away at once: what the stream got is still read whole', async () => {
+    const { server, client } = await sessionPair();
+    let serverStream: SpdyStream | null = null;
+    server.on('stream', (s: SpdyStream) => {
+      serverStream = s;
+      s.pause();
+    });
+    const data = randomBytes(48 * 1024);
+    const s = await client.openStream({ streamtype: 'stdin' });
+    s.end(data);
+    await until(() => serverStream !== null && serverStream.readableLength === data.length);
+    client.destroy();
+    await once(server, 'close');
+    assert.equal(sha(await readAll(serverStream!)), sha(data));
+  });
+
   it('a writer waits for the socket: a client that does not read does not make the daemon buffer without bound', async () => {
     const { server, client, serverSocket } = await sessionPair();
     const data = randomBytes(32 * 1024 * 1024);

@@ -19,8 +19,8 @@
  * - Flow control: since the peer ignores windows, socket backpressure is the flow control.
  *   Inbound, a stream whose reader is slow stops the whole session reading its socket (its
  *   readable buffer is bounded by `initialWindow`), as spdystream itself blocks its frame
- *   workers; the server role also sends WINDOW_UPDATE as the reader consumes, for a peer that
- *   honours windows. Outbound, a writer waits while the socket holds more than
+ *   workers; the server role also sends WINDOW_UPDATE as data reaches a stream's buffer, for
+ *   a peer that honours windows (the stalled socket, not the window, is what bounds it). Outbound, a writer waits while the socket holds more than
  *   `outboundHighWaterMark` bytes; the peer's windows are tracked and enforced only once the
  *   peer shows it does flow control (it sent a WINDOW_UPDATE or SETTINGS_INITIAL_WINDOW_SIZE).
  *   The receive window is not enforced on the peer: spdystream would overrun it at once.
@@ -411,15 +411,6 @@ export class SpdySession extends EventEmitter {
 
   /** @internal */
   _onStreamRead(stream: SpdyStream): void {
-    const s = stream.state;
-    if (this.sendWindowUpdates && !this.dead && !s.remoteFinished && !s.reset) {
-      const consumed = s.received - stream.readableLength;
-      const delta = consumed - s.acknowledged;
-      if (delta >= this.initialWindow / 2) {
-        s.acknowledged += delta;
-        this.writeFrame(encodeWindowUpdate(stream.id, delta));
-      }
-    }
     if (this.stalled.delete(stream)) this.pump();
   }
 
@@ -636,9 +627,28 @@ export class SpdySession extends EventEmitter {
     if (!stream || stream.destroyed || stream.state.remoteFinished || this.streams.get(stream.id) !== stream) return;
     stream.state.received += piece.length;
     if (!stream.push(piece)) this.stalled.add(stream);
+    this.acknowledgeStream(stream);
   }
 
-  /** SPDY/3.1's session window: acknowledged as data reaches a stream's buffer (each stream's own window waits for its reader). */
+  /**
+   * A stream's window is acknowledged as its data reaches the stream's buffer, as the session's
+   * is: what bounds that buffer is the socket no longer being read while it is full (`stalled`),
+   * which holds for every peer, spdystream included. Acknowledging only as the reader consumes
+   * would need a call for every consumption, and Readable calls `_read` once per push, before
+   * the bytes it returns leave the buffer: a peer that honours windows then waits for a
+   * WINDOW_UPDATE that never comes (an upload stalled near 4 MiB into a paused reader).
+   */
+  private acknowledgeStream(stream: SpdyStream): void {
+    const s = stream.state;
+    if (!this.sendWindowUpdates || this.dead || s.remoteFinished || s.reset) return;
+    const delta = s.received - s.acknowledged;
+    if (delta >= this.initialWindow / 2) {
+      s.acknowledged += delta;
+      this.writeFrame(encodeWindowUpdate(stream.id, delta));
+    }
+  }
+
+  /** SPDY/3.1's session window: acknowledged as data reaches a stream's buffer, as each stream's own (see acknowledgeStream). */
   private acknowledgeSession(n: number): void {
     if (!this.sendWindowUpdates) return;
     this.sessionUnacknowledged += n;
@@ -874,6 +884,12 @@ export class SpdySession extends EventEmitter {
       const open = stream.state.open;
       stream.state.open = null;
       open?.reject(closed);
+      // A stream the peer finished holds all it will ever get: its reader gets that data
+      // before the stream goes (a peer may send FIN, GOAWAY and close at once).
+      if (!open && stream.state.remoteFinished && !stream.destroyed && !stream.readableEnded && stream.readableLength > 0) {
+        stream.once('end', () => destroyWith(stream, err));
+        continue;
+      }
       destroyWith(stream, err);
     }
     this.compressor.close();
