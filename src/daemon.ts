@@ -30,6 +30,7 @@ import { containerHost } from './linux/container-host';
 import { createLogger, logWritten, type Logger } from './obs/logger';
 import { createMetrics } from './obs/metrics';
 import { startMetricsServer, type MetricsServer } from './obs/metrics-server';
+import { StreamingServer, readStreamingTls } from './streaming/server';
 import { startTracing, type Tracing } from './obs/tracing';
 import { parseFaults, stallLoop } from './util/faults';
 import { takeHandoff, writeHandoff } from './handoff';
@@ -191,6 +192,26 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
   });
   await recoverState({ journals, sandboxes, containers, handoff, keeper, log: log.child({ component: 'recovery' }) });
 
+  // Listening before the CRI socket serves, so that every URL an Exec, Attach or
+  // PortForward answers is served. Its tokens live in this process only: a restart (the
+  // graceful re-exec too) invalidates the URLs not yet used, and cuts the streams open.
+  const streaming = await StreamingServer.start({
+    address: config.streaming.address,
+    tls: await readStreamingTls(config.streaming),
+    domain: {
+      execStream: (id, cmd, io, signal) => containers.execStream(id, cmd, io, signal),
+      attach: (id, io, signal) => containers.attach(id, io, signal),
+      portForward: (id, port) => sandboxes.portForward(id, port),
+    },
+    log: log.child({ component: 'streaming' }),
+    cache: { consumeLagMs: faults.delayMs('StreamToken') },
+  }).catch(async (e: unknown) => {
+    images.close();
+    cni.stop();
+    await tracing.shutdown();
+    throw e;
+  });
+
   let podCidr = '';
   const deps: CriDeps = {
     runtime: {
@@ -211,6 +232,7 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
     images,
     containers,
     events,
+    streaming,
   };
 
   let metricsServer: MetricsServer | null = null;
@@ -219,6 +241,7 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
     if (config.metrics.enabled) metricsServer = await startMetricsServer(config.metrics.address, metrics.registry);
     cri = await startCriServer({ socketPath: config.listen, socketGid, deps, log, metrics, faults });
   } catch (e) {
+    await streaming.close();
     await metricsServer?.close();
     images.close();
     cni.stop();
@@ -229,7 +252,7 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
   await writeJsonAtomic(pidFile(config.runroot), { pid: process.pid, startedAt });
   keeper?.ready();
   log.info(
-    { socket: config.listen, metrics: metricsServer?.address ?? null, reexec: process.env.NODECRI_REEXEC === '1', keeper: keeper !== null },
+    { socket: config.listen, metrics: metricsServer?.address ?? null, streaming: streaming.baseUrl, reexec: process.env.NODECRI_REEXEC === '1', keeper: keeper !== null },
     `nodecri ready, listening on ${config.listen}`,
   );
 
@@ -244,6 +267,7 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
       stopping ??= (async () => {
         log.info({ timeoutSeconds: config.shutdownTimeout }, 'shutting down');
         await server.shutdown(config.shutdownTimeout * 1000);
+        await streaming.close();
         await metricsServer?.close();
         images.close();
         cni.stop();
@@ -261,6 +285,7 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
         // Everything that must be awaited comes first, while exits are still reaped and
         // recorded and logs still read.
         await server.shutdown(config.shutdownTimeout * 1000);
+        await streaming.close();
         await metricsServer?.close();
         cni.stop();
         images.close();

@@ -654,3 +654,56 @@ int ncri_loopback_up(const char *netns_path, ncri_error *err) {
   child.Reap();
   return 0;
 }
+
+// ---- a socket in a network namespace ------------------------------------------------------
+
+namespace {
+
+struct NetnsSocketJob {
+  int netns_fd;
+  int domain;
+  int type;
+  int fd = -1;
+  ncri_error err{};
+};
+
+// The thread's own: setns(2) changes only this thread's network namespace, and the thread
+// ends right after, so no thread of the process (least of all a pool thread that would run
+// other work) stays in the pod's namespace.
+void *NetnsSocketThread(void *arg) {
+  auto *job = static_cast<NetnsSocketJob *>(arg);
+  if (setns(job->netns_fd, CLONE_NEWNET) < 0) {
+    ncri_fail_errno(&job->err, "setns", "enter network namespace", nullptr);
+    return nullptr;
+  }
+  job->fd = socket(job->domain, job->type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (job->fd < 0) ncri_fail_errno(&job->err, "socket", "create socket in network namespace", nullptr);
+  return nullptr;
+}
+
+}  // namespace
+
+int ncri_socket_in_netns(const char *netns_path, int domain, int type, ncri_error *err) {
+  int raw;
+  do {
+    raw = open(netns_path, O_RDONLY | O_CLOEXEC);
+  } while (raw < 0 && errno == EINTR);
+  if (raw < 0) return ncri_fail_errno(err, "open", "open network namespace", netns_path);
+  Fd ns(raw);
+  NetnsSocketJob job{ns.get(), domain, type};
+  pthread_t thread;
+  // Signals stay blocked in the thread (it inherits the mask): none is ever delivered there.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int rc = pthread_create(&thread, nullptr, NetnsSocketThread, &job);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (rc != 0) return ncri_fail(err, rc, "pthread_create", "create socket in network namespace", netns_path);
+  pthread_join(thread, nullptr);
+  if (job.fd < 0) {
+    if (err) *err = job.err;
+    if (err && err->path[0] == '\0') ncri_fail(err, job.err.err, job.err.syscall, job.err.step, netns_path);
+    return -job.err.err;
+  }
+  return job.fd;
+}

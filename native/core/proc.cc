@@ -107,3 +107,25 @@ int ncri_pty_resize(int fd, unsigned cols, unsigned rows, ncri_error *err) {
   if (ioctl(fd, TIOCSWINSZ, &ws) < 0) return ncri_fail_errno(err, "ioctl", "resize terminal", nullptr);
   return 0;
 }
+
+int ncri_fd_dup_nonblocking(int fd, ncri_error *err) {
+  int n = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (n < 0) return ncri_fail_errno(err, "fcntl", "duplicate fd", std::to_string(fd).c_str());
+  int flags = fcntl(n, F_GETFL);
+  if (flags < 0 || fcntl(n, F_SETFL, flags | O_NONBLOCK) < 0) {
+    int e = errno;
+    close(n);
+    return ncri_fail(err, e, "fcntl", "make fd non-blocking", std::to_string(fd).c_str());
+  }
+  return n;
+}
+
+ssize_t ncri_fd_write_some(int fd, const void *buf, size_t len, ncri_error *err) {
+  for (;;) {
+    ssize_t n = write(fd, buf, len);
+    if (n >= 0) return n;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    return ncri_fail_errno(err, "write", "write to terminal", nullptr);
+  }
+}

@@ -74,6 +74,11 @@ int ncri_unpin_namespace(const char *path, ncri_error *err);
 // `netns_path`, from a short-lived cloned child that setns(2)es into it.
 int ncri_loopback_up(const char *netns_path, ncri_error *err);
 
+// A socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC) made inside the network namespace
+// at `netns_path` (a socket stays in the namespace it was made in): the fd, or -errno. The
+// setns(2) runs on a thread of its own that ends right after, never on the caller's.
+int ncri_socket_in_netns(const char *netns_path, int domain, int type, ncri_error *err);
+
 // Turns a dotted sysctl key into its /proc/sys path. EINVAL (with the key as path) for an
 // empty component, "." or "..", or a character outside [A-Za-z0-9_.:/-].
 int ncri_sysctl_path(const std::string &key, std::string *out, ncri_error *err);

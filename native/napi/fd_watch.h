@@ -15,7 +15,7 @@ namespace ncri {
 class FdWatch {
  public:
   using Callback = std::function<void(FdWatch *, int status, int events)>;
-  static FdWatch *Start(Napi::Env env, int fd, Callback cb, bool ref) {
+  static FdWatch *Start(Napi::Env env, int fd, Callback cb, bool ref, int events = UV_READABLE) {
     uv_loop_t *loop = nullptr;
     if (napi_get_uv_event_loop(env, &loop) != napi_ok) throw Napi::Error::New(env, "no event loop");
     auto *w = new FdWatch();
@@ -28,7 +28,7 @@ class FdWatch {
       ncri_fail(&e, -rc, "epoll_ctl", "watch fd", nullptr);
       throw MakeSyscallError(env, e);
     }
-    uv_poll_start(&w->handle_, UV_READABLE, [](uv_poll_t *h, int status, int events) {
+    uv_poll_start(&w->handle_, events, [](uv_poll_t *h, int status, int events) {
       auto *self = static_cast<FdWatch *>(h->data);
       self->cb_(self, status, events);
     });

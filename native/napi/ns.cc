@@ -3,6 +3,8 @@
 // runs on a libuv pool thread: the work waits on a child process and on mount(2).
 #include <napi.h>
 
+#include <sys/socket.h>
+
 #include <string>
 #include <vector>
 
@@ -169,12 +171,38 @@ Napi::Value NsLoopbackUp(const Napi::CallbackInfo &info) {
   return w->Promise();
 }
 
+// nsSocket(netnsPath) -> Promise<fd>: a non-blocking TCP (AF_INET) socket made in the
+// network namespace; the fd is the caller's. The pool thread only waits for the short
+// thread that enters the namespace (core/ns.cc), so it never leaves it.
+class NetnsSocketWorker : public PromiseWorker {
+ public:
+  NetnsSocketWorker(Napi::Env env, std::string path) : PromiseWorker(env, "nodecri:nsSocket"), path_(std::move(path)) {}
+
+ protected:
+  int Run(ncri_error *err) override {
+    fd_ = ncri_socket_in_netns(path_.c_str(), AF_INET, SOCK_STREAM, err);
+    return fd_ < 0 ? fd_ : 0;
+  }
+  Napi::Value Result(Napi::Env env) override { return Napi::Number::New(env, fd_); }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+Napi::Value NsSocket(const Napi::CallbackInfo &info) {
+  auto *w = new NetnsSocketWorker(info.Env(), StringArg(info, 0, "netnsPath"));
+  w->Queue();
+  return w->Promise();
+}
+
 }  // namespace
 
 void InitNs(Napi::Env env, Napi::Object exports) {
   exports.Set("nsPin", Napi::Function::New(env, NsPin, "nsPin"));
   exports.Set("nsUnpin", Napi::Function::New(env, NsUnpin, "nsUnpin"));
   exports.Set("nsLoopbackUp", Napi::Function::New(env, NsLoopbackUp, "nsLoopbackUp"));
+  exports.Set("nsSocket", Napi::Function::New(env, NsSocket, "nsSocket"));
 }
 
 }  // namespace ncri

@@ -507,6 +507,71 @@ Napi::Value PtyResize(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+// ---------------------------------------------------------------- terminal writes
+
+// A pty master written from the loop (stdin of a tty exec or attach): the fd is a
+// non-blocking dup of the master (processDupNonBlocking), written with processWriteSome;
+// processWatchWritable(fd, cb) calls cb once when it takes more, then the watch is gone.
+struct WritableWatch {
+  FdWatch *watch;
+  Napi::FunctionReference callback;
+  std::unique_ptr<Napi::AsyncContext> context;
+};
+std::unordered_map<uint32_t, std::unique_ptr<WritableWatch>> g_writable_watches;
+
+Napi::Value FdDupNonBlocking(const Napi::CallbackInfo &info) {
+  ncri_error e{};
+  return Napi::Number::New(info.Env(), CheckSyscall(info.Env(), ncri_fd_dup_nonblocking(info[0].As<Napi::Number>().Int32Value(), &e), e));
+}
+
+Napi::Value FdWriteSome(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber() || !info[1].IsBuffer()) throw Napi::TypeError::New(env, "writeSome(fd, buffer)");
+  Napi::Buffer<uint8_t> b = info[1].As<Napi::Buffer<uint8_t>>();
+  ncri_error e{};
+  ssize_t n = ncri_fd_write_some(info[0].As<Napi::Number>().Int32Value(), b.Data(), b.Length(), &e);
+  if (n < 0) throw MakeSyscallError(env, e);
+  return Napi::Number::New(env, static_cast<double>(n));
+}
+
+Napi::Value FdWatchWritable(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber() || !info[1].IsFunction()) throw Napi::TypeError::New(env, "watchWritable(fd, callback)");
+  uint32_t id = g_next_watch++;
+  auto w = std::make_unique<WritableWatch>();
+  w->callback = Napi::Persistent(info[1].As<Napi::Function>());
+  w->context = std::make_unique<Napi::AsyncContext>(env, "ncri.fd.writable");
+  w->watch = FdWatch::Start(
+      env, info[0].As<Napi::Number>().Int32Value(),
+      [env, id](FdWatch *, int status, int) {
+        auto it = g_writable_watches.find(id);
+        if (it == g_writable_watches.end()) return;
+        std::unique_ptr<WritableWatch> owned = std::move(it->second);
+        g_writable_watches.erase(it);
+        owned->watch->Close();
+        Napi::HandleScope scope(env);
+        try {
+          // An error (EBADF, a hung-up terminal) is reported as writable: the write then
+          // fails with the real errno.
+          owned->callback.Value().MakeCallback(env.Global(), {}, *owned->context);
+        } catch (const Napi::Error &e) {
+          napi_fatal_exception(env, e.Value());
+        }
+      },
+      true, UV_WRITABLE | UV_DISCONNECT);
+  g_writable_watches.emplace(id, std::move(w));
+  return Napi::Number::New(env, id);
+}
+
+Napi::Value FdUnwatchWritable(const Napi::CallbackInfo &info) {
+  auto it = g_writable_watches.find(info[0].As<Napi::Number>().Uint32Value());
+  if (it != g_writable_watches.end()) {
+    it->second->watch->Close();
+    g_writable_watches.erase(it);
+  }
+  return info.Env().Undefined();
+}
+
 // At env teardown: release every created-but-not-started child (it sees EOF and exits)
 // and stop the watchers. Seeds are not freed: their watchers close asynchronously, and
 // the process is going away.
@@ -529,6 +594,12 @@ void Cleanup(void *) {
     w.second.release();
   }
   g_exit_watches.clear();
+  for (auto &w : g_writable_watches) {
+    w.second->watch->Close();
+    w.second->callback.Reset();
+    w.second.release();
+  }
+  g_writable_watches.clear();
 }
 
 }  // namespace
@@ -551,6 +622,10 @@ void InitProcess(Napi::Env env, Napi::Object exports) {
   exports.Set("processKeepAcrossExec", Napi::Function::New(env, FdKeepAcrossExec, "processKeepAcrossExec"));
   exports.Set("processDupFd", Napi::Function::New(env, FdDup, "processDupFd"));
   exports.Set("processPtyResize", Napi::Function::New(env, PtyResize, "processPtyResize"));
+  exports.Set("processDupNonBlocking", Napi::Function::New(env, FdDupNonBlocking, "processDupNonBlocking"));
+  exports.Set("processWriteSome", Napi::Function::New(env, FdWriteSome, "processWriteSome"));
+  exports.Set("processWatchWritable", Napi::Function::New(env, FdWatchWritable, "processWatchWritable"));
+  exports.Set("processUnwatchWritable", Napi::Function::New(env, FdUnwatchWritable, "processUnwatchWritable"));
   napi_add_env_cleanup_hook(env, Cleanup, nullptr);
 }
 

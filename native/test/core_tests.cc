@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
@@ -423,6 +424,32 @@ TEST(ns_pin_loopback_unpin) {
   }
 }
 
+// A socket made in a pinned netns belongs to it (SIOCGSKNS names its namespace), and the
+// calling thread is still in its own afterwards; a pin of another kind fails at setns.
+TEST(ns_socket_in_netns) {
+  std::string dir = Scratch("sockpins") + "/ns";
+  ncri_pin_request req{};
+  req.dir = dir;
+  req.kinds = NCRI_NS_NET | NCRI_NS_UTS;
+  ncri_pin_result res;
+  OK(ncri_pin_namespaces(&req, &res, &e_));
+  struct stat before, after, pinned, of_socket;
+  CHECK(stat("/proc/thread-self/ns/net", &before) == 0 && stat(res.paths[0].c_str(), &pinned) == 0);
+  ncri_error e{};
+  int fd = ncri_socket_in_netns(res.paths[0].c_str(), AF_INET, SOCK_STREAM, &e);
+  CHECK(fd >= 0);
+  int ns = ioctl(fd, SIOCGSKNS);
+  CHECK(ns >= 0 && fstat(ns, &of_socket) == 0 && of_socket.st_ino == pinned.st_ino);
+  CHECK((fcntl(fd, F_GETFL) & O_NONBLOCK) != 0 && (fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+  close(ns);
+  close(fd);
+  CHECK(stat("/proc/thread-self/ns/net", &after) == 0 && after.st_ino == before.st_ino);
+  CHECK(ncri_socket_in_netns(res.paths[2].c_str(), AF_INET, SOCK_STREAM, &e) == -EINVAL && strcmp(e.syscall, "setns") == 0 &&
+        res.paths[2] == e.path);
+  CHECK(ncri_socket_in_netns((dir + "/missing").c_str(), AF_INET, SOCK_STREAM, &e) == -ENOENT && strcmp(e.syscall, "open") == 0);
+  for (const char *k : {"net", "uts"}) OK(ncri_unpin_namespace((dir + "/" + k).c_str(), &e_));
+}
+
 // The user namespace's handshake: ID_MAPS from the child, the maps written, ID_MAPS_WRITTEN.
 TEST(ns_pin_user_namespace) {
   std::string dir = Scratch("pins-user");
@@ -530,6 +557,28 @@ TEST(proc_seed_drains_to_eof) {
   child.reset();
   CHECK(seed.Drain());
   CHECK(seed.error() && seed.error()->step == ncri::kStepExec && seed.error()->err == ENOENT);  // the first one
+}
+
+// A non-blocking dup of a pipe's write end takes what fits, then 0 (never blocks), then
+// EPIPE's -errno once nothing reads; the original fd's open file is non-blocking too.
+TEST(proc_write_some_never_blocks) {
+  int p[2];
+  CHECK(pipe2(p, O_CLOEXEC) == 0);
+  ncri_error e{};
+  int w = ncri_fd_dup_nonblocking(p[1], &e);
+  CHECK(w >= 0 && (fcntl(p[1], F_GETFL) & O_NONBLOCK) != 0 && (fcntl(w, F_GETFD) & FD_CLOEXEC) != 0);
+  std::vector<char> chunk(65536, 'x');
+  size_t total = 0;
+  ssize_t n;
+  while ((n = ncri_fd_write_some(w, chunk.data(), chunk.size(), &e)) > 0) total += (size_t)n;
+  CHECK(n == 0 && total > 0);
+  close(p[0]);
+  auto old = signal(SIGPIPE, SIG_IGN);
+  ssize_t broken = ncri_fd_write_some(w, chunk.data(), 1, &e);
+  signal(SIGPIPE, old);
+  CHECK(broken == -EPIPE && strcmp(e.syscall, "write") == 0);
+  close(w);
+  close(p[1]);
 }
 
 TEST(proc_keeper_message) {

@@ -109,6 +109,10 @@ export interface TracingConfig {
 
 export interface StreamingConfig {
   address: string;
+  /** PEM certificate (chain) of the server: https when set; needs tlsKeyFile */
+  tlsCertFile: string | null;
+  /** PEM private key of tlsCertFile */
+  tlsKeyFile: string | null;
 }
 
 export interface ApiConfig {
@@ -547,6 +551,16 @@ export const SCHEMA: Spec<Config> = {
             flag: '--streaming-address',
             default: '127.0.0.1:0',
             doc: 'host:port of the exec/attach/port-forward http server; port 0 picks a free one',
+          },
+          tlsCertFile: {
+            key: 'tls_cert_file',
+            type: { kind: 'nullable', of: { kind: 'string', check: absolutePath } },
+            doc: 'PEM certificate of the streaming server: https with tls_key_file; unset: plain http',
+          },
+          tlsKeyFile: {
+            key: 'tls_key_file',
+            type: { kind: 'nullable', of: { kind: 'string', check: absolutePath } },
+            doc: 'PEM private key of tls_cert_file (both or neither)',
           },
         },
       },

@@ -55,6 +55,25 @@ describe('validateConfig', () => {
     assert.match(problem((c) => (c.image.defaultRegistry = 'https://r')) ?? '', /"image\.default_registry"/);
   });
 
+  it('takes the streaming TLS cert and key both or neither, as absolute paths', () => {
+    assert.equal(
+      problem((c) => Object.assign(c.streaming, { tlsCertFile: '/etc/nodecri/s.crt', tlsKeyFile: '/etc/nodecri/s.key' })),
+      null,
+    );
+    assert.equal(
+      problem((c) => (c.streaming.tlsCertFile = '/etc/nodecri/s.crt')),
+      'config: key "streaming.tls_key_file": required with streaming.tls_cert_file (both or neither)',
+    );
+    assert.equal(
+      problem((c) => (c.streaming.tlsKeyFile = '/etc/nodecri/s.key')),
+      'config: key "streaming.tls_cert_file": required with streaming.tls_key_file (both or neither)',
+    );
+    assert.match(
+      problem((c) => Object.assign(c.streaming, { tlsCertFile: 's.crt', tlsKeyFile: '/k' })) ?? '',
+      /key "streaming\.tls_cert_file": expected an absolute path, got "s\.crt"/,
+    );
+  });
+
   it('takes a group name or a gid for the socket', () => {
     for (const ok of ['docker', '_kube-cri', 'machine$', '0', '4294967294']) {
       assert.equal(

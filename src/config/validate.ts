@@ -130,6 +130,9 @@ function* crossIssues(c: Config): Generator<[KeyPath, string]> {
   for (const [name, r] of Object.entries(c.runtimes)) {
     if (r.type === 'oci' && r.path === null) yield [['runtimes', name, 'path'], 'required for an oci runtime'];
   }
+  const { tlsCertFile, tlsKeyFile } = c.streaming;
+  if (tlsCertFile !== null && tlsKeyFile === null) yield [['streaming', 'tls_key_file'], 'required with streaming.tls_cert_file (both or neither)'];
+  if (tlsKeyFile !== null && tlsCertFile === null) yield [['streaming', 'tls_cert_file'], 'required with streaming.tls_key_file (both or neither)'];
   // registries.conf rejects two entries for one prefix; which would win is not obvious
   const seen = new Map<string, number>();
   for (const [i, r] of c.image.registries.entries()) {

@@ -6,7 +6,8 @@
  * ContainerService (service.ts) is their facade.
  */
 import fsp from 'node:fs/promises';
-import net from 'node:net';
+import type net from 'node:net';
+import type { Writable } from 'node:stream';
 import path from 'node:path';
 import type { Config } from '../config';
 import type { Operations } from '../domain/operations';
@@ -45,6 +46,8 @@ type ProcessCalls = Pick<
   | 'unwatchAllExits'
   | 'dupFd'
   | 'keepAcrossExec'
+  | 'resizeTerminal'
+  | 'terminalWriter'
 >;
 
 /** The process and mount facilities a container needs (the addon, or fakes). */
@@ -99,6 +102,11 @@ export interface Live {
   log: CriLogWriter | null;
   /** what reads the container's output (FIFO read ends, or the pty master) */
   readers: LogReader[];
+  /**
+   * the container's stdin as attach writes it (the write end of its stdin pipe, or a writer
+   * of its pty master) when it was created with stdin; gone after a restart
+   */
+  stdin?: Writable | null;
   /** closes the daemon's ends of the stdio */
   closeStdio: () => void;
   /** settles once the exit is recorded */

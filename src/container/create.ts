@@ -21,6 +21,7 @@ import type { ImageConfig } from '../oci/generate';
 import type { OciSpec } from '../oci/types';
 import type { ContainerContext, LogReader } from './context';
 import type { CriLogWriter } from './cri-log';
+import { containerStdin } from './attach';
 import { attachReader, closeFd, containerLogWriter, openFd } from './logs';
 import { containerRecordVersion, type ContainerRecord } from './model';
 import { containerProcessSpec, type StdioPlan } from './process-plan';
@@ -246,9 +247,10 @@ export async function makeProcess(ctx: ContainerContext, record: ContainerRecord
   }
   if (isTty && handle.terminal !== null) logReaders.push(attachReader(logWriter, 'stdout', handle.terminal, true));
   for (const r of readers) logReaders.push(attachReader(logWriter, r.stream, r.fd, false));
+  const stdin = containerStdin(ctx, record, handle);
   const closeStdio = () => {
     for (const r of logReaders) r.sock.destroy();
-    if (handle.stdin !== null) fs.close(handle.stdin, () => {});
+    stdin?.destroy();
   };
   cleanup.push(`stdio of ${record.id}`, async () => {
     closeStdio();
@@ -256,6 +258,6 @@ export async function makeProcess(ctx: ContainerContext, record: ContainerRecord
     await logWriter?.close();
   });
   holdProcess(record, handle.pid, await ctx.opts.host.processStartTime(handle.pid));
-  ctx.live.set(record.id, { handle, log: logWriter, readers: logReaders, closeStdio, done: null });
+  ctx.live.set(record.id, { handle, log: logWriter, readers: logReaders, stdin, closeStdio, done: null });
   cleanup.push(`live state of ${record.id}`, () => void ctx.live.delete(record.id));
 }

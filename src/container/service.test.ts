@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { PassThrough } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import type { Config } from '../config';
@@ -227,6 +228,10 @@ async function setup(): Promise<Fake> {
       throw new Error('no dup in this fake');
     },
     keepAcrossExec: () => {},
+    resizeTerminal: () => {},
+    terminalWriter: () => {
+      throw new Error('no terminal in this fake');
+    },
     generateSpec: async (input: GenerateInput) =>
       ({
         spec: minimalSpec(input.rootfs, `/pod/nodecri-${input.containerId}`),
@@ -349,6 +354,77 @@ describe('ContainerService over a fake host', { timeout: 60_000 }, () => {
     assert.deepEqual(await journals(f), []);
     await f.svc.remove(id); // unknown: fine
     assert.notEqual(await f.svc.create(f.sandbox.id, containerConfig()), id, 'the name is free again');
+  });
+
+  it('runningContainer: NOT_FOUND for an unknown id, FAILED_PRECONDITION naming the state otherwise', async () => {
+    const f = await setup();
+    const kind = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (e) {
+        return e instanceof RuntimeError ? `${e.kind}: ${e.message}` : String(e);
+      }
+      return 'no error';
+    };
+    assert.match(
+      kind(() => f.svc.runningContainer('0123456789ab')),
+      /^not-found: container 0123456789ab not found/,
+    );
+    const id = await f.svc.create(f.sandbox.id, containerConfig('running', ''));
+    assert.match(
+      kind(() => f.svc.runningContainer(id)),
+      /^failed-precondition: .* is not running \(it is created\)/,
+    );
+    await f.svc.start(id);
+    assert.equal(f.svc.runningContainer(id.slice(0, 10)).id, id);
+    const proc = f.processes.get(f.svc.mustGet(id).pid!)!;
+    const stopped = f.nextEvent('CONTAINER_STOPPED_EVENT', id);
+    proc.exit({ exitCode: 3, signal: null });
+    await stopped;
+    assert.match(
+      kind(() => f.svc.runningContainer(id)),
+      /^failed-precondition: .* is not running \(it is exited\)/,
+    );
+    await assert.rejects(
+      f.svc.execStream(id, ['true'], { stdin: null, stdout: null, stderr: null, tty: false, onResize: () => {} }, new AbortController().signal),
+      (e: unknown) => e instanceof RuntimeError && e.kind === 'failed-precondition',
+    );
+  });
+
+  it('attach: two clients see the output the log gets; they are detached at the exit or when they go', async () => {
+    const f = await setup();
+    const id = await f.svc.create(f.sandbox.id, containerConfig('attached'));
+    await f.svc.start(id);
+    const r = f.svc.mustGet(id);
+    const proc = f.processes.get(r.pid!)!;
+    const client = () => {
+      const out = new PassThrough();
+      const err = new PassThrough();
+      let text = '';
+      out.on('data', (c: Buffer) => (text += `out:${c.toString()}`));
+      err.on('data', (c: Buffer) => (text += `err:${c.toString()}`));
+      const io = { stdin: null, stdout: out, stderr: err, tty: false, onResize: () => {} };
+      return { io, text: () => text };
+    };
+    const a = client();
+    const b = client();
+    const gone = new AbortController();
+    const c = client();
+    const attachedA = f.svc.attach(id, a.io, new AbortController().signal);
+    const attachedB = f.svc.attach(id.slice(0, 8), b.io, new AbortController().signal);
+    const attachedC = f.svc.attach(id, c.io, gone.signal);
+    gone.abort();
+    await attachedC;
+    proc.write('hello\n');
+    const stopped = f.nextEvent('CONTAINER_STOPPED_EVENT', id);
+    proc.exit({ exitCode: 0, signal: null });
+    await stopped;
+    await Promise.all([attachedA, attachedB]);
+    assert.equal(a.text(), 'out:hello\n');
+    assert.equal(b.text(), 'out:hello\n');
+    assert.equal(c.text(), '', 'a client that went away is no longer attached');
+    assert.match(await fsp.readFile(r.logPath, 'utf8'), /^\S+ stdout F hello\n$/);
+    await assert.rejects(f.svc.attach(id, a.io, new AbortController().signal), (e: unknown) => e instanceof RuntimeError && e.kind === 'failed-precondition');
   });
 
   it('stops with the stop signal, then SIGKILL once the timeout passes', async () => {

@@ -6,7 +6,8 @@
  * - create.ts: CreateContainer (validate, reserve the name, rootfs, OCI spec, cgroup, log
  *   FIFOs, the process held before exec, persist), each step pushing its undo;
  * - lifecycle.ts: start, stop and remove (and a pod's stopAll and removeAll);
- * - exit.ts: an exit reaped, its log drained, recorded; exec.ts: ExecSync;
+ * - exit.ts: an exit reaped, its log drained, recorded; exec.ts: ExecSync and the
+ *   streaming Exec; attach.ts: Attach;
  * - logs.ts: the output read into the CRI log; stats.ts: usage and UpdateContainerResources;
  * - restore.ts: recovery after a restart or a crash; handoff.ts: the graceful re-exec.
  *
@@ -16,11 +17,13 @@
  */
 import type { CgroupStats, Resources } from '../linux/cgroups';
 import type { SandboxContainers } from '../sandbox/service';
+import type { StreamIO } from '../domain/stream-io';
 import type { PendingOp } from '../state/op-journal';
 import type { OciSpec } from '../oci/types';
 import { ContainerContext, type ContainerServiceOptions } from './context';
+import { attach } from './attach';
 import { create } from './create';
-import { execSync, type ExecSyncResult } from './exec';
+import { execStream, execSync, runningContainer, type ExecSyncResult } from './exec';
 import { prepareHandoff, type ContainerHandoff } from './handoff';
 import { remove, removeAll, start, stop, stopAll } from './lifecycle';
 import { reopenLog } from './logs';
@@ -94,6 +97,27 @@ export class ContainerService implements SandboxContainers {
 
   execSync(idOrPrefix: string, cmd: string[], timeoutSeconds: number, signal: AbortSignal | null): Promise<ExecSyncResult> {
     return execSync(this.ctx, idOrPrefix, cmd, timeoutSeconds, signal);
+  }
+
+  /** The container for an Exec or Attach: NOT_FOUND, or FAILED_PRECONDITION naming its state when it is not running. */
+  runningContainer(idOrPrefix: string): ContainerRecord {
+    return runningContainer(this.ctx, idOrPrefix);
+  }
+
+  /**
+   * The streaming Exec: `cmd` in the running container with its stdio on `io` (pipes, or a
+   * pty); resolves with its exit code; an abort of `signal` kills it and rejects.
+   */
+  execStream(idOrPrefix: string, cmd: string[], io: StreamIO, signal: AbortSignal): Promise<{ exitCode: number }> {
+    return execStream(this.ctx, idOrPrefix, cmd, io, signal);
+  }
+
+  /**
+   * Attach: `io` on the running container's own stdio (its output as the log gets it, its
+   * stdin when it was created with one) until it exits or `signal` aborts.
+   */
+  attach(idOrPrefix: string, io: StreamIO, signal: AbortSignal): Promise<void> {
+    return attach(this.ctx, idOrPrefix, io, signal);
   }
 
   updateResources(idOrPrefix: string, resources: Resources | null): Promise<void> {

@@ -7,6 +7,7 @@ import type { NetworkStatus } from '../network/cni-config';
 import type { SandboxService } from '../sandbox/service';
 import type { ContainerService } from '../container/service';
 import type { EventBus } from '../domain/events';
+import type { StreamingUrls } from '../streaming/server';
 
 export interface RuntimeInfo {
   name: string;
@@ -33,4 +34,6 @@ export interface CriDeps {
   events: EventBus;
   /** images: pull, list, status, remove, filesystem usage; container rootfs */
   images: ImageService;
+  /** the streaming server's single-use URLs for Exec, Attach and PortForward */
+  streaming: StreamingUrls;
 }

@@ -3,9 +3,11 @@
  * server; an RPC without an entry here answers UNIMPLEMENTED with its name.
  */
 import type { AnyHandler, RpcName } from './handlers';
+import { attach } from './runtime/attach';
 import { containerStats, listContainerStats, streamContainerStats } from './runtime/container-stats';
 import { containerStatus } from './runtime/container-status';
 import { createContainer } from './runtime/create-container';
+import { exec } from './runtime/exec';
 import { execSync } from './runtime/exec-sync';
 import { getContainerEvents } from './runtime/get-container-events';
 import { listContainers, streamContainers } from './runtime/list-containers';
@@ -17,6 +19,7 @@ import { stopContainer } from './runtime/stop-container';
 import { updateContainerResources } from './runtime/update-container-resources';
 import { listPodSandboxStats, podSandboxStats, streamPodSandboxStats } from './runtime/pod-sandbox-stats';
 import { listMetricDescriptors, listPodSandboxMetrics, streamPodSandboxMetrics } from './runtime/pod-sandbox-metrics';
+import { portForward } from './runtime/port-forward';
 import { podSandboxStatus } from './runtime/pod-sandbox-status';
 import { removePodSandbox } from './runtime/remove-pod-sandbox';
 import { runPodSandbox } from './runtime/run-pod-sandbox';
@@ -58,6 +61,9 @@ export const handlers: Partial<Record<RpcName, AnyHandler>> = {
   UpdateContainerResources: updateContainerResources,
   ReopenContainerLog: reopenContainerLog,
   ExecSync: execSync,
+  Exec: exec,
+  Attach: attach,
+  PortForward: portForward,
   ContainerStats: containerStats,
   ListContainerStats: listContainerStats,
   StreamContainerStats: streamContainerStats,

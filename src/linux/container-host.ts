@@ -18,8 +18,10 @@ import {
   refProcess,
   untilExitReapingStrays,
   releaseProcess,
+  resizeTerminal,
   signalProcess,
   startProcess,
+  terminalWriter,
 } from '../native/process';
 import { defaultRuntimeDefaults, generateSpec } from '../oci';
 import { capabilitiesFromMask } from '../oci/capabilities';
@@ -64,6 +66,8 @@ export function containerHost(cgroups: CgroupManager): ContainerHost {
     unwatchAllExits,
     dupFd,
     keepAcrossExec,
+    resizeTerminal,
+    terminalWriter,
     generateSpec,
     // Probed once at start-up, never in a request.
     defaults: { ...defaultRuntimeDefaults(), capLastCap: capLastCap(), hostCapabilities: hostCapabilities() },

@@ -9,6 +9,7 @@ import { mountTmpfs, shmTmpfsOptions, unmount } from '../native/mounts';
 import type { SandboxHost } from '../sandbox/service';
 import type { CgroupManager } from './cgroups';
 import { InfraProcesses } from './infra';
+import { connectInNetns } from './pod-connect';
 import { mountPoints, removeTree } from './tree';
 
 export { mountPoints } from './tree';
@@ -31,5 +32,6 @@ export function podHost(cgroups: CgroupManager): SandboxHost {
     removeTree,
     cgroups,
     infra: new InfraProcesses(cgroups),
+    connectInNetns,
   };
 }

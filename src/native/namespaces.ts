@@ -54,6 +54,7 @@ interface NativePinOptions {
 const nsPin = nativeFunction<(opts: NativePinOptions) => Promise<PinnedNamespaces>>('nsPin');
 const nsUnpin = nativeFunction<(path: string) => Promise<void>>('nsUnpin');
 const nsLoopbackUp = nativeFunction<(netnsPath: string) => Promise<void>>('nsLoopbackUp');
+const nsSocket = nativeFunction<(netnsPath: string) => Promise<number>>('nsSocket');
 
 /** A pin request refused before any syscall (bad sysctl, bad type list, bad id maps). */
 export class InvalidNamespaceRequestError extends Error {
@@ -167,4 +168,14 @@ export async function unpinNamespaces(pins: PinnedNamespaces): Promise<void> {
  */
 export function bringUpLoopback(netnsPath: string): Promise<void> {
   return nsLoopbackUp(netnsPath);
+}
+
+/**
+ * A non-blocking, unconnected TCP (AF_INET) socket made inside the network namespace at
+ * `netnsPath` (a pin): it stays there whatever thread uses it, so the caller connects it
+ * from the loop (net.Socket({ fd }).connect). The addon enters the namespace on a thread of
+ * its own that ends at once, never on the loop or a pool thread. The fd is the caller's.
+ */
+export function socketInNetns(netnsPath: string): Promise<number> {
+  return nsSocket(netnsPath);
 }

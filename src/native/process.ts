@@ -10,6 +10,7 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
+import { Writable } from 'node:stream';
 import { Semaphore } from '../util/semaphore';
 import { nativeFunction } from './binding';
 import { CLONE, NAMESPACE_FLAGS, NamespaceType, S_IF, capabilityMask, parseMountOptions, propagationFlags, rlimitNumber } from './process-spec';
@@ -301,6 +302,11 @@ const nPidfdOpen = nativeFunction<(pid: number) => number>('processPidfdOpen');
 const nPidfdPid = nativeFunction<(pidfd: number) => number>('processPidfdPid');
 const nKeepAcrossExec = nativeFunction<(fds: number[], keep: boolean) => void>('processKeepAcrossExec');
 const nDupFd = nativeFunction<(fd: number) => number>('processDupFd');
+const nPtyResize = nativeFunction<(fd: number, cols: number, rows: number) => void>('processPtyResize');
+const nDupNonBlocking = nativeFunction<(fd: number) => number>('processDupNonBlocking');
+const nWriteSome = nativeFunction<(fd: number, data: Buffer) => number>('processWriteSome');
+const nWatchWritable = nativeFunction<(fd: number, cb: () => void) => number>('processWatchWritable');
+const nUnwatchWritable = nativeFunction<(id: number) => void>('processUnwatchWritable');
 
 // ------------------------------------------------------------------ translation
 
@@ -754,4 +760,66 @@ export async function adoptStarted(pid: number, startTime: string | null): Promi
 /** F_DUPFD_CLOEXEC. */
 export function dupFd(fd: number): number {
   return nDupFd(fd);
+}
+
+// ------------------------------------------------------------------ terminals
+
+/** TIOCSWINSZ on a pty master: the process behind it gets SIGWINCH. */
+export function resizeTerminal(master: number, size: { width: number; height: number }): void {
+  nPtyResize(master, size.width, size.height);
+}
+
+/**
+ * A stream that writes to a pty master (the stdin of a terminal) from the loop without ever
+ * blocking it. libuv cannot: it reopens a slave to get a non-blocking fd, but a master it
+ * writes with blocking write(2)s, which would stall the daemon once the terminal's input
+ * buffer is full (a process that reads no stdin). This writes a non-blocking dup of the
+ * master (O_NONBLOCK is then set on the open file the master's reader shares, which a
+ * libuv reader handles) and waits for EPOLLOUT between partial writes, so backpressure
+ * reaches the writer as with any stream. The dup is closed when the stream ends or is
+ * destroyed; the master stays the caller's.
+ */
+export function terminalWriter(master: number): Writable {
+  const fd = nDupNonBlocking(master);
+  let watch: number | null = null;
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    if (watch !== null) nUnwatchWritable(watch);
+    watch = null;
+    fs.close(fd, () => {});
+  };
+  return new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      let offset = 0;
+      const step = (): void => {
+        watch = null;
+        if (closed) return;
+        try {
+          while (offset < chunk.length) {
+            const n = nWriteSome(fd, offset === 0 ? chunk : chunk.subarray(offset));
+            if (n === 0) {
+              watch = nWatchWritable(fd, step);
+              return;
+            }
+            offset += n;
+          }
+        } catch (e) {
+          callback(e as Error);
+          return;
+        }
+        callback();
+      };
+      step();
+    },
+    final(callback) {
+      close();
+      callback();
+    },
+    destroy(err, callback) {
+      close();
+      callback(err);
+    },
+  });
 }

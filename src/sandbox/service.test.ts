@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
+import type net from 'node:net';
 import path from 'node:path';
 import { defaultConfig, type Config } from '../config';
 import { RuntimeError } from '../domain/errors';
@@ -148,6 +149,11 @@ class World {
           this.processes.delete(pid);
         },
         adopt: async (pid, startTime) => this.processes.has(pid) && startTime === `t${pid}`,
+      },
+      connectInNetns: async (netnsPath, port) => {
+        this.calls.push(`connect ${netnsPath === null ? 'host' : path.basename(netnsPath)} ${port}`);
+        if (port === 1) throw Object.assign(new Error(`connect ECONNREFUSED 127.0.0.1:${port}`), { code: 'ECONNREFUSED' });
+        return { port } as unknown as net.Socket;
       },
     };
   }
@@ -315,6 +321,28 @@ describe('SandboxService with a fake host', { timeout: 60_000 }, () => {
     env = makeEnv();
   });
   afterEach(() => fs.rmSync(env.dir, { recursive: true, force: true }));
+
+  test("readySandbox and portForward: NOT_FOUND, FAILED_PRECONDITION when not ready, the pod's netns pin (the host's for host network)", async () => {
+    const { service, world } = env;
+    assert.throws(() => service.readySandbox('0123456789ab'), isKind('not-found', /sandbox 0123456789ab not found/));
+    const id = await service.run(podSpec(), null);
+    assert.equal(service.readySandbox(id.slice(0, 8)).id, id);
+    world.calls.length = 0;
+    assert.deepEqual(await service.portForward(id, 8080), { port: 8080 });
+    assert.deepEqual(world.calls, ['connect net 8080']);
+    await assert.rejects(service.portForward(id, 1), isKind('unavailable', /failed to connect to localhost:1 inside the network namespace .*ECONNREFUSED/));
+    await assert.rejects(service.portForward(id, 0), isKind('invalid-argument', /port 0/));
+    await assert.rejects(service.portForward(id, 65536), isKind('invalid-argument', /port 65536/));
+    const hostPod = await service.run(podSpec({ name: 'host', uid: 'uid-2', namespaces: { network: 'NODE', pid: 'CONTAINER', ipc: 'POD', targetId: '', userns: 'NODE' } }), null);
+    world.calls.length = 0;
+    await service.portForward(hostPod, 80);
+    assert.deepEqual(world.calls, ['connect host 80']);
+    await service.stop(id, null);
+    assert.throws(() => service.readySandbox(id), isKind('failed-precondition', /is not ready/));
+    await assert.rejects(service.portForward(id, 8080), isKind('failed-precondition', /is not ready/));
+    await service.remove(id, null);
+    await service.remove(hostPod, null);
+  });
 
   test('RunPodSandbox: namespaces pinned, cgroup made, network attached, shm mounted, files written, record persisted', async () => {
     const { service, world, config } = env;

@@ -7,6 +7,7 @@
  * namespaces.
  */
 import fsp from 'node:fs/promises';
+import type net from 'node:net';
 import path from 'node:path';
 import type { Config } from '../config';
 import { CleanupStack } from '../domain/cleanup';
@@ -51,6 +52,8 @@ export interface SandboxHost {
     /** re-watches a running infra process after a restart; false when it is gone or the pid names another process */
     adopt(pid: number, startTime: string | null): Promise<boolean>;
   };
+  /** a TCP connection to 127.0.0.1:port in the network namespace at netnsPath (null: the host's) */
+  connectInNetns(netnsPath: string | null, port: number): Promise<net.Socket>;
 }
 
 /**
@@ -135,6 +138,30 @@ export class SandboxService {
 
   list(): SandboxRecord[] {
     return this.store.list();
+  }
+
+  /** The pod for a PortForward: NOT_FOUND, or FAILED_PRECONDITION when it is not ready. */
+  readySandbox(idOrPrefix: string): SandboxRecord {
+    const r = this.store.mustGet(idOrPrefix);
+    if (r.state !== 'SANDBOX_READY') throw failedPrecondition(`pod sandbox ${r.id} is not ready${r.notReadyReason ? ` (${r.notReadyReason})` : ''}`);
+    return r;
+  }
+
+  /**
+   * PortForward: a TCP connection to localhost:`port` inside the pod's network namespace
+   * (its pin; the host's for a host-network pod), as kubelet and CRI-O connect. Rejects
+   * with an error whose message says why (ECONNREFUSED when nothing listens there).
+   */
+  async portForward(idOrPrefix: string, port: number): Promise<net.Socket> {
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalidArgument(`port ${port} is not a TCP port (1-65535)`);
+    const r = this.readySandbox(idOrPrefix);
+    const hostNetwork = r.spec.namespaces.network === 'NODE';
+    if (!hostNetwork && r.pins.net === null) throw failedPrecondition(`pod sandbox ${r.id} has no network namespace`);
+    try {
+      return await this.opts.host.connectInNetns(hostNetwork ? null : r.pins.net, port);
+    } catch (e) {
+      throw new RuntimeError('unavailable', `failed to connect to localhost:${port} inside the network namespace of pod sandbox ${r.id}: ${(e as Error).message}`, { cause: e });
+    }
   }
 
   /** RunPodSandbox: returns the sandbox id (an existing one for an identical retry). */

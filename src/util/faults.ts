@@ -7,6 +7,8 @@
  *              reading, then lets the loop run once, before the handoff is written and the
  *              re-exec happens (see stallLoop): exits and output of that time are left to
  *              the new image, or lost if anything still reaps or reads;
+ *     StreamToken  the streaming server checks a token's expiry as if it were used MS ms
+ *              later (an expired token without a test waiting a minute);
  * - `crash:OP=N` kills the daemon with SIGKILL at the N-th fault point of operation OP
  *   (RunPodSandbox, CreateContainer, StartContainer, RemovePodSandbox, ...): the points are
  *   the instants right before and right after each journal write of its cleanup stack and

@@ -53,9 +53,9 @@ test('Version, Status, RuntimeConfig and an unimplemented RPC over the socket', 
     assert.equal(rc.linux?.cgroup_driver, 'CGROUPFS');
     await client.call('UpdateRuntimeConfig', { runtime_config: { network_config: { pod_cidr: '10.244.0.0/24' } } });
 
-    await assert.rejects(client.call('Attach', { container_id: 'abc' }), (e: ServiceError) => {
+    await assert.rejects(client.call('CheckpointContainer', { container_id: 'abc' }), (e: ServiceError) => {
       assert.equal(e.code, Status.UNIMPLEMENTED);
-      assert.match(e.details, /Attach/);
+      assert.match(e.details, /CheckpointContainer/);
       return true;
     });
   } finally {
@@ -69,18 +69,18 @@ test('metrics and logs: counters, errors by code, latency histogram, request ids
   const client = new CriClient(d.socket);
   try {
     for (let i = 0; i < 3; i++) await client.call('Version', {});
-    await assert.rejects(client.call('Exec', { container_id: 'x' }));
+    await assert.rejects(client.call('CheckpointContainer', { container_id: 'x' }));
     assert.ok(d.metricsAddress);
     const res = await fetch(`http://${d.metricsAddress}/metrics`);
     assert.equal(res.status, 200);
     const text = await res.text();
     assert.match(text, /nodecri_operations_total\{operation="Version"\} 3/);
-    assert.match(text, /nodecri_operations_errors_total\{operation="Exec",code="UNIMPLEMENTED"\} 1/);
+    assert.match(text, /nodecri_operations_errors_total\{operation="CheckpointContainer",code="UNIMPLEMENTED"\} 1/);
     assert.match(text, /nodecri_operations_duration_seconds_bucket\{le="0.00025",operation="Version"\} \d+/);
     assert.match(text, /nodecri_operations_duration_seconds_count\{operation="Version"\} 3/);
     assert.match(text, /process_resident_memory_bytes/);
-    await until('log lines', () => d.logs.some((l) => l.operation === 'Exec' && l.level === 'error'));
-    const errLine = d.logs.find((l) => l.operation === 'Exec' && l.level === 'error')!;
+    await until('log lines', () => d.logs.some((l) => l.operation === 'CheckpointContainer' && l.level === 'error'));
+    const errLine = d.logs.find((l) => l.operation === 'CheckpointContainer' && l.level === 'error')!;
     assert.equal(errLine.code, 'UNIMPLEMENTED');
     assert.match(String(errLine.requestId), /^[0-9a-f]{16}$/);
     const reqLine = d.logs.find((l) => l.operation === 'Version' && l.msg === 'request');

@@ -5,9 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile as execFileCb } from 'node:child_process';
+import { execFile as execFileCb, spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import { statSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -15,6 +16,7 @@ import { inTempDir as inTempDirChecked } from '../helpers/leaks';
 import { SyscallError } from '../../src/native/errors';
 import { InvalidNamespaceRequestError, bringUpLoopback, pinNamespaces, unpinNamespace, unpinNamespaces, type PinnedNamespaces } from '../../src/native/namespaces';
 import { mountTable } from '../helpers/mountinfo';
+import { connectInNetns } from '../../src/linux/pod-connect';
 
 const execFile = promisify(execFileCb);
 
@@ -150,6 +152,51 @@ test('bringUpLoopback refuses a path that is not a network namespace', async () 
       });
       await assert.rejects(bringUpLoopback(path.join(dir, 'missing')), { code: 'ENOENT', path: path.join(dir, 'missing') });
     } finally {
+      await unpinNamespaces(pins);
+    }
+  });
+});
+
+test("connectInNetns reaches localhost inside the pinned netns, not the host's; errors name the step and path", async () => {
+  await inTempDir(async (dir) => {
+    const pins = await pinNamespaces({ types: ['net', 'ipc'], dir, sysctls: {}, ...noUser });
+    const host = net.createServer((c) => c.end('host\n'));
+    let inside: ReturnType<typeof spawn> | null = null;
+    try {
+      await bringUpLoopback(pins.net!);
+      await new Promise<void>((res) => host.listen(0, '127.0.0.1', res));
+      const port = (host.address() as net.AddressInfo).port;
+      // The same port on the pod's own localhost, served by a node inside the netns.
+      const script = `require('net').createServer((c) => c.end('pod\\n')).listen(${port}, '127.0.0.1', () => console.log('listening'))`;
+      const child = spawn('nsenter', [`--net=${pins.net}`, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      inside = child;
+      await new Promise<void>((res, rej) => {
+        child.stdout.on('data', (d: Buffer) => d.toString().includes('listening') && res());
+        child.once('exit', (code) => rej(new Error(`the listener in the netns exited with ${code}`)));
+      });
+      const read = async (sock: net.Socket) => {
+        let text = '';
+        for await (const c of sock) text += String(c);
+        return text;
+      };
+      assert.equal(await read(await connectInNetns(pins.net!, port)), 'pod\n');
+      assert.equal(await read(await connectInNetns(null, port)), 'host\n');
+      inside.kill();
+      await new Promise((res) => inside!.once('exit', res));
+      inside = null;
+      await assert.rejects(connectInNetns(pins.net!, port), { code: 'ECONNREFUSED' });
+      await assert.rejects(connectInNetns(pins.ipc!, port), (e: unknown) => {
+        assert.ok(e instanceof SyscallError);
+        assert.equal(e.code, 'EINVAL');
+        assert.equal(e.syscall, 'setns');
+        assert.equal(e.path, pins.ipc);
+        assert.match(e.message, /enter network namespace/);
+        return true;
+      });
+      await assert.rejects(connectInNetns(path.join(dir, 'missing'), port), { code: 'ENOENT', path: path.join(dir, 'missing') });
+    } finally {
+      inside?.kill();
+      host.close();
       await unpinNamespaces(pins);
     }
   });

@@ -23,8 +23,10 @@ import {
   execProcess,
   handoffProcess,
   releaseProcess,
+  resizeTerminal,
   signalProcess,
   startProcess,
+  terminalWriter,
 } from '../../src/native/process';
 import { capabilityMask } from '../../src/native/process-spec';
 import { DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS } from '../../src/oci';
@@ -326,6 +328,32 @@ describe('container process', () => {
       assert.equal((await init.exited).signal, 'SIGKILL');
     }));
 
+  it('execs into a running container with a terminal of its own, which takes input and a size', () =>
+    inContainerTest(async (ctx) => {
+      const init = ctx.track(await createProcess(baseSpec(ctx.rootfs, ['sleep', '30'], { stdout: 'null', stderr: 'null' })));
+      await startProcess(init);
+      const e = ctx.track(await execProcess(init, { ...execSpec(['sh', '-c', '[ -t 0 ] && read a && stty size && echo got-$a']), terminal: true }));
+      assert.ok(e.terminal !== null);
+      assert.equal(e.stdout, null);
+      resizeTerminal(e.terminal, { width: 90, height: 30 });
+      const term = new tty.ReadStream(e.terminal);
+      let out = '';
+      const read = new Promise<void>((resolve) => {
+        term.on('data', (d) => (out += d.toString()));
+        term.on('error', () => resolve());
+        term.on('close', () => resolve());
+      });
+      const input = terminalWriter(e.terminal);
+      input.end('x\n');
+      assert.equal((await e.exited).exitCode, 0, out);
+      await read;
+      term.destroy();
+      assert.match(out, /30 90/);
+      assert.match(out, /got-x/);
+      signalProcess(init, 'SIGKILL');
+      await init.exited;
+    }));
+
   it('clamps a negative oom_score_adj to 0 with a warning', () =>
     inContainerTest(async (ctx) => {
       const h = ctx.track(await createProcess(baseSpec(ctx.rootfs, ['cat', '/proc/self/oom_score_adj'], { oomScoreAdj: -998 })));
@@ -404,6 +432,51 @@ describe('container process', () => {
       await read;
       term.destroy();
       assert.match(out, /is-a-tty/);
+    }));
+
+  it('takes terminal input from terminalWriter and a size from resizeTerminal', () =>
+    inContainerTest(async (ctx) => {
+      const h = ctx.track(await createProcess(baseSpec(ctx.rootfs, ['sh', '-c', 'read a; stty size; echo got-$a'], { terminal: true })));
+      assert.ok(h.terminal !== null);
+      const term = new tty.ReadStream(h.terminal);
+      let out = '';
+      const read = new Promise<void>((resolve) => {
+        term.on('data', (d) => (out += d.toString()));
+        term.on('error', () => resolve());
+        term.on('close', () => resolve());
+      });
+      resizeTerminal(h.terminal, { width: 77, height: 22 });
+      const input = terminalWriter(h.terminal);
+      await startProcess(h);
+      input.end('hello\n');
+      assert.equal((await h.exited).exitCode, 0);
+      await read;
+      term.destroy();
+      assert.match(out, /22 77/);
+      assert.match(out, /got-hello/);
+    }));
+
+  it('a terminal whose process reads no input holds terminalWriter back, never the event loop', () =>
+    inContainerTest(async (ctx) => {
+      const h = ctx.track(await createProcess(baseSpec(ctx.rootfs, ['sleep', '3600'], { terminal: true })));
+      assert.ok(h.terminal !== null);
+      const term = new tty.ReadStream(h.terminal);
+      term.on('error', () => {});
+      term.resume();
+      await startProcess(h);
+      const input = terminalWriter(h.terminal);
+      input.on('error', () => {});
+      // Far more than a pty's input buffer: the writes wait for room, the loop goes on.
+      const chunk = Buffer.alloc(64 * 1024, 'x');
+      let accepted = 0;
+      for (let i = 0; i < 16; i++) if (input.write(chunk)) accepted++;
+      await new Promise((r) => setImmediate(r));
+      assert.ok(input.writableLength > 0, 'the terminal took everything');
+      assert.ok(accepted < 16);
+      signalProcess(h, 'SIGKILL');
+      await h.exited;
+      input.destroy();
+      term.destroy();
     }));
 
   it('maps ids in a new user namespace', () =>

@@ -46,6 +46,7 @@ const deps: CriDeps = {
   events: null as unknown as CriDeps['events'],
   // The image RPCs are replaced below or not called.
   images: {} as CriDeps['images'],
+  streaming: null as unknown as CriDeps['streaming'],
 };
 let server: CriServer;
 let client: CriClient;
@@ -92,9 +93,9 @@ test('Version answers', async () => {
 });
 
 test('an RPC without a handler is UNIMPLEMENTED and named', async () => {
-  await assert.rejects(client.call('Exec', { container_id: 'x', cmd: ['sh'] }), (e: ServiceError) => {
+  await assert.rejects(client.call('CheckpointContainer', { container_id: 'x' }), (e: ServiceError) => {
     assert.equal(e.code, Status.UNIMPLEMENTED);
-    assert.match(e.details, /RuntimeService\/Exec/);
+    assert.match(e.details, /RuntimeService\/CheckpointContainer/);
     return true;
   });
   await assert.rejects(client.call('ImageFsInfo', {}), (e: ServiceError) => e.code === Status.UNIMPLEMENTED && /ImageService\/ImageFsInfo/.test(e.details));
@@ -129,12 +130,12 @@ test('every call is counted, timed and logged with its request id', async () => 
   const series = [
     'nodecri_operations_total{operation="Version"}',
     'nodecri_operations_errors_total{operation="ContainerStatus",code="INVALID_ARGUMENT"}',
-    'nodecri_operations_errors_total{operation="Exec",code="UNIMPLEMENTED"}',
+    'nodecri_operations_errors_total{operation="CheckpointContainer",code="UNIMPLEMENTED"}',
   ];
   const before = await Promise.all(series.map(metricValue));
   await client.call('Version', {});
   await assert.rejects(client.call('ContainerStatus', { container_id: '' }), (e: ServiceError) => e.code === Status.INVALID_ARGUMENT);
-  await assert.rejects(client.call('Exec', { container_id: 'x', cmd: ['sh'] }), (e: ServiceError) => e.code === Status.UNIMPLEMENTED);
+  await assert.rejects(client.call('CheckpointContainer', { container_id: 'x' }), (e: ServiceError) => e.code === Status.UNIMPLEMENTED);
   assert.deepEqual(
     await Promise.all(series.map(metricValue)),
     before.map((n) => n + 1),

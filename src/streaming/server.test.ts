@@ -1,0 +1,292 @@
+/**
+ * The streaming server in process, against a fake domain, through the test clients of
+ * test/helpers/streaming-client.ts (and raw requests where a test needs what no client
+ * would send).
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { WebSocket } from 'ws';
+import { openPortForward, openRemoteCommand, runRemoteCommand, type StreamTransport, UpgradeRefused } from '../../test/helpers/streaming-client';
+import type { StreamIO, TerminalSize } from '../domain/stream-io';
+import { createLogger } from '../obs/logger';
+import type { StreamingDomain } from './requests';
+import { tokenTtlMs } from './request-cache';
+import { StreamingServer } from './server';
+
+const log = createLogger('fatal');
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve: (v: T) => void;
+}
+function deferred<T>(): Deferred<T> {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/** What the fake domain saw, for the tests to wait on. */
+const seen = {
+  started: deferred<StreamIO>(),
+  aborted: deferred<void>(),
+  sizes: [] as TerminalSize[],
+  /** flood: server-side bytes buffered each time the domain had to wait for a drain */
+  blockedBuffers: [] as number[],
+  blocked: deferred<number>(),
+};
+
+function reset(): void {
+  seen.started = deferred();
+  seen.aborted = deferred();
+  seen.sizes = [];
+  seen.blockedBuffers = [];
+  seen.blocked = deferred();
+}
+
+const floodBytes = 32 << 20;
+
+/** Commands of the fake exec: the first word says what it does. */
+const domain: StreamingDomain = {
+  async execStream(_id, cmd, io, signal) {
+    seen.started.resolve(io);
+    switch (cmd[0]) {
+      case 'echo':
+        io.stdout?.write(`${cmd.slice(1).join(' ')}\n`);
+        io.stderr?.write('to stderr\n');
+        return { exitCode: 0 };
+      case 'exit':
+        return { exitCode: Number(cmd[1]) };
+      case 'fail':
+        throw new Error('boom');
+      case 'cat': {
+        const stdin = io.stdin!;
+        stdin.pipe(io.stdout!, { end: false });
+        await once(stdin, 'end');
+        return { exitCode: 0 };
+      }
+      case 'sizes':
+        io.onResize((s) => {
+          seen.sizes.push(s);
+          io.stdout?.write(`${s.width}x${s.height}\n`);
+        });
+        io.stdin!.resume();
+        await once(io.stdin!, 'end');
+        return { exitCode: 0 };
+      case 'hang':
+        await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve()));
+        seen.aborted.resolve();
+        throw new Error('aborted');
+      case 'flood': {
+        const out = io.stdout!;
+        const chunk = Buffer.alloc(64 * 1024, 'x');
+        for (let sent = 0; sent < floodBytes; sent += chunk.length) {
+          if (out.write(chunk)) continue;
+          seen.blockedBuffers.push(out.writableLength + server.bufferedBytes);
+          seen.blocked.resolve(sent);
+          await once(out, 'drain');
+        }
+        return { exitCode: 0 };
+      }
+      default:
+        return { exitCode: 127 };
+    }
+  },
+  async attach(_id, io) {
+    io.stdout?.write('attached\n');
+    return Promise.resolve();
+  },
+  portForward(_id, port) {
+    if (port === echoPort) return Promise.resolve(net.connect(echoPort, '127.0.0.1'));
+    return Promise.reject(new Error(`connect ECONNREFUSED 127.0.0.1:${port}`));
+  },
+};
+
+let server: StreamingServer;
+let clock = Date.now();
+let echo: net.Server;
+let echoPort = 0;
+
+before(async () => {
+  echo = net.createServer((s) => s.pipe(s));
+  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+  echoPort = (echo.address() as net.AddressInfo).port;
+  server = await StreamingServer.start({ address: '127.0.0.1:0', tls: null, domain, log, cache: { now: () => clock } });
+});
+
+after(async () => {
+  await server.close();
+  await new Promise<void>((r) => echo.close(() => r()));
+});
+
+const execUrl = (cmd: string[], o: Partial<{ stdin: boolean; stdout: boolean; stderr: boolean; tty: boolean }> = {}) =>
+  server.exec({ containerId: 'c1', cmd, stdin: false, stdout: true, stderr: false, tty: false, ...o });
+
+const transports: StreamTransport[] = ['websocket'];
+
+describe('streaming server', { timeout: 60_000 }, () => {
+  it('serves URLs of kubelet form on its own address', () => {
+    assert.match(execUrl(['x']), /^http:\/\/127\.0\.0\.1:\d+\/exec\/[A-Za-z0-9_-]{8}$/);
+    assert.match(server.attach({ containerId: 'c', stdin: false, stdout: true, stderr: false, tty: false }), /\/attach\/[A-Za-z0-9_-]{8}$/);
+    assert.match(server.portForward({ sandboxId: 'p', ports: [80] }), /\/portforward\/[A-Za-z0-9_-]{8}$/);
+  });
+
+  for (const transport of transports) {
+    describe(`over ${transport}`, () => {
+      it('exec: output, exit 0, Success', async () => {
+        const r = await runRemoteCommand(execUrl(['echo', 'hi'], { stderr: true }), { transport, stdin: false, stdout: true, stderr: true, tty: false });
+        assert.equal(r.stdout.toString(), 'hi\n');
+        assert.equal(r.stderr.toString(), 'to stderr\n');
+        assert.equal(r.exitCode, 0);
+        assert.deepEqual(r.status, { metadata: {}, status: 'Success' });
+      });
+
+      it('exec: a non-zero exit is a NonZeroExitCode status with the code', async () => {
+        const r = await runRemoteCommand(execUrl(['exit', '7']), { transport, stdin: false, stdout: true, stderr: false, tty: false });
+        assert.equal(r.exitCode, 7);
+        assert.deepEqual(r.status, {
+          metadata: {},
+          status: 'Failure',
+          message: 'command terminated with non-zero exit code: error executing command [exit 7], exit code 7',
+          reason: 'NonZeroExitCode',
+          details: { causes: [{ reason: 'ExitCode', message: '7' }] },
+        });
+      });
+
+      it('exec: a domain failure is an InternalError status', async () => {
+        const r = await runRemoteCommand(execUrl(['fail']), { transport, stdin: false, stdout: true, stderr: false, tty: false });
+        assert.equal(r.exitCode, null);
+        assert.equal(r.error, 'Internal error occurred: error executing command in container: boom');
+      });
+
+      it('exec: stdin comes back through cat byte for byte', async () => {
+        const input = Buffer.alloc(1 << 20);
+        for (let i = 0; i < input.length; i++) input[i] = (i * 7919) & 0xff;
+        const r = await runRemoteCommand(execUrl(['cat'], { stdin: true }), { transport, stdin: true, stdout: true, stderr: false, tty: false, input });
+        assert.equal(r.exitCode, 0);
+        assert.ok(r.stdout.equals(input), `got ${r.stdout.length} bytes`);
+      });
+
+      it('exec: terminal sizes reach the domain, the latest replayed', async () => {
+        reset();
+        const s = await openRemoteCommand(execUrl(['sizes'], { stdin: true, tty: true }), { transport, stdin: true, stdout: true, stderr: false, tty: true });
+        s.resize(80, 24);
+        await s.waitFor('80x24');
+        s.resize(132, 43);
+        await s.waitFor('132x43');
+        s.endStdin();
+        const r = await s.done;
+        assert.equal(r.exitCode, 0);
+        assert.deepEqual(seen.sizes, [
+          { width: 80, height: 24 },
+          { width: 132, height: 43 },
+        ]);
+      });
+
+      it('attach: Success', async () => {
+        const url = server.attach({ containerId: 'c1', stdin: false, stdout: true, stderr: false, tty: false });
+        const r = await runRemoteCommand(url, { transport, stdin: false, stdout: true, stderr: false, tty: false });
+        assert.equal(r.stdout.toString(), 'attached\n');
+        assert.equal(r.exitCode, 0);
+      });
+
+      it('a client that goes away aborts the domain call', async () => {
+        reset();
+        const s = await openRemoteCommand(execUrl(['hang'], { stdin: true }), { transport, stdin: true, stdout: true, stderr: false, tty: false });
+        await seen.started.promise;
+        s.close();
+        await seen.aborted.promise;
+      });
+
+      it('a used, unknown or expired token is 404', async () => {
+        const url = execUrl(['echo', 'once']);
+        await runRemoteCommand(url, { transport, stdin: false, stdout: true, stderr: false, tty: false });
+        const refused = (e: unknown) => e instanceof UpgradeRefused && e.statusCode === 404;
+        await assert.rejects(runRemoteCommand(url, { transport, stdin: false, stdout: true, stderr: false, tty: false }), refused);
+        await assert.rejects(runRemoteCommand(url.replace(/[^/]+$/, 'AAAAAAAA'), { transport, stdin: false, stdout: true, stderr: false, tty: false }), refused);
+        const expiring = execUrl(['echo', 'late']);
+        clock += tokenTtlMs + 1;
+        await assert.rejects(runRemoteCommand(expiring, { transport, stdin: false, stdout: true, stderr: false, tty: false }), refused);
+        // a token for one kind of request is not one for another
+        const attachUrl = server.attach({ containerId: 'c1', stdin: false, stdout: true, stderr: false, tty: false });
+        await assert.rejects(runRemoteCommand(attachUrl.replace('/attach/', '/exec/'), { transport, stdin: false, stdout: true, stderr: false, tty: false }), refused);
+      });
+
+      it('port-forward: a connection to the pod port, and the error of one that fails', async () => {
+        const pf = await openPortForward(server.portForward({ sandboxId: 'p1', ports: [echoPort, 1] }), { transport });
+        const data = await pf.connect(echoPort);
+        data.write('ping');
+        const [got] = (await once(data, 'data')) as [Buffer];
+        assert.equal(got.toString(), 'ping');
+        const bad = await pf.connect(1);
+        const [err] = (await once(bad, 'error')) as [Error];
+        assert.match(err.message, /^error forwarding port 1 to pod p1, uid : connect ECONNREFUSED/);
+        pf.close();
+      });
+    });
+  }
+
+  it('websocket: negotiates the first offered protocol it knows; none known is 403', async () => {
+    const opts = { transport: 'websocket' as const, stdin: false, stdout: true, stderr: false, tty: false };
+    const s = await openRemoteCommand(execUrl(['echo', 'x']), { ...opts, protocol: 'v9.channel.k8s.io, v4.channel.k8s.io, v5.channel.k8s.io' });
+    assert.equal(s.protocol, 'v4.channel.k8s.io');
+    assert.equal((await s.done).exitCode, 0);
+    await assert.rejects(
+      openRemoteCommand(execUrl(['echo', 'x']), { ...opts, protocol: 'v9.channel.k8s.io' }),
+      (e: unknown) => e instanceof UpgradeRefused && e.statusCode === 403 && /supports \[v5\.channel\.k8s\.io/.test(e.body),
+    );
+  });
+
+  it('websocket: the pre-v4 protocols carry the error text; base64 frames decode', async () => {
+    const opts = { transport: 'websocket' as const, stdin: false, stdout: true, stderr: false, tty: false };
+    const ok = await runRemoteCommand(execUrl(['exit', '0']), { ...opts, protocol: 'channel.k8s.io' });
+    assert.deepEqual([ok.exitCode, ok.error], [0, null]);
+    const failed = await runRemoteCommand(execUrl(['exit', '3']), { ...opts, protocol: 'channel.k8s.io' });
+    assert.equal(failed.error, 'command terminated with non-zero exit code: error executing command [exit 3], exit code 3');
+
+    const ws = new WebSocket(execUrl(['echo', 'b64']).replace(/^http/, 'ws'), ['base64.channel.k8s.io']);
+    const frames: string[] = [];
+    ws.on('message', (m: Buffer) => frames.push(m.toString()));
+    await once(ws, 'close');
+    assert.deepEqual(frames, ['1', `1${Buffer.from('b64\n').toString('base64')}`]);
+  });
+
+  it('a request that does not upgrade is refused (400), an unknown path 404', async () => {
+    const get = (path: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        http
+          .get(`${server.baseUrl}${path}`, (res) => {
+            let body = '';
+            res.on('data', (c: Buffer) => (body += c.toString()));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+          })
+          .on('error', reject);
+      });
+    const url = new URL(execUrl(['echo']));
+    assert.equal((await get(url.pathname)).status, 400);
+    assert.equal((await get('/exec/nothing')).status, 404);
+    assert.equal((await get('/other')).status, 404);
+  });
+
+  it('a slow client keeps what the server buffers bounded', async () => {
+    reset();
+    const ws = new WebSocket(execUrl(['flood']).replace(/^http/, 'ws'), ['v5.channel.k8s.io']);
+    await once(ws, 'open');
+    ws.pause(); // reads nothing: the kernel's buffers fill, then the server's
+    await seen.blocked.promise;
+    let received = 0;
+    ws.on('message', (m: Buffer) => {
+      if (m[0] === 1) received += m.length - 1;
+    });
+    ws.resume();
+    await once(ws, 'close');
+    assert.equal(received, floodBytes);
+    // Each time the domain was told to wait, the server held at most the chunk in its stdout
+    // stream and the frame on the socket that the kernel had not taken: never the backlog.
+    assert.ok(seen.blockedBuffers.length > 0);
+    const most = Math.max(...seen.blockedBuffers);
+    assert.ok(most <= 2 * (64 * 1024 + 16), `the server buffered ${most} bytes`);
+  });
+});

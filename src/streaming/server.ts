@@ -1,0 +1,217 @@
+/**
+ * nodecri's streaming server: the http(s) endpoint the URLs of Exec, Attach and PortForward
+ * point at, as kubelet's streaming library serves them (pkg/kubelet/cri/streaming/server.go):
+ * `/exec/TOKEN`, `/attach/TOKEN`, `/portforward/TOKEN`, each token single-use (see
+ * request-cache.ts). A request must upgrade, to WebSocket (websocket.ts) or to SPDY/3.1
+ * (not served yet); anything else is refused. An unknown, used or expired token, or one
+ * made for another kind of request, is 404 as kubelet answers it.
+ *
+ * Connections: each socket idles out after idleTimeoutMs without a byte either way (kubelet's
+ * default stream idle timeout, 4 hours); close() destroys every connection, which aborts the
+ * domain calls they carry.
+ */
+import fsp from 'node:fs/promises';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Logger } from '../obs/logger';
+import { splitHostPort } from '../obs/metrics-server';
+import { isWebSocketUpgrade, portForwardProtocols, remoteCommandProtocols, spdyHandshake } from './handshake';
+import { replyError } from './http-reply';
+import { RequestCache, type RequestCacheOptions } from './request-cache';
+import type { AttachRequest, ExecRequest, PortForwardRequest, StreamingDomain, StreamRequest } from './requests';
+import { negotiateWebSocketProtocol, portForwardWebSocketProtocols, remoteCommandWebSocketProtocols, serveWebSocketPortForward, serveWebSocketRemoteCommand } from './websocket';
+
+/** kubelet's DefaultConfig.StreamIdleTimeout */
+export const defaultIdleTimeoutMs = 4 * 60 * 60 * 1000;
+/** apimachinery's DefaultStreamCreationTimeout */
+export const defaultStreamCreationTimeoutMs = 30_000;
+
+export interface StreamingServerOptions {
+  /** host:port; port 0 picks a free one */
+  address: string;
+  /** PEM; both or neither: https when given */
+  tls: { cert: Buffer; key: Buffer } | null;
+  domain: StreamingDomain;
+  log: Logger;
+  idleTimeoutMs?: number;
+  streamCreationTimeoutMs?: number;
+  /** the token cache's clock, TTL and bound (tests) */
+  cache?: RequestCacheOptions;
+}
+
+/** The [streaming] TLS files read (a missing or unreadable one fails the start, naming it); null without TLS. */
+export async function readStreamingTls(c: { tlsCertFile: string | null; tlsKeyFile: string | null }): Promise<{ cert: Buffer; key: Buffer } | null> {
+  if (c.tlsCertFile === null || c.tlsKeyFile === null) return null;
+  const read = (file: string, key: string) =>
+    fsp.readFile(file).catch((e: NodeJS.ErrnoException) => {
+      throw new Error(`streaming.${key} ${file}: ${e.code ?? e.message}`, { cause: e });
+    });
+  return { cert: await read(c.tlsCertFile, 'tls_cert_file'), key: await read(c.tlsKeyFile, 'tls_key_file') };
+}
+
+export interface StreamingUrls {
+  exec(req: Omit<ExecRequest, 'kind'>): string;
+  attach(req: Omit<AttachRequest, 'kind'>): string;
+  portForward(req: Omit<PortForwardRequest, 'kind'>): string;
+}
+
+export class StreamingServer implements StreamingUrls {
+  private readonly cache: RequestCache<StreamRequest>;
+  private readonly sockets = new Set<Duplex>();
+  private readonly wss = new WebSocketServer({
+    noServer: true,
+    perMessageDeflate: false,
+    // a frame is at most what one read of the client gave; kubectl sends 32 KiB at most
+    maxPayload: 1 << 20,
+    // the protocol onUpgrade negotiated for this request ("" for none: no header)
+    handleProtocols: (_offered, req) => this.negotiated.get(req) || false,
+  });
+  private readonly negotiated = new WeakMap<http.IncomingMessage, string>();
+  private readonly idleTimeoutMs: number;
+  readonly streamCreationTimeoutMs: number;
+  private closing = false;
+
+  private constructor(
+    private readonly server: http.Server,
+    private readonly opts: StreamingServerOptions,
+    /** http(s)://host:port */
+    readonly baseUrl: string,
+  ) {
+    this.cache = new RequestCache(opts.cache);
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? defaultIdleTimeoutMs;
+    this.streamCreationTimeoutMs = opts.streamCreationTimeoutMs ?? defaultStreamCreationTimeoutMs;
+    server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => this.onPlainRequest(req, res));
+  }
+
+  static async start(opts: StreamingServerOptions): Promise<StreamingServer> {
+    const { host, port } = splitHostPort(opts.address);
+    const server = opts.tls ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key }) : http.createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const bound = server.address() as AddressInfo;
+    const hostPart = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
+    return new StreamingServer(server, opts, `${opts.tls ? 'https' : 'http'}://${hostPart}:${bound.port}`);
+  }
+
+  /** host:port actually bound */
+  get address(): string {
+    return this.baseUrl.replace(/^https?:\/\//, '');
+  }
+
+  exec(req: Omit<ExecRequest, 'kind'>): string {
+    return this.url('exec', { kind: 'exec', ...req });
+  }
+
+  attach(req: Omit<AttachRequest, 'kind'>): string {
+    return this.url('attach', { kind: 'attach', ...req });
+  }
+
+  portForward(req: Omit<PortForwardRequest, 'kind'>): string {
+    return this.url('portforward', { kind: 'portforward', ...req });
+  }
+
+  /** Bytes written to the connections that their sockets have not handed to the kernel yet. */
+  get bufferedBytes(): number {
+    let n = 0;
+    for (const s of this.sockets) n += s.writableLength;
+    return n;
+  }
+
+  /** Stops listening and destroys every connection (their domain calls are aborted). */
+  async close(): Promise<void> {
+    this.closing = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const s of this.sockets) s.destroy();
+    this.server.closeAllConnections();
+    this.wss.close();
+    await closed;
+  }
+
+  private url(path: string, req: StreamRequest): string {
+    return `${this.baseUrl}/${path}/${this.cache.insert(req)}`;
+  }
+
+  /** The request the URL's token names, taken out of the cache; null (then 404) when there is none. */
+  private consume(url: string | undefined): StreamRequest | null {
+    const m = /^\/(exec|attach|portforward)\/([^/?#]+)(?:[?#].*)?$/.exec(url ?? '');
+    if (!m) return null;
+    const req = this.cache.consume(decodeURIComponent(m[2]));
+    return req && req.kind === m[1] ? req : null;
+  }
+
+  private onPlainRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const request = this.consume(req.url);
+    const [code, message] = request ? [400, 'unable to upgrade: streaming requests must upgrade to SPDY/3.1 or websocket'] : [404, '404 page not found'];
+    res.writeHead(code, { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' }).end(`${message}\n`);
+  }
+
+  private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    try {
+      this.upgrade(req, socket, head);
+    } catch (e) {
+      // a bug, never a crash of the daemon: this connection only
+      this.opts.log.error({ err: e }, 'streaming upgrade failed');
+      socket.destroy();
+    }
+  }
+
+  private upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    this.track(socket);
+    if (req.method !== 'GET' && req.method !== 'POST') return replyError(socket, 405, 'method not allowed');
+    const request = this.consume(req.url);
+    if (!request) return replyError(socket, 404, '404 page not found');
+    const log = this.opts.log.child({ stream: request.kind, ...(request.kind === 'portforward' ? { sandbox: request.sandboxId } : { container: request.containerId }) });
+
+    if (isWebSocketUpgrade(req)) {
+      const supported = request.kind === 'portforward' ? portForwardWebSocketProtocols : remoteCommandWebSocketProtocols;
+      const offered = (req.headers['sec-websocket-protocol'] ?? '')
+        .split(',')
+        .map((p) => p.trim())
+        .filter((p) => p);
+      const protocol = negotiateWebSocketProtocol(offered, supported);
+      if (protocol === null) {
+        return replyError(socket, 403, `requested protocol(s) are not supported: [${offered.join(' ')}]; supports [${supported.join(' ')}]`);
+      }
+      this.negotiated.set(req, protocol);
+      this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+        const served =
+          request.kind === 'portforward'
+            ? serveWebSocketPortForward(ws, protocol, request, this.opts.domain, log)
+            : serveWebSocketRemoteCommand(ws, protocol, request, this.opts.domain, log);
+        served.catch((e: unknown) => {
+          log.warn({ err: e }, 'streaming request failed');
+          ws.terminate();
+        });
+      });
+      return;
+    }
+
+    const hs = spdyHandshake(req, request.kind === 'portforward' ? portForwardProtocols : remoteCommandProtocols);
+    if (!hs.ok) return replyError(socket, hs.code, hs.message, hs.headers);
+    // The SPDY framing (spdy/) is not in yet: the handshake is checked, the upgrade refused.
+    replyError(socket, 400, 'unable to upgrade: SPDY/3.1 is not served yet');
+  }
+
+  private track(socket: Duplex): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    (socket as Socket).setTimeout?.(this.idleTimeoutMs, () => {
+      this.opts.log.debug('streaming connection idle: closed');
+      socket.destroy();
+    });
+  }
+}
