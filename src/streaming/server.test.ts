@@ -14,7 +14,11 @@ import type { StreamIO, TerminalSize } from '../domain/stream-io';
 import { createLogger } from '../obs/logger';
 import type { StreamingDomain } from './requests';
 import { tokenTtlMs } from './request-cache';
-import { StreamingServer } from './server';
+import { readStreamingTls, StreamingServer } from './server';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 
 const log = createLogger('fatal');
 
@@ -288,5 +292,104 @@ describe('streaming server', { timeout: 60_000 }, () => {
     assert.ok(seen.blockedBuffers.length > 0);
     const most = Math.max(...seen.blockedBuffers);
     assert.ok(most <= 2 * (64 * 1024 + 16), `the server buffered ${most} bytes`);
+  });
+
+  it('spdy: the httpstream handshake refuses as apimachinery does', async () => {
+    const upgrade = (headers: Record<string, string>) =>
+      new Promise<{ status: number; body: string; accepted: string[] }>((resolve, reject) => {
+        const req = http.request(execUrl(['echo']), { method: 'POST', headers: { Connection: 'Upgrade', Upgrade: 'SPDY/3.1', ...headers } });
+        req.on('upgrade', () => reject(new Error('upgraded')));
+        req.on('response', (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => {
+            const accepted: string[] = [];
+            for (let i = 0; i < res.rawHeaders.length; i += 2) if (res.rawHeaders[i] === 'X-Accepted-Stream-Protocol-Versions') accepted.push(res.rawHeaders[i + 1]);
+            resolve({ status: res.statusCode ?? 0, body, accepted });
+          });
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    const missing = await upgrade({});
+    assert.equal(missing.status, 400);
+    assert.match(missing.body, /^unable to upgrade: header X-Stream-Protocol-Version does not exist in request/);
+    const none = await upgrade({ 'X-Stream-Protocol-Version': 'v9.channel.k8s.io, v5.channel.k8s.io' });
+    assert.equal(none.status, 403);
+    assert.match(none.body, /client supports \[v9\.channel\.k8s\.io v5\.channel\.k8s\.io\], server accepts \[v4\.channel\.k8s\.io v3/);
+    assert.deepEqual(none.accepted, ['v4.channel.k8s.io', 'v3.channel.k8s.io', 'v2.channel.k8s.io', 'channel.k8s.io']);
+    const notSpdy = await upgrade({ 'X-Stream-Protocol-Version': 'v4.channel.k8s.io', Upgrade: 'h2c' });
+    assert.equal(notSpdy.status, 400);
+    assert.match(notSpdy.body, /missing upgrade headers/);
+  });
+});
+
+describe('an idle connection', { timeout: 60_000 }, () => {
+  it('is closed after the idle timeout, aborting its call', async () => {
+    const idle = await StreamingServer.start({ address: '127.0.0.1:0', tls: null, domain, log, idleTimeoutMs: 200 });
+    try {
+      reset();
+      const url = idle.exec({ containerId: 'c1', cmd: ['hang'], stdin: true, stdout: true, stderr: false, tty: false });
+      const s = await openRemoteCommand(url, { transport: 'websocket', stdin: true, stdout: true, stderr: false, tty: false });
+      await seen.aborted.promise; // nothing was sent either way
+      await s.done;
+    } finally {
+      await idle.close();
+    }
+  });
+});
+
+describe('streaming server over https', { timeout: 60_000 }, () => {
+  let dir: string;
+  let tlsServer: StreamingServer;
+  let cert: Buffer;
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nodecri-streaming-tls-'));
+    const [certFile, keyFile] = [path.join(dir, 'tls.crt'), path.join(dir, 'tls.key')];
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        keyFile,
+        '-out',
+        certFile,
+      ],
+      { stdio: 'pipe' },
+    );
+    const tls = await readStreamingTls({ tlsCertFile: certFile, tlsKeyFile: keyFile });
+    assert.ok(tls);
+    cert = tls.cert;
+    tlsServer = await StreamingServer.start({ address: '127.0.0.1:0', tls, domain, log });
+  });
+
+  after(async () => {
+    await tlsServer?.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('serves https URLs; a client that trusts the certificate execs', async () => {
+    const url = tlsServer.exec({ containerId: 'c1', cmd: ['echo', 'tls'], stdin: false, stdout: true, stderr: false, tty: false });
+    assert.match(url, /^https:\/\//);
+    const r = await runRemoteCommand(url, { transport: 'websocket', stdin: false, stdout: true, stderr: false, tty: false, tls: { ca: cert } });
+    assert.equal(r.stdout.toString(), 'tls\n');
+  });
+
+  it('names the key and file it cannot read', async () => {
+    await assert.rejects(readStreamingTls({ tlsCertFile: path.join(dir, 'none.crt'), tlsKeyFile: '/k' }), /streaming\.tls_cert_file .*none\.crt: ENOENT/);
+    assert.equal(await readStreamingTls({ tlsCertFile: null, tlsKeyFile: null }), null);
   });
 });

@@ -188,6 +188,7 @@ export class StreamingServer implements StreamingUrls {
       }
       this.negotiated.set(req, protocol);
       this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+        this.idleOut(socket); // after ws took the socket: it clears any timeout set before
         const served =
           request.kind === 'portforward'
             ? serveWebSocketPortForward(ws, protocol, request, this.opts.domain, log)
@@ -209,6 +210,10 @@ export class StreamingServer implements StreamingUrls {
   private track(socket: Duplex): void {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
+  }
+
+  /** An upgraded connection without a byte either way for idleTimeoutMs is closed. */
+  private idleOut(socket: Duplex): void {
     (socket as Socket).setTimeout?.(this.idleTimeoutMs, () => {
       this.opts.log.debug('streaming connection idle: closed');
       socket.destroy();
