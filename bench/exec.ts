@@ -14,9 +14,13 @@
  * reaped (containerd's runc; the exec'd `true` on both). nodecri's RSS and V8 heap (/metrics)
  * are read before and after each kind, outside the CPU window, to show they level off.
  *
- * Usage: node dist/bench/exec.js [N=200] [--warmup=W] [--kinds=execsync,exec] [--out=FILE] [--no-containerd]
+ * `--transport=websocket` runs the Exec kind over WebSocket instead (the client's default
+ * protocol, v5.channel.k8s.io, with v4 offered beside it for containerd's older library).
+ *
+ * Usage: node dist/bench/exec.js [N=200] [--warmup=W] [--kinds=execsync,exec] [--transport=spdy|websocket] [--out=FILE] [--no-containerd]
  */
 import fs from 'node:fs';
+import { openRemoteCommand, type StreamTransport } from '../test/helpers/streaming-client';
 import { cpuTicks, machine, startRuntimePair, userHz, type BenchRuntime, type BusyboxPod, type RuntimeName } from './peers/runtimes';
 import { summarize, type Summary } from './stats';
 
@@ -25,11 +29,16 @@ const N = Number(process.argv.slice(2).find((a) => !a.startsWith('--')) ?? 200);
 const warmup = Number(flag('warmup') ?? 20);
 const out = flag('out');
 const withContainerd = !process.argv.includes('--no-containerd');
+const transport = (flag('transport') ?? 'spdy') as StreamTransport;
+if (transport !== 'spdy' && transport !== 'websocket') throw new Error(`unknown transport ${String(transport)}: spdy or websocket`);
 
 type Kind = 'execsync' | 'exec';
-const kindNames: Record<Kind, string> = { execsync: 'ExecSync `true`', exec: 'Exec `true` (SPDY)' };
+const kindNames: Record<Kind, string> = { execsync: 'ExecSync `true`', exec: `Exec \`true\` (${transport === 'spdy' ? 'SPDY' : 'WebSocket'})` };
 const kinds = (flag('kinds') ?? 'execsync,exec').split(',') as Kind[];
 for (const k of kinds) if (!(k in kindNames)) throw new Error(`unknown kind ${k}: execsync or exec`);
+
+/** The remote-command protocol each runtime's streaming server chose. */
+const chosenProtocol: Partial<Record<RuntimeName, string>> = {};
 
 /** One call of a kind; throws unless `true` exited 0. */
 type Call = (rt: BenchRuntime, pod: BusyboxPod) => Promise<void>;
@@ -39,8 +48,13 @@ const calls: Record<Kind, Call> = {
     const r = await rt.client.call('ExecSync', { container_id: pod.containerId, cmd: ['true'], timeout: '10' });
     if (r.exit_code !== 0) throw new Error(`${rt.name}: ExecSync true exited ${r.exit_code}: ${r.stderr.toString()}`);
   },
-  async exec() {
-    throw new Error('streaming Exec needs test/helpers/streaming-client.ts');
+  async exec(rt, pod) {
+    const { url } = await rt.client.call('Exec', { container_id: pod.containerId, cmd: ['true'], tty: false, stdin: false, stdout: true, stderr: true });
+    const protocol = transport === 'spdy' ? 'v4.channel.k8s.io' : 'v5.channel.k8s.io,v4.channel.k8s.io';
+    const session = await openRemoteCommand(url, { transport, protocol, stdin: false, stdout: true, stderr: true, tty: false });
+    chosenProtocol[rt.name] = session.protocol;
+    const r = await session.done;
+    if (r.exitCode !== 0 || r.error !== null) throw new Error(`${rt.name}: Exec true: exit ${r.exitCode}, error ${r.error}, status ${JSON.stringify(r.status)}`);
   },
 };
 
@@ -124,6 +138,12 @@ async function main(): Promise<void> {
     }
     progress('');
     process.stdout.write(table(results, pair.runtimes.length > 1));
+    if (kinds.includes('exec'))
+      process.stdout.write(
+        `\nExec over ${transport}, protocol chosen by ${Object.entries(chosenProtocol)
+          .map(([rt, p]) => `${rt}: ${p}`)
+          .join(', ')}\n`,
+      );
     const mib = (b: number) => (b / 1048576).toFixed(1);
     process.stdout.write(
       `\nnodecri worker along the run (${nodecriMemory.map((m) => m.after).join(' -> ')}): RSS ${nodecriMemory.map((m) => mib(m.rssKiB * 1024)).join(' -> ')} MiB, V8 heap used ${nodecriMemory.map((m) => mib(m.heapBytes)).join(' -> ')} MiB\n`,
@@ -133,7 +153,20 @@ async function main(): Promise<void> {
       `load average ${(machineAtStart.loadavg as number[]).map((l) => l.toFixed(2)).join(' ')} at start, ${load.map((l) => l.toFixed(2)).join(' ')} at end (${machineAtStart.cpus} CPUs)\n`,
     );
     if (out) {
-      const doc = { bench: 'exec', startedAt, endedAt: new Date().toISOString(), N, warmup, machine: machineAtStart, loadavgAtEnd: load, results, nodecriMemory, samples };
+      const doc = {
+        bench: 'exec',
+        transport,
+        chosenProtocol,
+        startedAt,
+        endedAt: new Date().toISOString(),
+        N,
+        warmup,
+        machine: machineAtStart,
+        loadavgAtEnd: load,
+        results,
+        nodecriMemory,
+        samples,
+      };
       fs.writeFileSync(out, `${JSON.stringify(doc, null, 1)}\n`);
       process.stdout.write(`every sample: ${out}\n`);
     }
