@@ -704,17 +704,17 @@ bool IsExecutable(const char *path, long *err) {
   return r == 0;
 }
 
-// execvp's search, without allocation: fills `out` with the path to exec.
-void ResolveExec(const ChildPlan *p, char *out, size_t cap) {
+// execvp's search, without allocation: fills `out` with the path to exec and returns 0, or
+// returns the -errno that execvp would fail with (ENOENT, EACCES, ENAMETOOLONG).
+long ResolveExec(const ChildPlan *p, char *out, size_t cap) {
   const char *name = p->exec_name;
   size_t nlen = Slen(name);
   long err = -ENOENT;
-  if (nlen == 0) Fail(p, kStepResolveExec, -ENOENT, name);
+  if (nlen == 0) return -ENOENT;
   if (HasSlash(name)) {
-    if (nlen >= cap) Fail(p, kStepResolveExec, -ENAMETOOLONG, name);
+    if (nlen >= cap) return -ENAMETOOLONG;
     for (size_t i = 0; i <= nlen; i++) out[i] = name[i];
-    if (!IsExecutable(out, &err)) Fail(p, kStepResolveExec, err, name);
-    return;
+    return IsExecutable(out, &err) ? 0 : err;
   }
   long last = -ENOENT;
   for (int d = 0; d < p->n_exec_dirs; d++) {
@@ -725,10 +725,10 @@ void ResolveExec(const ChildPlan *p, char *out, size_t cap) {
     for (size_t i = 0; i < dlen; i++) out[k++] = dir[i];
     if (k == 0 || out[k - 1] != '/') out[k++] = '/';
     for (size_t i = 0; i <= nlen; i++) out[k++] = name[i];
-    if (IsExecutable(out, &err)) return;
+    if (IsExecutable(out, &err)) return 0;
     if (err == -EACCES) last = err;  // like execvp: remember a permission problem
   }
-  Fail(p, kStepResolveExec, last, name);
+  return last;
 }
 
 [[noreturn]] void Run(const ChildPlan *p, bool joined) {
@@ -770,13 +770,17 @@ void ResolveExec(const ChildPlan *p, char *out, size_t cap) {
 
   if (p->cwd) CHECK(raw(SYS_chdir, L(p->cwd)), kStepChdirCwd, p->cwd);
   char exe[4096];
-  ResolveExec(p, exe, sizeof exe);
+  long exe_err = ResolveExec(p, exe, sizeof exe);
 
   SendFrame(p, kFrameReady, kStepReady, 0, nullptr, 0);
   char c = 0;
   long r = raw(SYS_recvfrom, p->sync_fd, L(&c), 1, 0, 0, 0);
   if (r == 0) Die(0);  // released without start (the parent aborted or died)
   if (r < 0 || c != kMsgStart) Fail(p, kStepWaitStart, r < 0 ? r : -EPROTO, nullptr);
+  // A program that cannot be exec'd fails the start, not the setup: with containerd, runc's
+  // lookup runs when StartContainer creates the task, so kubelet sees a StartError (exit
+  // code 128) and backs off restarting it, rather than a CreateContainer error.
+  if (exe_err != 0) Fail(p, kStepResolveExec, exe_err, p->exec_name);
 
   raw(SYS_umask, p->umask);
   // Everything but stdio was opened O_CLOEXEC; make sure of it for anything inherited.

@@ -171,27 +171,32 @@ Napi::Value NsLoopbackUp(const Napi::CallbackInfo &info) {
   return w->Promise();
 }
 
-// nsSocket(netnsPath) -> Promise<fd>: a non-blocking TCP (AF_INET) socket made in the
-// network namespace; the fd is the caller's. The pool thread only waits for the short
+// nsSocket(netnsPath, family 4 | 6) -> Promise<fd>: a non-blocking TCP socket (AF_INET or
+// AF_INET6) made in the network namespace; the fd is the caller's. The pool thread only waits for the short
 // thread that enters the namespace (core/ns.cc), so it never leaves it.
 class NetnsSocketWorker : public PromiseWorker {
  public:
-  NetnsSocketWorker(Napi::Env env, std::string path) : PromiseWorker(env, "nodecri:nsSocket"), path_(std::move(path)) {}
+  NetnsSocketWorker(Napi::Env env, std::string path, int domain)
+      : PromiseWorker(env, "nodecri:nsSocket"), path_(std::move(path)), domain_(domain) {}
 
  protected:
   int Run(ncri_error *err) override {
-    fd_ = ncri_socket_in_netns(path_.c_str(), AF_INET, SOCK_STREAM, err);
+    fd_ = ncri_socket_in_netns(path_.c_str(), domain_, SOCK_STREAM, err);
     return fd_ < 0 ? fd_ : 0;
   }
   Napi::Value Result(Napi::Env env) override { return Napi::Number::New(env, fd_); }
 
  private:
   std::string path_;
+  int domain_;
   int fd_ = -1;
 };
 
 Napi::Value NsSocket(const Napi::CallbackInfo &info) {
-  auto *w = new NetnsSocketWorker(info.Env(), StringArg(info, 0, "netnsPath"));
+  if (info.Length() < 2 || !info[1].IsNumber()) throw Napi::TypeError::New(info.Env(), "family must be 4 or 6");
+  int family = info[1].As<Napi::Number>().Int32Value();
+  if (family != 4 && family != 6) throw Napi::TypeError::New(info.Env(), "family must be 4 or 6");
+  auto *w = new NetnsSocketWorker(info.Env(), StringArg(info, 0, "netnsPath"), family == 4 ? AF_INET : AF_INET6);
   w->Queue();
   return w->Promise();
 }

@@ -712,7 +712,7 @@ int SpawnStarted(ncri::SpawnRequest req, Spawned *out, std::string *failure) {
   if (exec_done && seed.error()) {
     ncri_error fe{};
     ncri_frame_error(*seed.error(), res.memory.get(), &fe);
-    *failure = std::string("exec: ") + fe.step + ": " + strerror(fe.err);
+    *failure = std::string("exec: ") + fe.step + ": " + strerror(fe.err) + " " + fe.path;
   }
   if (!exec_done) {
     ncri_pidfd_signal(out->pidfd.get(), SIGKILL, &e);
@@ -771,10 +771,12 @@ TEST(spawn_exit_status_and_errors) {
   CHECK(SpawnAndWait(TrivialRequest("/bin/true"), &failure) == 0);
   CHECK(SpawnAndWait(TrivialRequest("false"), &failure) == 1);  // found on PATH
   failure.clear();
-  // The child looks the program up before READY: its error frame fails the setup (the
-  // child exits 127, and Abort reaps it), naming the step, the errno and the path.
-  CHECK(SpawnAndWait(TrivialRequest("/no/such/program"), &failure) == -1);
-  CHECK(failure == std::string("setup: find executable: ") + strerror(ENOENT) + " /no/such/program");
+  // The child looks the program up before READY but reports a failure only once started
+  // (a missing program is a start error, as with runc under containerd): the setup
+  // succeeds, and the error frame after the start byte names the step, the errno and the
+  // path; the child exits 127.
+  CHECK(SpawnAndWait(TrivialRequest("/no/such/program"), &failure) == 127);
+  CHECK(failure == std::string("exec: find executable: ") + strerror(ENOENT) + " /no/such/program");
   ncri::SpawnRequest empty = TrivialRequest("/bin/true");
   empty.args.clear();
   std::unique_ptr<ncri::SpawnSetup> setup;

@@ -53,9 +53,10 @@ function stateOf(live: Live): AttachState {
 }
 
 /**
- * Attaches `io` to the running container's stdio until the container exits (its readers
- * close once its last output reached the log and every attached client) or `signal`
- * aborts (the client went away: nothing of it is left attached). Never ends io's streams.
+ * Attaches `io` to the running container's stdio until the container's exit is recorded
+ * (its readers closed first, once its last output reached the log and every attached
+ * client) or `signal` aborts (the client went away: nothing of it is left attached).
+ * Never ends io's streams.
  */
 export async function attach(ctx: ContainerContext, idOrPrefix: string, io: StreamIO, signal: AbortSignal): Promise<void> {
   const r = runningContainer(ctx, idOrPrefix);
@@ -87,10 +88,15 @@ export async function attach(ctx: ContainerContext, idOrPrefix: string, io: Stre
   }
   if (io.stdin) detach.push(feedStdin(r, live, io.stdin));
   try {
-    const exited = Promise.all(readers.map((x) => new Promise<void>((res) => (x.sock.destroyed ? res() : x.sock.once('close', () => res())))));
+    // The readers close once the exit is reaped and the log drained (what they read went
+    // to every client by then); the exit is recorded right after: a client that asks the
+    // status once the attach ended sees it exited.
+    const exited = (async () => {
+      await Promise.all(readers.map((x) => new Promise<void>((res) => (x.sock.destroyed ? res() : x.sock.once('close', () => res())))));
+      await live.done;
+    })();
     const aborted = new Promise<void>((res) => signal.addEventListener('abort', () => res(), { once: true }));
-    // A container with no reader left (none made, or all gone): its exit is the end.
-    await Promise.race([readers.length > 0 ? exited : (live.done ?? Promise.resolve()), aborted]);
+    await Promise.race([exited, aborted]);
   } finally {
     for (const d of detach) d();
   }

@@ -110,3 +110,21 @@ test('a slow disk: the streams pause above the high-water mark and nothing is lo
   for (const l of kept) assert.equal(record.exec(l)?.[2], line);
   assert.deepEqual(w.dropped, { records: 0, textBytes: 0 });
 });
+
+test('a last line without a newline is a P record at the end of its stream, as containerd writes it', async () => {
+  const file = new SmallFile(Infinity);
+  const w = new CriLogWriter('/x.log', { open: async () => file });
+  await w.openFile();
+  const out = new PassThrough();
+  const err = new PassThrough();
+  w.attach('stdout', out);
+  w.attach('stderr', err);
+  out.write('one\ntw');
+  out.end('o');
+  err.end('done\n');
+  await w.ended;
+  await w.close();
+  // An F would make kubelet add the newline the container never wrote.
+  const records = lines(file).map((l) => l.slice(l.indexOf(' ') + 1));
+  assert.deepEqual(records.sort(), ['stderr F done', 'stdout F one', 'stdout P two']);
+});

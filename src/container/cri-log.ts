@@ -2,7 +2,7 @@
  * The CRI container log: kubelet's format, one record per line,
  *   <RFC3339Nano timestamp> <stdout|stderr> <P|F> <text>
  * where a line longer than 16 KiB is split into P (partial) records ending with an F
- * (full) one. Streams are read on the event loop (libuv pipe handles), records are written
+ * (full) one, and a last line the container ended without a newline is a P record. Streams are read on the event loop (libuv pipe handles), records are written
  * through one queued FileHandle so writes never block the loop, and whatever is buffered
  * at the end is written before `closed` resolves, so the last bytes of a container are
  * never lost. ReopenContainerLog swaps the file under the writer (kubelet's rotation).
@@ -169,10 +169,13 @@ export class CriLogWriter {
     }
   }
 
-  /** At the end of a stream, an unterminated last line is still a whole line. */
+  /**
+   * At the end of a stream, an unterminated last line is a P record, as containerd writes
+   * it: an F would make kubelet (and `kubectl logs`) add a newline the container never wrote.
+   */
   private flushPartial(stream: LogStream): void {
     if (this.partialLen[stream] === 0) return;
-    this.emit(rfc3339Nano(), stream, 'F', Buffer.concat(this.partial[stream]));
+    this.emit(rfc3339Nano(), stream, 'P', Buffer.concat(this.partial[stream]));
     this.partial[stream] = [];
     this.partialLen[stream] = 0;
   }

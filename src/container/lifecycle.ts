@@ -71,9 +71,11 @@ export async function start(ctx: ContainerContext, idOrPrefix: string): Promise<
 
 /**
  * Sends the stop signal, then SIGKILL after `timeoutSeconds` (at once for 0), and waits
- * for the exit to be recorded. Idempotent.
+ * for the exit to be recorded. Idempotent. When `signal` aborts (the caller gave up: its
+ * deadline or a cancel), it stops waiting and throws the abort: no SIGKILL follows, the
+ * container runs on with the stop signal it was sent, as containerd does.
  */
-export async function stop(ctx: ContainerContext, idOrPrefix: string, timeoutSeconds: number): Promise<void> {
+export async function stop(ctx: ContainerContext, idOrPrefix: string, timeoutSeconds: number, signal: AbortSignal | null = null): Promise<void> {
   const r = ctx.get(idOrPrefix);
   if (!r) throw notFound(`container ${idOrPrefix} not found`);
   const live = ctx.live.get(r.id);
@@ -96,25 +98,46 @@ export async function stop(ctx: ContainerContext, idOrPrefix: string, timeoutSec
     return;
   }
   const handle = live.handle;
-  const signal = (name: string) => {
+  const send = (name: string) => {
     try {
       ctx.opts.host.signalProcess(handle, name as NodeJS.Signals);
     } catch {
       // already exited
     }
   };
+  const done = live.done;
   if (timeoutSeconds > 0) {
-    signal(r.stopSignal);
-    const exited = await Promise.race([live.done.then(() => true), new Promise<boolean>((res) => setTimeout(() => res(false), timeoutSeconds * 1000).unref())]);
-    if (exited) return;
+    send(r.stopSignal);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((res) => (timer = setTimeout(() => res(false), timeoutSeconds * 1000).unref()));
+    try {
+      if (await untilAborted(signal, Promise.race([done.then(() => true), timedOut]))) return;
+    } finally {
+      clearTimeout(timer);
+    }
   }
-  signal('SIGKILL');
+  send('SIGKILL');
   // A container's init finishes dying only once every process of its PID namespace is
   // reaped. Exec processes are our children, each watched by the pidfd its clone made (a
   // released handle keeps watching until it has reaped); a stray nothing watches (its
   // intermediate was killed before passing it, or its watcher was lost across a
   // re-exec) is reaped here, or this would wait forever.
-  await ctx.opts.host.untilExitReapingStrays(handle, live.done);
+  await untilAborted(signal, ctx.opts.host.untilExitReapingStrays(handle, done));
+}
+
+/**
+ * `work`, or the abort of `signal` (rejecting with its reason) if that comes first. What
+ * `work` does goes on; only the caller stops waiting for it.
+ */
+function untilAborted<T>(signal: AbortSignal | null, work: Promise<T>): Promise<T> {
+  if (!signal) return work;
+  signal.throwIfAborted();
+  let onAbort = (): void => {};
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  return Promise.race([work, aborted]).finally(() => signal.removeEventListener('abort', onAbort));
 }
 
 /** Kills if running, then removes everything but the log. Unknown id is fine. */

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import type { Config } from '../config';
@@ -28,6 +28,7 @@ import { SandboxRecords } from '../sandbox/records';
 import { OpJournals } from '../state/op-journal';
 import { noFaults } from '../util/faults';
 import type { ContainerRecord } from './model';
+import { attachBufferBytes } from './attach';
 import { ContainerService, type ContainerHost, type ContainerImages } from './service';
 import { bareContainerSpec } from '../../test/helpers/specs';
 
@@ -64,6 +65,22 @@ class FakeProcess {
 
   write(text: string): void {
     if (this.outputs[0] !== undefined) fs.writeSync(this.outputs[0], text);
+  }
+
+  /** A write that may exceed the pipe's buffer: it waits (on a pool thread) for the daemon to read. */
+  writeAsync(data: Buffer): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const fd = this.outputs[0];
+      let off = 0;
+      const next = (): void =>
+        fs.write(fd, data, off, data.length - off, null, (e, n) => {
+          if (e) return reject(e);
+          off += n;
+          if (off < data.length) next();
+          else resolve();
+        });
+      next();
+    });
   }
 
   exit(st: ExitStatus): void {
@@ -427,6 +444,29 @@ describe('ContainerService over a fake host', { timeout: 60_000 }, () => {
     await assert.rejects(f.svc.attach(id, a.io, new AbortController().signal), (e: unknown) => e instanceof RuntimeError && e.kind === 'failed-precondition');
   });
 
+  it('attach: a client that takes nothing stalls neither the container nor the log; what it cannot take is dropped for it', async () => {
+    const f = await setup();
+    const id = await f.svc.create(f.sandbox.id, containerConfig('chatty'));
+    await f.svc.start(id);
+    const r = f.svc.mustGet(id);
+    const proc = f.processes.get(r.pid!)!;
+    let taken = 0;
+    // Takes the first write, then never calls back: everything after waits in it.
+    const stuck = new Writable({ highWaterMark: 1024, write: (c: Buffer) => void (taken += c.length) });
+    const attached = f.svc.attach(id, { stdin: null, stdout: stuck, stderr: null, tty: false, onResize: () => {} }, new AbortController().signal);
+    const line = Buffer.from(`${'x'.repeat(99)}\n`);
+    const lines = Math.ceil((4 * attachBufferBytes) / line.length);
+    await proc.writeAsync(Buffer.concat(Array.from({ length: lines }, () => line)));
+    const stopped = f.nextEvent('CONTAINER_STOPPED_EVENT', id);
+    proc.exit({ exitCode: 0, signal: null });
+    await stopped;
+    await attached;
+    const records = (await fsp.readFile(r.logPath, 'utf8')).split('\n').filter(Boolean);
+    assert.equal(records.length, lines, 'the log has every line');
+    assert.ok(taken + stuck.writableLength <= attachBufferBytes + 64 * 1024, `the client holds at most its bound (${taken + stuck.writableLength} bytes)`);
+    stuck.destroy();
+  });
+
   it('stops with the stop signal, then SIGKILL once the timeout passes', async () => {
     const f = await setup();
     const stubborn = await f.svc.create(f.sandbox.id, containerConfig('stubborn', ''));
@@ -451,6 +491,24 @@ describe('ContainerService over a fake host', { timeout: 60_000 }, () => {
     await f.svc.stop(polite, 0); // exited already: nothing more is sent
     assert.deepEqual(p.signals, ['SIGTERM']);
     await assert.rejects(f.svc.stop('0'.repeat(64), 0), (e: unknown) => e instanceof RuntimeError && e.kind === 'not-found');
+  });
+
+  it('a stop whose caller gives up stops waiting and sends nothing more: the container runs on', async () => {
+    const f = await setup();
+    const id = await f.svc.create(f.sandbox.id, containerConfig('stubborn', ''));
+    await f.svc.start(id);
+    const s = f.processes.get(f.svc.mustGet(id).pid!)!;
+    s.ignoresStopSignal = true;
+    const caller = new AbortController();
+    const stopping = f.svc.stop(id, 3600, caller.signal);
+    assert.deepEqual(s.signals, ['SIGTERM'], 'the stop signal goes at once');
+    caller.abort();
+    await assert.rejects(stopping, (e: unknown) => e instanceof DOMException && e.name === 'AbortError');
+    assert.deepEqual(s.signals, ['SIGTERM'], 'no SIGKILL');
+    assert.equal(f.svc.mustGet(id).state, 'CONTAINER_RUNNING');
+    // A stop that is waited for still ends it.
+    await f.svc.stop(id, 0);
+    assert.deepEqual(s.signals, ['SIGTERM', 'SIGKILL']);
   });
 
   it('a container stopped before it was started exits without running, and the pod stops and removes all its containers', async () => {

@@ -84,10 +84,11 @@ export class ContainerService implements SandboxContainers {
 
   /**
    * Sends the stop signal, then SIGKILL after `timeoutSeconds` (at once for 0), and waits
-   * for the exit to be recorded. Idempotent.
+   * for the exit to be recorded. Idempotent. An abort of `signal` ends the wait (rejecting
+   * with its reason) and sends nothing more.
    */
-  stop(idOrPrefix: string, timeoutSeconds: number): Promise<void> {
-    return stop(this.ctx, idOrPrefix, timeoutSeconds);
+  stop(idOrPrefix: string, timeoutSeconds: number, signal: AbortSignal | null = null): Promise<void> {
+    return stop(this.ctx, idOrPrefix, timeoutSeconds, signal);
   }
 
   /** Kills if running, then removes everything but the log. Unknown id is fine. */

@@ -54,7 +54,7 @@ interface NativePinOptions {
 const nsPin = nativeFunction<(opts: NativePinOptions) => Promise<PinnedNamespaces>>('nsPin');
 const nsUnpin = nativeFunction<(path: string) => Promise<void>>('nsUnpin');
 const nsLoopbackUp = nativeFunction<(netnsPath: string) => Promise<void>>('nsLoopbackUp');
-const nsSocket = nativeFunction<(netnsPath: string) => Promise<number>>('nsSocket');
+const nsSocket = nativeFunction<(netnsPath: string, family: 4 | 6) => Promise<number>>('nsSocket');
 
 /** A pin request refused before any syscall (bad sysctl, bad type list, bad id maps). */
 export class InvalidNamespaceRequestError extends Error {
@@ -171,11 +171,11 @@ export function bringUpLoopback(netnsPath: string): Promise<void> {
 }
 
 /**
- * A non-blocking, unconnected TCP (AF_INET) socket made inside the network namespace at
+ * A non-blocking, unconnected TCP socket (IPv4 or IPv6) made inside the network namespace at
  * `netnsPath` (a pin): it stays there whatever thread uses it, so the caller connects it
  * from the loop (net.Socket({ fd }).connect). The addon enters the namespace on a thread of
  * its own that ends at once, never on the loop or a pool thread. The fd is the caller's.
  */
-export function socketInNetns(netnsPath: string): Promise<number> {
-  return nsSocket(netnsPath);
+export function socketInNetns(netnsPath: string, family: 4 | 6 = 4): Promise<number> {
+  return nsSocket(netnsPath, family);
 }

@@ -510,8 +510,9 @@ const execs = new Semaphore(maxConcurrentExecs);
 /**
  * Creates a container process: it is fully set up (namespaces, rootfs, identity, seccomp)
  * and blocked before exec until startProcess(). A setup failure rejects with a
- * SyscallError naming the step and path (e.g. ENOENT "find executable" for a missing
- * args[0]), and leaves nothing behind.
+ * SyscallError naming the step and path (e.g. ENOENT "change to working directory" for a missing cwd),
+ * and leaves nothing behind. A program that cannot be exec'd is not a setup failure: the
+ * start fails (as runc's lookup does when containerd starts a container).
  */
 export async function createProcess(spec: ProcessSpec): Promise<ProcessHandle> {
   const native = toNativeSpec(spec);
@@ -519,7 +520,10 @@ export async function createProcess(spec: ProcessSpec): Promise<ProcessHandle> {
   return makeHandle(c, c.seed);
 }
 
-/** Lets a created process exec. Resolves once it has exec'd; rejects if exec failed. */
+/**
+ * Lets a created process exec. Resolves once it has exec'd; rejects if exec failed or the
+ * program was not found (ENOENT or EACCES "find executable", naming args[0]).
+ */
 export async function startProcess(h: ProcessHandle): Promise<void> {
   const st = state(h);
   if (st.seed === null) throw new Error(`process ${h.pid} was already started`);

@@ -148,9 +148,10 @@ export class SandboxService {
   }
 
   /**
-   * PortForward: a TCP connection to localhost:`port` inside the pod's network namespace
-   * (its pin; the host's for a host-network pod), as kubelet and CRI-O connect. Rejects
-   * with an error whose message says why (ECONNREFUSED when nothing listens there).
+   * PortForward: a TCP connection to localhost:`port` (127.0.0.1, then ::1) inside the
+   * pod's network namespace (its pin; the host's for a host-network pod), as containerd and
+   * CRI-O dial it. Rejects with an error whose message says why (ECONNREFUSED when nothing
+   * listens there).
    */
   async portForward(idOrPrefix: string, port: number): Promise<net.Socket> {
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalidArgument(`port ${port} is not a TCP port (1-65535)`);

@@ -15,7 +15,9 @@ import { createLogger } from '../obs/logger';
 import type { StreamingDomain } from './requests';
 import { tokenTtlMs } from './request-cache';
 import { readStreamingTls, StreamingServer } from './server';
+import { SpdySession } from './spdy/session';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -128,7 +130,7 @@ after(async () => {
 const execUrl = (cmd: string[], o: Partial<{ stdin: boolean; stdout: boolean; stderr: boolean; tty: boolean }> = {}) =>
   server.exec({ containerId: 'c1', cmd, stdin: false, stdout: true, stderr: false, tty: false, ...o });
 
-const transports: StreamTransport[] = ['websocket'];
+const transports: StreamTransport[] = ['spdy', 'websocket'];
 
 describe('streaming server', { timeout: 60_000 }, () => {
   it('serves URLs of kubelet form on its own address', () => {
@@ -294,6 +296,70 @@ describe('streaming server', { timeout: 60_000 }, () => {
     assert.ok(most <= 2 * (64 * 1024 + 16), `the server buffered ${most} bytes`);
   });
 
+  it('spdy: negotiates the first offered version it knows; before v4 the error stream has the message', async () => {
+    const opts = { transport: 'spdy' as const, stdin: false, stdout: true, stderr: false, tty: false };
+    const s = await openRemoteCommand(execUrl(['exit', '0']), { ...opts, protocol: 'v9.channel.k8s.io, v3.channel.k8s.io, v4.channel.k8s.io' });
+    assert.equal(s.protocol, 'v3.channel.k8s.io');
+    assert.deepEqual([(await s.done).exitCode, (await s.done).status], [0, null]);
+    for (const protocol of ['v2.channel.k8s.io', 'channel.k8s.io']) {
+      const r = await runRemoteCommand(execUrl(['exit', '3']), { ...opts, protocol });
+      assert.equal(r.error, 'command terminated with non-zero exit code: error executing command [exit 3], exit code 3', protocol);
+    }
+  });
+
+  it('spdy port-forward: streams at once, 4 MiB each way whole; pairs without requestID; bad streams reset', async () => {
+    const pf = await openPortForward(server.portForward({ sandboxId: 'p1', ports: [] }), { transport: 'spdy' });
+    const [a, b] = await Promise.all([pf.connect(echoPort), pf.connect(echoPort)]);
+    const big = randomBytes(4 << 20);
+    const got: Buffer[] = [];
+    let n = 0;
+    const whole = new Promise<void>((resolve) =>
+      a.on('data', (c: Buffer) => {
+        got.push(c);
+        if ((n += c.length) === big.length) resolve();
+      }),
+    );
+    a.write(big);
+    b.write('ping');
+    const [pong] = (await once(b, 'data')) as [Buffer];
+    assert.equal(pong.toString(), 'ping');
+    await whole;
+    assert.ok(Buffer.concat(got).equals(big));
+    pf.close();
+
+    // an old client: no requestID, the pair is error n and data n+2
+    const { session } = await rawSpdy(server.portForward({ sandboxId: 'p1', ports: [] }), 'portforward.k8s.io');
+    await session.openStream({ streamtype: 'error', port: String(echoPort) }, { fin: true });
+    const data = await session.openStream({ streamtype: 'data', port: String(echoPort) });
+    data.on('error', () => {});
+    data.write('old');
+    const [old] = (await once(data, 'data')) as [Buffer];
+    assert.equal(old.toString(), 'old');
+    const bad = await session.openStream({ streamtype: 'data', port: '0', requestid: '9' });
+    const [reset] = (await once(bad, 'error')) as [Error];
+    assert.match(reset.message, /reset by the peer/);
+    session.destroy();
+  });
+
+  it('spdy: a slow client keeps what the server buffers bounded (flow control)', async () => {
+    reset();
+    const { session } = await rawSpdy(execUrl(['flood']));
+    await session.openStream({ streamtype: 'error' }, { fin: true });
+    const stdout = await session.openStream({ streamtype: 'stdout' }, { fin: true });
+    stdout.pause(); // reads nothing: the stream's window closes, then the server's stream buffers
+    await seen.blocked.promise;
+    let received = 0;
+    stdout.on('data', (b: Buffer) => (received += b.length));
+    stdout.resume();
+    await once(stdout, 'end');
+    assert.equal(received, floodBytes);
+    session.destroy();
+    const most = Math.max(...seen.blockedBuffers);
+    // the session stops taking DATA once its socket holds its outbound mark (256 KiB by
+    // default); beyond that, the chunk in the stdout stream and the frame being written
+    assert.ok(most <= 512 * 1024, `the server buffered ${most} bytes`);
+  });
+
   it('spdy: the httpstream handshake refuses as apimachinery does', async () => {
     const upgrade = (headers: Record<string, string>) =>
       new Promise<{ status: number; body: string; accepted: string[] }>((resolve, reject) => {
@@ -324,6 +390,17 @@ describe('streaming server', { timeout: 60_000 }, () => {
   });
 });
 
+/** The SPDY upgrade by hand, for what the client helper does not expose. */
+async function rawSpdy(url: string, protocol = 'v4.channel.k8s.io'): Promise<{ session: SpdySession }> {
+  const req = http.request(url, { method: 'POST', headers: { Connection: 'Upgrade', Upgrade: 'SPDY/3.1', 'X-Stream-Protocol-Version': protocol } });
+  req.end();
+  const [, socket, head] = (await once(req, 'upgrade')) as [http.IncomingMessage, net.Socket, Buffer];
+  if (head.length > 0) socket.unshift(head);
+  const session = new SpdySession(socket, { role: 'client' });
+  session.on('error', () => {});
+  return { session };
+}
+
 describe('an idle connection', { timeout: 60_000 }, () => {
   it('is closed after the idle timeout, aborting its call', async () => {
     const idle = await StreamingServer.start({ address: '127.0.0.1:0', tls: null, domain, log, idleTimeoutMs: 200 });
@@ -335,6 +412,39 @@ describe('an idle connection', { timeout: 60_000 }, () => {
       await s.done;
     } finally {
       await idle.close();
+    }
+  });
+});
+
+describe('spdy streams a client does not finish opening', { timeout: 60_000 }, () => {
+  it('a command whose streams are not all open within the creation timeout is dropped, never run', async () => {
+    const quick = await StreamingServer.start({ address: '127.0.0.1:0', tls: null, domain, log, streamCreationTimeoutMs: 200 });
+    try {
+      reset();
+      let ran = false;
+      void seen.started.promise.then(() => (ran = true));
+      const { session } = await rawSpdy(quick.exec({ containerId: 'c1', cmd: ['echo'], stdin: false, stdout: true, stderr: false, tty: false }));
+      const error = await session.openStream({ streamtype: 'error' }, { fin: true }); // and no stdout stream
+      error.on('error', () => {}); // the connection lost, as expected
+      await once(session, 'close');
+      assert.equal(ran, false);
+    } finally {
+      await quick.close();
+    }
+  });
+
+  it('a port-forward pair left incomplete is answered on its error stream', async () => {
+    const quick = await StreamingServer.start({ address: '127.0.0.1:0', tls: null, domain, log, streamCreationTimeoutMs: 200 });
+    try {
+      const { session } = await rawSpdy(quick.portForward({ sandboxId: 'p1', ports: [] }), 'portforward.k8s.io');
+      const error = await session.openStream({ streamtype: 'error', port: '80', requestid: '7' }, { fin: true });
+      let text = '';
+      error.on('data', (b: Buffer) => (text += b.toString()));
+      await once(error, 'end');
+      assert.equal(text, 'timed out waiting for streams of request 7');
+      session.destroy();
+    } finally {
+      await quick.close();
     }
   });
 });

@@ -3,7 +3,7 @@
  * point at, as kubelet's streaming library serves them (pkg/kubelet/cri/streaming/server.go):
  * `/exec/TOKEN`, `/attach/TOKEN`, `/portforward/TOKEN`, each token single-use (see
  * request-cache.ts). A request must upgrade, to WebSocket (websocket.ts) or to SPDY/3.1
- * (not served yet); anything else is refused. An unknown, used or expired token, or one
+ * (spdy-transport.ts); anything else is refused. An unknown, used or expired token, or one
  * made for another kind of request, is 404 as kubelet answers it.
  *
  * Connections: each socket idles out after idleTimeoutMs without a byte either way (kubelet's
@@ -22,6 +22,7 @@ import { isWebSocketUpgrade, portForwardProtocols, remoteCommandProtocols, spdyH
 import { replyError } from './http-reply';
 import { RequestCache, type RequestCacheOptions } from './request-cache';
 import type { AttachRequest, ExecRequest, PortForwardRequest, StreamingDomain, StreamRequest } from './requests';
+import { serveSpdy } from './spdy-transport';
 import { negotiateWebSocketProtocol, portForwardWebSocketProtocols, remoteCommandWebSocketProtocols, serveWebSocketPortForward, serveWebSocketRemoteCommand } from './websocket';
 
 /** kubelet's DefaultConfig.StreamIdleTimeout */
@@ -203,8 +204,13 @@ export class StreamingServer implements StreamingUrls {
 
     const hs = spdyHandshake(req, request.kind === 'portforward' ? portForwardProtocols : remoteCommandProtocols);
     if (!hs.ok) return replyError(socket, hs.code, hs.message, hs.headers);
-    // The SPDY framing (spdy/) is not in yet: the handshake is checked, the upgrade refused.
-    replyError(socket, 400, 'unable to upgrade: SPDY/3.1 is not served yet');
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: ${hs.protocol}\r\n\r\n`);
+    if (head.length > 0) socket.unshift(head);
+    this.idleOut(socket);
+    serveSpdy(socket, hs.protocol, request, { domain: this.opts.domain, log, streamCreationTimeoutMs: this.streamCreationTimeoutMs }).catch((e: unknown) => {
+      log.warn({ err: e }, 'streaming request failed');
+      socket.destroy();
+    });
   }
 
   private track(socket: Duplex): void {

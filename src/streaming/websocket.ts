@@ -35,6 +35,7 @@ export function negotiateWebSocketProtocol(offered: readonly string[], supported
 /** The channels of one WebSocket connection. */
 export class ChannelConnection {
   private readonly readers = new Map<number, Readable>();
+  private readonly writers = new Set<Writable>();
   private readonly base64: boolean;
   private readonly closeSignal: boolean;
   readonly gone: AbortSignal;
@@ -69,6 +70,7 @@ export class ChannelConnection {
       final: (cb) => cb(),
     });
     w.on('error', () => {});
+    this.writers.add(w);
     return w;
   }
 
@@ -90,6 +92,7 @@ export class ChannelConnection {
 
   destroy(): void {
     for (const r of this.readers.values()) r.destroy();
+    for (const w of this.writers) w.destroy();
     this.ws.terminate();
   }
 
@@ -112,6 +115,7 @@ export class ChannelConnection {
 
   private onGone(): void {
     for (const r of this.readers.values()) if (!r.readableEnded) r.destroy(new Error('websocket closed'));
+    for (const w of this.writers) if (!w.writableFinished) w.destroy(new Error('websocket closed'));
     this.goneController.abort(new Error('the client went away'));
   }
 }

@@ -43,6 +43,18 @@ export class CriClient {
     });
   }
 
+  /** Calls a unary RPC that the caller may cancel, as a client that gives up does. */
+  cancellable<N extends ClientRpc>(name: N, request: In<N>, options: grpc.CallOptions = {}): { result: Promise<Out<N>>; cancel: () => void } {
+    const client = this.clientFor(name);
+    let call: grpc.ClientUnaryCall | undefined;
+    const result = new Promise<Out<N>>((resolve, reject) => {
+      call = client[name].call(client, request, new grpc.Metadata(), options, (err: grpc.ServiceError | null, res: Out<N>) =>
+        err ? reject(err) : resolve(res),
+      ) as grpc.ClientUnaryCall;
+    });
+    return { result, cancel: () => call?.cancel() };
+  }
+
   /** Calls a server-streaming RPC and collects every message until the end. */
   stream<N extends ClientRpc>(name: N, request: In<N>, options: grpc.CallOptions = {}): Promise<Out<N>[]> {
     const client = this.clientFor(name);

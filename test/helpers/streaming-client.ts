@@ -7,8 +7,11 @@
  * Nothing here has a timeout of its own: the test file's timeout bounds every wait.
  */
 import * as http from 'node:http';
+import * as https from 'node:https';
+import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
+import { SpdySession, type SpdyStream } from '../../src/streaming/spdy/session';
 
 export type StreamTransport = 'spdy' | 'websocket';
 
@@ -198,8 +201,79 @@ function openWebSocket(url: string, protocols: string[], tls: ClientTls | undefi
   });
 }
 
-async function openSpdyRemoteCommand(_url: string, _opts: RemoteCommandOptions): Promise<RemoteCommandSession> {
-  return Promise.reject(new Error('SPDY: not yet'));
+/** The k8s httpstream upgrade to SPDY/3.1, as kubectl's SpdyRoundTripper does it. */
+async function spdyUpgrade(url: string, protocols: string, tls: ClientTls | undefined): Promise<{ session: SpdySession; protocol: string }> {
+  const u = new URL(url);
+  const request = (u.protocol === 'https:' ? https : http).request(u, {
+    method: 'POST',
+    headers: { Connection: 'Upgrade', Upgrade: 'SPDY/3.1', 'X-Stream-Protocol-Version': protocols },
+    ca: tls?.ca,
+    rejectUnauthorized: !tls?.insecure,
+  });
+  const socket = await new Promise<{ socket: Socket; protocol: string }>((resolve, reject) => {
+    request.once('upgrade', (res: http.IncomingMessage, s: Socket, head: Buffer) => {
+      if (head.length > 0) s.unshift(head);
+      resolve({ socket: s, protocol: String(res.headers['x-stream-protocol-version'] ?? '') });
+    });
+    request.once('response', (res: http.IncomingMessage) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => reject(new UpgradeRefused(res.statusCode ?? 0, body, res.headers)));
+    });
+    request.once('error', reject);
+    request.end();
+  });
+  const session = new SpdySession(socket.socket, { role: 'client' });
+  session.on('error', () => {});
+  return { session, protocol: socket.protocol };
+}
+
+async function openSpdyRemoteCommand(url: string, opts: RemoteCommandOptions): Promise<RemoteCommandSession> {
+  const { session, protocol } = await spdyUpgrade(url, opts.protocol ?? 'v4.channel.k8s.io', opts.tls);
+  const v4 = protocol === 'v4.channel.k8s.io';
+  const resizable = v4 || protocol === 'v3.channel.k8s.io';
+  const out = new Collected();
+  const err = new Collected();
+  const errors: Buffer[] = [];
+  // Each stream is read from the moment it exists: the server may answer, end its streams and
+  // close the session before the last of them is open here.
+  const reading: Promise<void>[] = [];
+  const open = async (type: string, sink: ((b: Buffer) => void) | null): Promise<SpdyStream> => {
+    const s = await session.openStream({ streamtype: type }, { fin: sink !== null });
+    s.on('error', () => {});
+    if (sink) {
+      s.on('data', sink);
+      reading.push(new Promise<void>((resolve) => (s.readableEnded || s.destroyed ? resolve() : (s.once('end', resolve), s.once('close', resolve)))));
+    }
+    return s;
+  };
+  // kubectl's order: error, stdin, stdout, stderr, resize
+  await open('error', (b) => errors.push(b));
+  const stdin = opts.stdin ? await open('stdin', null) : null;
+  if (opts.stdout) await open('stdout', (b) => out.add(b));
+  if (opts.stderr && !opts.tty) await open('stderr', (b) => err.add(b));
+  const resize = opts.tty && resizable ? await open('resize', null) : null;
+  const outputs = Promise.all(reading);
+  const gone = new Promise<void>((resolve) => session.once('close', resolve));
+  const done = Promise.race([outputs, gone]).then(() => {
+    session.close();
+    return resultOf(out.all(), err.all(), Buffer.concat(errors), v4);
+  });
+  return {
+    protocol,
+    write: (data) => {
+      stdin?.write(Buffer.from(data));
+    },
+    endStdin: () => stdin?.end(),
+    resize: (width, height) => {
+      resize?.write(JSON.stringify({ Width: width, Height: height }));
+    },
+    stdout: () => out.all(),
+    waitFor: (p, stream = 'stdout') => (stream === 'stdout' ? out : err).waitFor(p),
+    close: () => session.destroy(),
+    done,
+  };
 }
 
 // ---- port-forward ----
@@ -208,8 +282,33 @@ export async function openPortForward(url: string, opts: { transport: StreamTran
   return opts.transport === 'spdy' ? openSpdyPortForward(url, opts.tls) : openWebSocketPortForward(url, opts.tls);
 }
 
-async function openSpdyPortForward(_url: string, _tls: ClientTls | undefined): Promise<PortForwardSession> {
-  return Promise.reject(new Error('SPDY: not yet'));
+async function openSpdyPortForward(url: string, tls: ClientTls | undefined): Promise<PortForwardSession> {
+  const { session } = await spdyUpgrade(url, 'portforward.k8s.io', tls);
+  let nextRequest = 0;
+  const opened = new Set<SpdyStream>();
+  return {
+    async connect(port) {
+      const requestid = String(nextRequest++);
+      const headers = { port: String(port), requestid };
+      // kubectl's order: the error stream, then the data stream
+      const error = await session.openStream({ ...headers, streamtype: 'error' }, { fin: true });
+      const data = await session.openStream({ ...headers, streamtype: 'data' });
+      let message = '';
+      error.on('data', (b: Buffer) => (message += b.toString()));
+      error.on('end', () => {
+        if (message) data.destroy(new Error(message));
+      });
+      error.on('error', () => {});
+      opened.add(data);
+      data.once('close', () => opened.delete(data));
+      return data;
+    },
+    // the caller asked for the end: its streams end quietly, not with the session's error
+    close: () => {
+      for (const s of opened) s.destroy();
+      session.close();
+    },
+  };
 }
 
 async function openWebSocketPortForward(url: string, tls: ClientTls | undefined): Promise<PortForwardSession> {

@@ -167,7 +167,12 @@ test("connectInNetns reaches localhost inside the pinned netns, not the host's; 
       await new Promise<void>((res) => host.listen(0, '127.0.0.1', res));
       const port = (host.address() as net.AddressInfo).port;
       // The same port on the pod's own localhost, served by a node inside the netns.
-      const script = `require('net').createServer((c) => c.end('pod\\n')).listen(${port}, '127.0.0.1', () => console.log('listening'))`;
+      // And a port only on its ::1, which the IPv4 connect misses and the IPv6 one reaches.
+      const script = [
+        `const net = require('net');`,
+        `net.createServer((c) => c.end('pod\\n')).listen(${port}, '127.0.0.1', () =>`,
+        `  net.createServer((c) => c.end('pod6\\n')).listen(${port + 1}, '::1', () => console.log('listening')));`,
+      ].join('\n');
       const child = spawn('nsenter', [`--net=${pins.net}`, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
       inside = child;
       await new Promise<void>((res, rej) => {
@@ -181,10 +186,15 @@ test("connectInNetns reaches localhost inside the pinned netns, not the host's; 
       };
       assert.equal(await read(await connectInNetns(pins.net!, port)), 'pod\n');
       assert.equal(await read(await connectInNetns(null, port)), 'host\n');
+      assert.equal(await read(await connectInNetns(pins.net!, port + 1)), 'pod6\n');
       inside.kill();
       await new Promise((res) => inside!.once('exit', res));
       inside = null;
-      await assert.rejects(connectInNetns(pins.net!, port), { code: 'ECONNREFUSED' });
+      await assert.rejects(connectInNetns(pins.net!, port), (e: NodeJS.ErrnoException) => {
+        assert.equal(e.code, 'ECONNREFUSED');
+        assert.match(e.message, /^IPv4: connect ECONNREFUSED 127\.0\.0\.1:\d+; IPv6: connect ECONNREFUSED ::1:\d+$/);
+        return true;
+      });
       await assert.rejects(connectInNetns(pins.ipc!, port), (e: unknown) => {
         assert.ok(e instanceof SyscallError);
         assert.equal(e.code, 'EINVAL');

@@ -293,16 +293,22 @@ describe('container process', () => {
       assert.deepEqual(await h.exited, { exitCode: null, signal: 'SIGKILL' });
     }));
 
-  it('fails on a missing executable, naming it, and leaves nothing behind', () =>
+  it('fails the start on a missing executable, naming it, and leaves nothing behind', () =>
     inContainerTest(async (ctx) => {
       for (const exe of ['nosuchcmd', '/bin/nosuchcmd']) {
-        await assert.rejects(createProcess(baseSpec(ctx.rootfs, [exe])), (e: unknown) => {
+        // The setup succeeds (a missing program is a start error, as with runc under
+        // containerd); the start fails with the lookup's error.
+        const h = ctx.track(await createProcess(baseSpec(ctx.rootfs, [exe])));
+        await assert.rejects(startProcess(h), (e: unknown) => {
           assert.ok(e instanceof SyscallError, String(e));
           assert.equal(e.code, 'ENOENT');
           assert.equal(e.path, exe);
           assert.match(e.message, new RegExp(exe));
           return true;
         });
+        assert.equal((await h.exited).exitCode, 127);
+        // Its pipes are the caller's, as after any start.
+        for (const fd of [h.stdout, h.stderr]) if (fd !== null) fs.closeSync(fd);
       }
       await assert.rejects(createProcess(baseSpec(ctx.rootfs, ['true'], { cwd: '/nonexistent' })), (e: unknown) => {
         assert.ok(e instanceof SyscallError);
@@ -310,6 +316,12 @@ describe('container process', () => {
         assert.equal(e.path, '/nonexistent');
         return true;
       });
+      // An exec of a missing program fails as a whole (its start comes with it), its pipes closed.
+      const init = ctx.track(await createProcess(baseSpec(ctx.rootfs, ['sleep', '30'], { stdout: 'null', stderr: 'null' })));
+      await startProcess(init);
+      await assert.rejects(execProcess(init, execSpec(['nosuchcmd'])), (e: unknown) => e instanceof SyscallError && e.code === 'ENOENT' && e.path === 'nosuchcmd');
+      signalProcess(init, 'SIGKILL');
+      assert.equal((await init.exited).signal, 'SIGKILL');
     }));
 
   it('execs into a running container: its pid namespace, hostname and exit code', () =>

@@ -37,7 +37,7 @@ async function execUrl(cmd: string[], s: Streams = {}): Promise<string> {
 const opts = (transport: StreamTransport, s: Streams = {}) => ({ transport, stdin: false, stdout: true, stderr: false, tty: false, ...s });
 
 describe('streaming exec', { timeout: 180_000 }, () => {
-  for (const transport of ['websocket'] as const) {
+  for (const transport of ['spdy', 'websocket'] as const) {
     describe(`over ${transport}`, () => {
       it('echo hi: its output and exit 0', async () => {
         const r = await runRemoteCommand(await execUrl(['echo', 'hi']), opts(transport));
@@ -126,7 +126,7 @@ it('an expired token is refused (404)', { timeout: 120_000 }, async () => {
     const p = await runPod(late);
     const id = await createContainer(late, p, 'c', { command: ['sleep', '3600'] });
     await late.client.call('StartContainer', { container_id: id });
-    for (const transport of ['websocket'] as const) {
+    for (const transport of ['spdy', 'websocket'] as const) {
       const { url } = await late.client.call('Exec', { container_id: id, cmd: ['true'], stdout: true });
       await assert.rejects(runRemoteCommand(url, opts(transport)), (e: unknown) => e instanceof UpgradeRefused && e.statusCode === 404);
     }

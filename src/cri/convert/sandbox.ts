@@ -46,6 +46,14 @@ export function sandboxSpecFromCri(config: PodSandboxConfig__Output | null, runt
   const sc = config.linux?.security_context ?? null;
   const ns = sc?.namespace_options ?? null;
   const userns = ns?.userns_options?.mode;
+  // A pod on the host's network is in the host's UTS namespace too (kubelet sends no
+  // hostname for one): a hostname of its own could only be the node's, renamed. containerd
+  // refuses it as well (runc: "unable to set hostname without a private UTS namespace").
+  if (ns?.network === 'NODE' && config.hostname !== '') {
+    throw invalidArgument(
+      `config.hostname ${JSON.stringify(config.hostname)} is set for a pod on the host network (config.linux.security_context.namespace_options.network NODE), which shares the node's UTS namespace and so has no hostname of its own`,
+    );
+  }
   return {
     name: meta.name,
     namespace: meta.namespace,
@@ -100,7 +108,10 @@ export function sandboxStatusToCri(r: SandboxRecord): PodSandboxStatus {
     },
     labels: r.spec.labels,
     annotations: r.spec.annotations,
-    runtime_handler: r.runtimeHandler,
+    // As it was asked for ("" for the default), as containerd reports it in the status and
+    // the list: a client compares it with what it sent. The resolved name is in the
+    // verbose info.
+    runtime_handler: r.spec.runtimeHandler,
   };
 }
 
@@ -112,7 +123,7 @@ export function sandboxListItem(r: SandboxRecord): PodSandbox {
     created_at: r.createdAt,
     labels: r.spec.labels,
     annotations: r.spec.annotations,
-    runtime_handler: r.runtimeHandler,
+    runtime_handler: r.spec.runtimeHandler,
   };
 }
 
@@ -127,6 +138,7 @@ export function sandboxInfo(r: SandboxRecord): Record<string, string> {
       files: r.files,
       network: r.network,
       infra: r.infra,
+      runtimeHandler: r.runtimeHandler,
       notReadyReason: r.notReadyReason,
       spec: { ...r.spec, shmSizeBytes: r.spec.shmSizeBytes.toString(), resources: r.spec.resources ? 'set' : null },
     }),
