@@ -335,7 +335,11 @@ describe('SpdySession over a real socket', { timeout: 120_000 }, () => {
   it('a dead peer mid-stream destroys every stream with an error, and the session closes', async () => {
     const { server, clientSocket } = await sessionPair();
     const client = new SpdySession(clientSocket, { role: 'client' });
-    const opened = new Promise<SpdyStream>((resolve) => server.on('stream', resolve));
+    const serverStreams: SpdyStream[] = [];
+    const opened = new Promise<SpdyStream>((resolve) => server.on('stream', (st: SpdyStream) => serverStreams.push(st) === 2 && resolve(st)));
+    // One stream nobody listens to errors on: it must close without throwing.
+    const unheard = await client.openStream({ streamtype: 'stderr' });
+    unheard.on('error', () => {});
     const s = await client.openStream({ streamtype: 'stdin' });
     s.write(randomBytes(100_000));
     const serverStream = await opened;
@@ -346,6 +350,8 @@ describe('SpdySession over a real socket', { timeout: 120_000 }, () => {
     const [e] = (await errored) as [SpdyError];
     assert.equal(e.code, 'ERR_SPDY_CONNECTION_LOST');
     await once(server, 'close');
+    assert.ok(serverStreams[0].destroyed);
+    assert.equal(serverStreams[0].abortError?.code, 'ERR_SPDY_CONNECTION_LOST', 'the reason is kept where no listener heard it');
     assert.equal(server.streamCount, 0);
   });
 });

@@ -39,7 +39,9 @@
  *   as spdystream drops it.
  * - RST_STREAM from the peer destroys the stream: with an error (code ERR_SPDY_STREAM_RESET),
  *   unless our half was already closed, when the peer is only discarding what it no longer
- *   wants (kubectl resets every stream it has not finished when it closes). Destroying a stream
+ *   wants (kubectl resets every stream it has not finished when it closes). Errors caused by
+ *   the peer go only to streams with an 'error' listener (destroyWith): a client must not be
+ *   able to crash the daemon through a stream nobody has started listening to. Destroying a stream
  *   locally before both halves closed sends RST_STREAM CANCEL, as spdystream's Reset().
  * - GOAWAY from the peer: no new streams either way; the streams open go on, and the socket is
  *   ended when the last is gone (spdystream closes the connection itself once it has read a
@@ -153,6 +155,8 @@ export class SpdyStream extends Duplex {
   readonly headers: SpdyHeaders;
   /** The headers of the SYN_REPLY (the client role's streams); empty until then. */
   replyHeaders: SpdyHeaders = Object.create(null) as SpdyHeaders;
+  /** Why the peer or the wire ended the stream before both halves closed (also when no 'error' listener heard it); null otherwise. */
+  abortError: SpdyError | null = null;
   /** @internal */
   readonly state: StreamState;
 
@@ -239,6 +243,8 @@ export class SpdySession extends EventEmitter {
   private dataFlags = 0;
   private skipLeft = 0;
   private inflating = false;
+  /** a stream was just handed to an openStream caller: see onSynReply */
+  private yielding = false;
   /** streams whose read buffer is full: the session reads no more until they are read */
   private readonly stalled = new Set<SpdyStream>();
   private pumping = false;
@@ -526,7 +532,7 @@ export class SpdySession extends EventEmitter {
   // ---- inbound
 
   private blocked(): boolean {
-    return this.inflating || this.stalled.size > 0 || this.socket.writableLength > this.outboundBacklogLimit;
+    return this.inflating || this.yielding || this.stalled.size > 0 || this.socket.writableLength > this.outboundBacklogLimit;
   }
 
   private onSocketData(chunk: Buffer): void {
@@ -730,6 +736,15 @@ export class SpdySession extends EventEmitter {
     stream.state.open = null;
     stream.state.handedOut = true;
     open?.resolve(stream);
+    if (open) {
+      // The caller gets a turn (its await continues in a microtask) to attach listeners before
+      // the session handles the next frame, which may be this stream's RST_STREAM or data.
+      this.yielding = true;
+      setImmediate(() => {
+        this.yielding = false;
+        this.pump();
+      });
+    }
   }
 
   private onHeaders(id: number, flags: number, headers: SpdyHeaders): void {
@@ -751,7 +766,7 @@ export class SpdySession extends EventEmitter {
       open.reject(err);
     }
     // Not handed out yet (the open was rejected instead), or our half already closed: nobody needs an error event.
-    stream.destroy(!stream.state.handedOut || stream.state.localFinished ? undefined : err);
+    destroyWith(stream, stream.state.localFinished ? null : err);
   }
 
   private onPing(id: number): void {
@@ -777,7 +792,7 @@ export class SpdySession extends EventEmitter {
           stream.state.open.reject(err);
           stream.state.open = null;
         }
-        stream.destroy(stream.state.handedOut ? err : undefined);
+        destroyWith(stream, err);
       }
     }
     if (this.streams.size === 0) this.endSocketWhenFlushed();
@@ -844,7 +859,7 @@ export class SpdySession extends EventEmitter {
       const open = stream.state.open;
       stream.state.open = null;
       open?.reject(closed);
-      stream.destroy(err && stream.state.handedOut ? err : undefined);
+      destroyWith(stream, err);
     }
     this.compressor.close();
     this.decompressor.close();
@@ -853,6 +868,17 @@ export class SpdySession extends EventEmitter {
     // Keep reading (and dropping) so that the peer's close is seen and the socket can close.
     this.socket.resume();
   }
+}
+
+/**
+ * Destroys a stream the peer or the wire ended, with `err` only where someone can hear it: a
+ * stream not yet handed out (its open is rejected instead), or one without an 'error' listener,
+ * closes without one, since an 'error' nobody listens to would throw and take the daemon down
+ * because of what a client did. A stream's readers see it close before its end either way.
+ */
+function destroyWith(stream: SpdyStream, err: SpdyError | null): void {
+  stream.abortError ??= err;
+  stream.destroy(err && stream.state.handedOut && stream.listenerCount('error') > 0 ? err : undefined);
 }
 
 const KNOWN_CONTROL_TYPES: ReadonlySet<number> = new Set(Object.values(FrameType));
