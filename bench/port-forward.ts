@@ -41,6 +41,8 @@ interface Sample {
   /** the request's first byte to the response's last */
   transferMs: number;
   mibPerSecond: number;
+  /** how many chunks the body came in (the client's reads: DATA frames or WebSocket messages, or several of them) */
+  chunks: number;
 }
 
 /**
@@ -48,11 +50,12 @@ interface Sample {
  * when the request was written and its digest when asked. The end of the response is its
  * Content-Length, not the stream's end, which the runtimes signal differently.
  */
-function get(stream: Duplex, file: string, digest: boolean): Promise<{ requestAt: number; bytes: number; sha256: string | null }> {
+function get(stream: Duplex, file: string, digest: boolean): Promise<{ requestAt: number; bytes: number; chunks: number; sha256: string | null }> {
   return new Promise((resolve, reject) => {
     let head = Buffer.alloc(0);
     let length = -1;
     let received = 0;
+    let chunks = 0;
     const hash = digest ? createHash('sha256') : null;
     const fail = (e: Error) => reject(e);
     stream.once('error', fail);
@@ -69,11 +72,12 @@ function get(stream: Duplex, file: string, digest: boolean): Promise<{ requestAt
         chunk = head.subarray(end + 4);
       }
       received += chunk.length;
+      chunks++;
       hash?.update(chunk);
       if (received >= length) {
         stream.removeAllListeners('end');
         stream.off('error', fail);
-        resolve({ requestAt, bytes: received, sha256: hash ? hash.digest('hex') : null });
+        resolve({ requestAt, bytes: received, chunks, sha256: hash ? hash.digest('hex') : null });
       }
     });
     const requestAt = performance.now();
@@ -96,6 +100,13 @@ async function withStream<T>(rt: BenchRuntime, pod: BusyboxPod, body: (s: Duplex
   } finally {
     session.close();
   }
+}
+
+interface PortForwardResult {
+  mibPerSecond: Summary;
+  totalMs: Summary;
+  cpuMsPerMiB: number;
+  meanChunkKiB: number;
 }
 
 function cpuOf(pids: number[]): number {
@@ -141,18 +152,19 @@ async function main(): Promise<void> {
         cpu.set(rt, cpu.get(rt)! + cpuOf(pids.get(rt)!) - ticks0);
         if (r.bytes !== MiB * 1048576) throw new Error(`${rt.name}: ${r.bytes} bytes arrived, not ${MiB} MiB`);
         const transferMs = t1 - r.requestAt;
-        samples.push({ runtime: rt.name, round, at, totalMs: t1 - t0, transferMs, mibPerSecond: MiB / (transferMs / 1000) });
+        samples.push({ runtime: rt.name, round, at, totalMs: t1 - t0, transferMs, mibPerSecond: MiB / (transferMs / 1000), chunks: r.chunks });
       }
       if (process.stderr.isTTY) process.stderr.write(`\rport-forward ${MiB} MiB: round ${round + 1}/${rounds}\x1b[K`);
     }
     if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
-    const results: Record<string, { mibPerSecond: Summary; totalMs: Summary; cpuMsPerMiB: number }> = {};
+    const results: Record<string, PortForwardResult> = {};
     for (const rt of pair.runtimes) {
       const mine = samples.filter((s) => s.runtime === rt.name);
       results[rt.name] = {
         mibPerSecond: summarize(mine.map((s) => s.mibPerSecond)),
         totalMs: summarize(mine.map((s) => s.totalMs)),
         cpuMsPerMiB: (cpu.get(rt)! * 1000) / userHz / (rounds * MiB),
+        meanChunkKiB: (rounds * MiB * 1024) / mine.reduce((a, s) => a + s.chunks, 0),
       };
     }
     process.stdout.write(table(results));
@@ -173,7 +185,7 @@ async function main(): Promise<void> {
   }
 }
 
-function table(results: Record<string, { mibPerSecond: Summary; totalMs: Summary; cpuMsPerMiB: number }>): string {
+function table(results: Record<string, PortForwardResult>): string {
   const names = Object.keys(results);
   const withPeer = names.includes('containerd');
   const lines = [
@@ -188,6 +200,7 @@ function table(results: Record<string, { mibPerSecond: Summary; totalMs: Summary
   row('throughput p10 (slowest rounds), MiB/s', (n) => results[n]!.mibPerSecond.p10);
   row('round median incl. call and upgrade, ms', (n) => results[n]!.totalMs.median);
   row('runtime CPU per MiB, ms', (n) => results[n]!.cpuMsPerMiB, 2);
+  row('mean chunk the client read, KiB', (n) => results[n]!.meanChunkKiB);
   return `${lines.join('\n')}\n`;
 }
 
