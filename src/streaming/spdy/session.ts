@@ -74,7 +74,7 @@ import {
   SPDY_VERSION,
   decodeFrameHead,
   decodeHeaderBlock,
-  encodeData,
+  encodeDataHead,
   encodeGoAway,
   encodeHeaderBlock,
   encodePing,
@@ -215,7 +215,8 @@ export class SpdyStream extends Duplex {
   }
 }
 
-type OutboundSlot = { bytes: Buffer | null };
+/** A frame waiting behind a header block's compression: its bytes, or its head and payload apart (DATA). */
+type OutboundSlot = { bytes: Buffer | Buffer[] | null };
 
 export class SpdySession extends EventEmitter {
   readonly role: 'server' | 'client';
@@ -464,7 +465,8 @@ export class SpdySession extends EventEmitter {
         stream.state.sendWindow -= n;
         this.sessionSendWindow -= n;
         const last = offset + n === chunk.length;
-        this.writeFrame(encodeData(stream.id, fin && last ? FLAG_FIN : 0, chunk.subarray(offset, offset + n)));
+        // Head and payload go out as two buffers of one writev: a DATA frame never copies its payload.
+        this.writeFrame([encodeDataHead(stream.id, fin && last ? FLAG_FIN : 0, n), chunk.subarray(offset, offset + n)]);
         offset += n;
         if (last) {
           if (fin) {
@@ -489,10 +491,20 @@ export class SpdySession extends EventEmitter {
     return !this.dead && this.outPending.length === 0 && (this.socket.writableLength < this.outboundHighWaterMark || !this.socket.writableNeedDrain);
   }
 
-  private writeFrame(bytes: Buffer): void {
+  private writeFrame(bytes: Buffer | Buffer[]): void {
     if (this.dead || this.socket.destroyed || this.socket.writableEnded) return;
     if (this.outPending.length > 0) this.outPending.push({ bytes });
-    else this.socket.write(bytes);
+    else this.writeOut(bytes);
+  }
+
+  private writeOut(bytes: Buffer | Buffer[]): void {
+    if (!Array.isArray(bytes)) {
+      this.socket.write(bytes);
+      return;
+    }
+    this.socket.cork();
+    for (const b of bytes) this.socket.write(b);
+    this.socket.uncork();
   }
 
   /** Queues a frame carrying a header block: it and every frame after it wait for the block's compression. */
@@ -511,7 +523,7 @@ export class SpdySession extends EventEmitter {
   private flushPending(): void {
     while (this.outPending.length > 0 && this.outPending[0].bytes) {
       const { bytes } = this.outPending.shift()!;
-      if (!this.dead && !this.socket.destroyed && !this.socket.writableEnded) this.socket.write(bytes!);
+      if (!this.dead && !this.socket.destroyed && !this.socket.writableEnded) this.writeOut(bytes!);
     }
     if (this.outPending.length === 0) {
       if (this.endWhenFlushed) this.socket.end();
