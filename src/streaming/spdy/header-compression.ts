@@ -4,126 +4,91 @@
  * stateful across frames (a block may refer back to bytes of earlier blocks), so blocks must be
  * compressed and decompressed in exactly the order the frames are sent and received.
  *
- * Node's zlib streams work on the libuv pool and call back later; each class here keeps one
- * operation in flight at a time (a promise chain), so order is kept and the event loop never
- * blocks on zlib. A failure poisons the context for good: the session treats it as fatal.
+ * pako (the standard pure-JS zlib) does it synchronously, on the event loop, instead of
+ * node:zlib's streams on the libuv pool: a header block is a few hundred bytes, and a pool
+ * round trip per block cost more than the work (an exec opens 3 to 5 streams, each a
+ * SYN_STREAM and a SYN_REPLY: four pool hops per stream across both sides, each waiting its
+ * turn on a loaded node). node:zlib has no synchronous call that keeps a context across
+ * blocks (its *Sync functions close the stream after one buffer). What bounds the work on
+ * the loop: the session refuses control frames longer than its limit, and a block's output
+ * is capped (a "zip bomb" stops at the cap instead of being inflated whole). A failure
+ * poisons the context for good: the session treats it as fatal. The API stays promise-shaped.
  */
-import * as zlib from 'node:zlib';
+import * as pako from 'pako';
 import { SPDY3_DICTIONARY } from './dictionary';
-
-const SYNC_FLUSH_MARKER = Buffer.from([0x00, 0x00, 0xff, 0xff]);
 
 export class HeaderCompressionError extends Error {}
 
+const Z_SYNC_FLUSH = 2;
+const Z_OK = 0;
+
 /** Compresses header blocks for one direction of one connection. */
 export class HeaderCompressor {
-  private readonly deflate = zlib.createDeflate({ dictionary: SPDY3_DICTIONARY });
-  private chain: Promise<unknown> = Promise.resolve();
-  private output: Buffer[] = [];
+  private readonly deflate = new pako.Deflate({ dictionary: SPDY3_DICTIONARY });
+  private output: Uint8Array[] = [];
   private failure: Error | null = null;
   private closed = false;
 
   constructor() {
-    this.deflate.on('data', (chunk: Buffer) => this.output.push(chunk));
-    this.deflate.on('error', (err: Error) => {
-      this.failure = err;
-    });
+    this.deflate.onData = (chunk: Uint8Array) => void this.output.push(chunk);
   }
 
-  /** The compressed form of `block`, ending in a sync flush; calls resolve in call order. */
+  /** The compressed form of `block`, ending in a sync flush. */
   compress(block: Buffer): Promise<Buffer> {
-    const run = this.chain.then(() => this.compressNow(block));
-    this.chain = run.catch(() => undefined);
-    return run;
-  }
-
-  private compressNow(block: Buffer): Promise<Buffer> {
-    return new Promise<Buffer>((resolve, reject) => {
-      if (this.failure || this.closed) return reject(this.failure ?? new HeaderCompressionError('header compressor is closed'));
-      this.output = [];
-      const settle = (): void => {
-        if (this.failure || this.closed) return reject(this.failure ?? new HeaderCompressionError('header compressor is closed'));
-        const out = Buffer.concat(this.output);
-        // A sync flush always ends the output with an empty stored block; until it is seen
-        // the block's output is not complete (zlib hands its output out as 'data' events).
-        if (out.length >= 4 && out.subarray(out.length - 4).equals(SYNC_FLUSH_MARKER)) {
-          this.output = [];
-          resolve(out);
-        } else {
-          this.deflate.once('data', () => setImmediate(settle));
-        }
-      };
-      this.deflate.write(block);
-      this.deflate.flush(zlib.constants.Z_SYNC_FLUSH, settle);
-    });
+    if (this.failure || this.closed) return Promise.reject(this.failure ?? new HeaderCompressionError('header compressor is closed'));
+    this.output = [];
+    if (!this.deflate.push(block, Z_SYNC_FLUSH) || this.deflate.err !== Z_OK) {
+      this.failure = new HeaderCompressionError(`SPDY header compression failed: ${this.deflate.msg || this.deflate.err}`);
+      return Promise.reject(this.failure);
+    }
+    const out = Buffer.concat(this.output);
+    this.output = [];
+    return Promise.resolve(out);
   }
 
   close(): void {
     this.closed = true;
-    this.deflate.destroy();
+    this.output = [];
   }
 }
 
 /** Decompresses header blocks for one direction of one connection, with a bound on each block's output. */
 export class HeaderDecompressor {
-  private readonly inflate = zlib.createInflate({ dictionary: SPDY3_DICTIONARY });
-  private chain: Promise<unknown> = Promise.resolve();
-  private output: Buffer[] = [];
+  private readonly inflate = new pako.Inflate({ dictionary: SPDY3_DICTIONARY, chunkSize: 16 * 1024 });
+  private output: Uint8Array[] = [];
   private outputLength = 0;
   private failure: Error | null = null;
   private closed = false;
 
   constructor(private readonly maxBlockLength: number) {
-    this.inflate.on('data', (chunk: Buffer) => {
+    this.inflate.onData = (chunk: Uint8Array) => {
       this.outputLength += chunk.length;
-      if (this.outputLength > this.maxBlockLength) {
-        // A block that inflates past the bound (a "zip bomb") stops the context at once,
-        // rather than letting zlib go on producing output nobody will read.
-        this.failure ??= new HeaderCompressionError(`SPDY header block inflates past ${this.maxBlockLength} bytes`);
-        this.inflate.destroy();
-        return;
-      }
+      // Thrown out of push(): inflating stops at the bound, the context is dead from then on.
+      if (this.outputLength > this.maxBlockLength) throw new HeaderCompressionError(`SPDY header block inflates past ${this.maxBlockLength} bytes`);
       this.output.push(chunk);
-    });
-    this.inflate.on('error', (err: Error) => {
-      this.failure ??= new HeaderCompressionError(`SPDY header block does not inflate: ${err.message}`);
-    });
+    };
   }
 
-  /** The uncompressed bytes of `block`; calls resolve in call order. */
+  /** The uncompressed bytes of `block`. */
   decompress(block: Buffer): Promise<Buffer> {
-    const run = this.chain.then(() => this.decompressNow(block));
-    this.chain = run.catch(() => undefined);
-    return run;
-  }
-
-  private decompressNow(block: Buffer): Promise<Buffer> {
-    return new Promise<Buffer>((resolve, reject) => {
-      const failed = (): Error | null => this.failure ?? (this.closed || this.inflate.destroyed ? new HeaderCompressionError('header decompressor is closed') : null);
-      const early = failed();
-      if (early) return reject(early);
+    if (this.failure || this.closed) return Promise.reject(this.failure ?? new HeaderCompressionError('header decompressor is closed'));
+    this.output = [];
+    this.outputLength = 0;
+    try {
+      if (!this.inflate.push(block, Z_SYNC_FLUSH) || this.inflate.err !== Z_OK)
+        throw new HeaderCompressionError(`SPDY header block does not inflate: ${this.inflate.msg || this.inflate.err}`);
+    } catch (e) {
+      this.failure = e instanceof HeaderCompressionError ? e : new HeaderCompressionError(`SPDY header block does not inflate: ${(e as Error).message}`);
       this.output = [];
-      this.outputLength = 0;
-      let settled = false;
-      const settle = (): void => {
-        if (settled) return;
-        settled = true;
-        this.inflate.off('close', settle);
-        const err = failed();
-        if (err) return reject(err);
-        const out = Buffer.concat(this.output);
-        this.output = [];
-        resolve(out);
-      };
-      // An error or the bound destroys the stream, and then the flush callback may never run.
-      this.inflate.once('close', settle);
-      this.inflate.write(block);
-      this.inflate.flush(zlib.constants.Z_SYNC_FLUSH, settle);
-    });
+      return Promise.reject(this.failure);
+    }
+    const out = Buffer.concat(this.output);
+    this.output = [];
+    return Promise.resolve(out);
   }
 
   close(): void {
     this.closed = true;
-    this.inflate.destroy();
+    this.output = [];
   }
 }
