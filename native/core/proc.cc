@@ -1,4 +1,5 @@
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,4 +129,12 @@ ssize_t ncri_fd_write_some(int fd, const void *buf, size_t len, ncri_error *err)
     if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
     return ncri_fail_errno(err, "write", "write to terminal", nullptr);
   }
+}
+
+bool ncri_fd_hung_up(int fd) {
+  struct pollfd p = {fd, POLLOUT, 0};
+  int n;
+  do n = poll(&p, 1, 0);
+  while (n < 0 && errno == EINTR);
+  return n > 0 && (p.revents & POLLHUP) != 0;
 }

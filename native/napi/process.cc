@@ -511,7 +511,11 @@ Napi::Value PtyResize(const Napi::CallbackInfo &info) {
 
 // A pty master written from the loop (stdin of a tty exec or attach): the fd is a
 // non-blocking dup of the master (processDupNonBlocking), written with processWriteSome;
-// processWatchWritable(fd, cb) calls cb once when it takes more, then the watch is gone.
+// processWatchWritable(fd, cb) calls cb(hungUp) once when it takes more, then the watch is
+// gone. hungUp: poll reports POLLHUP, the slave side is closed everywhere. epoll reports
+// that hang-up on every wait and libuv passes it on as writable, though the master then
+// takes nothing more (EAGAIN, not EIO): without the flag the writer could not tell that
+// wake from room.
 struct WritableWatch {
   FdWatch *watch;
   Napi::FunctionReference callback;
@@ -541,19 +545,21 @@ Napi::Value FdWatchWritable(const Napi::CallbackInfo &info) {
   auto w = std::make_unique<WritableWatch>();
   w->callback = Napi::Persistent(info[1].As<Napi::Function>());
   w->context = std::make_unique<Napi::AsyncContext>(env, "ncri.fd.writable");
+  int fd = info[0].As<Napi::Number>().Int32Value();
   w->watch = FdWatch::Start(
-      env, info[0].As<Napi::Number>().Int32Value(),
-      [env, id](FdWatch *, int status, int) {
+      env, fd,
+      [env, id, fd](FdWatch *, int status, int) {
         auto it = g_writable_watches.find(id);
         if (it == g_writable_watches.end()) return;
         std::unique_ptr<WritableWatch> owned = std::move(it->second);
         g_writable_watches.erase(it);
         owned->watch->Close();
+        bool hung_up = ncri_fd_hung_up(fd);
         Napi::HandleScope scope(env);
         try {
-          // An error (EBADF, a hung-up terminal) is reported as writable: the write then
-          // fails with the real errno.
-          owned->callback.Value().MakeCallback(env.Global(), {}, *owned->context);
+          // An error (EBADF) is reported as writable: the write then fails with the real
+          // errno.
+          owned->callback.Value().MakeCallback(env.Global(), {Napi::Boolean::New(env, hung_up)}, *owned->context);
         } catch (const Napi::Error &e) {
           napi_fatal_exception(env, e.Value());
         }

@@ -491,6 +491,54 @@ describe('container process', () => {
       term.destroy();
     }));
 
+  it('a terminal whose slave side is closed everywhere fails terminalWriter with EIO, after a bounded number of wakes', () =>
+    inContainerTest(async (ctx) => {
+      // The master then takes ~14 KB, then EAGAIN for good while epoll reports the hang-up
+      // on every wait: without the hang-up check the writer spun the loop until the exit.
+      const h = ctx.track(await createProcess(baseSpec(ctx.rootfs, ['sh', '-c', 'exec </dev/null >/dev/null 2>&1; exec sleep 3600'], { terminal: true })));
+      assert.ok(h.terminal !== null);
+      const input = terminalWriter(h.terminal);
+      const term = new tty.ReadStream(h.terminal);
+      // The master reads EIO once no fd of the slave side is open: the hang-up is there.
+      const hungUp = new Promise<void>((resolve) => {
+        term.on('error', () => resolve());
+        term.on('close', () => resolve());
+      });
+      term.resume();
+      await startProcess(h);
+      await hungUp;
+      const failed = new Promise<Error>((resolve) => input.on('error', resolve));
+      input.write(Buffer.alloc(64 * 1024, 'x'));
+      const err = await failed;
+      assert.ok(err instanceof SyscallError, String(err));
+      assert.equal(err.code, 'EIO');
+      assert.match(err.message, /terminal hung up/);
+      assert.ok(input.wakes < 100, `${input.wakes} wakes`);
+      signalProcess(h, 'SIGKILL');
+      await h.exited;
+      input.destroy();
+      term.destroy();
+    }));
+
+  it('a canonical-mode terminal whose line overflows takes 1 MiB from terminalWriter in a bounded number of wakes', () =>
+    inContainerTest(async (ctx) => {
+      // No newline, nobody reading: the master reports POLLOUT while it takes nothing until
+      // the kernel discards the overflowing line. A wake without progress backs off.
+      const h = ctx.track(await createProcess(baseSpec(ctx.rootfs, ['sleep', '3600'], { terminal: true })));
+      assert.ok(h.terminal !== null);
+      const term = new tty.ReadStream(h.terminal);
+      term.on('error', () => {});
+      term.resume();
+      await startProcess(h);
+      const input = terminalWriter(h.terminal);
+      await new Promise<void>((resolve, reject) => input.write(Buffer.alloc(1024 * 1024, 'x'), (e) => (e ? reject(e) : resolve())));
+      assert.ok(input.wakes < 2000, `${input.wakes} wakes`);
+      signalProcess(h, 'SIGKILL');
+      await h.exited;
+      input.destroy();
+      term.destroy();
+    }));
+
   it('maps ids in a new user namespace', () =>
     inContainerTest(async (ctx) => {
       const spec = baseSpec(ctx.rootfs, ['sh', '-c', 'id -u; cat /proc/self/uid_map /proc/self/gid_map; ls -ln /dev/null; echo ok > /tmp/f'], {
