@@ -287,9 +287,11 @@ function connectExec(ctx: ContainerContext, h: ProcessHandle, io: StreamIO): Exe
         writers.push(input);
         copyIn(io.stdin, input);
       }
-      // The master's fd number is free for reuse once it is closed: no resize after that.
+      // The master's fd number is free for reuse (another container's pty) once it is
+      // closed: by close(), or by its reader on EIO (the terminal's slave side is gone),
+      // which destroys the reader first. No resize after either.
       io.onResize((size) => {
-        if (closed) return;
+        if (closed || out.destroyed) return;
         try {
           ctx.opts.host.resizeTerminal(master, size);
         } catch {
