@@ -447,6 +447,15 @@ TEST(ns_socket_in_netns) {
   CHECK(ncri_socket_in_netns(res.paths[2].c_str(), AF_INET, SOCK_STREAM, &e) == -EINVAL && strcmp(e.syscall, "setns") == 0 &&
         res.paths[2] == e.path);
   CHECK(ncri_socket_in_netns((dir + "/missing").c_str(), AF_INET, SOCK_STREAM, &e) == -ENOENT && strcmp(e.syscall, "open") == 0);
+  // A symlink to the pin is not followed; a FIFO in its place does not block the open.
+  std::string link = dir + "/link";
+  CHECK(symlink(res.paths[0].c_str(), link.c_str()) == 0);
+  CHECK(ncri_socket_in_netns(link.c_str(), AF_INET, SOCK_STREAM, &e) == -ELOOP && strcmp(e.syscall, "open") == 0);
+  unlink(link.c_str());
+  std::string fifo = dir + "/fifo";
+  CHECK(mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK(ncri_socket_in_netns(fifo.c_str(), AF_INET, SOCK_STREAM, &e) == -EINVAL && strcmp(e.syscall, "setns") == 0);
+  unlink(fifo.c_str());
   for (const char *k : {"net", "uts"}) OK(ncri_unpin_namespace((dir + "/" + k).c_str(), &e_));
 }
 
