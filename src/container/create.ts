@@ -258,6 +258,7 @@ export async function makeProcess(ctx: ContainerContext, record: ContainerRecord
     await logWriter?.close();
   });
   holdProcess(record, handle.pid, await ctx.opts.host.processStartTime(handle.pid));
-  ctx.live.set(record.id, { handle, log: logWriter, readers: logReaders, stdin, closeStdio, done: null });
+  const stdinFd = handle.terminal === null ? handle.stdin : null;
+  ctx.live.set(record.id, { handle, log: logWriter, readers: logReaders, stdin, stdinFd, closeStdio, done: null });
   cleanup.push(`live state of ${record.id}`, () => void ctx.live.delete(record.id));
 }
