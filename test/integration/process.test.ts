@@ -293,6 +293,17 @@ describe('container process', () => {
       assert.deepEqual(await h.exited, { exitCode: null, signal: 'SIGKILL' });
     }));
 
+  it('runs a program that appeared between the create and the start (looked up again at start, as runc does)', () =>
+    inContainerTest(async (ctx) => {
+      const h = ctx.track(await createProcess(baseSpec(ctx.rootfs, ['/bin/later', 'from-later'])));
+      const out = collect(h.stdout);
+      const err = collect(h.stderr);
+      fs.writeFileSync(path.join(ctx.rootfs, 'bin', 'later'), '#!/bin/sh\necho "$1"\n', { mode: 0o755 });
+      await startProcess(h);
+      assert.equal((await h.exited).exitCode, 0, await err);
+      assert.equal(await out, 'from-later\n');
+    }));
+
   it('fails the start on a missing executable, naming it, and leaves nothing behind', () =>
     inContainerTest(async (ctx) => {
       for (const exe of ['nosuchcmd', '/bin/nosuchcmd']) {
