@@ -22,7 +22,8 @@ int ncri_send_with_fd(int sock, const void *data, size_t len, int fd, ncri_error
 // error (the peer is gone either way), -EAGAIN when none is queued.
 ssize_t ncri_recv_message(int sock, void *buf, size_t size);
 
-int ncri_pty_resize(int fd, unsigned cols, unsigned rows, ncri_error *err);
+// TIOCSWINSZ with each size clamped to 1..65535.
+int ncri_pty_resize(int fd, int64_t cols, int64_t rows, ncri_error *err);
 
 // F_DUPFD_CLOEXEC, then O_NONBLOCK on the open file (which the dup shares with `fd`): a
 // pty master written from the loop must never block it, and libuv leaves a master's

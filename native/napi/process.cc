@@ -499,10 +499,11 @@ Napi::Value FdDup(const Napi::CallbackInfo &info) {
 }
 
 Napi::Value PtyResize(const Napi::CallbackInfo &info) {
+  if (!info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber()) throw Napi::TypeError::New(info.Env(), "ptyResize(fd, cols, rows)");
   ncri_error e{};
   CheckSyscall(info.Env(),
-        ncri_pty_resize(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Uint32Value(),
-                        info[2].As<Napi::Number>().Uint32Value(), &e),
+        ncri_pty_resize(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int64Value(),
+                        info[2].As<Napi::Number>().Int64Value(), &e),
         e);
   return info.Env().Undefined();
 }
@@ -524,6 +525,7 @@ struct WritableWatch {
 std::unordered_map<uint32_t, std::unique_ptr<WritableWatch>> g_writable_watches;
 
 Napi::Value FdDupNonBlocking(const Napi::CallbackInfo &info) {
+  if (!info[0].IsNumber()) throw Napi::TypeError::New(info.Env(), "dupNonBlocking(fd)");
   ncri_error e{};
   return Napi::Number::New(info.Env(), CheckSyscall(info.Env(), ncri_fd_dup_nonblocking(info[0].As<Napi::Number>().Int32Value(), &e), e));
 }
