@@ -49,14 +49,15 @@ export async function takeHandoff(): Promise<ContainerHandoff | null> {
   const containers: ContainerHandoff['containers'] = {};
   for (const [id, fds] of Object.entries(parsed.containers)) {
     const entry: ContainerHandoff['containers'][string] = {};
-    for (const s of ['stdout', 'stderr'] as const) {
+    if (fds?.terminalStdin === true) entry.terminalStdin = true;
+    for (const s of ['stdout', 'stderr', 'stdin', 'terminal'] as const) {
       const fd = fds?.[s];
       if (typeof fd !== 'number' || !Number.isInteger(fd) || fd < 3) continue;
       try {
         keepAcrossExec([fd], false);
         entry[s] = fd;
       } catch {
-        // not open: the container's FIFO is opened again by path
+        // not open: a log FIFO is opened again by path (stdin and a pty master are lost)
       }
     }
     containers[id] = entry;

@@ -779,7 +779,10 @@ long ResolveExec(const ChildPlan *p, char *out, size_t cap) {
   if (r < 0 || c != kMsgStart) Fail(p, kStepWaitStart, r < 0 ? r : -EPROTO, nullptr);
   // A program that cannot be exec'd fails the start, not the setup: with containerd, runc's
   // lookup runs when StartContainer creates the task, so kubelet sees a StartError (exit
-  // code 128) and backs off restarting it, rather than a CreateContainer error.
+  // code 128) and backs off restarting it, rather than a CreateContainer error. The
+  // lookup at setup may be older than the program (put there between create and start,
+  // as runc, which looks it up at start, would find it): it is tried once more first.
+  if (exe_err != 0) exe_err = ResolveExec(p, exe, sizeof exe);
   if (exe_err != 0) Fail(p, kStepResolveExec, exe_err, p->exec_name);
 
   raw(SYS_umask, p->umask);

@@ -686,7 +686,9 @@ void *NetnsSocketThread(void *arg) {
 int ncri_socket_in_netns(const char *netns_path, int domain, int type, ncri_error *err) {
   int raw;
   do {
-    raw = open(netns_path, O_RDONLY | O_CLOEXEC);
+    // The pin is a bind-mounted nsfs file: a symlink there is not ours to follow, and a
+    // FIFO put in its place must not block the thread in open.
+    raw = open(netns_path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   } while (raw < 0 && errno == EINTR);
   if (raw < 0) return ncri_fail_errno(err, "open", "open network namespace", netns_path);
   Fd ns(raw);

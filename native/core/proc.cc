@@ -1,4 +1,5 @@
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,10 +101,13 @@ ssize_t ncri_recv_message(int sock, void *buf, size_t size) {
   }
 }
 
-int ncri_pty_resize(int fd, unsigned cols, unsigned rows, ncri_error *err) {
+int ncri_pty_resize(int fd, int64_t cols, int64_t rows, ncri_error *err) {
+  // A winsize field is 16 bits: 70000 must not wrap to 4464, and 0 (a client that knows
+  // no size yet) is taken as 1.
+  auto clamp = [](int64_t v) { return (unsigned short)std::min<int64_t>(std::max<int64_t>(v, 1), 65535); };
   struct winsize ws = {};
-  ws.ws_col = (unsigned short)cols;
-  ws.ws_row = (unsigned short)rows;
+  ws.ws_col = clamp(cols);
+  ws.ws_row = clamp(rows);
   if (ioctl(fd, TIOCSWINSZ, &ws) < 0) return ncri_fail_errno(err, "ioctl", "resize terminal", nullptr);
   return 0;
 }
@@ -126,6 +130,14 @@ ssize_t ncri_fd_write_some(int fd, const void *buf, size_t len, ncri_error *err)
     if (n >= 0) return n;
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-    return ncri_fail_errno(err, "write", "write to terminal", nullptr);
+    return ncri_fail_errno(err, "write", "write to terminal", std::to_string(fd).c_str());
   }
+}
+
+bool ncri_fd_hung_up(int fd) {
+  struct pollfd p = {fd, POLLOUT, 0};
+  int n;
+  do n = poll(&p, 1, 0);
+  while (n < 0 && errno == EINTR);
+  return n > 0 && (p.revents & POLLHUP) != 0;
 }

@@ -22,12 +22,17 @@ int ncri_send_with_fd(int sock, const void *data, size_t len, int fd, ncri_error
 // error (the peer is gone either way), -EAGAIN when none is queued.
 ssize_t ncri_recv_message(int sock, void *buf, size_t size);
 
-int ncri_pty_resize(int fd, unsigned cols, unsigned rows, ncri_error *err);
+// TIOCSWINSZ with each size clamped to 1..65535.
+int ncri_pty_resize(int fd, int64_t cols, int64_t rows, ncri_error *err);
 
 // F_DUPFD_CLOEXEC, then O_NONBLOCK on the open file (which the dup shares with `fd`): a
 // pty master written from the loop must never block it, and libuv leaves a master's
 // writes blocking (it cannot reopen a master as it reopens a slave).
 int ncri_fd_dup_nonblocking(int fd, ncri_error *err);
 // What a non-blocking fd takes now: the bytes written, 0 when it takes none (EAGAIN), or
-// -errno (EIO once the terminal's other side is gone).
+// -errno. A pty master whose slave side is closed everywhere fails no write: it takes
+// what fits in its buffer (~14 KB), then EAGAIN for good (ncri_fd_hung_up tells).
 ssize_t ncri_fd_write_some(int fd, const void *buf, size_t len, ncri_error *err);
+// Whether poll(2) reports POLLHUP on the fd now (a pty master once no fd of its slave
+// side is open); never blocks.
+bool ncri_fd_hung_up(int fd);

@@ -499,10 +499,11 @@ Napi::Value FdDup(const Napi::CallbackInfo &info) {
 }
 
 Napi::Value PtyResize(const Napi::CallbackInfo &info) {
+  if (!info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber()) throw Napi::TypeError::New(info.Env(), "ptyResize(fd, cols, rows)");
   ncri_error e{};
   CheckSyscall(info.Env(),
-        ncri_pty_resize(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Uint32Value(),
-                        info[2].As<Napi::Number>().Uint32Value(), &e),
+        ncri_pty_resize(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int64Value(),
+                        info[2].As<Napi::Number>().Int64Value(), &e),
         e);
   return info.Env().Undefined();
 }
@@ -511,7 +512,11 @@ Napi::Value PtyResize(const Napi::CallbackInfo &info) {
 
 // A pty master written from the loop (stdin of a tty exec or attach): the fd is a
 // non-blocking dup of the master (processDupNonBlocking), written with processWriteSome;
-// processWatchWritable(fd, cb) calls cb once when it takes more, then the watch is gone.
+// processWatchWritable(fd, cb) calls cb(hungUp) once when it takes more, then the watch is
+// gone. hungUp: poll reports POLLHUP, the slave side is closed everywhere. epoll reports
+// that hang-up on every wait and libuv passes it on as writable, though the master then
+// takes nothing more (EAGAIN, not EIO): without the flag the writer could not tell that
+// wake from room.
 struct WritableWatch {
   FdWatch *watch;
   Napi::FunctionReference callback;
@@ -520,6 +525,7 @@ struct WritableWatch {
 std::unordered_map<uint32_t, std::unique_ptr<WritableWatch>> g_writable_watches;
 
 Napi::Value FdDupNonBlocking(const Napi::CallbackInfo &info) {
+  if (!info[0].IsNumber()) throw Napi::TypeError::New(info.Env(), "dupNonBlocking(fd)");
   ncri_error e{};
   return Napi::Number::New(info.Env(), CheckSyscall(info.Env(), ncri_fd_dup_nonblocking(info[0].As<Napi::Number>().Int32Value(), &e), e));
 }
@@ -541,19 +547,21 @@ Napi::Value FdWatchWritable(const Napi::CallbackInfo &info) {
   auto w = std::make_unique<WritableWatch>();
   w->callback = Napi::Persistent(info[1].As<Napi::Function>());
   w->context = std::make_unique<Napi::AsyncContext>(env, "ncri.fd.writable");
+  int fd = info[0].As<Napi::Number>().Int32Value();
   w->watch = FdWatch::Start(
-      env, info[0].As<Napi::Number>().Int32Value(),
-      [env, id](FdWatch *, int status, int) {
+      env, fd,
+      [env, id, fd](FdWatch *, int status, int) {
         auto it = g_writable_watches.find(id);
         if (it == g_writable_watches.end()) return;
         std::unique_ptr<WritableWatch> owned = std::move(it->second);
         g_writable_watches.erase(it);
         owned->watch->Close();
+        bool hung_up = ncri_fd_hung_up(fd);
         Napi::HandleScope scope(env);
         try {
-          // An error (EBADF, a hung-up terminal) is reported as writable: the write then
-          // fails with the real errno.
-          owned->callback.Value().MakeCallback(env.Global(), {}, *owned->context);
+          // An error (EBADF) is reported as writable: the write then fails with the real
+          // errno.
+          owned->callback.Value().MakeCallback(env.Global(), {Napi::Boolean::New(env, hung_up)}, *owned->context);
         } catch (const Napi::Error &e) {
           napi_fatal_exception(env, e.Value());
         }

@@ -447,6 +447,16 @@ TEST(ns_socket_in_netns) {
   CHECK(ncri_socket_in_netns(res.paths[2].c_str(), AF_INET, SOCK_STREAM, &e) == -EINVAL && strcmp(e.syscall, "setns") == 0 &&
         res.paths[2] == e.path);
   CHECK(ncri_socket_in_netns((dir + "/missing").c_str(), AF_INET, SOCK_STREAM, &e) == -ENOENT && strcmp(e.syscall, "open") == 0);
+  // A symlink to the pin is not followed; a FIFO in its place does not block the open.
+  std::string link = dir + "/link";
+  CHECK(symlink(res.paths[0].c_str(), link.c_str()) == 0);
+  int looped = ncri_socket_in_netns(link.c_str(), AF_INET, SOCK_STREAM, &e);
+  CHECK(looped == -ELOOP && strcmp(e.syscall, "open") == 0);
+  unlink(link.c_str());
+  std::string fifo = dir + "/fifo";
+  CHECK(mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK(ncri_socket_in_netns(fifo.c_str(), AF_INET, SOCK_STREAM, &e) == -EINVAL && strcmp(e.syscall, "setns") == 0);
+  unlink(fifo.c_str());
   for (const char *k : {"net", "uts"}) OK(ncri_unpin_namespace((dir + "/" + k).c_str(), &e_));
 }
 
@@ -559,6 +569,21 @@ TEST(proc_seed_drains_to_eof) {
   CHECK(seed.error() && seed.error()->step == ncri::kStepExec && seed.error()->err == ENOENT);  // the first one
 }
 
+// A terminal's size is clamped to 1..65535: a field of the winsize is 16 bits.
+TEST(proc_pty_resize_clamps) {
+  int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  CHECK(m >= 0);
+  ncri_error e{};
+  struct winsize ws {};
+  OK(ncri_pty_resize(m, 70000, 0, &e));
+  CHECK(ioctl(m, TIOCGWINSZ, &ws) == 0 && ws.ws_col == 65535 && ws.ws_row == 1);
+  OK(ncri_pty_resize(m, -3, 24, &e));
+  CHECK(ioctl(m, TIOCGWINSZ, &ws) == 0 && ws.ws_col == 1 && ws.ws_row == 24);
+  OK(ncri_pty_resize(m, 80, 25, &e));
+  CHECK(ioctl(m, TIOCGWINSZ, &ws) == 0 && ws.ws_col == 80 && ws.ws_row == 25);
+  close(m);
+}
+
 // A non-blocking dup of a pipe's write end takes what fits, then 0 (never blocks), then
 // EPIPE's -errno once nothing reads; the original fd's open file is non-blocking too.
 TEST(proc_write_some_never_blocks) {
@@ -576,7 +601,7 @@ TEST(proc_write_some_never_blocks) {
   auto old = signal(SIGPIPE, SIG_IGN);
   ssize_t broken = ncri_fd_write_some(w, chunk.data(), 1, &e);
   signal(SIGPIPE, old);
-  CHECK(broken == -EPIPE && strcmp(e.syscall, "write") == 0);
+  CHECK(broken == -EPIPE && strcmp(e.syscall, "write") == 0 && std::to_string(w) == e.path);
   close(w);
   close(p[1]);
 }

@@ -28,7 +28,7 @@ export const attachBufferBytes = 1024 * 1024;
  * end (owned by the socket from then on), or a writer of the pty master; null when the
  * container was created without stdin. Closed by the live state's closeStdio.
  */
-export function containerStdin(ctx: ContainerContext, r: ContainerRecord, handle: ProcessHandle): Writable | null {
+export function containerStdin(ctx: ContainerContext, r: ContainerRecord, handle: Pick<ProcessHandle, 'terminal' | 'stdin'>): Writable | null {
   let stdin: Writable | null = null;
   if (handle.terminal !== null) stdin = r.spec.stdin ? ctx.opts.host.terminalWriter(handle.terminal) : null;
   else if (handle.stdin !== null) stdin = new net.Socket({ fd: handle.stdin, readable: false, writable: true });

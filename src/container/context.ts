@@ -104,9 +104,12 @@ export interface Live {
   readers: LogReader[];
   /**
    * the container's stdin as attach writes it (the write end of its stdin pipe, or a writer
-   * of its pty master) when it was created with stdin; gone after a restart
+   * of its pty master) when it was created with stdin; handed over across a graceful
+   * restart, gone after a crash
    */
   stdin?: Writable | null;
+  /** the stdin pipe's write end that `stdin` owns (null for a terminal's writer): what a handoff keeps */
+  stdinFd?: number | null;
   /** closes the daemon's ends of the stdio */
   closeStdio: () => void;
   /** settles once the exit is recorded */

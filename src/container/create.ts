@@ -9,6 +9,7 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import type { Writable } from 'node:stream';
 import { CleanupStack } from '../domain/cleanup';
 import { RuntimeError, failedPrecondition, invalidArgument, notFound } from '../domain/errors';
 import { nowNanos } from '../domain/events';
@@ -247,17 +248,21 @@ export async function makeProcess(ctx: ContainerContext, record: ContainerRecord
   }
   if (isTty && handle.terminal !== null) logReaders.push(attachReader(logWriter, 'stdout', handle.terminal, true));
   for (const r of readers) logReaders.push(attachReader(logWriter, r.stream, r.fd, false));
-  const stdin = containerStdin(ctx, record, handle);
+  let stdin: Writable | null = null;
   const closeStdio = () => {
     for (const r of logReaders) r.sock.destroy();
     stdin?.destroy();
   };
+  // On the cleanup before the stdin is made: its dup can fail (EMFILE), and the readers
+  // above must not leak then.
   cleanup.push(`stdio of ${record.id}`, async () => {
     closeStdio();
     ctx.keeper?.drop(record.id);
     await logWriter?.close();
   });
+  stdin = containerStdin(ctx, record, handle);
   holdProcess(record, handle.pid, await ctx.opts.host.processStartTime(handle.pid));
-  ctx.live.set(record.id, { handle, log: logWriter, readers: logReaders, stdin, closeStdio, done: null });
+  const stdinFd = handle.terminal === null ? handle.stdin : null;
+  ctx.live.set(record.id, { handle, log: logWriter, readers: logReaders, stdin, stdinFd, closeStdio, done: null });
   cleanup.push(`live state of ${record.id}`, () => void ctx.live.delete(record.id));
 }

@@ -29,7 +29,10 @@ export const execOutputLimit = 16 * 1024 * 1024;
 /**
  * How long the output of an exec that has exited may still take to arrive. Its children
  * may hold its pipes (or the pty's slave) open for as long as they live: what has not come
- * by then is not waited for, and the daemon's ends are closed.
+ * by then is not waited for, and the daemon's ends are closed. For the streaming Exec this
+ * counts only while the output is idle and no client's stream holds it back (restarted on
+ * each chunk, stopped while a destination is full): a slow or paused client still gets
+ * all of it.
  */
 export const execOutputGraceMs = 1000;
 
@@ -48,6 +51,12 @@ interface ExecStreams {
   done: Promise<void>;
   /** stops at once and closes the daemon's ends (pipes, pty master): idempotent */
   close(): void;
+  /**
+   * For the output grace (none: it runs from the exit on, as ExecSync's): `onChange` is
+   * called on each chunk of output and whenever a full destination drains; `heldBack()`
+   * tells whether a destination is full now (the output waits for the client).
+   */
+  activity?: { onChange(listener: () => void): void; heldBack(): boolean };
 }
 
 interface ExecOutcome {
@@ -60,7 +69,7 @@ interface ExecOutcome {
  * The process part of every exec: runs `cmd` in the running container as its process runs
  * (user, caps, seccomp, env, cgroups), hands its stdio to `connect`, kills it with SIGKILL
  * after `timeoutSeconds` (0: never) or when `signal` aborts (then its stdio is closed at
- * once), waits for its exit and then up to execOutputGraceMs for its output, closes its
+ * once), waits for its exit and then for its output (see execOutputGraceMs), closes its
  * stdio and releases it. Nothing of it is left once this settles.
  */
 async function runExec(
@@ -105,9 +114,9 @@ async function runExec(
   try {
     const st = await handle.exited;
     if (!aborted) {
-      let grace: NodeJS.Timeout | undefined;
-      await Promise.race([streams.done, new Promise<void>((res) => (grace = setTimeout(res, execOutputGraceMs)))]);
-      clearTimeout(grace);
+      const grace = outputGrace(streams);
+      await Promise.race([streams.done, grace.passed]);
+      grace.cancel();
     }
     streams.close();
     return { exitCode: exitCodeOf(st) ?? 255, timedOut, aborted };
@@ -116,6 +125,32 @@ async function runExec(
     signal?.removeEventListener('abort', onAbort);
     await ctx.opts.host.releaseProcess(handle).catch(() => {});
   }
+}
+
+/**
+ * Settles once the output has been idle, and not held back by a destination, for
+ * execOutputGraceMs (see there); without activity reporting, execOutputGraceMs from now.
+ */
+function outputGrace(streams: ExecStreams): { passed: Promise<void>; cancel(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  let cancelled = false;
+  let pass = () => {};
+  const passed = new Promise<void>((res) => (pass = res));
+  const restart = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    if (cancelled || streams.activity?.heldBack()) return;
+    timer = setTimeout(pass, execOutputGraceMs);
+  };
+  streams.activity?.onChange(restart);
+  restart();
+  return {
+    passed,
+    cancel: () => {
+      cancelled = true;
+      clearTimeout(timer);
+    },
+  };
 }
 
 function killProcess(ctx: ContainerContext, h: ProcessHandle): void {
@@ -201,10 +236,11 @@ export function copyIn(from: Readable, to: Writable): void {
  * The streaming Exec: runs `cmd` as execSync does, with its stdio connected to `io`: pipes
  * for the streams the client asked for, or a pty (io.tty) whose master carries stdin and
  * stdout and takes the client's sizes (TIOCSWINSZ, the latest as soon as it exists).
- * Resolves with the exit code once the process exited and its output reached io (or the
- * grace of execOutputGraceMs passed: children holding its stdio are not waited for). An
- * abort of `signal` (the client went away) kills it with SIGKILL, closes its stdio and
- * rejects with an 'aborted' error once it is reaped and released.
+ * Resolves with the exit code once the process exited and its output reached io (or its
+ * output was idle for execOutputGraceMs, no client holding it back: children holding its
+ * stdio are not waited for). An abort of `signal` (the client went away) kills it with
+ * SIGKILL, closes its stdio and rejects with an 'aborted' error once it is reaped and
+ * released.
  */
 export async function execStream(ctx: ContainerContext, idOrPrefix: string, cmd: string[], io: StreamIO, signal: AbortSignal): Promise<{ exitCode: number }> {
   const want = { stdin: io.stdin !== null, stdout: io.stdout !== null, stderr: io.stderr !== null && !io.tty, tty: io.tty };
@@ -216,6 +252,19 @@ export async function execStream(ctx: ContainerContext, idOrPrefix: string, cmd:
 function connectExec(ctx: ContainerContext, h: ProcessHandle, io: StreamIO): ExecStreams {
   const readers: Readable[] = [];
   const writers: Writable[] = [];
+  /** where the output goes: a full one holds the output grace */
+  const destinations: Writable[] = [];
+  const listeners: Array<() => void> = [];
+  const changed = () => listeners.forEach((l) => l());
+  /** copyOut, watched for the grace: after the pipe's own 'data' listener, so heldBack() sees its write */
+  const watchedCopyOut = (out: Readable, to: Writable | null) => {
+    copyOut(out, to);
+    out.on('data', changed);
+    if (to !== null) {
+      destinations.push(to);
+      to.on('drain', changed);
+    }
+  };
   /** fds a stream owns (closes) by now */
   const owned = new Set<number>();
   let closed = false;
@@ -232,15 +281,17 @@ function connectExec(ctx: ContainerContext, h: ProcessHandle, io: StreamIO): Exe
       const out = readerOf(master, true);
       owned.add(master);
       readers.push(out);
-      copyOut(out, io.stdout);
+      watchedCopyOut(out, io.stdout);
       if (io.stdin) {
         const input = ctx.opts.host.terminalWriter(master);
         writers.push(input);
         copyIn(io.stdin, input);
       }
-      // The master's fd number is free for reuse once it is closed: no resize after that.
+      // The master's fd number is free for reuse (another container's pty) once it is
+      // closed: by close(), or by its reader on EIO (the terminal's slave side is gone),
+      // which destroys the reader first. No resize after either.
       io.onResize((size) => {
-        if (closed) return;
+        if (closed || out.destroyed) return;
         try {
           ctx.opts.host.resizeTerminal(master, size);
         } catch {
@@ -256,7 +307,7 @@ function connectExec(ctx: ContainerContext, h: ProcessHandle, io: StreamIO): Exe
         const out = readerOf(fd, false);
         owned.add(fd);
         readers.push(out);
-        copyOut(out, to);
+        watchedCopyOut(out, to);
       }
       if (h.stdin !== null) {
         const input = new net.Socket({ fd: h.stdin, readable: false, writable: true });
@@ -271,5 +322,9 @@ function connectExec(ctx: ContainerContext, h: ProcessHandle, io: StreamIO): Exe
     for (const fd of [h.stdin, h.stdout, h.stderr, h.terminal]) if (fd !== null && !owned.has(fd)) fs.close(fd, () => {});
     throw e;
   }
-  return { done: Promise.all(readers.map(untilClosed)).then(() => {}), close };
+  return {
+    done: Promise.all(readers.map(untilClosed)).then(() => {}),
+    close,
+    activity: { onChange: (l) => void listeners.push(l), heldBack: () => destinations.some((d) => d.writableNeedDrain && !d.destroyed) },
+  };
 }

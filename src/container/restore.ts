@@ -14,7 +14,8 @@ import { readJson } from '../state/atomic-file';
 import type { ContainerContext, Live, LogReader } from './context';
 import type { CriLogWriter } from './cri-log';
 import { watchExit } from './exit';
-import { closeHanded, takeHandedFifo, type ContainerHandoff } from './handoff';
+import { containerStdin } from './attach';
+import { closeHanded, takeHandedFd, takeHandedFifo, type ContainerHandoff, type HandedFds } from './handoff';
 import { attachReader, containerLogWriter, openFd } from './logs';
 import { containerRecordVersion, type ContainerRecord } from './model';
 import { dropHeldProcess, transition } from './state-machine';
@@ -153,7 +154,7 @@ async function reapHeld(ctx: ContainerContext, r: ContainerRecord): Promise<void
   dropHeldProcess(r);
 }
 
-async function adopt(ctx: ContainerContext, r: ContainerRecord, handed: ContainerHandoff['containers'][string]): Promise<void> {
+async function adopt(ctx: ContainerContext, r: ContainerRecord, handed: HandedFds): Promise<void> {
   // Asked before the pidfd is opened: a keeper's child stays one until the keeper reaps it.
   const keeperChild = ctx.keeper !== null && r.pid !== null && r.pidStartTime !== null && (await ctx.keeper.isKeeperChild(r.pid, r.pidStartTime));
   const handle = r.pid === null ? null : await ctx.opts.host.adoptStarted(r.pid, r.pidStartTime);
@@ -183,7 +184,21 @@ async function adopt(ctx: ContainerContext, r: ContainerRecord, handed: Containe
     ctx.keeper?.hold(r.id, s, fd);
     readers.push(attachReader(log, s, fd, false));
   }
-  const live: Live = { handle, keeperChild, log, readers, closeStdio: () => readers.forEach((x) => x.sock.destroy()), done: null };
+  // A graceful restart hands over the pty master and the stdin pipe's write end (a crash
+  // loses both: the master's close hung the terminal up, the pipe's write end was closed).
+  const terminal = await takeHandedFd(handed.terminal, 'terminal');
+  if (terminal !== null) readers.push(attachReader(log, 'stdout', terminal, true));
+  const stdinPipe = await takeHandedFd(handed.stdin, 'pipe');
+  let stdin = null;
+  if (terminal !== null && handed.terminalStdin && r.spec.stdin) stdin = containerStdin(ctx, r, { terminal, stdin: null });
+  else if (terminal === null && stdinPipe !== null) stdin = containerStdin(ctx, r, { terminal: null, stdin: stdinPipe });
+  else if (stdinPipe !== null) closeHanded({ stdin: stdinPipe });
+  const stdinFd = stdin !== null ? stdinPipe : null;
+  const closeStdio = () => {
+    for (const x of readers) x.sock.destroy();
+    stdin?.destroy();
+  };
+  const live: Live = { handle, keeperChild, log, readers, stdin, stdinFd, closeStdio, done: null };
   ctx.live.set(r.id, live);
   live.done = watchExit(ctx, r, live, recorded);
 }

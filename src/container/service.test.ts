@@ -4,13 +4,14 @@
  * stdout is the real FIFO the service made, reopened through /proc/self/fd.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
-import { after, describe, it } from 'node:test';
+import { after, describe, it, mock } from 'node:test';
 import { promisify } from 'node:util';
 import type { Config } from '../config';
 import { RuntimeError } from '../domain/errors';
@@ -29,6 +30,7 @@ import { OpJournals } from '../state/op-journal';
 import { noFaults } from '../util/faults';
 import type { ContainerRecord } from './model';
 import { attachBufferBytes } from './attach';
+import { execOutputGraceMs } from './exec';
 import { ContainerService, type ContainerHost, type ContainerImages } from './service';
 import { bareContainerSpec } from '../../test/helpers/specs';
 
@@ -406,6 +408,59 @@ describe('ContainerService over a fake host', { timeout: 60_000 }, () => {
       f.svc.execStream(id, ['true'], { stdin: null, stdout: null, stderr: null, tty: false, onResize: () => {} }, new AbortController().signal),
       (e: unknown) => e instanceof RuntimeError && e.kind === 'failed-precondition',
     );
+  });
+
+  it('exec: a client that holds its output back past the grace still gets all of it (4 MiB after the exit)', async () => {
+    const f = await setup();
+    const id = await f.svc.create(f.sandbox.id, containerConfig('execd', ''));
+    await f.svc.start(id);
+    // The exec's stdout is a FIFO whose write end the test holds, as a command whose output
+    // is still in the pipe when it exits (or a child that keeps writing).
+    const fifo = path.join(f.runroot, 'exec-out');
+    await run('mkfifo', ['-m', '600', fifo]);
+    const readFd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    const writeFd = fs.openSync(fifo, fs.constants.O_WRONLY);
+    let exit: (st: ExitStatus) => void = () => {};
+    const exited = new Promise<ExitStatus>((res) => (exit = res));
+    f.host.execProcess = async () => ({ pid: 4242, pidfd: -1, stdin: null, stdout: readFd, stderr: null, terminal: null, warnings: [], exited }) as unknown as ProcessHandle;
+    const data = randomBytes(4 << 20);
+    const writer = fs.createWriteStream('', { fd: writeFd });
+    writer.on('error', () => {});
+    writer.end(data);
+    // A client that takes nothing until told: its stream is full after the first chunk.
+    const received: Buffer[] = [];
+    let held = true;
+    const pending: Array<() => void> = [];
+    let firstChunk = () => {};
+    const gotFirst = new Promise<void>((res) => (firstChunk = res));
+    const stdout = new Writable({
+      highWaterMark: 16 * 1024,
+      write(chunk: Buffer, _enc, cb) {
+        received.push(chunk);
+        firstChunk();
+        if (held) pending.push(cb);
+        else cb();
+      },
+    });
+    mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      const result = f.svc.execStream(id, ['cat', 'big.log'], { stdin: null, stdout, stderr: null, tty: false, onResize: () => {} }, new AbortController().signal);
+      await gotFirst;
+      await new Promise((r) => setImmediate(r));
+      assert.ok(stdout.writableNeedDrain, 'the client holds the output back');
+      exit({ exitCode: 0, signal: null });
+      // runExec is in its output grace once the exit is seen: far more than the grace goes by.
+      for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+      mock.timers.tick(10 * execOutputGraceMs);
+      held = false;
+      for (const cb of pending.splice(0)) cb();
+      assert.deepEqual(await result, { exitCode: 0 });
+      assert.equal(Buffer.concat(received).length, data.length);
+      assert.ok(Buffer.concat(received).equals(data), 'the same bytes');
+    } finally {
+      mock.timers.reset();
+      writer.destroy();
+    }
   });
 
   it('attach: two clients see the output the log gets; they are detached at the exit or when they go', async () => {

@@ -13,6 +13,7 @@ import os from 'node:os';
 import { Writable } from 'node:stream';
 import { Semaphore } from '../util/semaphore';
 import { nativeFunction } from './binding';
+import { SyscallError } from './errors';
 import { CLONE, NAMESPACE_FLAGS, NamespaceType, S_IF, capabilityMask, parseMountOptions, propagationFlags, rlimitNumber } from './process-spec';
 
 // ------------------------------------------------------------------ public types
@@ -305,7 +306,7 @@ const nDupFd = nativeFunction<(fd: number) => number>('processDupFd');
 const nPtyResize = nativeFunction<(fd: number, cols: number, rows: number) => void>('processPtyResize');
 const nDupNonBlocking = nativeFunction<(fd: number) => number>('processDupNonBlocking');
 const nWriteSome = nativeFunction<(fd: number, data: Buffer) => number>('processWriteSome');
-const nWatchWritable = nativeFunction<(fd: number, cb: () => void) => number>('processWatchWritable');
+const nWatchWritable = nativeFunction<(fd: number, cb: (hungUp: boolean) => void) => number>('processWatchWritable');
 const nUnwatchWritable = nativeFunction<(id: number) => void>('processUnwatchWritable');
 
 // ------------------------------------------------------------------ translation
@@ -773,6 +774,16 @@ export function resizeTerminal(master: number, size: { width: number; height: nu
   nPtyResize(master, size.width, size.height);
 }
 
+/** A terminalWriter's stream, with how often it woke to write (what the tests bound). */
+export interface TerminalWriter extends Writable {
+  /** wake-ups of the writable watch or the back-off timer so far */
+  readonly wakes: number;
+}
+
+/** The back-off between wakes that make no progress (a canonical-mode master, below). */
+const TERMINAL_RETRY_FIRST_MS = 5;
+const TERMINAL_RETRY_MAX_MS = 100;
+
 /**
  * A stream that writes to a pty master (the stdin of a terminal) from the loop without ever
  * blocking it. libuv cannot: it reopens a slave to get a non-blocking fd, but a master it
@@ -782,40 +793,69 @@ export function resizeTerminal(master: number, size: { width: number; height: nu
  * libuv reader handles) and waits for EPOLLOUT between partial writes, so backpressure
  * reaches the writer as with any stream. The dup is closed when the stream ends or is
  * destroyed; the master stays the caller's.
+ *
+ * Two wakes take nothing. Once every fd of the slave side is closed the master takes what
+ * fits in its buffer, then EAGAIN for good while epoll reports the hang-up on every wait:
+ * a hung-up wake that makes no progress fails the write with EIO ("terminal hung up").
+ * In canonical mode a master whose line is full reports POLLOUT while it takes nothing
+ * until the kernel's worker discards the overflowing line: after a wake without progress
+ * the watch is re-armed through a timer (5 ms doubling to 100 ms), not at once, so that
+ * wait costs a few wakes, not a busy loop.
  */
-export function terminalWriter(master: number): Writable {
+export function terminalWriter(master: number): TerminalWriter {
   const fd = nDupNonBlocking(master);
   let watch: number | null = null;
+  let retry: NodeJS.Timeout | null = null;
+  let retryMs = TERMINAL_RETRY_FIRST_MS;
+  let wakes = 0;
   let closed = false;
   const close = () => {
     if (closed) return;
     closed = true;
     if (watch !== null) nUnwatchWritable(watch);
     watch = null;
+    if (retry !== null) clearTimeout(retry);
+    retry = null;
     fs.close(fd, () => {});
   };
-  return new Writable({
+  const writer = new Writable({
     write(chunk: Buffer, _encoding, callback) {
       let offset = 0;
-      const step = (): void => {
+      // woke: called by the watch (hungUp as it saw it), not by write()
+      const step = (woke: boolean, hungUp: boolean): void => {
         watch = null;
         if (closed) return;
+        if (woke) wakes++;
+        const before = offset;
         try {
           while (offset < chunk.length) {
             const n = nWriteSome(fd, offset === 0 ? chunk : chunk.subarray(offset));
-            if (n === 0) {
-              watch = nWatchWritable(fd, step);
-              return;
-            }
+            if (n === 0) break;
             offset += n;
           }
         } catch (e) {
           callback(e as Error);
           return;
         }
-        callback();
+        if (offset === chunk.length) {
+          callback();
+          return;
+        }
+        const arm = () => {
+          retry = null;
+          if (!closed) watch = nWatchWritable(fd, (h) => step(true, h));
+        };
+        if (!woke || offset > before) {
+          retryMs = TERMINAL_RETRY_FIRST_MS;
+          arm();
+        } else if (hungUp) {
+          callback(new SyscallError('terminal hung up', 'EIO', 5, 'write', String(fd), 'write to terminal'));
+        } else {
+          retry = setTimeout(arm, retryMs);
+          retryMs = Math.min(retryMs * 2, TERMINAL_RETRY_MAX_MS);
+        }
       };
-      step();
+      step(false, false);
     },
     final(callback) {
       close();
@@ -826,4 +866,5 @@ export function terminalWriter(master: number): Writable {
       callback(err);
     },
   });
+  return Object.defineProperty(writer, 'wakes', { get: () => wakes, enumerable: true }) as TerminalWriter;
 }

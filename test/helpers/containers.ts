@@ -25,6 +25,8 @@ export interface RunOpts {
   logPath?: string;
   envs?: { key: string; value: string | Buffer }[];
   tty?: boolean;
+  /** the container keeps its stdin (attach writes it) */
+  stdin?: boolean;
   /** an image reference other than the busybox one */
   image?: string;
   devices?: object[];
@@ -57,6 +59,7 @@ export async function createContainer(env: PodEnv, pod: Pod, name: string, o: Ru
       linux: o.linux ?? {},
       devices: o.devices ?? [],
       tty: o.tty ?? false,
+      stdin: o.stdin ?? false,
     },
   });
   return container_id;

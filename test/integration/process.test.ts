@@ -293,6 +293,17 @@ describe('container process', () => {
       assert.deepEqual(await h.exited, { exitCode: null, signal: 'SIGKILL' });
     }));
 
+  it('runs a program that appeared between the create and the start (looked up again at start, as runc does)', () =>
+    inContainerTest(async (ctx) => {
+      const h = ctx.track(await createProcess(baseSpec(ctx.rootfs, ['/bin/later', 'from-later'])));
+      const out = collect(h.stdout);
+      const err = collect(h.stderr);
+      fs.writeFileSync(path.join(ctx.rootfs, 'bin', 'later'), '#!/bin/sh\necho "$1"\n', { mode: 0o755 });
+      await startProcess(h);
+      assert.equal((await h.exited).exitCode, 0, await err);
+      assert.equal(await out, 'from-later\n');
+    }));
+
   it('fails the start on a missing executable, naming it, and leaves nothing behind', () =>
     inContainerTest(async (ctx) => {
       for (const exe of ['nosuchcmd', '/bin/nosuchcmd']) {
@@ -485,6 +496,54 @@ describe('container process', () => {
       await new Promise((r) => setImmediate(r));
       assert.ok(input.writableLength > 0, 'the terminal took everything');
       assert.ok(accepted < 16);
+      signalProcess(h, 'SIGKILL');
+      await h.exited;
+      input.destroy();
+      term.destroy();
+    }));
+
+  it('a terminal whose slave side is closed everywhere fails terminalWriter with EIO, after a bounded number of wakes', () =>
+    inContainerTest(async (ctx) => {
+      // The master then takes ~14 KB, then EAGAIN for good while epoll reports the hang-up
+      // on every wait: without the hang-up check the writer spun the loop until the exit.
+      const h = ctx.track(await createProcess(baseSpec(ctx.rootfs, ['sh', '-c', 'exec </dev/null >/dev/null 2>&1; exec sleep 3600'], { terminal: true })));
+      assert.ok(h.terminal !== null);
+      const input = terminalWriter(h.terminal);
+      const term = new tty.ReadStream(h.terminal);
+      // The master reads EIO once no fd of the slave side is open: the hang-up is there.
+      const hungUp = new Promise<void>((resolve) => {
+        term.on('error', () => resolve());
+        term.on('close', () => resolve());
+      });
+      term.resume();
+      await startProcess(h);
+      await hungUp;
+      const failed = new Promise<Error>((resolve) => input.on('error', resolve));
+      input.write(Buffer.alloc(64 * 1024, 'x'));
+      const err = await failed;
+      assert.ok(err instanceof SyscallError, String(err));
+      assert.equal(err.code, 'EIO');
+      assert.match(err.message, /terminal hung up/);
+      assert.ok(input.wakes < 100, `${input.wakes} wakes`);
+      signalProcess(h, 'SIGKILL');
+      await h.exited;
+      input.destroy();
+      term.destroy();
+    }));
+
+  it('a canonical-mode terminal whose line overflows takes 1 MiB from terminalWriter in a bounded number of wakes', () =>
+    inContainerTest(async (ctx) => {
+      // No newline, nobody reading: the master reports POLLOUT while it takes nothing until
+      // the kernel discards the overflowing line. A wake without progress backs off.
+      const h = ctx.track(await createProcess(baseSpec(ctx.rootfs, ['sleep', '3600'], { terminal: true })));
+      assert.ok(h.terminal !== null);
+      const term = new tty.ReadStream(h.terminal);
+      term.on('error', () => {});
+      term.resume();
+      await startProcess(h);
+      const input = terminalWriter(h.terminal);
+      await new Promise<void>((resolve, reject) => input.write(Buffer.alloc(1024 * 1024, 'x'), (e) => (e ? reject(e) : resolve())));
+      assert.ok(input.wakes < 2000, `${input.wakes} wakes`);
       signalProcess(h, 'SIGKILL');
       await h.exited;
       input.destroy();

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { withPodEnv } from '../helpers/pod-env';
 import { counter, counterValues, createContainer, logLines, runPod, until } from '../helpers/containers';
+import { openRemoteCommand } from '../helpers/streaming-client';
 
 const restarts = 20;
 const stallMs = 500;
@@ -99,3 +100,41 @@ test('a graceful restart with a terminal container running completes: its pty ma
     assert.equal(st.id, id);
   });
 });
+
+test(
+  "a graceful restart hands over a tty container's terminal and a container's stdin: output after it reaches the log, an attach after it reaches the container",
+  { timeout: 120_000 },
+  async () => {
+    await withPodEnv({ removePods: true }, async (env) => {
+      const pod = await runPod(env);
+      const dir = (pod.sandboxConfig as { log_directory: string }).log_directory;
+      // The terminal's shell reads its commands from the terminal: stdin and tty, as kubectl run -it.
+      const tty = await createContainer(env, pod, 'tty', { command: ['sh'], tty: true, stdin: true });
+      // A pipe's reader: cat echoes what reaches its stdin into the log.
+      const piped = await createContainer(env, pod, 'piped', { command: ['cat'], stdin: true });
+      for (const id of [tty, piped]) await env.client.call('StartContainer', { container_id: id });
+      const attach = async (id: string, terminal: boolean) => {
+        const { url } = await env.client.call('Attach', { container_id: id, stdin: true, tty: terminal, stdout: true, stderr: !terminal });
+        return openRemoteCommand(url, { transport: 'spdy', stdin: true, stdout: true, stderr: !terminal, tty: terminal });
+      };
+      const before = await attach(tty, true);
+      before.write('echo before-$((20+1))\n');
+      await before.waitFor('before-21');
+      before.close();
+      await env.restart('graceful');
+      // The shell still runs (a hung-up terminal would have sent it SIGHUP) and its terminal
+      // is read into the log again.
+      const t = await attach(tty, true);
+      t.write('echo after-$((40+2))\n');
+      await t.waitFor('after-42');
+      t.close();
+      await until('the terminal output after the restart in the log', async () => fs.readFileSync(`${dir}/tty.log`, 'utf8').includes('after-42'));
+      const p = await attach(piped, false);
+      p.write('piped-after-restart\n');
+      await p.waitFor('piped-after-restart');
+      p.close();
+      await until("cat's output in the log", async () => fs.readFileSync(`${dir}/piped.log`, 'utf8').includes('piped-after-restart'));
+      for (const id of [tty, piped]) assert.equal((await env.client.call('ContainerStatus', { container_id: id })).status!.state, 'CONTAINER_RUNNING');
+    });
+  },
+);
