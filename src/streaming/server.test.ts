@@ -298,6 +298,12 @@ describe('streaming server', { timeout: 60_000 }, () => {
     assert.equal((await get(url.pathname)).status, 400);
     assert.equal((await get('/exec/nothing')).status, 404);
     assert.equal((await get('/other')).status, 404);
+    // not a token (they are base64url), and no percent-decoding to throw on
+    assert.equal((await get('/exec/%E0%A4%A')).status, 404);
+    await assert.rejects(
+      runRemoteCommand(`${server.baseUrl}/exec/%E0%A4%A`, { transport: 'spdy', stdin: false, stdout: true, stderr: false, tty: false }),
+      (e: unknown) => e instanceof UpgradeRefused && e.statusCode === 404,
+    );
   });
 
   it('a slow client keeps what the server buffers bounded', async () => {

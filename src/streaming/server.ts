@@ -145,7 +145,9 @@ export class StreamingServer implements StreamingUrls {
   private consume(url: string | undefined): StreamRequest | null {
     const m = /^\/(exec|attach|portforward)\/([^/?#]+)(?:[?#].*)?$/.exec(url ?? '');
     if (!m) return null;
-    const req = this.cache.consume(decodeURIComponent(m[2]));
+    // Tokens are base64url, which never needs percent-encoding: the path is taken as it is
+    // (decoding it would throw on a malformed escape, in the HTTP parser's own callback).
+    const req = this.cache.consume(m[2]);
     return req && req.kind === m[1] ? req : null;
   }
 
