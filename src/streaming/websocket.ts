@@ -7,7 +7,8 @@
  * signal: a message [255, channel] ends that channel (the client closing its stdin).
  *
  * Backpressure both ways: a channel the server reads is a Readable, and the socket is paused
- * while any such Readable is over its high-water mark; a channel the server writes is a
+ * while any such Readable is over its high-water mark (the set of full readers: one reader
+ * asking for more must not resume the socket while another is still full); a channel the server writes is a
  * Writable whose write completes only once `ws` has handed the frame to the socket.
  */
 import { Readable, Writable } from 'node:stream';
@@ -35,6 +36,8 @@ export function negotiateWebSocketProtocol(offered: readonly string[], supported
 /** The channels of one WebSocket connection. */
 export class ChannelConnection {
   private readonly readers = new Map<number, Readable>();
+  /** readers over their high-water mark: the socket stays paused while there is one */
+  private readonly full = new Set<Readable>();
   private readonly writers = new Set<Writable>();
   private readonly base64: boolean;
   private readonly closeSignal: boolean;
@@ -56,9 +59,10 @@ export class ChannelConnection {
   /** A channel the client writes: frames for it become this Readable's bytes. */
   reader(channel: number): Readable {
     const r = new Readable({
-      read: () => this.ws.resume(),
+      read: () => this.release(r),
     });
     r.on('error', () => {});
+    r.on('close', () => this.release(r));
     this.readers.set(channel, r);
     return r;
   }
@@ -85,6 +89,7 @@ export class ChannelConnection {
 
   close(): void {
     for (const r of this.readers.values()) r.destroy();
+    this.full.clear();
     // a socket paused for a reader nobody reads any more would never read the client's close frame
     this.ws.resume();
     if (this.ws.readyState === this.ws.OPEN) this.ws.close(1000);
@@ -110,7 +115,16 @@ export class ChannelConnection {
     }
     const r = this.readers.get(channel);
     if (!r || r.readableEnded || r.destroyed) return; // kubelet ignores channels it did not open
-    if (!r.push(data)) this.ws.pause();
+    if (!r.push(data)) {
+      this.full.add(r);
+      this.ws.pause();
+    }
+  }
+
+  /** A reader that wants more (or is gone) no longer holds the socket; it resumes once none does. */
+  private release(r: Readable): void {
+    this.full.delete(r);
+    if (this.full.size === 0) this.ws.resume();
   }
 
   private onGone(): void {
