@@ -97,4 +97,19 @@ describe('ChannelConnection', { timeout: 30_000 }, () => {
     await turn();
     assert.equal(ws.paused, false);
   });
+
+  it('v5: data after a channel is closed is dropped, the channel ends normally', async () => {
+    const ws = new FakeWebSocket();
+    const conn = new ChannelConnection(ws as unknown as WebSocket, 'v5.channel.k8s.io');
+    const stdin = conn.reader(0);
+    let errored: Error | null = null;
+    stdin.on('error', (e) => (errored = e));
+    ws.emit('message', frameOf(0, 'before'));
+    ws.emit('message', Buffer.of(255, 0));
+    ws.emit('message', frameOf(0, 'after'));
+    const got: Buffer[] = [];
+    for await (const b of stdin) got.push(b as Buffer);
+    assert.equal(Buffer.concat(got).toString(), 'before');
+    assert.equal(errored, null);
+  });
 });

@@ -38,6 +38,8 @@ export class ChannelConnection {
   private readonly readers = new Map<number, Readable>();
   /** readers over their high-water mark: the socket stays paused while there is one */
   private readonly full = new Set<Readable>();
+  /** channels the client closed (v5 close signal): their later data is dropped */
+  private readonly closedChannels = new Set<number>();
   private readonly writers = new Set<Writable>();
   private readonly base64: boolean;
   private readonly closeSignal: boolean;
@@ -110,9 +112,13 @@ export class ChannelConnection {
       data = Buffer.from(data.toString(), 'base64');
     }
     if (this.closeSignal && raw[0] === closeChannel) {
-      if (data.length > 0) this.readers.get(data[0])?.push(null);
+      if (data.length > 0 && !this.closedChannels.has(data[0])) {
+        this.closedChannels.add(data[0]);
+        this.readers.get(data[0])?.push(null);
+      }
       return;
     }
+    if (this.closedChannels.has(channel)) return; // after its close signal: a push would destroy the reader
     const r = this.readers.get(channel);
     if (!r || r.readableEnded || r.destroyed) return; // kubelet ignores channels it did not open
     if (!r.push(data)) {
