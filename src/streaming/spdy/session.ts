@@ -52,7 +52,8 @@
  *   end of the connection.
  * - Bounds against a hostile peer: control frames of at most maxControlFrameLength (DATA is
  *   streamed through, never buffered whole), header blocks that inflate to at most
- *   maxHeaderBlockLength, at most maxConcurrentStreams of its streams open, and no reading
+ *   maxHeaderBlockLength, at most maxConcurrentStreams of its streams open whose headers hold
+ *   at most maxPeerHeaderBytes together (each stream keeps its headers), and no reading
  *   while our answers to its frames (PING, SYN_REPLY, RST_STREAM) fill the socket past four
  *   times outboundHighWaterMark. Unknown control frame types are skipped (draft 3.1, 2.2.1).
  */
@@ -97,8 +98,10 @@ export interface SpdySessionOptions {
   initialWindow?: number;
   /** Control frames longer than this are a protocol error (they are buffered whole). Default 1 MiB. */
   maxControlFrameLength?: number;
-  /** A header block that inflates past this is a protocol error. Default 1 MiB. */
+  /** A header block that inflates past this is a protocol error. Default 64 KiB in the server role (kubelet's clients send a few dozen bytes), 1 MiB in the client role. */
   maxHeaderBlockLength?: number;
+  /** What the headers of the peer's open streams may hold together (names and values, bytes); a SYN_STREAM past it is refused (RST_STREAM REFUSED_STREAM). Default 1 MiB. */
+  maxPeerHeaderBytes?: number;
   /** The largest DATA payload this side sends in one frame. Default 64 KiB. */
   maxDataFrameLength?: number;
   /** Writers wait while the socket has more than this many bytes buffered. Default 256 KiB. */
@@ -145,6 +148,8 @@ interface StreamState {
   open: PendingOpen | null;
   /** what the peer still lets us send, once it does flow control */
   sendWindow: number;
+  /** what its SYN_STREAM's headers hold (names and values), counted against maxPeerHeaderBytes for the peer's streams */
+  headerBytes: number;
   /** DATA bytes received / acknowledged by WINDOW_UPDATE */
   received: number;
   acknowledged: number;
@@ -186,6 +191,7 @@ export class SpdyStream extends Duplex {
       handedOut: false,
       open: null,
       sendWindow,
+      headerBytes: 0,
       received: 0,
       acknowledged: 0,
     };
@@ -225,6 +231,8 @@ export class SpdySession extends EventEmitter {
   private readonly outboundHighWaterMark: number;
   private readonly sendWindowUpdates: boolean;
   private readonly maxConcurrentStreams: number;
+  private readonly maxPeerHeaderBytes: number;
+  private peerHeaderBytes = 0;
   private readonly closeGraceMs: number;
   /**
    * What the socket may hold before the session stops reading: answers to the peer's frames
@@ -288,7 +296,8 @@ export class SpdySession extends EventEmitter {
     this.maxConcurrentStreams = opts.maxConcurrentStreams ?? 1000;
     this.closeGraceMs = opts.closeGraceMs ?? 5000;
     this.outboundBacklogLimit = 4 * this.outboundHighWaterMark;
-    this.decompressor = new HeaderDecompressor(opts.maxHeaderBlockLength ?? 1024 * 1024);
+    this.maxPeerHeaderBytes = opts.maxPeerHeaderBytes ?? 1024 * 1024;
+    this.decompressor = new HeaderDecompressor(opts.maxHeaderBlockLength ?? (opts.role === 'server' ? 64 * 1024 : 1024 * 1024));
     this.nextStreamId = opts.role === 'client' ? 1 : 2;
     this.nextPingId = opts.role === 'client' ? 1 : 2;
 
@@ -403,7 +412,10 @@ export class SpdySession extends EventEmitter {
   private forget(stream: SpdyStream): void {
     if (this.streams.get(stream.id) === stream) {
       this.streams.delete(stream.id);
-      if (this.isPeerStreamId(stream.id)) this.peerStreamCount--;
+      if (this.isPeerStreamId(stream.id)) {
+        this.peerStreamCount--;
+        this.peerHeaderBytes -= stream.state.headerBytes;
+      }
     }
     if (this.stalled.delete(stream)) this.pump();
     if (this.peerWentAway && this.streams.size === 0) this.endSocketWhenFlushed();
@@ -731,13 +743,23 @@ export class SpdySession extends EventEmitter {
       this.writeFrame(encodeRstStream(id, RstStatus.PROTOCOL_ERROR));
       return;
     }
-    if (this.goingAway || this.peerWentAway || this.listenerCount('stream') === 0 || this.peerStreamCount >= this.maxConcurrentStreams) {
+    let headerBytes = 0;
+    for (const [name, value] of Object.entries(headers)) headerBytes += Buffer.byteLength(name) + Buffer.byteLength(value);
+    if (
+      this.goingAway ||
+      this.peerWentAway ||
+      this.listenerCount('stream') === 0 ||
+      this.peerStreamCount >= this.maxConcurrentStreams ||
+      this.peerHeaderBytes + headerBytes > this.maxPeerHeaderBytes
+    ) {
       this.writeFrame(encodeRstStream(id, RstStatus.REFUSED_STREAM));
       return;
     }
     this.lastPeerStreamId = id;
     const stream = this.newStream(id, headers);
     this.peerStreamCount++;
+    stream.state.headerBytes = headerBytes;
+    this.peerHeaderBytes += headerBytes;
     // The reply is queued before anything the stream's handler writes.
     stream.state.replied = true;
     this.sendHeaderFrame(encodeHeaderBlock({}), (compressed) => encodeSynReply(id, 0, compressed));
@@ -880,6 +902,7 @@ export class SpdySession extends EventEmitter {
     const streams = [...this.streams.values()];
     this.streams.clear();
     this.peerStreamCount = 0;
+    this.peerHeaderBytes = 0;
     for (const stream of streams) {
       const open = stream.state.open;
       stream.state.open = null;
