@@ -15,7 +15,8 @@ import { createLogger } from '../obs/logger';
 import type { StreamingDomain } from './requests';
 import { tokenTtlMs } from './request-cache';
 import { readStreamingTls, StreamingServer } from './server';
-import { SpdySession } from './spdy/session';
+import { RstStatus, type SpdyError, SpdySession, type SpdyStream } from './spdy/session';
+import { maxUnpairedPortForwardStreams } from './spdy-transport';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -486,6 +487,27 @@ describe('spdy streams a client does not finish opening', { timeout: 60_000 }, (
     } finally {
       await quick.close();
     }
+  });
+});
+
+describe('spdy port-forward streams a client never pairs', { timeout: 60_000 }, () => {
+  it('are held up to a bound; past it a new pair is refused (REFUSED_STREAM), a complete pair still forwards', async () => {
+    const { session } = await rawSpdy(server.portForward({ sandboxId: 'p1', ports: [] }), 'portforward.k8s.io');
+    const waiting: SpdyStream[] = [];
+    for (let i = 0; i < maxUnpairedPortForwardStreams; i++) {
+      const s = await session.openStream({ streamtype: 'error', port: String(echoPort), requestid: `lonely-${i}` }, { fin: true });
+      s.on('error', () => {});
+      waiting.push(s);
+    }
+    const refused = await session.openStream({ streamtype: 'error', port: String(echoPort), requestid: 'one-too-many' });
+    const [err] = (await once(refused, 'error')) as [SpdyError];
+    assert.equal(err.status, RstStatus.REFUSED_STREAM);
+    // a pair whose first stream waits is still completed
+    const data = await session.openStream({ streamtype: 'data', port: String(echoPort), requestid: 'lonely-0' });
+    data.write('ping');
+    const [got] = (await once(data, 'data')) as [Buffer];
+    assert.equal(got.toString(), 'ping');
+    session.destroy();
   });
 });
 

@@ -18,7 +18,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../obs/logger';
 import { serveRemoteCommand } from './remote-command';
 import type { PortForwardRequest, RemoteCommandRequest, StreamingDomain, StreamRequest } from './requests';
-import { SpdySession, type SpdyStream } from './spdy/session';
+import { RstStatus, SpdySession, type SpdyStream } from './spdy/session';
 import { encodeStatusV1, encodeStatusV4 } from './status';
 import { forwardPort } from './websocket';
 
@@ -114,6 +114,14 @@ function closeWhenClientDone(session: SpdySession): void {
   session.once('close', () => clearTimeout(timer));
 }
 
+/**
+ * Port-forward pairs one stream of which has come and the other not yet: each holds its
+ * stream (and headers) until the stream-creation timeout, so a client opening streams it never
+ * pairs must not make the daemon hold them without bound. Kubelet's clients open one pair at a
+ * time per connection; a new pair past this is refused (RST_STREAM REFUSED_STREAM).
+ */
+export const maxUnpairedPortForwardStreams = 128;
+
 interface StreamPair {
   requestId: string;
   port: number;
@@ -138,6 +146,11 @@ async function servePortForward(session: SpdySession, req: PortForwardRequest, g
     // Old clients send no requestID: kubelet pairs their streams by id (error n, data n+2).
     const requestId = s.headers.requestid || String(type === 'error' ? s.id : s.id - 2);
     let pair = pairs.get(requestId);
+    if (!pair && pairs.size >= maxUnpairedPortForwardStreams) {
+      ctx.log.warn({ port, requestId }, `port-forward stream refused: ${maxUnpairedPortForwardStreams} streams already wait for their pair`);
+      s.reset(RstStatus.REFUSED_STREAM);
+      return;
+    }
     if (!pair) {
       const p: StreamPair = {
         requestId,
