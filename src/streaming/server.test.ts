@@ -112,6 +112,17 @@ const domain: StreamingDomain = {
         }
         return { exitCode: 0 };
       }
+      case 'floodhang': {
+        // queues more than the kernel's buffers take, then waits for the call to be aborted
+        const out = io.stdout!;
+        const chunk = Buffer.alloc(64 * 1024, 'x');
+        out.on('error', () => {});
+        for (let i = 0; i < 256; i++) out.write(chunk);
+        seen.blocked.resolve(0);
+        await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve())));
+        seen.aborted.resolve();
+        throw new Error('aborted');
+      }
       default:
         return { exitCode: 127 };
     }
@@ -432,14 +443,14 @@ describe('streaming server', { timeout: 60_000 }, () => {
 });
 
 /** The SPDY upgrade by hand, for what the client helper does not expose. */
-async function rawSpdy(url: string, protocol = 'v4.channel.k8s.io'): Promise<{ session: SpdySession }> {
+async function rawSpdy(url: string, protocol = 'v4.channel.k8s.io'): Promise<{ session: SpdySession; socket: net.Socket }> {
   const req = http.request(url, { method: 'POST', headers: { Connection: 'Upgrade', Upgrade: 'SPDY/3.1', 'X-Stream-Protocol-Version': protocol } });
   req.end();
   const [, socket, head] = (await once(req, 'upgrade')) as [http.IncomingMessage, net.Socket, Buffer];
   if (head.length > 0) socket.unshift(head);
   const session = new SpdySession(socket, { role: 'client' });
   session.on('error', () => {});
-  return { session };
+  return { session, socket };
 }
 
 describe('an idle connection', { timeout: 60_000 }, () => {
@@ -508,6 +519,39 @@ describe('spdy port-forward streams a client never pairs', { timeout: 60_000 }, 
     const [got] = (await once(data, 'data')) as [Buffer];
     assert.equal(got.toString(), 'ping');
     session.destroy();
+  });
+});
+
+/** Resolves once `cond` holds, checking on each turn of the event loop (the file's timeout bounds it). */
+async function until(cond: () => boolean): Promise<void> {
+  while (!cond()) await new Promise((r) => setImmediate(r));
+}
+
+describe('a client that half-closes its connection and reads nothing more', { timeout: 60_000 }, () => {
+  it('spdy: the call is aborted at its end of input, though the server cannot finish writing', async () => {
+    reset();
+    const { session, socket } = await rawSpdy(execUrl(['floodhang']));
+    const error = await session.openStream({ streamtype: 'error' }, { fin: true });
+    const stdout = await session.openStream({ streamtype: 'stdout' }, { fin: true });
+    for (const s of [error, stdout]) s.on('error', () => {});
+    socket.pause(); // reads nothing more: the server's writes get stuck
+    await seen.blocked.promise;
+    await until(() => server.bufferedBytes > 0); // the kernel takes no more
+    socket.end(); // shutdown(SHUT_WR)
+    await seen.aborted.promise;
+    socket.destroy();
+  });
+
+  it('websocket: the call is aborted at its end of input, though the server cannot finish writing', async () => {
+    reset();
+    const ws = new WebSocket(execUrl(['floodhang']).replace(/^http/, 'ws'), ['v5.channel.k8s.io']);
+    await once(ws, 'open');
+    ws.pause();
+    await seen.blocked.promise;
+    await until(() => server.bufferedBytes > 0); // the kernel takes no more
+    (ws as unknown as { _socket: net.Socket })._socket.end(); // shutdown(SHUT_WR)
+    await seen.aborted.promise;
+    ws.terminate();
   });
 });
 

@@ -194,8 +194,8 @@ export class StreamingServer implements StreamingUrls {
         this.idleOut(socket); // after ws took the socket: it clears any timeout set before
         const served =
           request.kind === 'portforward'
-            ? serveWebSocketPortForward(ws, protocol, request, this.opts.domain, log)
-            : serveWebSocketRemoteCommand(ws, protocol, request, this.opts.domain, log);
+            ? serveWebSocketPortForward(ws, protocol, request, this.opts.domain, log, socket)
+            : serveWebSocketRemoteCommand(ws, protocol, request, this.opts.domain, log, socket);
         served.catch((e: unknown) => {
           log.warn({ err: e }, 'streaming request failed');
           ws.terminate();

@@ -32,7 +32,9 @@ export async function serveSpdy(socket: Duplex, protocol: string, request: Strea
   const session = new SpdySession(socket, { role: 'server' });
   session.on('error', (e: Error) => ctx.log.debug({ err: e }, 'spdy session error'));
   const controller = new AbortController();
-  session.once('close', () => controller.abort(new Error('the client went away')));
+  // 'terminated', not 'close': the socket of a client that half-closed and reads nothing closes
+  // only after the session's grace, and its call (a process, a terminal) must not wait for that.
+  session.once('terminated', () => controller.abort(new Error('the client went away')));
   if (request.kind === 'portforward') return servePortForward(session, request, controller.signal, ctx);
   return await serveSpdyRemoteCommand(session, protocol, request, controller.signal, ctx);
 }

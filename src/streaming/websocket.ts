@@ -11,7 +11,7 @@
  * asking for more must not resume the socket while another is still full); a channel the server writes is a
  * Writable whose write completes only once `ws` has handed the frame to the socket.
  */
-import { Readable, Writable } from 'node:stream';
+import { type Duplex, Readable, Writable } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { Logger } from '../obs/logger';
 import { serveRemoteCommand } from './remote-command';
@@ -22,6 +22,8 @@ export const remoteCommandWebSocketProtocols = ['v5.channel.k8s.io', 'v4.channel
 export const portForwardWebSocketProtocols = ['v4.channel.k8s.io', 'v4.base64.channel.k8s.io'] as const;
 
 const closeChannel = 255;
+/** How long a client that half-closed its connection has to take what is queued (as spdy/session.ts's closeGraceMs). */
+const halfClosedGraceMs = 5000;
 
 /**
  * kubelet's negotiation (wsstream handshake): the first protocol the client offers that the
@@ -49,6 +51,8 @@ export class ChannelConnection {
   constructor(
     readonly ws: WebSocket,
     readonly protocol: string,
+    /** the connection's socket: its end (the client half-closed) is the client gone, see below */
+    socket?: Duplex,
   ) {
     this.base64 = protocol.includes('base64.');
     this.closeSignal = protocol === 'v5.channel.k8s.io';
@@ -56,6 +60,14 @@ export class ChannelConnection {
     ws.on('message', (data: Buffer) => this.onMessage(data));
     ws.on('close', () => this.onGone());
     ws.on('error', () => this.onGone());
+    // `ws` emits 'close' only once the socket closes, and its end of a socket the client
+    // half-closed never finishes while the client reads nothing: the call (a process, a
+    // terminal) is aborted at the client's end, and the socket cut off after a grace.
+    socket?.once('end', () => {
+      this.onGone();
+      const timer = setTimeout(() => ws.terminate(), halfClosedGraceMs);
+      socket.once('close', () => clearTimeout(timer));
+    });
   }
 
   /** A channel the client writes: frames for it become this Readable's bytes. */
@@ -134,14 +146,15 @@ export class ChannelConnection {
   }
 
   private onGone(): void {
+    if (this.gone.aborted) return;
     for (const r of this.readers.values()) if (!r.readableEnded) r.destroy(new Error('websocket closed'));
     for (const w of this.writers) if (!w.writableFinished) w.destroy(new Error('websocket closed'));
     this.goneController.abort(new Error('the client went away'));
   }
 }
 
-export function serveWebSocketRemoteCommand(ws: WebSocket, protocol: string, req: RemoteCommandRequest, domain: StreamingDomain, log: Logger): Promise<void> {
-  const conn = new ChannelConnection(ws, protocol);
+export function serveWebSocketRemoteCommand(ws: WebSocket, protocol: string, req: RemoteCommandRequest, domain: StreamingDomain, log: Logger, socket?: Duplex): Promise<void> {
+  const conn = new ChannelConnection(ws, protocol, socket);
   const stdout = req.stdout ? conn.writer(1) : null;
   const stderr = req.stderr && !req.tty ? conn.writer(2) : null;
   // As kubelet: an empty message on the lowest channel the server writes tells the client
@@ -176,8 +189,8 @@ export function serveWebSocketRemoteCommand(ws: WebSocket, protocol: string, req
  * its errors; the first message on each carries the port (uint16, little endian). Each
  * port is one connection; the WebSocket closes when all of them are done.
  */
-export async function serveWebSocketPortForward(ws: WebSocket, protocol: string, req: PortForwardRequest, domain: StreamingDomain, log: Logger): Promise<void> {
-  const conn = new ChannelConnection(ws, protocol);
+export async function serveWebSocketPortForward(ws: WebSocket, protocol: string, req: PortForwardRequest, domain: StreamingDomain, log: Logger, socket?: Duplex): Promise<void> {
+  const conn = new ChannelConnection(ws, protocol, socket);
   await Promise.all(
     req.ports.map(async (port, n) => {
       const portBytes = Buffer.alloc(2);

@@ -47,7 +47,9 @@
  *   ended when the last is gone (spdystream closes the connection itself once it has read a
  *   GOAWAY). Our close() sends GOAWAY with the last stream id we accepted, then ends the socket.
  * - A socket that ends or fails destroys every stream still open with an error
- *   (ERR_SPDY_CONNECTION_LOST). A frame that breaks the protocol gets GOAWAY PROTOCOL_ERROR, an
+ *   (ERR_SPDY_CONNECTION_LOST); the session emits 'terminated' then (and on destroy() or a
+ *   protocol error), before 'close', which waits for the socket: a peer that half-closed and
+ *   reads nothing more would hold that off, and it is destroyed after closeGraceMs. A frame that breaks the protocol gets GOAWAY PROTOCOL_ERROR, an
  *   'error' event (only when someone listens: a hostile peer must not crash the daemon) and the
  *   end of the connection.
  * - Bounds against a hostile peer: control frames of at most maxControlFrameLength (DATA is
@@ -110,7 +112,7 @@ export interface SpdySessionOptions {
   sendWindowUpdates?: boolean;
   /** Streams the peer may have open at once; more are refused (RST_STREAM REFUSED_STREAM). Default 1000. */
   maxConcurrentStreams?: number;
-  /** After close() has ended our side, how long the peer has to close its side before the socket is destroyed. Default 5 s. */
+  /** After close() has ended our side, or the peer ended its side, how long the peer has to close (or take what is queued) before the socket is destroyed. Default 5 s. */
   closeGraceMs?: number;
 }
 
@@ -873,6 +875,10 @@ export class SpdySession extends EventEmitter {
     // After our own GOAWAY the peer closing is the expected end, not a loss.
     this.terminate(this.goingAway ? null : new SpdyError('ERR_SPDY_CONNECTION_LOST', 'SPDY peer closed the connection'));
     if (!this.socket.writableEnded) this.socket.end();
+    // A peer that half-closed and reads nothing more would keep our end from finishing (and
+    // the socket open) for ever: it gets closeGraceMs to take what is queued.
+    const timer = setTimeout(() => this.socket.destroy(), this.closeGraceMs);
+    this.socket.once('close', () => clearTimeout(timer));
   }
 
   private protocolError(message: string): void {
@@ -919,6 +925,7 @@ export class SpdySession extends EventEmitter {
     this.decompressor.close();
     this.kickWriters();
     this.kickWindowWaiters();
+    this.emit('terminated');
     // Keep reading (and dropping) so that the peer's close is seen and the socket can close.
     this.socket.resume();
   }
