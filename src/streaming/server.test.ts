@@ -527,6 +527,29 @@ async function until(cond: () => boolean): Promise<void> {
   while (!cond()) await new Promise((r) => setImmediate(r));
 }
 
+describe('streaming connections', { timeout: 60_000 }, () => {
+  it('have TCP keepalive on, at 15 s as kubelet', async () => {
+    for (const transport of transports) {
+      reset();
+      const s = await openRemoteCommand(execUrl(['hang'], { stdin: true }), { transport, stdin: true, stdout: true, stderr: false, tty: false });
+      await seen.started.promise;
+      const port = new URL(server.baseUrl).port;
+      // The server's side of the connection: once nothing is in flight, its timer is the
+      // keepalive's (a retransmit timer shows while data is unacknowledged).
+      let out = '';
+      while (!/timer:\(keepalive,/.test(out)) {
+        await new Promise((r) => setImmediate(r));
+        out = execFileSync('ss', ['-tnoH', 'state', 'established', `( sport = :${port} )`], { encoding: 'utf8' });
+      }
+      const m = /timer:\(keepalive,(?:(\d+)min)?(\d+)(?:\.\d+)?(m?s)ec/.exec(out);
+      assert.ok(m, out);
+      assert.ok(Number(m[1] ?? 0) * 60 + Number(m[2]) / (m[3] === 'ms' ? 1000 : 1) <= 15, `${transport}: ${out}`);
+      s.close();
+      await seen.aborted.promise;
+    }
+  });
+});
+
 describe('a client that half-closes its connection and reads nothing more', { timeout: 60_000 }, () => {
   it('spdy: the call is aborted at its end of input, though the server cannot finish writing', async () => {
     reset();

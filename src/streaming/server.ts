@@ -27,6 +27,8 @@ import { negotiateWebSocketProtocol, portForwardWebSocketProtocols, remoteComman
 
 /** kubelet's DefaultConfig.StreamIdleTimeout */
 export const defaultIdleTimeoutMs = 4 * 60 * 60 * 1000;
+/** The TCP keepalive of the streaming connections (Go's net/http default, which kubelet's streaming server has). */
+export const keepAliveMs = 15_000;
 /** apimachinery's DefaultStreamCreationTimeout */
 export const defaultStreamCreationTimeoutMs = 30_000;
 
@@ -174,6 +176,9 @@ export class StreamingServer implements StreamingUrls {
       return;
     }
     this.track(socket);
+    // A client whose host vanished is found out in minutes, not at the idle timeout: Go's HTTP
+    // server (kubelet's streaming server) turns TCP keepalive on at 15 s for every connection.
+    (socket as Partial<Socket>).setKeepAlive?.(true, keepAliveMs);
     if (req.method !== 'GET' && req.method !== 'POST') return replyError(socket, 405, 'method not allowed');
     const request = this.consume(req.url);
     if (!request) return replyError(socket, 404, '404 page not found');
