@@ -550,6 +550,35 @@ describe('streaming connections', { timeout: 60_000 }, () => {
   });
 });
 
+describe('port-forward connections across sessions', { timeout: 60_000 }, () => {
+  it('are bounded: past the bound a connection is refused on its error stream, and one that closes makes room', async () => {
+    const bounded = await StreamingServer.start({ address: '127.0.0.1:0', tls: null, domain, log, maxPortForwardConnections: 2 });
+    try {
+      const a = await openPortForward(bounded.portForward({ sandboxId: 'p1', ports: [] }), { transport: 'spdy' });
+      const b = await openPortForward(bounded.portForward({ sandboxId: 'p1', ports: [echoPort] }), { transport: 'websocket' });
+      const echoOnce = async (d: NodeJS.ReadWriteStream) => {
+        d.write('ping');
+        const [got] = (await once(d, 'data')) as [Buffer];
+        assert.equal(got.toString(), 'ping');
+      };
+      const first = await a.connect(echoPort);
+      await echoOnce(first);
+      await echoOnce(await b.connect(echoPort));
+      assert.equal(bounded.portForwardConnectionCount, 2);
+      const refused = await a.connect(echoPort);
+      const [err] = (await once(refused, 'error')) as [Error];
+      assert.match(err.message, /too many port-forward connections open \(2\)/);
+      b.close();
+      await until(() => bounded.portForwardConnectionCount === 1);
+      await echoOnce(await a.connect(echoPort));
+      a.close();
+      await until(() => bounded.portForwardConnectionCount === 0);
+    } finally {
+      await bounded.close();
+    }
+  });
+});
+
 describe('a client that half-closes its connection and reads nothing more', { timeout: 60_000 }, () => {
   it('spdy: the call is aborted at its end of input, though the server cannot finish writing', async () => {
     reset();
