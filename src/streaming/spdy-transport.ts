@@ -124,9 +124,10 @@ function closeWhenClientDone(session: SpdySession): void {
  */
 export const maxUnpairedPortForwardStreams = 128;
 
+let sessionCount = 0;
+
 interface StreamPair {
   requestId: string;
-  port: number;
   data: SpdyStream | null;
   error: SpdyStream | null;
   timer: NodeJS.Timeout;
@@ -135,6 +136,7 @@ interface StreamPair {
 async function servePortForward(session: SpdySession, req: PortForwardRequest, gone: AbortSignal, ctx: SpdyContext): Promise<void> {
   const pairs = new Map<string, StreamPair>();
   const running = new Set<Promise<void>>();
+  const conn = ++sessionCount; // kubelet names the connection in its timeout text (a pointer there)
   const onStream = (s: SpdyStream) => {
     s.on('error', () => {});
     const portText = s.headers.port ?? '';
@@ -156,12 +158,11 @@ async function servePortForward(session: SpdySession, req: PortForwardRequest, g
     if (!pair) {
       const p: StreamPair = {
         requestId,
-        port,
         data: null,
         error: null,
         timer: setTimeout(() => {
           pairs.delete(requestId);
-          p.error?.end(`timed out waiting for streams of request ${requestId}`);
+          p.error?.end(`(conn=${conn}, request=${requestId}) timed out waiting for streams`);
           p.data?.reset();
         }, ctx.streamCreationTimeoutMs),
       };
@@ -177,7 +178,8 @@ async function servePortForward(session: SpdySession, req: PortForwardRequest, g
     if (pair.data && pair.error) {
       clearTimeout(pair.timer);
       pairs.delete(requestId);
-      const run = forwardPair(pair.data, pair.error, pair.port, req, gone, ctx);
+      // the port is the data stream's, as kubelet takes it
+      const run = forwardPair(pair.data, pair.error, Number(pair.data.headers.port), req, gone, ctx);
       running.add(run);
       void run.finally(() => running.delete(run));
     }
@@ -195,7 +197,11 @@ async function forwardPair(data: SpdyStream, error: SpdyStream, port: number, re
   } catch (e) {
     if (gone.aborted) return;
     ctx.log.debug({ port, err: e }, 'port-forward failed');
-    error.write(`error forwarding port ${port} to pod ${req.sandboxId}, uid : ${e instanceof Error ? e.message : String(e)}`);
+    // As kubelet: the error on the error stream, and the data stream reset, not finished (a
+    // client reads no clean end of a connection that never was).
+    error.end(`error forwarding port ${port} to pod ${req.sandboxId}, uid : ${e instanceof Error ? e.message : String(e)}`);
+    data.reset();
+    return;
   }
   if (!data.writableEnded) data.end();
   if (!error.writableEnded) error.end();
