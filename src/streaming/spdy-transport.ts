@@ -94,30 +94,12 @@ async function serveSpdyRemoteCommand(session: SpdySession, protocol: string, re
           errorStream.once('error', reject);
           errorStream.end(() => resolve());
         }),
-      close: () => closeWhenClientDone(session),
+      close: () => session.close(),
       destroy: () => session.destroy(),
     },
     ctx.domain,
     ctx.log,
   );
-}
-
-/** How long the server waits, after the status, for the client to close the connection itself. */
-export const clientCloseGraceMs = 10_000;
-
-/**
- * Every stream of the server's side has ended (FIN) by now. The client closes the connection
- * once it has read them all (kubectl and crictl do), so the server waits for that: a session
- * end of its own could reach the client before it has taken the last frames off its streams.
- * Kubelet closes at once; our own client-role SpdySession cannot take that yet: a socket end
- * that arrives while it holds frames not yet parsed (it yields after each SYN_REPLY, and waits
- * for zlib on header blocks) drops them in terminate(), even after 4418c9b kept finished
- * streams readable (closing at once here failed the echo/exit tests of server.test over SPDY).
- * A client that does not close is closed after clientCloseGraceMs.
- */
-function closeWhenClientDone(session: SpdySession): void {
-  const timer = setTimeout(() => session.close(), clientCloseGraceMs);
-  session.once('close', () => clearTimeout(timer));
 }
 
 /**

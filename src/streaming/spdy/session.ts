@@ -47,7 +47,8 @@
  *   ended when the last is gone (spdystream closes the connection itself once it has read a
  *   GOAWAY). Our close() sends GOAWAY with the last stream id we accepted, then ends the socket.
  * - A socket that ends or fails destroys every stream still open with an error
- *   (ERR_SPDY_CONNECTION_LOST); the session emits 'terminated' then (and on destroy() or a
+ *   (ERR_SPDY_CONNECTION_LOST), once the frames that came before the end are handled (they
+ *   may wait for a turn after a SYN_REPLY, or for zlib; not for a reader that reads nothing); the session emits 'terminated' then (and on destroy() or a
  *   protocol error), before 'close', which waits for the socket: a peer that half-closed and
  *   reads nothing more would hold that off, and it is destroyed after closeGraceMs. A frame that breaks the protocol gets GOAWAY PROTOCOL_ERROR, an
  *   'error' event (only when someone listens: a hostile peer must not crash the daemon) and the
@@ -283,6 +284,9 @@ export class SpdySession extends EventEmitter {
   private peerWentAway = false;
   private dead = false;
   private closeEmitted = false;
+  /** the socket's readable side ended (the peer's FIN) */
+  private peerEnded = false;
+  private socketClosed = false;
 
   constructor(
     private readonly socket: Duplex,
@@ -316,11 +320,8 @@ export class SpdySession extends EventEmitter {
     socket.on('end', () => this.onSocketEnd());
     socket.on('error', (err: Error) => this.terminate(new SpdyError('ERR_SPDY_CONNECTION_LOST', `SPDY connection failed: ${err.message}`)));
     socket.on('close', () => {
-      this.terminate(this.goingAway ? null : new SpdyError('ERR_SPDY_CONNECTION_LOST', 'SPDY connection closed'));
-      if (!this.closeEmitted) {
-        this.closeEmitted = true;
-        this.emit('close');
-      }
+      this.socketClosed = true;
+      if (!this.endDeferred()) this.onSocketClose();
     });
     // Frames are written whole, so Nagle's algorithm only delays the small ones (a WINDOW_UPDATE
     // or PING behind a DATA frame waits for the peer's delayed ACK, 40 ms); Go's net package
@@ -577,6 +578,12 @@ export class SpdySession extends EventEmitter {
       this.pumping = false;
     }
     if (this.dead) return;
+    if (this.peerEnded) {
+      if (this.endDeferred()) return;
+      this.endByPeer();
+      if (this.socketClosed) this.onSocketClose();
+      return;
+    }
     if (this.blocked()) this.socket.pause();
     else this.socket.resume();
   }
@@ -872,6 +879,33 @@ export class SpdySession extends EventEmitter {
   }
 
   private onSocketEnd(): void {
+    this.peerEnded = true;
+    // Frames that came before the end and wait only for a turn (after a SYN_REPLY) or for zlib
+    // are handled first: pump() ends the session once they are (a peer may send its last frames
+    // and close at once, as kubelet does after the status).
+    if (this.endDeferred()) return;
+    this.endByPeer();
+  }
+
+  /** Blocked only by its own turn or zlib: what is queued will be parsed without the peer or a reader. */
+  private waitsForItself(): boolean {
+    return (this.yielding || this.inflating) && this.stalled.size === 0 && this.socket.writableLength <= this.outboundBacklogLimit;
+  }
+
+  /** The peer's end waits for frames that came before it (see onSocketEnd). */
+  private endDeferred(): boolean {
+    return this.peerEnded && !this.dead && this.inbound.length > 0 && this.waitsForItself();
+  }
+
+  private onSocketClose(): void {
+    this.terminate(this.goingAway ? null : new SpdyError('ERR_SPDY_CONNECTION_LOST', 'SPDY connection closed'));
+    if (!this.closeEmitted) {
+      this.closeEmitted = true;
+      this.emit('close');
+    }
+  }
+
+  private endByPeer(): void {
     // After our own GOAWAY the peer closing is the expected end, not a loss.
     this.terminate(this.goingAway ? null : new SpdyError('ERR_SPDY_CONNECTION_LOST', 'SPDY peer closed the connection'));
     if (!this.socket.writableEnded) this.socket.end();
