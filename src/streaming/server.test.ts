@@ -15,7 +15,8 @@ import { createLogger } from '../obs/logger';
 import type { StreamingDomain } from './requests';
 import { tokenTtlMs } from './request-cache';
 import { readStreamingTls, StreamingServer } from './server';
-import { SpdySession } from './spdy/session';
+import { RstStatus, type SpdyError, SpdySession, type SpdyStream } from './spdy/session';
+import { maxUnpairedPortForwardStreams } from './spdy-transport';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -110,6 +111,17 @@ const domain: StreamingDomain = {
           await once(out, 'drain');
         }
         return { exitCode: 0 };
+      }
+      case 'floodhang': {
+        // queues more than the kernel's buffers take, then waits for the call to be aborted
+        const out = io.stdout!;
+        const chunk = Buffer.alloc(64 * 1024, 'x');
+        out.on('error', () => {});
+        for (let i = 0; i < 256; i++) out.write(chunk);
+        seen.blocked.resolve(0);
+        await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve())));
+        seen.aborted.resolve();
+        throw new Error('aborted');
       }
       default:
         return { exitCode: 127 };
@@ -298,6 +310,12 @@ describe('streaming server', { timeout: 60_000 }, () => {
     assert.equal((await get(url.pathname)).status, 400);
     assert.equal((await get('/exec/nothing')).status, 404);
     assert.equal((await get('/other')).status, 404);
+    // not a token (they are base64url), and no percent-decoding to throw on
+    assert.equal((await get('/exec/%E0%A4%A')).status, 404);
+    await assert.rejects(
+      runRemoteCommand(`${server.baseUrl}/exec/%E0%A4%A`, { transport: 'spdy', stdin: false, stdout: true, stderr: false, tty: false }),
+      (e: unknown) => e instanceof UpgradeRefused && e.statusCode === 404,
+    );
   });
 
   it('a slow client keeps what the server buffers bounded', async () => {
@@ -425,14 +443,14 @@ describe('streaming server', { timeout: 60_000 }, () => {
 });
 
 /** The SPDY upgrade by hand, for what the client helper does not expose. */
-async function rawSpdy(url: string, protocol = 'v4.channel.k8s.io'): Promise<{ session: SpdySession }> {
+async function rawSpdy(url: string, protocol = 'v4.channel.k8s.io'): Promise<{ session: SpdySession; socket: net.Socket }> {
   const req = http.request(url, { method: 'POST', headers: { Connection: 'Upgrade', Upgrade: 'SPDY/3.1', 'X-Stream-Protocol-Version': protocol } });
   req.end();
   const [, socket, head] = (await once(req, 'upgrade')) as [http.IncomingMessage, net.Socket, Buffer];
   if (head.length > 0) socket.unshift(head);
   const session = new SpdySession(socket, { role: 'client' });
   session.on('error', () => {});
-  return { session };
+  return { session, socket };
 }
 
 describe('an idle connection', { timeout: 60_000 }, () => {
@@ -475,11 +493,142 @@ describe('spdy streams a client does not finish opening', { timeout: 60_000 }, (
       let text = '';
       error.on('data', (b: Buffer) => (text += b.toString()));
       await once(error, 'end');
-      assert.equal(text, 'timed out waiting for streams of request 7');
+      assert.match(text, /^\(conn=\d+, request=7\) timed out waiting for streams$/);
       session.destroy();
     } finally {
       await quick.close();
     }
+  });
+});
+
+describe('spdy port-forward as kubelet', { timeout: 60_000 }, () => {
+  it("the pair's port is its data stream's; a failed connection resets the data stream after the error text", async () => {
+    const { session } = await rawSpdy(server.portForward({ sandboxId: 'p1', ports: [] }), 'portforward.k8s.io');
+    const error = await session.openStream({ streamtype: 'error', port: '1', requestid: '1' }, { fin: true });
+    const data = await session.openStream({ streamtype: 'data', port: String(echoPort), requestid: '1' });
+    data.write('ping');
+    const [got] = (await once(data, 'data')) as [Buffer];
+    assert.equal(got.toString(), 'ping');
+    data.end();
+    error.resume();
+    await once(error, 'end');
+
+    const badError = await session.openStream({ streamtype: 'error', port: String(echoPort), requestid: '2' }, { fin: true });
+    const badData = await session.openStream({ streamtype: 'data', port: '1', requestid: '2' });
+    let text = '';
+    badError.on('data', (b: Buffer) => (text += b.toString()));
+    const errorEnded = once(badError, 'end');
+    const [err] = (await once(badData, 'error')) as [SpdyError];
+    assert.equal(err.status, RstStatus.CANCEL);
+    await errorEnded;
+    assert.match(text, /^error forwarding port 1 to pod p1, uid : connect ECONNREFUSED/);
+    session.destroy();
+  });
+});
+
+describe('spdy port-forward streams a client never pairs', { timeout: 60_000 }, () => {
+  it('are held up to a bound; past it a new pair is refused (REFUSED_STREAM), a complete pair still forwards', async () => {
+    const { session } = await rawSpdy(server.portForward({ sandboxId: 'p1', ports: [] }), 'portforward.k8s.io');
+    const waiting: SpdyStream[] = [];
+    for (let i = 0; i < maxUnpairedPortForwardStreams; i++) {
+      const s = await session.openStream({ streamtype: 'error', port: String(echoPort), requestid: `lonely-${i}` }, { fin: true });
+      s.on('error', () => {});
+      waiting.push(s);
+    }
+    const refused = await session.openStream({ streamtype: 'error', port: String(echoPort), requestid: 'one-too-many' });
+    const [err] = (await once(refused, 'error')) as [SpdyError];
+    assert.equal(err.status, RstStatus.REFUSED_STREAM);
+    // a pair whose first stream waits is still completed
+    const data = await session.openStream({ streamtype: 'data', port: String(echoPort), requestid: 'lonely-0' });
+    data.write('ping');
+    const [got] = (await once(data, 'data')) as [Buffer];
+    assert.equal(got.toString(), 'ping');
+    session.destroy();
+  });
+});
+
+/** Resolves once `cond` holds, checking on each turn of the event loop (the file's timeout bounds it). */
+async function until(cond: () => boolean): Promise<void> {
+  while (!cond()) await new Promise((r) => setImmediate(r));
+}
+
+describe('streaming connections', { timeout: 60_000 }, () => {
+  it('have TCP keepalive on, at 15 s as kubelet', async () => {
+    for (const transport of transports) {
+      reset();
+      const s = await openRemoteCommand(execUrl(['hang'], { stdin: true }), { transport, stdin: true, stdout: true, stderr: false, tty: false });
+      await seen.started.promise;
+      const port = new URL(server.baseUrl).port;
+      // The server's side of the connection: once nothing is in flight, its timer is the
+      // keepalive's (a retransmit timer shows while data is unacknowledged).
+      let out = '';
+      while (!/timer:\(keepalive,/.test(out)) {
+        await new Promise((r) => setImmediate(r));
+        out = execFileSync('ss', ['-tnoH', 'state', 'established', `( sport = :${port} )`], { encoding: 'utf8' });
+      }
+      const m = /timer:\(keepalive,(?:(\d+)min)?(?:(\d+(?:\.\d+)?)(ms|sec))?/.exec(out);
+      assert.ok(m, out);
+      assert.ok(Number(m[1] ?? 0) * 60 + Number(m[2] ?? 0) / (m[3] === 'ms' ? 1000 : 1) <= 15, `${transport}: ${out}`);
+      s.close();
+      await seen.aborted.promise;
+    }
+  });
+});
+
+describe('port-forward connections across sessions', { timeout: 60_000 }, () => {
+  it('are bounded: past the bound a connection is refused on its error stream, and one that closes makes room', async () => {
+    const bounded = await StreamingServer.start({ address: '127.0.0.1:0', tls: null, domain, log, maxPortForwardConnections: 2 });
+    try {
+      const a = await openPortForward(bounded.portForward({ sandboxId: 'p1', ports: [] }), { transport: 'spdy' });
+      const b = await openPortForward(bounded.portForward({ sandboxId: 'p1', ports: [echoPort] }), { transport: 'websocket' });
+      const echoOnce = async (d: NodeJS.ReadWriteStream) => {
+        d.write('ping');
+        const [got] = (await once(d, 'data')) as [Buffer];
+        assert.equal(got.toString(), 'ping');
+      };
+      const first = await a.connect(echoPort);
+      await echoOnce(first);
+      await echoOnce(await b.connect(echoPort));
+      assert.equal(bounded.portForwardConnectionCount, 2);
+      const refused = await a.connect(echoPort);
+      const [err] = (await once(refused, 'error')) as [Error];
+      assert.match(err.message, /too many port-forward connections open \(2\)/);
+      b.close();
+      await until(() => bounded.portForwardConnectionCount === 1);
+      await echoOnce(await a.connect(echoPort));
+      a.close();
+      await until(() => bounded.portForwardConnectionCount === 0);
+    } finally {
+      await bounded.close();
+    }
+  });
+});
+
+describe('a client that half-closes its connection and reads nothing more', { timeout: 60_000 }, () => {
+  it('spdy: the call is aborted at its end of input, though the server cannot finish writing', async () => {
+    reset();
+    const { session, socket } = await rawSpdy(execUrl(['floodhang']));
+    const error = await session.openStream({ streamtype: 'error' }, { fin: true });
+    const stdout = await session.openStream({ streamtype: 'stdout' }, { fin: true });
+    for (const s of [error, stdout]) s.on('error', () => {});
+    socket.pause(); // reads nothing more: the server's writes get stuck
+    await seen.blocked.promise;
+    await until(() => server.bufferedBytes > 0); // the kernel takes no more
+    socket.end(); // shutdown(SHUT_WR)
+    await seen.aborted.promise;
+    socket.destroy();
+  });
+
+  it('websocket: the call is aborted at its end of input, though the server cannot finish writing', async () => {
+    reset();
+    const ws = new WebSocket(execUrl(['floodhang']).replace(/^http/, 'ws'), ['v5.channel.k8s.io']);
+    await once(ws, 'open');
+    ws.pause();
+    await seen.blocked.promise;
+    await until(() => server.bufferedBytes > 0); // the kernel takes no more
+    (ws as unknown as { _socket: net.Socket })._socket.end(); // shutdown(SHUT_WR)
+    await seen.aborted.promise;
+    ws.terminate();
   });
 });
 

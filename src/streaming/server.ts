@@ -27,6 +27,14 @@ import { negotiateWebSocketProtocol, portForwardWebSocketProtocols, remoteComman
 
 /** kubelet's DefaultConfig.StreamIdleTimeout */
 export const defaultIdleTimeoutMs = 4 * 60 * 60 * 1000;
+/**
+ * A bound on the pod connections port-forward holds at once (each is a socket, an fd), across
+ * sessions: a session alone may open 1000 streams, and any number of sessions may be open.
+ */
+export const defaultMaxPortForwardConnections = 4096;
+
+/** The TCP keepalive of the streaming connections (Go's net/http default, which kubelet's streaming server has). */
+export const keepAliveMs = 15_000;
 /** apimachinery's DefaultStreamCreationTimeout */
 export const defaultStreamCreationTimeoutMs = 30_000;
 
@@ -39,6 +47,8 @@ export interface StreamingServerOptions {
   log: Logger;
   idleTimeoutMs?: number;
   streamCreationTimeoutMs?: number;
+  /** port-forward connections open at once across every session; more are refused. Default defaultMaxPortForwardConnections. */
+  maxPortForwardConnections?: number;
   /** the token cache's clock, TTL and bound (tests) */
   cache?: RequestCacheOptions;
 }
@@ -73,6 +83,9 @@ export class StreamingServer implements StreamingUrls {
   private readonly negotiated = new WeakMap<http.IncomingMessage, string>();
   private readonly idleTimeoutMs: number;
   readonly streamCreationTimeoutMs: number;
+  /** the domain the transports call: port-forward's connections counted against the bound */
+  private readonly domain: StreamingDomain;
+  private portForwardConnections = 0;
   private closing = false;
 
   private constructor(
@@ -84,6 +97,7 @@ export class StreamingServer implements StreamingUrls {
     this.cache = new RequestCache(opts.cache);
     this.idleTimeoutMs = opts.idleTimeoutMs ?? defaultIdleTimeoutMs;
     this.streamCreationTimeoutMs = opts.streamCreationTimeoutMs ?? defaultStreamCreationTimeoutMs;
+    this.domain = this.boundedDomain(opts.domain, opts.maxPortForwardConnections ?? defaultMaxPortForwardConnections);
     server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
     server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => this.onPlainRequest(req, res));
   }
@@ -137,6 +151,36 @@ export class StreamingServer implements StreamingUrls {
     await closed;
   }
 
+  /** Port-forward connections open at once (tests and diagnostics). */
+  get portForwardConnectionCount(): number {
+    return this.portForwardConnections;
+  }
+
+  /** The domain with portForward refusing a connection past `max` open at once (counted until its socket closes). */
+  private boundedDomain(domain: StreamingDomain, max: number): StreamingDomain {
+    return {
+      execStream: (...a) => domain.execStream(...a),
+      attach: (...a) => domain.attach(...a),
+      portForward: async (sandboxId, port) => {
+        if (this.portForwardConnections >= max) {
+          this.opts.log.warn({ sandbox: sandboxId, port, open: this.portForwardConnections }, 'port-forward connection refused: too many open');
+          throw new Error(`too many port-forward connections open (${max})`);
+        }
+        this.portForwardConnections++;
+        let socket: Socket;
+        try {
+          socket = await domain.portForward(sandboxId, port);
+        } catch (e) {
+          this.portForwardConnections--;
+          throw e;
+        }
+        if (socket.destroyed) this.portForwardConnections--;
+        else socket.once('close', () => this.portForwardConnections--);
+        return socket;
+      },
+    };
+  }
+
   private url(path: string, req: StreamRequest): string {
     return `${this.baseUrl}/${path}/${this.cache.insert(req)}`;
   }
@@ -145,7 +189,9 @@ export class StreamingServer implements StreamingUrls {
   private consume(url: string | undefined): StreamRequest | null {
     const m = /^\/(exec|attach|portforward)\/([^/?#]+)(?:[?#].*)?$/.exec(url ?? '');
     if (!m) return null;
-    const req = this.cache.consume(decodeURIComponent(m[2]));
+    // Tokens are base64url, which never needs percent-encoding: the path is taken as it is
+    // (decoding it would throw on a malformed escape, in the HTTP parser's own callback).
+    const req = this.cache.consume(m[2]);
     return req && req.kind === m[1] ? req : null;
   }
 
@@ -172,6 +218,9 @@ export class StreamingServer implements StreamingUrls {
       return;
     }
     this.track(socket);
+    // A client whose host vanished is found out in minutes, not at the idle timeout: Go's HTTP
+    // server (kubelet's streaming server) turns TCP keepalive on at 15 s for every connection.
+    (socket as Partial<Socket>).setKeepAlive?.(true, keepAliveMs);
     if (req.method !== 'GET' && req.method !== 'POST') return replyError(socket, 405, 'method not allowed');
     const request = this.consume(req.url);
     if (!request) return replyError(socket, 404, '404 page not found');
@@ -192,8 +241,8 @@ export class StreamingServer implements StreamingUrls {
         this.idleOut(socket); // after ws took the socket: it clears any timeout set before
         const served =
           request.kind === 'portforward'
-            ? serveWebSocketPortForward(ws, protocol, request, this.opts.domain, log)
-            : serveWebSocketRemoteCommand(ws, protocol, request, this.opts.domain, log);
+            ? serveWebSocketPortForward(ws, protocol, request, this.domain, log, socket)
+            : serveWebSocketRemoteCommand(ws, protocol, request, this.domain, log, socket);
         served.catch((e: unknown) => {
           log.warn({ err: e }, 'streaming request failed');
           ws.terminate();
@@ -207,7 +256,7 @@ export class StreamingServer implements StreamingUrls {
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: ${hs.protocol}\r\n\r\n`);
     if (head.length > 0) socket.unshift(head);
     this.idleOut(socket);
-    serveSpdy(socket, hs.protocol, request, { domain: this.opts.domain, log, streamCreationTimeoutMs: this.streamCreationTimeoutMs }).catch((e: unknown) => {
+    serveSpdy(socket, hs.protocol, request, { domain: this.domain, log, streamCreationTimeoutMs: this.streamCreationTimeoutMs }).catch((e: unknown) => {
       log.warn({ err: e }, 'streaming request failed');
       socket.destroy();
     });

@@ -18,7 +18,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../obs/logger';
 import { serveRemoteCommand } from './remote-command';
 import type { PortForwardRequest, RemoteCommandRequest, StreamingDomain, StreamRequest } from './requests';
-import { SpdySession, type SpdyStream } from './spdy/session';
+import { RstStatus, SpdySession, type SpdyStream } from './spdy/session';
 import { encodeStatusV1, encodeStatusV4 } from './status';
 import { forwardPort } from './websocket';
 
@@ -32,7 +32,9 @@ export async function serveSpdy(socket: Duplex, protocol: string, request: Strea
   const session = new SpdySession(socket, { role: 'server' });
   session.on('error', (e: Error) => ctx.log.debug({ err: e }, 'spdy session error'));
   const controller = new AbortController();
-  session.once('close', () => controller.abort(new Error('the client went away')));
+  // 'terminated', not 'close': the socket of a client that half-closed and reads nothing closes
+  // only after the session's grace, and its call (a process, a terminal) must not wait for that.
+  session.once('terminated', () => controller.abort(new Error('the client went away')));
   if (request.kind === 'portforward') return servePortForward(session, request, controller.signal, ctx);
   return await serveSpdyRemoteCommand(session, protocol, request, controller.signal, ctx);
 }
@@ -92,7 +94,7 @@ async function serveSpdyRemoteCommand(session: SpdySession, protocol: string, re
           errorStream.once('error', reject);
           errorStream.end(() => resolve());
         }),
-      close: () => closeWhenClientDone(session),
+      close: () => session.close(),
       destroy: () => session.destroy(),
     },
     ctx.domain,
@@ -100,23 +102,18 @@ async function serveSpdyRemoteCommand(session: SpdySession, protocol: string, re
   );
 }
 
-/** How long the server waits, after the status, for the client to close the connection itself. */
-export const clientCloseGraceMs = 10_000;
-
 /**
- * Every stream of the server's side has ended (FIN) by now. The client closes the connection
- * once it has read them all (kubectl and crictl do), so the server waits for that: a session
- * end of its own could reach the client before it has taken the last frames off its streams.
- * A client that does not close is closed after clientCloseGraceMs.
+ * Port-forward pairs one stream of which has come and the other not yet: each holds its
+ * stream (and headers) until the stream-creation timeout, so a client opening streams it never
+ * pairs must not make the daemon hold them without bound. Kubelet's clients open one pair at a
+ * time per connection; a new pair past this is refused (RST_STREAM REFUSED_STREAM).
  */
-function closeWhenClientDone(session: SpdySession): void {
-  const timer = setTimeout(() => session.close(), clientCloseGraceMs);
-  session.once('close', () => clearTimeout(timer));
-}
+export const maxUnpairedPortForwardStreams = 128;
+
+let sessionCount = 0;
 
 interface StreamPair {
   requestId: string;
-  port: number;
   data: SpdyStream | null;
   error: SpdyStream | null;
   timer: NodeJS.Timeout;
@@ -125,6 +122,7 @@ interface StreamPair {
 async function servePortForward(session: SpdySession, req: PortForwardRequest, gone: AbortSignal, ctx: SpdyContext): Promise<void> {
   const pairs = new Map<string, StreamPair>();
   const running = new Set<Promise<void>>();
+  const conn = ++sessionCount; // kubelet names the connection in its timeout text (a pointer there)
   const onStream = (s: SpdyStream) => {
     s.on('error', () => {});
     const portText = s.headers.port ?? '';
@@ -138,15 +136,19 @@ async function servePortForward(session: SpdySession, req: PortForwardRequest, g
     // Old clients send no requestID: kubelet pairs their streams by id (error n, data n+2).
     const requestId = s.headers.requestid || String(type === 'error' ? s.id : s.id - 2);
     let pair = pairs.get(requestId);
+    if (!pair && pairs.size >= maxUnpairedPortForwardStreams) {
+      ctx.log.warn({ port, requestId }, `port-forward stream refused: ${maxUnpairedPortForwardStreams} streams already wait for their pair`);
+      s.reset(RstStatus.REFUSED_STREAM);
+      return;
+    }
     if (!pair) {
       const p: StreamPair = {
         requestId,
-        port,
         data: null,
         error: null,
         timer: setTimeout(() => {
           pairs.delete(requestId);
-          p.error?.end(`timed out waiting for streams of request ${requestId}`);
+          p.error?.end(`(conn=${conn}, request=${requestId}) timed out waiting for streams`);
           p.data?.reset();
         }, ctx.streamCreationTimeoutMs),
       };
@@ -162,7 +164,8 @@ async function servePortForward(session: SpdySession, req: PortForwardRequest, g
     if (pair.data && pair.error) {
       clearTimeout(pair.timer);
       pairs.delete(requestId);
-      const run = forwardPair(pair.data, pair.error, pair.port, req, gone, ctx);
+      // the port is the data stream's, as kubelet takes it
+      const run = forwardPair(pair.data, pair.error, Number(pair.data.headers.port), req, gone, ctx);
       running.add(run);
       void run.finally(() => running.delete(run));
     }
@@ -180,7 +183,11 @@ async function forwardPair(data: SpdyStream, error: SpdyStream, port: number, re
   } catch (e) {
     if (gone.aborted) return;
     ctx.log.debug({ port, err: e }, 'port-forward failed');
-    error.write(`error forwarding port ${port} to pod ${req.sandboxId}, uid : ${e instanceof Error ? e.message : String(e)}`);
+    // As kubelet: the error on the error stream, and the data stream reset, not finished (a
+    // client reads no clean end of a connection that never was).
+    error.end(`error forwarding port ${port} to pod ${req.sandboxId}, uid : ${e instanceof Error ? e.message : String(e)}`);
+    data.reset();
+    return;
   }
   if (!data.writableEnded) data.end();
   if (!error.writableEnded) error.end();

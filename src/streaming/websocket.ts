@@ -7,10 +7,11 @@
  * signal: a message [255, channel] ends that channel (the client closing its stdin).
  *
  * Backpressure both ways: a channel the server reads is a Readable, and the socket is paused
- * while any such Readable is over its high-water mark; a channel the server writes is a
+ * while any such Readable is over its high-water mark (the set of full readers: one reader
+ * asking for more must not resume the socket while another is still full); a channel the server writes is a
  * Writable whose write completes only once `ws` has handed the frame to the socket.
  */
-import { Readable, Writable } from 'node:stream';
+import { type Duplex, Readable, Writable } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { Logger } from '../obs/logger';
 import { serveRemoteCommand } from './remote-command';
@@ -21,6 +22,8 @@ export const remoteCommandWebSocketProtocols = ['v5.channel.k8s.io', 'v4.channel
 export const portForwardWebSocketProtocols = ['v4.channel.k8s.io', 'v4.base64.channel.k8s.io'] as const;
 
 const closeChannel = 255;
+/** How long a client that half-closed its connection has to take what is queued (as spdy/session.ts's closeGraceMs). */
+const halfClosedGraceMs = 5000;
 
 /**
  * kubelet's negotiation (wsstream handshake): the first protocol the client offers that the
@@ -35,6 +38,10 @@ export function negotiateWebSocketProtocol(offered: readonly string[], supported
 /** The channels of one WebSocket connection. */
 export class ChannelConnection {
   private readonly readers = new Map<number, Readable>();
+  /** readers over their high-water mark: the socket stays paused while there is one */
+  private readonly full = new Set<Readable>();
+  /** channels the client closed (v5 close signal): their later data is dropped */
+  private readonly closedChannels = new Set<number>();
   private readonly writers = new Set<Writable>();
   private readonly base64: boolean;
   private readonly closeSignal: boolean;
@@ -44,6 +51,8 @@ export class ChannelConnection {
   constructor(
     readonly ws: WebSocket,
     readonly protocol: string,
+    /** the connection's socket: its end (the client half-closed) is the client gone, see below */
+    socket?: Duplex,
   ) {
     this.base64 = protocol.includes('base64.');
     this.closeSignal = protocol === 'v5.channel.k8s.io';
@@ -51,14 +60,23 @@ export class ChannelConnection {
     ws.on('message', (data: Buffer) => this.onMessage(data));
     ws.on('close', () => this.onGone());
     ws.on('error', () => this.onGone());
+    // `ws` emits 'close' only once the socket closes, and its end of a socket the client
+    // half-closed never finishes while the client reads nothing: the call (a process, a
+    // terminal) is aborted at the client's end, and the socket cut off after a grace.
+    socket?.once('end', () => {
+      this.onGone();
+      const timer = setTimeout(() => ws.terminate(), halfClosedGraceMs);
+      socket.once('close', () => clearTimeout(timer));
+    });
   }
 
   /** A channel the client writes: frames for it become this Readable's bytes. */
   reader(channel: number): Readable {
     const r = new Readable({
-      read: () => this.ws.resume(),
+      read: () => this.release(r),
     });
     r.on('error', () => {});
+    r.on('close', () => this.release(r));
     this.readers.set(channel, r);
     return r;
   }
@@ -85,6 +103,7 @@ export class ChannelConnection {
 
   close(): void {
     for (const r of this.readers.values()) r.destroy();
+    this.full.clear();
     // a socket paused for a reader nobody reads any more would never read the client's close frame
     this.ws.resume();
     if (this.ws.readyState === this.ws.OPEN) this.ws.close(1000);
@@ -105,23 +124,37 @@ export class ChannelConnection {
       data = Buffer.from(data.toString(), 'base64');
     }
     if (this.closeSignal && raw[0] === closeChannel) {
-      if (data.length > 0) this.readers.get(data[0])?.push(null);
+      if (data.length > 0 && !this.closedChannels.has(data[0])) {
+        this.closedChannels.add(data[0]);
+        this.readers.get(data[0])?.push(null);
+      }
       return;
     }
+    if (this.closedChannels.has(channel)) return; // after its close signal: a push would destroy the reader
     const r = this.readers.get(channel);
     if (!r || r.readableEnded || r.destroyed) return; // kubelet ignores channels it did not open
-    if (!r.push(data)) this.ws.pause();
+    if (!r.push(data)) {
+      this.full.add(r);
+      this.ws.pause();
+    }
+  }
+
+  /** A reader that wants more (or is gone) no longer holds the socket; it resumes once none does. */
+  private release(r: Readable): void {
+    this.full.delete(r);
+    if (this.full.size === 0) this.ws.resume();
   }
 
   private onGone(): void {
+    if (this.gone.aborted) return;
     for (const r of this.readers.values()) if (!r.readableEnded) r.destroy(new Error('websocket closed'));
     for (const w of this.writers) if (!w.writableFinished) w.destroy(new Error('websocket closed'));
     this.goneController.abort(new Error('the client went away'));
   }
 }
 
-export function serveWebSocketRemoteCommand(ws: WebSocket, protocol: string, req: RemoteCommandRequest, domain: StreamingDomain, log: Logger): Promise<void> {
-  const conn = new ChannelConnection(ws, protocol);
+export function serveWebSocketRemoteCommand(ws: WebSocket, protocol: string, req: RemoteCommandRequest, domain: StreamingDomain, log: Logger, socket?: Duplex): Promise<void> {
+  const conn = new ChannelConnection(ws, protocol, socket);
   const stdout = req.stdout ? conn.writer(1) : null;
   const stderr = req.stderr && !req.tty ? conn.writer(2) : null;
   // As kubelet: an empty message on the lowest channel the server writes tells the client
@@ -156,8 +189,8 @@ export function serveWebSocketRemoteCommand(ws: WebSocket, protocol: string, req
  * its errors; the first message on each carries the port (uint16, little endian). Each
  * port is one connection; the WebSocket closes when all of them are done.
  */
-export async function serveWebSocketPortForward(ws: WebSocket, protocol: string, req: PortForwardRequest, domain: StreamingDomain, log: Logger): Promise<void> {
-  const conn = new ChannelConnection(ws, protocol);
+export async function serveWebSocketPortForward(ws: WebSocket, protocol: string, req: PortForwardRequest, domain: StreamingDomain, log: Logger, socket?: Duplex): Promise<void> {
+  const conn = new ChannelConnection(ws, protocol, socket);
   await Promise.all(
     req.ports.map(async (port, n) => {
       const portBytes = Buffer.alloc(2);

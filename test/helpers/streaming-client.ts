@@ -285,7 +285,7 @@ export async function openPortForward(url: string, opts: { transport: StreamTran
 async function openSpdyPortForward(url: string, tls: ClientTls | undefined): Promise<PortForwardSession> {
   const { session } = await spdyUpgrade(url, 'portforward.k8s.io', tls);
   let nextRequest = 0;
-  const opened = new Set<SpdyStream>();
+  const opened = new Set<Duplex>();
   return {
     async connect(port) {
       const requestid = String(nextRequest++);
@@ -295,13 +295,33 @@ async function openSpdyPortForward(url: string, tls: ClientTls | undefined): Pro
       const data = await session.openStream({ ...headers, streamtype: 'data' });
       let message = '';
       error.on('data', (b: Buffer) => (message += b.toString()));
-      error.on('end', () => {
-        if (message) data.destroy(new Error(message));
-      });
       error.on('error', () => {});
-      opened.add(data);
-      data.once('close', () => opened.delete(data));
-      return data;
+      // The server may end or reset the data stream before the error stream's text has come
+      // (kubelet resets it on a failed connection): what the caller sees of the data stream's
+      // end waits for the error stream's end, and is the error when there is one.
+      const errorDone = new Promise<void>((resolve) => {
+        error.once('end', resolve);
+        error.once('close', resolve);
+      });
+      const conn: Duplex = new Duplex({
+        read: () => data.resume(),
+        write: (chunk: Buffer, _enc, cb) => data.write(chunk, cb),
+        final: (cb) => data.end(cb),
+        destroy: (err, cb) => {
+          data.destroy();
+          error.destroy();
+          cb(err);
+        },
+      });
+      data.on('data', (b: Buffer) => conn.push(b) || data.pause());
+      data.on('error', () => {});
+      data.once('end', () => void errorDone.then(() => (message ? conn.destroy(new Error(message)) : conn.push(null))));
+      data.once('close', () => {
+        if (!data.readableEnded) void errorDone.then(() => conn.destroy(new Error(message || data.abortError?.message || 'data stream closed')));
+      });
+      opened.add(conn);
+      conn.once('close', () => opened.delete(conn));
+      return conn;
     },
     // the caller asked for the end: its streams end quietly, not with the session's error
     close: () => {

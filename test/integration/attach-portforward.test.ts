@@ -263,15 +263,16 @@ test("port-forward reaches httpd on the pod's localhost, two streams at once, 10
     } finally {
       session.close();
     }
-    // Nothing listens there: the stream fails with the connect's error. (Over WebSocket, whose
-    // messages are ordered: the SPDY client may see its data stream end before the error
-    // stream's text has come.)
-    const refused = await openPortForward((await env.client.call('PortForward', { pod_sandbox_id: pod.sandboxId, port: [9] })).url, { transport: 'websocket' });
-    try {
-      const s = await refused.connect(9);
-      await assert.rejects(readAll(s), /ECONNREFUSED|refused/);
-    } finally {
-      refused.close();
+    // Nothing listens there: the stream fails with the connect's error, on either transport (the
+    // SPDY client waits for the error stream's text before it reports the data stream's end).
+    for (const transport of ['spdy', 'websocket'] as const) {
+      const refused = await openPortForward((await env.client.call('PortForward', { pod_sandbox_id: pod.sandboxId, port: [9] })).url, { transport });
+      try {
+        const s = await refused.connect(9);
+        await assert.rejects(readAll(s), /ECONNREFUSED|refused/, transport);
+      } finally {
+        refused.close();
+      }
     }
     // Every connection in the pod and to the client is closed with its session.
     await until("the daemon's port-forward fds closed", async () => daemonFds(env.daemon.workerPid).length <= fdsBefore, 60_000);

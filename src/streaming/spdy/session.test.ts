@@ -502,6 +502,36 @@ describe('SpdySession against a hostile peer', { timeout: 60_000 }, () => {
     assert.match(errors[0].message, /inflates past/);
   });
 
+  it('the server role takes header blocks of 64 KiB at most: a larger one is fatal', async () => {
+    const { raw, reader, errors } = await rawPeer();
+    const block = zlib.deflateSync(encodeHeaderBlock({ streamtype: 'data', junk: 'x'.repeat(100 * 1024) }), {
+      dictionary: SPDY3_DICTIONARY,
+      finishFlush: zlib.constants.Z_SYNC_FLUSH,
+    });
+    raw.write(encodeSynStream(1, 0, block));
+    await reader.closed;
+    assert.ok(reader.frames.some(isGoAwayProtocolError));
+    assert.match(errors[0].message, /inflates past/);
+  });
+
+  it('streams whose headers together pass maxPeerHeaderBytes are refused until one goes', async () => {
+    const { server, client } = await sessionPair({ maxPeerHeaderBytes: 10_000 });
+    const serverStreams: SpdyStream[] = [];
+    server.on('stream', (s: SpdyStream) => serverStreams.push(s.on('error', () => {})));
+    const junk = 'j'.repeat(4000);
+    const open = await Promise.all([1, 2].map((i) => client.openStream({ n: String(i), junk })));
+    for (const s of open) s.on('error', () => {});
+    await assert.rejects(client.openStream({ n: '3', junk }), (e: SpdyError) => e.code === 'ERR_SPDY_STREAM_RESET' && e.status === RstStatus.REFUSED_STREAM);
+    const small = await client.openStream({ n: '4' }); // small headers still fit
+    small.destroy();
+    open[0].destroy();
+    await until(() => server.streamCount === 1);
+    const again = await client.openStream({ n: '5', junk });
+    assert.equal(serverStreams.at(-1)!.headers.n, '5');
+    again.destroy();
+    client.close();
+  });
+
   it('a wrong version and a malformed fixed-size frame are fatal', async () => {
     const a = await rawPeer();
     a.raw.write(Buffer.from('80020006000000040000000f', 'hex')); // a SPDY/2 PING

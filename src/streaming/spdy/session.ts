@@ -47,12 +47,16 @@
  *   ended when the last is gone (spdystream closes the connection itself once it has read a
  *   GOAWAY). Our close() sends GOAWAY with the last stream id we accepted, then ends the socket.
  * - A socket that ends or fails destroys every stream still open with an error
- *   (ERR_SPDY_CONNECTION_LOST). A frame that breaks the protocol gets GOAWAY PROTOCOL_ERROR, an
+ *   (ERR_SPDY_CONNECTION_LOST), once the frames that came before the end are handled (they
+ *   may wait for a turn after a SYN_REPLY, or for zlib; not for a reader that reads nothing); the session emits 'terminated' then (and on destroy() or a
+ *   protocol error), before 'close', which waits for the socket: a peer that half-closed and
+ *   reads nothing more would hold that off, and it is destroyed after closeGraceMs. A frame that breaks the protocol gets GOAWAY PROTOCOL_ERROR, an
  *   'error' event (only when someone listens: a hostile peer must not crash the daemon) and the
  *   end of the connection.
  * - Bounds against a hostile peer: control frames of at most maxControlFrameLength (DATA is
  *   streamed through, never buffered whole), header blocks that inflate to at most
- *   maxHeaderBlockLength, at most maxConcurrentStreams of its streams open, and no reading
+ *   maxHeaderBlockLength, at most maxConcurrentStreams of its streams open whose headers hold
+ *   at most maxPeerHeaderBytes together (each stream keeps its headers), and no reading
  *   while our answers to its frames (PING, SYN_REPLY, RST_STREAM) fill the socket past four
  *   times outboundHighWaterMark. Unknown control frame types are skipped (draft 3.1, 2.2.1).
  */
@@ -97,8 +101,10 @@ export interface SpdySessionOptions {
   initialWindow?: number;
   /** Control frames longer than this are a protocol error (they are buffered whole). Default 1 MiB. */
   maxControlFrameLength?: number;
-  /** A header block that inflates past this is a protocol error. Default 1 MiB. */
+  /** A header block that inflates past this is a protocol error. Default 64 KiB in the server role (kubelet's clients send a few dozen bytes), 1 MiB in the client role. */
   maxHeaderBlockLength?: number;
+  /** What the headers of the peer's open streams may hold together (names and values, bytes); a SYN_STREAM past it is refused (RST_STREAM REFUSED_STREAM). Default 1 MiB. */
+  maxPeerHeaderBytes?: number;
   /** The largest DATA payload this side sends in one frame. Default 64 KiB. */
   maxDataFrameLength?: number;
   /** Writers wait while the socket has more than this many bytes buffered. Default 256 KiB. */
@@ -107,7 +113,7 @@ export interface SpdySessionOptions {
   sendWindowUpdates?: boolean;
   /** Streams the peer may have open at once; more are refused (RST_STREAM REFUSED_STREAM). Default 1000. */
   maxConcurrentStreams?: number;
-  /** After close() has ended our side, how long the peer has to close its side before the socket is destroyed. Default 5 s. */
+  /** After close() has ended our side, or the peer ended its side, how long the peer has to close (or take what is queued) before the socket is destroyed. Default 5 s. */
   closeGraceMs?: number;
 }
 
@@ -145,6 +151,8 @@ interface StreamState {
   open: PendingOpen | null;
   /** what the peer still lets us send, once it does flow control */
   sendWindow: number;
+  /** what its SYN_STREAM's headers hold (names and values), counted against maxPeerHeaderBytes for the peer's streams */
+  headerBytes: number;
   /** DATA bytes received / acknowledged by WINDOW_UPDATE */
   received: number;
   acknowledged: number;
@@ -186,6 +194,7 @@ export class SpdyStream extends Duplex {
       handedOut: false,
       open: null,
       sendWindow,
+      headerBytes: 0,
       received: 0,
       acknowledged: 0,
     };
@@ -226,6 +235,8 @@ export class SpdySession extends EventEmitter {
   private readonly outboundHighWaterMark: number;
   private readonly sendWindowUpdates: boolean;
   private readonly maxConcurrentStreams: number;
+  private readonly maxPeerHeaderBytes: number;
+  private peerHeaderBytes = 0;
   private readonly closeGraceMs: number;
   /**
    * What the socket may hold before the session stops reading: answers to the peer's frames
@@ -274,6 +285,9 @@ export class SpdySession extends EventEmitter {
   private peerWentAway = false;
   private dead = false;
   private closeEmitted = false;
+  /** the socket's readable side ended (the peer's FIN) */
+  private peerEnded = false;
+  private socketClosed = false;
 
   constructor(
     private readonly socket: Duplex,
@@ -289,7 +303,8 @@ export class SpdySession extends EventEmitter {
     this.maxConcurrentStreams = opts.maxConcurrentStreams ?? 1000;
     this.closeGraceMs = opts.closeGraceMs ?? 5000;
     this.outboundBacklogLimit = 4 * this.outboundHighWaterMark;
-    this.decompressor = new HeaderDecompressor(opts.maxHeaderBlockLength ?? 1024 * 1024);
+    this.maxPeerHeaderBytes = opts.maxPeerHeaderBytes ?? 1024 * 1024;
+    this.decompressor = new HeaderDecompressor(opts.maxHeaderBlockLength ?? (opts.role === 'server' ? 64 * 1024 : 1024 * 1024));
     this.nextStreamId = opts.role === 'client' ? 1 : 2;
     this.nextPingId = opts.role === 'client' ? 1 : 2;
 
@@ -306,11 +321,8 @@ export class SpdySession extends EventEmitter {
     socket.on('end', () => this.onSocketEnd());
     socket.on('error', (err: Error) => this.terminate(new SpdyError('ERR_SPDY_CONNECTION_LOST', `SPDY connection failed: ${err.message}`)));
     socket.on('close', () => {
-      this.terminate(this.goingAway ? null : new SpdyError('ERR_SPDY_CONNECTION_LOST', 'SPDY connection closed'));
-      if (!this.closeEmitted) {
-        this.closeEmitted = true;
-        this.emit('close');
-      }
+      this.socketClosed = true;
+      if (!this.endDeferred()) this.onSocketClose();
     });
     // Frames are written whole, so Nagle's algorithm only delays the small ones (a WINDOW_UPDATE
     // or PING behind a DATA frame waits for the peer's delayed ACK, 40 ms); Go's net package
@@ -404,7 +416,10 @@ export class SpdySession extends EventEmitter {
   private forget(stream: SpdyStream): void {
     if (this.streams.get(stream.id) === stream) {
       this.streams.delete(stream.id);
-      if (this.isPeerStreamId(stream.id)) this.peerStreamCount--;
+      if (this.isPeerStreamId(stream.id)) {
+        this.peerStreamCount--;
+        this.peerHeaderBytes -= stream.state.headerBytes;
+      }
     }
     if (this.stalled.delete(stream)) this.pump();
     if (this.peerWentAway && this.streams.size === 0) this.endSocketWhenFlushed();
@@ -575,6 +590,12 @@ export class SpdySession extends EventEmitter {
       this.pumping = false;
     }
     if (this.dead) return;
+    if (this.peerEnded) {
+      if (this.endDeferred()) return;
+      this.endByPeer();
+      if (this.socketClosed) this.onSocketClose();
+      return;
+    }
     if (this.blocked()) this.socket.pause();
     else this.socket.resume();
   }
@@ -743,13 +764,23 @@ export class SpdySession extends EventEmitter {
       this.writeFrame(encodeRstStream(id, RstStatus.PROTOCOL_ERROR));
       return;
     }
-    if (this.goingAway || this.peerWentAway || this.listenerCount('stream') === 0 || this.peerStreamCount >= this.maxConcurrentStreams) {
+    let headerBytes = 0;
+    for (const [name, value] of Object.entries(headers)) headerBytes += Buffer.byteLength(name) + Buffer.byteLength(value);
+    if (
+      this.goingAway ||
+      this.peerWentAway ||
+      this.listenerCount('stream') === 0 ||
+      this.peerStreamCount >= this.maxConcurrentStreams ||
+      this.peerHeaderBytes + headerBytes > this.maxPeerHeaderBytes
+    ) {
       this.writeFrame(encodeRstStream(id, RstStatus.REFUSED_STREAM));
       return;
     }
     this.lastPeerStreamId = id;
     const stream = this.newStream(id, headers);
     this.peerStreamCount++;
+    stream.state.headerBytes = headerBytes;
+    this.peerHeaderBytes += headerBytes;
     // The reply is queued before anything the stream's handler writes.
     stream.state.replied = true;
     this.sendHeaderFrame(encodeHeaderBlock({}), (compressed) => encodeSynReply(id, 0, compressed));
@@ -860,9 +891,40 @@ export class SpdySession extends EventEmitter {
   }
 
   private onSocketEnd(): void {
+    this.peerEnded = true;
+    // Frames that came before the end and wait only for a turn (after a SYN_REPLY) or for zlib
+    // are handled first: pump() ends the session once they are (a peer may send its last frames
+    // and close at once, as kubelet does after the status).
+    if (this.endDeferred()) return;
+    this.endByPeer();
+  }
+
+  /** Blocked only by its own turn or zlib: what is queued will be parsed without the peer or a reader. */
+  private waitsForItself(): boolean {
+    return (this.yielding || this.inflating) && this.stalled.size === 0 && this.socket.writableLength <= this.outboundBacklogLimit;
+  }
+
+  /** The peer's end waits for frames that came before it (see onSocketEnd). */
+  private endDeferred(): boolean {
+    return this.peerEnded && !this.dead && this.inbound.length > 0 && this.waitsForItself();
+  }
+
+  private onSocketClose(): void {
+    this.terminate(this.goingAway ? null : new SpdyError('ERR_SPDY_CONNECTION_LOST', 'SPDY connection closed'));
+    if (!this.closeEmitted) {
+      this.closeEmitted = true;
+      this.emit('close');
+    }
+  }
+
+  private endByPeer(): void {
     // After our own GOAWAY the peer closing is the expected end, not a loss.
     this.terminate(this.goingAway ? null : new SpdyError('ERR_SPDY_CONNECTION_LOST', 'SPDY peer closed the connection'));
     if (!this.socket.writableEnded) this.socket.end();
+    // A peer that half-closed and reads nothing more would keep our end from finishing (and
+    // the socket open) for ever: it gets closeGraceMs to take what is queued.
+    const timer = setTimeout(() => this.socket.destroy(), this.closeGraceMs);
+    this.socket.once('close', () => clearTimeout(timer));
   }
 
   private protocolError(message: string): void {
@@ -892,6 +954,7 @@ export class SpdySession extends EventEmitter {
     const streams = [...this.streams.values()];
     this.streams.clear();
     this.peerStreamCount = 0;
+    this.peerHeaderBytes = 0;
     for (const stream of streams) {
       const open = stream.state.open;
       stream.state.open = null;
@@ -908,6 +971,7 @@ export class SpdySession extends EventEmitter {
     this.decompressor.close();
     this.kickWriters();
     this.kickWindowWaiters();
+    this.emit('terminated');
     // Keep reading (and dropping) so that the peer's close is seen and the socket can close.
     this.socket.resume();
   }
