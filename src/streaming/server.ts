@@ -13,11 +13,11 @@
 import fsp from 'node:fs/promises';
 import * as http from 'node:http';
 import * as https from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../obs/logger';
-import { splitHostPort } from '../obs/metrics-server';
+import { listenOn } from '../util/listen';
 import { isWebSocketUpgrade, portForwardProtocols, remoteCommandProtocols, spdyHandshake } from './handshake';
 import { replyError } from './http-reply';
 import { RequestCache, type RequestCacheOptions } from './request-cache';
@@ -103,18 +103,9 @@ export class StreamingServer implements StreamingUrls {
   }
 
   static async start(opts: StreamingServerOptions): Promise<StreamingServer> {
-    const { host, port } = splitHostPort(opts.address);
     const server = opts.tls ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key }) : http.createServer();
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    const bound = server.address() as AddressInfo;
-    const hostPart = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
-    return new StreamingServer(server, opts, `${opts.tls ? 'https' : 'http'}://${hostPart}:${bound.port}`);
+    const bound = await listenOn(server, opts.address);
+    return new StreamingServer(server, opts, `${opts.tls ? 'https' : 'http'}://${bound}`);
   }
 
   /** host:port actually bound */
