@@ -1,6 +1,6 @@
 import { invalidArgument } from '../../domain/errors';
 import type { Unary } from '../handlers';
-import { checkStreamOptions } from './attach';
+import { checkStreamOptions } from '../convert/stream-options';
 
 /** Exec: validated as kubelet's streaming library does; answers a single-use URL on the streaming server. */
 export const exec: Unary<'Exec'> = (req, { deps }) => {
