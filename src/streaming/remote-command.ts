@@ -1,5 +1,5 @@
 /**
- * One exec or attach, whatever the transport: the transport (spdy-remote-command.ts,
+ * One exec or attach, whatever the transport: the transport (spdy-transport.ts,
  * websocket.ts) hands over the client's streams as plain Node streams; this builds the
  * StreamIO the domain takes, makes the domain call, writes the status the protocol version
  * wants, and closes or destroys everything.

@@ -20,7 +20,7 @@ import { serveRemoteCommand } from './remote-command';
 import type { PortForwardRequest, RemoteCommandRequest, StreamingDomain, StreamRequest } from './requests';
 import { RstStatus, SpdySession, type SpdyStream } from './spdy/session';
 import { encodeStatusV1, encodeStatusV4 } from './status';
-import { forwardPort } from './websocket';
+import { forwardError, forwardPort } from './port-forward';
 
 export interface SpdyContext {
   domain: StreamingDomain;
@@ -185,7 +185,7 @@ async function forwardPair(data: SpdyStream, error: SpdyStream, port: number, re
     ctx.log.debug({ port, err: e }, 'port-forward failed');
     // As kubelet: the error on the error stream, and the data stream reset, not finished (a
     // client reads no clean end of a connection that never was).
-    error.end(`error forwarding port ${port} to pod ${req.sandboxId}, uid : ${e instanceof Error ? e.message : String(e)}`);
+    error.end(forwardError(port, req.sandboxId, e));
     data.reset();
     return;
   }

@@ -17,6 +17,7 @@ import type { Logger } from '../obs/logger';
 import { serveRemoteCommand } from './remote-command';
 import type { PortForwardRequest, RemoteCommandRequest, StreamingDomain } from './requests';
 import { encodeStatusV1, encodeStatusV4 } from './status';
+import { forwardError, forwardPort } from './port-forward';
 
 export const remoteCommandWebSocketProtocols = ['v5.channel.k8s.io', 'v4.channel.k8s.io', 'v4.base64.channel.k8s.io', 'channel.k8s.io', 'base64.channel.k8s.io'] as const;
 export const portForwardWebSocketProtocols = ['v4.channel.k8s.io', 'v4.base64.channel.k8s.io'] as const;
@@ -204,7 +205,7 @@ export async function serveWebSocketPortForward(ws: WebSocket, protocol: string,
         await forwardPort(domain, req.sandboxId, port, input, output, conn.gone);
       } catch (e) {
         if (conn.gone.aborted) return;
-        const message = `error forwarding port ${port} to pod ${req.sandboxId}, uid : ${e instanceof Error ? e.message : String(e)}`;
+        const message = forwardError(port, req.sandboxId, e);
         log.debug({ port, sandbox: req.sandboxId, err: e }, 'port-forward failed');
         await new Promise<void>((resolve) => errors.write(message, () => resolve()));
       }
@@ -212,38 +213,4 @@ export async function serveWebSocketPortForward(ws: WebSocket, protocol: string,
   );
   if (conn.gone.aborted) conn.destroy();
   else conn.close();
-}
-
-/**
- * Connects one client stream to localhost:port in the pod and copies both ways with
- * backpressure (pipe). Resolves when the pod's side has ended and the client's bytes are
- * all written to it, or the client went away; rejects when the connection cannot be made.
- */
-export async function forwardPort(domain: StreamingDomain, sandboxId: string, port: number, input: Readable, output: Writable, gone: AbortSignal): Promise<void> {
-  const socket = await domain.portForward(sandboxId, port);
-  if (gone.aborted) {
-    socket.destroy();
-    return;
-  }
-  await new Promise<void>((resolve) => {
-    const finish = () => {
-      gone.removeEventListener('abort', finish);
-      socket.destroy();
-      input.unpipe(socket);
-      resolve();
-    };
-    gone.addEventListener('abort', finish);
-    socket.on('error', finish);
-    socket.on('close', finish);
-    // The client resetting its stream (or the channel going away) ends the connection too: the
-    // session may live on with other connections, and this socket would otherwise stay open.
-    input.on('close', () => !input.readableEnded && finish());
-    output.on('close', () => !output.writableFinished && finish());
-    // The pod closing its side ends the data toward the client; the client closing its
-    // side (EOF on the data stream) half-closes the socket, as kubelet's io.Copy does.
-    socket.pipe(output, { end: false });
-    socket.on('end', () => output.end());
-    input.pipe(socket);
-    output.on('error', finish);
-  });
 }
