@@ -6,13 +6,13 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
-import tty from 'node:tty';
 import type { Readable, Writable } from 'node:stream';
 import { RuntimeError, failedPrecondition, invalidArgument } from '../domain/errors';
 import type { StreamIO } from '../domain/stream-io';
 import type { ProcessHandle } from '../native/process';
 import type { ContainerContext } from './context';
 import type { ContainerRecord } from './model';
+import { fdReader } from './logs';
 import { exitCodeOf } from './state-machine';
 import { execProcessSpec } from './process-plan';
 import type { StdioPlan } from './process-plan';
@@ -163,13 +163,6 @@ function killProcess(ctx: ContainerContext, h: ProcessHandle): void {
 
 const cancelled = (cmd: string[], id: string) => new RuntimeError('aborted', `exec ${JSON.stringify(cmd)} in container ${id} cancelled: the client went away`);
 
-/** A readable over a parent end of the exec's stdio (the socket owns the fd). */
-function readerOf(fd: number, terminal: boolean): Readable {
-  // A pty master is a TTY to libuv, which net.Socket refuses; its reads end in EIO once
-  // the last slave is closed.
-  return terminal ? new tty.ReadStream(fd) : new net.Socket({ fd, readable: true, writable: false });
-}
-
 /** Settles when `s` is gone (ended, failed or destroyed); an error is the end of it. */
 function untilClosed(s: Readable): Promise<void> {
   return new Promise((resolve) => {
@@ -192,7 +185,7 @@ export async function execSync(ctx: ContainerContext, idOrPrefix: string, cmd: s
       ['stderr', h.stderr],
     ] as const) {
       if (fd === null) continue;
-      const sock = readerOf(fd, false);
+      const sock = fdReader(fd, false);
       sock.on('data', (c: Buffer) => {
         if (sizes[name] < execOutputLimit) chunks[name].push(c.subarray(0, execOutputLimit - sizes[name]));
         sizes[name] += c.length;
@@ -278,7 +271,7 @@ function connectExec(ctx: ContainerContext, h: ProcessHandle, io: StreamIO): Exe
   try {
     if (h.terminal !== null) {
       const master = h.terminal;
-      const out = readerOf(master, true);
+      const out = fdReader(master, true);
       owned.add(master);
       readers.push(out);
       watchedCopyOut(out, io.stdout);
@@ -304,7 +297,7 @@ function connectExec(ctx: ContainerContext, h: ProcessHandle, io: StreamIO): Exe
         [h.stderr, io.stderr],
       ] as const) {
         if (fd === null) continue;
-        const out = readerOf(fd, false);
+        const out = fdReader(fd, false);
         owned.add(fd);
         readers.push(out);
         watchedCopyOut(out, to);

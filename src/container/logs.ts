@@ -39,11 +39,18 @@ export async function reopenLog(ctx: ContainerContext, idOrPrefix: string): Prom
   await live.log?.reopen();
 }
 
+/**
+ * A reader of the daemon's end of a process's stdio (the socket owns the fd): a FIFO or pipe
+ * read end, or a pty master. A master is a TTY to libuv, which net.Socket refuses; its reads
+ * end in EIO once the last slave is closed, which readers take as the end.
+ */
+export function fdReader(fd: number, terminal: boolean): net.Socket {
+  return terminal ? new tty.ReadStream(fd) : new net.Socket({ fd, readable: true, writable: false });
+}
+
 /** A reader of one stream into the log (or into nothing, when the container has no log). */
 export function attachReader(log: CriLogWriter | null, stream: 'stdout' | 'stderr', fd: number, terminal: boolean): LogReader {
-  // A pty master is a TTY to libuv, which net.Socket refuses; its reads end in EIO once the
-  // last slave is closed, which the log writer takes as the end.
-  const sock = terminal ? new tty.ReadStream(fd) : new net.Socket({ fd, readable: true, writable: false });
+  const sock = fdReader(fd, terminal);
   if (log) log.attach(stream, sock);
   else sock.resume();
   return { stream, fd, sock, terminal };
