@@ -19,6 +19,7 @@ import type { ProcessHandle } from '../native/process';
 import type { ContainerContext, Live, LogReader } from './context';
 import { runningContainer } from './exec';
 import type { ContainerRecord } from './model';
+import { whenAborted } from '../util/abort';
 
 /** Output bytes that may wait for one attached client before more is dropped for it. */
 export const attachBufferBytes = 1024 * 1024;
@@ -95,8 +96,7 @@ export async function attach(ctx: ContainerContext, idOrPrefix: string, io: Stre
       await Promise.all(readers.map((x) => new Promise<void>((res) => (x.sock.destroyed ? res() : x.sock.once('close', () => res())))));
       await live.done;
     })();
-    const aborted = new Promise<void>((res) => signal.addEventListener('abort', () => res(), { once: true }));
-    await Promise.race([exited, aborted]);
+    await Promise.race([exited, whenAborted(signal)]);
   } finally {
     for (const d of detach) d();
   }

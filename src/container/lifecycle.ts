@@ -12,6 +12,7 @@ import { makeProcess } from './create';
 import { watchExit } from './exit';
 import type { ContainerRecord } from './model';
 import { canMove, transition } from './state-machine';
+import { raceAbort } from '../util/abort';
 
 export async function start(ctx: ContainerContext, idOrPrefix: string): Promise<void> {
   const r = ctx.mustGet(idOrPrefix);
@@ -111,7 +112,7 @@ export async function stop(ctx: ContainerContext, idOrPrefix: string, timeoutSec
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<boolean>((res) => (timer = setTimeout(() => res(false), timeoutSeconds * 1000).unref()));
     try {
-      if (await untilAborted(signal, Promise.race([done.then(() => true), timedOut]))) return;
+      if (await raceAbort(Promise.race([done.then(() => true), timedOut]), signal)) return;
     } finally {
       clearTimeout(timer);
     }
@@ -122,22 +123,7 @@ export async function stop(ctx: ContainerContext, idOrPrefix: string, timeoutSec
   // released handle keeps watching until it has reaped); a stray nothing watches (its
   // intermediate was killed before passing it, or its watcher was lost across a
   // re-exec) is reaped here, or this would wait forever.
-  await untilAborted(signal, ctx.opts.host.untilExitReapingStrays(handle, done));
-}
-
-/**
- * `work`, or the abort of `signal` (rejecting with its reason) if that comes first. What
- * `work` does goes on; only the caller stops waiting for it.
- */
-function untilAborted<T>(signal: AbortSignal | null, work: Promise<T>): Promise<T> {
-  if (!signal) return work;
-  signal.throwIfAborted();
-  let onAbort = (): void => {};
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  return Promise.race([work, aborted]).finally(() => signal.removeEventListener('abort', onAbort));
+  await raceAbort(ctx.opts.host.untilExitReapingStrays(handle, done), signal);
 }
 
 /** Kills if running, then removes everything but the log. Unknown id is fine. */

@@ -22,6 +22,7 @@ import { layerLimits } from './limits';
 import { chainIds, DigestMismatchError, hostPlatform, parseConfig, parseManifest, selectPlatform, sha256, type Descriptor } from './manifest';
 import { formatReference, parseReference, repoName, tagged, type ImageReference } from './reference';
 import type { RegistryClient } from './registry-client';
+import { raceAbort } from '../util/abort';
 
 /** What a pull or an import hands to the image service to record. */
 export interface CommitInput {
@@ -255,23 +256,4 @@ export class PullManager {
       this.timer = null;
     }
   }
-}
-
-/** `p`, or a rejection as soon as `signal` aborts (the work behind `p` goes on). */
-function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
 }

@@ -20,6 +20,7 @@ import { serveRemoteCommand } from './remote-command';
 import type { PortForwardRequest, RemoteCommandRequest, StreamingDomain, StreamRequest } from './requests';
 import { RstStatus, SpdySession, type SpdyStream } from './spdy/session';
 import { encodeStatusV1, encodeStatusV4 } from './status';
+import { whenAborted } from '../util/abort';
 import { forwardError, forwardPort } from './port-forward';
 
 export interface SpdyContext {
@@ -171,7 +172,7 @@ async function servePortForward(session: SpdySession, req: PortForwardRequest, g
     }
   };
   session.on('stream', onStream);
-  await new Promise<void>((resolve) => (gone.aborted ? resolve() : gone.addEventListener('abort', () => resolve(), { once: true })));
+  await whenAborted(gone);
   session.off('stream', onStream);
   for (const p of pairs.values()) clearTimeout(p.timer);
   await Promise.all(running);
