@@ -89,15 +89,17 @@ test('a StopContainer whose caller gives up (cancel, deadline) sends no SIGKILL:
     assert.equal((await env.client.call('ContainerStatus', { container_id: cancelled })).status?.state, 'CONTAINER_RUNNING');
 
     // A deadline shorter than the stop timeout: the call ends at the deadline, the
-    // container takes its time.
-    const late = await createContainer(env, pod, 'deadline', { command: termThenAlive(5) });
+    // container takes its time. "alive" comes after the stop timeout's SIGKILL would have;
+    // the deadline leaves the call 4 s to reach the daemon on a loaded machine.
+    const late = await createContainer(env, pod, 'deadline', { command: termThenAlive(7) });
     await env.client.call('StartContainer', { container_id: late });
     const lateLog = (await env.client.call('ContainerStatus', { container_id: late })).status!.log_path;
     await until('ready', async () => logText(lateLog).includes('ready'), 30_000);
     await assert.rejects(
-      env.client.call('StopContainer', { container_id: late, timeout: '4' }, { deadline: Date.now() + 2000 }),
+      env.client.call('StopContainer', { container_id: late, timeout: '6' }, { deadline: Date.now() + 4000 }),
       (e: ServiceError) => e.code === Status.DEADLINE_EXCEEDED,
     );
+    await until('the stop signal', async () => logText(lateLog).includes('term'), 30_000);
     await until('alive after the stop timeout', async () => logText(lateLog).includes('alive'), 30_000);
     assert.equal((await env.client.call('ContainerStatus', { container_id: late })).status?.state, 'CONTAINER_RUNNING');
 
