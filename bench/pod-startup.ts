@@ -1,61 +1,62 @@
 /**
- * Pod startup, nodecri against containerd 1.6 + runc in the same run, through the same CRI
- * client, with the same bridge + host-local CNI conflist and the same images from a local
- * registry (busybox, and the pause image containerd needs).
+ * Pod start-up, nodecri against containerd 1.6 + runc, both running at once and interleaved
+ * (bench/peers/runtimes.ts: the same CRI client, CNI conflist, images and a cgroup parent
+ * each). A pod start is RunPodSandbox + CreateContainer + StartContainer until the
+ * container's first line is in its CRI log.
  *
- * - sandbox: RunPodSandbox alone (issue 5), median and p90 over N sequential pods and P in
- *   parallel, and the floor: the CNI chain's own ADD, called directly.
- * - pod: RunPodSandbox + CreateContainer + StartContainer until the container's first log
- *   line is on disk (issue 6), the same way; and the memory each running pod costs the
- *   runtime (daemon growth; for containerd also its shims and pause processes).
+ * - sequential: N pod starts per runtime, one at a time, alternating A B A B (the order
+ *   swapped every round), after W uncounted warm-up starts each; per phase and total.
+ *   For nodecri, each step of the three RPCs: the daemon's step histogram
+ *   (nodecri_step_duration_seconds) is read after every start, so the difference of its
+ *   `_sum` is that start's exact time in the step, and the medians are exact.
+ * - at once: P pods started together (each P of the list, default 10 and 20), per runtime
+ *   in turn, R rounds: the median per pod.
+ * - CPU per pod start, for both: the runtime's process trees (nodecri: keeper, worker and
+ *   every child they ran and reaped, CNI plugins included; containerd: the daemon, every
+ *   shim, runc, pause and CNI, by the same rule), and the whole machine (/proc/stat).
+ * - the floor, measured in the same run: the CNI chain's ADD called directly plus a
+ *   container run to exit by the addon with the least spec (bench/peers/floors.ts).
  *
- * Usage: node dist/bench/pod-startup.js [sandbox|pod|all] [N=50] [P=20] [--no-containerd]
+ * Stop and Remove are not timed here (bench/container-ops would). Every sample goes to the
+ * JSON with its timestamp.
+ *
+ * Usage: node dist/bench/pod-startup.js [N=30] [P=10,20] [--rounds=R] [--warmup=W]
+ *        [--out=FILE] [--no-containerd]
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { CriClient } from '../test/helpers/cri-client';
-import { debianCniDir, setUpTestCni, type TestCni } from '../test/helpers/cni';
-import { makeTempDir, startTestDaemon, type TestDaemon } from '../test/helpers/daemon';
-import { buildImage, pushImage } from '../test/helpers/images';
-import { fullBusyboxLayer } from '../test/helpers/pod-env';
-import { startRegistry, type TestRegistry } from '../test/helpers/registry';
-import { podConfig } from '../test/helpers/pods';
-import { parseCniConfig } from '../src/network/cni-config';
-import { CniPluginRunner } from '../src/network/cni-plugin';
-import { pauseBinary } from '../src/linux/infra';
-import { containerdInstalled, rssOf, startContainerdCri, type Containerd } from './peers/containerd-cri';
-import { type Summary, summarize } from './stats';
+import { buildRootfs } from '../test/helpers/rootfs';
+import { addonRunUs, cniAddFloorMs, minimalSpec } from './peers/floors';
+import { type BenchRuntime, machine, machineBusyTicks, startRuntimePair, treeCpuTicks, userHz, type RuntimePair } from './peers/runtimes';
+import { type Summary, median, summarize } from './stats';
 
-const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
-const mode = (args[0] ?? 'all') as 'sandbox' | 'pod' | 'all';
-const N = Number(args[1] ?? 50);
-const P = Number(args[2] ?? 20);
-const withContainerd = !process.argv.includes('--no-containerd') && containerdInstalled();
+const positional = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const flag = (name: string, dflt: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? dflt;
+const N = Number(positional[0] ?? 30);
+const Ps = (positional[1] ?? '10,20').split(',').map(Number);
+const rounds = Number(flag('rounds', '3'));
+const warmup = Number(flag('warmup', '3'));
+const outFile = flag('out', '');
+const withContainerd = !process.argv.includes('--no-containerd');
 
-type Stats = Pick<Summary, 'median' | 'p90' | 'n'>;
-
-function stats(ms: number[]): Stats {
-  const { median, p90, n } = summarize(ms);
-  return { median, p90, n };
-}
-
-const fmt = (s: Stats) => `median ${s.median.toFixed(1)} ms, p90 ${s.p90.toFixed(1)} ms (n=${s.n})`;
-
-interface Runtime {
-  name: string;
-  client: CriClient;
-  /** RSS in KiB of everything the runtime runs for its pods (not the workloads) */
-  rss(): number;
+interface PodStart {
+  at: string;
+  runtime: string;
+  totalMs: number;
+  phasesMs: { runPodSandbox: number; createContainer: number; startContainer: number; firstLine: number };
+  /** the runtime's process trees' CPU for this start, ms */
+  runtimeCpuMs: number;
+  /** the machine's busy CPU during this start, ms */
+  machineCpuMs: number;
+  /** nodecri only: ms in each step, "Operation/step" */
+  stepsMs?: Record<string, number>;
+  sandboxId: string;
 }
 
 async function firstLine(file: string): Promise<void> {
   for (;;) {
     try {
-      const st = await fsp.stat(file);
-      if (st.size > 0) return;
+      if (fs.statSync(file).size > 0) return;
     } catch {
       // not yet created
     }
@@ -63,33 +64,36 @@ async function firstLine(file: string): Promise<void> {
   }
 }
 
-async function runSandbox(rt: Runtime, logRoot: string): Promise<{ id: string; config: ReturnType<typeof podConfig> & { log_directory: string } }> {
-  const base = podConfig();
-  const config = { ...base, log_directory: path.join(logRoot, base.metadata.uid) };
-  fs.mkdirSync(config.log_directory, { recursive: true });
-  const { pod_sandbox_id } = await rt.client.call('RunPodSandbox', { config });
-  return { id: pod_sandbox_id, config };
+const ticksToMs = (t: number) => (t * 1000) / userHz;
+
+/** `_sum` of every series of the step histogram on nodecri's /metrics, by "Operation/step". */
+async function stepSums(metricsAddress: string): Promise<Map<string, number>> {
+  const text = await (await fetch(`http://${metricsAddress}/metrics`)).text();
+  const sums = new Map<string, number>();
+  for (const m of text.matchAll(/^nodecri_step_duration_seconds_sum\{operation="([^"]+)",step="([^"]+)"\} (\S+)$/gm)) sums.set(`${m[1]}/${m[2]}`, Number(m[3]));
+  return sums;
 }
 
-async function startPod(rt: Runtime, logRoot: string, image: string): Promise<{ ms: number; parts: number[]; sandbox: string }> {
+async function startPod(pair: RuntimePair, rt: BenchRuntime): Promise<Omit<PodStart, 'runtimeCpuMs' | 'machineCpuMs' | 'at' | 'runtime'>> {
+  const config = pair.podConfig(rt);
   const t0 = performance.now();
-  const sb = await runSandbox(rt, logRoot);
+  const { pod_sandbox_id } = await rt.client.call('RunPodSandbox', { config });
   const t1 = performance.now();
   const { container_id } = await rt.client.call('CreateContainer', {
-    pod_sandbox_id: sb.id,
-    sandbox_config: sb.config,
-    config: { metadata: { name: 'app', attempt: 0 }, image: { image }, command: ['/bin/sh', '-c', 'echo ready; exec sleep 600'], log_path: 'app.log' },
+    pod_sandbox_id,
+    sandbox_config: config,
+    config: { metadata: { name: 'app', attempt: 0 }, image: { image: pair.image }, command: ['/bin/sh', '-c', 'echo ready; exec sleep 600'], log_path: 'app.log' },
   });
   const t2 = performance.now();
   await rt.client.call('StartContainer', { container_id });
   const t3 = performance.now();
-  await firstLine(path.join(sb.config.log_directory, 'app.log'));
+  await firstLine(path.join(config.log_directory, 'app.log'));
   const t4 = performance.now();
-  return { ms: t4 - t0, parts: [t1 - t0, t2 - t1, t3 - t2, t4 - t3], sandbox: sb.id };
+  return { totalMs: t4 - t0, phasesMs: { runPodSandbox: t1 - t0, createContainer: t2 - t1, startContainer: t3 - t2, firstLine: t4 - t3 }, sandboxId: pod_sandbox_id };
 }
 
-/** Teardown is not measured; a peer's failure to remove a pod is reported, not fatal. */
-async function teardown(rt: Runtime, ids: string[]): Promise<void> {
+/** Teardown is not measured; a runtime's failure to remove a pod is reported, not fatal. */
+async function teardown(rt: BenchRuntime, ids: string[]): Promise<void> {
   for (const id of ids) {
     try {
       await rt.client.call('StopPodSandbox', { pod_sandbox_id: id });
@@ -100,190 +104,176 @@ async function teardown(rt: Runtime, ids: string[]): Promise<void> {
   }
 }
 
-interface Result {
-  sandboxSeq?: Stats;
-  sandboxPar?: Stats;
-  podSeq?: Stats;
-  podPar?: Stats;
-  podParts?: number[];
-  rssPerPodKiB?: number;
-}
-
-async function measure(rt: Runtime, logRoot: string, image: string): Promise<Result> {
-  const r: Result = {};
-  if (mode !== 'pod') {
-    const ids: string[] = [];
-    const seq: number[] = [];
-    for (let i = 0; i < N; i++) {
-      const t0 = performance.now();
-      ids.push((await runSandbox(rt, logRoot)).id);
-      seq.push(performance.now() - t0);
-    }
-    await teardown(rt, ids);
-    r.sandboxSeq = stats(seq);
-    const par = await Promise.all(
-      Array.from({ length: P }, async () => {
-        const t0 = performance.now();
-        const sb = await runSandbox(rt, logRoot);
-        return { ms: performance.now() - t0, id: sb.id };
-      }),
-    );
-    await teardown(
-      rt,
-      par.map((p) => p.id),
-    );
-    r.sandboxPar = stats(par.map((p) => p.ms));
-  }
-  if (mode !== 'sandbox') {
-    const seq: Array<{ ms: number; parts: number[]; sandbox: string }> = [];
-    for (let i = 0; i < N; i++) seq.push(await startPod(rt, logRoot, image));
-    await teardown(
-      rt,
-      seq.map((p) => p.sandbox),
-    );
-    r.podSeq = stats(seq.map((p) => p.ms));
-    r.podParts = [0, 1, 2, 3].map((k) => stats(seq.map((p) => p.parts[k])).median);
-    const before = rt.rss();
-    const par = await Promise.all(Array.from({ length: P }, () => startPod(rt, logRoot, image)));
-    await new Promise((res) => setTimeout(res, 500));
-    r.rssPerPodKiB = (rt.rss() - before) / P;
-    await teardown(
-      rt,
-      par.map((p) => p.sandbox),
-    );
-    r.podPar = stats(par.map((p) => p.ms));
-  }
-  return r;
-}
-
-async function cniFloor(cni: TestCni, dir: string): Promise<Stats> {
-  const net = parseCniConfig(cni.conflistFile, fs.readFileSync(cni.conflistFile, 'utf8'));
-  const runner = new CniPluginRunner({ pluginDirs: [debianCniDir], cacheDir: path.join(dir, 'floor-cache'), timeoutMs: 30_000 });
-  const ms: number[] = [];
-  for (let i = 0; i < N; i++) {
-    const ns = `nodecri-bench-${randomBytes(3).toString('hex')}`;
-    execFileSync('ip', ['netns', 'add', ns]);
-    const req = { containerId: `floor${i}`, netnsPath: `/var/run/netns/${ns}`, ifName: 'eth0', args: {}, capabilities: {} };
-    try {
-      const t0 = performance.now();
-      await runner.add(net, req);
-      ms.push(performance.now() - t0);
-      await runner.del(net.name, net, req);
-    } finally {
-      execFileSync('ip', ['netns', 'del', ns]);
+async function sequentialStart(pair: RuntimePair, rt: BenchRuntime): Promise<PodStart> {
+  const metrics = rt.name === 'nodecri' ? pair.nodecri.metricsAddress : null;
+  const before = metrics ? await stepSums(metrics) : null;
+  const cpu0 = treeCpuTicks(pair.treeRoots(rt));
+  const m0 = machineBusyTicks();
+  const at = new Date().toISOString();
+  const s = await startPod(pair, rt);
+  const m1 = machineBusyTicks();
+  const cpu1 = treeCpuTicks(pair.treeRoots(rt));
+  let stepsMs: Record<string, number> | undefined;
+  if (metrics && before) {
+    stepsMs = {};
+    for (const [k, v] of await stepSums(metrics)) {
+      const d = (v - (before.get(k) ?? 0)) * 1000;
+      if (d > 0) stepsMs[k] = d;
     }
   }
-  return stats(ms);
+  return { at, runtime: rt.name, ...s, runtimeCpuMs: ticksToMs(cpu1 - cpu0), machineCpuMs: ticksToMs(m1 - m0), stepsMs };
 }
 
-function report(name: string, r: Result): void {
-  if (r.sandboxSeq) process.stdout.write(`${name} RunPodSandbox sequential: ${fmt(r.sandboxSeq)}\n${name} RunPodSandbox ${P} parallel: ${fmt(r.sandboxPar!)}\n`);
-  if (r.podSeq) {
-    process.stdout.write(`${name} pod to first log line sequential: ${fmt(r.podSeq)}\n`);
-    process.stdout.write(
-      `${name}   median parts: runp ${r.podParts![0].toFixed(1)}, create ${r.podParts![1].toFixed(1)}, start ${r.podParts![2].toFixed(1)}, first line ${r.podParts![3].toFixed(1)} ms\n`,
-    );
-    process.stdout.write(`${name} pod to first log line ${P} parallel: ${fmt(r.podPar!)}\n`);
-    process.stdout.write(`${name} memory per running pod: ${r.rssPerPodKiB!.toFixed(0)} KiB\n`);
-  }
+interface Batch {
+  at: string;
+  runtime: string;
+  pods: number;
+  perPodMs: number[];
+  runtimeCpuMsPerPod: number;
+  machineCpuMsPerPod: number;
 }
+
+async function batchStart(pair: RuntimePair, rt: BenchRuntime, p: number): Promise<Batch> {
+  const at = new Date().toISOString();
+  const cpu0 = treeCpuTicks(pair.treeRoots(rt));
+  const m0 = machineBusyTicks();
+  const starts = await Promise.all(Array.from({ length: p }, () => startPod(pair, rt)));
+  const m1 = machineBusyTicks();
+  const cpu1 = treeCpuTicks(pair.treeRoots(rt));
+  await teardown(
+    rt,
+    starts.map((s) => s.sandboxId),
+  );
+  return { at, runtime: rt.name, pods: p, perPodMs: starts.map((s) => s.totalMs), runtimeCpuMsPerPod: ticksToMs(cpu1 - cpu0) / p, machineCpuMsPerPod: ticksToMs(m1 - m0) / p };
+}
+
+const fmt = (s: Summary) => `median ${s.median.toFixed(1)} ms, p90 ${s.p90.toFixed(1)}, p99 ${s.p99.toFixed(1)} (n=${s.n})`;
 
 async function main(): Promise<void> {
-  const dir = makeTempDir('nodecri-bench-');
-  const cni = setUpTestCni(dir);
-  let registry: TestRegistry | null = null;
-  let daemon: TestDaemon | null = null;
-  let containerd: Containerd | null = null;
-  const clients: CriClient[] = [];
-  let cgroupParent = '';
+  const pair = await startRuntimePair({ containerd: withContainerd, nodecriConfig: '[metrics]\nenabled = true\naddress = "127.0.0.1:0"' });
+  const runtimes = pair.runtimes;
   try {
-    registry = await startRegistry();
-    const busybox = buildImage([fullBusyboxLayer()], { runConfig: { Cmd: ['sh'], Env: ['PATH=/bin'] } });
-    await pushImage(registry.host, 'library/busybox', 'bench', busybox);
-    const pause = buildImage([[{ name: 'pause', type: 'file', mode: 0o755, mtime: 1_677_628_800, data: fs.readFileSync(pauseBinary()) }]], {
-      runConfig: { Entrypoint: ['/pause'] },
-    });
-    await pushImage(registry.host, 'pause', '3.9', pause);
-    const image = `${registry.host}/library/busybox:bench`;
+    // Warm-up, not counted: images in the page cache, JIT, the first CNI bridge set-up.
+    for (let i = 0; i < warmup; i++) for (const rt of runtimes) await teardown(rt, [(await startPod(pair, rt)).sandboxId]);
 
-    cgroupParent = `/nodecri-bench-${randomBytes(3).toString('hex')}`;
-    daemon = await startTestDaemon({
-      dir: path.join(dir, 'nodecri'),
-      config: [
-        '[cgroup]',
-        `default_parent = "${cgroupParent}"`,
-        '[network]',
-        `cni_plugin_dirs = ["${debianCniDir}"]`,
-        '[[image.registries]]',
-        `location = "${registry.host}"`,
-        'insecure = true',
-      ].join('\n'),
-      args: ['--cni-config-dir', cni.confDir],
-    });
-    const nodecri: Runtime = { name: 'nodecri', client: new CriClient(daemon.socket), rss: () => rssOf(new RegExp(`main\\.js daemon .*${daemon!.socket}`)) };
-    clients.push(nodecri.client);
-    await nodecri.client.call('PullImage', { image: { image } });
-    const ours = await measure(nodecri, path.join(dir, 'logs-nodecri'), image);
-    report('nodecri', ours);
-
-    let theirs: Result | null = null;
-    if (withContainerd) {
-      containerd = await startContainerdCri(path.join(dir, 'containerd'), {
-        cniConfDir: cni.confDir,
-        cniBinDir: debianCniDir,
-        pauseImage: `${registry.host}/pause:3.9`,
-        registryHost: registry.host,
-      });
-      const sock = containerd.sock;
-      const peer: Runtime = {
-        name: 'containerd',
-        client: new CriClient(sock),
-        rss: () => rssOf(new RegExp(`containerd --config ${path.join(dir, 'containerd')}`)) + rssOf(new RegExp(`containerd-shim-runc-v2.*${sock}`)) + rssOf(/^\/pause/),
-      };
-      clients.push(peer.client);
-      await peer.client.call('PullImage', { image: { image } });
-      await peer.client.call('PullImage', { image: { image: `${registry.host}/pause:3.9` } });
-      theirs = await measure(peer, path.join(dir, 'logs-containerd'), image);
-      report('containerd', theirs);
-    } else {
-      process.stdout.write('containerd not installed: nodecri only (apt-get install containerd)\n');
+    const seq: PodStart[] = [];
+    for (let i = 0; i < N; i++) {
+      const order = i % 2 === 0 ? runtimes : [...runtimes].reverse();
+      for (const rt of order) seq.push(await sequentialStart(pair, rt));
+    }
+    for (const rt of runtimes) {
+      await teardown(
+        rt,
+        seq.filter((s) => s.runtime === rt.name).map((s) => s.sandboxId),
+      );
     }
 
-    const floor = mode !== 'pod' ? await cniFloor(cni, dir) : null;
-    if (floor) process.stdout.write(`CNI floor (bridge + host-local ADD, called directly): ${fmt(floor)}\n`);
-    const ratio = (a?: Stats, b?: Stats) => (a && b ? (a.median / b.median).toFixed(2) : 'n/a');
-    if (theirs) {
-      if (ours.sandboxSeq)
-        process.stdout.write(
-          `RunPodSandbox nodecri/containerd: sequential ${ratio(ours.sandboxSeq, theirs.sandboxSeq)}x, parallel ${ratio(ours.sandboxPar, theirs.sandboxPar)}x\n`,
-        );
-      if (ours.podSeq) process.stdout.write(`pod startup nodecri/containerd: sequential ${ratio(ours.podSeq, theirs.podSeq)}x, parallel ${ratio(ours.podPar, theirs.podPar)}x\n`);
-    }
-    if (floor && ours.sandboxSeq)
-      process.stdout.write(`RunPodSandbox nodecri/CNI floor: ${ratio(ours.sandboxSeq, floor)}x (${(ours.sandboxSeq.median - floor.median).toFixed(1)} ms above it)\n`);
-    process.stdout.write(
-      `${JSON.stringify({ bench: 'pod-startup', N, P, nodecri: ours, containerd: theirs, cniFloor: floor }, (_k, v: unknown) => (typeof v === 'number' ? Math.round(v * 10) / 10 : v))}\n`,
-    );
-  } catch (e) {
-    process.stdout.write(`bench failed: ${(e as { details?: string }).details ?? (e as Error).stack}\n`);
-    process.exitCode = 1;
-  } finally {
-    for (const c of clients) c.close();
-    await daemon?.cleanup();
-    await containerd?.stop();
-    await registry?.stop();
-    cni.cleanup();
-    for (const d of fs.readdirSync('/sys/fs/cgroup')) {
-      try {
-        if (cgroupParent) fs.rmdirSync(path.join('/sys/fs/cgroup', d, cgroupParent));
-      } catch {
-        // not there
+    const batches: Batch[] = [];
+    for (let r = 0; r < rounds; r++) {
+      for (const p of Ps) {
+        const order = r % 2 === 0 ? runtimes : [...runtimes].reverse();
+        for (const rt of order) batches.push(await batchStart(pair, rt, p));
       }
     }
-    // Whatever a peer left mounted under the bench dir goes before the dir does.
-    execFileSync('sh', ['-c', `grep -o ' ${dir}[^ ]*' /proc/self/mounts | sort -r | xargs -r -n1 umount -l`]);
-    fs.rmSync(dir, { recursive: true, force: true });
+
+    // Floors, in the same run, after the runtimes' work (their pods are gone).
+    const cniMs = await cniAddFloorMs(pair.cni, pair.dir, N);
+    const rootfs = buildRootfs(path.join(pair.dir, 'floor-rootfs'));
+    const spawnMs: number[] = [];
+    for (let i = 0; i < N + 5; i++) {
+      const us = await addonRunUs(minimalSpec(rootfs, ['/bin/true']));
+      if (i >= 5) spawnMs.push(us / 1000);
+    }
+    const floorMs = median(cniMs) + median(spawnMs);
+
+    const out: Record<string, unknown> = {
+      bench: 'pod-startup',
+      N,
+      P: Ps,
+      rounds,
+      warmup,
+      machine: machine(),
+      floor: { cniAddMs: cniMs, addonSpawnMs: spawnMs, medianMs: floorMs },
+      sequential: seq,
+      batches,
+    };
+    const sum: Record<string, Record<string, unknown>> = {};
+    for (const rt of runtimes) {
+      const mine = seq.filter((s) => s.runtime === rt.name);
+      const total = summarize(mine.map((s) => s.totalMs));
+      const phases = Object.fromEntries((['runPodSandbox', 'createContainer', 'startContainer', 'firstLine'] as const).map((k) => [k, median(mine.map((s) => s.phasesMs[k]))]));
+      const row: Record<string, unknown> = {
+        sequential: total,
+        phases,
+        runtimeCpuMsPerPod: median(mine.map((s) => s.runtimeCpuMs)),
+        machineCpuMsPerPod: median(mine.map((s) => s.machineCpuMs)),
+      };
+      for (const p of Ps) {
+        const b = batches.filter((x) => x.runtime === rt.name && x.pods === p);
+        row[`atOnce${p}`] = {
+          perPod: summarize(b.flatMap((x) => x.perPodMs)),
+          runtimeCpuMsPerPod: median(b.map((x) => x.runtimeCpuMsPerPod)),
+          machineCpuMsPerPod: median(b.map((x) => x.machineCpuMsPerPod)),
+        };
+      }
+      if (rt.name === 'nodecri') {
+        const keys = [...new Set(mine.flatMap((s) => Object.keys(s.stepsMs ?? {})))].sort();
+        row.stepsMedianMs = Object.fromEntries(keys.map((k) => [k, median(mine.map((s) => s.stepsMs?.[k] ?? 0))]));
+      }
+      sum[rt.name] = row;
+    }
+    out.summary = sum;
+
+    const w = (s: string) => process.stdout.write(`${s}\n`);
+    w(`\npod start to first log line; ${N} sequential per runtime (interleaved), ${Ps.join(' and ')} at once x ${rounds} rounds; ms`);
+    for (const rt of runtimes) {
+      const r = sum[rt.name]!;
+      const ph = r.phases as Record<string, number>;
+      w(`${rt.name}: sequential ${fmt(r.sequential as Summary)}`);
+      w(
+        `  phases (medians): RunPodSandbox ${ph.runPodSandbox!.toFixed(1)}, CreateContainer ${ph.createContainer!.toFixed(1)}, StartContainer ${ph.startContainer!.toFixed(1)}, first line ${ph.firstLine!.toFixed(1)}`,
+      );
+      w(`  CPU per pod start: runtime ${(r.runtimeCpuMsPerPod as number).toFixed(1)} ms, machine ${(r.machineCpuMsPerPod as number).toFixed(1)} ms`);
+      for (const p of Ps) {
+        const a = r[`atOnce${p}`] as { perPod: Summary; runtimeCpuMsPerPod: number; machineCpuMsPerPod: number };
+        w(`  ${p} at once: per pod ${fmt(a.perPod)}; CPU per pod: runtime ${a.runtimeCpuMsPerPod.toFixed(1)} ms, machine ${a.machineCpuMsPerPod.toFixed(1)} ms`);
+      }
+    }
+    const steps = sum.nodecri?.stepsMedianMs as Record<string, number> | undefined;
+    if (steps) {
+      w('nodecri per-step medians (ms, exact: the step histogram read after every sequential start):');
+      for (const [k, v] of Object.entries(steps).sort((a, b) => b[1] - a[1])) w(`  ${k.padEnd(40)}${v.toFixed(2).padStart(8)}`);
+    }
+    w(`floor: CNI ADD direct ${median(cniMs).toFixed(1)} ms + addon spawn ${median(spawnMs).toFixed(1)} ms = ${floorMs.toFixed(1)} ms`);
+    const ours = sum.nodecri!;
+    const oursSeq = ours.sequential as Summary;
+    w(`nodecri/floor (sequential median): ${(oursSeq.median / floorMs).toFixed(2)}x`);
+    const theirs = sum.containerd;
+    if (theirs) {
+      const ratios: Record<string, number> = {
+        sequentialMedian: oursSeq.median / (theirs.sequential as Summary).median,
+        sequentialP99: oursSeq.p99 / (theirs.sequential as Summary).p99,
+        runtimeCpuPerPod: (ours.runtimeCpuMsPerPod as number) / (theirs.runtimeCpuMsPerPod as number),
+        machineCpuPerPod: (ours.machineCpuMsPerPod as number) / (theirs.machineCpuMsPerPod as number),
+      };
+      for (const p of Ps) {
+        const a = ours[`atOnce${p}`] as { perPod: Summary; machineCpuMsPerPod: number };
+        const b = theirs[`atOnce${p}`] as { perPod: Summary; machineCpuMsPerPod: number };
+        ratios[`atOnce${p}PerPodMedian`] = a.perPod.median / b.perPod.median;
+        ratios[`atOnce${p}MachineCpuPerPod`] = a.machineCpuMsPerPod / b.machineCpuMsPerPod;
+      }
+      out.ratios = ratios;
+      w('nodecri/containerd:');
+      for (const [k, v] of Object.entries(ratios)) w(`  ${k.padEnd(28)}${v.toFixed(2)}`);
+    }
+    if (outFile) fs.writeFileSync(outFile, JSON.stringify(out, null, 2));
+    w(JSON.stringify({ bench: 'pod-startup', summary: sum, ratios: out.ratios, floorMs }));
+  } finally {
+    await pair.cleanup();
   }
 }
 
-void main();
+main().catch((e: unknown) => {
+  process.stdout.write(`bench failed: ${(e as { details?: string }).details ?? (e as Error).stack}\n`);
+  process.exitCode = 1;
+});

@@ -13,23 +13,15 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ProcessHandle, ProcessSpec, baseProcessSpec, createProcess, releaseProcess, signalProcess, startProcess } from '../src/native/process';
+import { ProcessHandle, ProcessSpec, createProcess, releaseProcess, signalProcess, startProcess } from '../src/native/process';
 import { DEFAULT_CAPABILITIES, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS } from '../src/oci';
 import { defaultDev, defaultMounts } from '../test/helpers/process-defaults';
 import { buildRootfs } from '../test/helpers/rootfs';
+import { addonRunUs, minimalSpec } from './peers/floors';
 import { median } from './stats';
 
 const iterations = Number(process.argv[2] ?? 200);
 const runcIterations = Number(process.argv[3] ?? 30);
-
-function minimalSpec(rootfs: string, args: string[]): ProcessSpec {
-  return {
-    ...baseProcessSpec(rootfs, args),
-    namespaces: (['pid', 'mount', 'ipc', 'uts', 'network'] as const).map((type) => ({ type, path: null })),
-    mounts: [{ destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] }],
-    env: ['PATH=/bin'],
-  };
-}
 
 function fullSpec(rootfs: string, args: string[]): ProcessSpec {
   const caps = { bounding: [...DEFAULT_CAPABILITIES], effective: [...DEFAULT_CAPABILITIES], permitted: [...DEFAULT_CAPABILITIES], inheritable: [], ambient: [] };
@@ -45,21 +37,10 @@ function fullSpec(rootfs: string, args: string[]): ProcessSpec {
   };
 }
 
-async function addonRun(spec: ProcessSpec): Promise<number> {
-  const t0 = process.hrtime.bigint();
-  const h = await createProcess(spec);
-  await startProcess(h);
-  const st = await h.exited;
-  const t1 = process.hrtime.bigint();
-  await releaseProcess(h);
-  if (st.exitCode !== 0) throw new Error(`container exited with ${JSON.stringify(st)}`);
-  return Number(t1 - t0) / 1000;
-}
-
 async function addonMedian(spec: ProcessSpec, n: number): Promise<number> {
-  for (let i = 0; i < 10; i++) await addonRun(spec);
+  for (let i = 0; i < 10; i++) await addonRunUs(spec);
   const t: number[] = [];
-  for (let i = 0; i < n; i++) t.push(await addonRun(spec));
+  for (let i = 0; i < n; i++) t.push(await addonRunUs(spec));
   return median(t);
 }
 

@@ -41,9 +41,18 @@ export interface BusyboxPod {
 
 export interface RuntimePair {
   dir: string;
+  /** the CNI conflist both runtimes use (bridge + host-local) */
+  cni: TestCni;
   image: string;
   runtimes: BenchRuntime[];
   nodecri: TestDaemon;
+  /** A pod config for `rt` (its cgroup parent, a log dir of its own), for benches that time RunPodSandbox themselves. */
+  podConfig(rt: BenchRuntime): ReturnType<typeof podConfig> & { log_directory: string };
+  /**
+   * The pids whose process trees are `rt`'s: nodecri's keeper and worker; containerd and
+   * every shim it started (shims are re-parented away from it).
+   */
+  treeRoots(rt: BenchRuntime): number[];
   /** Runs a pod with one busybox container running `command`, and waits until it is running. */
   runPod(rt: BenchRuntime, command: string[]): Promise<BusyboxPod>;
   cleanup(): Promise<void>;
@@ -79,6 +88,58 @@ function shimPid(sandboxId: string): number {
     }
   }
   throw new Error(`no containerd shim for pod ${sandboxId}`);
+}
+
+/** The containerd shims serving the containerd whose socket is `sock` (their -address). */
+function shimsOf(sock: string): number[] {
+  const out: number[] = [];
+  for (const p of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+      if (path.basename(cmd[0] ?? '').startsWith('containerd-shim') && cmd.includes(sock)) out.push(Number(p));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/**
+ * CPU clock ticks of the process trees under `roots`: each process's own time and that of
+ * the children it reaped (so a CNI plugin or runc that ran and exited is counted by the
+ * process that waited for it), over every live process that is a root or descends from one.
+ */
+export function treeCpuTicks(roots: number[]): number {
+  const procs = new Map<number, { ppid: number; ticks: number }>();
+  for (const p of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // fields 4 (ppid) and 14-17 of proc(5): utime stime cutime cstime (f[0] is field 3)
+      procs.set(Number(p), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) });
+    } catch {
+      // gone
+    }
+  }
+  const rootSet = new Set(roots);
+  const inTree = (pid: number): boolean => {
+    for (let p = pid, hops = 0; p > 1 && hops < 64; hops++) {
+      if (rootSet.has(p)) return true;
+      p = procs.get(p)?.ppid ?? 0;
+    }
+    return false;
+  };
+  let ticks = 0;
+  for (const [pid, pr] of procs) if (inTree(pid)) ticks += pr.ticks;
+  return ticks;
+}
+
+/** Busy CPU ticks of the whole machine so far (/proc/stat: user, nice, system, irq, softirq). */
+export function machineBusyTicks(): number {
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0] = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return user + nice + system + irq + softirq;
 }
 
 async function waitForFile(file: string, pattern: RegExp): Promise<void> {
@@ -206,16 +267,26 @@ export async function startRuntimePair(opts: RuntimePairOptions): Promise<Runtim
     throw e;
   }
 
+  const newPodConfig = (rt: BenchRuntime) => {
+    const base = podConfig({ cgroupParent: rt.name === 'containerd' ? cgroupParents.containerd : '' });
+    const config = { ...base, log_directory: path.join(dir, `logs-${rt.name}`, base.metadata.uid) };
+    fs.mkdirSync(config.log_directory, { recursive: true });
+    return config;
+  };
   return {
     dir,
+    cni: cni!,
     image,
     runtimes,
     nodecri: daemon!,
     cleanup,
+    podConfig: newPodConfig,
+    treeRoots(rt) {
+      if (rt.name === 'nodecri') return rt.pids('');
+      return [containerd!.proc.pid!, ...shimsOf(containerd!.sock)];
+    },
     async runPod(rt, command) {
-      const base = podConfig({ cgroupParent: rt.name === 'containerd' ? cgroupParents.containerd : '' });
-      const config = { ...base, log_directory: path.join(dir, `logs-${rt.name}`, base.metadata.uid) };
-      fs.mkdirSync(config.log_directory, { recursive: true });
+      const config = newPodConfig(rt);
       const { pod_sandbox_id } = await rt.client.call('RunPodSandbox', { config });
       pods.set(rt, [...(pods.get(rt) ?? []), pod_sandbox_id]);
       const { container_id } = await rt.client.call('CreateContainer', {
