@@ -39,6 +39,7 @@ struct HostRun {
   FdWatch *stdout_watch = nullptr;
   FdWatch *stderr_watch = nullptr;
   uv_timer_t *timer = nullptr;
+  uv_timer_t *reap_timer = nullptr;  // only when the exit watch failed (PollExit)
   std::string input;
   size_t input_written = 0;
   std::string out, err;
@@ -120,10 +121,11 @@ void Finish(uint32_t id) {
   CloseWatched(&r->stdin_watch, &r->child.stdin_fd);
   CloseWatched(&r->stdout_watch, &r->child.stdout_fd);
   CloseWatched(&r->stderr_watch, &r->child.stderr_fd);
-  if (r->timer) {
-    uv_timer_stop(r->timer);
-    uv_close(reinterpret_cast<uv_handle_t *>(r->timer), [](uv_handle_t *h) { delete reinterpret_cast<uv_timer_t *>(h); });
-    r->timer = nullptr;
+  for (uv_timer_t **t : {&r->timer, &r->reap_timer}) {
+    if (!*t) continue;
+    uv_timer_stop(*t);
+    uv_close(reinterpret_cast<uv_handle_t *>(*t), [](uv_handle_t *h) { delete reinterpret_cast<uv_timer_t *>(h); });
+    *t = nullptr;
   }
   Napi::Env env = r->env;
   try {
@@ -143,6 +145,25 @@ void Finish(uint32_t id) {
   } catch (const Napi::Error &) {
     // The env is going away: nobody is left to settle for.
   }
+}
+
+// The exit watch failed (the program was SIGKILLed): reap it through its pidfd from a
+// timer every 5 ms, never a blocking wait; it is gone within a few ticks.
+void PollExit(uint32_t id) {
+  HostRun *r = Find(id);
+  uv_loop_t *loop = nullptr;
+  napi_get_uv_event_loop(r->env, &loop);
+  r->reap_timer = new uv_timer_t;
+  uv_timer_init(loop, r->reap_timer);
+  r->reap_timer->data = reinterpret_cast<void *>((uintptr_t)id);
+  uv_timer_start(
+      r->reap_timer,
+      [](uv_timer_t *t) {
+        uint32_t id = (uint32_t)reinterpret_cast<uintptr_t>(t->data);
+        HostRun *r = Find(id);
+        if (r && ncri_exit_collect(r->child.pidfd.get(), false, &r->status)) Finish(id);
+      },
+      5, 5);
 }
 
 // A stream's watch: read on readiness, stop at its end.
@@ -245,8 +266,16 @@ Napi::Value HostRunExport(const Napi::CallbackInfo &info) {
         [id](FdWatch *, int status, int) {
           HostRun *r = Find(id);
           if (!r) return;
-          if (status < 0) Kill(r);  // no more readiness will come: make it exit now
-          if (!ncri_exit_collect(r->child.pidfd.get(), status < 0, &r->status)) return;  // still running
+          if (status < 0) {
+            // No more readiness will come: make it exit now and reap it from a timer
+            // (no init of a namespace reaps a host program for us).
+            Kill(r);
+            r->exit_watch->Close();  // the pidfd stays open: PollExit reaps through it
+            r->exit_watch = nullptr;
+            PollExit(id);
+            return;
+          }
+          if (!ncri_exit_collect(r->child.pidfd.get(), false, &r->status)) return;  // spurious: still running
           Finish(id);
         },
         true);
@@ -307,7 +336,8 @@ void Cleanup(void *) {
     Kill(r);
     for (FdWatch *w : {r->exit_watch, r->stdin_watch, r->stdout_watch, r->stderr_watch})
       if (w) w->Close();
-    if (r->timer) uv_timer_stop(r->timer);
+    for (uv_timer_t *t : {r->timer, r->reap_timer})
+      if (t) uv_timer_stop(t);
     entry.second.release();
   }
   g_runs.clear();
