@@ -1,11 +1,11 @@
 /**
  * The per-RPC wrapper (the role of CRI-O's gRPC interceptors): every call gets a request
- * id, a child logger, debug log lines of its request and response with secrets redacted,
+ * id, a child logger (made when first used), debug log lines of its request and response with secrets redacted,
  * an error line with the gRPC code, count/error/latency metrics labelled by RPC name, an
- * OpenTelemetry span, and an AbortSignal tied to client cancellation and daemon shutdown.
+ * OpenTelemetry span, and an AbortSignal (made when first used) tied to client cancellation and daemon shutdown.
  * Errors become statuses through src/cri/status.ts only.
  */
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
 import { Metadata, status as Status } from '@grpc/grpc-js';
 import { SpanKind, SpanStatusCode, context, trace, type Span } from '@opentelemetry/api';
@@ -37,9 +37,76 @@ interface CallShape {
   responseType: string;
 }
 
-/** A short id: 16 hex chars are enough to find one call in the logs. */
+/**
+ * Request ids: 8 random bytes each (16 hex chars are enough to find one call in the logs),
+ * taken from a pool that one randomFillSync fills for 512 calls: a randomBytes per call was
+ * 2% of a Version call's CPU.
+ */
+const idPool = Buffer.alloc(4096);
+let idPoolOffset = idPool.length;
+
 function newRequestId(): string {
-  return randomBytes(8).toString('hex');
+  if (idPoolOffset === idPool.length) {
+    randomFillSync(idPool);
+    idPoolOffset = 0;
+  }
+  idPoolOffset += 8;
+  return idPool.toString('hex', idPoolOffset - 8, idPoolOffset);
+}
+
+/**
+ * A call's context. Most calls (Version, the status and list calls kubelet makes every
+ * second) log nothing and never look at their signal, so the child logger and the
+ * AbortController are made the first time a handler asks for them; a call cancelled before
+ * that gets a signal that is already aborted.
+ */
+class Call implements CallContext {
+  private childLog: Logger | null = null;
+  private controller: AbortController | null = null;
+  /** the client cancelled, its deadline passed, or the daemon stopped it */
+  aborted = false;
+
+  constructor(
+    readonly requestId: string,
+    readonly operation: string,
+    private readonly rootLog: Logger,
+    readonly deps: CriDeps,
+  ) {}
+
+  get log(): Logger {
+    return (this.childLog ??= this.rootLog.child({ requestId: this.requestId, operation: this.operation }));
+  }
+
+  get signal(): AbortSignal {
+    if (this.controller === null) {
+      this.controller = new AbortController();
+      if (this.aborted) this.controller.abort();
+    }
+    return this.controller.signal;
+  }
+
+  readonly abort = (): void => {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.controller?.abort();
+  };
+}
+
+/**
+ * The calls in flight that `stopOn` (a shutdown signal) aborts: one listener per signal
+ * and a set, rather than an EventTarget listener added and removed on every call.
+ */
+const liveCalls = new WeakMap<AbortSignal, Set<Call>>();
+
+function liveCallsOf(stopOn: AbortSignal): Set<Call> {
+  let calls = liveCalls.get(stopOn);
+  if (calls === undefined) {
+    const set = new Set<Call>();
+    stopOn.addEventListener('abort', () => set.forEach((c) => c.abort()), { once: true });
+    liveCalls.set(stopOn, set);
+    calls = set;
+  }
+  return calls;
 }
 
 function begin(opts: InstrumentOptions, shape: CallShape, call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>, stopOn: AbortSignal) {
@@ -47,30 +114,31 @@ function begin(opts: InstrumentOptions, shape: CallShape, call: grpc.ServerUnary
   const { operation } = shape;
   opts.metrics.operations.inc({ operation });
   const stopTimer = opts.metrics.operationDuration.startTimer({ operation });
-  const span = tracer.startSpan(`runtime.v1.${opts.service}/${operation}`, {
-    kind: SpanKind.SERVER,
-    attributes: { 'rpc.system': 'grpc', 'rpc.service': `runtime.v1.${opts.service}`, 'rpc.method': operation, 'nodecri.request_id': requestId },
-  });
-  const log = opts.log.child({ requestId, operation });
-  if (log.isLevelEnabled('debug')) log.debug({ request: redact(shape.requestType, call.request) }, 'request');
-  const controller = new AbortController();
-  const abort = () => controller.abort();
-  call.once('cancelled', abort);
-  stopOn.addEventListener('abort', abort, { once: true });
-  const ctx: CallContext = { requestId, operation, log, signal: controller.signal, deps: opts.deps };
+  const span = tracer.startSpan(`runtime.v1.${opts.service}/${operation}`, { kind: SpanKind.SERVER });
+  if (span.isRecording()) {
+    span.setAttributes({ 'rpc.system': 'grpc', 'rpc.service': `runtime.v1.${opts.service}`, 'rpc.method': operation, 'nodecri.request_id': requestId });
+  }
+  const ctx = new Call(requestId, operation, opts.log, opts.deps);
+  if (opts.log.isLevelEnabled('debug')) ctx.log.debug({ request: redact(shape.requestType, call.request) }, 'request');
+  // grpc-js emits 'cancelled' when the stream closes, also after the status was sent: the
+  // listener goes when the call finishes, so a finished call is never aborted.
+  call.once('cancelled', ctx.abort);
+  const live = liveCallsOf(stopOn);
+  live.add(ctx);
   const finish = (err: unknown | null, response?: unknown): Partial<grpc.ServiceError> | null => {
-    stopOn.removeEventListener('abort', abort);
+    live.delete(ctx);
+    call.off('cancelled', ctx.abort);
     stopTimer();
     let result: Partial<grpc.ServiceError> | null = null;
     if (err === null) {
-      if (log.isLevelEnabled('debug')) log.debug({ response: redact(shape.responseType, response) }, 'response');
+      if (opts.log.isLevelEnabled('debug')) ctx.log.debug({ response: redact(shape.responseType, response) }, 'response');
       span.setStatus({ code: SpanStatusCode.OK });
     } else {
-      const mapped = mapError(err, requestId, controller.signal.aborted && !stopOn.aborted);
+      const mapped = mapError(err, requestId, ctx.aborted && !stopOn.aborted);
       const code = stopOn.aborted && mapped.unexpected ? Status.UNAVAILABLE : mapped.code;
       const name = codeName(code);
       opts.metrics.operationErrors.inc({ operation, code: name });
-      log.error({ code: name, ...(mapped.unexpected ? { err } : {}) }, mapped.details);
+      ctx.log.error({ code: name, ...(mapped.unexpected ? { err } : {}) }, mapped.details);
       span.setStatus({ code: SpanStatusCode.ERROR, message: mapped.details });
       span.setAttribute('rpc.grpc.status_code', code);
       result = toServiceError({ ...mapped, code });
@@ -84,7 +152,13 @@ function begin(opts: InstrumentOptions, shape: CallShape, call: grpc.ServerUnary
   return { ctx, span, finish };
 }
 
+/**
+ * Runs `fn` with `span` as the active span, so that the domain's spans are its children.
+ * Without a tracer provider every span is the no-op one, with an invalid context that no
+ * child would take: then there is no context to set.
+ */
 function runInSpan<T>(span: Span, fn: () => Promise<T>): Promise<T> {
+  if (!trace.isSpanContextValid(span.spanContext())) return fn();
   return context.with(trace.setSpan(context.active(), span), fn);
 }
 

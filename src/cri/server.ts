@@ -110,6 +110,8 @@ export async function startCriServer(opts: CriServerOptions): Promise<CriServer>
   const server = new grpc.Server({
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
     'grpc.max_send_message_length': 16 * 1024 * 1024,
+    // Nothing serves channelz here; its per-call tracking was 2.5% of a Version call's CPU.
+    'grpc.enable_channelz': 0,
   });
   for (const service of ['RuntimeService', 'ImageService'] as ServiceName[]) {
     const def = serviceDefinition(service);
