@@ -23,11 +23,15 @@ export class CriClient {
   private readonly runtime: grpc.Client;
   private readonly image: grpc.Client;
 
-  constructor(readonly socketPath: string) {
+  /** `channelOptions`: e.g. `grpc.default_authority` set to the socket path, as crictl sends it. */
+  constructor(
+    readonly socketPath: string,
+    channelOptions: grpc.ChannelOptions = {},
+  ) {
     const target = `unix://${socketPath}`;
     const creds = grpc.credentials.createInsecure();
-    this.runtime = new pkg.runtime.v1.RuntimeService(target, creds);
-    this.image = new pkg.runtime.v1.ImageService(target, creds);
+    this.runtime = new pkg.runtime.v1.RuntimeService(target, creds, channelOptions);
+    this.image = new pkg.runtime.v1.ImageService(target, creds, channelOptions);
   }
 
   private clientFor(name: string): grpc.Client & Record<string, (...a: unknown[]) => unknown> {
