@@ -29,7 +29,10 @@ const operationBuckets = [0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0
 
 export function createMetrics(): Metrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  // The event-loop delay histogram samples with a libuv timer; prom-client's 10 ms default
+  // woke an idle daemon 100 times a second (most of its idle CPU). Once a second still
+  // catches a stalled loop; the plain lag gauge is measured on each scrape.
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 1000 });
   return {
     registry,
     operations: new Counter({
