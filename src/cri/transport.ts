@@ -45,6 +45,8 @@ interface Frame {
   flags: number;
   stream: number;
   payload: Buffer;
+  /** the whole frame, header and payload, as it came */
+  bytes: Buffer;
 }
 
 /** Splits HTTP/2 frames off the front of a buffer; returns them and what is left. */
@@ -54,7 +56,13 @@ function takeFrames(buf: Buffer): { frames: Frame[]; rest: Buffer } {
   while (buf.length - off >= 9) {
     const len = buf.readUIntBE(off, 3);
     if (buf.length - off < 9 + len) break;
-    frames.push({ type: buf[off + 3], flags: buf[off + 4], stream: buf.readUInt32BE(off + 5) & 0x7fffffff, payload: buf.subarray(off + 9, off + 9 + len) });
+    frames.push({
+      type: buf[off + 3],
+      flags: buf[off + 4],
+      stream: buf.readUInt32BE(off + 5) & 0x7fffffff,
+      payload: buf.subarray(off + 9, off + 9 + len),
+      bytes: buf.subarray(off, off + 9 + len),
+    });
     off += 9 + len;
   }
   return { frames, rest: buf.subarray(off) };
@@ -118,7 +126,7 @@ class RequestRewriter {
       } else if (f.type === FRAME_CONTINUATION && this.block) {
         this.block.parts.push(f.payload);
       } else {
-        out.push(frameBytes(f.type, f.flags, f.stream, f.payload));
+        out.push(f.bytes);
         continue;
       }
       if (f.flags & FLAG_END_HEADERS) {
@@ -168,7 +176,7 @@ function sniff(buf: Buffer): Sniffed {
   while (buf.length - off >= 9) {
     const len = buf.readUIntBE(off, 3);
     if (buf.length - off < 9 + len) break;
-    const f: Frame = { type: buf[off + 3], flags: buf[off + 4], stream: 0, payload: buf.subarray(off + 9, off + 9 + len) };
+    const f: Frame = { type: buf[off + 3], flags: buf[off + 4], stream: 0, payload: buf.subarray(off + 9, off + 9 + len), bytes: buf.subarray(off, off + 9 + len) };
     if (f.type === FRAME_SETTINGS && f.flags & FLAG_ACK && ack === null) ack = { start: off, end: off + 9 + len };
     off += 9 + len;
     if (f.type === FRAME_HEADERS) parts.push(headersFragment(f));
@@ -197,6 +205,15 @@ function rewritingDuplex(socket: net.Socket, already: Buffer): Duplex {
     write(chunk: Buffer, _enc, cb) {
       socket.write(chunk, cb);
     },
+    // The HTTP/2 session writes a response as several buffers at once (HEADERS, DATA,
+    // trailers); one write each was a syscall each, 18% of a rewritten call's CPU. Corked,
+    // the socket sends them in one writev.
+    writev(chunks, cb) {
+      socket.cork();
+      for (let i = 0; i < chunks.length - 1; i++) socket.write(chunks[i]!.chunk as Buffer);
+      socket.write(chunks[chunks.length - 1]!.chunk as Buffer, cb);
+      socket.uncork();
+    },
     final(cb) {
       socket.end(cb);
     },
@@ -207,7 +224,10 @@ function rewritingDuplex(socket: net.Socket, already: Buffer): Duplex {
   });
   const feed = (chunk: Buffer) => {
     try {
-      for (const b of rewriter.push(chunk)) if (!duplex.push(b)) socket.pause();
+      // One push per chunk read, not one per frame: each push is a read callback into the
+      // HTTP/2 session.
+      const out = rewriter.push(chunk);
+      if (out.length > 0 && !duplex.push(out.length === 1 ? out[0] : Buffer.concat(out))) socket.pause();
     } catch (e) {
       duplex.destroy(e as Error);
     }

@@ -79,6 +79,8 @@ test('metrics and logs: counters, errors by code, latency histogram, request ids
     assert.match(text, /nodecri_operations_duration_seconds_bucket\{le="0.00025",operation="Version"\} \d+/);
     assert.match(text, /nodecri_operations_duration_seconds_count\{operation="Version"\} 3/);
     assert.match(text, /process_resident_memory_bytes/);
+    assert.match(text, /nodejs_eventloop_lag_p99_seconds \d/);
+    assert.match(text, /nodejs_eventloop_lag_seconds \d/);
     await until('log lines', () => d.logs.some((l) => l.operation === 'CheckpointContainer' && l.level === 'error'));
     const errLine = d.logs.find((l) => l.operation === 'CheckpointContainer' && l.level === 'error')!;
     assert.equal(errLine.code, 'UNIMPLEMENTED');
