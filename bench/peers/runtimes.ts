@@ -44,6 +44,8 @@ export interface RuntimePair {
   image: string;
   runtimes: BenchRuntime[];
   nodecri: TestDaemon;
+  /** The PodSandboxConfig runPod sends to `rt` (its cgroup parent and log directory), for a bench that makes its own pods. */
+  sandboxConfig(rt: BenchRuntime): ReturnType<typeof podConfig> & { log_directory: string };
   /** Runs a pod with one busybox container running `command`, and waits until it is running. */
   runPod(rt: BenchRuntime, command: string[]): Promise<BusyboxPod>;
   cleanup(): Promise<void>;
@@ -212,6 +214,12 @@ export async function startRuntimePair(opts: RuntimePairOptions): Promise<Runtim
     runtimes,
     nodecri: daemon!,
     cleanup,
+    sandboxConfig(rt) {
+      const base = podConfig({ cgroupParent: rt.name === 'containerd' ? cgroupParents.containerd : '' });
+      const config = { ...base, log_directory: path.join(dir, `logs-${rt.name}`, base.metadata.uid) };
+      fs.mkdirSync(config.log_directory, { recursive: true });
+      return config;
+    },
     async runPod(rt, command) {
       const base = podConfig({ cgroupParent: rt.name === 'containerd' ? cgroupParents.containerd : '' });
       const config = { ...base, log_directory: path.join(dir, `logs-${rt.name}`, base.metadata.uid) };
