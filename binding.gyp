@@ -60,7 +60,7 @@
         "native/child/exec_init.cc",
         "native/child/clone_tramp.cc"
       ],
-      "include_dirs": ["native/include", "native/spawn"],
+      "include_dirs": ["native/include"],
       "defines": ["_GNU_SOURCE"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],

@@ -14,6 +14,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ncri::InitProcess(env, exports);
   ncri::InitKeeper(env, exports);
   ncri::InitFsops(env, exports);
+  ncri::InitHostSpawn(env, exports);
   return exports;
 }
 

@@ -189,6 +189,7 @@ export async function startDaemon(opts: LoadOptions): Promise<Daemon> {
     ops,
     records: sandboxRecords,
     containers,
+    metrics,
   });
   await recoverState({ journals, sandboxes, containers, handoff, keeper, log: log.child({ component: 'recovery' }) });
 

@@ -13,4 +13,5 @@ void InitMount(Napi::Env env, Napi::Object exports);
 void InitProcess(Napi::Env env, Napi::Object exports);
 void InitKeeper(Napi::Env env, Napi::Object exports);
 void InitFsops(Napi::Env env, Napi::Object exports);
+void InitHostSpawn(Napi::Env env, Napi::Object exports);
 }  // namespace ncri

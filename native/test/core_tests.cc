@@ -35,7 +35,7 @@
 #include "ncri_proc.h"
 #include "ns.h"
 #include "process.h"
-#include "spawn.h"
+#include "../spawn/spawn.h"
 #include "unique_fd.h"
 
 #ifndef TMPFS_MAGIC

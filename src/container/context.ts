@@ -88,8 +88,8 @@ export interface ContainerServiceOptions {
   host: ContainerHost;
   /** journals and fault points of CreateContainer, StartContainer and RemoveContainer */
   ops: Operations;
-  /** counts log records dropped on write errors; null in tests without metrics */
-  metrics?: Pick<Metrics, 'containerLogDroppedBytes'> | null;
+  /** counts log records dropped on write errors and times the steps of create and start; null in tests without metrics */
+  metrics?: Pick<Metrics, 'containerLogDroppedBytes' | 'stepDuration'> | null;
   /** null: no keeper (a crash then loses the exits and FIFO buffers of that time) */
   keeper?: ContainerKeeper | null;
 }

@@ -28,6 +28,7 @@ import { containerRecordVersion, type ContainerRecord } from './model';
 import { containerProcessSpec, type StdioPlan } from './process-plan';
 import type { ContainerSpec } from './spec';
 import { holdProcess } from './state-machine';
+import { stepTimer, type StepTimer } from '../obs/steps';
 
 function imageConfigOf(raw: { config?: Record<string, unknown> } | undefined): ImageConfig {
   const c = (raw?.config ?? {}) as Record<string, unknown>;
@@ -81,55 +82,64 @@ function logPathOf(sandbox: SandboxRecord, logPath: string): string | null {
 
 async function build(ctx: ContainerContext, id: string, name: string, sandbox: SandboxRecord, want: ContainerSpec, logPath: string | null): Promise<string> {
   const log = ctx.opts.log.child({ containerId: id, container: `${sandbox.spec.namespace}/${sandbox.spec.name}/${want.name}` });
+  const steps = stepTimer(ctx.opts.metrics, 'CreateContainer');
   // The journal comes first: a failure to open it leaves nothing to undo.
-  const cleanup = new CleanupStack(log, await ctx.opts.ops.begin('CreateContainer', id));
+  const cleanup = new CleanupStack(log, await steps.time('journal', () => ctx.opts.ops.begin('CreateContainer', id)));
   try {
-    ctx.names.reserve(name, id);
+    steps.timeSync('reserve_name', () => ctx.names.reserve(name, id));
     cleanup.push(`name ${name}`, () => ctx.names.release(name));
     const imageRef = want.image.image;
-    const image = await ctx.opts.images.status(imageRef);
+    const image = await steps.time('image_status', () => ctx.opts.images.status(imageRef));
     if (!image) throw notFound(`image ${imageRef} is not present: pull it first`);
 
     const stateDir = path.join(ctx.config.root, 'containers', id);
     const runDir = path.join(ctx.config.runroot, 'containers', id);
-    await cleanup.record({ kind: 'tree', path: stateDir });
-    await fsp.mkdir(stateDir, { recursive: true, mode: 0o700 });
-    await cleanup.record({ kind: 'tree', path: runDir });
-    await fsp.mkdir(runDir, { recursive: true, mode: 0o711 });
+    await steps.time('dirs', async () => {
+      await cleanup.record({ kind: 'tree', path: stateDir });
+      await fsp.mkdir(stateDir, { recursive: true, mode: 0o700 });
+      await cleanup.record({ kind: 'tree', path: runDir });
+      await fsp.mkdir(runDir, { recursive: true, mode: 0o711 });
+    });
 
     // The overlay rootfs from the image's layers.
     await cleanup.record({ kind: 'rootfs', containerId: id });
-    const dirs = await ctx.opts.images.prepareRootfs(image.id, id);
+    const dirs = await steps.time('prepare_rootfs', () => ctx.opts.images.prepareRootfs(image.id, id));
     const rootfs = path.join(runDir, 'rootfs');
-    await fsp.mkdir(rootfs, { mode: 0o755 });
-    await cleanup.record({ kind: 'mount', path: rootfs }, () => ctx.opts.host.unmount(rootfs));
-    await ctx.opts.host.mountOverlay(dirs.lowerDirs, dirs.upperDir, dirs.workDir, rootfs);
+    await steps.time('mount_rootfs', async () => {
+      await fsp.mkdir(rootfs, { mode: 0o755 });
+      await cleanup.record({ kind: 'mount', path: rootfs }, () => ctx.opts.host.unmount(rootfs));
+      await ctx.opts.host.mountOverlay(dirs.lowerDirs, dirs.upperDir, dirs.workDir, rootfs);
+    });
 
     // The OCI spec, saved as config.json as CRI-O does.
     const target = want.namespaces.pid === 'TARGET' ? want.namespaces.targetId : '';
     const targetPid = target ? pidOfTarget(ctx, target) : null;
-    const generated = await ctx.opts.host.generateSpec({
-      containerId: id,
-      spec: want,
-      imageName: imageRef,
-      imageConfig: imageConfigOf(image.config as { config?: Record<string, unknown> }),
-      rootfs,
-      sandbox,
-      logPath,
-      podPidNamespace: sandbox.infra ? `/proc/${sandbox.infra.pid}/ns/pid` : null,
-      targetPid,
-      defaults: ctx.opts.host.defaults,
-      mountInfo: null,
-    });
+    const generated = await steps.time('generate_spec', () =>
+      ctx.opts.host.generateSpec({
+        containerId: id,
+        spec: want,
+        imageName: imageRef,
+        imageConfig: imageConfigOf(image.config as { config?: Record<string, unknown> }),
+        rootfs,
+        sandbox,
+        logPath,
+        podPidNamespace: sandbox.infra ? `/proc/${sandbox.infra.pid}/ns/pid` : null,
+        targetPid,
+        defaults: ctx.opts.host.defaults,
+        mountInfo: null,
+      }),
+    );
     const spec = generated.spec;
-    await writeJsonAtomic(path.join(stateDir, 'config.json'), spec);
+    await steps.time('write_spec', () => writeJsonAtomic(path.join(stateDir, 'config.json'), spec));
 
     // The container's cgroup under the pod's, with its device rules enforced before any
     // process joins it. The undo goes first: a create that fails half-way (a device
     // program the kernel refuses) leaves its directories, and remove takes missing ones.
     const cgroupPath = spec.linux.cgroupsPath;
-    await cleanup.record({ kind: 'cgroup', path: cgroupPath }, () => ctx.opts.host.cgroups.remove(cgroupPath));
-    await ctx.opts.host.cgroups.create(cgroupPath, generated.resources).catch(throwAsResourceError);
+    await steps.time('cgroup', async () => {
+      await cleanup.record({ kind: 'cgroup', path: cgroupPath }, () => ctx.opts.host.cgroups.remove(cgroupPath));
+      await ctx.opts.host.cgroups.create(cgroupPath, generated.resources).catch(throwAsResourceError);
+    });
 
     const record: ContainerRecord = {
       version: containerRecordVersion,
@@ -160,14 +170,14 @@ async function build(ctx: ContainerContext, id: string, name: string, sandbox: S
     // The process, created and held before exec until StartContainer.
     ctx.hasDevicesCgroup.set(id, true); // made by cgroups.create above
     cleanup.push(`devices cgroup note of ${id}`, () => void ctx.hasDevicesCgroup.delete(id));
-    await makeProcess(ctx, record, spec, cleanup);
+    await makeProcess(ctx, record, spec, cleanup, steps);
     // The record is the commit point (see SandboxService.create).
     cleanup.point();
-    await ctx.persist(record);
+    await steps.time('persist', () => ctx.persist(record));
     ctx.records.set(id, record);
     ctx.specs.set(id, spec);
     ctx.index.add(id);
-    await cleanup.commit();
+    await steps.time('commit', () => cleanup.commit());
     ctx.opts.events.publish({ containerId: id, type: 'CONTAINER_CREATED_EVENT', createdAt: record.createdAt, sandboxId: sandbox.id });
     log.info({ image: imageRef }, `Created container ${id}: ${name}`);
     return id;
@@ -185,9 +195,10 @@ function pidOfTarget(ctx: ContainerContext, target: string): number {
 
 /**
  * Makes the stdio (FIFOs for pipes, a pty for a terminal), the log writer and the
- * process held before exec. Registers the undos on `cleanup`.
+ * process held before exec. Registers the undos on `cleanup`; times its steps on `steps`
+ * (CreateContainer's, or StartContainer's when it makes the process again).
  */
-export async function makeProcess(ctx: ContainerContext, record: ContainerRecord, spec: OciSpec, cleanup: CleanupStack): Promise<void> {
+export async function makeProcess(ctx: ContainerContext, record: ContainerRecord, spec: OciSpec, cleanup: CleanupStack, steps: StepTimer): Promise<void> {
   const isTty = spec.process.terminal;
   const stdinWanted = record.spec.stdin;
   const fifo = (n: string) => path.join(record.runDir, n);
@@ -199,31 +210,34 @@ export async function makeProcess(ctx: ContainerContext, record: ContainerRecord
     for (const fd of containerEnds.splice(0)) closeFd(fd);
   };
   if (!isTty) {
-    try {
-      for (const s of ['stdout', 'stderr'] as const) {
-        await ctx.opts.host.mkfifo(fifo(s)).catch((e: NodeJS.ErrnoException) => {
-          if (e.code !== 'EEXIST') throw e;
-        });
-        // Ours: read side, non-blocking for libuv. Theirs: read-write (see the file comment).
-        const ours = await openFd(fifo(s), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-        toClose.push(ours);
-        readers.push({ stream: s, fd: ours });
-        ctx.keeper?.hold(record.id, s, ours);
-        containerEnds.push(await openFd(fifo(s), fs.constants.O_RDWR));
+    await steps.time('fifos', async () => {
+      try {
+        for (const s of ['stdout', 'stderr'] as const) {
+          await ctx.opts.host.mkfifo(fifo(s)).catch((e: NodeJS.ErrnoException) => {
+            if (e.code !== 'EEXIST') throw e;
+          });
+          // Ours: read side, non-blocking for libuv. Theirs: read-write (see the file comment).
+          const ours = await openFd(fifo(s), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+          toClose.push(ours);
+          readers.push({ stream: s, fd: ours });
+          ctx.keeper?.hold(record.id, s, ours);
+          containerEnds.push(await openFd(fifo(s), fs.constants.O_RDWR));
+        }
+      } catch (e) {
+        closeContainerEnds();
+        for (const fd of toClose) closeFd(fd);
+        ctx.keeper?.drop(record.id);
+        throw e;
       }
-    } catch (e) {
-      closeContainerEnds();
-      for (const fd of toClose) closeFd(fd);
-      ctx.keeper?.drop(record.id);
-      throw e;
-    }
+    });
     stdio = { stdin: stdinWanted ? 'pipe' : 'null', stdout: { fd: containerEnds[0] }, stderr: { fd: containerEnds[1] } };
   }
   let handle: ProcessHandle;
   try {
     const cgroups = ctx.opts.host.cgroups;
     const view = { mode: cgroups.mode, paths: cgroups.paths(record.cgroupPath) };
-    handle = await ctx.opts.host.createProcess(containerProcessSpec(spec, await ctx.cgroupProcs(record), stdio, view));
+    const procs = await ctx.cgroupProcs(record);
+    handle = await steps.time('create_process', () => ctx.opts.host.createProcess(containerProcessSpec(spec, procs, stdio, view)));
   } catch (e) {
     closeContainerEnds();
     for (const fd of toClose) closeFd(fd);
@@ -242,9 +256,12 @@ export async function makeProcess(ctx: ContainerContext, record: ContainerRecord
   let logWriter: CriLogWriter | null = null;
   const logReaders: LogReader[] = [];
   if (record.logPath !== '') {
-    await fsp.mkdir(path.dirname(record.logPath), { recursive: true });
-    logWriter = containerLogWriter(ctx, record);
-    await logWriter.openFile();
+    const writer = containerLogWriter(ctx, record);
+    logWriter = writer;
+    await steps.time('open_log', async () => {
+      await fsp.mkdir(path.dirname(record.logPath), { recursive: true });
+      await writer.openFile();
+    });
   }
   if (isTty && handle.terminal !== null) logReaders.push(attachReader(logWriter, 'stdout', handle.terminal, true));
   for (const r of readers) logReaders.push(attachReader(logWriter, r.stream, r.fd, false));
@@ -261,7 +278,7 @@ export async function makeProcess(ctx: ContainerContext, record: ContainerRecord
     await logWriter?.close();
   });
   stdin = containerStdin(ctx, record, handle);
-  holdProcess(record, handle.pid, await ctx.opts.host.processStartTime(handle.pid));
+  holdProcess(record, handle.pid, await steps.time('process_start_time', () => ctx.opts.host.processStartTime(handle.pid)));
   const stdinFd = handle.terminal === null ? handle.stdin : null;
   ctx.live.set(record.id, { handle, log: logWriter, readers: logReaders, stdin, stdinFd, closeStdio, done: null });
   cleanup.push(`live state of ${record.id}`, () => void ctx.live.delete(record.id));

@@ -13,22 +13,24 @@ import { watchExit } from './exit';
 import type { ContainerRecord } from './model';
 import { canMove, transition } from './state-machine';
 import { raceAbort } from '../util/abort';
+import { stepTimer } from '../obs/steps';
 
 export async function start(ctx: ContainerContext, idOrPrefix: string): Promise<void> {
   const r = ctx.mustGet(idOrPrefix);
+  const steps = stepTimer(ctx.opts.metrics, 'StartContainer');
   await ctx.locked(r.id, async () => {
     if (!canMove(r.state, 'CONTAINER_RUNNING')) throw failedPrecondition(`container ${r.id} is ${r.state.replace('CONTAINER_', '').toLowerCase()}, not created`);
     // A crash before the RUNNING record is on disk leaves a process no client was told
     // about: the journal's undo kills what runs in the container's cgroup (it stays CREATED).
-    const journal = await ctx.opts.ops.begin('StartContainer', r.id);
+    const journal = await steps.time('journal', () => ctx.opts.ops.begin('StartContainer', r.id));
     try {
-      await journal.append({ kind: 'cgroup', path: r.cgroupPath, keep: true });
+      await steps.time('journal_append', () => journal.append({ kind: 'cgroup', path: r.cgroupPath, keep: true }));
       journal.point();
       let live = ctx.live.get(r.id);
       if (!live?.handle) {
         // Created by a daemon that is gone: its held process went with it; make it again.
         const cleanup = new CleanupStack(ctx.opts.log);
-        await makeProcess(ctx, r, await ctx.spec(r), cleanup).catch(async (e: unknown) => {
+        await makeProcess(ctx, r, await ctx.spec(r), cleanup, steps).catch(async (e: unknown) => {
           await cleanup.unwind();
           throw e;
         });
@@ -42,7 +44,7 @@ export async function start(ctx: ContainerContext, idOrPrefix: string): Promise<
       const [pid, startTime] = [r.pid, r.pidStartTime];
       if (pid !== null && startTime !== null) ctx.keeper?.watch(pid, startTime);
       try {
-        await ctx.opts.host.startProcess(handle);
+        await steps.time('start_process', () => ctx.opts.host.startProcess(handle));
         journal.point();
       } catch (e) {
         if (pid !== null && startTime !== null) void ctx.keeper?.forget(pid, startTime).catch(() => {});
@@ -58,13 +60,13 @@ export async function start(ctx: ContainerContext, idOrPrefix: string): Promise<
       }
       ctx.opts.host.refProcess(handle, false);
       transition(r, { to: 'CONTAINER_RUNNING' });
-      await ctx.persist(r);
+      await steps.time('persist', () => ctx.persist(r));
       journal.point();
-      live.done = watchExit(ctx, r, live);
-      ctx.opts.events.publish({ containerId: r.id, type: 'CONTAINER_STARTED_EVENT', createdAt: r.startedAt, sandboxId: r.sandboxId });
+      live.done = steps.timeSync('watch_exit', () => watchExit(ctx, r, live));
+      steps.timeSync('event', () => ctx.opts.events.publish({ containerId: r.id, type: 'CONTAINER_STARTED_EVENT', createdAt: r.startedAt, sandboxId: r.sandboxId }));
     } finally {
       // Once this settles the client knows the outcome; only a crash leaves the journal.
-      await journal.finish();
+      await steps.time('journal_finish', () => journal.finish());
     }
     journal.point();
   });

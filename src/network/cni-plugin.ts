@@ -5,11 +5,14 @@
  * runs the chain in order, DEL in reverse with the cached result. The final ADD result is
  * cached on disk, as libcni does, so that DEL after a daemon restart gets what ADD made.
  */
-import { execFile } from 'node:child_process';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { CniNetworkConfig, CniPluginConf } from './cni-config';
 import { readJson, writeJsonAtomic } from '../state/atomic-file';
+import { runHostProgram, type HostRunResult } from '../native/host-spawn';
+
+/** What a plugin may print on stdout (and on stderr); a result is a few KiB. */
+const maxPluginOutput = 4 * 1024 * 1024;
 
 export interface CniRequest {
   containerId: string;
@@ -108,43 +111,55 @@ export class CniPluginRunner {
     return conf;
   }
 
-  private exec(command: 'ADD' | 'DEL' | 'CHECK', binary: string, type: string, conf: Record<string, unknown>, req: CniRequest): Promise<Record<string, unknown> | null> {
-    const env: NodeJS.ProcessEnv = {
-      PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
-      CNI_COMMAND: command,
-      CNI_CONTAINERID: req.containerId,
-      CNI_NETNS: req.netnsPath,
-      CNI_IFNAME: req.ifName,
-      CNI_ARGS: cniArgs(req.args),
-      CNI_PATH: this.opts.pluginDirs.join(':'),
-    };
-    return new Promise((resolve, reject) => {
-      const child = execFile(binary, [], { env, timeout: this.opts.timeoutMs, maxBuffer: 4 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
-        if (err) {
-          // A plugin reports failures as a JSON error object on stdout.
-          let detail = stderr.trim() || err.message;
-          try {
-            const e = JSON.parse(stdout) as { code?: number; msg?: string; details?: string };
-            if (e.msg) detail = `${e.msg}${e.details ? `: ${e.details}` : ''}`;
-          } catch {
-            // not JSON: keep stderr
-          }
-          const code = typeof err.code === 'number' ? err.code : null;
-          reject(new CniPluginError(`CNI plugin ${type} ${command} failed: ${detail}`, type, code));
-          return;
-        }
-        if (command !== 'ADD' || stdout.trim() === '') {
-          resolve(null);
-          return;
-        }
+  private async exec(command: 'ADD' | 'DEL' | 'CHECK', binary: string, type: string, conf: Record<string, unknown>, req: CniRequest): Promise<Record<string, unknown> | null> {
+    const env = [
+      `PATH=${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`,
+      `CNI_COMMAND=${command}`,
+      `CNI_CONTAINERID=${req.containerId}`,
+      `CNI_NETNS=${req.netnsPath}`,
+      `CNI_IFNAME=${req.ifName}`,
+      `CNI_ARGS=${cniArgs(req.args)}`,
+      `CNI_PATH=${this.opts.pluginDirs.join(':')}`,
+    ];
+    // Through the addon's spawn rather than child_process: a vfork-style spawn does not copy
+    // the daemon's page tables for each of the chain's plugins (bench/cni-exec measures it).
+    let run: HostRunResult;
+    try {
+      run = await runHostProgram({ path: binary, argv: [binary], env, stdin: Buffer.from(JSON.stringify(conf)), timeoutMs: this.opts.timeoutMs, maxOutputBytes: maxPluginOutput });
+    } catch (e) {
+      throw new CniPluginError(`CNI plugin ${type} ${command} could not be run: ${(e as Error).message}`, type, null);
+    }
+    const stdout = run.stdout.toString('utf8');
+    const failure = run.timedOut
+      ? `timed out after ${this.opts.timeoutMs} ms`
+      : run.overflowed
+        ? `wrote more than ${maxPluginOutput} bytes to ${run.overflowed}`
+        : run.exitCode !== 0
+          ? run.signal !== null
+            ? `killed by signal ${run.signal}`
+            : `exit status ${run.exitCode}`
+          : null;
+    if (failure !== null) {
+      // A plugin reports failures as a JSON error object on stdout.
+      let detail = run.stderr.toString('utf8').trim() || failure;
+      if (!run.timedOut && !run.overflowed) {
         try {
-          resolve(JSON.parse(stdout) as Record<string, unknown>);
+          const e = JSON.parse(stdout) as { code?: number; msg?: string; details?: string };
+          if (e.msg) detail = `${e.msg}${e.details ? `: ${e.details}` : ''}`;
         } catch {
-          reject(new CniPluginError(`CNI plugin ${type} ADD printed no JSON result`, type, null));
+          // not JSON: keep stderr
         }
-      });
-      child.stdin!.end(JSON.stringify(conf));
-    });
+      } else {
+        detail = failure;
+      }
+      throw new CniPluginError(`CNI plugin ${type} ${command} failed: ${detail}`, type, run.exitCode);
+    }
+    if (command !== 'ADD' || stdout.trim() === '') return null;
+    try {
+      return JSON.parse(stdout) as Record<string, unknown>;
+    } catch {
+      throw new CniPluginError(`CNI plugin ${type} ADD printed no JSON result`, type, null);
+    }
   }
 
   /**

@@ -23,6 +23,7 @@ import { noResources, type CgroupManager, type CgroupStats, type Resources } fro
 import { CpuRate } from '../domain/cpu-rate';
 import type { PodNetwork, PodNetworkAttachment } from '../network/pod-network';
 import type { Logger } from '../obs/logger';
+import { stepTimer, type StepMetrics, type StepTimer } from '../obs/steps';
 import { readJson, writeJsonAtomic } from '../state/atomic-file';
 import { KeyedMutex } from '../util/mutex';
 import { checkPathLength, throwAsResourceError } from '../domain/limits';
@@ -83,6 +84,8 @@ export interface SandboxServiceOptions {
   /** the pods' records, which the container side reads too (made first: see records.ts) */
   records: SandboxRecords;
   containers: SandboxContainers;
+  /** where RunPodSandbox's steps are timed; null in tests without metrics */
+  metrics?: StepMetrics | null;
 }
 
 export interface SandboxStats {
@@ -190,19 +193,20 @@ export class SandboxService {
 
   private async create(id: string, name: string, handler: string, spec: SandboxSpec, signal: AbortSignal | null): Promise<string> {
     const log = this.opts.log.child({ sandboxId: id, pod: `${spec.namespace}/${spec.name}` });
+    const steps = stepTimer(this.opts.metrics, 'RunPodSandbox');
     // The journal comes first: a failure to open it leaves nothing to undo.
-    const cleanup = new CleanupStack(log, await this.opts.ops.begin('RunPodSandbox', id));
+    const cleanup = new CleanupStack(log, await steps.time('journal', () => this.opts.ops.begin('RunPodSandbox', id)));
     try {
-      this.names.reserve(name, id);
+      steps.timeSync('reserve_name', () => this.names.reserve(name, id));
       cleanup.push(`name ${name}`, () => this.names.release(name));
-      const record = await this.build(id, name, handler, spec, cleanup, signal, log);
+      const record = await this.build(id, name, handler, spec, cleanup, signal, log, steps);
       // The record is the commit point: once it is on disk the pod exists (a crash from
       // here on leaves a whole pod, which the next start restores).
       cleanup.point();
-      await this.persist(record);
+      await steps.time('persist', () => this.persist(record));
       this.records.set(id, record);
       this.index.add(id);
-      await cleanup.commit();
+      await steps.time('commit', () => cleanup.commit());
       const now = nowNanos();
       this.opts.events.publish({ containerId: id, type: 'CONTAINER_CREATED_EVENT', createdAt: now, sandboxId: id });
       this.opts.events.publish({ containerId: id, type: 'CONTAINER_STARTED_EVENT', createdAt: now, sandboxId: id });
@@ -218,7 +222,16 @@ export class SandboxService {
     }
   }
 
-  private async build(id: string, name: string, handler: string, spec: SandboxSpec, cleanup: CleanupStack, signal: AbortSignal | null, log: Logger): Promise<SandboxRecord> {
+  private async build(
+    id: string,
+    name: string,
+    handler: string,
+    spec: SandboxSpec,
+    cleanup: CleanupStack,
+    signal: AbortSignal | null,
+    log: Logger,
+    steps: StepTimer,
+  ): Promise<SandboxRecord> {
     const cfg = this.config;
     const hostNetwork = spec.namespaces.network === 'NODE';
     const hostIpc = spec.namespaces.ipc === 'NODE';
@@ -234,15 +247,17 @@ export class SandboxService {
     // Network readiness first: no point making anything for a pod that cannot get a network.
     let net = null;
     if (!hostNetwork) {
-      net = await this.opts.network.waitForConfig(cfg.network.cniConfigWait * 1000, signal);
+      net = await steps.time('cni_config', () => this.opts.network.waitForConfig(cfg.network.cniConfigWait * 1000, signal));
       if (!net) throw failedPrecondition(`NetworkPluginNotReady: no CNI configuration in ${cfg.network.cniConfigDir}`);
     }
 
     // The run dir holds the pins, shm and pod files: its undo (every mount under it
     // detached, then the tree removed) is the durable undo of all of them.
     const runDir = path.join(cfg.runroot, 'sandboxes', id);
-    await cleanup.record({ kind: 'tree', path: runDir });
-    await fsp.mkdir(runDir, { recursive: true, mode: 0o711 });
+    await steps.time('run_dir', async () => {
+      await cleanup.record({ kind: 'tree', path: runDir });
+      await fsp.mkdir(runDir, { recursive: true, mode: 0o711 });
+    });
 
     // Namespaces, pinned by bind mounts, with the pod's namespaced sysctls applied inside.
     const types: Array<'net' | 'ipc' | 'uts' | 'user'> = [];
@@ -253,7 +268,7 @@ export class SandboxService {
     if (spec.namespaces.userns === 'POD') throw failedPrecondition('pod user namespaces (userns_options mode POD) are not supported yet');
     const pins = { net: null as string | null, ipc: null as string | null, uts: null as string | null, user: null as string | null };
     if (types.length > 0) {
-      const made = await this.opts.host.pinNamespaces({ types, dir: path.join(runDir, 'ns'), sysctls: spec.sysctls });
+      const made = await steps.time('pin_namespaces', () => this.opts.host.pinNamespaces({ types, dir: path.join(runDir, 'ns'), sysctls: spec.sysctls }));
       for (const t of types) {
         const p = made[t] ?? null;
         pins[t] = p;
@@ -266,16 +281,16 @@ export class SandboxService {
     // nodecri, as containerd and CRI-O do: other pods may live under it. The pod's own
     // cgroups (infra, containers) are its children. Made before the network, whose
     // plugins are told its path.
-    let cgroup: SandboxRecord['cgroup'];
-    if (spec.cgroupParent !== '') {
-      await this.opts.host.cgroups.create(spec.cgroupParent, spec.resources ?? noResources()).catch(throwAsResourceError);
-      cgroup = { path: spec.cgroupParent, created: false };
-    } else {
+    const cgroup = await steps.time('cgroup', async (): Promise<SandboxRecord['cgroup']> => {
+      if (spec.cgroupParent !== '') {
+        await this.opts.host.cgroups.create(spec.cgroupParent, spec.resources ?? noResources()).catch(throwAsResourceError);
+        return { path: spec.cgroupParent, created: false };
+      }
       const p = path.posix.join(cfg.cgroup.defaultParent, `pod-${id}`);
       await cleanup.record({ kind: 'cgroup', path: p }, () => this.opts.host.cgroups.remove(p));
       await this.opts.host.cgroups.create(p, spec.resources ?? noResources()).catch(throwAsResourceError);
-      cgroup = { path: p, created: true };
-    }
+      return { path: p, created: true };
+    });
 
     // The network: CNI ADD in the pinned netns (its own DEL on failure), lo up. It is the
     // longest step by far (plugin processes), so it runs while shm and the files are made;
@@ -289,14 +304,14 @@ export class SandboxService {
         const attached = await pending?.catch(() => null);
         if (attached) await this.opts.network.detach(attached, req);
       });
-      attaching = this.opts.network.attach(net, req);
+      attaching = steps.time('cni_attach', () => this.opts.network.attach(net, req));
       pending = attaching;
       // Handled here too, so that a failure while shm is being made is not "unhandled".
       pending.catch(() => undefined);
     }
     let shm: SandboxRecord['shm'];
     try {
-      shm = await this.makeShm(runDir, spec, hostIpc, cleanup);
+      shm = await steps.time('shm', () => this.makeShm(runDir, spec, hostIpc, cleanup));
     } catch (e) {
       // Let the network settle first, so that its undo finds it either way.
       await attaching?.catch(() => null);
@@ -307,7 +322,7 @@ export class SandboxService {
     // hostname, resolv.conf and hosts, with the pod's IPs.
     const hostname = podHostname(spec.hostname, hostNetwork, id);
     const files = { hostname: path.join(runDir, 'hostname'), resolvConf: path.join(runDir, 'resolv.conf'), hosts: path.join(runDir, 'hosts') };
-    await writeSandboxFiles(files, { hostname, resolvConf: await resolvConf(spec.dns), hosts: hostsFile(hostname, network?.ips ?? []) });
+    await steps.time('sandbox_files', async () => writeSandboxFiles(files, { hostname, resolvConf: await resolvConf(spec.dns), hosts: hostsFile(hostname, network?.ips ?? []) }));
 
     // A pod sharing one PID namespace needs a PID 1 to reap its orphans: the pause binary.
     let infra: SandboxRecord['infra'] = null;
@@ -318,7 +333,7 @@ export class SandboxService {
         if (infraPid !== null) await this.opts.host.infra.stop(infraPid);
         await this.opts.host.cgroups.remove(infraCgroup);
       });
-      const started = await this.opts.host.infra.start({ runDir, pins, cgroupPath: infraCgroup });
+      const started = await steps.time('infra_start', () => this.opts.host.infra.start({ runDir, pins, cgroupPath: infraCgroup }));
       infraPid = started.pid;
       for (const w of started.warnings) log.warn({ pid: started.pid }, `infra process: ${w}`);
       infra = { pid: started.pid, startTime: started.startTime, cgroupPath: infraCgroup };
