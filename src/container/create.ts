@@ -85,6 +85,7 @@ async function build(ctx: ContainerContext, id: string, name: string, sandbox: S
   const steps = stepTimer(ctx.opts.metrics, 'CreateContainer');
   // The journal comes first: a failure to open it leaves nothing to undo.
   const cleanup = new CleanupStack(log, await steps.time('journal', () => ctx.opts.ops.begin('CreateContainer', id)));
+  let specSaved: Promise<void> | null = null;
   try {
     steps.timeSync('reserve_name', () => ctx.names.reserve(name, id));
     cleanup.push(`name ${name}`, () => ctx.names.release(name));
@@ -130,7 +131,10 @@ async function build(ctx: ContainerContext, id: string, name: string, sandbox: S
       }),
     );
     const spec = generated.spec;
-    await steps.time('write_spec', () => writeJsonAtomic(path.join(stateDir, 'config.json'), spec));
+    // Saved while the cgroup and the process are made (it is under the state dir, whose
+    // undo is already recorded); durable before the record, the commit point, is written.
+    specSaved = steps.time('write_spec', () => writeJsonAtomic(path.join(stateDir, 'config.json'), spec));
+    specSaved.catch(() => {}); // awaited below, or by the unwind
 
     // The container's cgroup under the pod's, with its device rules enforced before any
     // process joins it. The undo goes first: a create that fails half-way (a device
@@ -173,6 +177,7 @@ async function build(ctx: ContainerContext, id: string, name: string, sandbox: S
     await makeProcess(ctx, record, spec, cleanup, steps);
     // The record is the commit point (see SandboxService.create).
     cleanup.point();
+    await specSaved;
     await steps.time('persist', () => ctx.persist(record));
     ctx.records.set(id, record);
     ctx.specs.set(id, spec);
@@ -182,6 +187,8 @@ async function build(ctx: ContainerContext, id: string, name: string, sandbox: S
     log.info({ image: imageRef }, `Created container ${id}: ${name}`);
     return id;
   } catch (e) {
+    // No write into the state dir may outlast its removal.
+    await specSaved?.catch(() => {});
     await cleanup.unwind();
     throw e;
   }

@@ -142,15 +142,25 @@ export async function remove(ctx: ContainerContext, idOrPrefix: string): Promise
 async function removeLocked(ctx: ContainerContext, r: ContainerRecord, step: () => void): Promise<void> {
   if (!ctx.records.has(r.id)) return;
   step();
-  // Exec'd processes and anything else left in the cgroup go with it.
+  // Exec'd processes and anything else left in the cgroup go first: none may still write
+  // into the rootfs while it is removed.
   await ctx.opts.host.cgroups.killAll(r.cgroupPath).catch(() => {});
-  await ctx.opts.host.cgroups.remove(r.cgroupPath);
-  step();
-  await ctx.opts.host.unmount(r.rootfs);
-  step();
-  await ctx.opts.images.releaseRootfs(r.id);
-  step();
-  await fsp.rm(r.runDir, { recursive: true, force: true });
+  // Then the empty cgroup and the rootfs, which are independent of each other, go at once
+  // (the removal's journal rolls both forward after a crash, each step idempotent).
+  const cgroupGone = (async () => {
+    await ctx.opts.host.cgroups.remove(r.cgroupPath);
+    step();
+  })();
+  const rootfsGone = (async () => {
+    await ctx.opts.host.unmount(r.rootfs);
+    step();
+    await ctx.opts.images.releaseRootfs(r.id);
+    step();
+    await fsp.rm(r.runDir, { recursive: true, force: true });
+  })();
+  // Both settle before either failure is thrown: no step still runs when the call returns.
+  const [c, f] = await Promise.allSettled([cgroupGone, rootfsGone]);
+  for (const s of [c, f]) if (s.status === 'rejected') throw s.reason;
   step();
   // The record goes last: until then a restart finds the container and finishes the removal.
   await fsp.rm(r.stateDir, { recursive: true, force: true });

@@ -107,6 +107,12 @@ export class SandboxService {
   private readonly creating = new InFlight<string>({ joinTimeout: { ms: inFlightWaitMs, error: busy } });
   private readonly lock = new KeyedMutex();
   private readonly cpuRate = new CpuRate();
+  /**
+   * Pods whose network this daemon's CNI DEL released: a stop again (the one inside
+   * RemovePodSandbox, a repeated StopPodSandbox) does not DEL once more, as containerd's
+   * closed netns does not. A new daemon knows none, and DELs again (DEL is idempotent).
+   */
+  private readonly networkReleased = new Set<string>();
 
   constructor(private readonly opts: SandboxServiceOptions) {
     this.store = opts.records;
@@ -400,9 +406,10 @@ export class SandboxService {
     step();
     if (r.infra) await this.opts.host.infra.stop(r.infra.pid);
     step();
-    if (r.network && r.pins.net) {
+    if (r.network && r.pins.net && !this.networkReleased.has(r.id)) {
       await this.opts.network.detach(r.network, this.networkRequest(r.id, r.spec, r.pins.net, r.cgroup.path));
       r.network = { ...r.network, ips: [] };
+      this.networkReleased.add(r.id);
     }
     step();
     if (r.shm.mounted) {
@@ -445,6 +452,7 @@ export class SandboxService {
     this.records.delete(r.id);
     this.index.delete(r.id);
     this.cpuRate.forget(r.id);
+    this.networkReleased.delete(r.id);
     this.names.release(r.name);
     this.opts.events.publish({ containerId: r.id, type: 'CONTAINER_DELETED_EVENT', createdAt: nowNanos(), sandboxId: r.id });
   }
