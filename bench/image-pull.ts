@@ -1,106 +1,150 @@
 /**
- * Pull + unpack of a ~200 MB image of 5 layers (incompressible and compressible files,
- * big and small) from a local docker-registry: nodecri through the daemon's PullImage
- * versus containerd 1.6 (`ctr images pull --plain-http`, overlayfs snapshotter) in the same
- * run, each with its own temp root. Every pull is cold: the image is removed (and its layers
- * collected) between runs. Prints each run, the medians and the ratio nodecri/containerd.
- * Usage: node dist/bench/image-pull.js [runs=5]
+ * Cold image pull through CRI PullImage: nodecri against containerd 1.6's CRI (the runtime
+ * pair of bench/peers/runtimes.ts, one local docker-registry on loopback), and the floor in
+ * the same run: the same layer blobs fetched over HTTP and gunzipped to files on the same
+ * disk, all layers in parallel, by a plain Node loop, each file fsync'd once at its end.
+ *
+ * Each image is 4 layers of random data in 1 MiB files (25 MiB and 50 MiB layers, sizes set
+ * by --sizes), built by test/helpers/images.ts. Every pull is cold: the image is removed
+ * through RemoveImage after it (both runtimes collect the layers of an image they remove;
+ * containerd's content store is checked to have dropped them). Per round and size, the
+ * three are run one after the other in an order that rotates by round. Prints every sample,
+ * the medians (bench/stats.ts) and the ratios nodecri/containerd and nodecri/floor; writes
+ * every sample as JSON with --out.
+ * Usage: node dist/bench/image-pull.js [rounds=5] [--sizes=25,50] [--out=FILE] [--no-containerd]
+ *   NODECRI_PULL_CONFIG="TOML" adds to nodecri's config (A/B of [image] settings).
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
+import http from 'node:http';
 import path from 'node:path';
-import { CriClient } from '../test/helpers/cri-client';
-import { startContainerdCri, type Containerd } from './peers/containerd-cri';
-import { startTestDaemon } from '../test/helpers/daemon';
-import { buildImage, pushImage, type LayerEntries } from '../test/helpers/images';
-import { startRegistry } from '../test/helpers/registry';
-import { median } from './stats';
+import { pipeline } from 'node:stream/promises';
+import zlib from 'node:zlib';
+import { buildImage, pushImage, type BuiltImage, type LayerEntries } from '../test/helpers/images';
+import { machine, startRuntimePair, type BenchRuntime } from './peers/runtimes';
+import { median, summarize } from './stats';
 
-const MB = 1 << 20;
+const MiB = 1 << 20;
+const LAYERS = 4;
 
-/** Text that gzip shrinks about 4x, unlike the random part. */
-function compressible(n: number, seed: number): Buffer {
-  const words = ['container', 'runtime', 'kubelet', 'overlay', 'layer', 'digest', 'registry', 'manifest', 'sandbox', 'cgroup'];
-  const parts: string[] = [];
-  let len = 0;
-  let x = seed;
-  while (len < n) {
-    x = (x * 1103515245 + 12345) & 0x7fffffff;
-    const w = `${words[x % words.length]}-${x % 9973} `;
-    parts.push(w);
-    len += w.length;
-  }
-  return Buffer.from(parts.join('')).subarray(0, n);
-}
+const flag = (name: string): string | undefined => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const positional = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const rounds = Number(positional[0] ?? 5);
+const sizes = (flag('sizes') ?? '25,50').split(',').map(Number);
+const out = flag('out');
+const withContainerd = !process.argv.includes('--no-containerd');
 
-/** One layer of ~40 MB: a 12 MB random file, 8 MB of random 256 KiB files, 20 MB of text in files of 1 MB and 16 KiB. */
-function benchLayer(i: number): LayerEntries {
+/** One layer of `mib` MiB of random data, in 1 MiB files under one directory. */
+function randomLayer(i: number, mib: number): LayerEntries {
   const e: LayerEntries = [{ name: `l${i}/`, type: 'directory', mode: 0o755 }];
-  e.push({ name: `l${i}/big.bin`, type: 'file', mode: 0o644, data: randomBytes(12 * MB) });
-  for (let k = 0; k < 32; k++) e.push({ name: `l${i}/rand/${k}.bin`, type: 'file', mode: 0o644, data: randomBytes(256 * 1024) });
-  for (let k = 0; k < 16; k++) e.push({ name: `l${i}/text/${k}.txt`, type: 'file', mode: 0o644, data: compressible(MB, i * 100 + k) });
-  for (let k = 0; k < 256; k++) e.push({ name: `l${i}/small/${k}.txt`, type: 'file', mode: 0o644, data: compressible(16 * 1024, i * 1000 + k) });
+  for (let k = 0; k < mib; k++) e.push({ name: `l${i}/${k}.bin`, type: 'file', mode: 0o644, data: randomBytes(MiB) });
   return e;
 }
 
-async function main(): Promise<void> {
-  const runs = Number(process.argv[2] ?? 5);
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'nodecri-bench-pull-'));
-  const reg = await startRegistry();
-  const cleanups: Array<() => Promise<void>> = [async () => reg.stop()];
+/** GET one blob from the registry and gunzip it into `file`, fsync'd at the end. */
+async function fetchGunzip(host: string, repo: string, digest: string, file: string): Promise<void> {
+  const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+    http.get(`http://${host}/v2/${repo}/blobs/${digest}`, resolve).once('error', reject);
+  });
+  if (res.statusCode !== 200) throw new Error(`blob ${digest}: HTTP ${res.statusCode}`);
+  const fd = fs.openSync(file, 'wx');
   try {
-    process.stdout.write('building and pushing a 5-layer image...\n');
-    const img = buildImage([0, 1, 2, 3, 4].map(benchLayer));
-    const compressed = img.layers.reduce((n, l) => n + l.blob.length, 0);
-    await pushImage(reg.host, 'bench/big', 'v1', img);
-    const ref = `${reg.host}/bench/big:v1`;
-    process.stdout.write(`image ${ref}: 5 layers, ~200 MB unpacked, ${(compressed / MB).toFixed(0)} MiB compressed\n`);
+    await pipeline(res, zlib.createGunzip(), fs.createWriteStream('', { fd, autoClose: false }));
+    await new Promise<void>((resolve, reject) => fs.fsync(fd, (e) => (e ? reject(e) : resolve())));
+  } finally {
+    fs.closeSync(fd);
+  }
+}
 
-    const d = await startTestDaemon({
-      dropIns: { 'bench.toml': `[image]\npull_timeout = 600\n[[image.registries]]\nlocation = "${reg.host}"\ninsecure = true\n` },
-    });
-    cleanups.push(() => d.cleanup());
-    const client = new CriClient(d.socket);
-    cleanups.push(async () => client.close());
+/** Every layer of `img` fetched and gunzipped at once into a fresh dir; returns ms. */
+async function floor(host: string, repo: string, img: BuiltImage, dir: string): Promise<number> {
+  fs.mkdirSync(dir);
+  const t0 = performance.now();
+  await Promise.all(img.layers.map((l, i) => fetchGunzip(host, repo, l.digest, path.join(dir, `${i}.tar`))));
+  const ms = performance.now() - t0;
+  fs.rmSync(dir, { recursive: true, force: true });
+  return ms;
+}
 
-    const haveCtr = spawnSync('ctr', ['--version'], { stdio: 'ignore' }).status === 0;
-    let ctr: Containerd | null = null;
-    if (haveCtr) {
-      const cdir = path.join(base, 'containerd');
-      fs.mkdirSync(cdir);
-      ctr = await startContainerdCri(cdir, null);
-      cleanups.push(ctr.stop);
-    } else {
-      process.stdout.write('containerd/ctr not installed (apt-get install containerd): nodecri only\n');
+/** containerd's k8s.io content store still holding any of the image's layers. */
+function containerdHolds(sock: string, img: BuiltImage): string[] {
+  const r = spawnSync('ctr', ['-a', sock, '-n', 'k8s.io', 'content', 'ls', '-q'], { encoding: 'utf8' });
+  const have = new Set(r.stdout.split('\n'));
+  return img.layers.map((l) => l.digest).filter((d) => have.has(d));
+}
+
+async function pullCold(rt: BenchRuntime, ref: string): Promise<number> {
+  const t0 = performance.now();
+  await rt.client.call('PullImage', { image: { image: ref } });
+  const ms = performance.now() - t0;
+  await rt.client.call('RemoveImage', { image: { image: ref } });
+  return ms;
+}
+
+async function main(): Promise<void> {
+  const pair = await startRuntimePair({ containerd: withContainerd, nodecriConfig: process.env.NODECRI_PULL_CONFIG ?? '' });
+  const host = pair.image.split('/')[0];
+  const containerdSock = path.join(pair.dir, 'containerd', 'containerd.sock');
+  const samples: Record<string, Record<string, number[]>> = {};
+  try {
+    const images: Array<{ mib: number; repo: string; ref: string; img: BuiltImage }> = [];
+    for (const mib of sizes) {
+      const img = buildImage(Array.from({ length: LAYERS }, (_, i) => randomLayer(i, mib)));
+      const repo = `bench/random-${mib}`;
+      await pushImage(host, repo, 'v1', img);
+      const compressed = img.layers.reduce((n, l) => n + l.blob.length, 0);
+      process.stdout.write(`${host}/${repo}:v1: ${LAYERS} layers of ${mib} MiB random data in 1 MiB files, ${(compressed / MiB).toFixed(1)} MiB compressed\n`);
+      images.push({ mib, repo, ref: `${host}/${repo}:v1`, img });
+      samples[`${mib}`] = { nodecri: [], containerd: [], floor: [] };
     }
-
-    const ours: number[] = [];
-    const theirs: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      const t0 = performance.now();
-      await client.call('PullImage', { image: { image: ref } });
-      ours.push((performance.now() - t0) / 1000);
-      await client.call('RemoveImage', { image: { image: ref } });
-      if (ctr) {
-        const t1 = performance.now();
-        const r = spawnSync('ctr', ['-a', ctr.sock, '-n', 'bench', 'images', 'pull', '--plain-http', ref], { encoding: 'utf8' });
-        if (r.status !== 0) throw new Error(`ctr pull failed: ${r.stderr}`);
-        theirs.push((performance.now() - t1) / 1000);
-        spawnSync('ctr', ['-a', ctr.sock, '-n', 'bench', 'images', 'rm', '--sync', ref], { stdio: 'ignore' });
+    for (let round = 0; round < rounds; round++) {
+      for (const { mib, repo, ref, img } of images) {
+        const s = samples[`${mib}`];
+        const kinds = ['nodecri', 'containerd', 'floor'].filter((k) => k !== 'containerd' || pair.runtimes.length > 1);
+        const order = kinds.map((_, i) => kinds[(i + round) % kinds.length]);
+        const line: string[] = [];
+        for (const kind of order) {
+          let ms: number;
+          if (kind === 'floor') ms = await floor(host, repo, img, path.join(pair.dir, `floor-${mib}-${round}`));
+          else {
+            const rt = pair.runtimes.find((r) => r.name === kind) as BenchRuntime;
+            ms = await pullCold(rt, ref);
+            if (kind === 'containerd') {
+              const left = containerdHolds(containerdSock, img);
+              if (left.length > 0) throw new Error(`containerd kept ${left.length} layers after RemoveImage: the next pull would not be cold`);
+            }
+          }
+          s[kind].push(ms);
+          line.push(`${kind} ${ms.toFixed(0)} ms`);
+        }
+        process.stdout.write(`round ${round + 1}, ${LAYERS} x ${mib} MiB: ${line.join(', ')}\n`);
       }
-      process.stdout.write(`run ${i + 1}: nodecri ${ours[i].toFixed(2)} s${ctr ? `, containerd ${theirs[i].toFixed(2)} s` : ''}\n`);
     }
-    const m = median(ours);
-    process.stdout.write(`\nnodecri median:    ${m.toFixed(2)} s (${(compressed / MB / m).toFixed(0)} MiB/s compressed)\n`);
-    if (ctr) {
-      const c = median(theirs);
-      process.stdout.write(`containerd median: ${c.toFixed(2)} s\nratio nodecri/containerd: ${(m / c).toFixed(2)}x (target <= 0.8x)\n`);
+    process.stdout.write('\n| image | nodecri | containerd | floor | nodecri/containerd | nodecri/floor |\n|---|---|---|---|---|---|\n');
+    const result: Record<string, unknown> = {};
+    for (const { mib } of images) {
+      const s = samples[`${mib}`];
+      const n = median(s.nodecri);
+      const c = median(s.containerd);
+      const f = median(s.floor);
+      process.stdout.write(`| ${LAYERS} x ${mib} MiB | ${n.toFixed(0)} ms | ${c.toFixed(0)} ms | ${f.toFixed(0)} ms | ${(n / c).toFixed(2)} | ${(n / f).toFixed(2)} |\n`);
+      result[`${LAYERS}x${mib}MiB`] = {
+        nodecri: summarize(s.nodecri),
+        containerd: summarize(s.containerd),
+        floor: summarize(s.floor),
+        ratioContainerd: n / c,
+        ratioFloor: n / f,
+        samples: s,
+      };
+    }
+    process.stdout.write('targets: nodecri/containerd <= 0.8, nodecri/floor <= 1.3\n');
+    if (out) {
+      fs.writeFileSync(out, `${JSON.stringify({ bench: 'image-pull', rounds, nodecriConfig: process.env.NODECRI_PULL_CONFIG ?? '', machine: machine(), result }, null, 2)}\n`);
+      process.stdout.write(`wrote ${out}\n`);
     }
   } finally {
-    for (const c of cleanups.reverse()) await c().catch(() => undefined);
-    fs.rmSync(base, { recursive: true, force: true });
+    await pair.cleanup();
   }
 }
 
