@@ -147,17 +147,24 @@ void Finish(uint32_t id) {
   }
 }
 
+// A timer of run `id` on the env's loop (its data is the id: the run may be gone when it
+// fires); Finish closes it.
+uv_timer_t *StartRunTimer(Napi::Env env, uint32_t id, uv_timer_cb cb, uint64_t timeout, uint64_t repeat) {
+  uv_loop_t *loop = nullptr;
+  napi_get_uv_event_loop(env, &loop);
+  auto *t = new uv_timer_t;
+  uv_timer_init(loop, t);
+  t->data = reinterpret_cast<void *>((uintptr_t)id);
+  uv_timer_start(t, cb, timeout, repeat);
+  return t;
+}
+
 // The exit watch failed (the program was SIGKILLed): reap it through its pidfd from a
 // timer every 5 ms, never a blocking wait; it is gone within a few ticks.
 void PollExit(uint32_t id) {
   HostRun *r = Find(id);
-  uv_loop_t *loop = nullptr;
-  napi_get_uv_event_loop(r->env, &loop);
-  r->reap_timer = new uv_timer_t;
-  uv_timer_init(loop, r->reap_timer);
-  r->reap_timer->data = reinterpret_cast<void *>((uintptr_t)id);
-  uv_timer_start(
-      r->reap_timer,
+  r->reap_timer = StartRunTimer(
+      r->env, id,
       [](uv_timer_t *t) {
         uint32_t id = (uint32_t)reinterpret_cast<uintptr_t>(t->data);
         HostRun *r = Find(id);
@@ -310,13 +317,8 @@ Napi::Value HostRunExport(const Napi::CallbackInfo &info) {
     return promise;
   }
   if (timeout_ms > 0) {
-    uv_loop_t *loop = nullptr;
-    napi_get_uv_event_loop(env, &loop);
-    run->timer = new uv_timer_t;
-    uv_timer_init(loop, run->timer);
-    run->timer->data = reinterpret_cast<void *>((uintptr_t)id);
-    uv_timer_start(
-        run->timer,
+    run->timer = StartRunTimer(
+        env, id,
         [](uv_timer_t *t) {
           HostRun *r = Find((uint32_t)reinterpret_cast<uintptr_t>(t->data));
           if (!r) return;

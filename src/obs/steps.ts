@@ -66,34 +66,37 @@ export function stepTimer(metrics: StepMetrics | null | undefined, operation: st
     }
     span.end();
   };
+  /** A step begun: its span (when traced), and what ends it, observing its time either way. */
+  const begin = (step: string) => {
+    const observe = observer(step);
+    const span = startSpan(step);
+    const t0 = performance.now();
+    const end = (err: unknown) => {
+      observe((performance.now() - t0) / 1000);
+      endSpan(span, err);
+    };
+    return { span, end };
+  };
   return {
     async time<T>(step: string, fn: () => Promise<T>): Promise<T> {
-      const observe = observer(step);
-      const span = startSpan(step);
-      const t0 = performance.now();
+      const run = begin(step);
       try {
-        const result = await (span ? context.with(trace.setSpan(context.active(), span), fn) : fn());
-        observe((performance.now() - t0) / 1000);
-        endSpan(span, undefined);
+        const result = await (run.span ? context.with(trace.setSpan(context.active(), run.span), fn) : fn());
+        run.end(undefined);
         return result;
       } catch (e) {
-        observe((performance.now() - t0) / 1000);
-        endSpan(span, e ?? new Error('step failed'));
+        run.end(e ?? new Error('step failed'));
         throw e;
       }
     },
     timeSync<T>(step: string, fn: () => T): T {
-      const observe = observer(step);
-      const span = startSpan(step);
-      const t0 = performance.now();
+      const run = begin(step);
       try {
-        const result = span ? context.with(trace.setSpan(context.active(), span), fn) : fn();
-        observe((performance.now() - t0) / 1000);
-        endSpan(span, undefined);
+        const result = run.span ? context.with(trace.setSpan(context.active(), run.span), fn) : fn();
+        run.end(undefined);
         return result;
       } catch (e) {
-        observe((performance.now() - t0) / 1000);
-        endSpan(span, e ?? new Error('step failed'));
+        run.end(e ?? new Error('step failed'));
         throw e;
       }
     },
