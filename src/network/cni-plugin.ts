@@ -130,29 +130,13 @@ export class CniPluginRunner {
       throw new CniPluginError(`CNI plugin ${type} ${command} could not be run: ${(e as Error).message}`, type, null);
     }
     const stdout = run.stdout.toString('utf8');
-    const failure = run.timedOut
-      ? `timed out after ${this.opts.timeoutMs} ms`
-      : run.overflowed
-        ? `wrote more than ${maxPluginOutput} bytes to ${run.overflowed}`
-        : run.exitCode !== 0
-          ? run.signal !== null
-            ? `killed by signal ${run.signal}`
-            : `exit status ${run.exitCode}`
-          : null;
-    if (failure !== null) {
-      // A plugin reports failures as a JSON error object on stdout.
-      let detail = run.stderr.toString('utf8').trim() || failure;
-      if (!run.timedOut && !run.overflowed) {
-        try {
-          const e = JSON.parse(stdout) as { code?: number; msg?: string; details?: string };
-          if (e.msg) detail = `${e.msg}${e.details ? `: ${e.details}` : ''}`;
-        } catch {
-          // not JSON: keep stderr
-        }
-      } else {
-        detail = failure;
-      }
-      throw new CniPluginError(`CNI plugin ${type} ${command} failed: ${detail}`, type, run.exitCode);
+    const failed = (detail: string) => new CniPluginError(`CNI plugin ${type} ${command} failed: ${detail}`, type, run.exitCode);
+    if (run.timedOut) throw failed(`timed out after ${this.opts.timeoutMs} ms`);
+    if (run.overflowed) throw failed(`wrote more than ${maxPluginOutput} bytes to ${run.overflowed}`);
+    if (run.exitCode !== 0) {
+      // A plugin reports failures as a JSON error object on stdout; else stderr says why.
+      const exit = run.signal !== null ? `killed by signal ${run.signal}` : `exit status ${run.exitCode}`;
+      throw failed(pluginErrorOf(stdout) ?? (run.stderr.toString('utf8').trim() || exit));
     }
     if (command !== 'ADD' || stdout.trim() === '') return null;
     try {
@@ -274,6 +258,16 @@ export class CniPluginRunner {
   async cachedResult(network: string, containerId: string, ifName: string): Promise<CniResult | null> {
     const cached = await readJson<CachedResult>(this.cacheFile(network, containerId, ifName));
     return cached ? parseResult(cached.result) : null;
+  }
+}
+
+/** The message of a CNI error object ({code, msg, details}) on a plugin's stdout, or null. */
+function pluginErrorOf(stdout: string): string | null {
+  try {
+    const e = JSON.parse(stdout) as { msg?: string; details?: string };
+    return e.msg ? `${e.msg}${e.details ? `: ${e.details}` : ''}` : null;
+  } catch {
+    return null;
   }
 }
 
