@@ -3,24 +3,26 @@ import { describe, it } from 'node:test';
 import { mean, median, quantile, summarize } from './stats';
 
 describe('bench statistics', { timeout: 10_000 }, () => {
-  it('medians of odd and even counts, unsorted input left as it is', () => {
+  it('medians of odd and even counts by nearest rank, unsorted input left as it is', () => {
     const xs = [5, 1, 3];
     assert.equal(median(xs), 3);
     assert.deepEqual(xs, [5, 1, 3]);
-    assert.equal(median([4, 1, 3, 2]), 2.5);
+    assert.equal(median([4, 1, 3, 2]), 2);
     assert.equal(median([7]), 7);
   });
-  it('quantiles interpolate between the closest ranks', () => {
-    const xs = Array.from({ length: 11 }, (_, i) => i * 10); // 0..100
-    assert.equal(quantile(xs, 0), 0);
+  it('a quantile is always one of the samples: the nearest rank', () => {
+    const xs = Array.from({ length: 10 }, (_, i) => (i + 1) * 10); // 10..100
+    assert.equal(quantile(xs, 0), 10);
     assert.equal(quantile(xs, 1), 100);
     assert.equal(quantile(xs, 0.9), 90);
-    assert.equal(quantile([0, 10], 0.25), 2.5);
+    assert.equal(quantile(xs, 0.91), 100);
+    assert.equal(quantile(xs, 0.99), 100);
+    assert.equal(quantile([0, 10], 0.25), 0);
     assert.throws(() => quantile(xs, 1.5), RangeError);
   });
   it('mean, summary, and NaN for no samples', () => {
     assert.equal(mean([1, 2, 3, 6]), 3);
-    assert.deepEqual(summarize([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]), { n: 11, mean: 6, median: 6, p10: 2, p90: 10, p99: 10.9 });
+    assert.deepEqual(summarize([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]), { n: 11, mean: 6, median: 6, p10: 2, p90: 10, p99: 11 });
     assert.ok(Number.isNaN(median([])));
     assert.ok(Number.isNaN(mean([])));
   });

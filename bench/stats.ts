@@ -1,18 +1,16 @@
 /**
- * The statistics the benches report, one definition for all of them: a quantile is the
- * linear interpolation between the two closest ranks (R's type 7, numpy's default), so the
- * median of an even count is the mean of the middle two. An empty sample gives NaN.
+ * The statistics every bench reports, one definition for all of them: a quantile is the
+ * nearest rank (the smallest sample with at least q of the samples at or below it), so every
+ * figure printed is a sample that was measured, never a value between two. The median of an
+ * even count is the lower of the middle two. An empty sample gives NaN.
  */
 
-/** The q-quantile (0 <= q <= 1) of `xs`, which need not be sorted. */
+/** The q-quantile (0 <= q <= 1) of `xs` by nearest rank; `xs` need not be sorted. */
 export function quantile(xs: readonly number[], q: number): number {
   if (!(q >= 0 && q <= 1)) throw new RangeError(`a quantile is between 0 and 1, not ${q}`);
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
-  const pos = q * (s.length - 1);
-  const lo = Math.floor(pos);
-  const hi = Math.min(lo + 1, s.length - 1);
-  return s[lo]! + (s[hi]! - s[lo]!) * (pos - lo);
+  return s[Math.max(0, Math.ceil(q * s.length) - 1)]!;
 }
 
 export function median(xs: readonly number[]): number {
