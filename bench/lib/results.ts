@@ -65,4 +65,8 @@ export interface BenchResult {
   metrics: Metric[];
   /** lines the scenario wants said under the table (floors, per-step medians, errors) */
   notes: string[];
+  /** raw data of the scenario's own beyond the metrics (floor samples, nodecri's per-step times) */
+  extra: Record<string, unknown>;
+  /** what the run made on the host, all of it removed at its end (the leak check reads this) */
+  host: { workDir: string; cgroupParents: string[] };
 }
