@@ -15,6 +15,9 @@ describe('bench statistics', { timeout: 10_000 }, () => {
     assert.equal(quantile(xs, 0), 10);
     assert.equal(quantile(xs, 1), 100);
     assert.equal(quantile(xs, 0.9), 90);
+    const hundred = Array.from({ length: 100 }, (_, i) => i + 1);
+    assert.equal(quantile(hundred, 0.07), 7); // 0.07 * 100 is 7.000000000000001 in floating point
+    assert.equal(quantile(hundred, 0.57), 57); // and 0.57 * 100 is 56.99999999999999
     assert.equal(quantile(xs, 0.91), 100);
     assert.equal(quantile(xs, 0.99), 100);
     assert.equal(quantile([0, 10], 0.25), 0);

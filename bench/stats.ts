@@ -10,7 +10,10 @@ export function quantile(xs: readonly number[], q: number): number {
   if (!(q >= 0 && q <= 1)) throw new RangeError(`a quantile is between 0 and 1, not ${q}`);
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.max(0, Math.ceil(q * s.length) - 1)]!;
+  // q * n in binary floating point can land just above a whole rank (0.07 * 100 is
+  // 7.000000000000001), which ceil would push one rank too high: a rank is a whole count.
+  const rank = Math.ceil(Number((q * s.length).toPrecision(12)));
+  return s[Math.max(0, rank - 1)]!;
 }
 
 export function median(xs: readonly number[]): number {
